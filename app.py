@@ -1,0 +1,32 @@
+"""The dashboard: ``streamlit run app.py``.
+
+Builds the navigation over ``pages/`` and the sidebar shared by all pages. Pages read the
+selection from :mod:`ui.state` and render what :mod:`viz_core` computes.
+"""
+import os
+from pathlib import Path
+
+# Program entry: quiet TensorFlow's C++ start-up logs before anything imports it.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import streamlit as st  # noqa: E402
+
+from ui.sidebar import draw_sidebar  # noqa: E402
+
+st.set_page_config(page_title="CNN Explorer", page_icon=":material/visibility:", layout="wide")
+
+PAGES = (
+    ("pages/overview.py", "Overview", ":material/home:"),
+    ("pages/feature_maps.py", "Feature maps", ":material/grid_view:"),
+    ("pages/filters.py", "Filter patterns", ":material/texture:"),
+    ("pages/heatmaps.py", "Class heatmaps", ":material/local_fire_department:"),
+    ("pages/lime.py", "LIME", ":material/extension:"),
+)
+ROOT = Path(__file__).resolve().parent
+
+navigation = st.navigation(
+    [st.Page(path, title=title, icon=icon, default=(i == 0))
+     for i, (path, title, icon) in enumerate(PAGES) if (ROOT / path).exists()]
+)
+draw_sidebar()
+navigation.run()

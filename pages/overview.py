@@ -1,0 +1,51 @@
+"""Overview: the model card, the image as the model sees it, and the top-5 predictions."""
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from ui.state import require_model_and_image, workbench
+from viz_core.predict import predict
+
+st.title("Overview")
+model, image = require_model_and_image()
+info = model.info
+view = model.view(image)
+
+card, picture = st.columns([3, 2])
+with card:
+    st.subheader(model.title)
+    h, w, c = info.input_shape
+    kind_text = {
+        "softmax": f"softmax over {info.num_classes} classes",
+        "binary": "one sigmoid unit: class 1 = p, class 0 = 1 - p",
+        "multilabel": f"{info.num_classes} independent sigmoid units (multi-label)",
+        "linear": f"{info.num_classes} linear scores",
+    }[info.output_kind]
+    a, b, d = st.columns(3)
+    a.metric("Input", f"{h}×{w}×{c}")
+    b.metric("Weights", f"{info.params / 1e6:.2f} M" if info.params >= 1e5 else f"{info.params:,}")
+    d.metric("Conv layers", len(info.conv_layers))
+    st.caption(f"Output: {kind_text} · preprocessing: `{model.preprocessing}` · "
+               f"last conv layer: `{info.last_conv_layer}`")
+    table = pd.DataFrame(
+        [{"layer": l.path, "type": l.type,
+          "output shape": "×".join("?" if d is None else str(d) for d in l.output_shape),
+          "weights": l.params, "conv": "✓" if l.conv else ""}
+         for l in info.layers])
+    st.dataframe(table, hide_index=True, height=320, width="stretch")
+
+with picture:
+    st.subheader("As the model sees it")
+    st.image(view.display, caption=f"{image.name}: {image.size[0]}×{image.size[1]} px, "
+             f"resized to {w}×{h}", width="stretch")
+
+st.subheader("Top-5 predictions")
+result = workbench().run(predict, model, (view,), top=5)[0]
+labels = [f"{c.label} ({c.class_index})" for c in result.top][::-1]
+probs = [c.probability for c in result.top][::-1]
+figure = go.Figure(go.Bar(x=probs, y=labels, orientation="h", marker_color="#3b6fb6",
+                          text=[f"{p:.1%}" for p in probs], textposition="auto",
+                          hovertemplate="%{y}: %{x:.2%}<extra></extra>"))
+figure.update_layout(height=60 + 40 * len(labels), margin=dict(l=10, r=10, t=10, b=10),
+                     xaxis=dict(range=[0, 1], tickformat=".0%", title="probability"))
+st.plotly_chart(figure, width="stretch")

@@ -1,0 +1,90 @@
+"""The sidebar shared by every page: model picker, image picker, optional second image."""
+from __future__ import annotations
+
+import streamlit as st
+
+from viz_core.catalog import BUILTIN_MODELS
+from viz_core.errors import VizError
+from viz_core.intake import SUPPORTED_EXTENSIONS
+from viz_core.preprocess import PREPROCESSING_HELP, PREPROCESSING_NAMES
+from viz_core.samples import list_samples, sample_bytes
+
+from .feedback import show_error
+from .state import Selection, set_selection, workbench
+
+UPLOAD = "upload"
+NO_SECOND = "none"
+MAX_MODEL_MB = 600
+MAX_IMAGE_MB = 50
+
+
+def _model_picker():
+    titles = {m.name: m.title for m in BUILTIN_MODELS}
+    titles[UPLOAD] = "Upload a model file (.keras / .h5)"
+    choice = st.selectbox("Model", list(titles), format_func=titles.get, key="model")
+    bench = workbench()
+    try:
+        if choice == UPLOAD:
+            file = st.file_uploader("Model file", type=["keras", "h5"], key="model_file",
+                                    max_upload_size=MAX_MODEL_MB,
+                                    help="Loaded with Keras safe mode: files with code are refused.")
+            preprocessing = st.selectbox(
+                "Preprocessing", PREPROCESSING_NAMES, index=PREPROCESSING_NAMES.index("unit"),
+                format_func=lambda n: f"{n}: {PREPROCESSING_HELP[n]}", key="model_preprocessing")
+            names = st.text_area("Class names (one per line, optional)", key="model_labels",
+                                 height=90)
+            if file is None:
+                st.caption("Upload a model to continue.")
+                return None
+            labels = [line for line in names.splitlines() if line.strip()] or None
+            with st.spinner("Loading the model…"):
+                return bench.uploaded_model(file.getvalue(), file.name,
+                                            preprocessing=preprocessing, labels=labels)
+        weights = "bundled"
+        if choice != "demo":
+            weights = st.radio("Weights", ("imagenet", "none"), horizontal=True, key="weights",
+                               format_func={"imagenet": "ImageNet", "none": "random (untrained)"}.get)
+        with st.spinner(f"Loading {titles[choice]}…"):
+            return bench.builtin_model(choice, weights)
+    except VizError as exc:
+        show_error(exc, st.sidebar)
+        return None
+
+
+def _image_picker(label: str, key: str, model, *, optional: bool):
+    samples = list_samples()
+    wanted_kind = "shapes" if model is None or model.name in ("demo", UPLOAD) else "photo"
+    ordered = [s for s in samples if s.kind == wanted_kind] + [
+        s for s in samples if s.kind != wanted_kind]
+    options = ([NO_SECOND] if optional else []) + [s.name for s in ordered] + [UPLOAD]
+    titles = {s.name: s.title for s in samples}
+    titles[UPLOAD] = "Upload an image…"
+    titles[NO_SECOND] = "(none)"
+    choice = st.selectbox(label, options, format_func=titles.get, key=key)
+    bench = workbench()
+    try:
+        if choice == NO_SECOND:
+            return None
+        if choice == UPLOAD:
+            file = st.file_uploader(f"{label} file", type=list(SUPPORTED_EXTENSIONS),
+                                    key=f"{key}_file", max_upload_size=MAX_IMAGE_MB)
+            if file is None:
+                return None
+            return bench.image(file.getvalue(), file.name)
+        return bench.image(sample_bytes(choice), choice)
+    except VizError as exc:
+        show_error(exc, st.sidebar)
+        return None
+
+
+def draw_sidebar() -> Selection:
+    """Draw the sidebar, store and return the selection."""
+    with st.sidebar:
+        st.header("Model")
+        model = _model_picker()
+        st.header("Image")
+        image = _image_picker("Image", "image", model, optional=False)
+        second = _image_picker("Second image (side by side)", "second", model, optional=True)
+    selection = Selection(model=model, image=image, second=second)
+    set_selection(selection)
+    return selection

@@ -1,0 +1,441 @@
+"""Model catalogue: which models exist, how each is loaded, preprocessed and labelled.
+
+Three sources:
+
+* ``demo``: the bundled shapes model in ``assets/demo`` (works offline).
+* Keras Applications (``vgg16``, ``resnet50``...), with ImageNet weights found in the Keras
+  cache (or downloaded where there is a network) or seeded random weights (``none``).
+* Uploaded ``.keras`` / ``.h5`` files, loaded with Keras ``safe_mode`` on.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import threading
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import keras
+import numpy as np
+
+from .cache import BoundedCache
+from .errors import ModelError, ParameterError, UnsafeModelError, WeightsUnavailableError
+from .graph import side_model
+from .inspect import ModelInfo, inspect_model
+from .intake import LoadedImage, ModelImage, model_view
+from .preprocess import PREPROCESSING_NAMES, preprocess
+
+ASSETS = Path(__file__).resolve().parent.parent / "assets"
+DEMO_MODEL_FILE = ASSETS / "demo" / "shapes_cnn.keras"
+DEMO_CARD_FILE = ASSETS / "demo" / "shapes_cnn.json"
+IMAGENET_CLASSES_FILE = ASSETS / "imagenet_classes.json"
+WEIGHT_CHOICES = ("imagenet", "none")
+MAX_MODEL_BYTES = 600 * 1024 * 1024
+MAX_UNZIPPED_BYTES = 2 * 1024**3
+RANDOM_WEIGHTS_SEED = 1234
+
+# Building a Keras Application with random weights draws from Keras' global seed; the lock
+# keeps two sessions from interleaving their draws (so "none" weights are reproducible).
+_BUILD_LOCK = threading.Lock()
+
+
+@dataclass(frozen=True)
+class BuiltinModel:
+    """A model the dashboard knows by name.
+
+    Attributes
+    ----------
+    name : str
+        Short name used in the UI, the URL and the command line, e.g. ``"vgg16"``.
+    title : str
+        What users read, e.g. ``"VGG16 (ImageNet)"``.
+    input_size : (H, W)
+    preprocessing : str
+        One of :data:`viz_core.preprocess.PREPROCESSING_NAMES`.
+    constructor : str
+        Name of the ``keras.applications`` function; empty for the demo model.
+    weights_file : str
+        File Keras stores ImageNet weights under, in ``$KERAS_HOME/models``.
+    """
+
+    name: str
+    title: str
+    input_size: tuple[int, int]
+    preprocessing: str
+    constructor: str = ""
+    weights_file: str = ""
+
+
+BUILTIN_MODELS: tuple[BuiltinModel, ...] = (
+    BuiltinModel("demo", "Demo: shapes CNN (bundled, offline)", (150, 150), "unit"),
+    BuiltinModel("vgg16", "VGG16", (224, 224), "caffe", "VGG16",
+                 "vgg16_weights_tf_dim_ordering_tf_kernels.h5"),
+    BuiltinModel("vgg19", "VGG19", (224, 224), "caffe", "VGG19",
+                 "vgg19_weights_tf_dim_ordering_tf_kernels.h5"),
+    BuiltinModel("resnet50", "ResNet50", (224, 224), "caffe", "ResNet50",
+                 "resnet50_weights_tf_dim_ordering_tf_kernels.h5"),
+    BuiltinModel("mobilenet_v2", "MobileNetV2", (224, 224), "symmetric", "MobileNetV2",
+                 "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224.h5"),
+    BuiltinModel("efficientnet_b0", "EfficientNetB0", (224, 224), "none", "EfficientNetB0",
+                 "efficientnetb0.h5"),
+    BuiltinModel("inception_v3", "InceptionV3", (299, 299), "symmetric", "InceptionV3",
+                 "inception_v3_weights_tf_dim_ordering_tf_kernels.h5"),
+    BuiltinModel("densenet121", "DenseNet121", (224, 224), "torch", "DenseNet121",
+                 "densenet121_weights_tf_dim_ordering_tf_kernels.h5"),
+    BuiltinModel("xception", "Xception", (299, 299), "symmetric", "Xception",
+                 "xception_weights_tf_dim_ordering_tf_kernels.h5"),
+    BuiltinModel("convnext_tiny", "ConvNeXtTiny", (224, 224), "none", "ConvNeXtTiny",
+                 "convnext_tiny.h5"),
+)
+BUILTIN_NAMES = tuple(m.name for m in BUILTIN_MODELS)
+
+
+@dataclass(frozen=True, eq=False)
+class LoadedModel:
+    """A model ready for the dashboard: the Keras model plus what is needed to use it.
+
+    Attributes
+    ----------
+    model : keras.Model
+        Never modified by this project; techniques build side models around it.
+    name : str
+        ``demo``, a built-in name, or ``upload``.
+    title : str
+        What users read.
+    identity : str
+        Content identity for caches (name + weights, or the uploaded file's SHA-256).
+    weights : str
+        ``bundled``, ``imagenet``, ``none`` or ``uploaded``.
+    preprocessing : str
+        Preprocessing name applied to pixels before the model.
+    labels : tuple of str
+        One name per class (2 for a single sigmoid unit: class 0, class 1).
+    info : ModelInfo
+    """
+
+    model: keras.Model
+    name: str
+    title: str
+    identity: str
+    weights: str
+    preprocessing: str
+    labels: tuple[str, ...]
+    info: ModelInfo
+    _derived: BoundedCache = field(
+        default_factory=lambda: BoundedCache(max_entries=48, max_bytes=2**50), repr=False
+    )
+
+    @property
+    def cache_key(self) -> str:
+        return self.identity
+
+    def derived(self, key, build):
+        """Objects derived from this model (side models, compiled steps), built once.
+
+        ``key`` must be hashable and name what is built; ``build()`` makes it on a miss.
+        """
+        return self._derived.get_or_compute(key, build)
+
+    def side_model(self, taps=(), *, logits: bool = False, output: bool = False):
+        """Cached :func:`viz_core.graph.side_model` of this model."""
+        taps = tuple(taps)
+        return self.derived(
+            ("side_model", taps, logits, output),
+            lambda: side_model(self.model, taps, logits=logits, output=output),
+        )
+
+    def view(self, image: LoadedImage) -> ModelImage:
+        """The image resized for this model."""
+        return model_view(image, self.info.input_shape)
+
+    def batch(self, images: Sequence[ModelImage] | np.ndarray) -> np.ndarray:
+        """Preprocessed model input, float32 (N, H, W, C), from images or pixels in [0, 255]."""
+        if isinstance(images, np.ndarray):
+            pixels = images if images.ndim == 4 else images[None]
+        else:
+            pixels = np.stack([img.pixels for img in images])
+        return preprocess(self.preprocessing, pixels)
+
+    def label(self, class_index: int) -> str:
+        return self.labels[class_index]
+
+    def class_index(self, name_or_index: str | int) -> int:
+        """Resolve a class given by index (``3``, ``"3"``) or label (``"star"``)."""
+        if isinstance(name_or_index, (int, np.integer)):
+            index = int(name_or_index)
+        elif str(name_or_index).strip().lstrip("-").isdigit():
+            index = int(str(name_or_index).strip())
+        else:
+            wanted = str(name_or_index).strip().lower()
+            matches = [i for i, lab in enumerate(self.labels) if lab.lower() == wanted]
+            if not matches:
+                raise ParameterError(
+                    f"No class is called {name_or_index!r}; classes include "
+                    f"{', '.join(self.labels[:8])}."
+                )
+            index = matches[0]
+        if not 0 <= index < len(self.labels):
+            raise ParameterError(
+                f"Class index {index} is out of range; this model has classes 0 to "
+                f"{len(self.labels) - 1}."
+            )
+        return index
+
+
+def builtin(name: str) -> BuiltinModel:
+    for spec in BUILTIN_MODELS:
+        if spec.name == name:
+            return spec
+    raise ParameterError(f"Unknown model {name!r}; built-in models: {', '.join(BUILTIN_NAMES)}.")
+
+
+def imagenet_labels() -> tuple[str, ...]:
+    """The 1000 ImageNet class names in Keras Applications order, from ``assets/``."""
+    with open(IMAGENET_CLASSES_FILE, encoding="utf-8") as fh:
+        rows = json.load(fh)["classes"]
+    return tuple(label for _, label in rows)
+
+
+def keras_cache_dir() -> Path:
+    """Where Keras keeps downloaded weights: ``$KERAS_HOME/models`` or ``~/.keras/models``."""
+    home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
+    return Path(home) / "models"
+
+
+def _labels_for(info: ModelInfo, given: Sequence[str] | None) -> tuple[str, ...]:
+    if given:
+        names = tuple(str(n).strip() for n in given if str(n).strip())
+        if len(names) != info.num_classes:
+            raise ParameterError(
+                f"You gave {len(names)} class names but the model has {info.num_classes} "
+                "classes; give one name per line, in output order."
+            )
+        return names
+    return tuple(f"class {i}" for i in range(info.num_classes))
+
+
+def _finish(model, *, name, title, identity, weights, preprocessing, labels) -> LoadedModel:
+    info = inspect_model(model)
+    return LoadedModel(
+        model=model,
+        name=name,
+        title=title,
+        identity=identity,
+        weights=weights,
+        preprocessing=preprocessing,
+        labels=_labels_for(info, labels),
+        info=info,
+    )
+
+
+def load_demo_model() -> LoadedModel:
+    """The bundled shapes model from ``assets/demo``."""
+    if not DEMO_MODEL_FILE.exists():
+        raise WeightsUnavailableError(
+            f"The demo model file is missing: {DEMO_MODEL_FILE}. Re-create it with "
+            "`python -m viz_core.demo.train`."
+        )
+    card = json.loads(DEMO_CARD_FILE.read_text(encoding="utf-8"))
+    data = DEMO_MODEL_FILE.read_bytes()
+    model = keras.models.load_model(DEMO_MODEL_FILE, compile=False, safe_mode=True)
+    return _finish(
+        model,
+        name="demo",
+        title=builtin("demo").title,
+        identity=f"demo@{hashlib.sha256(data).hexdigest()[:16]}",
+        weights="bundled",
+        preprocessing=card.get("preprocessing", "unit"),
+        labels=card["classes"],
+    )
+
+
+def load_builtin_model(
+    name: str,
+    weights: str = "imagenet",
+    *,
+    allow_download: bool = True,
+    seed: int = RANDOM_WEIGHTS_SEED,
+) -> LoadedModel:
+    """Load a built-in model by name.
+
+    Parameters
+    ----------
+    name : str
+        ``demo`` or a Keras Application name from :data:`BUILTIN_NAMES`.
+    weights : {"imagenet", "none"}
+        ImageNet weights from the Keras cache (or downloaded), or seeded random weights.
+    allow_download : bool
+        If False, weights missing from the Keras cache are an error without trying the network.
+    seed : int
+        Seed for random weights.
+
+    Raises
+    ------
+    WeightsUnavailableError
+        ImageNet weights are not in the cache and cannot be downloaded; the message names the
+        file and the folder to put it in.
+    """
+    spec = builtin(name)
+    if spec.name == "demo":
+        return load_demo_model()
+    if weights not in WEIGHT_CHOICES:
+        raise ParameterError(f"Unknown weights {weights!r}; choose 'imagenet' or 'none'.")
+    constructor = getattr(keras.applications, spec.constructor)
+    height, width = spec.input_size
+    kwargs = dict(include_top=True, input_shape=(height, width, 3), classes=1000)
+    if weights == "none":
+        with _BUILD_LOCK:
+            keras.utils.set_random_seed(seed)
+            model = constructor(weights=None, **kwargs)
+        identity = f"{name}@none:{seed}"
+    else:
+        path = keras_cache_dir() / spec.weights_file
+        if path.exists():
+            source = str(path)
+        elif allow_download:
+            source = "imagenet"
+        else:
+            raise WeightsUnavailableError(_missing_weights_message(spec, path))
+        try:
+            model = constructor(weights=source, **kwargs)
+        except (OSError, ValueError, Exception) as exc:  # network errors come in many types
+            if path.exists() and source != "imagenet":
+                raise WeightsUnavailableError(
+                    f"The weights file {path} could not be read ({exc}). Delete it and try "
+                    "again, or choose weights 'none'."
+                ) from None
+            raise WeightsUnavailableError(_missing_weights_message(spec, path)) from None
+        identity = f"{name}@imagenet"
+    return _finish(
+        model,
+        name=name,
+        title=f"{spec.title} ({'ImageNet' if weights == 'imagenet' else 'random weights'})",
+        identity=identity,
+        weights=weights,
+        preprocessing=spec.preprocessing,
+        labels=imagenet_labels(),
+    )
+
+
+def _missing_weights_message(spec: BuiltinModel, path: Path) -> str:
+    return (
+        f"ImageNet weights for {spec.title} are not on this machine and could not be "
+        f"downloaded. Put the file {spec.weights_file} in {path.parent}/ (Keras' cache), or "
+        "choose weights 'none' to explore the untrained network."
+    )
+
+
+def _sniff_model_format(data: bytes) -> str:
+    if data[:4] == b"PK\x03\x04":
+        return "keras"
+    if data[:8] == b"\x89HDF\r\n\x1a\n":
+        return "h5"
+    return ""
+
+
+def _check_archive(path: Path) -> None:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            entries = archive.infolist()
+            names = {e.filename for e in entries}
+            if "config.json" not in names:
+                raise ModelError(
+                    "The .keras file is a ZIP archive but not a Keras model (no config.json "
+                    "inside). Save the model with model.save('name.keras')."
+                )
+            total = sum(e.file_size for e in entries)
+            packed = sum(e.compress_size for e in entries) or 1
+            if total > MAX_UNZIPPED_BYTES or total / packed > 200:
+                raise ModelError(
+                    f"The .keras archive would unpack to {total / 2**20:.0f} MB; it looks like a "
+                    "ZIP bomb and was refused."
+                )
+    except zipfile.BadZipFile:
+        raise ModelError("The .keras file is damaged (not a valid ZIP archive).") from None
+
+
+def _explain_load_error(exc: Exception) -> Exception:
+    text = str(exc)
+    first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    if "Lambda" in text or "safe_mode" in text:
+        return UnsafeModelError(
+            "The model contains a Python Lambda layer, which could run code on the server; it "
+            "was refused (Keras safe mode). Replace the Lambda with a built-in layer and save "
+            "it again."
+        )
+    if "Could not locate" in text or "Unknown layer" in text or "custom" in text.lower():
+        return ModelError(
+            f"The model uses a custom layer or function this app does not know ({first[:200]}). "
+            "Only models built from standard Keras layers can be uploaded."
+        )
+    return ModelError(f"The model file could not be read: {first[:300]}")
+
+
+def load_uploaded_model(
+    data: bytes,
+    filename: str = "model",
+    *,
+    preprocessing: str = "unit",
+    labels: Sequence[str] | None = None,
+) -> LoadedModel:
+    """Load an uploaded ``.keras`` or ``.h5`` model with Keras ``safe_mode`` on.
+
+    The bytes are written to a private temporary folder under a fixed name (never the user's
+    file name) and the folder is removed as soon as the model is loaded.
+
+    Raises
+    ------
+    UnsafeModelError
+        The file holds code (Python ``Lambda`` layers).
+    ModelError
+        Empty, damaged, not a model, a ZIP bomb, custom layers, or a model the dashboard
+        cannot use (see :func:`viz_core.inspect.inspect_model`).
+    """
+    if preprocessing not in PREPROCESSING_NAMES:
+        raise ParameterError(
+            f"Unknown preprocessing {preprocessing!r}; choose one of "
+            f"{', '.join(PREPROCESSING_NAMES)}."
+        )
+    if not data:
+        raise ModelError("The model file is empty (0 bytes).")
+    if len(data) > MAX_MODEL_BYTES:
+        raise ModelError(
+            f"The model file is {len(data) / 2**20:.0f} MB; up to {MAX_MODEL_BYTES // 2**20} MB "
+            "is accepted."
+        )
+    kind = _sniff_model_format(data)
+    if not kind:
+        raise ModelError(
+            "The file is not a Keras model: expected a .keras file (a ZIP archive) or a .h5 "
+            "file (HDF5)."
+        )
+    workdir = Path(tempfile.mkdtemp(prefix="viz_upload_"))
+    try:
+        path = workdir / f"uploaded.{kind}"
+        path.write_bytes(data)
+        if kind == "keras":
+            _check_archive(path)
+        try:
+            model = keras.models.load_model(path, compile=False, safe_mode=True)
+        except Exception as exc:  # Keras raises many types for bad files; all become a message
+            raise _explain_load_error(exc) from None
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    if not isinstance(model, keras.Model):
+        raise ModelError("The file holds a single layer, not a model.")
+    digest = hashlib.sha256(data).hexdigest()
+    stem = "".join(c for c in str(filename).rsplit("/", 1)[-1] if c.isalnum() or c in "._- ")
+    return _finish(
+        model,
+        name="upload",
+        title=f"Uploaded: {stem[:60] or 'model'}",
+        identity=f"upload@{digest}:{preprocessing}:{hashlib.sha256(repr(labels).encode()).hexdigest()[:8]}",
+        weights="uploaded",
+        preprocessing=preprocessing,
+        labels=labels,
+    )

@@ -1,0 +1,17 @@
+"""Rendering: numbers in, uint8 RGB pictures and PNG bytes out. numpy, Pillow and
+scikit-image only; no plotting library and no Streamlit.
+
+Modules: :mod:`.colormaps` (lookup tables), :mod:`.images` (PNG bytes, overlays, colour bars).
+"""
+from .colormaps import COLORMAPS, apply_colormap, normalize
+from .images import colorbar, overlay_heatmap, png_bytes, resize_map
+
+__all__ = [
+    "COLORMAPS",
+    "apply_colormap",
+    "colorbar",
+    "normalize",
+    "overlay_heatmap",
+    "png_bytes",
+    "resize_map",
+]
