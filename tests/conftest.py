@@ -1,0 +1,76 @@
+"""Shared fixtures: tiny seeded models with hand-checkable structure, and a private workbench."""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from viz_core.catalog import LoadedModel  # noqa: E402
+from viz_core.inspect import inspect_model  # noqa: E402
+from viz_core.workbench import Workbench  # noqa: E402
+
+
+def wrap(model, *, labels=None, preprocessing="unit", name="test") -> LoadedModel:
+    """A keras model as a :class:`LoadedModel` (what the catalogue would return)."""
+    info = inspect_model(model)
+    return LoadedModel(
+        model=model,
+        name=name,
+        title=name,
+        identity=f"{name}@{id(model)}",
+        weights="test",
+        preprocessing=preprocessing,
+        labels=tuple(labels or (f"class {i}" for i in range(info.num_classes))),
+        info=info,
+    )
+
+
+def tiny_cnn(size=32, channels=3, classes=3, activation="softmax", seed=0):
+    """Two conv layers (4 and 6 filters), max pooling, global average pooling, dense head."""
+    keras.utils.set_random_seed(seed)
+    return keras.Sequential(
+        [
+            keras.Input((size, size, channels)),
+            keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="conv_a"),
+            keras.layers.MaxPooling2D(2, name="pool_a"),
+            keras.layers.Conv2D(6, 3, padding="same", activation="relu", name="conv_b"),
+            keras.layers.GlobalAveragePooling2D(name="gap"),
+            keras.layers.Dense(classes, activation=activation, name="head"),
+        ],
+        name="tiny",
+    )
+
+
+def nested_cnn(size=32, classes=1, seed=0):
+    """The usual transfer-learning shape: Sequential([base CNN, Flatten, Dense(sigmoid)])."""
+    keras.utils.set_random_seed(seed)
+    base = keras.Sequential(
+        [
+            keras.Input((size, size, 3)),
+            keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="conv_a"),
+            keras.layers.MaxPooling2D(2, name="pool_a"),
+            keras.layers.Conv2D(6, 3, padding="same", activation="relu", name="conv_b"),
+        ],
+        name="base",
+    )
+    return keras.Sequential(
+        [keras.Input((size, size, 3)), base, keras.layers.Flatten(name="flatten"),
+         keras.layers.Dense(classes, activation="sigmoid" if classes == 1 else "softmax",
+                            name="head")],
+        name="transfer",
+    )
+
+
+@pytest.fixture
+def bench(tmp_path):
+    """A workbench with its own disk cache folder and no network."""
+    return Workbench(disk_dir=tmp_path / "disk_cache", allow_download=False)
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)
