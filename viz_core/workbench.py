@@ -93,20 +93,15 @@ class Workbench:
         ``progress`` and ``should_stop`` keyword arguments are passed through but are not part
         of the key. Any argument must be keyable by :func:`viz_core.cache.content_key`.
         """
-        keyed = {k: v for k, v in kwargs.items() if k not in _NOT_IN_KEY}
-        key = (
-            f"{function.__module__}.{function.__qualname__}",
-            content_key(args),
-            content_key(keyed),
-        )
+        key = _result_key(function, args, kwargs)
         return self.results.get_or_compute(key, lambda: function(*args, **kwargs))
 
     def is_cached(self, function: Callable[..., Any], *args, **kwargs) -> bool:
         """Whether :meth:`run` with these arguments would be answered from the cache."""
-        keyed = {k: v for k, v in kwargs.items() if k not in _NOT_IN_KEY}
-        key = (
-            f"{function.__module__}.{function.__qualname__}",
-            content_key(args),
-            content_key(keyed),
-        )
-        return key in self.results
+        return _result_key(function, args, kwargs) in self.results
+
+
+def _result_key(function: Callable[..., Any], args: tuple, kwargs: dict) -> tuple:
+    keyed = {k: v for k, v in kwargs.items() if k not in _NOT_IN_KEY}
+    return (f"{function.__module__}.{function.__qualname__}", content_key(args),
+            content_key(keyed))
