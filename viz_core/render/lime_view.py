@@ -1,0 +1,158 @@
+"""Pictures of superpixels and LIME explanations: uint8 RGB in, uint8 RGB out.
+
+numpy and scikit-image only (boundaries with ``skimage.segmentation``); no plotting library.
+"""
+from __future__ import annotations
+
+import numpy as np
+from skimage.segmentation import find_boundaries, mark_boundaries
+
+from ..errors import ParameterError
+from .images import overlay_heatmap
+
+STYLES = ("outline", "fill", "weights")
+STYLE_HELP = {
+    "outline": "outline the shown superpixels (R lime's default display)",
+    "fill": "tint the shown superpixels",
+    "weights": "every superpixel coloured by its weight (red supports, blue opposes)",
+}
+RESTS = ("keep", "dim", "hide")
+REST_HELP = {
+    "keep": "the rest of the image as it is",
+    "dim": "the rest of the image faded",
+    "hide": "the rest of the image grey",
+}
+SUPPORT_COLOUR = (0, 200, 83)  # green: supports the class (lime's convention)
+OPPOSE_COLOUR = (229, 57, 53)  # red: speaks against it
+BOUNDARY_COLOUR = (255, 221, 0)
+
+
+def _image(image: np.ndarray) -> np.ndarray:
+    img = np.asarray(image)
+    if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
+        raise ParameterError(
+            f"Expected an (H, W, 3) uint8 RGB image; got shape {img.shape}, dtype {img.dtype}."
+        )
+    return img
+
+
+def _check_same_size(img: np.ndarray, plane: np.ndarray, what: str) -> None:
+    if plane.shape != img.shape[:2]:
+        raise ParameterError(
+            f"The {what} is {plane.shape[1]}x{plane.shape[0]} but the image is "
+            f"{img.shape[1]}x{img.shape[0]}."
+        )
+
+
+def superpixel_boundaries(
+    image: np.ndarray,
+    segments: np.ndarray,
+    *,
+    colour: tuple[int, int, int] = BOUNDARY_COLOUR,
+) -> np.ndarray:
+    """The image with superpixel borders drawn (``skimage.segmentation.mark_boundaries``).
+
+    Parameters
+    ----------
+    image : (H, W, 3) uint8 RGB
+    segments : (H, W) int
+    colour : RGB of the borders, each 0..255
+
+    Returns
+    -------
+    np.ndarray
+        (H, W, 3) uint8 RGB.
+    """
+    img = _image(image)
+    _check_same_size(img, np.asarray(segments), "segmentation")
+    marked = mark_boundaries(img, segments, color=tuple(c / 255.0 for c in colour), mode="inner")
+    return np.clip(marked * 255.0 + 0.5, 0, 255).astype("uint8")
+
+
+def _rest(img: np.ndarray, selected: np.ndarray, rest: str) -> np.ndarray:
+    if rest not in RESTS:
+        raise ParameterError(f"Unknown background display {rest!r}; choose one of {', '.join(RESTS)}.")
+    out = img.astype("float32")
+    if rest == "dim":
+        out = np.where(selected[..., None], out, out * 0.4 + 255.0 * 0.6)  # 60% towards white
+    elif rest == "hide":
+        out = np.where(selected[..., None], out, 128.0)
+    return out
+
+
+def evidence_image(
+    image: np.ndarray,
+    mask: np.ndarray,
+    *,
+    style: str = "outline",
+    rest: str = "keep",
+    opacity: float = 0.45,
+) -> np.ndarray:
+    """Superpixels chosen by an evidence mask, drawn over the image.
+
+    Parameters
+    ----------
+    image : (H, W, 3) uint8 RGB
+        The image as the model sees it.
+    mask : (H, W) int
+        1 where superpixels support the class, -1 where they oppose it, 0 elsewhere
+        (:func:`viz_core.lime_explain.evidence_mask`).
+    style : {"outline", "fill"}
+        Outline the chosen superpixels, or tint them.
+    rest : {"keep", "dim", "hide"}
+        What the rest of the image looks like.
+    opacity : float in [0, 1]
+        Strength of the tint (``fill``).
+
+    Returns
+    -------
+    np.ndarray
+        (H, W, 3) uint8 RGB.
+    """
+    img = _image(image)
+    m = np.asarray(mask)
+    _check_same_size(img, m, "mask")
+    if style not in ("outline", "fill"):
+        raise ParameterError(f"Unknown style {style!r} for an evidence mask; choose outline or fill.")
+    if not 0.0 <= opacity <= 1.0:
+        raise ParameterError(f"Opacity must be between 0 and 1; got {opacity}.")
+    out = _rest(img, m != 0, rest)
+    for sign, colour in ((1, SUPPORT_COLOUR), (-1, OPPOSE_COLOUR)):
+        region = m == sign
+        if not region.any():
+            continue
+        paint = np.asarray(colour, dtype="float32")
+        if style == "fill":
+            out[region] = out[region] * (1.0 - opacity) + paint * opacity
+        # Borders of the region (not of each superpixel inside it), two pixels wide.
+        edge = find_boundaries(region.astype("uint8"), mode="inner") & region
+        edge |= find_boundaries(edge.astype("uint8"), mode="outer") & region
+        out[edge] = paint
+    return np.clip(out + 0.5, 0, 255).astype("uint8")
+
+
+def weights_image(
+    image: np.ndarray,
+    weights01: np.ndarray,
+    *,
+    opacity: float = 0.55,
+    colormap: str = "rdbu_r",
+) -> np.ndarray:
+    """Every superpixel coloured by its weight (:func:`viz_core.lime_explain.weight_map`).
+
+    Parameters
+    ----------
+    image : (H, W, 3) uint8 RGB
+    weights01 : (H, W) float in [0, 1], 0.5 = no effect
+    opacity : float in [0, 1]
+    colormap : str
+        A diverging map from :data:`viz_core.render.COLORMAPS`.
+
+    Returns
+    -------
+    np.ndarray
+        (H, W, 3) uint8 RGB.
+    """
+    img = _image(image)
+    _check_same_size(img, np.asarray(weights01), "weight map")
+    return overlay_heatmap(img, weights01, opacity=opacity, colormap=colormap)
