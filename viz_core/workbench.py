@@ -56,12 +56,17 @@ class Workbench:
         self.allow_download = allow_download
 
     # -- models and images -------------------------------------------------------------
-    def builtin_model(self, name: str, weights: str = "imagenet") -> LoadedModel:
-        """A built-in model (``demo``, ``vgg16``...), loaded once per process."""
+    def builtin_model(
+        self, name: str, weights: str = "imagenet", *, allow_download: bool | None = None
+    ) -> LoadedModel:
+        """A built-in model (``demo``, ``vgg16``...), loaded once per process.
+
+        ``allow_download`` overrides the workbench's setting for this call.
+        """
         key = ("builtin", name, "bundled" if name == "demo" else weights)
+        download = self.allow_download if allow_download is None else allow_download
         return self.models.get_or_compute(
-            key,
-            lambda: load_builtin_model(name, weights, allow_download=self.allow_download),
+            key, lambda: load_builtin_model(name, weights, allow_download=download)
         )
 
     def uploaded_model(

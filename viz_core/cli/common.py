@@ -25,6 +25,8 @@ def add_model_args(parser) -> None:
                         help="preprocessing for a model file (default: unit = x/255)")
     parser.add_argument("--labels", default=None,
                         help="text file with one class name per line, for a model file")
+    parser.add_argument("--offline", action="store_true",
+                        help="never try to download ImageNet weights")
 
 
 def add_output_args(parser, *, needs_out: bool = True) -> None:
@@ -42,7 +44,8 @@ def open_model(bench: Workbench, args) -> LoadedModel:
     """The model named by ``--model`` (a built-in name or a file path)."""
     name = args.model
     if name in BUILTIN_NAMES:
-        return bench.builtin_model(name, args.weights)
+        return bench.builtin_model(name, args.weights,
+                                   allow_download=not getattr(args, "offline", False))
     path = Path(name)
     if not path.exists():
         raise ModelError(

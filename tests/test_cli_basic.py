@@ -1,0 +1,95 @@
+"""The command line through a subprocess: models, info, predict, and bad input -> exit 2."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.conftest import tiny_cnn
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_cli(*args, cwd=None):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=str(ROOT))
+    return subprocess.run([sys.executable, "-m", "viz_core", *args], capture_output=True,
+                          text=True, cwd=cwd or ROOT, env=env, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def model_files(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("cli")
+    model = tiny_cnn(size=32, classes=3)
+    model.save(folder / "tiny.keras")
+    (folder / "labels.txt").write_text("cat\ndog\n\nbird\n")
+    img = np.zeros((64, 48, 3), dtype=np.uint8)
+    img[:, 24:] = 255
+    Image.fromarray(img).save(folder / "half.png")
+    (folder / "notes.png").write_text("<html>not an image</html>")
+    return folder, model, img
+
+
+def test_models_lists_builtins_as_json():
+    out = run_cli("models", "--json")
+    assert out.returncode == 0, out.stderr
+    rows = json.loads(out.stdout)["models"]
+    names = [r["name"] for r in rows]
+    assert names[0] == "demo" and "vgg16" in names and "convnext_tiny" in names
+    assert {r["name"]: r["input_shape"] for r in rows}["inception_v3"] == [299, 299, 3]
+
+
+def test_info_and_predict_on_a_model_file(model_files):
+    folder, model, img = model_files
+    out = run_cli("info", "--model", str(folder / "tiny.keras"), "--labels",
+                  str(folder / "labels.txt"), "--json")
+    assert out.returncode == 0, out.stderr
+    info = json.loads(out.stdout)
+    assert info["input_shape"] == [32, 32, 3] and info["output_kind"] == "softmax"
+    assert info["labels"] == ["cat", "dog", "bird"] and info["last_conv_layer"] == "conv_b"
+    assert [layer["name"] for layer in info["layers"]][:2] == ["conv_a", "pool_a"]
+    assert info["layers"][0]["output_shape"] == [32, 32, 4] and info["layers"][0]["conv"]
+
+    out = run_cli("predict", "--model", str(folder / "tiny.keras"), "--labels",
+                  str(folder / "labels.txt"), "--image", str(folder / "half.png"),
+                  "--top", "2", "--json")
+    assert out.returncode == 0, out.stderr
+    top = json.loads(out.stdout)["predictions"][0]["top"]
+    # Independent reference: resize as Pillow does, scale by 1/255, run the model directly.
+    x = np.asarray(Image.fromarray(img).resize((32, 32), Image.Resampling.BILINEAR,
+                                                reducing_gap=3.0), dtype="float32")[None] / 255
+    probs = np.asarray(model(x))[0]
+    best = int(np.argmax(probs))
+    assert top[0]["class_index"] == best
+    assert top[0]["label"] == ["cat", "dog", "bird"][best]
+    assert top[0]["probability"] == pytest.approx(float(probs[best]), abs=1e-5)
+    assert len(top) == 2
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["info", "--model", "alexnet"], "neither a built-in model"),
+        (["predict", "--model", "{tiny}", "--image", "{notes}"], "a web page (HTML)"),
+        (["predict", "--model", "{tiny}", "--image", "missing.png"], "does not exist"),
+        (["info", "--model", "vgg16", "--offline"], "vgg16_weights_tf_dim_ordering_tf_kernels.h5"),
+    ],
+    ids=["unknown model", "html image", "missing image", "missing weights"],
+)
+def test_bad_input_exits_2_with_one_line(model_files, args, message, tmp_path):
+    folder, _, _ = model_files
+    args = [a.format(tiny=folder / "tiny.keras", notes=folder / "notes.png") for a in args]
+    env_home = tmp_path / "keras_home"
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=str(ROOT),
+               KERAS_HOME=str(env_home))
+    out = subprocess.run([sys.executable, "-m", "viz_core", *args], capture_output=True,
+                         text=True, cwd=ROOT, env=env, timeout=300)
+    assert out.returncode == 2
+    lines = [line for line in out.stderr.splitlines() if line.strip()]
+    assert lines[-1].startswith("error: ") and message in lines[-1]
+    assert "Traceback" not in out.stderr
