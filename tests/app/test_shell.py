@@ -1,0 +1,50 @@
+"""AppTest for the shell (navigation + sidebar) and the Overview page."""
+from __future__ import annotations
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from viz_core.catalog import DEMO_MODEL_FILE
+
+pytestmark = pytest.mark.skipif(not DEMO_MODEL_FILE.exists(), reason="demo model not built")
+
+
+def fresh_app() -> AppTest:
+    at = AppTest.from_file("app.py", default_timeout=180)
+    at.run()
+    return at
+
+
+def test_overview_on_demo_model_shows_card_image_and_predictions():
+    at = fresh_app()
+    assert not at.exception
+    assert at.title[0].value == "Overview"
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Input"] == "150×150×3"
+    assert metrics["Conv layers"] == "4"
+    table = at.dataframe[0].value
+    assert list(table["type"]).count("Conv2D") == 4
+    # The default image is a generated circle: the demo model must say so.
+    assert at.sidebar.selectbox(key="image").value == "circle"
+    chart = at.get("plotly_chart")[0]
+    assert '"circle (0)"' in chart.proto.spec
+
+
+def test_missing_weights_are_explained_and_random_weights_work(monkeypatch, tmp_path):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    at = fresh_app()
+    at.sidebar.selectbox(key="model").set_value("mobilenet_v2").run()
+    assert not at.exception
+    errors = [e.value for e in at.sidebar.error]
+    assert any("mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224.h5" in e for e in errors)
+    assert "Choose a model in the sidebar" in at.info[0].value  # the page stays usable
+    at.sidebar.radio(key="weights").set_value("none").run()
+    assert not at.exception and not at.sidebar.error
+    assert {m.label: m.value for m in at.metric}["Input"] == "224×224×3"
+
+
+def test_bad_uploaded_image_is_a_clear_error():
+    at = fresh_app()
+    at.sidebar.selectbox(key="image").set_value("upload").run()
+    assert not at.exception
+    assert "Choose or upload an image" in at.info[0].value
