@@ -24,6 +24,7 @@ CHUNK_BYTES = 48 * 2**20
 # Layer types whose output is the image itself, not a feature map.
 _NOT_FEATURE_MAPS = frozenset({"InputLayer"})
 # "block1", "block_1", "block1a", "stage_0": the part of a layer name that names its block.
+_MERGE_TYPES = frozenset({"Concatenate", "Add"})
 _BLOCK = re.compile(r"(?:block|stage)_?\d+[a-z]?", re.IGNORECASE)
 
 
@@ -221,9 +222,11 @@ def layer_groups(info: ModelInfo, layers: Sequence[str] | None = None) -> tuple[
 
     Where layer names carry a block (``block1_conv1``, ``conv2_block1_out``, ``block1a_bn``,
     ``stage_0``) layers are grouped by that prefix; layers before the first block form
-    ``"stem"`` and later unnamed ones join the block before them. Otherwise (names such as
-    ``conv2d_1``) each convolution starts a group named after it, so a conv layer, its batch
-    normalisation, activation and pooling stay together.
+    ``"stem"`` and later unnamed ones join the block before them. Otherwise, in graphs with
+    merge layers (Inception's ``mixed0``), a group ends at each Concatenate/Add layer
+    (``"up to mixed0"``); in plain stacks (names such as ``conv2d_1``) each convolution starts
+    a group named after it, so a conv layer, its batch normalisation, activation and pooling
+    stay together.
 
     Returns
     -------
@@ -246,6 +249,16 @@ def layer_groups(info: ModelInfo, layers: Sequence[str] | None = None) -> tuple[
             if not groups or groups[-1][0] != name:
                 groups.append((name, []))
             groups[-1][1].append(path)
+    elif merges := {l.path for l in info.layers if l.type in _MERGE_TYPES} & set(paths):
+        # Inception-like graphs: the branches of a module end where they are merged.
+        current: list[str] = []
+        for path in paths:
+            current.append(path)
+            if path in merges:
+                groups.append((f"up to {path}", current))
+                current = []
+        if current:
+            groups.append((f"after {groups[-1][0][6:]}" if groups else "all", current))
     else:
         conv = {layer.path for layer in info.layers if layer.conv}
         for path in paths:
