@@ -29,12 +29,14 @@ from typing import Callable, Sequence
 
 import numpy as np
 import sklearn.metrics
+import tensorflow as tf
 from lime.lime_image import ImageExplanation, LimeImageExplainer
 from skimage.filters import gaussian
 
 from .catalog import LoadedModel
 from .errors import Cancelled, ParameterError
 from .intake import ModelImage
+from .preprocess import preprocessing_function
 from .superpixels import Superpixels, superpixels
 from .targets import class_probabilities
 
@@ -202,7 +204,7 @@ class _BatchedLimeExplainer(LimeImageExplainer):
         data[0, :] = 1
         labels = []
         for start in range(0, num_samples, batch_size):
-            shown = data[start:start + batch_size][:, segments].astype(bool)[..., None]
+            shown = data[start:start + batch_size].astype(bool)[:, segments][..., None]
             labels.extend(classifier_fn(np.where(shown, image, fudged_image)))
         return data, np.array(labels)
 
@@ -255,7 +257,11 @@ def hidden_image(pixels: np.ndarray, segments: np.ndarray, hide: str) -> np.ndar
 
 
 def default_batch_size(model: LoadedModel) -> int:
-    """A batch that keeps the largest activations of a batch under ~768 MB, from 8 to 128."""
+    """A batch that keeps the largest activations of a batch under ~768 MB, from 8 to 64.
+
+    On CPU a larger batch is not faster per image (activations leave the cache); the gain
+    over lime's default of 10 is fewer Python round trips, which 64 already gives.
+    """
     largest = 1
     for layer in model.info.layers:
         if layer.nested:
@@ -263,17 +269,31 @@ def default_batch_size(model: LoadedModel) -> int:
         size = int(np.prod([d for d in layer.output_shape if d is not None] or [1]))
         largest = max(largest, size)
     per_image = 3 * 4 * largest  # a layer's input, output and one temporary, float32
-    return int(np.clip(_ACTIVATION_BUDGET // per_image, 8, 128))
+    return int(np.clip(_ACTIVATION_BUDGET // per_image, 8, 64))
 
 
-def _forward(model: LoadedModel):
-    """The model's class probabilities for pixels (N, H, W, C) in [0, 255]."""
+def probability_function(model: LoadedModel) -> Callable[[np.ndarray], np.ndarray]:
+    """The model's class probabilities for pixels, compiled once per model.
 
-    def run(pixels: np.ndarray) -> np.ndarray:
-        output = model.model(model.batch(np.asarray(pixels, dtype="float32")), training=False)
-        return class_probabilities(np.asarray(output), model.info.output_kind)
+    The returned function maps (N, H, W, C) pixels in [0, 255] to (N, num_classes) float32
+    probabilities (:func:`viz_core.targets.class_probabilities`). Preprocessing and the forward
+    pass run as one ``tf.function`` (on CPU about twice as fast as calling the model eagerly);
+    the batch axis is left open so the last, smaller batch does not retrace.
+    """
 
-    return run
+    def build():
+        normalise = preprocessing_function(model.preprocessing)
+        spec = tf.TensorSpec((None, *model.info.input_shape), tf.float32)
+        compiled = tf.function(lambda x: model.model(normalise(x), training=False),
+                               input_signature=[spec])
+
+        def run(pixels: np.ndarray) -> np.ndarray:
+            output = compiled(np.asarray(pixels, dtype="float32")).numpy()
+            return class_probabilities(output, model.info.output_kind)
+
+        return run
+
+    return model.derived(("lime_probabilities",), build)
 
 
 def perturbed_predictions(
@@ -328,7 +348,7 @@ def perturbed_predictions(
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or \
             batch_size < 1:
         raise ParameterError(f"The batch size must be a positive whole number; got {batch_size!r}.")
-    forward = _forward(model)
+    forward = probability_function(model)
     done = [0]
 
     def classifier(pixels: np.ndarray) -> np.ndarray:
