@@ -1,10 +1,11 @@
 """Pictures of superpixels and LIME explanations: uint8 RGB in, uint8 RGB out.
 
-numpy and scikit-image only (boundaries with ``skimage.segmentation``); no plotting library.
+numpy, Pillow and scikit-image only (borders with ``skimage.segmentation``); no plotting library.
 """
 from __future__ import annotations
 
 import numpy as np
+from PIL import Image
 from skimage.segmentation import find_boundaries, mark_boundaries
 
 from ..errors import ParameterError
@@ -156,3 +157,36 @@ def weights_image(
     img = _image(image)
     _check_same_size(img, np.asarray(weights01), "weight map")
     return overlay_heatmap(img, weights01, opacity=opacity, colormap=colormap)
+
+
+def display_factor(height: int, width: int, target: int = 450) -> int:
+    """A whole enlargement factor so the longer side is about ``target`` pixels (at least 1)."""
+    return max(1, int(round(target / max(height, width, 1))))
+
+
+def enlarge(values: np.ndarray, factor: int, *, smooth: bool = False) -> np.ndarray:
+    """Enlarge an image or a label map by a whole factor, so thin borders drawn afterwards stay
+    crisp on screen.
+
+    Parameters
+    ----------
+    values : (H, W) or (H, W, 3) array
+        Label maps (segments, masks) are repeated (nearest neighbour); ``smooth=True`` resizes
+        a uint8 RGB image bilinearly with Pillow instead.
+    factor : int >= 1
+
+    Returns
+    -------
+    np.ndarray
+        (H * factor, W * factor[, 3]), same dtype.
+    """
+    if isinstance(factor, bool) or not isinstance(factor, (int, np.integer)) or factor < 1:
+        raise ParameterError(f"The enlargement factor must be a whole number >= 1; got {factor!r}.")
+    arr = np.asarray(values)
+    if factor == 1:
+        return arr
+    if smooth:
+        img = Image.fromarray(_image(arr))
+        size = (arr.shape[1] * factor, arr.shape[0] * factor)
+        return np.asarray(img.resize(size, Image.Resampling.BILINEAR))
+    return np.repeat(np.repeat(arr, factor, axis=0), factor, axis=1)

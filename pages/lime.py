@@ -1,0 +1,234 @@
+"""LIME: superpixels, and the superpixels that carried the prediction for one or two classes."""
+import numpy as np
+import plotly.graph_objects as go
+import streamlit as st
+
+from ui.feedback import ProgressBar, show_error
+from ui.state import require_model_and_image, workbench
+from viz_core.errors import VizError
+from viz_core.lime_explain import (
+    HIDE_COLOURS,
+    HIDE_HELP,
+    evidence_mask,
+    explanation_stability,
+    fit_explanation,
+    perturbed_predictions,
+    stability_seeds,
+    weight_map,
+)
+from viz_core.predict import predict
+from viz_core.render import png_bytes
+from viz_core.render.lime_view import (
+    OPPOSE_COLOUR,
+    REST_HELP,
+    RESTS,
+    STYLE_HELP,
+    STYLES,
+    SUPPORT_COLOUR,
+    display_factor,
+    enlarge,
+    evidence_image,
+    superpixel_boundaries,
+    weights_image,
+)
+from viz_core.superpixels import ALGORITHM_HELP, ALGORITHMS, superpixels
+
+SAMPLE_CHOICES = (100, 250, 500, 1000, 2000)
+STABILITY_K = 3
+NO_CLASS = -1
+
+st.title("LIME")
+st.caption(
+    "LIME cuts the image into superpixels, hides random sets of them and asks the model about "
+    "each copy. A linear model fitted to the answers gives every superpixel a weight: "
+    ":green[green] superpixels support the class, :red[red] ones speak against it."
+)
+model, image = require_model_and_image()
+bench = workbench()
+view = model.view(image)
+
+
+def rgb(colour):
+    return "rgb({}, {}, {})".format(*colour)
+
+
+# -- parameters -------------------------------------------------------------------------------
+with st.container(border=True):
+    a, b, c = st.columns(3)
+    algorithm = a.selectbox("Superpixel algorithm", ALGORITHMS, key="lime_algorithm",
+                            format_func=lambda n: n.capitalize(),
+                            help="\n\n".join(f"**{k}**: {v}" for k, v in ALGORITHM_HELP.items()))
+    n_superpixels = a.slider("Number of superpixels", 5, 150, 35, key="lime_superpixels",
+                             help="The tutorial's n_superpixels (a target; the algorithm gets "
+                             "as close as it can).")
+    compactness = b.slider("Compactness", 0.0, 100.0, 10.0, step=1.0, key="lime_compactness",
+                           disabled=algorithm == "felzenszwalb",
+                           help="The tutorial's weight: higher gives rounder, more regular "
+                           "superpixels. Felzenszwalb has no compactness.")
+    hide = b.selectbox("Hidden superpixels become", HIDE_COLOURS, index=HIDE_COLOURS.index("white"),
+                       key="lime_hide", format_func=lambda h: h.capitalize(),
+                       help="\n\n".join(f"**{k}**: {v}" for k, v in HIDE_HELP.items()))
+    samples = c.select_slider("Samples (perturbed images)", SAMPLE_CHOICES, value=500,
+                              key="lime_samples",
+                              help="How many perturbed copies the model sees; more give a "
+                              "steadier fit and take longer.")
+    seed = int(c.number_input("Seed", min_value=0, max_value=2**31 - 1, value=0, step=1,
+                              key="lime_seed"))
+    stability = c.checkbox(f"Check stability (seeds {seed}, {seed + 1}, {seed + 2})",
+                           key="lime_stability",
+                           help="Runs LIME with three seeds and compares their top "
+                           f"{STABILITY_K} superpixels: three times the work.")
+
+try:
+    segmentation = bench.run(superpixels, view, algorithm=algorithm,
+                             n_superpixels=n_superpixels, compactness=compactness, seed=seed)
+    prediction = bench.run(predict, model, (view,), top=len(model.labels))[0]
+except VizError as exc:
+    show_error(exc)
+    st.stop()
+
+factor = display_factor(*view.pixels.shape[:2])
+big_image = enlarge(view.display, factor, smooth=True)
+big_segments = enlarge(segmentation.segments, factor)
+
+left, right = st.columns([2, 3])
+with left:
+    st.subheader("Superpixels")
+    st.image(superpixel_boundaries(big_image, big_segments), width="stretch",
+             caption=f"{segmentation.count} superpixels ({algorithm}, target {n_superpixels}) "
+             f"on the {view.pixels.shape[1]}×{view.pixels.shape[0]} image the model sees")
+
+ranked = [score.class_index for score in prediction.top]
+probability = {score.class_index: score.probability for score in prediction.top}
+
+
+def class_name(k: int) -> str:
+    if k == NO_CLASS:
+        return "(none)"
+    return f"{model.label(k)} ({k}) · p = {probability[k]:.1%}"
+
+
+with right:
+    st.subheader("Classes to explain")
+    p1, p2 = st.columns(2)
+    first = p1.selectbox("First class", ranked, index=0, key="lime_class_1",
+                         format_func=class_name)
+    second_options = [NO_CLASS] + [k for k in ranked if k != first]
+    second = p2.selectbox("Second class (side by side)", second_options,
+                          index=1 if len(second_options) > 1 else 0, key="lime_class_2",
+                          format_func=class_name)
+    classes = (first,) if second == NO_CLASS else (first, second)
+    seeds = stability_seeds(seed) if stability else (seed,)
+    sample_args = dict(samples=samples, hide=hide)
+    missing = [s for s in seeds if not bench.is_cached(perturbed_predictions, model, view,
+                                                       segmentation, seed=s, **sample_args)]
+    runs = len(missing)
+    label = "Run LIME" if runs <= 1 else f"Run LIME ({runs} seeds)"
+    clicked = st.button(label, type="primary", disabled=not missing, key="lime_run")
+    st.caption(f"{samples} perturbed images per seed through {model.title}. Changing the "
+               "display below reuses the model's answers.")
+
+if seed in missing and not clicked:
+    st.info("Choose the parameters, then press **Run LIME**.", icon=":material/play_arrow:")
+    st.stop()
+
+try:
+    if clicked and missing:
+        bar = ProgressBar("Running LIME")
+        for i, s in enumerate(missing):
+            def progress(fraction, message, i=i, s=s):
+                bar((i + fraction) / len(missing), f"seed {s}: {message}")
+
+            bench.run(perturbed_predictions, model, view, segmentation, seed=s,
+                      progress=progress, **sample_args)
+        bar.done()
+    predictions = bench.run(perturbed_predictions, model, view, segmentation, seed=seed,
+                            **sample_args)
+    explanation = bench.run(fit_explanation, model, predictions, classes)
+except VizError as exc:
+    show_error(exc)
+    st.stop()
+
+# -- display options (never recompute the model) --------------------------------------------
+st.subheader("Explanation")
+d1, d2, d3, d4 = st.columns(4)
+style = d1.radio("Show", STYLES, key="lime_style", format_func=lambda s: s.capitalize(),
+                 help="\n\n".join(f"**{k}**: {v}" for k, v in STYLE_HELP.items()))
+num_features = d2.slider("Superpixels shown", 1, explanation.count, min(5, explanation.count),
+                         key="lime_features", disabled=style == "weights",
+                         help="The tutorial's n_features: the strongest superpixels.")
+negative = d3.toggle("Also against the class", key="lime_negative",
+                     disabled=style == "weights",
+                     help="Off: only superpixels that support the class (positive weights). "
+                     "On: the strongest by absolute weight, red where they oppose it.")
+rest = d4.radio("Rest of the image", RESTS, key="lime_rest", format_func=lambda r: r.capitalize(),
+                disabled=style == "weights",
+                help="\n\n".join(f"**{k}**: {v}" for k, v in REST_HELP.items()))
+
+pictures = st.columns(len(explanation.class_indices))
+for column, k, label_text, p, r2, local in zip(
+        pictures, explanation.class_indices, explanation.labels, explanation.probabilities,
+        explanation.r2, explanation.local_predictions):
+    if style == "weights":
+        picture = weights_image(big_image, enlarge(weight_map(explanation, k), factor))
+    else:
+        mask = evidence_mask(explanation, k, num_features=num_features,
+                             positive_only=not negative)
+        picture = evidence_image(big_image, enlarge(mask, factor), style=style, rest=rest)
+    with column:
+        st.markdown(f"**{label_text}** ({k})")
+        st.image(picture, width="stretch",
+                 caption=f"model p = {p:.1%} · linear fit R² = {r2:.2f} · "
+                 f"fit predicts {local:.1%}")
+        st.download_button("Download PNG", png_bytes(picture),
+                           file_name=f"{image.name}_lime_{k}.png", mime="image/png",
+                           key=f"lime_download_{k}", icon=":material/download:")
+
+# -- per-superpixel weights -------------------------------------------------------------------
+st.subheader("Weight of every superpixel")
+order = np.argsort(-explanation.weights[0], kind="stable")
+names = [f"#{i}" for i in order]
+figure = go.Figure()
+for row, (k, label_text) in enumerate(zip(explanation.class_indices, explanation.labels)):
+    w = explanation.weights[row][order]
+    colours = [rgb(SUPPORT_COLOUR) if v > 0 else rgb(OPPOSE_COLOUR) for v in w]
+    figure.add_trace(go.Bar(
+        x=names, y=w, name=f"{label_text} ({k})",
+        marker=dict(color=colours, opacity=1.0 if row == 0 else 0.45,
+                    line=dict(color="#333", width=0 if row == 0 else 1)),
+        hovertemplate=f"{label_text}: superpixel %{{x}}<br>weight %{{y:+.4f}}<extra></extra>"))
+figure.update_layout(
+    barmode="group", height=320, margin=dict(l=10, r=10, t=30, b=10),
+    legend=dict(orientation="h", y=1.12, x=0),
+    xaxis=dict(title=f"superpixel (sorted by weight for {explanation.labels[0]})",
+               type="category"),
+    yaxis=dict(title="weight (change in probability)", zeroline=True))
+st.plotly_chart(figure, width="stretch")
+st.caption("Superpixel numbers match the ids in the downloaded segments (`python -m viz_core "
+           "lime` writes them as .npy). The fit's R² says how well a straight line in "
+           "\"superpixel shown or hidden\" explains the model's answers.")
+
+# -- stability ---------------------------------------------------------------------------------
+if stability:
+    st.subheader("Stability across seeds")
+    if any(s in missing for s in seeds) and not clicked:
+        st.info("Press **Run LIME** to compute the other two seeds.")
+    else:
+        try:
+            runs = [bench.run(fit_explanation, model,
+                              bench.run(perturbed_predictions, model, view, segmentation,
+                                        seed=s, **sample_args), classes) for s in seeds]
+        except VizError as exc:
+            show_error(exc)
+            st.stop()
+        cols = st.columns(len(classes))
+        for column, k in zip(cols, classes):
+            result = explanation_stability(runs, k, STABILITY_K)
+            column.metric(f"{model.label(k)}: top-{STABILITY_K} agreement",
+                          f"{result.mean_jaccard:.2f}",
+                          help="Mean Jaccard index (shared / all) of the top "
+                          f"{STABILITY_K} supporting superpixels between the three seeds; "
+                          "1 means every seed picks the same superpixels.")
+            column.caption(" · ".join(
+                f"seed {s}: {', '.join(f'#{i}' for i in top) or 'none'}"
+                for s, top in zip(result.seeds, result.top_sets)))
