@@ -120,20 +120,22 @@ def _tile_size(tile, h: int, w: int) -> tuple[int, int]:
     return th, tw
 
 
-def _resized(stack: np.ndarray, th: int, tw: int) -> np.ndarray:
-    """(h, w, c) -> (th, tw, c): nearest-neighbour when enlarging (each activation stays one
-    visible cell, like R's image()), smoothed bilinear when shrinking."""
-    h, w = stack.shape[:2]
+def _nearest(index: np.ndarray, th: int, tw: int) -> np.ndarray:
+    """(c, h, w, ...) -> (c, th, tw, ...) enlarged by nearest neighbour, so each activation stays one
+    visible cell as in R's image(). A gather by index: exact, and far faster than skimage's
+    order-0 resize on hundreds of channels."""
+    h, w = index.shape[1:3]
     if (h, w) == (th, tw):
-        return stack
-    if th >= h and tw >= w:
-        # A gather by index is exact nearest-neighbour and several times faster than skimage's
-        # order-0 resize on hundreds of channels.
-        rows = (np.arange(th) * h) // th
-        cols = (np.arange(tw) * w) // tw
-        return stack[rows[:, None], cols[None, :], :]
-    # Pillow's bilinear reduction is area-aware (no aliasing) and 3x faster than skimage's
-    # anti-aliased resize on a channel stack; mode "F" keeps the float values.
+        return index
+    rows = (np.arange(th) * h) // th
+    cols = (np.arange(tw) * w) // tw
+    return index[:, rows[:, None], cols[None, :]]
+
+
+def _shrunk(stack: np.ndarray, th: int, tw: int) -> np.ndarray:
+    """(h, w, c) -> (th, tw, c) float32. Pillow's bilinear reduction is area-aware (no
+    aliasing) and 3x faster than skimage's anti-aliased resize on a channel stack; mode "F"
+    keeps the float values."""
     return np.stack(
         [np.asarray(Image.fromarray(np.ascontiguousarray(stack[:, :, k])).resize(
             (tw, th), Image.Resampling.BILINEAR)) for k in range(stack.shape[2])],
@@ -211,39 +213,32 @@ def montage(
     # Constant channels (span 0) get a unit span so they map to 0, never NaN.
     safe = np.where(span > 1e-12, span, 1.0).astype("float32")
 
-    tiles = _resized(v, th, tw)
+    enlarge = th >= h and tw >= w
+    tiles = v if enlarge else _shrunk(v, th, tw)
     index = np.clip(np.rint((tiles - low) / safe * 255.0), 0, 255).astype("uint8")
+    # Colour at the maps' own size, then enlarge: the lookup touches each activation once.
+    coloured = lut[np.moveaxis(index, 2, 0)[order]]  # (c, h, w, 3) in drawing order
+    if enlarge:
+        coloured = _nearest(coloured, th, tw)
+    if flag_dead and dead.any():
+        frames = coloured[dead[order]]
+        frames[:, [0, -1]] = DEAD_COLOR
+        frames[:, :, [0, -1]] = DEAD_COLOR
+        coloured[dead[order]] = frames
 
-    # Lay the colour-map indices out in drawing order first (1 byte per pixel), then colour the
-    # whole canvas with one gather from a packed RGBA table: far faster than indexing (256, 3).
     rows = -(-c // per_row)
-    cells = np.zeros((rows * per_row, th, tw), dtype="uint8")
-    cells[:c] = np.moveaxis(index, 2, 0)[order]
-    grid = np.zeros((rows, th + gap, per_row, tw + gap), dtype="uint8")
-    grid[:, :th, :, :tw] = cells.reshape(rows, per_row, th, tw).transpose(0, 2, 1, 3)
+    canvas = np.empty((rows, th + gap, per_row, tw + gap, 3), dtype="uint8")
+    canvas[...] = np.asarray(gap_color, dtype="uint8")  # separators and empty cells
+    grid = canvas[:, :th, :, :tw]  # (rows, th, per_row, tw, 3) view
+    full, rest = divmod(c, per_row)
+    if full:
+        grid[:full] = coloured[: full * per_row].reshape(full, per_row, th, tw, 3).transpose(
+            0, 2, 1, 3, 4)
+    if rest:
+        grid[full, :, :rest] = coloured[full * per_row:].transpose(1, 0, 2, 3)
     height, width = rows * (th + gap) - gap, per_row * (tw + gap) - gap
-    grid = grid.reshape(rows * (th + gap), per_row * (tw + gap))[:height, :width]
-    packed = np.zeros((256, 4), dtype="uint8")
-    packed[:, :3] = lut
-    image = np.take(packed.view("<u4").ravel(), grid).view("uint8").reshape(height, width, 4)
-    image = np.ascontiguousarray(image[:, :, :3])
-
-    background = np.asarray(gap_color, dtype="uint8")
-    if gap:
-        for k in range(1, rows):
-            image[k * (th + gap) - gap: k * (th + gap)] = background
-        for k in range(1, per_row):
-            image[:, k * (tw + gap) - gap: k * (tw + gap)] = background
-    first_empty = c - (rows - 1) * per_row
-    if first_empty < per_row:  # empty cells of the last row look like the separators
-        image[(rows - 1) * (th + gap):, first_empty * (tw + gap) - gap:] = background
-    if flag_dead:
-        for position in np.flatnonzero(dead[order]):
-            y0 = (position // per_row) * (th + gap)
-            x0 = (position % per_row) * (tw + gap)
-            box = image[y0: y0 + th, x0: x0 + tw]
-            box[[0, -1], :] = DEAD_COLOR
-            box[:, [0, -1]] = DEAD_COLOR
+    image = canvas.reshape(rows * (th + gap), per_row * (tw + gap), 3)
+    image = np.ascontiguousarray(image[:height, :width]) if gap else image
     return Montage(
         image=image,
         order=order,
@@ -284,3 +279,47 @@ def zip_bytes(files: Iterable[tuple[str, bytes]]) -> bytes:
         for name, data in files:
             archive.writestr(name, data)
     return buffer.getvalue()
+
+
+def auto_tile(height: int, width: int, smallest: int = 32, largest: int = 96) -> int:
+    """A tile size that keeps grids readable: small maps (7x7) enlarged to ``smallest``
+    pixels, large ones (224x224) shrunk to ``largest``."""
+    return int(min(max(max(height, width), smallest), largest))
+
+
+def grid_files(
+    maps: Sequence,
+    *,
+    names: Sequence[str] | None = None,
+    per_row: int = 16,
+    tile: int | None = None,
+    scale: str = "channel",
+    colormap: str = "viridis",
+    sort: str = "index",
+) -> list[tuple[str, bytes]]:
+    """One grid PNG per image and layer, named like the tutorial's ``cat_activations_1_conv2d.png``.
+
+    Parameters
+    ----------
+    maps : sequence of :class:`~viz_core.activations.FeatureMaps`
+    names : image stems to use in file names (default each ``FeatureMaps.image``).
+    per_row, scale, colormap, sort : see :func:`montage`.
+    tile : int or None
+        None: :func:`auto_tile` per layer.
+
+    Returns
+    -------
+    list of (file name, PNG bytes)
+    """
+    from ..activations import export_name  # render stays importable without Keras
+    from .images import png_bytes
+
+    files = []
+    for k, fm in enumerate(maps):
+        stem = names[k] if names is not None else fm.image
+        for act in fm.layers:
+            h, w = act.values.shape[:2]
+            grid = montage(act.values, per_row=per_row, tile=tile or auto_tile(h, w),
+                           scale=scale, colormap=colormap, sort=sort)
+            files.append((export_name(stem, act.index, act.layer), png_bytes(grid.image)))
+    return files

@@ -1,0 +1,254 @@
+"""Feature maps: every channel of a layer as a grid, one channel zoomed, two images compared.
+
+The activations are computed once per image and group of layers (cached by the workbench);
+every display option here (order, scaling, colour map, channels per row, tile size) only
+re-draws the grid.
+"""
+import numpy as np
+import plotly.graph_objects as go
+import streamlit as st
+
+from ui.feedback import show_error
+from ui.state import require_model_and_image, selection, workbench
+from viz_core.activations import (
+    channel_stats,
+    chunk_of,
+    export_name,
+    feature_map_layers,
+    feature_maps,
+    layer_chunks,
+    layer_groups,
+)
+from viz_core.errors import VizError
+from viz_core.render import COLORMAPS, png_bytes
+from viz_core.render.montage import (
+    auto_tile,
+    grid_files,
+    montage,
+    plotly_colorscale,
+    shared_range,
+    zip_bytes,
+)
+
+ONE, ALL = "One layer", "All layers"
+TILES = ("auto", 16, 24, 32, 48, 64, 96, 128)
+LAYERS_PER_PAGE = 6
+
+st.title("Feature maps")
+st.caption(
+    "Each small square is one channel of the layer: the output of one filter over the image. "
+    "Bright means the filter responded strongly there. Early layers find edges and colours; "
+    "deeper layers respond to larger, more abstract parts."
+)
+model, image = require_model_and_image()
+second = selection().second
+bench = workbench()
+info = model.info
+layers = feature_map_layers(info)
+if not layers:
+    st.info("This model has no layers with feature maps (4-D outputs).")
+    st.stop()
+chunks = layer_chunks(info, layers)
+views = {"first": model.view(image)}
+if second is not None:
+    views["second"] = model.view(second)
+names = {"first": image.name}
+if second is not None:
+    names["second"] = second.name if second.name != image.name else f"{second.name}_2"
+
+
+def activation(which: str, path: str):
+    """The cached activation of ``path`` for the first or second image (one pass per chunk)."""
+    chunk = chunk_of(chunks, path)
+    if not bench.is_cached(feature_maps, model, views[which], layers=chunk):
+        with st.spinner(f"Running {model.title} on {names[which]}…"):
+            return bench.run(feature_maps, model, views[which], layers=chunk).layer(path)
+    return bench.run(feature_maps, model, views[which], layers=chunk).layer(path)
+
+
+def layer_label(path: str) -> str:
+    layer = info.layer(path)
+    h, w, c = layer.output_shape
+    return f"{path} · {layer.type} · {h}×{w}×{c}"
+
+
+# ---- controls -------------------------------------------------------------------------------
+top = st.columns([2, 3])
+mode = top[0].segmented_control("View", (ONE, ALL), default=ONE, key="fm_view") or ONE
+compare = top[1].toggle(
+    "Compare with the second image", key="fm_compare", disabled=second is None,
+    help="Pick a second image in the sidebar to see both grids side by side "
+    "(the tutorial's cat and dog).",
+) and second is not None
+shown = ("first", "second") if compare else ("first",)
+
+with st.expander("Display", expanded=True, icon=":material/tune:"):
+    d = st.columns(5)
+    sort = d[0].selectbox("Order channels by", ("index", "mean"), key="fm_sort",
+                          format_func={"index": "channel number",
+                                       "mean": "mean activation"}.get,
+                          help="Mean activation: the strongest channels first.")
+    scale = d[1].selectbox("Normalise", ("channel", "layer"), key="fm_scale",
+                           format_func={"channel": "per channel",
+                                        "layer": "whole layer"}.get,
+                           help="Own range: every channel uses the full colour map (as the "
+                           "tutorial). One range: brightness compares across channels"
+                           + (" and across both images." if compare else "."))
+    cmap = d[2].selectbox("Colour map", COLORMAPS, index=COLORMAPS.index("viridis"),
+                          key="fm_cmap", help="The tutorial uses terrain.")
+    per_row = d[3].slider("Channels per row", 4, 32, 16, key="fm_per_row")
+    tile_choice = d[4].selectbox("Tile size (px)", TILES, key="fm_tile",
+                                 help="auto: small maps enlarged to 32 px, large ones "
+                                 "shrunk to 96 px.")
+
+
+def tile_for(path: str, compact: bool = False) -> int:
+    if tile_choice != "auto":
+        return int(tile_choice)
+    h, w = info.layer(path).output_shape[:2]
+    return auto_tile(h, w, largest=48 if compact else 96)
+
+
+def draw(path: str, acts: dict, compact: bool = False) -> dict:
+    """The montages of one layer for the shown images (one shared range when comparing)."""
+    value_range = shared_range(*acts.values()) if scale == "layer" else None
+    return {
+        which: montage(act.values, per_row=per_row, tile=tile_for(path, compact), scale=scale,
+                       value_range=value_range, colormap=cmap, sort=sort)
+        for which, act in acts.items()
+    }
+
+
+def all_layers_zip() -> bytes:
+    """Every layer's grid for the shown images, named like the tutorial's files."""
+    maps = [bench.run(feature_maps, model, views[which], layers=chunk)
+            for which in shown for chunk in chunks]
+    stems = [names[which] for which in shown for _ in chunks]
+    return zip_bytes(grid_files(maps, names=stems, per_row=per_row,
+                                tile=None if tile_choice == "auto" else int(tile_choice),
+                                scale=scale, colormap=cmap, sort=sort))
+
+
+zip_name = "_".join(names[w] for w in shown) + "_activations.zip"
+
+# ---- one layer ------------------------------------------------------------------------------
+if mode == ONE:
+    groups = layer_groups(info)
+    group_names = [g for g, _ in groups]
+    pick = st.columns([1, 2])
+    group = pick[0].selectbox("Block", group_names, key="fm_block",
+                              help="Layers grouped by block where the layer names say so.")
+    members = dict(groups)[group]
+    if st.session_state.get("fm_layer") not in members:
+        st.session_state["fm_layer"] = members[0]
+    path = pick[1].selectbox("Layer", members, key="fm_layer", format_func=layer_label)
+
+    try:
+        acts = {which: activation(which, path) for which in shown}
+        grids = draw(path, acts)
+    except VizError as exc:
+        show_error(exc)
+        st.stop()
+
+    stats = {which: channel_stats(act) for which, act in acts.items()}
+    first = acts["first"]
+    h, w, c = first.shape
+    cols = st.columns(len(shown))
+    for col, which in zip(cols, shown):
+        s = stats[which]
+        dead = np.flatnonzero(s.dead)
+        with col:
+            m = st.columns(3)
+            m[0].metric("Channels", c, help=f"Each {h}×{w}")
+            m[1].metric("Dead on this image", len(dead),
+                        help="Channels that are zero everywhere (outlined in red).")
+            m[2].metric("Mean activation", f"{float(s.mean.mean()):.3g}")
+            st.image(grids[which].image, width="stretch",
+                     caption=f"{names[which]} · layer {first.index}: {path}")
+            if len(dead):
+                shown_dead = ", ".join(str(k) for k in dead[:24]) + (" …" if len(dead) > 24 else "")
+                st.caption(f"Dead channels: {shown_dead}")
+    buttons = st.columns(len(shown) + 1)
+    for button, which in zip(buttons, shown):
+        button.download_button(
+            f"Grid of {names[which]} (PNG)", png_bytes(grids[which].image),
+            file_name=export_name(names[which], first.index, path), mime="image/png",
+            key=f"fm_png_{which}", icon=":material/download:", on_click="ignore")
+    buttons[-1].download_button(
+        f"All {len(layers)} layers (ZIP)", all_layers_zip, file_name=zip_name,
+        mime="application/zip", key="fm_zip", icon=":material/folder_zip:", on_click="ignore",
+        help="One grid PNG per layer" + (" and image" if compare else "")
+        + ", named like the tutorial's cat_activations_1_conv2d.png.")
+
+    # ---- one channel, zoomed ----
+    st.subheader("One channel, up close")
+    strongest = np.argsort(-stats["first"].mean, kind="stable")[:5]
+    if st.session_state.get("fm_channel_of") != path or st.session_state.get("fm_channel", 0) >= c:
+        # A new layer opens on its strongest channel.
+        st.session_state["fm_channel"] = int(strongest[0])
+        st.session_state["fm_channel_of"] = path
+    z = st.columns([1, 3])
+    channel = z[0].number_input("Channel", 0, c - 1, key="fm_channel",
+                                help="Channel numbers as in the grid ordered by channel number.")
+    z[1].caption("Strongest on " + names["first"] + ": "
+                 + ", ".join(f"{k} (mean {stats['first'].mean[k]:.3g})" for k in strongest))
+    for which in shown:
+        values = acts[which].values[:, :, channel]
+        s = stats[which]
+        if scale == "layer":
+            low, high = (float(v) for v in shared_range(*acts.values()))
+        else:
+            low, high = float(s.min[channel]), float(s.max[channel])
+        left, right = st.columns([2, 3])
+        left.image(views[which].display, width="stretch",
+                   caption=f"{names[which]}, as the model sees it")
+        figure = go.Figure(go.Heatmap(
+            z=values, colorscale=plotly_colorscale(cmap), zmin=low,
+            zmax=high if high > low else low + 1e-6,
+            hovertemplate="row %{y}, column %{x}<br>activation %{z:.4g}<extra></extra>"))
+        figure.update_layout(
+            height=420, margin=dict(l=10, r=10, t=40, b=10),
+            title=dict(text=f"{names[which]} · {path} · channel {channel} · mean "
+                       f"{s.mean[channel]:.3g}, max {s.max[channel]:.3g}, active "
+                       f"{s.fraction_active[channel]:.0%}", font=dict(size=14)),
+            yaxis=dict(autorange="reversed", scaleanchor="x", constrain="domain"),
+            xaxis=dict(constrain="domain"))
+        right.plotly_chart(figure, width="stretch", key=f"fm_zoom_{which}")
+
+# ---- all layers -----------------------------------------------------------------------------
+else:
+    o = st.columns([2, 3])
+    which_layers = o[0].radio(
+        "Layers", ("conv", "all"), horizontal=True, key="fm_all_filter",
+        format_func={"conv": "convolution and pooling (as the tutorial)",
+                     "all": "every layer with feature maps"}.get)
+    if which_layers == "conv":
+        listed = [p for p in layers if info.layer(p).conv or "Pooling" in info.layer(p).type]
+        listed = listed or list(layers)
+    else:
+        listed = list(layers)
+    pages = [listed[i:i + LAYERS_PER_PAGE] for i in range(0, len(listed), LAYERS_PER_PAGE)]
+    if st.session_state.get("fm_page", 0) >= len(pages):
+        st.session_state["fm_page"] = 0
+    page = o[1].selectbox(
+        f"{len(listed)} layers, {LAYERS_PER_PAGE} at a time", range(len(pages)), key="fm_page",
+        format_func=lambda i: f"{i * LAYERS_PER_PAGE + 1}–{i * LAYERS_PER_PAGE + len(pages[i])}:"
+        f" {pages[i][0]} … {pages[i][-1]}")
+    st.download_button(
+        f"Download all {len(layers)} layers (ZIP)", all_layers_zip, file_name=zip_name,
+        mime="application/zip", key="fm_zip_all", icon=":material/folder_zip:",
+        on_click="ignore")
+    try:
+        for path in pages[page]:
+            acts = {which: activation(which, path) for which in shown}
+            grids = draw(path, acts, compact=True)
+            first = acts["first"]
+            dead = int(channel_stats(first).dead.sum())
+            st.markdown(f"**{first.index}. {path}** · {first.type} · "
+                        f"{'×'.join(str(d) for d in first.shape)}"
+                        + (f" · {dead} dead on {names['first']}" if dead else ""))
+            cols = st.columns(len(shown))
+            for col, which in zip(cols, shown):
+                col.image(grids[which].image, width="stretch", caption=names[which])
+    except VizError as exc:
+        show_error(exc)
