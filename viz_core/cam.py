@@ -41,6 +41,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 from keras.src import tree  # Keras' own structure helpers: node inputs may be nested
+from skimage.transform import resize
 
 from .cache import BoundedCache
 from .catalog import LoadedModel
@@ -729,9 +730,8 @@ def scorecam_weights(model: LoadedModel, image: ModelImage, activations: np.ndar
     units = int(model.model.outputs[0].shape[-1])
     v_logit, v_prob, offset = score_coefficients(target, model.info.output_kind, units)
     k = activations.shape[-1]
-    low = activations.min(axis=(0, 1))
-    high = activations.max(axis=(0, 1))
-    usable = np.flatnonzero(high - low > _EPS)
+    spread = activations.max(axis=(0, 1)) - activations.min(axis=(0, 1))
+    usable = np.flatnonzero(spread > _EPS)
     if max_channels is not None and usable.size > max_channels:
         means = activations.mean(axis=(0, 1))[usable]
         usable = np.sort(usable[np.argsort(-means, kind="stable")[:max_channels]])
@@ -743,9 +743,12 @@ def scorecam_weights(model: LoadedModel, image: ModelImage, activations: np.ndar
         chunk = usable[b * BATCH_SIZE:(b + 1) * BATCH_SIZE]
         if chunk.size == 0:
             break
-        maps = tf.image.resize(activations[None][..., chunk], (h, w), method="bilinear")
-        maps = (maps - low[chunk]) / (high[chunk] - low[chunk])  # each channel to [0, 1]
-        masks = tf.transpose(maps, (3, 1, 2, 0))  # (n, H, W, 1): one mask per channel
+        # the same bilinear upsampling as the final heatmap (render.resize_map), per chunk
+        maps = resize(activations[..., chunk], (h, w, chunk.size), order=1, mode="edge",
+                      anti_aliasing=False, preserve_range=True)
+        low, high = maps.min(axis=(0, 1)), maps.max(axis=(0, 1))
+        maps = (maps - low) / np.maximum(high - low, _EPS)  # each channel to [0, 1]
+        masks = np.transpose(maps, (2, 0, 1))[..., None].astype("float32")  # (n, H, W, 1)
         lg, out = scores(pixels * masks)
         channel_scores[b * BATCH_SIZE:b * BATCH_SIZE + chunk.size] = np.asarray(
             _score(lg, out, v_logit, v_prob, offset, model.info.output_kind))
