@@ -74,6 +74,8 @@ def cmd_lime(args) -> int:
     bench = Workbench()
     model = open_model(bench, args)
     images = open_images(bench, args.image)
+    # Resolve class names before any model work, so a typo fails at once.
+    wanted = [model.class_index(c) for c in args.classes] if args.classes else None
     folder = out_dir(args)
     progress = TerminalProgress(enabled=not args.json)
     results, lines = [], []
@@ -85,7 +87,7 @@ def cmd_lime(args) -> int:
         predictions = bench.run(perturbed_predictions, model, view, segmentation,
                                 samples=args.samples, hide=args.hide, seed=args.seed,
                                 progress=progress)
-        classes = args.classes or default_classes(predictions)
+        classes = wanted or default_classes(predictions)
         explanation = fit_explanation(model, predictions, classes)
         segments_path = folder / f"{stem}_segments.npy"
         np.save(segments_path, segmentation.segments)
