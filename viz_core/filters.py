@@ -1,0 +1,803 @@
+"""Filter patterns: the picture each filter of a layer responds to most, by gradient ascent.
+
+Two methods share one pipeline (cut the model at the layer, ascend, de-process, measure):
+
+``classic``
+    The tutorial's recipe, step for step, one filter at a time: start from a grey image with
+    noise (``128 + 20 * U[0, 1)``), 40 steps of ``x += step * g / (rms(g) + 1e-5)`` where ``g``
+    is the gradient of the filter's mean activation, then de-process (centre, divide by the
+    standard deviation, x0.1, +0.5, clip to [0, 1]). Kept as the reference and for teaching.
+
+``fast`` (default)
+    The same objective, made cheap and aimed at what is shown:
+
+    * the image is a small *periodic tile* about one receptive field wide, tiled for display,
+      so a 3x3 first-layer filter is optimised on a 16 px tile, not a 150 px canvas;
+    * the optimisation canvas is the tile plus one receptive field of periodic context, and the
+      loss averages exactly one period of the units that see no padding, which is the mean
+      activation of the *infinite* tiled picture;
+    * the tutorial's de-processing is part of the optimised function, so the steps improve the
+      picture as displayed (contrast included) rather than a raw array that is normalised later;
+    * all filters of a batch in one compiled step (``tf.function``); fewer steps.
+
+Where the ascent happens: in *pixel space* (RGB, 0..255, what the user sees), through the
+model's differentiable preprocessing (:func:`viz_core.preprocess.preprocessing_function`). The
+tutorial ascends in VGG's input space; for VGG ("caffe" preprocessing: RGB to BGR minus a
+constant) the two differ by a channel flip and a shift, so the normalised gradient, the step of
+one unit and the whole trajectory are the same up to channel order, and the start "128 + noise"
+really is a grey picture. For models with other preprocessing, "one grey level per step" keeps
+the same meaning, and patterns always come out in RGB.
+
+A filter's result does not depend on which other filters share its batch: every filter has its
+own seeded start, the loss of one image does not touch the others, and gradients are normalised
+per image.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from .cache import DiskCache
+from .catalog import LoadedModel
+from .errors import Cancelled, ModelError, ParameterError
+from .preprocess import preprocessing_function
+
+METHODS = ("fast", "classic")
+METHOD_HELP = {
+    "fast": "small periodic tile sized by the receptive field, optimised as displayed, "
+            "all filters in one compiled batch",
+    "classic": "the tutorial: 150 px canvas, one filter at a time, 40 normalised steps",
+}
+DEFAULT_STEPS = {"classic": 40, "fast": 12}
+DEFAULT_SIZE = 150
+DEFAULT_COUNT = 64
+MAX_STEPS = 500
+SIZE_RANGE = (16, 512)
+MIN_PERIOD = 16  # smallest tile (px): below this a tiled pattern reads as noise
+PERIOD_OF_FIELD = 1.0  # tile side as a fraction of the receptive field
+TUTORIAL_STEP = 1.0  # pixel units per normalised step (the tutorial's ``step <- 1``)
+FAST_STEP = 0.5  # in units of the tile's own std (the fast loss is scale free)
+EPSILON = 1e-5
+_BATCH_PIXELS = 64 * 48 * 48  # canvas pixels per batch: bounds memory on the first layers
+_CACHE_VERSION = 1
+
+Progress = Callable[[float, str], None]
+
+
+# -- results ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ReceptiveField:
+    """How much of the input one unit of a layer sees.
+
+    Attributes
+    ----------
+    size : int
+        Side of the square of input pixels that can change one unit (measured by gradient).
+    jump : int
+        Input pixels between two neighbouring units (the layer's total stride).
+    offset : int
+        Input column (and row) where unit 0's field starts; negative with ``same`` padding.
+    bounded : bool
+        False when the field reached the edges of the probe image, so it may be larger.
+    """
+
+    size: int
+    jump: int
+    offset: int
+    bounded: bool
+
+
+@dataclass(frozen=True)
+class FilterPattern:
+    """One filter's pattern.
+
+    Attributes
+    ----------
+    index : int
+        Filter (channel) index in the layer.
+    pattern : np.ndarray
+        (H, W, 3) uint8 RGB, as displayed.
+    activation : float
+        Mean activation of the filter over the displayed 8-bit pattern, preprocessed as the
+        model expects.
+    dead : bool
+        The gradient was exactly zero at every step: the filter never responded, so the
+        pattern is just the de-processed start.
+    """
+
+    index: int
+    pattern: np.ndarray
+    activation: float
+    dead: bool
+
+
+@dataclass(frozen=True, eq=False)
+class FilterPatterns:
+    """Patterns of several filters of one layer, and how they were made.
+
+    Attributes
+    ----------
+    model_identity : str
+    layer : str
+        Layer path, e.g. ``"block3_conv1"`` or ``"base/conv_b"``.
+    method : str
+        ``"fast"`` or ``"classic"``.
+    filters : tuple of int
+        Filter indices, in the order of the arrays below.
+    patterns : np.ndarray
+        (N, H, W, 3) uint8 RGB, the displayed pictures (H = W = ``size`` for models that accept
+        any input size).
+    activations : np.ndarray
+        (N,) float32, mean activation over each displayed 8-bit pattern.
+    dead : np.ndarray
+        (N,) bool, gradient exactly zero at every step.
+    trace : np.ndarray
+        (N, steps) float32, the objective before each step (classic: the tutorial's
+        ``loss_value``; fast: the mean activation of the tiled picture being optimised).
+    steps, size, seed : int
+        Parameters used.
+    canvas : int
+        Side of the image the ascent ran on (classic: ``size``).
+    period : int
+        Side of the repeating tile (``canvas`` when the pattern is not tiled).
+    seconds : float
+        Compute time (of the original run, when read from the disk cache).
+    from_cache : bool
+        Read from the disk cache.
+    """
+
+    model_identity: str
+    layer: str
+    method: str
+    filters: tuple[int, ...]
+    patterns: np.ndarray
+    activations: np.ndarray
+    dead: np.ndarray
+    trace: np.ndarray
+    steps: int
+    size: int
+    seed: int
+    canvas: int
+    period: int
+    seconds: float
+    from_cache: bool = False
+
+    def __len__(self) -> int:
+        return len(self.filters)
+
+    def item(self, position: int) -> FilterPattern:
+        """The filter at ``position`` in :attr:`filters` (not the filter index)."""
+        return FilterPattern(
+            index=int(self.filters[position]),
+            pattern=self.patterns[position],
+            activation=float(self.activations[position]),
+            dead=bool(self.dead[position]),
+        )
+
+    def by_filter(self, index: int) -> FilterPattern:
+        """The pattern of filter ``index`` of the layer."""
+        try:
+            return self.item(self.filters.index(int(index)))
+        except ValueError:
+            raise ParameterError(
+                f"Filter {index} was not computed; this result has filters "
+                f"{_range_text(self.filters)}."
+            ) from None
+
+
+# -- parameters ------------------------------------------------------------------------------
+def parse_filters(text: str) -> tuple[int, ...]:
+    """Filter indices from ``"0:64"`` (Python slice, end excluded), ``"5"`` or ``"1,4,9"``.
+
+    Raises
+    ------
+    ParameterError
+        The text is not of these forms.
+    """
+    raw = str(text).strip()
+    try:
+        if ":" in raw:
+            parts = raw.split(":")
+            if len(parts) not in (2, 3):
+                raise ValueError
+            start = int(parts[0]) if parts[0].strip() else 0
+            stop = int(parts[1])
+            step = int(parts[2]) if len(parts) == 3 and parts[2].strip() else 1
+            if step <= 0:
+                raise ValueError
+            return tuple(range(start, stop, step))
+        return tuple(int(part) for part in raw.split(",") if part.strip())
+    except ValueError:
+        raise ParameterError(
+            f"Cannot read the filters {text!r}; write a range like 0:64 or a list like 1,4,9."
+        ) from None
+
+
+def filter_count(model: LoadedModel, layer: str) -> int:
+    """Number of filters (channels) of ``layer``."""
+    return int(_check_layer(model, layer).output_shape[-1])
+
+
+def default_layer(model: LoadedModel) -> str:
+    """A conv layer a third of the way in (``block3_conv1`` for VGG16, as in the tutorial)."""
+    convs = pattern_layers(model, conv_only=True)
+    return convs[len(convs) // 3]
+
+
+def pattern_layers(model: LoadedModel, *, conv_only: bool = True) -> tuple[str, ...]:
+    """Layers whose filters can be drawn: conv layers (or every layer with feature maps)."""
+    return tuple(
+        info.path for info in model.info.layers
+        if info.spatial and not info.nested and (info.conv or not conv_only)
+        and info.output_shape[-1]
+    )
+
+
+def _check_layer(model: LoadedModel, layer: str):
+    try:
+        info = model.info.layer(layer)
+    except ModelError:
+        some = ", ".join(pattern_layers(model)[:6])
+        raise ParameterError(
+            f"The model has no layer called {layer!r}; conv layers include {some}."
+        ) from None
+    if not info.spatial or info.nested or not info.output_shape[-1]:
+        raise ParameterError(
+            f"The layer {layer!r} has output shape {info.output_shape}, not feature maps "
+            "(height, width, filters); choose a convolutional layer."
+        )
+    return info
+
+
+def _check_filters(filters, count: int, layer: str) -> tuple[int, ...]:
+    if filters is None:
+        return tuple(range(min(DEFAULT_COUNT, count)))
+    if isinstance(filters, str):
+        filters = parse_filters(filters)
+    try:
+        chosen = tuple(int(f) for f in filters)
+    except (TypeError, ValueError):
+        raise ParameterError(f"Filters must be whole numbers; got {filters!r}.") from None
+    if not chosen:
+        raise ParameterError(f"No filters chosen; {layer!r} has filters 0 to {count - 1}.")
+    bad = [f for f in chosen if not 0 <= f < count]
+    if bad:
+        raise ParameterError(
+            f"Filter {bad[0]} does not exist: {layer!r} has {count} filters, 0 to {count - 1}."
+        )
+    if len(set(chosen)) != len(chosen):
+        raise ParameterError(f"The filters {_range_text(chosen)} list a filter twice.")
+    return chosen
+
+
+def _range_text(indices: Sequence[int]) -> str:
+    idx = list(indices)
+    if idx and idx == list(range(idx[0], idx[0] + len(idx))):
+        return f"{idx[0]}:{idx[-1] + 1}"
+    return ",".join(str(i) for i in idx[:12]) + ("..." if len(idx) > 12 else "")
+
+
+# -- the model, cut at the layer -------------------------------------------------------------
+def _flexible(model: keras.Model, channels: int) -> keras.Model:
+    """The same layers (shared weights) on an input of any height and width."""
+
+    def clone(layer):
+        return _flexible(layer, channels) if isinstance(layer, keras.Model) else layer
+
+    inputs = keras.tree.map_structure(lambda _: keras.Input((None, None, channels)), model.input)
+    return keras.models.clone_model(model, input_tensors=inputs, clone_function=clone)
+
+
+@dataclass(frozen=True, eq=False)
+class _Cut:
+    """The model from pixels to one layer's activations."""
+
+    fn: Callable  # pixels (B, H, W, C) float in [0, 255] -> activations (B, h, w, K)
+    flexible: bool  # accepts any input size
+    channels: int  # input channels (1 or 3)
+
+
+def _cut(model: LoadedModel, layer: str) -> _Cut:
+    def build() -> _Cut:
+        side = model.side_model([layer])
+        channels = int(model.info.input_shape[2])
+        pre = preprocessing_function(model.preprocessing)
+        flexible = True
+        try:
+            net = _flexible(side, channels)
+            net(np.zeros((1, 40, 40, channels), "float32"))
+        except Exception:  # noqa: BLE001  any layer that needs its training size (Reshape...)
+            net, flexible = side, False
+
+        def fn(pixels):
+            out = net(pre(pixels), training=False)
+            return out[0] if isinstance(out, (list, tuple)) else out
+
+        return _Cut(fn=fn, flexible=flexible, channels=channels)
+
+    return model.derived(("filters.cut", layer), build)
+
+
+def receptive_field(model: LoadedModel, layer: str) -> ReceptiveField:
+    """Measure the receptive field of ``layer`` by gradient, for any architecture.
+
+    The gradient of the centre unit (all channels summed) with respect to two seeded noise
+    images is non-zero exactly on the pixels that unit sees; its bounding box gives the size
+    and offset, and the ratio of input to output size the jump.
+    """
+    _check_layer(model, layer)
+
+    def build() -> ReceptiveField:
+        cut = _cut(model, layer)
+        height, width, channels = model.info.input_shape
+        side = min(height, width) if not cut.flexible else max(height, width)
+        shape = (height, width) if not cut.flexible else (side, side)
+        rng = np.random.default_rng(0)
+        x = tf.constant(rng.uniform(0, 255, (2, *shape, channels)).astype("float32"))
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            act = cut.fn(x)
+            ch, cw = int(act.shape[1]) // 2, int(act.shape[2]) // 2
+            score = tf.reduce_sum(act[:, ch, cw, :])
+        grad = np.abs(tape.gradient(score, x).numpy()).sum(axis=(0, 3))
+        rows, cols = np.nonzero(grad.sum(axis=1))[0], np.nonzero(grad.sum(axis=0))[0]
+        jump = max(1, int(round(shape[1] / int(act.shape[2]))))
+        if rows.size == 0:  # no gradient at all (a dead unit): assume the whole image
+            return ReceptiveField(shape[1], jump, 0, False)
+        size = int(max(rows[-1] - rows[0], cols[-1] - cols[0]) + 1)
+        bounded = bool(rows[0] > 0 and cols[0] > 0 and rows[-1] < shape[0] - 1
+                       and cols[-1] < shape[1] - 1)
+        return ReceptiveField(size=size, jump=jump, offset=int(cols[0]) - cw * jump,
+                              bounded=bounded)
+
+    return model.derived(("filters.rf", layer), build)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """Geometry of one run: canvas, tile and the units the fast loss averages."""
+
+    canvas: tuple[int, int]  # (H, W) of the image the model sees during the ascent
+    period: tuple[int, int]  # (H, W) of the repeating tile (= canvas when not tiled)
+    display: tuple[int, int]  # (H, W) of the displayed pattern
+    window: tuple[int, int] | None  # (first unit, count) averaged; None = all units
+
+
+def _plan(model: LoadedModel, layer: str, method: str, size: int) -> _Plan:
+    cut = _cut(model, layer)
+    if not cut.flexible:  # the model only runs at its own size: no tiling, no resizing
+        h, w, _ = model.info.input_shape
+        return _Plan((h, w), (h, w), (h, w), None)
+    if method == "classic":
+        return _Plan((size, size), (size, size), (size, size), None)
+    rf = receptive_field(model, layer)
+    period = _round_up(max(rf.size * PERIOD_OF_FIELD, MIN_PERIOD), rf.jump)
+    # Units whose whole field lies on the canvas see no padding; one period of them averages
+    # the activation of the infinite tiled picture.
+    first = max(0, math.ceil(-rf.offset / rf.jump))
+    count = max(1, period // rf.jump)
+    canvas = _round_up(first * rf.jump + rf.offset + (count - 1) * rf.jump + rf.size, rf.jump)
+    if not rf.bounded or canvas >= size:
+        return _Plan((size, size), (size, size), (size, size), None)
+    return _Plan((canvas, canvas), (period, period), (size, size), (first, count))
+
+
+def _round_up(value: int, multiple: int) -> int:
+    return int(math.ceil(value / multiple) * multiple)
+
+
+# -- de-processing and display ---------------------------------------------------------------
+def deprocess_image(x: np.ndarray) -> np.ndarray:
+    """The tutorial's ``deprocess_image``: centre, divide by std (+1e-5), x0.1, +0.5, clip.
+
+    Parameters
+    ----------
+    x : np.ndarray
+        Any float array (one image, e.g. (H, W, C)).
+
+    Returns
+    -------
+    np.ndarray
+        Same shape, float32 in [0, 1].
+    """
+    x = np.asarray(x, dtype="float64")
+    x = x - x.mean()
+    x = x / (x.std(ddof=1) + EPSILON)  # R's sd(): the n - 1 denominator
+    return np.clip(x * 0.1 + 0.5, 0.0, 1.0).astype("float32")
+
+
+def _deprocess_tf(x):
+    """:func:`deprocess_image` per image of a batch, times 255 (differentiable)."""
+    axes = list(range(1, len(x.shape)))
+    n = tf.cast(tf.reduce_prod(tf.shape(x)[1:]), x.dtype)
+    centred = x - tf.reduce_mean(x, axis=axes, keepdims=True)
+    sd = tf.sqrt(tf.reduce_sum(tf.square(centred), axis=axes, keepdims=True) / (n - 1.0))
+    return tf.clip_by_value(centred / (sd + EPSILON) * 0.1 + 0.5, 0.0, 1.0) * 255.0
+
+
+def _to_uint8(values01: np.ndarray) -> np.ndarray:
+    return np.clip(np.rint(np.asarray(values01) * 255.0), 0, 255).astype("uint8")
+
+
+def _tile(images: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Repeat (N, h, w, C) tiles to (N, height, width, C)."""
+    _, h, w, _ = images.shape
+    reps = (1, -(-height // h), -(-width // w), 1)
+    return np.tile(images, reps)[:, :height, :width, :]
+
+
+def _rgb(images: np.ndarray) -> np.ndarray:
+    return np.repeat(images, 3, axis=-1) if images.shape[-1] == 1 else images
+
+
+# -- compiled steps --------------------------------------------------------------------------
+def _pick(act, indices):
+    """(B, h, w) activations of filter ``indices[b]`` for image b."""
+    return tf.gather(act, indices, axis=3, batch_dims=1)
+
+
+def _classic_step(model: LoadedModel, layer: str, plan: _Plan):
+    """Compiled tutorial step: loss (B,), normalised gradient, gradient rms (B,)."""
+    cut = _cut(model, layer)
+    spec = tf.TensorSpec((None, *plan.canvas, cut.channels), tf.float32)
+
+    def build():
+        @tf.function(input_signature=[spec, tf.TensorSpec((None,), tf.int32)])
+        def step(x, indices):
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                loss = tf.reduce_mean(_pick(cut.fn(x), indices), axis=[1, 2])
+            grad = tape.gradient(loss, x)
+            rms = tf.sqrt(tf.reduce_mean(tf.square(grad), axis=[1, 2, 3], keepdims=True))
+            return loss, grad / (rms + EPSILON), tf.reshape(rms, [-1])
+
+        return step
+
+    return model.derived(("filters.classic_step", layer, plan), build)
+
+
+def _fast_step(model: LoadedModel, layer: str, plan: _Plan):
+    """Compiled fast step on the tile parameters: loss (B,), normalised gradient, rms (B,)."""
+    cut = _cut(model, layer)
+    (ch, cw), (ph, pw) = plan.canvas, plan.period
+    reps = (1, -(-ch // ph), -(-cw // pw), 1)
+    spec = tf.TensorSpec((None, ph, pw, cut.channels), tf.float32)
+
+    def build():
+        @tf.function(input_signature=[spec, tf.TensorSpec((None,), tf.int32)])
+        def step(x, indices):
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                shown = _deprocess_tf(x)  # optimise the picture as it will be displayed
+                canvas = tf.tile(shown, reps)[:, :ch, :cw, :]
+                act = _pick(cut.fn(canvas), indices)
+                if plan.window is not None:
+                    first, count = plan.window
+                    act = act[:, first:first + count, first:first + count]
+                loss = tf.reduce_mean(act, axis=[1, 2])
+            grad = tape.gradient(loss, x)
+            rms = tf.sqrt(tf.reduce_mean(tf.square(grad), axis=[1, 2, 3], keepdims=True))
+            return loss, grad / (rms + EPSILON), tf.reshape(rms, [-1])
+
+        return step
+
+    return model.derived(("filters.fast_step", layer, plan), build)
+
+
+def _measure_fn(model: LoadedModel, layer: str, display: tuple[int, int]):
+    cut = _cut(model, layer)
+    spec = tf.TensorSpec((None, *display, cut.channels), tf.float32)
+
+    def build():
+        @tf.function(input_signature=[spec, tf.TensorSpec((None,), tf.int32)])
+        def measure(pixels, indices):
+            return tf.reduce_mean(_pick(cut.fn(pixels), indices), axis=[1, 2])
+
+        return measure
+
+    return model.derived(("filters.measure", layer, display), build)
+
+
+def mean_activations(
+    model: LoadedModel, layer: str, images: np.ndarray, filters: Sequence[int]
+) -> np.ndarray:
+    """Mean activation of filter ``filters[i]`` over image ``i``.
+
+    Parameters
+    ----------
+    images : np.ndarray
+        (N, H, W, 3) uint8 RGB (or (N, H, W, C) pixels in [0, 255]); preprocessed as the model
+        expects; 3-channel pictures are averaged to grey for 1-channel models.
+    filters : sequence of int, length N
+
+    Returns
+    -------
+    np.ndarray
+        (N,) float32.
+    """
+    _check_layer(model, layer)
+    cut = _cut(model, layer)
+    pixels = np.asarray(images, dtype="float32")
+    if pixels.ndim != 4 or len(pixels) != len(filters):
+        raise ParameterError(
+            f"Give one image per filter as (N, H, W, C); got images of shape {pixels.shape} "
+            f"for {len(filters)} filters."
+        )
+    if cut.channels == 1 and pixels.shape[-1] == 3:
+        pixels = pixels.mean(axis=-1, keepdims=True)
+    if not cut.flexible and pixels.shape[1:3] != tuple(model.info.input_shape[:2]):
+        raise ParameterError(
+            f"This model only runs on {model.info.input_shape[0]}x{model.info.input_shape[1]} "
+            f"images; got {pixels.shape[1]}x{pixels.shape[2]}."
+        )
+    measure = _measure_fn(model, layer, tuple(pixels.shape[1:3]))
+    batch = _batch_size(pixels.shape[1:3])
+    out = [
+        measure(pixels[i:i + batch], np.asarray(filters[i:i + batch], "int32")).numpy()
+        for i in range(0, len(pixels), batch)
+    ]
+    return np.concatenate(out).astype("float32")
+
+
+def _batch_size(canvas: tuple[int, int]) -> int:
+    return max(1, _BATCH_PIXELS // (canvas[0] * canvas[1]))
+
+
+# -- the ascent ------------------------------------------------------------------------------
+def _start(seed: int, index: int, shape: tuple[int, ...], attempt: int = 0) -> np.ndarray:
+    """The tutorial's start for one filter: grey 128 plus uniform noise of width 20.
+
+    Seeded by (seed, filter index[, attempt]) only, so it does not depend on batch mates.
+    """
+    rng = np.random.default_rng([seed, index] if attempt == 0 else [seed, index, attempt])
+    return (rng.random(shape) * 20.0 + 128.0).astype("float32")
+
+
+class _Ticker:
+    """Counts steps, reports progress and honours ``should_stop`` between steps."""
+
+    def __init__(self, total: int, progress: Progress | None, should_stop):
+        self.total, self.done = max(1, total), 0
+        self.progress, self.should_stop = progress, should_stop
+
+    def check(self) -> None:
+        if self.should_stop is not None and self.should_stop():
+            raise Cancelled(
+                f"Stopped after {self.done} of {self.total} steps; nothing was saved."
+            )
+
+    def tick(self, amount: int, message: str) -> None:
+        self.done += amount
+        if self.progress is not None:
+            self.progress(min(1.0, self.done / self.total), message)
+
+
+def _run_classic(model, layer, plan, filters, steps, seed, ticker) -> dict:
+    """The tutorial, one filter at a time (batch of 1)."""
+    step_fn = _classic_step(model, layer, plan)
+    channels = _cut(model, layer).channels
+    shown, traces, rms_max = [], [], []
+    for n, index in enumerate(filters):
+        x = _start(seed, index, (1, *plan.canvas, channels))
+        trace, peak = np.zeros(steps, "float32"), 0.0
+        for i in range(steps):
+            ticker.check()
+            loss, grad, rms = step_fn(x, np.array([index], "int32"))
+            trace[i], peak = float(loss[0]), max(peak, float(rms[0]))
+            x = x + grad.numpy() * TUTORIAL_STEP
+            ticker.tick(1, f"filter {index} ({n + 1} of {len(filters)}), step {i + 1}/{steps}")
+        shown.append(deprocess_image(x[0]))
+        traces.append(trace)
+        rms_max.append(peak)
+    return {
+        "shown": np.stack(shown),
+        "trace": np.stack(traces),
+        "dead": np.asarray(rms_max) == 0.0,
+    }
+
+
+def _fast_start(seed: int, index: int, period: tuple[int, int], channels: int,
+                attempt: int = 0) -> np.ndarray:
+    # Unit scale, so FAST_STEP reads as a fraction of the tile's spread; the objective
+    # de-processes (centres and scales) the tile, so only the noise pattern matters.
+    return (_start(seed, index, (*period, channels), attempt) - 138.0) / 20.0
+
+
+def _run_fast(model, layer, plan, filters, steps, seed, ticker) -> dict:
+    """Batched, compiled ascent on periodic tiles, the de-processing inside the objective.
+
+    A filter whose gradient is exactly zero (it does not respond to its start at all) gets a
+    fresh noisy start at the next step; one that never responds is flagged dead.
+    """
+    step_fn = _fast_step(model, layer, plan)
+    channels = _cut(model, layer).channels
+    batch = _batch_size(plan.canvas)
+    shown, traces, dead = [], [], []
+    for b0 in range(0, len(filters), batch):
+        chunk = filters[b0:b0 + batch]
+        x = np.stack([_fast_start(seed, i, plan.period, channels) for i in chunk])
+        indices = np.asarray(chunk, "int32")
+        trace = np.zeros((len(chunk), steps), "float32")
+        alive = np.zeros(len(chunk), bool)
+        for i in range(steps):
+            ticker.check()
+            loss, grad, rms = step_fn(x, indices)
+            trace[:, i] = loss.numpy()
+            alive |= rms.numpy() > 0.0
+            x = x + grad.numpy() * FAST_STEP
+            if i < steps - 1:
+                for n in np.nonzero(~alive)[0]:
+                    x[n] = _fast_start(seed, chunk[n], plan.period, channels, attempt=i + 1)
+            ticker.tick(len(chunk), f"filters {_range_text(chunk)}, step {i + 1}/{steps}")
+        shown.append(np.stack([deprocess_image(t) for t in x]))
+        traces.append(trace)
+        dead.append(~alive)
+    return {
+        "shown": np.concatenate(shown),
+        "trace": np.concatenate(traces),
+        "dead": np.concatenate(dead),
+    }
+
+
+def starting_images(
+    model: LoadedModel,
+    layer: str,
+    filters: Sequence[int] | str | None = None,
+    *,
+    method: str = "fast",
+    size: int = DEFAULT_SIZE,
+    seed: int = 0,
+) -> np.ndarray:
+    """The pictures the ascent starts from, as they would be displayed.
+
+    ``classic``: the tutorial's grey image with noise; ``fast``: the first noisy tile,
+    de-processed and tiled. Same arguments as :func:`filter_patterns`.
+
+    Returns
+    -------
+    np.ndarray
+        (N, H, W, 3) uint8 RGB.
+    """
+    info = _check_layer(model, layer)
+    chosen = _check_filters(filters, int(info.output_shape[-1]), layer)
+    _check_method(method)
+    _check_size(size)
+    plan = _plan(model, layer, method, int(size))
+    channels = _cut(model, layer).channels
+    if method == "classic":
+        tiles = np.stack([_start(seed, i, (*plan.canvas, channels)) for i in chosen]) / 255.0
+    else:
+        tiles = np.stack([deprocess_image(_fast_start(seed, i, plan.period, channels))
+                          for i in chosen])
+    return _rgb(_tile(_to_uint8(tiles), *plan.display))
+
+
+def _check_method(method: str) -> None:
+    if method not in METHODS:
+        raise ParameterError(f"Unknown method {method!r}; choose one of {', '.join(METHODS)}.")
+
+
+def _check_size(size) -> None:
+    if not isinstance(size, (int, np.integer)) or not SIZE_RANGE[0] <= size <= SIZE_RANGE[1]:
+        raise ParameterError(
+            f"Size must be a whole number of pixels from {SIZE_RANGE[0]} to {SIZE_RANGE[1]}; "
+            f"got {size!r}."
+        )
+
+
+def filter_patterns(
+    model: LoadedModel,
+    layer: str,
+    filters: Sequence[int] | str | None = None,
+    *,
+    method: str = "fast",
+    steps: int | None = None,
+    size: int = DEFAULT_SIZE,
+    seed: int = 0,
+    disk: DiskCache | None = None,
+    progress: Progress | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> FilterPatterns:
+    """The input pattern each chosen filter of ``layer`` responds to most.
+
+    Parameters
+    ----------
+    model : LoadedModel
+        Not modified: the ascent runs on a side model cut at ``layer``.
+    layer : str
+        Path of a layer with feature maps, e.g. ``"block3_conv1"`` or ``"base/conv_b"``.
+    filters : sequence of int, ``"0:64"`` text, or None
+        Filter indices; None means the first 64 (as in the tutorial's 8x8 grid).
+    method : {"fast", "classic"}
+    steps : int or None
+        Gradient-ascent steps; None means 12 for ``fast`` and the tutorial's 40 for ``classic``.
+    size : int
+        Side of the displayed pattern in pixels (the tutorial's 150); the classic method also
+        ascends at this size. Models that only run at their own input size use that instead.
+    seed : int
+        Seed of the noisy starts (each filter's start depends on the seed and its index only).
+    disk : DiskCache or None
+        Where results are kept across restarts, keyed by model identity, layer, filters,
+        method and parameters; e.g. ``Workbench.disk``.
+    progress : callable(fraction, message) or None
+        Called after every step.
+    should_stop : callable() -> bool or None
+        Asked before every step; True stops the work with :class:`~viz_core.errors.Cancelled`.
+
+    Returns
+    -------
+    FilterPatterns
+        Patterns (N, size, size, 3) uint8, activations on the displayed patterns, dead flags.
+
+    Raises
+    ------
+    ParameterError
+        Unknown layer or method, filters out of range, steps or size out of range.
+    Cancelled
+        ``should_stop`` returned True.
+    """
+    info = _check_layer(model, layer)
+    chosen = _check_filters(filters, int(info.output_shape[-1]), layer)
+    _check_method(method)
+    steps = DEFAULT_STEPS[method] if steps is None else steps
+    if not isinstance(steps, (int, np.integer)) or not 1 <= steps <= MAX_STEPS:
+        raise ParameterError(f"Steps must be a whole number from 1 to {MAX_STEPS}; got {steps!r}.")
+    _check_size(size)
+    steps, size, seed = int(steps), int(size), int(seed)
+    key = ("filter_patterns", _CACHE_VERSION, model.identity, layer, chosen, method, steps,
+           size, seed)
+    if disk is not None:
+        stored = disk.get(key)
+        if stored is not None:
+            if progress is not None:
+                progress(1.0, "from the cache")
+            return _from_arrays(stored, model, layer, method, chosen, steps, size, seed)
+
+    began = time.perf_counter()
+    plan = _plan(model, layer, method, size)
+    ticker = _Ticker(len(chosen) * (steps + 1), progress, should_stop)
+    run = _run_classic if method == "classic" else _run_fast
+    raw = run(model, layer, plan, chosen, steps, seed, ticker)
+    ticker.check()
+    patterns = _rgb(_tile(_to_uint8(raw["shown"]), *plan.display))
+    activations = mean_activations(model, layer, patterns, chosen)
+    ticker.tick(len(chosen), "measuring the patterns")
+    arrays = {
+        "patterns": patterns,
+        "activations": activations,
+        "dead": raw["dead"].astype(bool),
+        "trace": raw["trace"].astype("float32"),
+        "canvas": np.array(plan.canvas[1]),
+        "period": np.array(plan.period[1]),
+        "seconds": np.array(time.perf_counter() - began),
+    }
+    if disk is not None:
+        disk.put(key, arrays)
+    result = _from_arrays(arrays, model, layer, method, chosen, steps, size, seed)
+    return FilterPatterns(**{**result.__dict__, "from_cache": False})
+
+
+def _from_arrays(arrays, model, layer, method, chosen, steps, size, seed) -> FilterPatterns:
+    return FilterPatterns(
+        model_identity=model.identity,
+        layer=layer,
+        method=method,
+        filters=chosen,
+        patterns=arrays["patterns"],
+        activations=np.asarray(arrays["activations"], "float32"),
+        dead=np.asarray(arrays["dead"], bool),
+        trace=np.asarray(arrays["trace"], "float32"),
+        steps=steps,
+        size=int(arrays["patterns"].shape[2]),
+        seed=seed,
+        canvas=int(arrays["canvas"]),
+        period=int(arrays["period"]),
+        seconds=float(arrays["seconds"]),
+        from_cache=True,
+    )

@@ -1,0 +1,97 @@
+"""Filter-pattern grids: many small RGB pictures as one uint8 picture (the tutorial's 8x8 grid).
+
+:mod:`viz_core.render.montage` colours scalar channels; filter patterns are already RGB, so
+this is a plain numpy paste with a gap and an outline for dead filters.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import ParameterError
+
+DEAD_COLOR = (230, 40, 40)  # same red as dead channels in feature-map montages
+
+
+@dataclass(frozen=True, eq=False)
+class PatternGrid:
+    """A grid of patterns and where each one sits.
+
+    Attributes
+    ----------
+    image : np.ndarray
+        (H, W, 3) uint8 RGB. Pattern ``p`` sits at
+        ``y = gap + (p // columns) * (tile + gap)``, ``x = gap + (p % columns) * (tile + gap)``.
+    columns, rows, tile, gap : int
+    """
+
+    image: np.ndarray
+    columns: int
+    rows: int
+    tile: int
+    gap: int
+
+    def position(self, pixel_y: int, pixel_x: int) -> int | None:
+        """Which pattern (row-major position) the pixel falls on; None for gaps and margins."""
+        step = self.tile + self.gap
+        row, ry = divmod(int(pixel_y) - self.gap, step)
+        col, rx = divmod(int(pixel_x) - self.gap, step)
+        if pixel_y < self.gap or pixel_x < self.gap or ry >= self.tile or rx >= self.tile:
+            return None
+        if not (0 <= row < self.rows and 0 <= col < self.columns):
+            return None
+        return row * self.columns + col
+
+
+def pattern_grid(
+    patterns: np.ndarray,
+    *,
+    columns: int = 8,
+    gap: int = 4,
+    dead: np.ndarray | None = None,
+    background: int = 255,
+) -> PatternGrid:
+    """Paste patterns into a grid, row by row.
+
+    Parameters
+    ----------
+    patterns : np.ndarray
+        (N, T, T, 3) uint8 RGB, square tiles of one size.
+    columns : int
+        Patterns per row (8 gives the tutorial's 8x8 grid for 64 filters).
+    gap : int
+        Pixels between tiles and around the grid.
+    dead : np.ndarray or None
+        (N,) bool; dead filters get a red outline (2 px inside the tile).
+    background : int
+        Grey level of gaps, 0..255.
+
+    Returns
+    -------
+    PatternGrid
+        ``image`` is (gap + rows * (T + gap), gap + columns * (T + gap), 3) uint8.
+    """
+    tiles = np.asarray(patterns)
+    if tiles.ndim != 4 or tiles.shape[-1] != 3 or tiles.dtype != np.uint8:
+        raise ParameterError(
+            f"Patterns must be (N, H, W, 3) uint8; got {tiles.shape} {tiles.dtype}."
+        )
+    if tiles.shape[1] != tiles.shape[2]:
+        raise ParameterError(f"Patterns must be square; got {tiles.shape[1]}x{tiles.shape[2]}.")
+    if columns < 1 or gap < 0:
+        raise ParameterError(f"Columns must be at least 1 and gap at least 0; got {columns}, {gap}.")
+    count, tile = tiles.shape[0], tiles.shape[1]
+    columns = min(columns, max(1, count))
+    rows = -(-count // columns)
+    step = tile + gap
+    image = np.full((gap + rows * step, gap + columns * step, 3), background, dtype=np.uint8)
+    flags = np.zeros(count, bool) if dead is None else np.asarray(dead, bool)
+    for p in range(count):
+        y, x = gap + (p // columns) * step, gap + (p % columns) * step
+        image[y:y + tile, x:x + tile] = tiles[p]
+        if flags[p]:
+            edge = max(1, min(2, tile // 8))
+            box = image[y:y + tile, x:x + tile]
+            box[:edge], box[-edge:], box[:, :edge], box[:, -edge:] = (DEAD_COLOR,) * 4
+    return PatternGrid(image=image, columns=columns, rows=rows, tile=tile, gap=gap)
