@@ -151,3 +151,25 @@ def test_colorscale_matches_the_lookup_table_and_zip_round_trip():
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
         assert archive.namelist() == ["cat_activations_1_conv2d.png", "b.png"]
         assert archive.read("cat_activations_1_conv2d.png") == b"abc"
+
+
+def test_grid_files_are_named_like_the_tutorial_and_hold_each_layer_grid():
+    from PIL import Image
+
+    from viz_core.activations import FeatureMaps, LayerActivation
+    from viz_core.render.montage import auto_tile, grid_files
+
+    small, large = hot_pixels(channels=4, size=5), hot_pixels(channels=3, size=200)
+    maps = FeatureMaps(model="m", image="cat", digest="d", layers=(
+        LayerActivation("conv2d", 1, "Conv2D", small),
+        LayerActivation("base/pool", 2, "MaxPooling2D", large)))
+    files = grid_files([maps, maps], names=["cat", "dog"], per_row=2, colormap="gray")
+    assert [name for name, _ in files] == [
+        "cat_activations_1_conv2d.png", "cat_activations_2_base_pool.png",
+        "dog_activations_1_conv2d.png", "dog_activations_2_base_pool.png"]
+    assert (auto_tile(5, 5), auto_tile(200, 200), auto_tile(50, 60)) == (32, 96, 60)
+    for (_, data), values in zip(files[:2], (small, large)):
+        decoded = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+        tile_px = auto_tile(*values.shape[:2])
+        np.testing.assert_array_equal(
+            decoded, montage(values, per_row=2, tile=tile_px, colormap="gray").image)

@@ -1,0 +1,169 @@
+"""AppTest for the Feature maps page, on a tiny model standing in for the demo model.
+
+The backend is patched so the sidebar's "demo" choice loads a seeded two-conv model (fast and
+hand-checkable); what the page shows is checked against an independent forward pass.
+After ``at.switch_page`` AppTest (Streamlit 1.67) runs the page without ``app.py``, so the
+sidebar is not redrawn: the page keeps the selection of the first run, and the second image is
+chosen by setting the selection in session state.
+"""
+from __future__ import annotations
+
+import base64
+import io
+import json
+
+import keras
+import numpy as np
+import pytest
+from PIL import Image
+from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
+from streamlit.testing.v1 import AppTest
+
+import viz_core.workbench
+from tests.conftest import tiny_cnn, wrap
+from ui.state import SELECTION_KEY, Selection
+from viz_core.intake import load_image
+from viz_core.render.montage import montage
+from viz_core.samples import sample_bytes
+
+
+@pytest.fixture
+def app(monkeypatch):
+    """AppTest of app.py on the Feature maps page, plus the stand-in model and captured media."""
+    from ui.state import workbench
+
+    loaded = wrap(tiny_cnn(size=48, classes=4), name="demo")
+    monkeypatch.setattr(viz_core.workbench, "load_builtin_model",
+                        lambda name, weights="imagenet", **kw: loaded)
+    media: dict[str, bytes] = {}
+    original = MemoryMediaFileStorage.load_and_get_id
+
+    def capture(self, data, mimetype, kind, filename=None):
+        file_id = original(self, data, mimetype, kind, filename)
+        media[file_id] = data
+        return file_id
+
+    monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", capture)
+    workbench.clear()  # a fresh process-wide workbench, so the patched loader is used
+    at = AppTest.from_file("../../app.py", default_timeout=120)
+    at.run()
+    at.switch_page("pages/feature_maps.py")
+    at.run()
+    assert not at.exception, at.exception
+    yield at, loaded, media
+    workbench.clear()
+
+
+def choose_second(at, loaded, sample: str) -> None:
+    """What picking a second image in the sidebar stores for the page."""
+    first = at.session_state[SELECTION_KEY].image
+    second = load_image(sample_bytes(sample), sample)
+    at.session_state[SELECTION_KEY] = Selection(model=loaded, image=first, second=second)
+    at.run()
+
+
+def direct(loaded, sample: str, layer: str) -> np.ndarray:
+    """Independent reference: keras.Model(inputs, layer.output) on the resized sample."""
+    view = loaded.view(load_image(sample_bytes(sample), sample))
+    x = view.pixels[None] / 255.0
+    model = keras.Model(loaded.model.inputs, loaded.model.get_layer(layer).output)
+    return np.asarray(model(x))[0]
+
+
+def png_of(media, url: str) -> np.ndarray:
+    file_id = url.rsplit("/", 1)[-1].split(".")[0]
+    return np.asarray(Image.open(io.BytesIO(media[file_id])).convert("RGB"))
+
+
+def metrics(at) -> list[tuple[str, str]]:
+    return [(m.label, m.value) for m in at.metric]
+
+
+def heatmap_z(chart) -> np.ndarray:
+    z = json.loads(chart.proto.spec)["data"][0]["z"]
+    if isinstance(z, dict):  # plotly's typed-array encoding: base64 bytes + dtype + shape
+        shape = [int(d) for d in str(z["shape"]).split(",")]
+        return np.frombuffer(base64.b64decode(z["bdata"]), dtype=z["dtype"]).reshape(shape)
+    return np.asarray(z, dtype="float32")
+
+
+def test_one_layer_grid_zoom_and_display_options(app):
+    at, loaded, media = app
+    image = at.session_state[SELECTION_KEY].image.name
+    assert image == "circle"  # the sidebar's first shapes sample
+    assert at.title[0].value == "Feature maps"
+    assert at.selectbox(key="fm_block").options == ["conv_a", "conv_b"]
+    at.selectbox(key="fm_block").set_value("conv_b").run()
+    assert at.selectbox(key="fm_layer").value == "conv_b"
+    expected = direct(loaded, image, "conv_b")
+    shown = dict(metrics(at))
+    assert shown["Channels"] == "6"
+    assert shown["Dead on this image"] == str(int(np.sum(np.all(expected == 0, axis=(0, 1)))))
+
+    # The downloadable grid is the montage of the independently computed activation.
+    button = next(b for b in at.get("download_button") if b.key == "fm_png_first")
+    grid = png_of(media, button.proto.url)
+    np.testing.assert_array_equal(grid, montage(expected, tile=32).image)
+    assert button.proto.label.startswith(f"Grid of {image}")
+
+    # The zoom opens on the strongest channel and shows its raw values.
+    strongest = int(np.argmax(expected.mean(axis=(0, 1))))
+    assert at.number_input(key="fm_channel").value == strongest
+    np.testing.assert_allclose(heatmap_z(at.get("plotly_chart")[0]), expected[:, :, strongest],
+                               rtol=1e-5, atol=1e-6)
+
+    # Display options re-draw without running the model again.
+    from ui.state import workbench
+
+    misses = workbench().results.stats.misses
+    at.selectbox(key="fm_cmap").set_value("terrain").run()
+    at.selectbox(key="fm_scale").set_value("layer").run()
+    at.selectbox(key="fm_sort").set_value("mean").run()
+    assert not at.exception
+    assert workbench().results.stats.misses == misses
+    button = next(b for b in at.get("download_button") if b.key == "fm_png_first")
+    np.testing.assert_array_equal(
+        png_of(media, button.proto.url),
+        montage(expected, tile=32, colormap="terrain", scale="layer", sort="mean").image)
+
+
+def test_compare_mode_shows_both_images_side_by_side(app):
+    at, loaded, media = app
+    first, second = at.session_state[SELECTION_KEY].image.name, "square"
+    assert at.toggle(key="fm_compare").disabled  # no second image yet
+    choose_second(at, loaded, second)
+    assert not at.toggle(key="fm_compare").disabled
+    at.toggle(key="fm_compare").set_value(True).run()
+    assert not at.exception
+
+    captions = [c for img in at.get("image") for c in img.captions]
+    assert f"{first} · layer 1: conv_a" in captions and f"{second} · layer 1: conv_a" in captions
+    a, b = direct(loaded, first, "conv_a"), direct(loaded, second, "conv_a")
+    assert [v for k, v in metrics(at) if k == "Channels"] == ["4", "4"]
+    means = [v for k, v in metrics(at) if k == "Mean activation"]
+    assert means == [f"{a.mean():.3g}", f"{b.mean():.3g}"]
+    charts = at.get("plotly_chart")
+    assert len(charts) == 2
+    channel = at.number_input(key="fm_channel").value
+    np.testing.assert_allclose(heatmap_z(charts[1]), b[:, :, channel], rtol=1e-5, atol=1e-6)
+
+    # One range for the whole layer is shared by both images when comparing.
+    at.selectbox(key="fm_scale").set_value("layer").run()
+    low, high = min(a.min(), b.min()), max(a.max(), b.max())
+    button = next(x for x in at.get("download_button") if x.key == "fm_png_second")
+    np.testing.assert_array_equal(
+        png_of(media, button.proto.url),
+        montage(b, tile=48, scale="layer", value_range=(low, high)).image)  # 48x48 kept
+    labels = [x.proto.label for x in at.get("download_button")]
+    assert f"Grid of {first} (PNG)" in labels and f"Grid of {second} (PNG)" in labels
+
+
+def test_all_layers_view_lists_every_layer_with_its_grid(app):
+    at, loaded, _ = app
+    at.button_group(key="fm_view").set_value("All layers").run()
+    assert not at.exception
+    headings = [m.value for m in at.markdown if m.value.startswith("**")]
+    assert [h.split("**")[1] for h in headings] == ["1. conv_a", "2. pool_a", "3. conv_b"]
+    assert "MaxPooling2D · 24×24×4" in headings[1]
+    assert len(at.get("image")) == 3
+    assert any(b.key == "fm_zip_all" for b in at.get("download_button"))
