@@ -1,0 +1,98 @@
+"""Command ``filters``: filter patterns of one layer as a grid PNG and one PNG per filter.
+
+    python -m viz_core filters --model vgg16 --layer block3_conv1 --filters 0:64 --out f/ --json
+
+writes ``block3_conv1_fast_grid.png`` and ``block3_conv1_fast_filter_007.png``...; results are
+kept in the disk cache (``$CNN_VIZ_CACHE``, default ``~/.cache/cnn_viz``), so asking again is
+instant, also in a later run.
+"""
+from __future__ import annotations
+
+from ..errors import ParameterError
+from ..filters import (
+    DEFAULT_SIZE,
+    DEFAULT_STEPS,
+    METHOD_HELP,
+    METHODS,
+    filter_count,
+    filter_patterns,
+    parse_filters,
+)
+from ..render import png_bytes
+from ..render.filter_grid import pattern_grid
+from ..workbench import Workbench
+from .common import TerminalProgress, add_model_args, add_output_args, emit, open_model, out_dir
+
+
+def register(commands) -> None:
+    p = commands.add_parser(
+        "filters",
+        help="filter patterns: what each filter of a layer responds to (gradient ascent)",
+        description="Gradient ascent in input space: for each chosen filter, the picture that "
+        "raises its mean activation most. Writes a grid PNG and one PNG per filter.",
+    )
+    add_model_args(p)
+    p.add_argument("--layer", required=True, help="layer name, e.g. block3_conv1 or base/conv_b")
+    p.add_argument("--filters", default=None,
+                   help="a range like 0:64 (end excluded) or a list like 1,4,9 (default: the "
+                   "first 64)")
+    p.add_argument("--method", default="fast", choices=METHODS,
+                   help="; ".join(f"{k}: {v}" for k, v in METHOD_HELP.items()))
+    p.add_argument("--steps", type=int, default=None,
+                   help="gradient-ascent steps (default: "
+                   + ", ".join(f"{k} {v}" for k, v in DEFAULT_STEPS.items()) + ")")
+    p.add_argument("--size", type=int, default=DEFAULT_SIZE,
+                   help=f"side of each pattern in pixels (default {DEFAULT_SIZE})")
+    p.add_argument("--per-row", type=int, default=8, help="patterns per grid row (default 8)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the noisy starts (default 0)")
+    p.add_argument("--no-cache", action="store_true", help="compute again, ignore the disk cache")
+    add_output_args(p)
+    p.set_defaults(handler=cmd_filters)
+
+
+def _file_stem(layer: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in layer.replace("/", "__"))
+
+
+def cmd_filters(args) -> int:
+    if not 1 <= args.per_row <= 64:
+        raise ParameterError(f"--per-row must be between 1 and 64; got {args.per_row}.")
+    bench = Workbench()
+    model = open_model(bench, args)
+    count = filter_count(model, args.layer)
+    chosen = parse_filters(args.filters) if args.filters else tuple(range(min(64, count)))
+    progress = TerminalProgress(enabled=not args.json)
+    result = filter_patterns(
+        model, args.layer, chosen, method=args.method, steps=args.steps, size=args.size,
+        seed=args.seed, disk=None if args.no_cache else bench.disk, progress=progress,
+    )
+    folder = out_dir(args)
+    stem = f"{_file_stem(args.layer)}_{result.method}"
+    width = max(3, len(str(count - 1)))
+    rows, lines = [], []
+    for position in range(len(result)):
+        item = result.item(position)
+        path = folder / f"{stem}_filter_{item.index:0{width}d}.png"
+        path.write_bytes(png_bytes(item.pattern))
+        rows.append({"index": item.index, "activation": item.activation, "dead": item.dead,
+                     "png": str(path)})
+        lines.append(f"{path}  activation {item.activation:.4g}" + ("  (dead)" if item.dead else ""))
+    grid = pattern_grid(result.patterns, columns=args.per_row, dead=result.dead)
+    grid_path = folder / f"{stem}_grid.png"
+    grid_path.write_bytes(png_bytes(grid.image))
+    source = "from the cache" if result.from_cache else f"in {result.seconds:.1f} s"
+    lines.insert(0, f"{grid_path}  {len(result)} filters of {args.layer} ({result.method}, "
+                 f"{result.steps} steps, {result.size} px, {source})")
+    payload = {
+        "layer": args.layer,
+        "method": result.method,
+        "steps": result.steps,
+        "size": result.size,
+        "canvas": result.canvas,
+        "seconds": round(result.seconds, 3),
+        "from_cache": result.from_cache,
+        "png": str(grid_path),
+        "filters": rows,
+    }
+    emit(args, payload, lines)
+    return 0
