@@ -142,6 +142,7 @@ try:
             bench.run(perturbed_predictions, model, view, segmentation, seed=s,
                       progress=progress, **sample_args)
         bar.done()
+        st.rerun()  # draw the page again from the caches, with the Run button up to date
     predictions = bench.run(perturbed_predictions, model, view, segmentation, seed=seed,
                             **sample_args)
     explanation = bench.run(fit_explanation, model, predictions, classes)

@@ -1,0 +1,158 @@
+"""AppTest for the LIME page, on a hand-built model standing in for the demo model.
+
+The sidebar's "demo" choice is patched to load a 32x32 model that only looks at the red channel
+inside a box (see tests/test_lime_explain.py); what the page shows is checked against the
+library called directly with the same parameters.
+"""
+from __future__ import annotations
+
+import base64
+import io
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
+from streamlit.testing.v1 import AppTest
+
+import viz_core.workbench
+from ui.state import SELECTION_KEY
+from tests.conftest import wrap
+from tests.test_lime_explain import red_square_model
+from viz_core.intake import load_image
+from viz_core.lime_explain import (
+    evidence_mask,
+    explanation_stability,
+    fit_explanation,
+    perturbed_predictions,
+)
+from viz_core.render.lime_view import display_factor, enlarge, evidence_image
+from viz_core.samples import sample_bytes
+from viz_core.superpixels import superpixels
+
+
+@pytest.fixture
+def app(monkeypatch):
+    """AppTest of app.py on the LIME page, the stand-in model and the captured media files."""
+    from ui.state import workbench
+
+    loaded = wrap(red_square_model(), labels=("background", "red square"), name="demo")
+    monkeypatch.setattr(viz_core.workbench, "load_builtin_model",
+                        lambda name, weights="imagenet", **kw: loaded)
+    media: dict[str, bytes] = {}
+    original = MemoryMediaFileStorage.load_and_get_id
+
+    def capture(self, data, mimetype, kind, filename=None):
+        file_id = original(self, data, mimetype, kind, filename)
+        media[file_id] = data
+        return file_id
+
+    monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", capture)
+    workbench.clear()
+    at = AppTest.from_file("../../app.py", default_timeout=120)
+    at.run()
+    at.switch_page("pages/lime.py")
+    at.run()
+    assert not at.exception, at.exception
+    yield at, loaded, media
+    workbench.clear()
+
+
+def png_of(media, url: str) -> np.ndarray:
+    file_id = url.rsplit("/", 1)[-1].split(".")[0]
+    return np.asarray(Image.open(io.BytesIO(media[file_id])).convert("RGB"))
+
+
+def values(data) -> np.ndarray:
+    """Plotly's JSON of an array: a list, or ``{"dtype", "bdata"}`` (base64, plotly >= 6)."""
+    if isinstance(data, dict):
+        return np.frombuffer(base64.b64decode(data["bdata"]), dtype=data["dtype"])
+    return np.asarray(data, dtype="float64")
+
+
+def selected_image(at):
+    """The image the sidebar selected (read from the session: after ``switch_page`` AppTest
+    leaves ``at.sidebar`` empty)."""
+    image = at.session_state[SELECTION_KEY].image
+    assert image.name == "circle"  # the sidebar's default for the demo model
+    return load_image(sample_bytes(image.name), image.name)
+
+
+def library(loaded, at, seed=0, classes=None):
+    """The explanation computed directly, with the parameters the page shows."""
+    view = loaded.view(selected_image(at))
+    seg = superpixels(view, algorithm=at.selectbox(key="lime_algorithm").value,
+                      n_superpixels=at.slider(key="lime_superpixels").value,
+                      compactness=at.slider(key="lime_compactness").value, seed=seed)
+    pp = perturbed_predictions(loaded, view, seg, samples=at.select_slider(key="lime_samples").value,
+                               hide=at.selectbox(key="lime_hide").value, seed=seed)
+    if classes is None:
+        classes = (at.selectbox(key="lime_class_1").value, at.selectbox(key="lime_class_2").value)
+    return view, seg, fit_explanation(loaded, pp, classes)
+
+
+def test_superpixels_then_run_then_display_changes_without_rerunning(app):
+    at, loaded, media = app
+    from ui.state import workbench
+
+    assert at.title[0].value == "LIME"
+    assert at.button(key="lime_run").label == "Run LIME"
+    assert "press **Run LIME**" in at.info[0].value
+    view = loaded.view(selected_image(at))
+    count = superpixels(view, n_superpixels=35, compactness=10.0).count
+    captions = [c for img in at.get("image") for c in img.captions]
+    assert any(c.startswith(f"{count} superpixels (slic, target 35)") for c in captions)
+
+    at.select_slider(key="lime_samples").set_value(100)
+    at.button(key="lime_run").click().run()
+    assert not at.exception, at.exception
+    view, seg, expected = library(loaded, at)
+    assert expected.class_indices == (1, 0)  # most probable first, then the other one
+    captions = [c for img in at.get("image") for c in img.captions]
+    for p, r2 in zip(expected.probabilities, expected.r2):
+        assert any(c.startswith(f"model p = {p:.1%} · linear fit R² = {r2:.2f}") for c in captions)
+
+    # The bar chart shows every superpixel's weight, sorted by the first class's weight.
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    order = np.argsort(-expected.weights[0], kind="stable")
+    assert spec["data"][0]["x"] == [f"#{i}" for i in order]
+    np.testing.assert_allclose(values(spec["data"][0]["y"]), expected.weights[0][order], atol=1e-6)
+    np.testing.assert_allclose(values(spec["data"][1]["y"]), expected.weights[1][order], atol=1e-6)
+
+    # Display options: nothing is recomputed, and the download is the chosen rendering.
+    misses = workbench().results.stats.misses
+    at.slider(key="lime_features").set_value(2).run()
+    at.toggle(key="lime_negative").set_value(True).run()
+    at.radio(key="lime_style").set_value("fill").run()
+    at.radio(key="lime_rest").set_value("dim").run()
+    assert not at.exception
+    assert workbench().results.stats.misses == misses
+    assert not at.info  # the explanation stays on screen
+    factor = display_factor(*view.pixels.shape[:2])
+    mask = evidence_mask(expected, 1, num_features=2, positive_only=False)
+    want = evidence_image(enlarge(view.display, factor, smooth=True), enlarge(mask, factor),
+                          style="fill", rest="dim")
+    button = next(b for b in at.get("download_button") if b.key == "lime_download_1")
+    np.testing.assert_array_equal(png_of(media, button.proto.url), want)
+
+    # Another second class needs only lime's cheap fit, not the model.
+    at.selectbox(key="lime_class_2").set_value(-1).run()
+    assert not at.exception
+    assert workbench().results.stats.misses == misses + 1
+    assert len([b for b in at.get("download_button") if b.key.startswith("lime_download")]) == 1
+
+
+def test_stability_runs_two_more_seeds_and_shows_the_jaccard(app):
+    at, loaded, _ = app
+    at.select_slider(key="lime_samples").set_value(100)
+    at.checkbox(key="lime_stability").check().run()
+    assert at.button(key="lime_run").label == "Run LIME (3 seeds)"
+    at.button(key="lime_run").click().run()
+    assert not at.exception, at.exception
+    assert at.button(key="lime_run").disabled  # everything is cached now
+    runs = [library(loaded, at, seed=s)[2] for s in (0, 1, 2)]
+    shown = {m.label: m.value for m in at.metric}
+    for k in (1, 0):
+        result = explanation_stability(runs, k, 3)
+        assert shown[f"{loaded.label(k)}: top-3 agreement"] == f"{result.mean_jaccard:.2f}"
