@@ -123,6 +123,16 @@ def test_tile_resizing_up_is_nearest_and_down_keeps_flat_maps_flat():
     small = montage(big, tile=(10, 10), colormap="gray", flag_dead=False)
     assert small.tile == (10, 10) and small.image.shape == (10, 21, 3)
     assert np.all(small.image[:4, :10, 0] == 255) and np.all(small.image[6:, :10, 0] == 0)
+    odd = montage(big, tile=(15, 15), colormap="gray", flag_dead=False)  # 40 -> 20 -> 15
+    assert np.all(odd.image[:6, :15, 0] == 255) and np.all(odd.image[9:, :15, 0] == 0)
+
+
+def test_shrinking_by_a_whole_factor_is_the_block_average(rng):
+    values = rng.random((24, 24, 3)).astype("float32")
+    m = montage(values, tile=6, scale="layer", value_range=(0.0, 1.0), colormap="gray")
+    means = values.reshape(6, 4, 6, 4, 3).mean(axis=(1, 3))  # independent area average
+    expected = np.rint(means[:, :, 1] * 255).astype("uint8")
+    np.testing.assert_allclose(tile(m, 1)[:, :, 0].astype(int), expected.astype(int), atol=1)
 
 
 def test_terrain_like_the_tutorial_and_bad_parameters():

@@ -13,6 +13,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 from PIL import Image
+from skimage.measure import block_reduce
 
 from ..errors import ParameterError
 from .colormaps import lookup_table
@@ -133,9 +134,16 @@ def _nearest(index: np.ndarray, th: int, tw: int) -> np.ndarray:
 
 
 def _shrunk(stack: np.ndarray, th: int, tw: int) -> np.ndarray:
-    """(h, w, c) -> (th, tw, c) float32. Pillow's bilinear reduction is area-aware (no
-    aliasing) and 3x faster than skimage's anti-aliased resize on a channel stack; mode "F"
-    keeps the float values."""
+    """(h, w, c) -> (th, tw, c) float32. Whole blocks are first averaged over all channels
+    at once (exact area averaging, contiguous memory); Pillow's bilinear reduction then does
+    the rest per channel: area-aware (no aliasing) and 3x faster than skimage's anti-aliased
+    resize on a channel stack; mode "F" keeps the float values."""
+    h, w = stack.shape[:2]
+    factor = min(h // th, w // tw)
+    if factor >= 2 and h % factor == 0 and w % factor == 0:
+        stack = block_reduce(stack, (factor, factor, 1), np.mean)
+        if stack.shape[:2] == (th, tw):
+            return stack.astype("float32")
     return np.stack(
         [np.asarray(Image.fromarray(np.ascontiguousarray(stack[:, :, k])).resize(
             (tw, th), Image.Resampling.BILINEAR)) for k in range(stack.shape[2])],
