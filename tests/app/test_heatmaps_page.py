@@ -1,0 +1,152 @@
+"""AppTest for the Class heatmaps page, on a tiny model standing in for the demo model.
+
+The sidebar's "demo" choice is patched to load a seeded two-conv model, so the page is fast and
+what it shows can be checked against viz_core.cam called directly. After ``at.switch_page``
+AppTest runs the page without ``app.py`` (no sidebar), so the selection is read from, and the
+second image put into, the session state, as the sidebar would.
+"""
+from __future__ import annotations
+
+import base64
+import io
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
+from streamlit.testing.v1 import AppTest
+
+import viz_core.workbench
+from ui.state import SELECTION_KEY, Selection
+from tests.conftest import tiny_cnn, wrap
+from viz_core.cam import class_heatmap
+from viz_core.intake import load_image
+from viz_core.render import overlay_heatmap
+from viz_core.samples import sample_bytes
+from viz_core.targets import Target
+
+LABELS = ["circle", "square", "triangle", "star"]
+
+
+@pytest.fixture
+def app(monkeypatch):
+    from ui.state import workbench
+
+    loaded = wrap(tiny_cnn(size=48, classes=4), labels=LABELS, name="demo")
+    monkeypatch.setattr(viz_core.workbench, "load_builtin_model",
+                        lambda name, weights="imagenet", **kw: loaded)
+    media: dict[str, bytes] = {}
+    original = MemoryMediaFileStorage.load_and_get_id
+
+    def capture(self, data, mimetype, kind, filename=None):
+        file_id = original(self, data, mimetype, kind, filename)
+        media[file_id] = data
+        return file_id
+
+    monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", capture)
+    workbench.clear()
+    at = AppTest.from_file("../../app.py", default_timeout=120)
+    at.run()
+    at.switch_page("pages/heatmaps.py")
+    at.run()
+    assert not at.exception, at.exception
+    yield at, loaded, media
+    workbench.clear()
+
+
+def selected(at):
+    image = at.session_state[SELECTION_KEY].image
+    assert image.name == "circle"  # the sidebar's first shapes sample for the demo model
+    return load_image(sample_bytes(image.name), image.name)
+
+
+def values(data) -> np.ndarray:
+    """Plotly's JSON of an array: nested lists, or ``{"dtype", "bdata", "shape"}`` (base64)."""
+    if isinstance(data, dict):
+        shape = [int(d) for d in str(data["shape"]).split(",")]
+        return np.frombuffer(base64.b64decode(data["bdata"]), dtype=data["dtype"]).reshape(shape)
+    return np.asarray(data, dtype="float64")
+
+
+def png_of(media, url: str) -> np.ndarray:
+    file_id = url.rsplit("/", 1)[-1].split(".")[0]
+    return np.asarray(Image.open(io.BytesIO(media[file_id])).convert("RGB"))
+
+
+def downloaded(at, media, image, k) -> np.ndarray:
+    """The overlay PNG offered for download for ``image`` and class ``k``."""
+    key = f"cam_download_{image.digest[:12]}_{k}"
+    button = next(b for b in at.get("download_button") if b.key == key)
+    return png_of(media, button.proto.url)
+
+
+def captions(at) -> list[str]:
+    return [c for img in at.get("image") for c in img.captions]
+
+
+def test_top5_picker_two_classes_overlay_and_hover_values(app):
+    at, loaded, media = app
+    original = selected(at)
+    view = loaded.view(original)
+    probs = np.asarray(loaded.model(loaded.batch([view])))[0]
+    ranked = list(np.argsort(-probs, kind="stable"))
+    assert at.title[0].value == "Class heatmaps"
+    # top-5 (here all 4 classes, most probable first) plus "another class"
+    assert at.radio(key="cam_class").options[:4] == [
+        f"{LABELS[k]} ({k}) · p = {probs[k]:.1%}" for k in ranked]
+    assert at.selectbox(key="cam_class_2").value == int(ranked[1])  # runner-up side by side
+    first = class_heatmap(loaded, view, Target(int(ranked[0])))
+    second = class_heatmap(loaded, view, Target(int(ranked[1])))
+    np.testing.assert_array_equal(downloaded(at, media, original, ranked[0]),
+                                  overlay_heatmap(original.pixels, first.heatmap))
+    np.testing.assert_array_equal(downloaded(at, media, original, ranked[1]),
+                                  overlay_heatmap(original.pixels, second.heatmap))
+    assert captions(at)[0].startswith(f"p = {first.probability:.1%} · Grad-CAM at `conv_b`")
+    chart = json.loads(at.get("plotly_chart")[0].proto.spec)
+    heat = [t for t in chart["data"] if t["type"] == "heatmap"][0]
+    z = values(heat["z"])
+    np.testing.assert_allclose(z, first.heatmap, atol=1e-6)
+    assert "heat %{z:.3f}" in heat["hovertemplate"]
+
+
+def test_display_options_do_not_recompute_and_probability_is_labelled(app):
+    at, loaded, media = app
+    from ui.state import workbench
+
+    misses = workbench().results.stats.misses
+    at.selectbox(key="cam_colormap").set_value("jet").run()
+    at.slider(key="cam_opacity").set_value(0.8).run()
+    at.slider(key="cam_threshold").set_value(0.5).run()
+    assert not at.exception
+    assert workbench().results.stats.misses == misses
+    original = selected(at)
+    view = loaded.view(original)
+    k = at.selectbox(key="cam_class_2").value
+    result = class_heatmap(loaded, view, Target(k))
+    np.testing.assert_array_equal(downloaded(at, media, original, k),
+                                  overlay_heatmap(original.pixels, result.heatmap, opacity=0.8,
+                                                  colormap="jet", threshold=0.5))
+    at.radio(key="cam_score").set_value("probability").run()
+    assert "score: probability" in captions(at)[0]
+
+
+def test_slow_methods_wait_for_the_button_and_second_image_adds_a_row(app):
+    at, loaded, media = app
+    star = load_image(sample_bytes("star"), "star")
+    first = at.session_state[SELECTION_KEY].image
+    at.session_state[SELECTION_KEY] = Selection(model=loaded, image=first, second=star)
+    at.run()
+    at.selectbox(key="cam_class_2").set_value(-1).run()
+    assert len(at.get("image")) == 2 + 1  # one class, two images, and the colour bar
+    at.selectbox(key="cam_method").set_value("integrated_gradients").run()
+    assert "Compute Integrated Gradients" in [b.label for b in at.button]
+    assert len(at.get("image")) == 0
+    at.button(key="cam_run").click().run()
+    assert not at.exception
+    view = loaded.view(star)
+    k = at.radio(key="cam_class").value
+    result = class_heatmap(loaded, view, Target(k), "integrated_gradients", steps=64)
+    np.testing.assert_array_equal(downloaded(at, media, star, k),
+                                  overlay_heatmap(star.pixels, result.heatmap))
+    assert "attributions sum to" in captions(at)[1]
