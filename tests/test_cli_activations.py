@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from tests.conftest import nested_cnn, tiny_cnn
+from viz_core.catalog import DEMO_MODEL_FILE
 from viz_core.cli import main
 
 
@@ -86,3 +87,30 @@ def test_human_output_and_bad_layer(files, capsys, tmp_path):
                  str(folder / "cat.png"), "--layers", "dense_9", "--out", str(tmp_path)])
     err = capsys.readouterr().err
     assert code == 2 and err.startswith("error:") and "'dense_9'" in err
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not DEMO_MODEL_FILE.exists(), reason="demo model not trained yet")
+def test_default_demo_model_exports_every_layer(capsys, tmp_path):
+    from viz_core.activations import feature_map_layers
+    from viz_core.catalog import load_demo_model
+    from viz_core.samples import sample_bytes
+
+    (tmp_path / "circle.png").write_bytes(sample_bytes("circle"))
+    payload = run_json(capsys, ["activations", "--image", str(tmp_path / "circle.png"),
+                                "--out", str(tmp_path / "maps"), "--json"])
+    demo = load_demo_model()
+    layers = feature_map_layers(demo.info)
+    rows = payload["results"]
+    assert [r["layer"] for r in rows] == list(layers)
+    assert rows[0]["png"].endswith(f"circle_activations_1_{layers[0]}.png")
+    last = demo.model.get_layer(layers[-1])
+    x = demo.batch([demo.view(demo_image(tmp_path / "circle.png"))])
+    direct = np.asarray(keras.Model(demo.model.inputs, last.output)(x))[0]
+    np.testing.assert_allclose(np.load(rows[-1]["npy"]), direct, rtol=1e-4, atol=1e-5)
+
+
+def demo_image(path):
+    from viz_core.intake import load_image
+
+    return load_image(path.read_bytes(), path.name)

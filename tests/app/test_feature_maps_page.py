@@ -22,6 +22,7 @@ from streamlit.testing.v1 import AppTest
 import viz_core.workbench
 from tests.conftest import tiny_cnn, wrap
 from ui.state import SELECTION_KEY, Selection
+from viz_core.catalog import DEMO_MODEL_FILE
 from viz_core.intake import load_image
 from viz_core.render.montage import montage
 from viz_core.samples import sample_bytes
@@ -167,3 +168,27 @@ def test_all_layers_view_lists_every_layer_with_its_grid(app):
     assert "MaxPooling2D · 24×24×4" in headings[1]
     assert len(at.get("image")) == 3
     assert any(b.key == "fm_zip_all" for b in at.get("download_button"))
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not DEMO_MODEL_FILE.exists(), reason="demo model not trained yet")
+def test_page_on_the_real_demo_model():
+    from ui.state import workbench
+    from viz_core.activations import feature_map_layers, layer_groups
+    from viz_core.catalog import load_demo_model
+
+    workbench.clear()
+    at = AppTest.from_file("../../app.py", default_timeout=180)
+    at.run()
+    at.switch_page("pages/feature_maps.py").run()
+    assert not at.exception, at.exception
+    demo = load_demo_model()
+    groups = layer_groups(demo.info)
+    assert at.selectbox(key="fm_block").options == [g for g, _ in groups]
+    first = feature_map_layers(demo.info)[0]
+    assert at.selectbox(key="fm_layer").value == first
+    assert dict(metrics(at))["Channels"] == str(demo.info.layer(first).output_shape[-1])
+    choose_second(at, demo, "square")
+    at.toggle(key="fm_compare").set_value(True).run()
+    assert not at.exception and len(at.get("plotly_chart")) == 2
+    workbench.clear()
