@@ -162,7 +162,8 @@ negative = d3.toggle("Also against the class", key="lime_negative",
                      disabled=style == "weights",
                      help="Off: only superpixels that support the class (positive weights). "
                      "On: the strongest by absolute weight, red where they oppose it.")
-rest = d4.radio("Rest of the image", RESTS, key="lime_rest", format_func=lambda r: r.capitalize(),
+rest = d4.radio("Rest of the image", RESTS, index=RESTS.index("dim"), key="lime_rest",
+                format_func=lambda r: r.capitalize(),
                 disabled=style == "weights",
                 help="\n\n".join(f"**{k}**: {v}" for k, v in REST_HELP.items()))
 
@@ -175,7 +176,8 @@ for column, k, label_text, p, r2, local in zip(
     else:
         mask = evidence_mask(explanation, k, num_features=num_features,
                              positive_only=not negative)
-        picture = evidence_image(big_image, enlarge(mask, factor), style=style, rest=rest)
+        picture = evidence_image(big_image, enlarge(mask, factor), style=style, rest=rest,
+                                 width=factor + 1)
     with column:
         st.markdown(f"**{label_text}** ({k})")
         st.image(picture, width="stretch",
@@ -195,7 +197,8 @@ for row, (k, label_text) in enumerate(zip(explanation.class_indices, explanation
     colours = [rgb(SUPPORT_COLOUR) if v > 0 else rgb(OPPOSE_COLOUR) for v in w]
     figure.add_trace(go.Bar(
         x=names, y=w, name=f"{label_text} ({k})",
-        marker=dict(color=colours, opacity=1.0 if row == 0 else 0.45,
+        marker=dict(color=colours, opacity=1.0 if row == 0 else 0.55,
+                    pattern=dict(shape="" if row == 0 else "/", fgcolor="#333", size=5),
                     line=dict(color="#333", width=0 if row == 0 else 1)),
         hovertemplate=f"{label_text}: superpixel %{{x}}<br>weight %{{y:+.4f}}<extra></extra>"))
 figure.update_layout(

@@ -10,8 +10,11 @@ from viz_core.errors import ImageError, ParameterError
 from viz_core.intake import image_from_array, load_image, model_view
 from viz_core.render.lime_view import (
     BOUNDARY_COLOUR,
+    OPPOSE_COLOUR,
+    SUPPORT_COLOUR,
     display_factor,
     enlarge,
+    evidence_image,
     superpixel_boundaries,
 )
 from viz_core.samples import sample_bytes
@@ -151,3 +154,23 @@ def test_enlarging_keeps_labels_as_blocks():
     assert big[2, 2] == 0 and big[2, 3] == 1 and big[3, 2] == 2 and big[5, 5] == 3
     assert display_factor(150, 150) == 3 and display_factor(224, 224) == 2
     assert display_factor(1000, 600) == 1
+
+
+def test_evidence_image_outlines_tints_and_hides_by_hand():
+    img = np.full((20, 20, 3), 100, dtype="uint8")
+    mask = np.zeros((20, 20), dtype="int8")
+    mask[5:15, 5:15] = 1  # supports
+    mask[0:3, 0:3] = -1  # opposes
+    out = evidence_image(img, mask, style="fill", rest="hide", opacity=0.5, width=2)
+    assert tuple(out[5, 9]) == SUPPORT_COLOUR and tuple(out[6, 9]) == SUPPORT_COLOUR
+    # Inside the outline: the tint, 100 * 0.5 + colour * 0.5, rounded.
+    assert tuple(out[9, 9]) == tuple(int(100 * 0.5 + c * 0.5 + 0.5) for c in SUPPORT_COLOUR)
+    assert tuple(out[4, 9]) == (128, 128, 128)  # outside every chosen superpixel: grey
+    assert tuple(out[0, 0]) == OPPOSE_COLOUR
+    kept = evidence_image(img, mask, style="outline", rest="keep", width=1)
+    assert tuple(kept[6, 9]) == (100, 100, 100) and tuple(kept[5, 9]) == SUPPORT_COLOUR
+    assert tuple(kept[4, 9]) == (100, 100, 100)
+    dimmed = evidence_image(img, mask, rest="dim")
+    assert tuple(dimmed[4, 9]) == (193, 193, 193)  # 60% towards white: 100 * 0.4 + 153
+    with pytest.raises(ParameterError, match="'blue'"):
+        evidence_image(img, mask, rest="blue")

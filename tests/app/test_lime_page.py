@@ -132,7 +132,7 @@ def test_superpixels_then_run_then_display_changes_without_rerunning(app):
     factor = display_factor(*view.pixels.shape[:2])
     mask = evidence_mask(expected, 1, num_features=2, positive_only=False)
     want = evidence_image(enlarge(view.display, factor, smooth=True), enlarge(mask, factor),
-                          style="fill", rest="dim")
+                          style="fill", rest="dim", width=factor + 1)
     button = next(b for b in at.get("download_button") if b.key == "lime_download_1")
     np.testing.assert_array_equal(png_of(media, button.proto.url), want)
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 from PIL import Image
-from skimage.segmentation import find_boundaries, mark_boundaries
+from scipy.ndimage import binary_erosion
+from skimage.segmentation import mark_boundaries
 
 from ..errors import ParameterError
 from .images import overlay_heatmap
@@ -88,6 +89,7 @@ def evidence_image(
     style: str = "outline",
     rest: str = "keep",
     opacity: float = 0.45,
+    width: int = 2,
 ) -> np.ndarray:
     """Superpixels chosen by an evidence mask, drawn over the image.
 
@@ -104,6 +106,8 @@ def evidence_image(
         What the rest of the image looks like.
     opacity : float in [0, 1]
         Strength of the tint (``fill``).
+    width : int >= 1
+        Thickness of the outline in pixels, drawn inside the chosen region.
 
     Returns
     -------
@@ -117,6 +121,8 @@ def evidence_image(
         raise ParameterError(f"Unknown style {style!r} for an evidence mask; choose outline or fill.")
     if not 0.0 <= opacity <= 1.0:
         raise ParameterError(f"Opacity must be between 0 and 1; got {opacity}.")
+    if isinstance(width, bool) or not isinstance(width, (int, np.integer)) or width < 1:
+        raise ParameterError(f"The outline width must be a whole number >= 1; got {width!r}.")
     out = _rest(img, m != 0, rest)
     for sign, colour in ((1, SUPPORT_COLOUR), (-1, OPPOSE_COLOUR)):
         region = m == sign
@@ -125,9 +131,10 @@ def evidence_image(
         paint = np.asarray(colour, dtype="float32")
         if style == "fill":
             out[region] = out[region] * (1.0 - opacity) + paint * opacity
-        # Borders of the region (not of each superpixel inside it), two pixels wide.
-        edge = find_boundaries(region.astype("uint8"), mode="inner") & region
-        edge |= find_boundaries(edge.astype("uint8"), mode="outer") & region
+        # The border of the region (not of each superpixel in it), ``width`` pixels inside it.
+        size = 2 * width + 1  # eroding with this square removes `width` pixels
+        edge = region & ~binary_erosion(region, structure=np.ones((size, size), bool),
+                                        border_value=0)
         out[edge] = paint
     return np.clip(out + 0.5, 0, 255).astype("uint8")
 
