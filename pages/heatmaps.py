@@ -62,6 +62,14 @@ def class_title(k: int) -> str:
     return f"{model.label(k)} ({k})"
 
 
+# A new model or image starts from its own top class, compared with its runner-up.
+context = (model.identity, view.digest)
+if st.session_state.get("cam_context") != context:
+    st.session_state["cam_context"] = context
+    st.session_state["cam_class"] = top[0][0]
+    st.session_state["cam_class_2"] = top[1][0] if len(top) > 1 else NONE
+
+
 # -- class and method -------------------------------------------------------------------------
 with st.container(border=True):
     pick, method_column = st.columns([1, 1])
@@ -76,11 +84,11 @@ with st.container(border=True):
             choice = st.selectbox(f"Search all {len(model.labels)} classes",
                                   range(len(model.labels)), key="cam_class_any",
                                   format_func=class_title, placeholder="Type a class name…")
-        runner_up = next((k for k, _, _ in top if k != choice), NONE)
         compare_options = [NONE] + [k for k in range(len(model.labels)) if k != choice]
+        if st.session_state.get("cam_class_2") not in compare_options:
+            st.session_state["cam_class_2"] = NONE
         compare = st.selectbox(
             "Second class, side by side", compare_options, key="cam_class_2",
-            index=compare_options.index(runner_up) if runner_up in compare_options else 0,
             format_func=lambda k: "(none)" if k == NONE else class_title(k),
             help="Two classes of one picture, as the Grad-CAM paper's cat and dog: on the demo "
                  "model, pick the circle-and-star scene.")

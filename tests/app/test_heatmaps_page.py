@@ -150,3 +150,23 @@ def test_slow_methods_wait_for_the_button_and_second_image_adds_a_row(app):
     np.testing.assert_array_equal(downloaded(at, media, star, k),
                                   overlay_heatmap(star.pixels, result.heatmap))
     assert "attributions sum to" in captions(at)[1]
+
+
+def test_any_class_by_search_and_a_new_image_starts_from_its_top_class(app):
+    at, loaded, media = app
+    original = selected(at)
+    at.radio(key="cam_class").set_value(-1).run()
+    search = at.selectbox(key="cam_class_any")
+    assert search.options == [f"{name} ({k})" for k, name in enumerate(LABELS)]
+    search.set_value(2).run()
+    assert "**triangle** (2)" in [m.value for m in at.markdown]
+    result = class_heatmap(loaded, loaded.view(original), Target(2))
+    np.testing.assert_array_equal(downloaded(at, media, original, 2),
+                                  overlay_heatmap(original.pixels, result.heatmap))
+    square = load_image(sample_bytes("square"), "square")
+    at.session_state[SELECTION_KEY] = Selection(model=loaded, image=square, second=None)
+    at.run()
+    probs = np.asarray(loaded.model(loaded.batch([loaded.view(square)])))[0]
+    ranked = list(np.argsort(-probs, kind="stable"))
+    assert at.radio(key="cam_class").value == ranked[0]
+    assert at.selectbox(key="cam_class_2").value == ranked[1]
