@@ -155,9 +155,12 @@ st.subheader("Explanation")
 d1, d2, d3, d4 = st.columns(4)
 style = d1.radio("Show", STYLES, key="lime_style", format_func=lambda s: s.capitalize(),
                  help="\n\n".join(f"**{k}**: {v}" for k, v in STYLE_HELP.items()))
-num_features = d2.slider("Superpixels shown", 1, explanation.count, min(5, explanation.count),
-                         key="lime_features", disabled=style == "weights",
-                         help="The tutorial's n_features: the strongest superpixels.")
+num_features = 1
+if explanation.count > 1:  # a slider needs two different ends
+    num_features = d2.slider("Superpixels shown", 1, explanation.count,
+                             min(5, explanation.count), key="lime_features",
+                             disabled=style == "weights",
+                             help="The tutorial's n_features: the strongest superpixels.")
 negative = d3.toggle("Also against the class", key="lime_negative",
                      disabled=style == "weights",
                      help="Off: only superpixels that support the class (positive weights). "
