@@ -12,6 +12,7 @@ from viz_core.render.lime_view import (
     BOUNDARY_COLOUR,
     OPPOSE_COLOUR,
     SUPPORT_COLOUR,
+    contrasting_colour,
     display_factor,
     enlarge,
     evidence_image,
@@ -139,12 +140,24 @@ def test_boundaries_are_drawn_between_quadrants_only():
     img = quadrants()
     segments = np.zeros((64, 64), dtype="int32")
     segments[:32, 32:], segments[32:, :32], segments[32:, 32:] = 1, 2, 3
-    out = superpixel_boundaries(img, segments)
+    out = superpixel_boundaries(img, segments, colour=BOUNDARY_COLOUR)
     assert out.dtype == np.uint8 and out.shape == img.shape
     column = [tuple(p) == BOUNDARY_COLOUR for p in out[:, 10]]
     assert [y for y, marked in enumerate(column) if marked] in ([31], [32], [31, 32])  # the seam
     assert tuple(out[10, 10]) == QUADRANT_COLOURS[0]  # inside: untouched
     assert tuple(out[50, 50]) == QUADRANT_COLOURS[3]
+
+
+def test_the_automatic_border_colour_avoids_the_image_colours():
+    yellow = np.zeros((20, 20, 3), dtype="uint8") + np.array(BOUNDARY_COLOUR, dtype="uint8")
+    segments = np.zeros((20, 20), dtype="int32")
+    segments[:, 10:] = 1
+    assert contrasting_colour(yellow, segments) != BOUNDARY_COLOUR
+    grey = np.full((20, 20, 3), 40, dtype="uint8")  # dark: far from yellow, white is farther
+    assert contrasting_colour(grey, segments) == (255, 255, 255)
+    out = superpixel_boundaries(yellow, segments)
+    assert tuple(out[5, 9]) == contrasting_colour(yellow, segments) or \
+        tuple(out[5, 10]) == contrasting_colour(yellow, segments)
 
 
 def test_enlarging_keeps_labels_as_blocks():

@@ -27,6 +27,7 @@ REST_HELP = {
 SUPPORT_COLOUR = (0, 200, 83)  # green: supports the class (lime's convention)
 OPPOSE_COLOUR = (229, 57, 53)  # red: speaks against it
 BOUNDARY_COLOUR = (255, 221, 0)
+BOUNDARY_CHOICES = (BOUNDARY_COLOUR, (0, 229, 255), (255, 0, 200), (255, 255, 255), (0, 0, 0))
 
 
 def _image(image: np.ndarray) -> np.ndarray:
@@ -46,11 +47,25 @@ def _check_same_size(img: np.ndarray, plane: np.ndarray, what: str) -> None:
         )
 
 
+def contrasting_colour(image: np.ndarray, segments: np.ndarray) -> tuple[int, int, int]:
+    """The colour from :data:`BOUNDARY_CHOICES` farthest from every superpixel's mean colour,
+    so borders stay visible on a yellow shape as on a blue sky."""
+    img = _image(image).reshape(-1, 3).astype("float64")
+    flat = np.asarray(segments).ravel()
+    count = int(flat.max()) + 1
+    sizes = np.maximum(np.bincount(flat, minlength=count), 1)
+    means = np.stack([np.bincount(flat, weights=img[:, c], minlength=count) / sizes
+                      for c in range(3)], axis=1)
+    choices = np.asarray(BOUNDARY_CHOICES, dtype="float64")
+    nearest = np.linalg.norm(means[None, :, :] - choices[:, None, :], axis=2).min(axis=1)
+    return BOUNDARY_CHOICES[int(np.argmax(nearest))]
+
+
 def superpixel_boundaries(
     image: np.ndarray,
     segments: np.ndarray,
     *,
-    colour: tuple[int, int, int] = BOUNDARY_COLOUR,
+    colour: tuple[int, int, int] | None = None,
 ) -> np.ndarray:
     """The image with superpixel borders drawn (``skimage.segmentation.mark_boundaries``).
 
@@ -58,7 +73,7 @@ def superpixel_boundaries(
     ----------
     image : (H, W, 3) uint8 RGB
     segments : (H, W) int
-    colour : RGB of the borders, each 0..255
+    colour : RGB of the borders, each 0..255, or None for :func:`contrasting_colour`
 
     Returns
     -------
@@ -67,6 +82,8 @@ def superpixel_boundaries(
     """
     img = _image(image)
     _check_same_size(img, np.asarray(segments), "segmentation")
+    if colour is None:
+        colour = contrasting_colour(img, segments)
     marked = mark_boundaries(img, segments, color=tuple(c / 255.0 for c in colour), mode="inner")
     return np.clip(marked * 255.0 + 0.5, 0, 255).astype("uint8")
 
