@@ -1,16 +1,18 @@
 """The dashboard: ``streamlit run app.py``.
 
-Builds the navigation over ``pages/`` and the sidebar shared by all pages. Pages read the
-selection from :mod:`ui.state` and render what :mod:`viz_core` computes.
+Builds the navigation over ``pages/`` and the sidebar shared by all pages, restores the view
+from the URL on a session's first run and mirrors it back into the URL after every run.
+Pages read the selection from :mod:`ui.state` and render what :mod:`viz_core` computes.
 """
 import os
-from pathlib import Path
 
 # Program entry: quiet TensorFlow's C++ start-up logs before anything imports it.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import streamlit as st  # noqa: E402
 
+from ui.presenter import apply_presenter_style  # noqa: E402
+from ui.share import restore_from_url, write_to_url  # noqa: E402
 from ui.sidebar import draw_sidebar  # noqa: E402
 
 st.set_page_config(page_title="CNN Explorer", page_icon=":material/visibility:", layout="wide")
@@ -22,11 +24,15 @@ PAGES = (
     ("pages/heatmaps.py", "Class heatmaps", ":material/local_fire_department:"),
     ("pages/lime.py", "LIME", ":material/extension:"),
 )
-ROOT = Path(__file__).resolve().parent
 
 navigation = st.navigation(
     [st.Page(path, title=title, icon=icon, default=(i == 0))
-     for i, (path, title, icon) in enumerate(PAGES) if (ROOT / path).exists()]
+     for i, (path, title, icon) in enumerate(PAGES)]
 )
+restore_from_url()
 draw_sidebar()
-navigation.run()
+apply_presenter_style()
+try:
+    navigation.run()
+finally:  # also when a page stops early with st.stop()
+    write_to_url()

@@ -1,6 +1,7 @@
 """Errors and progress, the Streamlit way."""
 from __future__ import annotations
 
+import re
 import time
 
 import streamlit as st
@@ -8,9 +9,20 @@ import streamlit as st
 from viz_core.errors import VizError
 
 
+def short_message(exc: VizError) -> str:
+    """The first sentence of an error, without technical details in parentheses."""
+    text = str(exc)
+    first = text.split(". ", 1)[0].rstrip(".")
+    return re.sub(r"\s*\([^)]*\)", "", first).strip() + "."
+
+
 def show_error(exc: VizError, where=st) -> None:
-    """A domain error as a red box with the message only (never a traceback)."""
-    where.error(str(exc), icon=":material/error:")
+    """A domain error as a red box with the message only (never a traceback); in presenter
+    mode only its first sentence, without details."""
+    from .presenter import presenter_on
+
+    text = short_message(exc) if presenter_on() else str(exc)
+    where.error(text, icon=":material/error:")
 
 
 class ProgressBar:

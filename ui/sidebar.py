@@ -85,6 +85,11 @@ def draw_sidebar() -> Selection:
         st.header("Image")
         image = _image_picker("Image", "image", model, optional=False)
         second = _image_picker("Second image (side by side)", "second", model, optional=True)
+        st.divider()
+        st.toggle("Presenter mode", key="presenter",
+                  help="Large type for a projector, colour-blind-safe colour maps, short "
+                       "messages, and the demo model's pictures prepared ahead.")
+        st.caption("The address bar holds this view: copy it to share it.")
     selection = Selection(model=model, image=image, second=second)
     set_selection(selection)
     return selection

@@ -1,0 +1,94 @@
+"""Shareable state: the view lives in the URL, so opening a link restores it.
+
+The URL's query parameters are named after the widgets' keys (``?model=demo&image=circle&
+cam_method=gradcam``); the page is the URL path (``/heatmaps``), which ``st.navigation``
+already restores. On a session's first run the parameters seed the widgets' session state;
+at the end of every run the URL is rewritten from the widgets that were drawn. A value that
+no longer fits a widget (an unknown layer, say) is ignored by Streamlit and the widget keeps
+its default.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import streamlit as st
+
+RESTORED_KEY = "_url_restored"
+
+
+def _flag(text: str) -> bool:
+    return text.lower() in ("1", "true", "yes", "on")
+
+
+def _unit(text: str) -> float:
+    return min(1.0, max(0.0, float(text)))
+
+
+def _class_index(text: str) -> int:
+    return int(text)
+
+
+# widget key -> how to read its value back from the URL text
+SHAREABLE: dict[str, Callable[[str], object]] = {
+    "model": str,
+    "weights": str,
+    "image": str,
+    "second": str,
+    "presenter": _flag,
+    "fm_layer": str,
+    "fm_cmap": str,
+    "fp_layer": str,
+    "fp_method": str,
+    "cam_class": _class_index,
+    "cam_class_2": _class_index,
+    "cam_method": str,
+    "cam_layer": str,
+    "cam_colormap": str,
+    "cam_opacity": _unit,
+    "lime_class_1": _class_index,
+    "lime_class_2": _class_index,
+}
+
+
+def restore_from_url() -> dict[str, object]:
+    """On the session's first run, copy known URL parameters into session state.
+
+    Returns the values restored (empty after the first run), so pages can prefer them over
+    their own first-run defaults.
+    """
+    if st.session_state.get(RESTORED_KEY):
+        return {}
+    st.session_state[RESTORED_KEY] = True
+    restored = {}
+    for key, parse in SHAREABLE.items():
+        text = st.query_params.get(key)
+        if text is None:
+            continue
+        try:
+            restored[key] = parse(text)
+        except ValueError:
+            continue
+        st.session_state[key] = restored[key]
+    st.session_state["_url_values"] = restored
+    return restored
+
+
+def url_value(key: str):
+    """The value the URL asked for ``key`` when the session opened (or None)."""
+    return (st.session_state.get("_url_values") or {}).get(key)
+
+
+def write_to_url() -> None:
+    """Mirror the shareable widgets drawn in this run into the URL's query parameters."""
+    values = {}
+    for key in SHAREABLE:
+        if key in st.session_state and st.session_state[key] is not None:
+            value = st.session_state[key]
+            if key in ("image", "second") and value in ("upload", "none"):
+                continue  # an upload cannot travel in a link
+            if key == "model" and value == "upload":
+                continue
+            values[key] = str(int(value)) if isinstance(value, bool) else str(value)
+    current = {k: st.query_params.get(k) for k in st.query_params}
+    if current != values:
+        st.query_params.from_dict(values)
