@@ -199,27 +199,36 @@ def panel_caption(result) -> str:
     return text
 
 
+def draw_panel(column, loaded_image, v, k, title_image: bool) -> None:
+    result = results[(v.digest, k)]
+    shown = picture(loaded_image, result)
+    with column:
+        prefix = f"{loaded_image.name} · " if title_image else ""
+        st.markdown(f"{prefix}**{result.label}** ({k})")
+        st.image(shown, width="stretch", caption=panel_caption(result))
+        if result.empty:
+            st.warning("No positive evidence for this class here: the map is empty.",
+                       icon=":material/info:")
+        st.download_button(
+            "Download PNG", png_bytes(shown), mime="image/png",
+            file_name=f"{loaded_image.name}_{method.replace('+', 'p')}_{k}.png",
+            key=f"cam_download_{loaded_image.digest[:12]}_{k}", icon=":material/download:")
+
+
 pictures_tab, interactive_tab = st.tabs(["Pictures", "Interactive (values on hover)"])
 with pictures_tab:
-    for loaded_image, v in images:
-        if len(images) > 1:
-            st.markdown(f"##### {loaded_image.name}")
-        columns = st.columns(len(classes))
-        for column, k in zip(columns, classes):
-            result = results[(v.digest, k)]
-            shown = picture(loaded_image, result)
-            with column:
-                st.markdown(f"**{result.label}** ({k})")
-                st.image(shown, width="stretch", caption=panel_caption(result))
-                if result.empty:
-                    st.warning("No positive evidence for this class here: every weighted "
-                               "feature map points against it, so the map is empty.",
-                               icon=":material/info:")
-                st.download_button(
-                    "Download PNG", png_bytes(shown), mime="image/png",
-                    file_name=f"{loaded_image.name}_{method.replace('+', 'p')}_{k}.png",
-                    key=f"cam_download_{loaded_image.digest[:12]}_{k}",
-                    icon=":material/download:")
+    if len(classes) == 1:
+        # one class: the images side by side (at least two columns, so one picture is not huge)
+        columns = st.columns(max(2, len(images)))
+        for column, (loaded_image, v) in zip(columns, images):
+            draw_panel(column, loaded_image, v, classes[0], title_image=len(images) > 1)
+    else:
+        # two classes: one row per image, the classes side by side
+        for loaded_image, v in images:
+            if len(images) > 1:
+                st.markdown(f"##### {loaded_image.name}")
+            for column, k in zip(st.columns(len(classes)), classes):
+                draw_panel(column, loaded_image, v, k, title_image=False)
     bar_image = colorbar(colormap, length=256, thickness=12, vertical=False)
     left, middle, right = st.columns([1, 6, 1])
     left.caption("0: no evidence")
@@ -240,18 +249,21 @@ with interactive_tab:
                  format_func=class_title) if len(classes) > 1 else choice
     result = results[(view.digest, k)]
     z = np.where(result.heatmap >= threshold, result.heatmap, np.nan)
+    # drawn in the original image's pixel coordinates (its aspect ratio), values as computed
+    dx, dy = w0 / w, h0 / h
     figure = go.Figure()
     if show == "overlay":
-        figure.add_trace(go.Image(z=view.display, hoverinfo="skip"))
+        figure.add_trace(go.Image(z=view.display, dx=dx, dy=dy, hoverinfo="skip"))
     figure.add_trace(go.Heatmap(
-        z=z, zmin=0.0, zmax=1.0, colorscale=plotly_colorscale(colormap),
+        z=z, dx=dx, dy=dy, zmin=0.0, zmax=1.0, colorscale=plotly_colorscale(colormap),
         opacity=opacity if show == "overlay" else 1.0,
         colorbar=dict(title=dict(text="heat"), thickness=12),
-        hovertemplate="x %{x}, y %{y}<br>heat %{z:.3f}<extra></extra>"))
+        hovertemplate="x %{x:.0f}, y %{y:.0f}<br>heat %{z:.3f}<extra></extra>"))
     figure.update_layout(height=560, margin=dict(l=10, r=10, t=30, b=10),
                          title=dict(text=f"{result.label} ({k}): {METHOD_TITLES[method]}",
                                     font=dict(size=14)))
     figure.update_yaxes(autorange="reversed", scaleanchor="x", constrain="domain")
     figure.update_xaxes(constrain="domain")
     st.plotly_chart(figure, width="stretch")
-    st.caption(f"{w}×{h} values at the model's input resolution; hover for the heat at a pixel.")
+    st.caption(f"{w}×{h} values (the model's input resolution) drawn over the {w0}×{h0} image; "
+               "hover for the heat at a pixel.")
