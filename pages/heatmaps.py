@@ -151,11 +151,13 @@ def compute_args(v, k):
 todo = [(v, k) for _, v in images for k in classes
         if not bench.is_cached(*compute_args(v, k)[0], **compute_args(v, k)[1])]
 if todo and method not in FAST_METHODS:
-    cost = {"scorecam": "one forward pass per channel",
+    scored = params.get("max_channels") or shapes[layer][-1]
+    cost = {"scorecam": f"{scored} forward passes (one per channel scored)",
             "smoothgrad": f"{params.get('samples', 25)} gradient passes",
             "integrated_gradients": f"{params.get('steps', 64) + 1} gradient passes",
             "saliency": "one gradient pass"}[method]
-    st.info(f"{METHOD_TITLES[method]} takes {cost} per map ({len(todo)} maps).",
+    maps = f"{len(todo)} map" + ("s" if len(todo) > 1 else "")
+    st.info(f"{METHOD_TITLES[method]} takes {cost} per map ({maps} to compute).",
             icon=":material/hourglass:")
     if not st.button(f"Compute {METHOD_TITLES[method]}", type="primary", key="cam_run"):
         st.stop()
