@@ -66,6 +66,7 @@ TUTORIAL_STEP = 1.0  # pixel units per normalised step (the tutorial's ``step <-
 FAST_STEP = 0.5  # in units of the tile's own std (the fast loss is scale free)
 EPSILON = 1e-5
 _BATCH_PIXELS = 64 * 48 * 48  # canvas pixels per batch: bounds memory on the first layers
+_MEASURE_PIXELS = 16 * 150 * 150  # forward only, so larger batches fit (fewer calls)
 _CACHE_VERSION = 1
 
 Progress = Callable[[float, str], None]
@@ -543,7 +544,7 @@ def mean_activations(
             f"images; got {pixels.shape[1]}x{pixels.shape[2]}."
         )
     measure = _measure_fn(model, layer, tuple(pixels.shape[1:3]))
-    batch = _batch_size(pixels.shape[1:3])
+    batch = max(1, _MEASURE_PIXELS // (pixels.shape[1] * pixels.shape[2]))
     out = [
         measure(pixels[i:i + batch], np.asarray(filters[i:i + batch], "int32")).numpy()
         for i in range(0, len(pixels), batch)

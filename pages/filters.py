@@ -1,0 +1,268 @@
+"""Filter patterns: the picture each filter of a layer responds to most (gradient ascent).
+
+Computing is the slow part, so results live in the workbench's disk cache: a grid seen once
+is instant afterwards, also after a restart. Display options (patterns per row, the filter
+shown large) never recompute anything.
+"""
+import io
+import zipfile
+
+import numpy as np
+import plotly.graph_objects as go
+import streamlit as st
+
+from ui.feedback import ProgressBar, show_error
+from ui.state import selection, workbench
+from viz_core.errors import VizError
+from viz_core.filters import (
+    DEFAULT_SIZE,
+    DEFAULT_STEPS,
+    MAX_STEPS,
+    METHOD_HELP,
+    METHODS,
+    cached_filter_patterns,
+    default_layer,
+    filter_count,
+    filter_patterns,
+    pattern_layers,
+)
+from viz_core.render import png_bytes
+from viz_core.render.filter_grid import pattern_grid
+
+ONE, GALLERY = "One layer", "All conv layers"
+SIZES = (64, 96, 128, 150, 192, 224)
+GALLERY_COUNTS = (8, 16, 32, 64)
+
+st.title("Filter patterns")
+st.caption(
+    "What does one filter look for? Start from a grey picture with a little noise and change "
+    "it, step by step, so that the filter responds as strongly as possible (gradient ascent "
+    "in input space). What remains is the filter's favourite pattern. First layers look for "
+    "edges and colours, deeper layers for textures."
+)
+model = selection().model
+if model is None:
+    st.info("Choose a model in the sidebar that loads, to see this page.")
+    st.stop()
+bench = workbench()
+info = model.info
+layers = pattern_layers(model, conv_only=False)
+conv_layers = pattern_layers(model)
+
+
+def layer_label(path: str) -> str:
+    layer = info.layer(path)
+    h, w, c = layer.output_shape
+    return f"{path} · {layer.type} · {h}×{w}×{c}"
+
+
+def grid_caption(result, extra: str = "") -> str:
+    made = ("from the disk cache" if result.from_cache
+            else f"computed in {result.seconds:.1f} s")
+    dead = int(result.dead.sum())
+    return (f"{len(result)} filters of `{result.layer}` · {result.method}, {result.steps} steps"
+            f" · {result.size} px ({made})"
+            + (f" · {dead} dead filter{'s' if dead != 1 else ''}, outlined in red" if dead
+               else "") + extra)
+
+
+# ---- controls -------------------------------------------------------------------------------
+view = st.segmented_control("View", (ONE, GALLERY), default=ONE, key="fp_view") or ONE
+with st.expander("Method", expanded=True, icon=":material/tune:"):
+    c = st.columns([2, 1, 2, 2])
+    method = c[0].segmented_control(
+        "Method", METHODS, default="fast", key="fp_method",
+        format_func={"fast": "fast (default)", "classic": "classic (tutorial)"}.get,
+        help=" · ".join(f"{k}: {v}" for k, v in METHOD_HELP.items())) or "fast"
+    steps = int(c[1].number_input("Steps", 1, MAX_STEPS, DEFAULT_STEPS[method],
+                                  key=f"fp_steps_{method}",
+                                  help="Gradient-ascent steps (the tutorial: 40)."))
+    size = int(c[2].select_slider("Size (px)", SIZES, value=DEFAULT_SIZE, key="fp_size",
+                                  help="Side of each pattern (the tutorial: 150). The classic "
+                                  "method also computes at this size, so larger is slower."))
+    per_row = int(c[3].slider("Patterns per row", 2, 16, 8, key="fp_per_row"))
+    if method == "classic":
+        st.caption(":material/hourglass: The classic method runs one filter at a time on the "
+                   "full canvas, as the tutorial does: expect minutes for 64 filters.")
+params = dict(method=method, steps=steps, size=size)
+
+
+def compute(layer: str, filters: tuple, progress):
+    return filter_patterns(model, layer, filters, disk=bench.disk, progress=progress, **params)
+
+
+# ---- one layer ------------------------------------------------------------------------------
+def grid_figure(result, grid):
+    """The grid as a picture, with one invisible marker per pattern for hover and click."""
+    step = grid.tile + grid.gap
+    pos = np.arange(len(result))
+    xs = grid.gap + (pos % grid.columns) * step + grid.tile / 2
+    ys = grid.gap + (pos // grid.columns) * step + grid.tile / 2
+    custom = np.stack([np.asarray(result.filters, float), result.activations], axis=-1)
+    figure = go.Figure(go.Image(z=grid.image, hoverinfo="skip"))
+    figure.add_trace(go.Scatter(
+        x=xs, y=ys, mode="markers", customdata=custom,
+        marker=dict(size=28, color="rgba(0,0,0,0)", symbol="square"),
+        selected=dict(marker=dict(color="rgba(0,0,0,0)")),
+        unselected=dict(marker=dict(opacity=1)),
+        hovertemplate="filter %{customdata[0]:.0f}<br>activation %{customdata[1]:.3g}"
+                      "<extra></extra>"))
+    height, width = grid.image.shape[:2]
+    figure.update_layout(
+        margin=dict(l=0, r=0, t=0, b=0), height=min(900, int(760 * height / width) + 10),
+        xaxis=dict(visible=False, range=[0, width]),
+        yaxis=dict(visible=False, range=[height, 0], scaleanchor="x"),
+        dragmode=False, clickmode="event+select", showlegend=False)
+    return figure
+
+
+def one_layer() -> None:
+    pick = st.columns([3, 2])
+    start_layer = default_layer(model)
+    if st.session_state.get("fp_layer") not in layers:
+        st.session_state["fp_layer"] = start_layer
+    layer = pick[0].selectbox("Layer", layers, key="fp_layer", format_func=layer_label,
+                              help="Convolution layers, and other layers with feature maps "
+                              "(the tutorial also draws pooling layers).")
+    count = filter_count(model, layer)
+    low, high = pick[1].slider("Filters", 0, count, (0, min(64, count)),
+                               key=f"fp_range_{layer}",
+                               help=f"{layer} has {count} filters; the first 64 make the "
+                               "tutorial's 8×8 grid.")
+    if high <= low:
+        st.info("Choose at least one filter.")
+        return
+    filters = tuple(range(low, high))
+    request = (model.identity, layer, filters, method, steps, size)
+    result = cached_filter_patterns(model, layer, filters, disk=bench.disk, **params)
+    if result is None:
+        stopped = st.session_state.get("fp_stopped") == request
+        slot = st.empty()
+        clicked = slot.button(f"Draw {len(filters)} patterns", type="primary",
+                              icon=":material/play_arrow:", key="fp_draw")
+        if not (clicked or method == "fast" and not stopped):
+            st.caption("Stopped. Press the button to draw the patterns." if stopped else
+                       "The classic method is slow; press the button to start.")
+            return
+        box = slot.container()
+        # Any click (Stop, or another widget) interrupts this run; the marker below, left in
+        # place by the interruption, keeps the next run from starting again on its own.
+        box.button("Stop", icon=":material/stop:", key="fp_stop")
+        st.session_state["fp_stopped"] = request
+        with box:
+            bar = ProgressBar(f"{layer}: {len(filters)} filters ({method})")
+        result = compute(layer, filters, bar)
+        slot.empty()
+        st.session_state.pop("fp_stopped", None)
+
+    grid = pattern_grid(result.patterns, columns=per_row, dead=result.dead)
+    event = st.plotly_chart(grid_figure(result, grid), key=f"fp_grid_{hash(request)}",
+                            on_select="rerun", selection_mode="points", width="stretch",
+                            config={"displayModeBar": False})
+    st.caption(grid_caption(result, " · click a pattern to see it large"))
+
+    points = [p for p in (event.selection.points if event else []) if "point_index" in p]
+    clicked = result.filters[int(points[0]["point_index"])] if points else None
+    if clicked is not None and st.session_state.get("fp_clicked") != (request, clicked):
+        st.session_state["fp_clicked"] = (request, clicked)
+        st.session_state["fp_pick"] = clicked
+    if st.session_state.get("fp_pick") not in filters:
+        st.session_state["fp_pick"] = filters[0]
+
+    left, right = st.columns([2, 3])
+    with left:
+        index = st.selectbox("Filter", filters, key="fp_pick")
+        item = result.by_filter(index)
+        st.image(item.pattern, caption=f"filter {index} of {layer}", width="stretch",
+                 output_format="PNG")  # JPEG would blur the fine textures
+    with right:
+        a, b = st.columns(2)
+        a.metric("Mean activation reached", f"{item.activation:.4g}",
+                 help="Mean output of the filter over the pattern as displayed (8-bit), "
+                 "preprocessed as the model expects.")
+        b.metric("Status", "dead" if item.dead else "responds",
+                 help="Dead: the gradient was zero at every step; the filter never fired, so "
+                 "the picture is only the starting noise.")
+        trace = go.Figure(go.Scatter(x=np.arange(1, len(item.trace) + 1), y=item.trace,
+                                     mode="lines+markers", line=dict(color="#3b6fb6")))
+        trace.update_layout(height=240, margin=dict(l=10, r=10, t=30, b=10),
+                            title=dict(text="Objective at each step", font=dict(size=14)),
+                            xaxis_title="step", yaxis_title="mean activation")
+        st.plotly_chart(trace, width="stretch", config={"displayModeBar": False})
+        d1, d2 = st.columns(2)
+        stem = f"{layer.replace('/', '__')}_{result.method}"
+        d1.download_button("Grid (PNG)", png_bytes(grid.image), f"{stem}_grid.png",
+                           mime="image/png", icon=":material/download:", key="fp_dl_grid")
+        d2.download_button(f"Filter {index} (PNG)", png_bytes(item.pattern),
+                           f"{stem}_filter_{index:03d}.png", mime="image/png",
+                           icon=":material/download:", key="fp_dl_one")
+
+
+# ---- gallery --------------------------------------------------------------------------------
+def gallery() -> None:
+    st.write(f"The first filters of every convolution layer of **{model.title}** "
+             f"({len(conv_layers)} layers), one grid per layer, filled in as they are ready.")
+    c = st.columns([2, 2, 1])
+    per_layer = int(c[0].select_slider("Filters per layer", GALLERY_COUNTS, value=16,
+                                       key="fp_gallery_count"))
+    want = (model.identity, per_layer, method, steps, size)
+    if c[1].button("Build the gallery", type="primary", icon=":material/grid_view:",
+                   key="fp_gallery_go"):
+        st.session_state["fp_gallery"] = want
+    if c[2].button("Stop", icon=":material/stop:", key="fp_gallery_stop"):
+        st.session_state.pop("fp_gallery", None)
+    running = st.session_state.get("fp_gallery") == want
+    jobs = [(path, tuple(range(min(per_layer, filter_count(model, path)))))
+            for path in conv_layers]
+    ready = {path: cached_filter_patterns(model, path, filters, disk=bench.disk, **params)
+             for path, filters in jobs}
+    if not running and not any(ready.values()):
+        st.caption("Nothing drawn yet for these settings. The gallery keeps what it has "
+                   "drawn, so it can be stopped and continued.")
+        return
+    bar = ProgressBar(f"All conv layers ({len(jobs)})") if running else None
+    slots = {}
+    for path, _ in jobs:
+        slots[path] = st.empty()
+        slots[path].caption(f"{layer_label(path)} · waiting…")
+    todo = [path for path, _ in jobs if ready[path] is None]  # the ETA counts only these
+    files = {}
+    for path, filters in jobs:
+        result = ready[path]
+        if result is None and running:
+            n = todo.index(path)
+
+            def progress(fraction, message, n=n, path=path):
+                bar((n + fraction) / len(todo), f"{path} ({n + 1} of {len(todo)} to draw): "
+                    f"{message}")
+
+            result = compute(path, filters, progress)
+        if result is None:
+            slots[path].caption(f"{layer_label(path)} · not drawn yet")
+            continue
+        grid = pattern_grid(result.patterns, columns=per_row, dead=result.dead)
+        files[f"{path.replace('/', '__')}_{method}_grid.png"] = png_bytes(grid.image)
+        with slots[path].container():
+            st.markdown(f"**{layer_label(path)}**")
+            st.image(grid.image, width="stretch", output_format="PNG")
+            st.caption(grid_caption(result))
+    if bar is not None:
+        bar.done()
+        st.session_state.pop("fp_gallery", None)
+    if files:
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
+            for name, data in files.items():
+                archive.writestr(name, data)
+        st.download_button(f"All {len(files)} grids (ZIP)", buffer.getvalue(),
+                           f"{model.name}_filter_patterns.zip", mime="application/zip",
+                           icon=":material/download:", key="fp_dl_gallery")
+
+
+try:
+    if view == ONE:
+        one_layer()
+    else:
+        gallery()
+except VizError as exc:
+    show_error(exc)
