@@ -1,6 +1,6 @@
 """Benchmark: Grad-CAM cost on VGG16 (random weights, 224x224) against one forward pass.
 
-Run: ``python -m bench.bench_cam`` (or ``python bench/bench_cam.py``). Prints one JSON object.
+Run: ``python -m bench cam`` (or ``python bench/bench_cam.py``). Prints one JSON object.
 
 Targets from issue 6, as ratios measured in the same process:
 

@@ -40,7 +40,6 @@ from typing import Callable
 import keras
 import numpy as np
 import tensorflow as tf
-from keras.src import tree  # Keras' own structure helpers: node inputs may be nested
 from skimage.transform import resize
 
 from .cache import BoundedCache
@@ -368,13 +367,14 @@ def _flat_graph(model: LoadedModel) -> _FlatGraph:
         x = keras.Input(batch_shape=spec.shape, dtype=spec.dtype)
         found: dict = {}
         out = _inline(model.model, x, "", found)
+        # Keras has no public graph walk; each KerasTensor names its producer in _keras_history
         final, node_index, _ = out._keras_history
         node = final._inbound_nodes[node_index]
         act = activation_name(final)
         if isinstance(final, keras.layers.Activation):
-            logits = tree.flatten(node.input_tensors)[0]
+            logits = keras.tree.flatten(node.input_tensors)[0]
         elif act in ("softmax", "sigmoid"):
-            logits = _linear_twin(final)(tree.flatten(node.input_tensors)[0])
+            logits = _linear_twin(final)(keras.tree.flatten(node.input_tensors)[0])
         elif act == "linear":
             logits = out
         else:
@@ -394,12 +394,12 @@ def _context_tensors(inputs, tap, outputs) -> list:
     context: dict[int, object] = {}
     for depth in sorted(probe._nodes_by_depth, reverse=True):  # inputs first
         for node in probe._nodes_by_depth[depth]:
-            ins = tree.flatten(node.input_tensors)
+            ins = keras.tree.flatten(node.input_tensors)
             if any(id(t) in depends for t in ins):
                 for t in ins:
                     if id(t) not in depends:
                         context[id(t)] = t
-                depends.update(id(t) for t in tree.flatten(node.outputs))
+                depends.update(id(t) for t in keras.tree.flatten(node.outputs))
     return list(context.values())
 
 
@@ -434,7 +434,7 @@ def _split(model: LoadedModel, layer: str) -> _Split:
             body = keras.Model(flat.inputs, [tap, *context])
             head = keras.Model([tap, *context], [logits, flat.output])
             has_logits = flat.logits is not None
-        except (ValueError, KeyError):
+        except (ValueError, KeyError, AttributeError):
             # Graphs Keras cannot cut (e.g. repeated layer names across nested models): every
             # gradient then runs the whole model, which is slower but gives the same numbers.
             return _headless_split(model, layer)
@@ -517,7 +517,7 @@ def _scorer(model: LoadedModel):
             has_logits = flat.logits is not None
             net = keras.Model(flat.inputs, [flat.logits if has_logits else flat.output,
                                             flat.output])
-        except ValueError:
+        except (ValueError, AttributeError):
             try:
                 net, has_logits = model.side_model((), logits=True, output=True), True
             except ModelError:
