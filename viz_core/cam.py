@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Callable
 
 import keras
@@ -63,15 +64,15 @@ METHOD_TITLES = {
     "smoothgrad": "SmoothGrad",
     "integrated_gradients": "Integrated Gradients",
 }
-#: Parameters each method takes, with their defaults.
-METHOD_PARAMS: dict[str, dict[str, object]] = {
-    "gradcam": {},
-    "gradcam++": {},
-    "scorecam": {"max_channels": None},
-    "saliency": {},
-    "smoothgrad": {"samples": 25, "noise": 0.15, "seed": 0},
-    "integrated_gradients": {"steps": 64, "baseline": 0.0},
-}
+#: Parameters each method takes, with their defaults (read-only).
+METHOD_PARAMS = MappingProxyType({
+    "gradcam": MappingProxyType({}),
+    "gradcam++": MappingProxyType({}),
+    "scorecam": MappingProxyType({"max_channels": None}),
+    "saliency": MappingProxyType({}),
+    "smoothgrad": MappingProxyType({"samples": 25, "noise": 0.15, "seed": 0}),
+    "integrated_gradients": MappingProxyType({"steps": 64, "baseline": 0.0}),
+})
 PIXEL_LAYER = "input"  # what ``ClassHeatmap.layer`` says for the pixel-gradient methods
 BATCH_SIZE = 16  # images per forward/backward batch (Score-CAM, SmoothGrad, IG)
 _EPS = 1e-7
