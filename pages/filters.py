@@ -94,10 +94,9 @@ def compute(layer: str, filters: tuple, progress):
 # ---- one layer ------------------------------------------------------------------------------
 def grid_figure(result, grid):
     """The grid as a picture, with one invisible marker per pattern for hover and click."""
-    step = grid.tile + grid.gap
-    pos = np.arange(len(result))
-    xs = grid.gap + (pos % grid.columns) * step + grid.tile / 2
-    ys = grid.gap + (pos // grid.columns) * step + grid.tile / 2
+    origins = np.array([grid.origin(p) for p in range(len(result))], float)
+    ys = origins[:, 0] + grid.tile[0] / 2
+    xs = origins[:, 1] + grid.tile[1] / 2
     custom = np.stack([np.asarray(result.filters, float), result.activations], axis=-1)
     figure = go.Figure(go.Image(z=grid.image, hoverinfo="skip"))
     figure.add_trace(go.Scatter(

@@ -184,6 +184,28 @@ def test_one_channel_model_gives_grey_rgb_patterns():
     assert classic.patterns.shape == (1, 28, 28, 3)
 
 
+def test_model_that_only_runs_at_its_own_size():
+    # A Reshape pins the input size: both methods fall back to the model's own 24x32 canvas.
+    keras.utils.set_random_seed(9)
+    model = keras.Sequential([
+        keras.Input((24, 32, 3)),
+        keras.layers.Reshape((24, 32, 3), name="pin"),
+        keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="conv"),
+        keras.layers.GlobalAveragePooling2D(),
+        keras.layers.Dense(2, activation="softmax"),
+    ])
+    loaded = wrap(model)
+    for method in ("fast", "classic"):
+        result = filter_patterns(loaded, "conv", [0, 1, 2, 3], method=method)
+        assert result.patterns.shape == (4, 24, 32, 3) and result.canvas == 32
+        start = mean_activations(loaded, "conv", starting_images(
+            loaded, "conv", [0, 1, 2, 3], method=method), [0, 1, 2, 3])
+        live = ~result.dead
+        assert live.any() and np.all(result.activations[live] > start[live])
+    grid = pattern_grid(result.patterns, columns=2, gap=3)
+    assert grid.image.shape == (3 + 2 * 27, 3 + 2 * 35, 3) and grid.origin(3) == (30, 38)
+
+
 def test_cache_hit_after_restart(tmp_path):
     model = tiny_cnn(size=24, seed=8)
     first = wrap(model, name="cached")
@@ -263,7 +285,7 @@ def test_demo_model_filters_rise_for_both_methods():
     demo = load_demo_model()
     for layer in demo.info.conv_layers:
         for method, filters, steps, size in (("fast", None, None, 150),
-                                              ("classic", tuple(range(4)), 8, 64)):
+                                              ("classic", tuple(range(4)), None, 64)):
             result = filter_patterns(demo, layer, filters, method=method, steps=steps, size=size)
             start = mean_activations(demo, layer, starting_images(
                 demo, layer, result.filters, method=method, size=size), result.filters)

@@ -22,22 +22,29 @@ class PatternGrid:
     ----------
     image : np.ndarray
         (H, W, 3) uint8 RGB. Pattern ``p`` sits at
-        ``y = gap + (p // columns) * (tile + gap)``, ``x = gap + (p % columns) * (tile + gap)``.
-    columns, rows, tile, gap : int
+        ``y = gap + (p // columns) * (th + gap)``, ``x = gap + (p % columns) * (tw + gap)``.
+    columns, rows, gap : int
+    tile : (th, tw)
     """
 
     image: np.ndarray
     columns: int
     rows: int
-    tile: int
+    tile: tuple[int, int]
     gap: int
+
+    def origin(self, position: int) -> tuple[int, int]:
+        """Top-left pixel (y, x) of the pattern at row-major ``position``."""
+        th, tw = self.tile
+        return (self.gap + (position // self.columns) * (th + self.gap),
+                self.gap + (position % self.columns) * (tw + self.gap))
 
     def position(self, pixel_y: int, pixel_x: int) -> int | None:
         """Which pattern (row-major position) the pixel falls on; None for gaps and margins."""
-        step = self.tile + self.gap
-        row, ry = divmod(int(pixel_y) - self.gap, step)
-        col, rx = divmod(int(pixel_x) - self.gap, step)
-        if pixel_y < self.gap or pixel_x < self.gap or ry >= self.tile or rx >= self.tile:
+        th, tw = self.tile
+        row, ry = divmod(int(pixel_y) - self.gap, th + self.gap)
+        col, rx = divmod(int(pixel_x) - self.gap, tw + self.gap)
+        if pixel_y < self.gap or pixel_x < self.gap or ry >= th or rx >= tw:
             return None
         if not (0 <= row < self.rows and 0 <= col < self.columns):
             return None
@@ -57,7 +64,7 @@ def pattern_grid(
     Parameters
     ----------
     patterns : np.ndarray
-        (N, T, T, 3) uint8 RGB, square tiles of one size.
+        (N, th, tw, 3) uint8 RGB, tiles of one size.
     columns : int
         Patterns per row (8 gives the tutorial's 8x8 grid for 64 filters).
     gap : int
@@ -70,28 +77,27 @@ def pattern_grid(
     Returns
     -------
     PatternGrid
-        ``image`` is (gap + rows * (T + gap), gap + columns * (T + gap), 3) uint8.
+        ``image`` is (gap + rows * (th + gap), gap + columns * (tw + gap), 3) uint8.
     """
     tiles = np.asarray(patterns)
     if tiles.ndim != 4 or tiles.shape[-1] != 3 or tiles.dtype != np.uint8:
         raise ParameterError(
             f"Patterns must be (N, H, W, 3) uint8; got {tiles.shape} {tiles.dtype}."
         )
-    if tiles.shape[1] != tiles.shape[2]:
-        raise ParameterError(f"Patterns must be square; got {tiles.shape[1]}x{tiles.shape[2]}.")
     if columns < 1 or gap < 0:
         raise ParameterError(f"Columns must be at least 1 and gap at least 0; got {columns}, {gap}.")
-    count, tile = tiles.shape[0], tiles.shape[1]
+    count, th, tw = tiles.shape[:3]
     columns = min(columns, max(1, count))
     rows = -(-count // columns)
-    step = tile + gap
-    image = np.full((gap + rows * step, gap + columns * step, 3), background, dtype=np.uint8)
+    image = np.full((gap + rows * (th + gap), gap + columns * (tw + gap), 3), background,
+                    dtype=np.uint8)
+    grid = PatternGrid(image=image, columns=columns, rows=rows, tile=(th, tw), gap=gap)
     flags = np.zeros(count, bool) if dead is None else np.asarray(dead, bool)
+    edge = max(1, min(2, min(th, tw) // 8))
     for p in range(count):
-        y, x = gap + (p // columns) * step, gap + (p % columns) * step
-        image[y:y + tile, x:x + tile] = tiles[p]
+        y, x = grid.origin(p)
+        box = image[y:y + th, x:x + tw]
+        box[...] = tiles[p]
         if flags[p]:
-            edge = max(1, min(2, tile // 8))
-            box = image[y:y + tile, x:x + tile]
             box[:edge], box[-edge:], box[:, :edge], box[:, -edge:] = (DEAD_COLOR,) * 4
-    return PatternGrid(image=image, columns=columns, rows=rows, tile=tile, gap=gap)
+    return grid
