@@ -119,6 +119,32 @@ def draw(path: str, acts: dict, compact: bool = False) -> dict:
     }
 
 
+def grid_figure(grid, stats) -> go.Figure:
+    """The grid as a picture, with one invisible marker per tile for hover and click."""
+    boxes = np.array([grid.tile_box(p) for p in range(len(grid.order))], dtype=float)
+    xs, ys = (boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2
+    k = grid.order
+    custom = np.stack([k, stats.mean[k], stats.max[k], 100 * stats.fraction_active[k]], axis=-1)
+    figure = go.Figure(go.Image(z=grid.image, hoverinfo="skip"))
+    figure.add_trace(go.Scatter(
+        x=xs, y=ys, mode="markers", customdata=custom,
+        marker=dict(size=max(8, min(28, grid.tile[1] // 2)), color="rgba(0,0,0,0)",
+                    symbol="square"),
+        selected=dict(marker=dict(color="rgba(0,0,0,0)")),
+        unselected=dict(marker=dict(opacity=1)),
+        hovertemplate="channel %{customdata[0]:.0f}<br>mean %{customdata[1]:.3g} · max "
+                      "%{customdata[2]:.3g}<br>active on %{customdata[3]:.0f}% of positions"
+                      "<extra></extra>"))
+    height, width = grid.image.shape[:2]
+    figure.update_layout(
+        margin=dict(l=0, r=0, t=0, b=0),
+        height=min(900, int((760 if len(shown) == 1 else 380) * height / width) + 10),
+        xaxis=dict(visible=False, range=[0, width]),
+        yaxis=dict(visible=False, range=[height, 0], scaleanchor="x"),
+        dragmode=False, clickmode="event+select", showlegend=False)
+    return figure
+
+
 def all_layers_zip() -> bytes:
     """Every layer's grid for the shown images, named like the tutorial's files."""
     maps = [bench.run(feature_maps, model, views[which], layers=chunk)
@@ -163,8 +189,21 @@ if mode == ONE:
             m[1].metric("Dead on this image", len(dead),
                         help="Channels that are zero everywhere (outlined in red).")
             m[2].metric("Mean activation", f"{float(s.mean.mean()):.3g}")
-            st.image(grids[which].image, width="stretch",
-                     caption=f"{names[which]} · layer {first.index}: {path}")
+            event = st.plotly_chart(
+                grid_figure(grids[which], s), key=f"fm_grid_{which}_{path}", on_select="rerun",
+                selection_mode="points", width="stretch", config={"displayModeBar": False})
+            clicked = [p["point_index"] for p in (event.selection.points if event else [])
+                       if "point_index" in p]
+            if clicked:
+                channel_clicked = int(grids[which].order[int(clicked[0])])
+                if st.session_state.get("fm_clicked") != (which, path, channel_clicked):
+                    st.session_state["fm_clicked"] = (which, path, channel_clicked)
+                    st.session_state["fm_channel"] = channel_clicked
+                    st.session_state["fm_channel_of"] = path
+            order_note = ("" if sort == "index" else " · strongest first: "
+                          + ", ".join(str(k) for k in grids[which].order[:6]) + " …")
+            st.caption(f"{names[which]} · layer {first.index}: {path}{order_note} · "
+                       "hover a tile for its channel, click it to see it up close")
             if len(dead):
                 shown_dead = ", ".join(str(k) for k in dead[:24]) + (" …" if len(dead) > 24 else "")
                 st.caption(f"Dead channels: {shown_dead}")
@@ -189,7 +228,7 @@ if mode == ONE:
         st.session_state["fm_channel_of"] = path
     z = st.columns([1, 3])
     channel = z[0].number_input("Channel", 0, c - 1, key="fm_channel",
-                                help="Channel numbers as in the grid ordered by channel number.")
+                                help="Or click a tile in the grid.")
     z[1].caption("Strongest on " + names["first"] + ": "
                  + ", ".join(f"{k} (mean {stats['first'].mean[k]:.3g})" for k in strongest))
     for which in shown:
