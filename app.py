@@ -5,6 +5,7 @@ from the URL on a session's first run and mirrors it back into the URL after eve
 Pages read the selection from :mod:`ui.state` and render what :mod:`viz_core` computes.
 """
 import os
+from pathlib import Path
 
 # Program entry: quiet TensorFlow's C++ start-up logs before anything imports it.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -23,11 +24,14 @@ PAGES = (
     ("pages/filters.py", "Filter patterns", ":material/texture:"),
     ("pages/heatmaps.py", "Class heatmaps", ":material/local_fire_department:"),
     ("pages/lime.py", "LIME", ":material/extension:"),
+    ("pages/compare.py", "Compare methods", ":material/compare:"),
+    ("pages/sanity.py", "Sanity check", ":material/fact_check:"),
 )
+ROOT = Path(__file__).resolve().parent
 
 navigation = st.navigation(
     [st.Page(path, title=title, icon=icon, default=(i == 0))
-     for i, (path, title, icon) in enumerate(PAGES)]
+     for i, (path, title, icon) in enumerate(PAGES) if (ROOT / path).exists()]
 )
 restore_from_url()
 draw_sidebar()
