@@ -3,6 +3,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
+from ui import notes
 from ui.state import require_model_and_image, workbench
 from viz_core.predict import predict
 
@@ -10,6 +11,7 @@ st.title("Overview")
 model, image = require_model_and_image()
 info = model.info
 view = model.view(image)
+notes.show(notes.overview(model))
 
 card, picture = st.columns([3, 2])
 with card:

@@ -1,0 +1,76 @@
+"""Learner notes: a short "what am I looking at" for each page, in plain words, about the
+model, layer and class on screen right now."""
+from __future__ import annotations
+
+import streamlit as st
+
+from viz_core.catalog import LoadedModel
+
+_KIND = {
+    "softmax": "picks one class out of {n}: its scores pass through a softmax so they add up to 1",
+    "binary": "has one output unit: the probability p of class 1, and 1 - p for class 0",
+    "multilabel": "has {n} independent yes/no outputs (several can be true at once)",
+    "linear": "outputs {n} raw scores",
+}
+
+
+def _depth(model: LoadedModel, layer: str) -> str:
+    conv = list(model.info.conv_layers)
+    spatial = list(model.info.spatial_layers)
+    order = conv if layer in conv else spatial
+    if layer not in order or len(order) < 3:
+        return ""
+    position = order.index(layer) / max(1, len(order) - 1)
+    if position < 0.34:
+        return ("It is an early layer: its channels react to simple things such as edges, "
+                "colours and small textures.")
+    if position < 0.67:
+        return ("It is a middle layer: its channels combine edges into corners, curves and "
+                "repeating patterns.")
+    return ("It is a deep layer: its channels react to large parts of objects, and its maps "
+            "are coarse because the image has been shrunk by pooling.")
+
+
+def overview(model: LoadedModel) -> str:
+    h, w, c = model.info.input_shape
+    kind = _KIND[model.info.output_kind].format(n=model.info.num_classes)
+    return (f"**{model.title}** looks at a {h}×{w} picture with {c} colour "
+            f"channel{'s' if c > 1 else ''}. The table lists its layers in the order the picture "
+            f"flows through them: {len(model.info.conv_layers)} of them are convolutions, which "
+            f"slide small filters over the picture. The model {kind}. The bar chart shows its "
+            "five most likely answers for the chosen image.")
+
+
+def feature_maps(model: LoadedModel, layer: str) -> str:
+    return (f"Each small square is one channel of layer **{layer}** of {model.title}: a map of "
+            "where in the image that channel's filter found its pattern (bright = strong). "
+            f"{_depth(model, layer)} Dark, empty squares are channels that found nothing in "
+            "this image.")
+
+
+def filters(model: LoadedModel, layer: str) -> str:
+    return (f"Each tile is a picture made up to excite one filter of layer **{layer}** as much "
+            "as possible, starting from grey noise and following the gradient. It shows what "
+            f"that filter looks for, not a real photo. {_depth(model, layer)}")
+
+
+def heatmaps(model: LoadedModel, label: str, method: str, layer: str | None) -> str:
+    where = f" (computed at layer **{layer}**)" if layer else ""
+    return (f"The colours show which parts of the image made {model.title} say "
+            f"**{label}**, according to **{method}**{where}: warm or bright areas pushed the "
+            "score of that class up. Compare two classes: a good explanation moves to the "
+            "object of each class.")
+
+
+def lime(model: LoadedModel, label: str) -> str:
+    return ("LIME cuts the image into superpixels (patches of similar colour), hides random "
+            f"sets of them and watches how the probability of **{label}** from {model.title} "
+            "changes. The highlighted patches are the ones whose presence raised that "
+            "probability the most. The fit (R²) tells how well this simple story matches the "
+            "model's answers.")
+
+
+def show(text: str) -> None:
+    """Draw a note as a collapsed "What am I looking at?" box."""
+    with st.expander("What am I looking at?", icon=":material/school:"):
+        st.markdown(text)
