@@ -1,0 +1,223 @@
+"""Deletion / insertion curves on a model whose answer is known, and rank agreement."""
+from __future__ import annotations
+
+import math
+
+import keras
+import numpy as np
+import pytest
+from skimage.filters import gaussian
+
+from tests.conftest import tiny_cnn, wrap
+from viz_core.errors import Cancelled, ParameterError
+from viz_core.faithfulness import (
+    auc,
+    baseline_image,
+    deletion_insertion,
+    explanation_map,
+    lime_heatmap,
+    pixel_ranking,
+    rank_agreement,
+    rank_correlation,
+    step_counts,
+)
+from viz_core.intake import image_from_array
+from viz_core.lime_explain import LimeExplanation
+from viz_core.targets import Target
+
+SIDE = 8
+GAIN = 0.25  # logit of class 1 per fully bright pixel of the watched region
+
+
+def region() -> np.ndarray:
+    """The 4x4 top-left block the model looks at (16 of 64 pixels)."""
+    r = np.zeros((SIDE, SIDE), dtype=bool)
+    r[:4, :4] = True
+    return r
+
+
+def region_model():
+    """Class 1's logit = GAIN * sum of brightness (mean of R, G, B in [0, 1]) over the region;
+    class 0's logit = 0. So p(class 1) = sigmoid(GAIN * brightness sum over the region)."""
+    model = keras.Sequential([
+        keras.Input((SIDE, SIDE, 3)),
+        keras.layers.Conv2D(1, 1, use_bias=False, name="brightness"),
+        keras.layers.Flatten(name="flat"),
+        keras.layers.Dense(2, activation="softmax", name="head"),
+    ])
+    model.get_layer("brightness").set_weights([np.full((1, 1, 3, 1), 1 / 3, dtype="float32")])
+    kernel = np.zeros((SIDE * SIDE, 2), dtype="float32")
+    kernel[region().ravel(), 1] = GAIN
+    model.get_layer("head").set_weights([kernel, np.zeros(2, dtype="float32")])
+    return wrap(model, labels=("other", "region"))
+
+
+def sigmoid(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-x))
+
+
+def image_with_white_region(seed: int = 0):
+    """White in the region, random elsewhere (the model ignores everything else)."""
+    pixels = np.random.default_rng(seed).integers(0, 256, (SIDE, SIDE, 3)).astype("uint8")
+    pixels[region()] = 255
+    return image_from_array(pixels, "white_region")
+
+
+def distinct(values: np.ndarray) -> np.ndarray:
+    """Break ties by a tiny raster-order increment so the ranking is fixed by hand."""
+    return values + np.arange(values.size).reshape(values.shape) * 1e-4
+
+
+@pytest.fixture(scope="module")
+def known():
+    model = region_model()
+    return model, model.view(image_with_white_region())
+
+
+def test_deletion_and_insertion_follow_the_watched_region_by_hand(known):
+    model, view = known
+    on_region = distinct(np.where(region(), 1.0, 0.1))
+    elsewhere = distinct(np.where(region(), 0.1, 1.0))
+    full, none = sigmoid(GAIN * 16), sigmoid(0.0)  # all 16 region pixels bright / all black
+
+    good = deletion_insertion(model, view, "region", on_region, steps=4, baseline="black")
+    bad = deletion_insertion(model, view, 1, elsewhere, steps=4, baseline="black")
+
+    # 4 steps of 16 pixels: the first step removes exactly the region for the good map and
+    # exactly 16 ignored pixels for the bad map, which reaches the region only at the end.
+    np.testing.assert_allclose(good.fractions, [0, 0.25, 0.5, 0.75, 1.0])
+    np.testing.assert_allclose(good.deletion, [full, none, none, none, none], atol=1e-5)
+    np.testing.assert_allclose(good.insertion, [none, full, full, full, full], atol=1e-5)
+    np.testing.assert_allclose(bad.deletion, [full, full, full, full, none], atol=1e-5)
+    np.testing.assert_allclose(bad.insertion, [none, none, none, none, full], atol=1e-5)
+    # trapezoids of width 1/4
+    assert good.deletion_auc == pytest.approx(0.25 * ((full + none) / 2 + 3 * none), abs=1e-5)
+    assert good.insertion_auc == pytest.approx(0.25 * ((none + full) / 2 + 3 * full), abs=1e-5)
+    assert bad.deletion_auc == pytest.approx(0.25 * (3 * full + (full + none) / 2), abs=1e-5)
+    assert good.deletion_auc < bad.deletion_auc
+    assert good.insertion_auc > bad.insertion_auc
+    assert (good.class_index, good.label, good.baseline, good.steps) == (1, "region", "black", 4)
+
+
+def test_partial_step_removes_a_known_number_of_region_pixels(known):
+    model, view = known
+    # 8 steps of 8 pixels: rows 0-1 of the region (8 pixels) first, then rows 2-3 (8 more)
+    order_map = np.zeros((SIDE, SIDE))
+    order_map[:2, :4] = 3.0
+    order_map[2:4, :4] = 2.0
+    result = deletion_insertion(model, view, 1, distinct(order_map), steps=8, baseline="black")
+    assert result.deletion[1] == pytest.approx(sigmoid(GAIN * 8), abs=1e-5)
+    assert result.deletion[2] == pytest.approx(0.5, abs=1e-5)
+
+
+def test_blurred_baseline_matches_an_independent_blur(known):
+    model, view = known
+    heat = distinct(np.where(region(), 1.0, 0.1))
+    result = deletion_insertion(model, view, 1, heat, steps=2, baseline="blurred")
+    blurred = gaussian(view.pixels.astype("float64"), sigma=2.0, channel_axis=-1,
+                       preserve_range=True, mode="nearest")  # sigma max(2, 8 / 10)
+    brightness = blurred[region()].mean(axis=-1) / 255.0
+    assert result.insertion[0] == pytest.approx(sigmoid(GAIN * brightness.sum()), abs=1e-4)
+    assert result.deletion[-1] == pytest.approx(result.insertion[0], abs=1e-6)
+    assert result.insertion[-1] == pytest.approx(sigmoid(GAIN * 16), abs=1e-5)
+
+
+def test_baselines_by_hand():
+    pixels = np.zeros((4, 4, 3), dtype="float32")
+    pixels[:2] = [200.0, 100.0, 0.0]
+    np.testing.assert_array_equal(baseline_image(pixels, "black"), 0.0)
+    np.testing.assert_array_equal(baseline_image(pixels, "white"), 255.0)
+    np.testing.assert_allclose(baseline_image(pixels, "mean")[3, 3], [100.0, 50.0, 0.0])
+    with pytest.raises(ParameterError, match="'grey'"):
+        baseline_image(pixels, "grey")
+
+
+def test_ranking_breaks_ties_by_seed_and_keeps_order_of_distinct_values():
+    heat = np.array([[0.2, 0.9], [0.5, 0.2]])
+    ranking = pixel_ranking(heat)
+    assert list(ranking[:2]) == [1, 2]  # 0.9 then 0.5
+    assert sorted(ranking[2:]) == [0, 3]
+    flat = np.zeros((6, 6))
+    orders = {tuple(pixel_ranking(flat, seed)) for seed in range(5)}
+    assert len(orders) > 1  # a flat map is a random deletion, not a raster sweep
+    assert tuple(pixel_ranking(flat, 3)) == tuple(pixel_ranking(flat, 3))
+
+
+def test_step_counts_and_auc_by_hand():
+    assert list(step_counts(10, 4)) == [0, 2, 5, 8, 10]  # round(2.5) = 2, round(7.5) = 8
+    assert auc(np.array([0.0, 0.5, 1.0]), np.array([1.0, 0.0, 0.0])) == pytest.approx(0.25)
+
+
+def test_bad_inputs_name_the_value(known):
+    model, view = known
+    with pytest.raises(ParameterError, match="1000"):
+        deletion_insertion(model, view, 1, np.zeros((SIDE, SIDE)), steps=1000)
+    with pytest.raises(ParameterError, match="4x4"):
+        deletion_insertion(model, view, 1, np.zeros((4, 4)))
+    with pytest.raises(ParameterError, match="7"):
+        deletion_insertion(model, view, 7, np.zeros((SIDE, SIDE)))
+    with pytest.raises(Cancelled):
+        deletion_insertion(model, view, 1, np.zeros((SIDE, SIDE)), should_stop=lambda: True)
+
+
+def test_progress_reaches_one(known):
+    model, view = known
+    seen = []
+    deletion_insertion(model, view, 1, np.zeros((SIDE, SIDE)), steps=40,
+                       progress=lambda f, m: seen.append(f))
+    assert seen[-1] == 1.0 and len(seen) == 3  # 82 images in batches of 32
+
+
+def test_rank_correlation_by_hand():
+    a = np.array([[1.0, 2.0], [3.0, 4.0]])
+    assert rank_correlation(a, a) == pytest.approx(1.0)
+    assert rank_correlation(a, -a) == pytest.approx(-1.0)
+    # one swapped pair: 1 - 6 * sum(d^2) / (n (n^2 - 1)) = 1 - 6 * 2 / 60 = 0.8
+    assert rank_correlation(a, np.array([[1.0, 3.0], [2.0, 4.0]])) == pytest.approx(0.8)
+    assert math.isnan(rank_correlation(a, np.zeros((2, 2))))
+    with pytest.raises(ParameterError, match=r"\(2, 2\) and \(3, 3\)"):
+        rank_correlation(a, np.zeros((3, 3)))
+
+
+def test_rank_agreement_matrix():
+    rng = np.random.default_rng(0)
+    m = rng.random((6, 6))
+    result = rank_agreement({"a": m, "b": m ** 3, "c": 1 - m, "empty": np.zeros((6, 6))})
+    assert result.methods == ("a", "b", "c", "empty")
+    assert result.pair("a", "b") == pytest.approx(1.0)  # monotone transform keeps the ranking
+    assert result.pair("b", "c") == pytest.approx(-1.0)
+    np.testing.assert_allclose(result.matrix, result.matrix.T, equal_nan=True)
+    assert math.isnan(result.pair("a", "empty")) and math.isnan(result.pair("empty", "empty"))
+    with pytest.raises(ParameterError):
+        rank_agreement({"a": m})
+
+
+def test_lime_heatmap_paints_positive_weights():
+    segments = np.array([[0, 0, 1], [2, 2, 1]], dtype="int32")
+    explanation = LimeExplanation(
+        segments=segments, image=np.zeros((2, 3, 3), "uint8"), class_indices=(0, 1),
+        labels=("a", "b"), weights=np.array([[0.2, -0.5, 0.1], [0, 0, 0]], "float32"),
+        intercepts=np.zeros(2, "float32"), r2=np.ones(2, "float32"),
+        local_predictions=np.zeros(2, "float32"), probabilities=np.ones(2, "float32"),
+        samples=10, hide="white", seed=0, algorithm="slic", n_superpixels=3, compactness=10.0)
+    np.testing.assert_allclose(lime_heatmap(explanation, 0), [[1, 1, 0], [0.5, 0.5, 0]])
+    np.testing.assert_array_equal(lime_heatmap(explanation, 1), 0.0)
+
+
+def test_explanation_map_matches_class_heatmap_and_lime(known):
+    model = wrap(tiny_cnn(size=32))
+    pixels = np.random.default_rng(1).integers(0, 256, (32, 32, 3)).astype("uint8")
+    view = model.view(image_from_array(pixels, "noise"))
+    from viz_core.cam import class_heatmap
+
+    gradcam = explanation_map(model, view, Target(0), "gradcam")
+    np.testing.assert_array_equal(gradcam, class_heatmap(model, view, Target(0)).heatmap)
+    # LIME on the region model: hiding the (white) region in black is all that lowers class 1
+    region_net, region_view = known
+    lime = explanation_map(region_net, region_view, Target(1), "lime", samples=100,
+                           n_superpixels=4, hide="black")
+    assert lime.shape == (SIDE, SIDE) and lime.dtype == np.float32
+    assert lime.max() == pytest.approx(1.0)
+    assert lime[region()].mean() > lime[~region()].mean()
+    with pytest.raises(ParameterError, match="'occlusion'"):
+        explanation_map(model, view, Target(0), "occlusion")

@@ -1,0 +1,423 @@
+"""Faithfulness and agreement of explanation maps: deletion / insertion curves, rank correlation.
+
+*Deletion* (Petsiuk et al. 2018, "RISE"): remove the pixels a map ranks most important first,
+in ``steps`` equal shares, and follow the class probability. A faithful map makes it fall fast,
+so a *lower* area under the deletion curve is better. *Insertion*: start from an image with
+everything removed and reveal the most important pixels first; a faithful map makes the
+probability rise fast, so a *higher* area is better.
+
+"Removed" pixels take the value of a *baseline* image, one for both curves (see
+:data:`BASELINES`): by default a strongly blurred copy of the image (the baseline RISE uses for
+insertion), so removing pixels takes away edges and texture without adding the sharp new edges a
+black patch would. ``black``, ``white`` and ``mean`` (the image's mean colour) are there too.
+
+Pixels are ranked by the map at the model's input resolution; ties (flat regions, LIME's
+superpixels, empty maps) are broken by a seeded random order, so a flat map is a random
+deletion rather than a top-left-first sweep. All images of a curve go through the model in
+batches (one compiled function per model, shared with LIME).
+
+:func:`rank_agreement` compares maps of several methods with Spearman's rank correlation
+(``scipy.stats.spearmanr``): 1 = the same ranking of pixels, -1 = the reverse ranking.
+
+:func:`explanation_map` makes any compared method's map with one call shape, including LIME
+(positive superpixel weights painted onto their superpixels).
+"""
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+from typing import Callable, Mapping, Sequence
+
+import numpy as np
+from scipy.stats import spearmanr
+
+from .cam import METHOD_TITLES as CAM_TITLES
+from .cam import METHODS as CAM_METHODS
+from .cam import class_heatmap
+from .catalog import LoadedModel
+from .errors import Cancelled, ParameterError
+from .intake import ModelImage
+from .lime_explain import LimeExplanation, hidden_image, lime_explanation, probability_function
+from .targets import Target
+
+#: The methods the compare page lines up, in its order.
+COMPARE_METHODS = ("gradcam", "gradcam++", "scorecam", "smoothgrad", "integrated_gradients",
+                   "lime")
+#: Every method :func:`explanation_map` knows: the class-heatmap family and LIME.
+MAP_METHODS = tuple(CAM_METHODS) + ("lime",)
+METHOD_TITLES = {**CAM_TITLES, "lime": "LIME"}
+#: LIME settings used for comparisons (those of the LIME page's defaults, so results are shared).
+LIME_DEFAULTS = {"algorithm": "slic", "n_superpixels": 35, "compactness": 10.0, "samples": 500,
+                 "hide": "white", "seed": 0}
+
+BASELINES = ("blurred", "black", "white", "mean")
+BASELINE_HELP = {
+    "blurred": "removed pixels become a strongly blurred copy of the image (sigma a tenth of "
+               "the shorter side): edges and texture go, colours stay",
+    "black": "removed pixels become black (RISE's deletion baseline)",
+    "white": "removed pixels become white",
+    "mean": "removed pixels become the image's mean colour",
+}
+MIN_STEPS = 2
+MAX_STEPS = 200
+_BATCH = 32  # images per forward pass: one batch of 150 px images is ~8 MB of input
+
+Progress = Callable[[float, str], None]
+StopFn = Callable[[], bool]
+
+
+@dataclass(frozen=True, eq=False)
+class FaithfulnessCurves:
+    """Deletion and insertion curves of one map, for one class of one image.
+
+    Attributes
+    ----------
+    fractions : np.ndarray
+        (steps + 1,) float32, the fraction of pixels removed (deletion) or revealed
+        (insertion) at each point, from 0 to 1. Step ``k`` changes ``round(k / steps * H * W)``
+        pixels.
+    deletion : np.ndarray
+        (steps + 1,) float32 in [0, 1], the class probability as the top-ranked pixels are
+        replaced by the baseline. ``deletion[0]`` is the probability on the image itself.
+    insertion : np.ndarray
+        (steps + 1,) float32 in [0, 1], the class probability as the top-ranked pixels are
+        revealed on the baseline. ``insertion[0]`` is the probability on the baseline.
+    deletion_auc, insertion_auc : float
+        Areas under the curves (trapezoidal rule over ``fractions``), in [0, 1].
+        Lower deletion and higher insertion mean a more faithful map.
+    class_index : int
+    label : str
+    baseline : str
+        One of :data:`BASELINES`.
+    steps : int
+    seed : int
+        Seed of the random tie-breaking between equally ranked pixels.
+    """
+
+    fractions: np.ndarray
+    deletion: np.ndarray
+    insertion: np.ndarray
+    deletion_auc: float
+    insertion_auc: float
+    class_index: int
+    label: str
+    baseline: str
+    steps: int
+    seed: int
+
+
+@dataclass(frozen=True, eq=False)
+class RankAgreement:
+    """How much several methods' maps agree on which pixels matter.
+
+    Attributes
+    ----------
+    methods : tuple of str
+        Names, in the order of the matrix's rows and columns.
+    matrix : np.ndarray
+        (M, M) float32 in [-1, 1], Spearman's rank correlation of every pair of maps over all
+        pixels; 1 on the diagonal. NaN where a map is constant (an empty map ranks nothing).
+    """
+
+    methods: tuple[str, ...]
+    matrix: np.ndarray
+
+    def pair(self, a: str, b: str) -> float:
+        """The correlation of methods ``a`` and ``b``."""
+        try:
+            return float(self.matrix[self.methods.index(a), self.methods.index(b)])
+        except ValueError:
+            raise ParameterError(
+                f"No map called {a!r} or {b!r}; compared maps: {', '.join(self.methods)}."
+            ) from None
+
+
+# --------------------------------------------------------------------------------------------
+# Pieces
+# --------------------------------------------------------------------------------------------
+def check_steps(steps) -> int:
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or \
+            not MIN_STEPS <= int(steps) <= MAX_STEPS:
+        raise ParameterError(
+            f"The number of steps must be a whole number from {MIN_STEPS} to {MAX_STEPS}; "
+            f"got {steps!r}."
+        )
+    return int(steps)
+
+
+def baseline_image(pixels: np.ndarray, baseline: str = "blurred") -> np.ndarray:
+    """What removed pixels turn into.
+
+    Parameters
+    ----------
+    pixels : (H, W, C) float in [0, 255]
+    baseline : {"blurred", "black", "white", "mean"}
+
+    Returns
+    -------
+    np.ndarray
+        (H, W, C) float32 in [0, 255].
+    """
+    if baseline not in BASELINES:
+        raise ParameterError(
+            f"Unknown baseline {baseline!r}; choose one of {', '.join(BASELINES)}."
+        )
+    # LIME's hidden-superpixel colours with the whole image as one superpixel are exactly these
+    segments = np.zeros(np.asarray(pixels).shape[:2], dtype="int32")
+    return hidden_image(pixels, segments, baseline)
+
+
+def pixel_ranking(heatmap: np.ndarray, seed: int = 0) -> np.ndarray:
+    """Flat pixel indices from the most to the least important.
+
+    Parameters
+    ----------
+    heatmap : (H, W) float
+    seed : int
+        Ties are broken by a random order drawn from this seed.
+
+    Returns
+    -------
+    np.ndarray
+        (H * W,) int64, a permutation of ``0 .. H * W - 1``.
+    """
+    heat = np.asarray(heatmap, dtype="float64")
+    if heat.ndim != 2 or heat.size == 0:
+        raise ParameterError(f"A map must be a 2-D array (height x width); got shape {heat.shape}.")
+    if not np.all(np.isfinite(heat)):
+        raise ParameterError("The map contains NaN or infinite values; it cannot rank pixels.")
+    tie_break = np.random.default_rng(seed).permutation(heat.size)
+    return np.lexsort((tie_break, -heat.ravel())).astype("int64")  # last key sorts first
+
+
+def step_counts(pixels: int, steps: int) -> np.ndarray:
+    """(steps + 1,) int64: how many pixels are changed at each step, ``round(k / steps * n)``."""
+    return np.rint(np.linspace(0.0, float(pixels), int(steps) + 1)).astype("int64")
+
+
+def auc(fractions: np.ndarray, values: np.ndarray) -> float:
+    """Area under a curve by the trapezoidal rule."""
+    return float(np.trapezoid(np.asarray(values, dtype="float64"),
+                              np.asarray(fractions, dtype="float64")))
+
+
+# --------------------------------------------------------------------------------------------
+# Deletion and insertion
+# --------------------------------------------------------------------------------------------
+def deletion_insertion(
+    model: LoadedModel,
+    image: ModelImage,
+    class_index: int | str,
+    heatmap: np.ndarray,
+    *,
+    steps: int = 20,
+    baseline: str = "blurred",
+    seed: int = 0,
+    progress: Progress | None = None,
+    should_stop: StopFn | None = None,
+) -> FaithfulnessCurves:
+    """Deletion and insertion curves of ``heatmap`` for one class.
+
+    Parameters
+    ----------
+    model : LoadedModel
+        Not modified.
+    image : ModelImage
+        ``model.view(loaded_image)``: pixels (H, W, C) float32 in [0, 255].
+    class_index : int or class name
+        The class whose probability is followed.
+    heatmap : (H, W) float
+        Any map at the model's input resolution (higher = more important), e.g.
+        ``ClassHeatmap.heatmap``. Only the order of its values matters.
+    steps : int
+        Points after the start, 2 to 200; each changes ``1 / steps`` of the pixels.
+    baseline : {"blurred", "black", "white", "mean"}
+        What removed pixels become, see :data:`BASELINE_HELP`.
+    seed : int
+        Seed of the random order among equally ranked pixels.
+    progress : callable(fraction, message) or None
+    should_stop : callable() -> bool or None
+        Checked between batches; True raises :class:`~viz_core.errors.Cancelled`.
+
+    Returns
+    -------
+    FaithfulnessCurves
+
+    Raises
+    ------
+    ParameterError
+        Bad class, steps or baseline, or a map that does not match the image's size.
+    """
+    k = model.class_index(class_index)
+    steps = check_steps(steps)
+    pixels = np.asarray(image.pixels, dtype="float32")
+    h, w = pixels.shape[:2]
+    heat = np.asarray(heatmap)
+    if heat.shape != (h, w):
+        raise ParameterError(
+            f"The map is {heat.shape[1] if heat.ndim > 1 else '?'}x{heat.shape[0]} but the image "
+            f"the model sees is {w}x{h}; make the map at the model's input resolution."
+        )
+    background = baseline_image(pixels, baseline)
+    order = pixel_ranking(heat, seed)
+    counts = step_counts(h * w, steps)
+    # rank of every pixel: pixel p is changed at step k when rank[p] < counts[k]
+    rank = np.empty(h * w, dtype="int64")
+    rank[order] = np.arange(h * w)
+    rank = rank.reshape(h, w, 1)
+    forward = probability_function(model)
+    # both curves in one stream of batches: deletion images first, then insertion images
+    jobs = [("deletion", c) for c in counts] + [("insertion", c) for c in counts]
+    scores = np.zeros(len(jobs), dtype="float32")
+    batches = math.ceil(len(jobs) / _BATCH)
+    for b in range(batches):
+        if should_stop is not None and should_stop():
+            raise Cancelled("The deletion and insertion curves were stopped before they finished.")
+        chunk = jobs[b * _BATCH:(b + 1) * _BATCH]
+        batch = np.stack([
+            np.where(rank < c, background, pixels) if kind == "deletion"
+            else np.where(rank < c, pixels, background)
+            for kind, c in chunk
+        ])
+        scores[b * _BATCH:b * _BATCH + len(chunk)] = forward(batch)[:, k]
+        if progress is not None:
+            done = min(len(jobs), (b + 1) * _BATCH)
+            progress(done / len(jobs), f"{done} of {len(jobs)} images scored")
+    fractions = (counts / float(h * w)).astype("float32")
+    deletion, insertion = scores[:steps + 1], scores[steps + 1:]
+    return FaithfulnessCurves(
+        fractions=fractions,
+        deletion=deletion,
+        insertion=insertion,
+        deletion_auc=auc(fractions, deletion),
+        insertion_auc=auc(fractions, insertion),
+        class_index=k,
+        label=model.label(k),
+        baseline=baseline,
+        steps=steps,
+        seed=int(seed),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Agreement between methods
+# --------------------------------------------------------------------------------------------
+def rank_correlation(a: np.ndarray, b: np.ndarray) -> float:
+    """Spearman's rank correlation of two maps of the same shape, over all pixels.
+
+    Returns NaN when either map is constant (it ranks no pixel above another).
+    """
+    x, y = np.asarray(a, dtype="float64").ravel(), np.asarray(b, dtype="float64").ravel()
+    if np.asarray(a).shape != np.asarray(b).shape:
+        raise ParameterError(
+            f"Maps of different sizes cannot be compared: {np.asarray(a).shape} and "
+            f"{np.asarray(b).shape}."
+        )
+    if x.size < 2 or np.ptp(x) == 0 or np.ptp(y) == 0:
+        return float("nan")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return float(spearmanr(x, y).statistic)
+
+
+def rank_agreement(maps: Mapping[str, np.ndarray]) -> RankAgreement:
+    """Spearman's rank correlation between every pair of maps.
+
+    Parameters
+    ----------
+    maps : mapping of name -> (H, W) float
+        Two or more maps of the same size.
+
+    Returns
+    -------
+    RankAgreement
+    """
+    names = tuple(maps)
+    if len(names) < 2:
+        raise ParameterError(f"Comparing needs at least two maps; got {len(names)}.")
+    n = len(names)
+    matrix = np.eye(n, dtype="float32")
+    for i in range(n):
+        if np.ptp(np.asarray(maps[names[i]])) == 0:
+            matrix[i, i] = np.nan
+        for j in range(i + 1, n):
+            matrix[i, j] = matrix[j, i] = rank_correlation(maps[names[i]], maps[names[j]])
+    return RankAgreement(methods=names, matrix=matrix)
+
+
+# --------------------------------------------------------------------------------------------
+# One call shape for every compared method's map
+# --------------------------------------------------------------------------------------------
+def lime_heatmap(explanation: LimeExplanation, class_index: int) -> np.ndarray:
+    """LIME as a heatmap: each superpixel painted with its positive weight.
+
+    Returns
+    -------
+    np.ndarray
+        (H, W) float32 in [0, 1], 1 on the strongest supporting superpixel, 0 on superpixels
+        that do not support the class (all zeros when none does).
+    """
+    weights = np.maximum(explanation.weights_for(class_index).astype("float32"), 0.0)
+    top = float(weights.max()) if weights.size else 0.0
+    scaled = weights / top if top > 0 else np.zeros_like(weights)
+    return scaled[explanation.segments].astype("float32")
+
+
+def explanation_map(
+    model: LoadedModel,
+    image: ModelImage,
+    target: Target,
+    method: str,
+    *,
+    progress: Progress | None = None,
+    should_stop: StopFn | None = None,
+    **params,
+) -> np.ndarray:
+    """The map of one method, whatever its family.
+
+    Parameters
+    ----------
+    model, image, target
+        As for :func:`viz_core.cam.class_heatmap`; LIME uses only ``target.class_index``
+        (LIME explains the probability).
+    method : str
+        One of :data:`MAP_METHODS`.
+    **params
+        The method's parameters: those of :func:`~viz_core.cam.class_heatmap` (including
+        ``layer``), or for ``lime`` those of :func:`~viz_core.lime_explain.lime_explanation`
+        (defaults :data:`LIME_DEFAULTS`).
+
+    Returns
+    -------
+    np.ndarray
+        (H, W) float32 in [0, 1] at the model's input resolution.
+    """
+    if method not in MAP_METHODS:
+        raise ParameterError(f"Unknown method {method!r}; choose one of {', '.join(MAP_METHODS)}.")
+    if method == "lime":
+        settings = {**LIME_DEFAULTS, **params}
+        k = int(target.class_index)
+        explanation = lime_explanation(model, image, (k,), progress=progress,
+                                       should_stop=should_stop, **settings)
+        return lime_heatmap(explanation, k)
+    return class_heatmap(model, image, target, method, progress=progress,
+                         should_stop=should_stop, **params).heatmap
+
+
+def method_title(method: str) -> str:
+    """What users read for a method name (``"gradcam"`` -> ``"Grad-CAM"``)."""
+    return METHOD_TITLES.get(method, method)
+
+
+def check_methods(methods: Sequence[str], allowed: Sequence[str] = MAP_METHODS) -> tuple[str, ...]:
+    """``methods`` checked (known, at least one), duplicates removed, order kept."""
+    chosen = tuple(dict.fromkeys(str(m).strip() for m in methods if str(m).strip()))
+    if not chosen:
+        raise ParameterError(f"Choose at least one method from {', '.join(allowed)}.")
+    unknown = [m for m in chosen if m not in allowed]
+    if unknown:
+        raise ParameterError(
+            f"Unknown method {unknown[0]!r}; choose from {', '.join(allowed)}."
+        )
+    return chosen
