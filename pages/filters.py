@@ -11,6 +11,7 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
+from ui import notes
 from ui.feedback import ProgressBar, show_error
 from ui.state import selection, workbench
 from viz_core.errors import VizError
@@ -123,6 +124,7 @@ def one_layer() -> None:
     layer = pick[0].selectbox("Layer", layers, key="fp_layer", format_func=layer_label,
                               help="Convolution layers, and other layers with feature maps "
                               "(the tutorial also draws pooling layers).")
+    notes.show(notes.filters(model, layer))
     count = filter_count(model, layer)
     low, high = pick[1].slider("Filters", 0, count, (0, min(64, count)),
                                key=f"fp_range_{layer}",
