@@ -167,8 +167,8 @@ def one_layer() -> None:
     if clicked is not None and st.session_state.get("fp_clicked") != (request, clicked):
         st.session_state["fp_clicked"] = (request, clicked)
         st.session_state["fp_pick"] = clicked
-    if st.session_state.get("fp_pick") not in filters:
-        st.session_state["fp_pick"] = filters[0]
+    if st.session_state.get("fp_pick") not in filters:  # open on the strongest filter
+        st.session_state["fp_pick"] = result.filters[int(np.argmax(result.activations))]
 
     left, right = st.columns([2, 3])
     with left:
