@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -26,7 +27,7 @@ import numpy as np
 from .cache import BoundedCache
 from .errors import ModelError, ParameterError, UnsafeModelError, WeightsUnavailableError
 from .graph import side_model
-from .inspect import ModelInfo, inspect_model
+from .inspect import MAX_INPUT_SIDE, ModelInfo, inspect_model
 from .intake import LoadedImage, ModelImage, model_view
 from .preprocess import PREPROCESSING_NAMES, preprocess
 
@@ -36,8 +37,20 @@ DEMO_CARD_FILE = ASSETS / "demo" / "shapes_cnn.json"
 IMAGENET_CLASSES_FILE = ASSETS / "imagenet_classes.json"
 WEIGHT_CHOICES = ("imagenet", "none")
 MAX_MODEL_BYTES = 600 * 1024 * 1024
-MAX_UNZIPPED_BYTES = 2 * 1024**3
+MAX_UNZIPPED_BYTES = 2 * 1024**3  # all members of a .keras archive, or all datasets of an .h5
+MAX_PARAMS = 160_000_000  # 640 MB of float32 weights; VGG19, the largest built-in, has 144 M
+MAX_CONFIG_BYTES = 16 * 2**20
+MAX_LAYERS = 5_000  # DenseNet201 has about 700
+MAX_ARCHIVE_MEMBERS = 1_000
+MAX_INPUT_VALUES = MAX_INPUT_SIDE * MAX_INPUT_SIDE * 4  # per example, any input of any sub-model
 RANDOM_WEIGHTS_SEED = 1234
+# A member or dataset this large that also expands more than _BOMB_RATIO times is a bomb:
+# Keras stores weights uncompressed, and below the floor a high ratio does no harm.
+_BOMB_FLOOR_BYTES = 16 * 2**20
+_BOMB_RATIO = 100
+# Layers whose config carries code or reaches the server's disk.
+_CODE_CLASSES = {"Lambda": "a Python Lambda layer", "__lambda__": "a Python Lambda layer",
+                 "TFSMLayer": "a TFSMLayer (it loads a TensorFlow SavedModel from the server's disk)"}
 
 # Building a Keras Application with random weights draws from Keras' global seed; the lock
 # keeps two sessions from interleaving their draws (so "none" weights are reproducible).
@@ -338,10 +351,99 @@ def _sniff_model_format(data: bytes) -> str:
     return ""
 
 
-def _check_archive(path: Path) -> None:
+def _bomb_message(what: str, declared: int, stored: int) -> str:
+    return (
+        f"{what} would unpack to {declared / 2**20:,.0f} MB from {stored / 2**20:,.1f} MB stored; "
+        "it looks like a decompression bomb and was refused."
+    )
+
+
+def _check_h5_contents(h5, what: str) -> None:
+    """Refuse HDF5 content that would make Keras read far more than the file holds, or read
+    other files of the server (external storage, external links, virtual datasets)."""
+    import h5py
+
+    def check_link(name, link):
+        if isinstance(link, h5py.ExternalLink):
+            raise ModelError(
+                f"{what} links to another file ({link.filename!r}); models must be one "
+                "self-contained file."
+            )
+
+    declared_total = 0
+
+    def check_object(name, obj):
+        nonlocal declared_total
+        if not isinstance(obj, h5py.Dataset):
+            return
+        if obj.external or obj.is_virtual:
+            raise ModelError(
+                f"{what} stores '{name}' outside the file (external or virtual dataset); "
+                "models must be one self-contained file."
+            )
+        declared = int(obj.size or 0) * int(obj.dtype.itemsize)
+        stored = int(obj.id.get_storage_size())
+        if declared > _BOMB_FLOOR_BYTES and declared > _BOMB_RATIO * max(stored, 1):
+            raise ModelError(_bomb_message(f"{what} (dataset '{name}')", declared, stored))
+        declared_total += declared
+        if declared_total > MAX_UNZIPPED_BYTES:
+            raise ModelError(
+                f"{what} declares more than {MAX_UNZIPPED_BYTES / 2**30:.0f} GB of weights; "
+                "it was refused."
+            )
+
+    h5.visititems_links(check_link)
+    h5.visititems(check_object)
+
+
+def _read_h5_config(path: Path) -> str:
+    """The model configuration (JSON text) of a legacy ``.h5`` model, after checking it."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as h5:
+            _check_h5_contents(h5, "The .h5 file")
+            config = h5.attrs.get("model_config")
+            weights_only = config is None and ("layer_names" in h5.attrs or len(h5) > 0)
+    except ModelError:
+        raise
+    except (OSError, ValueError, KeyError, RuntimeError, TypeError) as exc:
+        raise ModelError(
+            f"The .h5 file could not be read: it is damaged or incomplete (HDF5 says: "
+            f"{str(exc)[:120]})."
+        ) from None
+    if config is None:
+        if weights_only:
+            raise ModelError(
+                "The .h5 file holds only weights, not a whole model. Save the whole model "
+                "with model.save('name.keras') (or 'name.h5')."
+            )
+        raise ModelError("The .h5 file holds no model (no model configuration inside).")
+    if isinstance(config, bytes):
+        config = config.decode("utf-8", errors="replace")
+    return str(config)
+
+
+def _read_keras_config(path: Path) -> str:
+    """The ``config.json`` text of a ``.keras`` archive, after checking the archive."""
+    import h5py
+
     try:
         with zipfile.ZipFile(path) as archive:
             entries = archive.infolist()
+            if len(entries) > MAX_ARCHIVE_MEMBERS:
+                raise ModelError(
+                    f"The .keras archive holds {len(entries):,} files; a Keras model has a few. "
+                    "It was refused."
+                )
+            for entry in entries:
+                parts = entry.filename.replace("\\", "/").split("/")
+                if (entry.filename.startswith(("/", "\\")) or ".." in parts
+                        or ":" in entry.filename or "\x00" in entry.filename):
+                    raise ModelError(
+                        f"The .keras archive contains a file named {entry.filename[:80]!r}, "
+                        "which points outside the archive; it was refused."
+                    )
             names = {e.filename for e in entries}
             if "config.json" not in names:
                 raise ModelError(
@@ -349,19 +451,143 @@ def _check_archive(path: Path) -> None:
                     "inside). Save the model with model.save('name.keras')."
                 )
             total = sum(e.file_size for e in entries)
-            packed = sum(e.compress_size for e in entries) or 1
-            if total > MAX_UNZIPPED_BYTES or total / packed > 200:
+            packed = sum(e.compress_size for e in entries)
+            if total > MAX_UNZIPPED_BYTES:
+                raise ModelError(_bomb_message("The .keras archive", total, packed))
+            for entry in entries:
+                if (entry.file_size > _BOMB_FLOOR_BYTES
+                        and entry.file_size > _BOMB_RATIO * max(entry.compress_size, 1)):
+                    raise ModelError(_bomb_message(
+                        f"The .keras archive (file '{entry.filename[:80]}')",
+                        entry.file_size, entry.compress_size))
+            if archive.getinfo("config.json").file_size > MAX_CONFIG_BYTES:
                 raise ModelError(
-                    f"The .keras archive would unpack to {total / 2**20:.0f} MB; it looks like a "
-                    "ZIP bomb and was refused."
+                    f"The model's config.json is larger than {MAX_CONFIG_BYTES // 2**20} MB; "
+                    "it was refused."
                 )
-    except zipfile.BadZipFile:
-        raise ModelError("The .keras file is damaged (not a valid ZIP archive).") from None
+            text = archive.read("config.json").decode("utf-8")
+            if "model.weights.h5" in names:
+                with archive.open("model.weights.h5") as stream, h5py.File(stream, "r") as h5:
+                    _check_h5_contents(h5, "The model's weights file")
+    except ModelError:
+        raise
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, UnicodeDecodeError,
+            NotImplementedError, RuntimeError, OSError, ValueError, KeyError) as exc:
+        raise ModelError(
+            f"The .keras file is damaged (not a valid Keras archive: {str(exc)[:120]})."
+        ) from None
+    return text
+
+
+def _check_config(config) -> None:
+    """Refuse a model configuration that names code, too many layers or huge inputs.
+
+    Walks the JSON without recursion (its depth is the uploader's choice).
+    """
+    if not isinstance(config, dict):
+        raise ModelError("The model file's configuration is not a Keras model configuration.")
+    stack = [config]
+    layers = 0
+    while stack:
+        item = stack.pop()
+        if isinstance(item, list):
+            stack.extend(item)
+            continue
+        if not isinstance(item, dict):
+            continue
+        name = item.get("class_name")
+        module = item.get("module")
+        if isinstance(name, str) and name in _CODE_CLASSES:
+            raise UnsafeModelError(
+                f"The model contains {_CODE_CLASSES[name]}, which could run code on the "
+                "server; it was refused (Keras safe mode). Replace it with built-in layers and "
+                "save the model again."
+            )
+        if isinstance(module, str) and module != "builtins" and not (
+                module == "keras" or module.startswith("keras.")):
+            raise ModelError(
+                f"The model uses a custom layer or function this app does not know "
+                f"({name!r} from module {module[:80]!r}). Only models built from standard "
+                "Keras layers can be uploaded."
+            )
+        if name == "function" and not _is_keras_activation(item.get("config")):
+            raise UnsafeModelError(
+                f"The model's configuration calls the Python function "
+                f"{str(item.get('config'))[:60]!r}, which is not a Keras activation; it was "
+                "refused so that nothing in the file runs on the server."
+            )
+        if name == "InputLayer" and isinstance(item.get("config"), dict):
+            inner = item["config"]
+            shape = inner.get("batch_shape") or inner.get("batch_input_shape") or ()
+            dims = [d for d in list(shape)[1:] if isinstance(d, int)]
+            if math.prod(dims) > MAX_INPUT_VALUES or any(d < 0 for d in dims):
+                raise ModelError(
+                    f"The model declares an input of shape {tuple(list(shape)[1:])}, far larger "
+                    f"than the {MAX_INPUT_SIDE}x{MAX_INPUT_SIDE} images this app supports; it "
+                    "was refused before loading."
+                )
+        for key, value in item.items():
+            if key == "layers" and isinstance(value, list):
+                layers += len(value)
+                if layers > MAX_LAYERS:
+                    raise ModelError(
+                        f"The model has more than {MAX_LAYERS:,} layers; it was refused."
+                    )
+            if key != "compile_config":  # not compiled here (compile=False)
+                stack.append(value)
+
+
+def _is_keras_activation(name) -> bool:
+    if not isinstance(name, str):
+        return False
+    try:
+        return callable(keras.activations.get(name))
+    except (ValueError, TypeError):
+        return False
+
+
+def _declared_params(config_text: str, kind: str) -> int | None:
+    """Number of weights the model would create, counted without allocating any.
+
+    Keras builds the model from its configuration exactly as ``load_model`` would, but in a
+    stateless scope whose variables are never initialised; so a file that declares billions
+    of weights is refused before a byte of them exists. Returns None if this Keras version
+    lacks the (private) functions used.
+    """
+    try:
+        from keras.src.backend.common import global_state
+        if kind == "keras":
+            from keras.src.saving.saving_lib import _model_from_config
+
+            def build():
+                return _model_from_config(config_text, None, False, True)
+        else:
+            from keras.src.legacy.saving import json_utils, saving_options, saving_utils
+            from keras.src.saving import serialization_lib
+
+            def build():
+                config = json_utils.decode(config_text)
+                with saving_options.keras_option_scope(use_legacy_config=True), \
+                        serialization_lib.SafeModeScope(True):
+                    return saving_utils.model_from_config(config)
+    except ImportError:
+        return None
+    # Variables created in the scope wait in a (thread-local) list to be initialised later;
+    # put the list back as it was so that nobody ever initialises them.
+    pending = list(global_state.get_global_attribute("uninitialized_variables") or [])
+    try:
+        with keras.StatelessScope(initialize_variables=False):
+            model = build()
+        return int(sum(math.prod(int(d) for d in v.shape) for v in model.weights))
+    finally:
+        global_state.set_global_attribute("uninitialized_variables", pending)
 
 
 def _explain_load_error(exc: Exception) -> Exception:
     text = str(exc)
     first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    if isinstance(exc, MemoryError) or "OOM when allocating" in text:
+        return ModelError("The model is too large for this server's memory; it was refused.")
     if "Lambda" in text or "safe_mode" in text:
         return UnsafeModelError(
             "The model contains a Python Lambda layer, which could run code on the server; it "
@@ -386,15 +612,20 @@ def load_uploaded_model(
     """Load an uploaded ``.keras`` or ``.h5`` model with Keras ``safe_mode`` on.
 
     The bytes are written to a private temporary folder under a fixed name (never the user's
-    file name) and the folder is removed as soon as the model is loaded.
+    file name) and the folder is removed as soon as the model is loaded. Before Keras sees the
+    file it is checked: archive and HDF5 sizes (bombs), file names inside the archive, links to
+    other files, layers that carry code (``Lambda``, ``TFSMLayer``) or come from modules
+    outside Keras, declared input shapes, and the number of weights the model would create
+    (counted without creating them).
 
     Raises
     ------
     UnsafeModelError
         The file holds code (Python ``Lambda`` layers).
     ModelError
-        Empty, damaged, not a model, a ZIP bomb, custom layers, or a model the dashboard
-        cannot use (see :func:`viz_core.inspect.inspect_model`).
+        Empty, damaged, not a model, a ZIP or HDF5 bomb, custom layers, huge declared shapes
+        or weights, or a model the dashboard cannot use (see
+        :func:`viz_core.inspect.inspect_model`).
     """
     if preprocessing not in PREPROCESSING_NAMES:
         raise ParameterError(
@@ -418,10 +649,25 @@ def load_uploaded_model(
     try:
         path = workdir / f"uploaded.{kind}"
         path.write_bytes(data)
-        if kind == "keras":
-            _check_archive(path)
+        text = _read_keras_config(path) if kind == "keras" else _read_h5_config(path)
         try:
+            config = json.loads(text)
+        except (ValueError, RecursionError):
+            raise ModelError("The model's configuration is not valid JSON.") from None
+        if isinstance(config, dict) and kind == "keras":
+            config["compile_config"] = None
+        _check_config(config)
+        try:
+            params = _declared_params(json.dumps(config), kind)
+            if params is not None and params > MAX_PARAMS:
+                raise ModelError(
+                    f"The model declares {params / 1e6:,.0f} million weights "
+                    f"({params * 4 / 2**20:,.0f} MB); up to {MAX_PARAMS / 1e6:.0f} million are "
+                    "accepted. It was refused before loading."
+                )
             model = keras.models.load_model(path, compile=False, safe_mode=True)
+        except ModelError:
+            raise
         except Exception as exc:  # Keras raises many types for bad files; all become a message
             raise _explain_load_error(exc) from None
     finally:

@@ -13,6 +13,9 @@ from .errors import ModelError
 
 OUTPUT_KINDS = ("softmax", "binary", "multilabel", "linear")
 DEFAULT_FLEXIBLE_SIZE = 224  # used when a model accepts any height/width
+MIN_INPUT_SIDE = 8
+MAX_INPUT_SIDE = 1024
+MAX_CLASSES = 50_000  # ImageNet-21k has 21,843; more would flood every class picker
 
 _CONV_TYPES = (
     keras.layers.Conv2D,
@@ -167,6 +170,47 @@ def output_kind_of(model) -> str:
     return "linear"
 
 
+def check_input_shape(shape: tuple) -> tuple[int, int, int]:
+    """The (height, width, channels) an image model with input ``shape`` is fed at.
+
+    Parameters
+    ----------
+    shape : tuple
+        The input shape without the batch axis; ``None`` for a flexible size.
+
+    Returns
+    -------
+    (int, int, int)
+        Flexible heights and widths become :data:`DEFAULT_FLEXIBLE_SIZE`.
+
+    Raises
+    ------
+    ModelError
+        Not (height, width, channels), not 1 or 3 channels, or sides outside
+        :data:`MIN_INPUT_SIDE` to :data:`MAX_INPUT_SIDE`.
+    """
+    shape = tuple(shape)
+    if len(shape) != 3:
+        raise ModelError(
+            f"The model's input has shape {shape}; an image input (height, width, "
+            "channels) is needed."
+        )
+    height, width, channels = shape
+    if channels not in (1, 3):
+        raise ModelError(
+            f"The model's input has {channels} channels; images need 1 (grey) or 3 (colour)."
+        )
+    height = int(height or DEFAULT_FLEXIBLE_SIZE)
+    width = int(width or DEFAULT_FLEXIBLE_SIZE)
+    if not (MIN_INPUT_SIDE <= height <= MAX_INPUT_SIDE
+            and MIN_INPUT_SIDE <= width <= MAX_INPUT_SIDE):
+        raise ModelError(
+            f"The model expects {height}x{width} images; sizes from {MIN_INPUT_SIDE} to "
+            f"{MAX_INPUT_SIDE} pixels are supported."
+        )
+    return height, width, int(channels)
+
+
 def inspect_model(model) -> ModelInfo:
     """Describe ``model``, or explain why the dashboard cannot use it.
 
@@ -174,36 +218,26 @@ def inspect_model(model) -> ModelInfo:
     ------
     ModelError
         Several inputs or outputs, input that is not an image (H, W, 1 or 3), output that is
-        not a vector of class scores, or no convolutional layer.
+        not a vector of class scores (or more than :data:`MAX_CLASSES`), or no convolutional
+        layer.
     """
     inputs = getattr(model, "inputs", None) or []
     if len(inputs) != 1:
         raise ModelError(
             f"The model has {len(inputs)} inputs; only models with one image input are supported."
         )
-    in_shape = tuple(inputs[0].shape)
-    if len(in_shape) != 4:
-        raise ModelError(
-            f"The model's input has shape {in_shape[1:]}; an image input (height, width, "
-            "channels) is needed."
-        )
-    _, height, width, channels = in_shape
-    if channels not in (1, 3):
-        raise ModelError(
-            f"The model's input has {channels} channels; images need 1 (grey) or 3 (colour)."
-        )
-    height = int(height or DEFAULT_FLEXIBLE_SIZE)
-    width = int(width or DEFAULT_FLEXIBLE_SIZE)
-    if not (8 <= height <= 1024 and 8 <= width <= 1024):
-        raise ModelError(
-            f"The model expects {height}x{width} images; sizes from 8 to 1024 pixels are "
-            "supported."
-        )
+    height, width, channels = check_input_shape(tuple(inputs[0].shape)[1:])
     outputs = getattr(model, "outputs", None) or []
     if len(outputs) != 1 or len(outputs[0].shape) != 2:
         shapes = [tuple(o.shape[1:]) for o in outputs]
         raise ModelError(
             f"The model's outputs have shapes {shapes}; one vector of class scores is needed."
+        )
+    units = outputs[0].shape[-1]
+    if units is None or not 1 <= int(units) <= MAX_CLASSES:
+        raise ModelError(
+            f"The model's output has {units} units; between 1 and {MAX_CLASSES:,} classes are "
+            "supported."
         )
     layers = []
     for path, layer in iter_layers(model):
@@ -226,7 +260,7 @@ def inspect_model(model) -> ModelInfo:
             "class heatmaps to show. Choose a convolutional network (CNN)."
         )
     kind = output_kind_of(model)
-    units = int(outputs[0].shape[-1])
+    units = int(units)
     return ModelInfo(
         input_shape=(height, width, int(channels)),
         output_kind=kind,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import io
-import warnings
+import struct
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,7 +28,25 @@ _SIGNATURES = (
     (b"%PDF", "a PDF document"),
     (b"PK\x03\x04", "a ZIP archive (perhaps a model file?)"),
     (b"\x89HDF", "an HDF5 file (perhaps a model file?)"),
+    (b"8BPS", "a Photoshop document"),
+    (b"%!PS", "a PostScript document"),
+    (b"\x00\x00\x01\x00", "an icon (ICO)"),
+    (b"\xff\x4f\xff\x51", "a JPEG 2000 image"),
+    (b"\x00\x00\x00\x0cjP  ", "a JPEG 2000 image"),
 )
+# Files that start like a supported format but that Pillow cannot open: damaged, not foreign.
+_IMAGE_SIGNATURES = (
+    (b"\x89PNG\r\n\x1a\n", "PNG"),
+    (b"\xff\xd8\xff", "JPEG"),
+    (b"GIF87a", "GIF"),
+    (b"GIF89a", "GIF"),
+    (b"BM", "BMP"),
+    (b"II*\x00", "TIFF"),
+    (b"MM\x00*", "TIFF"),
+)
+# ISO media files (HEIC, AVIF): "ftyp" at byte 4, then the brand.
+_ISO_BRANDS = {b"heic": "a HEIC photo", b"heix": "a HEIC photo", b"mif1": "a HEIF image",
+               b"avif": "an AVIF image", b"avis": "an AVIF image"}
 
 
 @dataclass(frozen=True, eq=False)
@@ -68,11 +86,19 @@ class LoadedImage:
 def _describe_non_image(data: bytes) -> str:
     head = data[:512].lstrip().lower()
     for signature, what in _SIGNATURES:
-        if head.startswith(signature.lower()):
+        if head.startswith(signature.lower()) or data.startswith(signature):
             return what
+    if data[4:8] == b"ftyp" and data[8:12] in _ISO_BRANDS:
+        return _ISO_BRANDS[data[8:12]]
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "a damaged WebP image"
     if head.startswith(b"<!doctype html") or head.startswith(b"<html"):
         return "a web page (HTML)"
-    if all(32 <= b < 127 or b in (9, 10, 13) for b in head[:256]):
+    text = all(32 <= b < 127 or b in (9, 10, 13) for b in head[:256])
+    for signature, name in _IMAGE_SIGNATURES:
+        if data.startswith(signature) and not text:
+            return f"a damaged {name} image"
+    if text:
         return "a text file"
     return "not an image Pillow can read"
 
@@ -81,12 +107,16 @@ def _to_rgb_uint8(img: Image.Image) -> np.ndarray:
     """Convert any supported Pillow mode to (H, W, 3) uint8 RGB."""
     mode = img.mode
     if mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        # 16-bit and 32-bit grey: scale the file's full range to 0..255.
-        values = np.asarray(img, dtype="float64")
+        # 16-bit, 32-bit and float grey: scale the file's range to 0..255 (NaN and inf as 0).
+        values = np.nan_to_num(np.asarray(img, dtype="float64"), nan=0.0, posinf=0.0,
+                               neginf=0.0)
+        peak = float(values.max()) if values.size else 0.0
         if mode.startswith("I;16"):
             top = 65535.0
+        elif mode == "F" and 0.0 <= float(values.min()) and peak <= 1.0:
+            top = 1.0  # float images in [0, 1], as scientific TIFFs are usually stored
         else:
-            top = float(values.max()) if values.size and values.max() > 255 else 255.0
+            top = peak if peak > 255 else 255.0
         grey = np.clip(values / max(top, 1e-12) * 255.0 + 0.5, 0, 255).astype("uint8")
         return np.repeat(grey[:, :, None], 3, axis=2)
     if mode == "P" and "transparency" in img.info:
@@ -130,26 +160,26 @@ def load_image(data: bytes, name: str = "image", *, max_pixels: int = MAX_PIXELS
             f"{MAX_BYTES // 2**20} MB are accepted."
         )
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data), formats=SUPPORTED_FORMATS)
-            width, height = img.size
-            if width * height > max_pixels:
-                raise ImageError(
-                    f"The image '{display}' is {width}x{height} pixels "
-                    f"({width * height / 1e6:.0f} megapixels); the limit is "
-                    f"{max_pixels / 1e6:.0f} megapixels. Please make it smaller."
-                )
-            if min(width, height) < MIN_SIDE:
-                raise ImageError(
-                    f"The image '{display}' is only {width}x{height} pixels; it needs to be at "
-                    f"least {MIN_SIDE}x{MIN_SIDE}."
-                )
-            source_format, source_mode = img.format or "?", img.mode
-            img.seek(0)  # animated GIF/WebP/TIFF: the first frame
-            img.load()
-            img = ImageOps.exif_transpose(img)
-            pixels = _to_rgb_uint8(img)
+        # Pillow's own bomb check warns from 89 megapixels; ours refuses from the header, before
+        # any pixel is decoded. (No warnings.catch_warnings here: it is not thread-safe.)
+        img = Image.open(io.BytesIO(data), formats=SUPPORTED_FORMATS)
+        width, height = img.size
+        if width * height > max_pixels:
+            raise ImageError(
+                f"The image '{display}' is {width}x{height} pixels "
+                f"({width * height / 1e6:.0f} megapixels); the limit is "
+                f"{max_pixels / 1e6:.0f} megapixels. Please make it smaller."
+            )
+        if min(width, height) < MIN_SIDE:
+            raise ImageError(
+                f"The image '{display}' is only {width}x{height} pixels; it needs to be at "
+                f"least {MIN_SIDE}x{MIN_SIDE}."
+            )
+        source_format, source_mode = img.format or "?", img.mode
+        img.seek(0)  # animated GIF/WebP/TIFF: the first frame
+        img.load()
+        img = ImageOps.exif_transpose(img)
+        pixels = _to_rgb_uint8(img)
     except ImageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
@@ -159,11 +189,25 @@ def load_image(data: bytes, name: str = "image", *, max_pixels: int = MAX_PIXELS
         ) from None
     except UnidentifiedImageError:
         what = _describe_non_image(data)
+        if what.startswith("not "):
+            raise ImageError(
+                f"The file '{display}' is {what}. Use PNG, JPEG, WebP, BMP, TIFF or GIF."
+            ) from None
+        if what.startswith("a damaged"):
+            raise ImageError(
+                f"The file '{display}' is {what}: it is damaged or incomplete and cannot be "
+                "decoded. Save it again or export it as PNG."
+            ) from None
         raise ImageError(
             f"The file '{display}' is {what}, not a supported image. "
             f"Use PNG, JPEG, WebP, BMP, TIFF or GIF."
         ) from None
-    except (OSError, ValueError, SyntaxError, EOFError) as exc:
+    except MemoryError:
+        raise ImageError(
+            f"The image '{display}' is too large to decode on this server; please make it "
+            "smaller."
+        ) from None
+    except (OSError, ValueError, SyntaxError, EOFError, IndexError, struct.error) as exc:
         raise ImageError(
             f"The image '{display}' is damaged or incomplete and cannot be decoded ({exc})."
         ) from None
