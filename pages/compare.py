@@ -1,0 +1,287 @@
+"""Compare methods: six explanations of one class side by side, how faithful each is to the
+model (deletion / insertion curves) and how much they agree (rank correlation)."""
+import numpy as np
+import plotly.graph_objects as go
+import streamlit as st
+
+from ui.feedback import ProgressBar, show_error
+from ui.presenter import colormap_choices
+from ui.state import require_model_and_image, workbench
+from viz_core.cam import LAYER_METHODS, class_heatmap, top_classes
+from viz_core.errors import VizError
+from viz_core.faithfulness import (
+    BASELINE_HELP,
+    BASELINES,
+    COMPARE_METHODS,
+    LIME_DEFAULTS,
+    MAP_METHODS,
+    deletion_insertion,
+    lime_heatmap,
+    method_title,
+    rank_agreement,
+)
+from viz_core.lime_explain import fit_explanation, perturbed_predictions
+from viz_core.render import apply_colormap, colorbar, overlay_heatmap, resize_map
+from viz_core.superpixels import superpixels
+from viz_core.targets import Target
+
+COLOUR_MAPS = ("viridis", "jet", "magma", "inferno", "plasma", "cividis", "turbo", "gray")
+STEP_CHOICES = (10, 20, 50)
+RANDOM = "random"  # the reference curve: pixels removed in a random order
+# one colour per method in every chart (plotly's default qualitative palette)
+PALETTE = ("#636EFA", "#EF553B", "#00CC96", "#AB63FA", "#FFA15A", "#19D3F3", "#FF6692")
+COLOURS = {m: PALETTE[i % len(PALETTE)] for i, m in enumerate(MAP_METHODS)}
+COLOURS[RANDOM] = "#888888"
+BASELINE_WORDS = {"blurred": "a blurred copy of the image", "black": "black", "white": "white",
+                  "mean": "the image's mean colour"}
+
+st.title("Compare methods")
+st.caption(
+    "One image, one class, several explanation methods side by side at the same scale. Below "
+    "them: how *faithful* each map is to the model (remove the pixels it calls important and "
+    "watch the class probability) and how much the methods agree with each other."
+)
+model, image = require_model_and_image()
+bench = workbench()
+view = model.view(image)
+info = model.info
+
+try:
+    top = top_classes(model, view, 5)
+except VizError as exc:
+    show_error(exc)
+    st.stop()
+probability_of = {k: p for k, _, p in top}
+
+# -- what to compare ----------------------------------------------------------------------------
+with st.container(border=True):
+    c1, c2, c3 = st.columns([2, 3, 2])
+    k = c1.selectbox("Class to explain (top-5 predictions)", [k for k, _, _ in top],
+                     key="cmp_class",
+                     format_func=lambda i: f"{model.label(i)} ({i}) · p = {probability_of[i]:.1%}")
+    methods = c2.multiselect("Methods", MAP_METHODS, default=list(COMPARE_METHODS),
+                             key="cmp_methods", format_func=method_title,
+                             help="Grad-CAM family at the last conv layer "
+                             f"(`{info.last_conv_layer}`), pixel-gradient methods, and LIME "
+                             "(500 samples, 35 superpixels, white background), with the same "
+                             "settings as their own pages so results are shared.")
+    steps = c3.select_slider("Curve steps", STEP_CHOICES, value=20, key="cmp_steps",
+                             help="Points on each deletion / insertion curve: each step removes "
+                             "(or reveals) this fraction of the pixels. Every point is one "
+                             "image through the model.")
+    baseline = c3.selectbox("Removed pixels become", BASELINES, key="cmp_baseline",
+                            format_func=lambda b: b.capitalize(),
+                            help="\n\n".join(f"**{b}**: {t}" for b, t in BASELINE_HELP.items()))
+
+if not methods:
+    st.info("Choose at least one method.", icon=":material/checklist:")
+    st.stop()
+target = Target(k, "logit")
+
+
+# The calls below use exactly the arguments the Class heatmaps and LIME pages use with their
+# defaults, so a map computed on one page is reused here (the workbench keys by arguments).
+def heatmap_call(method: str):
+    kwargs = {"method": method, "layer": info.last_conv_layer if method in LAYER_METHODS else None}
+    if method == "scorecam":
+        channels = max(2, int(info.layer(info.last_conv_layer).output_shape[-1] or 2))
+        kwargs["max_channels"] = None if channels <= 64 else 64
+    elif method == "smoothgrad":
+        kwargs.update(samples=25, noise=0.15)
+    elif method == "integrated_gradients":
+        kwargs["steps"] = 64
+    return (class_heatmap, model, view, target), kwargs
+
+
+SEGMENT_KWARGS = {key: LIME_DEFAULTS[key] for key in ("algorithm", "n_superpixels",
+                                                      "compactness", "seed")}
+SAMPLE_KWARGS = {"samples": LIME_DEFAULTS["samples"], "hide": LIME_DEFAULTS["hide"],
+                 "seed": LIME_DEFAULTS["seed"]}
+
+
+def lime_map(progress=None) -> np.ndarray:
+    segmentation = bench.run(superpixels, view, **SEGMENT_KWARGS)
+    predictions = bench.run(perturbed_predictions, model, view, segmentation,
+                            progress=progress, **SAMPLE_KWARGS)
+    return lime_heatmap(bench.run(fit_explanation, model, predictions, (k,)), k)
+
+
+def map_cached(method: str) -> bool:
+    if method == "lime":
+        if not bench.is_cached(superpixels, view, **SEGMENT_KWARGS):
+            return False
+        segmentation = bench.run(superpixels, view, **SEGMENT_KWARGS)
+        return bench.is_cached(perturbed_predictions, model, view, segmentation, **SAMPLE_KWARGS)
+    args, kwargs = heatmap_call(method)
+    return bench.is_cached(*args, **kwargs)
+
+
+def curve_kwargs():
+    return dict(steps=steps, baseline=baseline)
+
+
+def compute_map(method: str, progress=None) -> np.ndarray:
+    if method == "lime":
+        return lime_map(progress)
+    args, kwargs = heatmap_call(method)
+    return bench.run(*args, progress=progress, **kwargs).heatmap
+
+
+random_map = np.zeros(info.input_shape[:2], dtype="float32")  # all ties: a random order
+pending_maps = [m for m in methods if not map_cached(m)]
+pending = bool(pending_maps) or not all(
+    bench.is_cached(deletion_insertion, model, view, k, compute_map(m), **curve_kwargs())
+    for m in methods) or not bench.is_cached(deletion_insertion, model, view, k, random_map,
+                                             **curve_kwargs())
+
+if pending:
+    slow = ", ".join(method_title(m) for m in pending_maps) or "none"
+    images = (len(methods) + 1) * 2 * (steps + 1)
+    st.info(f"Maps still to compute: {slow}. Then {images} images go through the model for the "
+            "deletion and insertion curves.", icon=":material/hourglass:")
+    if not st.button(f"Compare {len(methods)} methods", type="primary", key="cmp_run"):
+        st.stop()
+    try:
+        bar = ProgressBar("Comparing methods")
+        units = len(pending_maps) + len(methods) + 1
+        done = 0
+
+        def part(label):
+            start = done
+
+            def progress(fraction, message):
+                bar((start + fraction) / units, f"{label}: {message}")
+            return progress
+
+        for method in pending_maps:
+            compute_map(method, part(method_title(method)))
+            done += 1
+        for method in methods:
+            bench.run(deletion_insertion, model, view, k, compute_map(method),
+                      progress=part(f"{method_title(method)} curves"), **curve_kwargs())
+            done += 1
+        bench.run(deletion_insertion, model, view, k, random_map,
+                  progress=part("random-order curves"), **curve_kwargs())
+        bar.done()
+    except VizError as exc:
+        show_error(exc)
+        st.stop()
+    st.rerun()  # draw the page from the caches, without the button
+
+try:
+    maps = {m: compute_map(m) for m in methods}
+    curves = {m: bench.run(deletion_insertion, model, view, k, maps[m], **curve_kwargs())
+              for m in methods}
+    curves[RANDOM] = bench.run(deletion_insertion, model, view, k, random_map, **curve_kwargs())
+except VizError as exc:
+    show_error(exc)
+    st.stop()
+
+# -- the maps, side by side -------------------------------------------------------------------
+st.subheader(f"{model.label(k)} ({k}): where each method sees the evidence")
+d1, d2, d3 = st.columns(3)
+colormap = d1.selectbox("Colour map", colormap_choices(COLOUR_MAPS), key="cmp_colormap")
+show = d2.radio("Show", ("overlay", "heatmap"), key="cmp_show", horizontal=True,
+                format_func={"overlay": "Overlay", "heatmap": "Map alone"}.get)
+opacity = d3.slider("Opacity", 0.0, 1.0, 0.5, step=0.05, key="cmp_opacity",
+                    disabled=show != "overlay")
+
+
+def picture(heat: np.ndarray) -> np.ndarray:
+    if show == "overlay":
+        return overlay_heatmap(image.pixels, heat, opacity=opacity, colormap=colormap)
+    h0, w0 = image.pixels.shape[:2]
+    return apply_colormap(resize_map(heat, h0, w0), colormap)
+
+
+per_row = min(len(methods), 6)
+for row in range(0, len(methods), per_row):
+    for column, method in zip(st.columns(per_row), methods[row:row + per_row]):
+        curve = curves[method]
+        with column:
+            st.markdown(f"**{method_title(method)}**")
+            st.image(picture(maps[method]), width="stretch",
+                     caption=f"deletion AUC {curve.deletion_auc:.3f} · insertion AUC "
+                     f"{curve.insertion_auc:.3f}")
+            if not np.any(maps[method] > 0):
+                st.caption(":orange[No positive evidence: the map is empty.]")
+left, middle, right = st.columns([1, 6, 1])
+left.caption("0: none")
+middle.image(colorbar(colormap, length=256, thickness=12, vertical=False), width="stretch")
+right.caption("1: strongest")
+st.caption("Every map is scaled so its strongest point is 1 and drawn with the same colours, "
+           f"over the original {image.pixels.shape[1]}×{image.pixels.shape[0]} image.")
+
+# -- faithfulness -----------------------------------------------------------------------------
+st.subheader("Faithfulness: remove or reveal the most important pixels first")
+st.caption(
+    f"Pixels are taken in the order each map ranks them, {100 / steps:.0f}% per step; removed "
+    f"pixels become {BASELINE_WORDS[baseline]}. "
+    "**Deletion**: a faithful map makes the probability drop fast (small area under the curve). "
+    "**Insertion**: starting from nothing, a faithful map makes it rise fast (large area). The "
+    "grey dashed line takes pixels in a random order: a map should beat it."
+)
+
+
+def curve_figure(kind: str) -> go.Figure:
+    figure = go.Figure()
+    for name in list(methods) + [RANDOM]:
+        curve = curves[name]
+        values = curve.deletion if kind == "deletion" else curve.insertion
+        area = curve.deletion_auc if kind == "deletion" else curve.insertion_auc
+        title = "Random order" if name == RANDOM else method_title(name)
+        figure.add_trace(go.Scatter(
+            x=curve.fractions * 100, y=values, mode="lines", name=f"{title} · AUC {area:.3f}",
+            line=dict(color=COLOURS[name], width=2, dash="dash" if name == RANDOM else "solid"),
+            hovertemplate=f"{title}<br>%{{x:.0f}}% of pixels {'removed' if kind == 'deletion' else 'shown'}"
+                          "<br>p = %{y:.3f}<extra></extra>"))
+    figure.update_layout(
+        height=380, margin=dict(l=10, r=10, t=40, b=10),
+        title=dict(text=("Deletion (lower area = more faithful)" if kind == "deletion"
+                         else "Insertion (higher area = more faithful)"), font=dict(size=14)),
+        legend=dict(orientation="h", y=-0.25, x=0, font=dict(size=11)),
+        xaxis=dict(title=f"% of pixels {'removed' if kind == 'deletion' else 'revealed'}",
+                   range=[0, 100]),
+        yaxis=dict(title=f"p({model.label(k)})", range=[0, 1.02]))
+    return figure
+
+
+g1, g2 = st.columns(2)
+g1.plotly_chart(curve_figure("deletion"), width="stretch", key="cmp_deletion_chart")
+g2.plotly_chart(curve_figure("insertion"), width="stretch", key="cmp_insertion_chart")
+
+rows = [{"Method": method_title(m), "Deletion AUC ↓": curves[m].deletion_auc,
+         "Insertion AUC ↑": curves[m].insertion_auc,
+         "Insertion − deletion ↑": curves[m].insertion_auc - curves[m].deletion_auc}
+        for m in methods]
+rows.append({"Method": "Random order (reference)", "Deletion AUC ↓": curves[RANDOM].deletion_auc,
+             "Insertion AUC ↑": curves[RANDOM].insertion_auc,
+             "Insertion − deletion ↑": curves[RANDOM].insertion_auc - curves[RANDOM].deletion_auc})
+st.dataframe(rows, hide_index=True, width="stretch", key="cmp_auc_table",
+             column_config={c: st.column_config.NumberColumn(format="%.3f")
+                            for c in ("Deletion AUC ↓", "Insertion AUC ↑",
+                                      "Insertion − deletion ↑")})
+best = max(methods, key=lambda m: curves[m].insertion_auc - curves[m].deletion_auc)
+st.caption(f"On this image and class, **{method_title(best)}** separates best (largest "
+           "insertion − deletion). Areas are in probability × fraction of pixels, from 0 to 1.")
+
+# -- agreement --------------------------------------------------------------------------------
+st.subheader("Agreement: do the methods rank the pixels alike?")
+if len(methods) < 2:
+    st.info("Choose two or more methods to compare their rankings.")
+else:
+    agreement = rank_agreement({method_title(m): maps[m] for m in methods})
+    matrix = agreement.matrix.astype("float64")
+    names = list(agreement.methods)
+    text = [["n/a" if np.isnan(v) else f"{v:.2f}" for v in row] for row in matrix]
+    figure = go.Figure(go.Heatmap(
+        z=matrix, x=names, y=names, zmin=-1, zmax=1, colorscale="RdBu", reversescale=True,
+        text=text, texttemplate="%{text}", textfont=dict(size=13),
+        colorbar=dict(title=dict(text="Spearman ρ"), thickness=12),
+        hovertemplate="%{y} vs %{x}<br>ρ = %{z:.3f}<extra></extra>"))
+    figure.update_layout(height=120 + 60 * len(names), margin=dict(l=10, r=10, t=10, b=10))
+    figure.update_yaxes(autorange="reversed")
+    st.plotly_chart(figure, width="stretch", key="cmp_agreement_chart")
+    st.caption("Spearman's rank correlation of every pair of maps over all pixels: 1 = the same "
+               "order of importance, 0 = unrelated, −1 = opposite. n/a: an empty map ranks "
+               "nothing.")

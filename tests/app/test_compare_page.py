@@ -1,0 +1,163 @@
+"""AppTest for the Compare methods page, on a tiny model standing in for the demo model.
+
+What the page shows (AUCs, curves, agreement matrix, pictures) is checked against
+viz_core called directly with the page's arguments; display options must not recompute, and
+maps are shared with the Class heatmaps page through the workbench.
+"""
+from __future__ import annotations
+
+import base64
+import json
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+import viz_core.workbench
+from tests.conftest import tiny_cnn, wrap
+from ui.state import SELECTION_KEY
+from viz_core.cam import class_heatmap, top_classes
+from viz_core.faithfulness import (
+    COMPARE_METHODS,
+    deletion_insertion,
+    lime_heatmap,
+    method_title,
+    rank_agreement,
+)
+from viz_core.intake import load_image
+from viz_core.lime_explain import fit_explanation, perturbed_predictions
+from viz_core.samples import sample_bytes
+from viz_core.superpixels import superpixels
+from viz_core.targets import Target
+
+LABELS = ["circle", "square", "triangle", "star"]
+
+
+@pytest.fixture(scope="module")
+def app():
+    from ui.state import workbench
+
+    loaded = wrap(tiny_cnn(size=48, classes=4, seed=4), labels=LABELS, name="demo")
+    patch = pytest.MonkeyPatch()
+    patch.setattr(viz_core.workbench, "load_builtin_model",
+                  lambda name, weights="imagenet", **kw: loaded)
+    workbench.clear()
+    at = AppTest.from_file("../../app.py", default_timeout=180)
+    at.run()
+    at.switch_page("pages/compare.py")
+    at.run()
+    assert not at.exception, at.exception
+    yield at, loaded
+    workbench.clear()
+    patch.undo()
+
+
+def values(data) -> np.ndarray:
+    """Plotly's JSON of an array: nested lists, or ``{"dtype", "bdata", "shape"}`` (base64)."""
+    if isinstance(data, dict):
+        array = np.frombuffer(base64.b64decode(data["bdata"]), dtype=data["dtype"])
+        if "shape" in data:
+            array = array.reshape([int(d) for d in str(data["shape"]).split(",")])
+        return array
+    return np.asarray(data, dtype="float64")
+
+
+def reference(loaded, view, k):
+    """Every compared method's map, computed directly with the page's settings."""
+    layer = loaded.info.last_conv_layer
+    maps = {
+        "gradcam": class_heatmap(loaded, view, Target(k), "gradcam", layer).heatmap,
+        "gradcam++": class_heatmap(loaded, view, Target(k), "gradcam++", layer).heatmap,
+        "scorecam": class_heatmap(loaded, view, Target(k), "scorecam", layer).heatmap,
+        "smoothgrad": class_heatmap(loaded, view, Target(k), "smoothgrad", samples=25,
+                                    noise=0.15).heatmap,
+        "integrated_gradients": class_heatmap(loaded, view, Target(k), "integrated_gradients",
+                                              steps=64).heatmap,
+    }
+    segmentation = superpixels(view, algorithm="slic", n_superpixels=35, compactness=10.0)
+    predictions = perturbed_predictions(loaded, view, segmentation, samples=500, hide="white",
+                                        seed=0)
+    maps["lime"] = lime_heatmap(fit_explanation(loaded, predictions, (k,)), k)
+    return maps
+
+
+def test_compare_button_maps_curves_and_agreement(app):
+    at, loaded = app
+    assert at.title[0].value == "Compare methods"
+    assert at.multiselect(key="cmp_methods").value == list(COMPARE_METHODS)
+    assert [b.label for b in at.button] == ["Compare 6 methods"]
+    assert len(at.get("plotly_chart")) == 0
+    at.button(key="cmp_run").click().run()
+    assert not at.exception, at.exception
+
+    image = at.session_state[SELECTION_KEY].image
+    view = loaded.view(load_image(sample_bytes(image.name), image.name))
+    k = at.selectbox(key="cmp_class").value
+    assert k == top_classes(loaded, view, 1)[0][0]
+    maps = reference(loaded, view, k)
+    curves = {m: deletion_insertion(loaded, view, k, maps[m], steps=20, baseline="blurred")
+              for m in COMPARE_METHODS}
+    # one picture per method (captions carry the areas) and the colour bar
+    pictures = [img for img in at.get("image") if img.captions and "AUC" in img.captions[0]]
+    assert len(pictures) == 6
+    for picture, method in zip(pictures, COMPARE_METHODS):
+        c = curves[method]
+        assert picture.captions[0] == (f"deletion AUC {c.deletion_auc:.3f} · insertion AUC "
+                                       f"{c.insertion_auc:.3f}")
+    # the curves, in percent of pixels, one trace per method plus the random order
+    charts = [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
+    deletion, insertion, agreement = charts
+    assert len(deletion["data"]) == 7
+    first = deletion["data"][0]
+    assert first["name"] == f"Grad-CAM · AUC {curves['gradcam'].deletion_auc:.3f}"
+    # the true share of pixels changed: round(k / 20 * 48 * 48) / (48 * 48)
+    np.testing.assert_allclose(values(first["x"]), np.rint(np.arange(21) / 20 * 2304) / 23.04,
+                               atol=1e-4)
+    np.testing.assert_allclose(values(first["y"]), curves["gradcam"].deletion, atol=1e-6)
+    np.testing.assert_allclose(values(insertion["data"][5]["y"]), curves["lime"].insertion,
+                               atol=1e-6)
+    assert deletion["data"][6]["name"].startswith("Random order")
+    # the agreement matrix: Spearman of the same maps
+    expected = rank_agreement({method_title(m): maps[m] for m in COMPARE_METHODS}).matrix
+    z = values(agreement["data"][0]["z"]).reshape(6, 6)
+    np.testing.assert_allclose(z, expected, atol=1e-5, equal_nan=True)
+    assert agreement["data"][0]["x"][0] == "Grad-CAM"
+    table = at.dataframe[0].value
+    assert list(table["Method"])[:2] == ["Grad-CAM", "Grad-CAM++"]
+    assert table["Deletion AUC ↓"].iloc[2] == pytest.approx(curves["scorecam"].deletion_auc)
+
+
+def test_display_options_reuse_results_and_heatmaps_page_shares_maps(app):
+    at, loaded = app
+    from ui.state import workbench
+
+    if at.button and at.button[0].key == "cmp_run":  # run alone: compute first
+        at.button(key="cmp_run").click().run()
+    misses = workbench().results.stats.misses
+    at.selectbox(key="cmp_colormap").set_value("magma").run()
+    at.radio(key="cmp_show").set_value("heatmap").run()
+    assert not at.exception
+    assert workbench().results.stats.misses == misses
+    assert not any(b.key == "cmp_run" for b in at.button)
+    k = at.selectbox(key="cmp_class").value
+    # the Class heatmaps page finds the top class's Grad-CAM already computed: the only new
+    # map it makes is its default second class (the runner-up)
+    at.switch_page("pages/heatmaps.py")
+    at.run()
+    assert not at.exception
+    assert at.radio(key="cam_class").value == k
+    assert workbench().results.stats.misses == misses + 1
+
+
+def test_fewer_methods_and_a_new_curve_setting(app):
+    at, loaded = app
+    at.switch_page("pages/compare.py")
+    at.run()
+    at.multiselect(key="cmp_methods").set_value(["gradcam", "saliency"]).run()
+    at.select_slider(key="cmp_steps").set_value(10).run()
+    assert [b.label for b in at.button] == ["Compare 2 methods"]
+    at.button(key="cmp_run").click().run()
+    assert not at.exception
+    deletion = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert len(deletion["data"]) == 3 and len(values(deletion["data"][0]["y"])) == 11
+    assert len(json.loads(at.get("plotly_chart")[2].proto.spec)["data"][0]["x"]) == 2
