@@ -687,10 +687,12 @@ def starting_images(
     size: int = DEFAULT_SIZE,
     seed: int = 0,
 ) -> np.ndarray:
-    """The pictures the ascent starts from, as they would be displayed.
+    """The pictures the ascent starts from, shown the way the results are shown.
 
-    ``classic``: the tutorial's grey image with noise; ``fast``: the first noisy tile,
-    de-processed and tiled. Same arguments as :func:`filter_patterns`.
+    ``classic``: the tutorial's grey image with noise; ``fast``: the first noisy tile, tiled.
+    Both pass through the same de-processing as the patterns (centre, scale, clip), so
+    comparing a start with its pattern isolates what the ascent changed. Same arguments as
+    :func:`filter_patterns`.
 
     Returns
     -------
@@ -704,7 +706,8 @@ def starting_images(
     plan = _plan(model, layer, method, int(size))
     channels = _cut(model, layer).channels
     if method == "classic":
-        tiles = np.stack([_start(seed, i, (*plan.canvas, channels)) for i in chosen]) / 255.0
+        tiles = np.stack([deprocess_image(_start(seed, i, (*plan.canvas, channels)))
+                          for i in chosen])
     else:
         tiles = np.stack([deprocess_image(_fast_start(seed, i, plan.period, channels))
                           for i in chosen])
