@@ -1,0 +1,234 @@
+"""Sanity check: does each explanation change when the model's layers are randomised? And the
+pointing game: on fresh shape scenes, does each method's strongest point hit the shape?"""
+import numpy as np
+import plotly.graph_objects as go
+import streamlit as st
+
+from ui.feedback import ProgressBar, show_error
+from ui.presenter import colormap_choices
+from ui.state import require_model_and_image, workbench
+from viz_core.cam import METHODS as CAM_METHODS
+from viz_core.cam import top_classes
+from viz_core.errors import VizError
+from viz_core.faithfulness import MAP_METHODS, method_title
+from viz_core.pointing import DEFAULT_TOLERANCE, pointing_game
+from viz_core.render import apply_colormap
+from viz_core.sanity import (
+    DEFAULT_METHODS,
+    DEFAULT_THRESHOLD,
+    EDGE_CONTROL,
+    FAST_PARAMS,
+    SANITY_METHODS,
+    cascading_randomisation,
+    flag_rule,
+    weighted_layers,
+)
+from viz_core.targets import Target
+
+COLOUR_MAPS = ("viridis", "magma", "inferno", "plasma", "cividis", "gray", "jet", "turbo")
+METRIC_TITLES = {"spearman": "Spearman rank correlation", "ssim": "SSIM (structural similarity)"}
+SCENE_CHOICES = (10, 20, 50, 100)
+PALETTE = ("#636EFA", "#EF553B", "#00CC96", "#AB63FA", "#FFA15A", "#19D3F3", "#FF6692",
+           "#B6E880")
+COLOURS = {m: PALETTE[i % len(PALETTE)] for i, m in enumerate(SANITY_METHODS)}
+COLOURS[EDGE_CONTROL] = "#888888"
+MAX_DEFAULT_STEPS = 8
+
+
+def title(method: str) -> str:
+    return "Edge detector (control)" if method == EDGE_CONTROL else method_title(method)
+
+
+st.title("Sanity check")
+st.caption(
+    "An explanation of a model should change when the model changes. One click re-initialises "
+    "the model's layers with random weights, one at a time from the output down (Adebayo et "
+    "al., *Sanity Checks for Saliency Maps*), and redraws every method's map after each step. "
+    "A map that stays the same although the model is now random explains the image, not the "
+    "model: it is flagged. Your model is never changed; the check works on a copy."
+)
+model, image = require_model_and_image()
+bench = workbench()
+view = model.view(image)
+
+try:
+    top = top_classes(model, view, 5)
+    layers = weighted_layers(model.model)
+except VizError as exc:
+    show_error(exc)
+    st.stop()
+probability_of = {k: p for k, _, p in top}
+
+# -- settings -------------------------------------------------------------------------------------
+with st.container(border=True):
+    c1, c2, c3 = st.columns([2, 3, 2])
+    k = c1.selectbox("Class to explain (top-5 predictions)", [k for k, _, _ in top],
+                     key="san_class",
+                     format_func=lambda i: f"{model.label(i)} ({i}) · p = {probability_of[i]:.1%}")
+    seed = int(c1.number_input("Seed of the random weights", min_value=0, max_value=2**31 - 1,
+                               value=0, step=1, key="san_seed"))
+    methods = c2.multiselect(
+        "Methods", SANITY_METHODS, default=list(DEFAULT_METHODS), key="san_methods",
+        format_func=title,
+        help="The edge detector ignores the model completely (a Sobel filter of the image): it "
+        "is the control that must fail. Pixel methods use fewer samples here (SmoothGrad "
+        f"{FAST_PARAMS['smoothgrad']['samples']} copies, Integrated Gradients "
+        f"{FAST_PARAMS['integrated_gradients']['steps']} steps), LIME "
+        f"{FAST_PARAMS['lime']['samples']} samples, Score-CAM "
+        f"{FAST_PARAMS['scorecam']['max_channels']} channels, because every map is drawn once "
+        "per step.")
+    if len(layers) > 1:
+        steps = c3.slider("Layers to randomise (from the top)", 1, len(layers),
+                          min(len(layers), MAX_DEFAULT_STEPS), key="san_steps",
+                          help=f"{model.title} has {len(layers)} layers with weights; the "
+                          f"first to be randomised is {layers[0]!r}.")
+    else:
+        steps = 1
+    metric = c3.radio("Similarity", ("spearman", "ssim"), key="san_metric",
+                      format_func=METRIC_TITLES.get,
+                      help="How alike a map is to the trained model's map. Spearman compares "
+                      "the order of importance of the pixels; SSIM the local structure.")
+    threshold = c3.slider("Flag when similarity stays above", 0.5, 0.99, DEFAULT_THRESHOLD,
+                          step=0.01, key="san_threshold",
+                          help="A method is flagged when its map's similarity to the original "
+                          "stays above this at every step, even with the top layers random.")
+
+if not methods:
+    st.info("Choose at least one method.", icon=":material/checklist:")
+    st.stop()
+
+params = {m: FAST_PARAMS[m] for m in methods if m in FAST_PARAMS}
+# similarity measure and threshold are applied below: changing them never recomputes
+call = ((cascading_randomisation, model, view, Target(k)),
+        dict(methods=tuple(methods), steps=steps, params=params, seed=seed))
+sanity_ready = bench.is_cached(*call[0], **call[1])
+
+st.subheader("Cascading randomisation")
+if not sanity_ready:
+    st.info(f"{len(methods)} methods × {steps + 1} versions of the model (trained, then "
+            f"{steps} layer{'s' if steps > 1 else ''} randomised one after the other).",
+            icon=":material/casino:")
+    if st.button("Run sanity check", type="primary", key="san_run"):
+        try:
+            bar = ProgressBar("Randomising layers")
+            bench.run(*call[0], progress=bar, **call[1])
+            bar.done()
+        except VizError as exc:
+            show_error(exc)
+            st.stop()
+        st.rerun()
+
+if bench.is_cached(*call[0], **call[1]):
+    report = bench.run(*call[0], **call[1])
+    similarity = report.similarity(metric)
+    flagged = flag_rule(similarity, threshold)
+    step_names = ["trained"] + [f"+ {path}" for path in report.layers]
+
+    # -- verdicts --------------------------------------------------------------------------
+    columns = st.columns(min(len(report.methods), 4))
+    for i, method in enumerate(report.methods):
+        lowest = float(np.min(similarity[1:, i]))
+        with columns[i % len(columns)]:
+            if flagged[i]:
+                st.error(f"**{title(method)}**: does not explain the model. Its map stays "
+                         f"alike (lowest {metric} {lowest:.2f} > {threshold:.2f}) with the "
+                         "layers random.", icon=":material/flag:")
+            else:
+                st.success(f"**{title(method)}**: passes. Its map changes with the model "
+                           f"(falls to {metric} {lowest:.2f}).", icon=":material/check_circle:")
+
+    # -- similarity curves ----------------------------------------------------------------
+    figure = go.Figure()
+    for i, method in enumerate(report.methods):
+        figure.add_trace(go.Scatter(
+            x=list(range(report.steps + 1)), y=similarity[:, i], mode="lines+markers",
+            name=f"{title(method)}{' ⚑ flagged' if flagged[i] else ''}",
+            line=dict(color=COLOURS.get(method, "#333333"), width=3 if flagged[i] else 2,
+                      dash="dot" if method == EDGE_CONTROL else "solid"),
+            customdata=step_names,
+            hovertemplate=f"{title(method)}<br>%{{customdata}}<br>{metric} %{{y:.3f}}"
+                          "<extra></extra>"))
+    figure.add_hline(y=threshold, line=dict(color="#d62728", dash="dash", width=1),
+                     annotation_text=f"flag above {threshold:.2f}",
+                     annotation_position="bottom right")
+    figure.update_layout(
+        height=400, margin=dict(l=10, r=10, t=40, b=10),
+        title=dict(text=f"Similarity to the trained model's map ({METRIC_TITLES[metric]})",
+                   font=dict(size=14)),
+        legend=dict(orientation="h", y=-0.3, x=0),
+        xaxis=dict(title="layers randomised, from the output down", tickmode="array",
+                   tickvals=list(range(report.steps + 1)), ticktext=step_names, tickangle=-30),
+        yaxis=dict(title=metric, range=[min(-0.1, float(np.nanmin(similarity)) - 0.05), 1.05]))
+    st.plotly_chart(figure, width="stretch", key="san_similarity_chart")
+    st.caption(
+        f"p({report.label}) on this image: {report.probability[0]:.1%} with the trained model, "
+        f"{report.probability[-1]:.1%} with the top {report.steps} layer"
+        f"{'s' if report.steps > 1 else ''} random: the model itself has changed."
+    )
+
+    # -- grid of maps ---------------------------------------------------------------------
+    st.subheader("Maps at every step")
+    g1, g2 = st.columns([1, 3])
+    colormap = g1.selectbox("Colour map", colormap_choices(COLOUR_MAPS), key="san_colormap")
+    g2.caption("Each row is one method; each column one more layer randomised. Each map is "
+               "scaled so its strongest point is 1. The number under a map is its similarity to "
+               "the first map of its row.")
+    shown_steps = list(range(report.steps + 1))
+    per_row = min(len(shown_steps), 9)
+    for i, method in enumerate(report.methods):
+        mark = " · :red[**⚑ does not explain the model**]" if flagged[i] else ""
+        st.markdown(f"**{title(method)}**{mark}")
+        for start in range(0, len(shown_steps), per_row):
+            cells = shown_steps[start:start + per_row]
+            for column, step in zip(st.columns(per_row), cells):
+                column.image(apply_colormap(report.maps[step, i], colormap), width="stretch",
+                             caption=(f"{step_names[step]}" if step == 0 else
+                                      f"{step_names[step]} · {similarity[step, i]:.2f}"))
+
+# -- pointing game ------------------------------------------------------------------------------
+st.divider()
+st.subheader("Pointing game (demo model)")
+st.caption(
+    "The demo model is shown freshly drawn shape scenes it never saw in training. For every "
+    "shape, each method explains the shape's class; a *hit* is a map whose strongest point lies "
+    f"inside the shape's box (widened by {DEFAULT_TOLERANCE} pixels). The same table comes from "
+    "`python -m viz_core evaluate --json`."
+)
+p1, p2, p3 = st.columns([3, 1, 1])
+game_methods = p1.multiselect("Methods", MAP_METHODS, default=list(CAM_METHODS),
+                              key="pg_methods", format_func=method_title,
+                              help="LIME runs 500 model passes per shape: slow.")
+scenes = p2.select_slider("Scenes", SCENE_CHOICES, value=20, key="pg_scenes")
+shapes = p3.radio("Shapes per scene", (1, 2), key="pg_shapes", horizontal=True,
+                  help="With two shapes, each of another class, a method must also pick the "
+                  "right one.")
+if not game_methods:
+    st.info("Choose at least one method.")
+    st.stop()
+try:
+    demo = model if model.name == "demo" else bench.builtin_model("demo")
+except VizError as exc:
+    show_error(exc)
+    st.stop()
+game = ((pointing_game, demo), dict(methods=tuple(game_methods), scenes=scenes, shapes=shapes))
+if not bench.is_cached(*game[0], **game[1]):
+    if st.button("Run pointing game", type="primary", key="pg_run"):
+        try:
+            bar = ProgressBar("Pointing game")
+            bench.run(*game[0], progress=bar, **game[1])
+            bar.done()
+        except VizError as exc:
+            show_error(exc)
+            st.stop()
+        st.rerun()
+    else:
+        st.caption(f"{scenes * shapes} shapes × {len(game_methods)} methods.")
+if bench.is_cached(*game[0], **game[1]):
+    result = bench.run(*game[0], **game[1])
+    rows = [{"Method": method_title(s.method), "Hits": s.hits, "Shapes": s.total,
+             "Hit rate": s.hit_rate} for s in result.scores]
+    st.dataframe(rows, hide_index=True, width="stretch", key="pg_table",
+                 column_config={"Hit rate": st.column_config.ProgressColumn(
+                     "Hit rate", format="percent", min_value=0.0, max_value=1.0)})
+    st.caption(f"{result.scenes} scenes, seeds {result.seed} to "
+               f"{result.seed + result.scenes - 1}; {demo.title}.")

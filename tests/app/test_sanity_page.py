@@ -1,0 +1,113 @@
+"""AppTest for the Sanity check page (cascading randomisation + pointing game) on a tiny model
+standing in for the demo model; what it shows is checked against viz_core called directly."""
+from __future__ import annotations
+
+import base64
+import json
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+import viz_core.workbench
+from tests.conftest import tiny_cnn, wrap
+from ui.state import SELECTION_KEY
+from viz_core.intake import load_image
+from viz_core.pointing import pointing_game
+from viz_core.samples import sample_bytes
+from viz_core.sanity import DEFAULT_METHODS, FAST_PARAMS, cascading_randomisation, flag_rule
+from viz_core.targets import Target
+
+LABELS = ["circle", "square", "triangle", "star"]
+
+
+@pytest.fixture(scope="module")
+def app():
+    from ui.state import workbench
+
+    loaded = wrap(tiny_cnn(size=48, classes=4, seed=6), labels=LABELS, name="demo")
+    patch = pytest.MonkeyPatch()
+    patch.setattr(viz_core.workbench, "load_builtin_model",
+                  lambda name, weights="imagenet", **kw: loaded)
+    workbench.clear()
+    at = AppTest.from_file("../../app.py", default_timeout=180)
+    at.run()
+    at.switch_page("pages/sanity.py")
+    at.run()
+    assert not at.exception, at.exception
+    yield at, loaded
+    workbench.clear()
+    patch.undo()
+
+
+def values(data) -> np.ndarray:
+    if isinstance(data, dict):
+        return np.frombuffer(base64.b64decode(data["bdata"]), dtype=data["dtype"])
+    return np.asarray(data, dtype="float64")
+
+
+def expected_report(at, loaded):
+    image = at.session_state[SELECTION_KEY].image
+    view = loaded.view(load_image(sample_bytes(image.name), image.name))
+    k = at.selectbox(key="san_class").value
+    params = {m: FAST_PARAMS[m] for m in DEFAULT_METHODS if m in FAST_PARAMS}
+    return cascading_randomisation(loaded, view, Target(k), DEFAULT_METHODS, steps=3,
+                                   params=params, seed=0)
+
+
+def test_run_flags_the_control_and_draws_the_grid(app):
+    at, loaded = app
+    assert at.title[0].value == "Sanity check"
+    assert at.slider(key="san_steps").value == 3  # head, conv_b, conv_a
+    assert "Run sanity check" in [b.label for b in at.button]
+    at.button(key="san_run").click().run()
+    assert not at.exception, at.exception
+    report = expected_report(at, loaded)
+    # verdicts: the edge detector is flagged, in red; the others match the library's flags
+    errors = [e.value for e in at.error]
+    assert any(e.startswith("**Edge detector (control)**: does not explain the model")
+               for e in errors)
+    assert len(errors) == sum(report.flagged)
+    assert len(at.success) == len(report.methods) - sum(report.flagged)
+    # the similarity chart: one trace per method with the report's Spearman values
+    chart = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert len(chart["data"]) == len(DEFAULT_METHODS)
+    for trace, i in zip(chart["data"], range(len(report.methods))):
+        np.testing.assert_allclose(values(trace["y"]), report.spearman[:, i], atol=1e-6)
+    assert chart["data"][-1]["name"] == "Edge detector (control) ⚑ flagged"
+    # the grid: one map per method and step (trained + 3 randomised)
+    grid = [img for img in at.get("image") if img.captions]
+    assert len(grid) == len(DEFAULT_METHODS) * 4
+    assert grid[1].captions[0] == f"+ head · {report.spearman[1, 0]:.2f}"
+
+
+def test_metric_and_threshold_do_not_recompute(app):
+    at, loaded = app
+    from ui.state import workbench
+
+    if any(b.key == "san_run" for b in at.button):
+        at.button(key="san_run").click().run()
+    misses = workbench().results.stats.misses
+    report = expected_report(at, loaded)
+    at.radio(key="san_metric").set_value("ssim").run()
+    at.slider(key="san_threshold").set_value(0.5).run()
+    assert not at.exception
+    assert workbench().results.stats.misses == misses
+    flags = flag_rule(report.ssim, 0.5)
+    assert len(at.error) == sum(flags)
+    chart = json.loads(at.get("plotly_chart")[0].proto.spec)
+    np.testing.assert_allclose(values(chart["data"][0]["y"]), report.ssim[:, 0], atol=1e-6)
+
+
+def test_pointing_game_table(app):
+    at, loaded = app
+    at.multiselect(key="pg_methods").set_value(["gradcam", "saliency"]).run()
+    at.select_slider(key="pg_scenes").set_value(10).run()
+    at.button(key="pg_run").click().run()
+    assert not at.exception, at.exception
+    table = at.dataframe[0].value
+    reference = pointing_game(loaded, ["gradcam", "saliency"], scenes=10)
+    assert list(table["Method"]) == ["Grad-CAM", "Vanilla saliency (gradient)"]
+    assert list(table["Hits"]) == [s.hits for s in reference.scores]
+    assert list(table["Shapes"]) == [10, 10]
+    np.testing.assert_allclose(table["Hit rate"], [s.hit_rate for s in reference.scores])
