@@ -182,8 +182,10 @@ def one_layer() -> None:
                  help="Mean output of the filter over the pattern as displayed (8-bit), "
                  "preprocessed as the model expects.")
         b.metric("Status", "dead" if item.dead else "responds",
-                 help="Dead: the gradient was zero at every step; the filter never fired, so "
-                 "the picture is only the starting noise.")
+                 help="Dead: the gradient was zero at every step, from every start tried: "
+                 "the filter did not fire, so the picture is only the starting noise. (A "
+                 "filter can still fire a little along the picture's edges, where the model "
+                 "pads with zeros.)")
         trace = go.Figure(go.Scatter(x=np.arange(1, len(item.trace) + 1), y=item.trace,
                                      mode="lines+markers", line=dict(color="#3b6fb6")))
         trace.update_layout(height=240, margin=dict(l=10, r=10, t=30, b=10),
