@@ -62,12 +62,18 @@ def class_title(k: int) -> str:
     return f"{model.label(k)} ({k})"
 
 
-# A new model or image starts from its own top class, compared with its runner-up.
+# A new model or image starts from its own top class, compared with its runner-up; a new
+# model also from its last conv layer (widget values of another model may not exist here).
 context = (model.identity, view.digest)
 if st.session_state.get("cam_context") != context:
     st.session_state["cam_context"] = context
     st.session_state["cam_class"] = top[0][0]
     st.session_state["cam_class_2"] = top[1][0] if len(top) > 1 else NONE
+if st.session_state.get("cam_model") != model.identity:
+    st.session_state["cam_model"] = model.identity
+    st.session_state["cam_layer"] = info.last_conv_layer
+    st.session_state.pop("cam_class_any", None)
+    st.session_state.pop("cam_channels", None)
 
 
 # -- class and method -------------------------------------------------------------------------
@@ -99,7 +105,7 @@ with st.container(border=True):
         layers = list(info.spatial_layers)
         shapes = {entry.path: entry.output_shape for entry in info.layers}
         layer = st.selectbox(
-            "Layer", layers, index=layers.index(info.last_conv_layer), key="cam_layer",
+            "Layer", layers, key="cam_layer",
             disabled=method not in LAYER_METHODS,
             format_func=lambda p: f"{p} · {'×'.join(str(d) for d in shapes[p])}"
             + (" (last conv)" if p == info.last_conv_layer else ""),
@@ -113,6 +119,8 @@ with st.container(border=True):
         params = {}
         if method == "scorecam":
             channels = max(2, int(shapes[layer][-1] or 2))
+            if st.session_state.get("cam_channels", 0) > channels:  # another layer's value
+                st.session_state.pop("cam_channels")
             params["max_channels"] = st.slider(
                 "Channels scored", 1, channels, min(channels, 64), key="cam_channels",
                 help="Score-CAM runs the model once per channel; only the channels with the "

@@ -170,3 +170,14 @@ def test_any_class_by_search_and_a_new_image_starts_from_its_top_class(app):
     ranked = list(np.argsort(-probs, kind="stable"))
     assert at.radio(key="cam_class").value == ranked[0]
     assert at.selectbox(key="cam_class_2").value == ranked[1]
+
+
+def test_score_cam_layer_switch_keeps_channel_slider_in_range(app):
+    at, loaded, media = app
+    at.selectbox(key="cam_method").set_value("scorecam").run()
+    assert at.slider(key="cam_channels").max == 6  # conv_b has 6 channels
+    at.slider(key="cam_channels").set_value(6).run()
+    at.selectbox(key="cam_layer").set_value("conv_a").run()
+    assert not at.exception
+    assert at.slider(key="cam_channels").max == 4 and at.slider(key="cam_channels").value == 4
+    assert not at.warning
