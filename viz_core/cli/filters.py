@@ -76,7 +76,8 @@ def cmd_filters(args) -> int:
         path.write_bytes(png_bytes(item.pattern))
         rows.append({"index": item.index, "activation": item.activation, "dead": item.dead,
                      "png": str(path)})
-        lines.append(f"{path}  activation {item.activation:.4g}" + ("  (dead)" if item.dead else ""))
+        lines.append(f"{path}  activation {item.activation:.4g}"
+                     + ("  (dead)" if item.dead else ""))
     grid = pattern_grid(result.patterns, columns=args.per_row, dead=result.dead)
     grid_path = folder / f"{stem}_grid.png"
     grid_path.write_bytes(png_bytes(grid.image))

@@ -85,7 +85,8 @@ def pattern_grid(
             f"Patterns must be (N, H, W, 3) uint8; got {tiles.shape} {tiles.dtype}."
         )
     if columns < 1 or gap < 0:
-        raise ParameterError(f"Columns must be at least 1 and gap at least 0; got {columns}, {gap}.")
+        raise ParameterError(
+            f"Columns must be at least 1 and gap at least 0; got {columns} and {gap}.")
     count, th, tw = tiles.shape[:3]
     columns = min(columns, max(1, count))
     rows = -(-count // columns)
