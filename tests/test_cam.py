@@ -396,6 +396,25 @@ def _inside(peak, box):
 
 @pytest.mark.slow
 @demo_only
+def test_demo_gradcam_equals_the_training_check(bench):
+    """The demo package's own small Grad-CAM (used for the model card) is an independent
+    implementation: both must give the same maps."""
+    from viz_core.demo.evaluate import class_heatmaps
+    from viz_core.demo.shapes import draw_scene
+
+    model = bench.builtin_model("demo")
+    scenes = [draw_scene(seed) for seed in range(7_300_000, 7_300_006)]
+    classes = np.array([scene.shapes[0].class_index for scene in scenes])
+    pixels = np.stack([scene.image for scene in scenes]).astype("float32") / 255.0
+    reference = class_heatmaps(model.model, pixels, classes)
+    for scene, k, expected in zip(scenes, classes, reference):
+        view = model.view(image_from_array(scene.image, f"scene{scene.seed}"))
+        np.testing.assert_allclose(class_heatmap(model, view, Target(int(k))).heatmap, expected,
+                                   atol=1e-4)
+
+
+@pytest.mark.slow
+@demo_only
 def test_demo_gradcam_points_at_single_shapes(bench):
     from viz_core.demo.shapes import draw_scene
 
