@@ -202,3 +202,26 @@ def test_demo_model_maps_equal_a_direct_pass_on_a_sample(bench):
     direct = np.asarray(keras.Model(demo.model.inputs, demo.model.get_layer(first.layer).output)(x))
     np.testing.assert_allclose(first.values, direct[0], rtol=1e-4, atol=1e-5)
     assert export_name(maps.image, first.index, first.layer).startswith("circle_activations_1_")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not DEMO_MODEL_FILE.exists(), reason="demo model not trained yet")
+def test_demo_model_deep_feature_maps_are_strongest_on_the_shape(bench):
+    """The tutorial's reading of feature maps: deep layers respond to the object. On fresh
+    scenes (seeds far from the training range), the last conv layer's activation summed over
+    channels peaks on the shape's box (one feature-map cell of tolerance)."""
+    from viz_core.demo.shapes import draw_scene
+
+    demo = bench.builtin_model("demo")
+    layer = demo.info.last_conv_layer
+    hits = 0
+    for seed in range(2_100_000_000, 2_100_000_020):
+        scene = draw_scene(seed)
+        total = feature_maps(demo, image_from_array(scene.image, f"scene{seed}"), [layer]
+                             ).layer(layer).values.sum(axis=-1)
+        cell = scene.image.shape[0] / total.shape[0]
+        y, x = np.unravel_index(np.argmax(total), total.shape)
+        x0, y0, x1, y1 = scene.shapes[0].box
+        hits += (x0 - cell <= (x + 0.5) * cell <= x1 + cell
+                 and y0 - cell <= (y + 0.5) * cell <= y1 + cell)
+    assert hits >= 18, f"peak on the shape in {hits} of 20 scenes"
