@@ -42,7 +42,7 @@ def _timed(fn) -> float:
     return time.perf_counter() - start
 
 
-def run(repeats: int = 5, model_name: str = "vgg16") -> dict:
+def run(repeats: int = 7, model_name: str = "vgg16") -> dict:
     """Measure and return the timings (seconds) and ratios; ``ok`` says whether both hold."""
     model = load_builtin_model(model_name, "none", allow_download=False)
     rng = np.random.default_rng(0)
