@@ -1,0 +1,108 @@
+"""Export bundles: every picture of a view, its parameters, and the command that remakes them.
+
+A bundle is made by running the view's own command-line command in-process (with the
+dashboard's workbench, so cached results are reused) on copies of the images, so the command
+written into the bundle reproduces its pictures bit for bit. Layout of the ZIP::
+
+    command.txt       python -m viz_core <command> ... --image input/<stem>.png --out pictures
+    parameters.json   what the page showed (model, images, layer, class, method, display options)
+    input/<stem>.png  the images, decoded (EXIF applied, alpha flattened), losslessly
+    pictures/...      everything the command wrote
+    README.txt        how to reproduce
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import shlex
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Sequence
+
+from .errors import ParameterError
+from .intake import LoadedImage
+from .render import png_bytes
+
+_README = """This bundle was exported from CNN Explorer.
+
+pictures/ holds every picture of the view; parameters.json the settings that made them.
+To make them again, from this folder, with the project installed:
+
+    {command}
+
+(The images in input/ are the decoded pixels the dashboard used.)
+"""
+
+
+def _unique_stems(images: Sequence[LoadedImage]) -> list[str]:
+    seen: dict[str, int] = {}
+    stems = []
+    for image in images:
+        n = seen.get(image.name, 0)
+        seen[image.name] = n + 1
+        stems.append(image.name if n == 0 else f"{image.name}_{n + 1}")
+    return stems
+
+
+def bundle_command(command: str, options: Sequence[str], images: Sequence[LoadedImage]) -> list[str]:
+    """The argument list (after ``python -m viz_core``) a bundle records, with relative paths."""
+    argv = [command, *map(str, options)]
+    for stem in _unique_stems(images):
+        argv += ["--image", f"input/{stem}.png"]
+    return argv + ["--out", "pictures"]
+
+
+def export_bundle(
+    command: str,
+    options: Sequence[str],
+    images: Sequence[LoadedImage],
+    parameters: dict,
+    bench=None,
+) -> bytes:
+    """Run ``python -m viz_core <command> <options>`` in-process and zip what it wrote.
+
+    Parameters
+    ----------
+    command : str
+        A command of :mod:`viz_core.cli` (``heatmap``, ``activations``, ``lime``...).
+    options : sequence of str
+        Its options except ``--image``, ``--out`` and ``--json``, e.g.
+        ``["--model", "demo", "--class", "3"]``.
+    images : sequence of LoadedImage
+        Written losslessly as ``input/<stem>.png``.
+    parameters : dict
+        JSON-serialisable description of the view, stored as ``parameters.json``.
+    bench : Workbench or None
+        Reused so the command answers from the dashboard's caches.
+
+    Returns
+    -------
+    bytes
+        The ZIP archive.
+    """
+    from .cli import build_parser  # the CLI imports the techniques; only needed here
+
+    relative = bundle_command(command, options, images)
+    with tempfile.TemporaryDirectory(prefix="viz_bundle_") as tmp:
+        root = Path(tmp)
+        (root / "input").mkdir()
+        for stem, image in zip(_unique_stems(images), images):
+            (root / "input" / f"{stem}.png").write_bytes(png_bytes(image.pixels))
+        absolute = [str(root / a) if a.startswith("input/") or a == "pictures" else a
+                    for a in relative]
+        args = build_parser().parse_args([*absolute, "--json"])
+        with contextlib.redirect_stdout(io.StringIO()):
+            status = args.handler(args, bench=bench)
+        if status:
+            raise ParameterError(f"The export command stopped with status {status}.")
+        line = "python -m viz_core " + shlex.join(relative)
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+            archive.writestr("command.txt", line + "\n")
+            archive.writestr("parameters.json", json.dumps(parameters, indent=2, default=str))
+            archive.writestr("README.txt", _README.format(command=line))
+            for path in sorted(p for p in root.rglob("*") if p.is_file()):
+                archive.write(path, path.relative_to(root).as_posix())
+        return buffer.getvalue()
