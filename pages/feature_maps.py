@@ -138,7 +138,7 @@ def grid_figure(grid, stats) -> go.Figure:
     height, width = grid.image.shape[:2]
     figure.update_layout(
         margin=dict(l=0, r=0, t=0, b=0),
-        height=min(900, int((760 if len(shown) == 1 else 380) * height / width) + 10),
+        height=min(900, int((1000 if len(shown) == 1 else 540) * height / width) + 10),
         xaxis=dict(visible=False, range=[0, width]),
         yaxis=dict(visible=False, range=[height, 0], scaleanchor="x"),
         dragmode=False, clickmode="event+select", showlegend=False)
