@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from viz_core.catalog import BUILTIN_MODELS
+from viz_core.catalog import BUILTIN_MODELS, builtin, keras_cache_dir
 from viz_core.errors import VizError
 from viz_core.intake import SUPPORTED_EXTENSIONS
 from viz_core.preprocess import PREPROCESSING_HELP, PREPROCESSING_NAMES
@@ -42,8 +42,15 @@ def _model_picker():
                                             preprocessing=preprocessing, labels=labels)
         weights = "bundled"
         if choice != "demo":
+            # Offline classrooms: start from random weights when ImageNet's are not cached,
+            # instead of a download that cannot work.
+            cached = (keras_cache_dir() / builtin(choice).weights_file).exists()
             weights = st.radio("Weights", ("imagenet", "none"), horizontal=True, key="weights",
+                               index=0 if cached else 1,
                                format_func={"imagenet": "ImageNet", "none": "random (untrained)"}.get)
+            if not cached and weights == "none":
+                st.caption(f"ImageNet weights are not in Keras' cache ({keras_cache_dir()}); "
+                           "choose ImageNet to download them where there is a network.")
         with st.spinner(f"Loading {titles[choice]}…"):
             return bench.builtin_model(choice, weights)
     except VizError as exc:

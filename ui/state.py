@@ -31,11 +31,28 @@ class Selection:
     second: LoadedImage | None = None
 
 
+def ensure_app_shell() -> None:
+    """Make sure ``app.py`` (navigation + sidebar) runs, also for a first request to a page URL.
+
+    Streamlit treats a folder called ``pages/`` as its old multipage layout until the first
+    ``st.navigation`` call in the process, so the very first request for ``/heatmaps`` (or an
+    AppTest ``switch_page``) would run that page alone, without the sidebar. The flag lives on
+    Streamlit's ``PagesManager``; clearing it and rerunning sends the request through ``app.py``,
+    which still lands on the requested page.
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
 def set_selection(selection: Selection) -> None:
     st.session_state[SELECTION_KEY] = selection
 
 
 def selection() -> Selection:
+    ensure_app_shell()
     return st.session_state.get(SELECTION_KEY) or Selection(None, None, None)
 
 

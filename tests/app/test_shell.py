@@ -35,6 +35,9 @@ def test_missing_weights_are_explained_and_random_weights_work(monkeypatch, tmp_
     at = fresh_app()
     at.sidebar.selectbox(key="model").set_value("mobilenet_v2").run()
     assert not at.exception
+    # Not cached: random weights are preselected; asking for ImageNet explains what is missing.
+    assert at.sidebar.radio(key="weights").value == "none"
+    at.sidebar.radio(key="weights").set_value("imagenet").run()
     errors = [e.value for e in at.sidebar.error]
     assert any("mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224.h5" in e for e in errors)
     assert "Choose a model in the sidebar" in at.info[0].value  # the page stays usable
@@ -43,7 +46,28 @@ def test_missing_weights_are_explained_and_random_weights_work(monkeypatch, tmp_
     assert {m.label: m.value for m in at.metric}["Input"] == "224×224×3"
 
 
-def test_bad_uploaded_image_is_a_clear_error():
+def test_switching_page_keeps_the_sidebar_and_selection():
+    at = fresh_app()
+    at.sidebar.selectbox(key="image").set_value("star").run()
+    at.switch_page("pages/heatmaps.py")
+    at.run()
+    assert not at.exception
+    assert at.title[0].value == "Class heatmaps"
+    assert at.sidebar.selectbox(key="image").value == "star"
+
+
+def test_url_restores_the_view():
+    at = AppTest.from_file("app.py", default_timeout=180)
+    at.query_params["image"] = "square"
+    at.query_params["presenter"] = "1"
+    at.run()
+    assert not at.exception
+    assert at.sidebar.selectbox(key="image").value == "square"
+    assert at.sidebar.toggle(key="presenter").value is True
+    assert at.query_params["image"] == ["square"] and at.query_params["model"] == ["demo"]
+
+
+def test_upload_choice_without_a_file_asks_for_one():
     at = fresh_app()
     at.sidebar.selectbox(key="image").set_value("upload").run()
     assert not at.exception
