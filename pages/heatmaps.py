@@ -3,7 +3,10 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
+from ui import notes
+from ui.export import bundle_button, model_options
 from ui.feedback import ProgressBar, show_error
+from ui.presenter import colormap_choices
 from ui.state import require_model_and_image, selection, workbench
 from viz_core.cam import (
     LAYER_METHODS,
@@ -137,7 +140,7 @@ with st.container(border=True):
 
 # -- display options (never recompute) --------------------------------------------------------
 d1, d2, d3, d4 = st.columns(4)
-colormap = d1.selectbox("Colour map", COLOUR_MAPS, key="cam_colormap")
+colormap = d1.selectbox("Colour map", colormap_choices(COLOUR_MAPS), key="cam_colormap")
 opacity = d2.slider("Opacity", 0.0, 1.0, 0.5, step=0.05, key="cam_opacity")
 threshold = d3.slider("Threshold", 0.0, 0.95, 0.0, step=0.05, key="cam_threshold",
                       help="Heat below this is not coloured.")
@@ -169,6 +172,8 @@ if todo and method not in FAST_METHODS:
             icon=":material/hourglass:")
     if not st.button(f"Compute {METHOD_TITLES[method]}", type="primary", key="cam_run"):
         st.stop()
+
+notes.show(notes.heatmaps(model, model.label(choice), METHOD_TITLES[method], layer_arg))
 
 results = {}
 try:
@@ -246,6 +251,22 @@ with pictures_tab:
     right.caption("1: strongest")
     st.caption(f"Maps are computed at the model's {w}×{h} input and drawn over the original "
                f"{w0}×{h0} image; each map is scaled so its strongest point is 1.")
+    export_options = [*model_options(model), "--method", method, "--score", score,
+                      "--colormap", colormap, "--opacity", str(opacity),
+                      "--threshold", str(threshold)]
+    if layer_arg is not None:
+        export_options += ["--layer", layer_arg]
+    for name, value in params.items():
+        if value is not None:
+            export_options += [f"--{name.replace('_', '-')}", str(value)]
+    for k in classes:
+        export_options += ["--class", str(k)]
+    bundle_button("heatmap", export_options, [loaded for loaded, _ in images],
+                  {"page": "Class heatmaps", "model": model.title, "method": method,
+                   "layer": layer_arg, "score": score, "classes": classes,
+                   "colormap": colormap, "opacity": opacity, "threshold": threshold,
+                   "params": params, "images": [loaded.name for loaded, _ in images]},
+                  key="cam_bundle")
 
 
 def plotly_colorscale(name: str):

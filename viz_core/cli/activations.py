@@ -53,10 +53,10 @@ def register(commands) -> None:
     p.set_defaults(handler=cmd_activations)
 
 
-def cmd_activations(args) -> int:
+def cmd_activations(args, bench: Workbench | None = None) -> int:
     if not 1 <= args.per_row <= 256:
         raise ParameterError(f"--per-row must be between 1 and 256; got {args.per_row}.")
-    bench = Workbench()
+    bench = bench or Workbench()
     model = open_model(bench, args)
     images = open_images(bench, args.image)
     layers = resolve_layers(model.info, args.layers)

@@ -25,7 +25,7 @@ def register(commands) -> None:
     p.set_defaults(handler=cmd_predict)
 
 
-def cmd_models(args) -> int:
+def cmd_models(args, bench: Workbench | None = None) -> int:
     rows = [
         {"name": m.name, "title": m.title, "input_shape": [*m.input_size, 3],
          "preprocessing": m.preprocessing, "weights_file": m.weights_file or None}
@@ -36,8 +36,8 @@ def cmd_models(args) -> int:
     return 0
 
 
-def cmd_info(args) -> int:
-    model = open_model(Workbench(), args)
+def cmd_info(args, bench: Workbench | None = None) -> int:
+    model = open_model(bench or Workbench(), args)
     info = model.info
     payload = {
         "name": model.name,
@@ -63,8 +63,8 @@ def cmd_info(args) -> int:
     return 0
 
 
-def cmd_predict(args) -> int:
-    bench = Workbench()
+def cmd_predict(args, bench: Workbench | None = None) -> int:
+    bench = bench or Workbench()
     model = open_model(bench, args)
     images = open_images(bench, args.image)
     views = [model.view(img) for img in images]

@@ -87,12 +87,12 @@ def _stems(images) -> list[str]:
     return stems
 
 
-def cmd_heatmap(args) -> int:
+def cmd_heatmap(args, bench: Workbench | None = None) -> int:
     if not 0.0 <= args.threshold <= 1.0:
         raise ParameterError(f"--threshold must be between 0 and 1; got {args.threshold}.")
     if not 0.0 <= args.opacity <= 1.0:
         raise ParameterError(f"--opacity must be between 0 and 1; got {args.opacity}.")
-    bench = Workbench()
+    bench = bench or Workbench()
     model = open_model(bench, args)
     images = open_images(bench, args.image)
     params = {param: getattr(args, flag) for flag, param in _METHOD_FLAGS.items()

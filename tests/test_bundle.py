@@ -1,0 +1,88 @@
+"""Export bundles: the command written into a bundle, run, remakes its pictures bit for bit."""
+from __future__ import annotations
+
+import io
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.conftest import tiny_cnn
+from viz_core.bundle import bundle_command, export_bundle
+from viz_core.intake import image_from_array
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory):
+    path = tmp_path_factory.mktemp("bundle") / "tiny.keras"
+    tiny_cnn(size=32, classes=3).save(path)
+    return path
+
+
+def scene() -> np.ndarray:
+    img = np.full((48, 64, 3), 30, dtype=np.uint8)
+    img[10:30, 20:44] = (220, 180, 40)
+    return img
+
+
+def rerun_bundle(data: bytes, folder: Path) -> dict[str, bytes]:
+    """Unzip, delete the pictures, run command.txt there; return the pictures it wrote."""
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        archive.extractall(folder)
+    shutil.rmtree(folder / "pictures")
+    line = (folder / "command.txt").read_text().strip()
+    argv = shlex.split(line)
+    assert argv[:3] == ["python", "-m", "viz_core"]
+    env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="3")
+    out = subprocess.run([sys.executable, *argv[1:]], cwd=folder, env=env, capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    return {p.relative_to(folder).as_posix(): p.read_bytes()
+            for p in sorted((folder / "pictures").rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize(
+    "command,options",
+    [
+        ("heatmap", ["--class", "1", "--class", "2", "--colormap", "magma", "--opacity", "0.65",
+                     "--threshold", "0.1"]),
+        ("activations", ["--layers", "conv_a,pool_a", "--cmap", "terrain", "--per-row", "2"]),
+    ],
+)
+def test_bundle_command_reproduces_pictures_bit_for_bit(model_path, bench, tmp_path, command,
+                                                        options):
+    images = [image_from_array(scene(), "scene one"), image_from_array(scene()[::-1], "flip")]
+    options = ["--model", str(model_path), "--preprocess", "unit", *options]
+    data = export_bundle(command, options, images, {"page": command, "opacity": 0.65},
+                         bench=bench)
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        names = archive.namelist()
+        stored = {n: archive.read(n) for n in names if n.startswith("pictures/")}
+        params = json.loads(archive.read("parameters.json"))
+        line = archive.read("command.txt").decode().strip()
+    assert {"command.txt", "parameters.json", "README.txt", "input/scene one.png",
+            "input/flip.png"} <= set(names)
+    assert params == {"page": command, "opacity": 0.65}
+    assert line.endswith("--image 'input/scene one.png' --image input/flip.png --out pictures")
+    pngs = [n for n in stored if n.endswith(".png")]
+    assert len(pngs) == (4 if command == "heatmap" else 4)
+    again = rerun_bundle(data, tmp_path / "unzipped")
+    assert again.keys() == stored.keys()
+    for name, content in stored.items():
+        assert again[name] == content, name
+
+
+def test_bundle_command_uses_relative_paths_and_unique_names():
+    images = [image_from_array(scene(), "cat"), image_from_array(scene(), "cat")]
+    argv = bundle_command("lime", ["--model", "demo"], images)
+    assert argv == ["lime", "--model", "demo", "--image", "input/cat.png", "--image",
+                    "input/cat_2.png", "--out", "pictures"]
