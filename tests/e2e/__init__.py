@@ -1,0 +1,1 @@
+"""End-to-end tests: a real headless Chromium (Playwright) driving ``streamlit run app.py``."""

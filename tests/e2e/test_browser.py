@@ -1,0 +1,260 @@
+"""The dashboard in a real browser: headless Chromium driving ``streamlit run app.py``.
+
+A user's path through the app: open it, pick a sample image, upload an image file, see a clear
+error for a bad upload, visit every page, switch the layer and the class, download a PNG and
+check its bytes; and six users at once, each on their own image and page. Every test leaves a
+screenshot in ``artifacts/e2e/``.
+"""
+from __future__ import annotations
+
+import io
+import re
+from pathlib import Path
+
+import pytest
+from PIL import Image, ImageDraw
+
+from viz_core.catalog import DEMO_MODEL_FILE
+
+pytestmark = pytest.mark.e2e
+
+if DEMO_MODEL_FILE.exists():  # the app's default: the bundled demo model and its shapes
+    QUERY = ""
+    FIRST, SECOND, SECOND_TITLE = "circle", "square", "Square"
+    OTHERS = ("triangle", "star", "circle_and_star", "square_and_triangle")
+else:  # before the demo model is built: VGG16 with random weights and the photos
+    QUERY = "model=vgg16&weights=none&"
+    FIRST, SECOND, SECOND_TITLE = "chelsea", "coffee", "Coffee cup (coffee)"
+    OTHERS = ("astronaut", "rocket", "circle", "square")
+UPLOAD = "Upload an image…"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+WAIT_MS = 180_000
+
+PAGES = (  # URL path, title (h1)
+    ("", "Overview"),
+    ("feature_maps", "Feature maps"),
+    ("filters", "Filter patterns"),
+    ("heatmaps", "Class heatmaps"),
+    ("lime", "LIME"),
+    ("compare", None),
+    ("sanity", None),
+)
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def open_app(page, server: str, path: str = "", image: str = FIRST) -> None:
+    page.goto(f"{server}/{path}?{QUERY}image={image}")
+    settle(page)
+
+
+def settle(page) -> None:
+    """Wait until the app has drawn something and has not been running for a second."""
+    page.locator("h1").first.wait_for(timeout=WAIT_MS)
+    running = page.locator('[data-testid="stStatusWidget"]')
+    quiet = 0
+    while quiet < 4:  # a rerun starts a moment after the event that caused it
+        page.wait_for_timeout(250)
+        if running.count():
+            quiet = 0
+            running.wait_for(state="detached", timeout=WAIT_MS)
+        else:
+            quiet += 1
+    # every picture on the page arrived and decodes (a broken image is a broken page)
+    page.wait_for_function(
+        "() => Array.from(document.querySelectorAll('[data-testid=stMain] img'))"
+        ".every(img => img.complete && img.naturalWidth > 0)", timeout=30_000)
+
+
+def choose(page, label: str, option: str) -> None:
+    """Pick ``option`` in the selectbox labelled ``label``."""
+    page.get_by_role("combobox", name=label, exact=True).click()
+    page.get_by_role("option", name=option, exact=True).click()
+
+
+def options_of(page, label: str) -> list[str]:
+    page.get_by_role("combobox", name=label, exact=True).click()
+    listbox = page.get_by_role("listbox")
+    listbox.wait_for()
+    names = [o.inner_text().strip() for o in listbox.get_by_role("option").all()]
+    page.keyboard.press("Escape")
+    return names
+
+
+def caption(page):
+    return page.locator('[data-testid="stImageCaption"]')
+
+
+def sidebar_errors(page):
+    return page.locator('[data-testid="stSidebar"] [data-testid="stAlert"]')
+
+
+def assert_no_crash(page) -> None:
+    assert page.locator('[data-testid="stException"]').count() == 0, "a traceback is shown"
+
+
+def upload(page, path: Path) -> None:
+    choose(page, "Image", UPLOAD)
+    uploader = page.locator('[data-testid="stSidebar"] [data-testid="stFileUploader"]')
+    uploader.locator('input[type="file"]').set_input_files(str(path))
+
+
+def drawn_picture(path: Path, size=(120, 90)) -> Path:
+    img = Image.new("RGB", size, (250, 250, 250))
+    ImageDraw.Draw(img).ellipse((30, 15, 90, 75), fill=(40, 90, 200))
+    img.save(path)
+    return path
+
+
+def test_open_the_app_and_pick_a_sample_image(page, server, artifacts):
+    open_app(page, server)
+    page.get_by_role("heading", name="Overview").wait_for()
+    page.get_by_text(f"{FIRST}:").first.wait_for()
+    choose(page, "Image", SECOND_TITLE)
+    caption(page).filter(has_text=f"{SECOND}:").wait_for(timeout=WAIT_MS)
+    settle(page)
+    assert_no_crash(page)
+    page.wait_for_url(re.compile(f"image={SECOND}"))  # the view is in the address bar
+    page.screenshot(path=str(artifacts / "overview_sample.png"), full_page=True)
+
+
+def test_upload_an_image_file(page, server, tmp_path):
+    picture = drawn_picture(tmp_path / "my_photo.png")
+    open_app(page, server)
+    upload(page, picture)
+    caption(page).filter(has_text="my_photo: 120×90 px").wait_for(timeout=WAIT_MS)
+    settle(page)
+    assert_no_crash(page)
+    assert sidebar_errors(page).count() == 0
+
+
+def test_a_bad_upload_shows_a_clear_error_and_the_app_recovers(page, server, tmp_path, artifacts):
+    fake = tmp_path / "holiday.png"
+    fake.write_bytes(b"<!DOCTYPE html><html><body><script>alert(1)</script></body></html>")
+    open_app(page, server)
+    upload(page, fake)
+    error = sidebar_errors(page).filter(has_text="is a web page (HTML)")
+    error.wait_for(timeout=WAIT_MS)
+    assert "The file 'holiday' is a web page (HTML), not a supported image" in error.inner_text()
+    page.get_by_text("Choose or upload an image in the sidebar.").wait_for()
+    assert_no_crash(page)
+    page.screenshot(path=str(artifacts / "bad_upload.png"), full_page=True)
+    # the same uploader then takes a good file
+    uploader = page.locator('[data-testid="stSidebar"] [data-testid="stFileUploader"]')
+    uploader.locator('input[type="file"]').set_input_files(str(drawn_picture(tmp_path / "ok.png")))
+    caption(page).filter(has_text="ok: 120×90 px").wait_for(timeout=WAIT_MS)
+    settle(page)
+    assert sidebar_errors(page).count() == 0
+
+
+def test_every_page_renders(page, server, artifacts):
+    open_app(page, server)
+    links = page.locator('[data-testid="stSidebarNav"] a')
+    available = {(a.get_attribute("href") or "").rsplit("/", 1)[-1].split("?")[0]
+                 for a in links.all()}
+    visited = 0
+    for path, title in PAGES:
+        if path and path not in available:
+            continue
+        open_app(page, server, path)
+        if title:
+            page.get_by_role("heading", name=title, exact=True).wait_for()
+        assert_no_crash(page)
+        main_errors = page.locator('[data-testid="stMain"] [data-testid="stAlert"]').filter(
+            has=page.locator('[data-testid="stAlertContentError"]'))
+        assert main_errors.count() == 0, main_errors.all_inner_texts()
+        page.screenshot(path=str(artifacts / f"page_{path or 'overview'}.png"), full_page=True)
+        visited += 1
+    assert visited >= 5
+
+
+def test_switch_layer_and_class(page, server, artifacts):
+    open_app(page, server, "feature_maps")
+    first_caption = page.get_by_text(re.compile(rf"^{FIRST} · layer \d+: ")).first
+    first_caption.wait_for(timeout=WAIT_MS)
+    before = first_caption.inner_text()
+    layers = options_of(page, "Layer")
+    current = page.get_by_role("combobox", name="Layer", exact=True).input_value()
+    other = next(name for name in layers if name != current)
+    choose(page, "Layer", other)
+    other_path = other.split(" · ")[0]
+    page.get_by_text(re.compile(rf"^{FIRST} · layer \d+: {re.escape(other_path)}")).first.wait_for(
+        timeout=WAIT_MS)
+    assert other_path not in before
+    settle(page)
+    assert_no_crash(page)
+    page.screenshot(path=str(artifacts / "feature_maps_other_layer.png"), full_page=True)
+
+    open_app(page, server, "heatmaps")
+    classes = page.get_by_role("radiogroup", name="Class to explain (top-5 predictions)")
+    classes.wait_for(timeout=WAIT_MS)
+    runner_up = classes.get_by_role("radio").nth(1)
+    label = classes.locator("label").nth(1).inner_text()  # "square (1) · p = 20.0%"
+    name = label.split(" · ")[0]
+    runner_up.check(force=True)
+    page.locator('[data-testid="stMain"] [data-testid="stMarkdownContainer"]').filter(
+        has_text=re.compile(rf"^{re.escape(name)}$")).first.wait_for(timeout=WAIT_MS)
+    settle(page)
+    assert_no_crash(page)
+    page.screenshot(path=str(artifacts / "heatmaps_runner_up.png"), full_page=True)
+
+
+def test_download_a_png(page, server, tmp_path):
+    open_app(page, server, "heatmaps")
+    button = page.get_by_role("button", name="Download PNG").first
+    button.wait_for(timeout=WAIT_MS)
+    with page.expect_download(timeout=WAIT_MS) as info:
+        button.click()
+    download = info.value
+    data = Path(download.path()).read_bytes()
+    assert data[:8] == PNG_SIGNATURE
+    picture = Image.open(io.BytesIO(data))
+    picture.load()
+    original = Image.open(io.BytesIO(_sample(FIRST)))
+    assert picture.size == original.size  # the overlay is drawn at the image's resolution
+    assert picture.mode == "RGB"
+    assert download.suggested_filename.startswith(f"{FIRST}_gradcam_")
+    assert download.suggested_filename.endswith(".png")
+
+
+def _sample(name: str) -> bytes:
+    from viz_core.samples import sample_bytes
+
+    return sample_bytes(name)
+
+
+SESSIONS = (  # image, page, text the page shows for that image (None: checked in the URL)
+    (FIRST, "", "{image}: "),
+    (SECOND, "feature_maps", "{image} · layer "),
+    (OTHERS[0], "", "{image}: "),
+    (OTHERS[1], "feature_maps", "{image} · layer "),
+    (OTHERS[2], "heatmaps", None),
+    (OTHERS[3], "lime", None),
+)
+
+
+def test_six_sessions_at_once(browser, server, artifacts):
+    """Six users open the app at the same moment, each with their own image and page."""
+    contexts = [browser.new_context(viewport={"width": 1400, "height": 1000})
+                for _ in SESSIONS]
+    try:
+        pages = [context.new_page() for context in contexts]
+        for page, (image, path, _) in zip(pages, SESSIONS):
+            page.set_default_timeout(WAIT_MS)
+            page.goto(f"{server}/{path}?{QUERY}image={image}", wait_until="commit")
+        for n, (page, (image, path, text)) in enumerate(zip(pages, SESSIONS)):
+            settle(page)
+            if text:
+                page.get_by_text(text.format(image=image)).first.wait_for(timeout=WAIT_MS)
+                others = [s[0] for s in SESSIONS if s[0] != image]
+                shown = " ".join(caption(page).all_inner_texts()) + " ".join(
+                    page.locator('[data-testid="stCaptionContainer"]').all_inner_texts())
+                assert not any(re.search(rf"(?<!\w){other}(:| · layer)", shown)
+                               for other in others), (image, shown)
+            page.wait_for_url(re.compile(f"image={image}"))
+            assert_no_crash(page)
+            assert sidebar_errors(page).count() == 0
+            page.screenshot(path=str(artifacts / f"session_{n}_{path or 'overview'}.png"),
+                            full_page=True)
+    finally:
+        for context in contexts:
+            context.close()
