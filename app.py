@@ -12,9 +12,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import streamlit as st  # noqa: E402
 
-from ui.presenter import apply_presenter_style  # noqa: E402
-from ui.share import restore_from_url, write_to_url  # noqa: E402
-from ui.sidebar import draw_sidebar  # noqa: E402
+from ui.share import write_to_url  # noqa: E402
+from ui.shell import draw_shell  # noqa: E402
 
 st.set_page_config(page_title="CNN Explorer", page_icon=":material/visibility:", layout="wide")
 
@@ -33,9 +32,7 @@ navigation = st.navigation(
     [st.Page(path, title=title, icon=icon, default=(i == 0))
      for i, (path, title, icon) in enumerate(PAGES) if (ROOT / path).exists()]
 )
-restore_from_url()
-draw_sidebar()
-apply_presenter_style()
+draw_shell()
 try:
     navigation.run()
 finally:  # also when a page stops early with st.stop()

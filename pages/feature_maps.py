@@ -8,7 +8,10 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
+from ui import notes
+from ui.export import bundle_button, model_options
 from ui.feedback import show_error
+from ui.presenter import colormap_choices
 from ui.state import require_model_and_image, selection, workbench
 from viz_core.activations import (
     channel_stats,
@@ -94,7 +97,7 @@ with st.expander("Display", expanded=True, icon=":material/tune:"):
                            help="Own range: every channel uses the full colour map (as the "
                            "tutorial). One range: brightness compares across channels"
                            + (" and across both images." if compare else "."))
-    cmap = d[2].selectbox("Colour map", COLORMAPS, index=COLORMAPS.index("viridis"),
+    cmap = d[2].selectbox("Colour map", colormap_choices(COLORMAPS), index=0,
                           key="fm_cmap", help="The tutorial uses terrain.")
     per_row = d[3].slider("Channels per row", 4, 32, 16, key="fm_per_row")
     tile_choice = d[4].selectbox("Tile size (px)", TILES, key="fm_tile",
@@ -207,13 +210,25 @@ if mode == ONE:
             if len(dead):
                 shown_dead = ", ".join(str(k) for k in dead[:24]) + (" …" if len(dead) > 24 else "")
                 st.caption(f"Dead channels: {shown_dead}")
-    buttons = st.columns(len(shown) + 1)
+    notes.show(notes.feature_maps(model, path))
+    buttons = st.columns(len(shown) + 2)
     for button, which in zip(buttons, shown):
         button.download_button(
             f"Grid of {names[which]} (PNG)", png_bytes(grids[which].image),
             file_name=export_name(names[which], first.index, path), mime="image/png",
             key=f"fm_png_{which}", icon=":material/download:", on_click="ignore")
-    buttons[-1].download_button(
+    export_images = [image] + ([second] if "second" in shown else [])
+    with buttons[-1]:
+        bundle_button(
+            "activations",
+            [*model_options(model), "--layers", path, "--per-row", str(per_row),
+             "--cmap", cmap, "--scale", scale, "--sort", sort, "--tile", str(tile_for(path))],
+            export_images,
+            {"page": "Feature maps", "model": model.title, "layer": path, "per_row": per_row,
+             "colormap": cmap, "normalise": scale, "order": sort, "tile": tile_for(path),
+             "images": [im.name for im in export_images]},
+            key="fm_bundle")
+    buttons[-2].download_button(
         f"All {len(layers)} layers (ZIP)", all_layers_zip, file_name=zip_name,
         mime="application/zip", key="fm_zip", icon=":material/folder_zip:", on_click="ignore",
         help="One grid PNG per layer" + (" and image" if compare else "")

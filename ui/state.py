@@ -32,19 +32,21 @@ class Selection:
 
 
 def ensure_app_shell() -> None:
-    """Make sure ``app.py`` (navigation + sidebar) runs, also for a first request to a page URL.
+    """Make sure the shell (sidebar, URL state) ran, also for a first request to a page URL.
 
     Streamlit treats a folder called ``pages/`` as its old multipage layout until the first
-    ``st.navigation`` call in the process, so the very first request for ``/heatmaps`` (or an
-    AppTest ``switch_page``) would run that page alone, without the sidebar. The flag lives on
-    Streamlit's ``PagesManager``; clearing it and rerunning sends the request through ``app.py``,
-    which still lands on the requested page.
+    ``st.navigation`` call in the process (``PagesManager.uses_pages_directory``), so the very
+    first request for ``/heatmaps`` (and every AppTest run after ``switch_page``) runs that page
+    alone, without ``app.py``. Then the shell is drawn here, in the same run (a rerun would
+    lose a button click), and the flag is cleared so later runs go through ``app.py``.
     """
     from streamlit.runtime.pages_manager import PagesManager
 
     if PagesManager.uses_pages_directory:
         PagesManager.uses_pages_directory = False
-        st.rerun()
+        from .shell import draw_shell
+
+        draw_shell()
 
 
 def set_selection(selection: Selection) -> None:

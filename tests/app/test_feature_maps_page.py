@@ -2,9 +2,8 @@
 
 The backend is patched so the sidebar's "demo" choice loads a seeded two-conv model (fast and
 hand-checkable); what the page shows is checked against an independent forward pass.
-After ``at.switch_page`` AppTest (Streamlit 1.67) runs the page without ``app.py``, so the
-sidebar is not redrawn: the page keeps the selection of the first run, and the second image is
-chosen by setting the selection in session state.
+The second image is picked with the sidebar, as a user does (``app.py`` runs on every rerun,
+see ``ui.state.ensure_app_shell``).
 """
 from __future__ import annotations
 
@@ -21,7 +20,7 @@ from streamlit.testing.v1 import AppTest
 
 import viz_core.workbench
 from tests.conftest import tiny_cnn, wrap
-from ui.state import SELECTION_KEY, Selection
+from ui.state import SELECTION_KEY
 from viz_core.catalog import DEMO_MODEL_FILE
 from viz_core.intake import load_image
 from viz_core.render.montage import montage
@@ -56,11 +55,8 @@ def app(monkeypatch):
 
 
 def choose_second(at, loaded, sample: str) -> None:
-    """What picking a second image in the sidebar stores for the page."""
-    first = at.session_state[SELECTION_KEY].image
-    second = load_image(sample_bytes(sample), sample)
-    at.session_state[SELECTION_KEY] = Selection(model=loaded, image=first, second=second)
-    at.run()
+    """Pick a second image in the sidebar."""
+    at.sidebar.selectbox(key="second").set_value(sample).run()
 
 
 def direct(loaded, sample: str, layer: str) -> np.ndarray:

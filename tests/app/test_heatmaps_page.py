@@ -18,7 +18,7 @@ from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 from streamlit.testing.v1 import AppTest
 
 import viz_core.workbench
-from ui.state import SELECTION_KEY, Selection
+from ui.state import SELECTION_KEY
 from tests.conftest import tiny_cnn, wrap
 from viz_core.cam import class_heatmap
 from viz_core.intake import load_image
@@ -77,6 +77,8 @@ def png_of(media, url: str) -> np.ndarray:
 def downloaded(at, media, image, k) -> np.ndarray:
     """The overlay PNG offered for download for ``image`` and class ``k``."""
     key = f"cam_download_{image.digest[:12]}_{k}"
+    keys = [b.key for b in at.get("download_button")]
+    assert key in keys, (key, keys, [e.value for e in at.error], [i.value for i in at.info], [b.label for b in at.button], at.title[0].value if at.title else None)
     button = next(b for b in at.get("download_button") if b.key == key)
     return png_of(media, button.proto.url)
 
@@ -134,9 +136,7 @@ def test_display_options_do_not_recompute_and_probability_is_labelled(app):
 def test_slow_methods_wait_for_the_button_and_second_image_adds_a_row(app):
     at, loaded, media = app
     star = load_image(sample_bytes("star"), "star")
-    first = at.session_state[SELECTION_KEY].image
-    at.session_state[SELECTION_KEY] = Selection(model=loaded, image=first, second=star)
-    at.run()
+    at.sidebar.selectbox(key="second").set_value("star").run()
     at.selectbox(key="cam_class_2").set_value(-1).run()
     assert len(at.get("image")) == 2 + 1  # one class, two images, and the colour bar
     at.selectbox(key="cam_method").set_value("integrated_gradients").run()
@@ -164,8 +164,7 @@ def test_any_class_by_search_and_a_new_image_starts_from_its_top_class(app):
     np.testing.assert_array_equal(downloaded(at, media, original, 2),
                                   overlay_heatmap(original.pixels, result.heatmap))
     square = load_image(sample_bytes("square"), "square")
-    at.session_state[SELECTION_KEY] = Selection(model=loaded, image=square, second=None)
-    at.run()
+    at.sidebar.selectbox(key="image").set_value("square").run()
     probs = np.asarray(loaded.model(loaded.batch([loaded.view(square)])))[0]
     ranked = list(np.argsort(-probs, kind="stable"))
     assert at.radio(key="cam_class").value == ranked[0]
