@@ -2,7 +2,13 @@
 messages, and the demo model's results computed ahead so a class demo never waits."""
 from __future__ import annotations
 
+import threading
+
 import streamlit as st
+
+from viz_core.warmup import warm_up
+
+from .state import workbench
 
 PRESENTER_KEY = "presenter"
 # Perceptually uniform maps that stay readable with the common colour-vision deficiencies.
@@ -30,6 +36,32 @@ def colormap_choices(all_maps) -> tuple[str, ...]:
     return tuple(all_maps)
 
 
+class _Preparation:
+    """The background thread that prepares the demo results (one per server process)."""
+
+    def __init__(self, bench):
+        self.done = 0
+        self.fraction = 0.0
+        self.thread = threading.Thread(target=self._run, args=(bench,), daemon=True,
+                                       name="presenter-warm-up")
+        self.thread.start()
+
+    def _run(self, bench) -> None:
+        def progress(fraction: float, message: str) -> None:
+            self.fraction = fraction
+
+        self.done = warm_up(bench, progress=progress)
+
+
+@st.cache_resource(show_spinner=False)
+def _preparation() -> _Preparation:
+    return _Preparation(workbench())
+
+
 def apply_presenter_style() -> None:
+    """Large type and ahead-of-time demo results while presenter mode is on."""
     if presenter_on():
         st.html(_LARGE_TYPE)
+        preparation = _preparation()
+        if preparation.thread.is_alive():
+            st.sidebar.caption(f"Preparing the demo pictures… {preparation.fraction:.0%}")
