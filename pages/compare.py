@@ -55,17 +55,17 @@ probability_of = {k: p for k, _, p in top}
 
 # -- what to compare ----------------------------------------------------------------------------
 with st.container(border=True):
-    c1, c2, c3 = st.columns([2, 3, 2])
-    k = c1.selectbox("Class to explain (top-5 predictions)", [k for k, _, _ in top],
-                     key="cmp_class",
-                     format_func=lambda i: f"{model.label(i)} ({i}) · p = {probability_of[i]:.1%}")
-    methods = c2.multiselect("Methods", MAP_METHODS, default=list(COMPARE_METHODS),
+    methods = st.multiselect("Methods", MAP_METHODS, default=list(COMPARE_METHODS),
                              key="cmp_methods", format_func=method_title,
                              help="Grad-CAM family at the last conv layer "
                              f"(`{info.last_conv_layer}`), pixel-gradient methods, and LIME "
                              "(500 samples, 35 superpixels, white background), with the same "
                              "settings as their own pages so results are shared.")
-    steps = c3.select_slider("Curve steps", STEP_CHOICES, value=20, key="cmp_steps",
+    c1, c2, c3 = st.columns(3)
+    k = c1.selectbox("Class to explain (top-5 predictions)", [k for k, _, _ in top],
+                     key="cmp_class",
+                     format_func=lambda i: f"{model.label(i)} ({i}) · p = {probability_of[i]:.1%}")
+    steps = c2.select_slider("Curve steps", STEP_CHOICES, value=20, key="cmp_steps",
                              help="Points on each deletion / insertion curve: each step removes "
                              "(or reveals) this fraction of the pixels. Every point is one "
                              "image through the model.")
@@ -281,7 +281,8 @@ else:
         hovertemplate="%{y} vs %{x}<br>ρ = %{z:.3f}<extra></extra>"))
     figure.update_layout(height=120 + 60 * len(names), margin=dict(l=10, r=10, t=10, b=10))
     figure.update_yaxes(autorange="reversed")
-    st.plotly_chart(figure, width="stretch", key="cmp_agreement_chart")
-    st.caption("Spearman's rank correlation of every pair of maps over all pixels: 1 = the same "
+    chart, note = st.columns([3, 2])
+    chart.plotly_chart(figure, width="stretch", key="cmp_agreement_chart")
+    note.caption("Spearman's rank correlation of every pair of maps over all pixels: 1 = the same "
                "order of importance, 0 = unrelated, −1 = opposite. n/a: an empty map ranks "
                "nothing.")

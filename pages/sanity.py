@@ -61,13 +61,7 @@ probability_of = {k: p for k, _, p in top}
 
 # -- settings -------------------------------------------------------------------------------------
 with st.container(border=True):
-    c1, c2, c3 = st.columns([2, 3, 2])
-    k = c1.selectbox("Class to explain (top-5 predictions)", [k for k, _, _ in top],
-                     key="san_class",
-                     format_func=lambda i: f"{model.label(i)} ({i}) · p = {probability_of[i]:.1%}")
-    seed = int(c1.number_input("Seed of the random weights", min_value=0, max_value=2**31 - 1,
-                               value=0, step=1, key="san_seed"))
-    methods = c2.multiselect(
+    methods = st.multiselect(
         "Methods", SANITY_METHODS, default=list(DEFAULT_METHODS), key="san_methods",
         format_func=title,
         help="The edge detector ignores the model completely (a Sobel filter of the image): it "
@@ -77,14 +71,20 @@ with st.container(border=True):
         f"{FAST_PARAMS['lime']['samples']} samples, Score-CAM "
         f"{FAST_PARAMS['scorecam']['max_channels']} channels, because every map is drawn once "
         "per step.")
+    c1, c2, c3 = st.columns(3)
+    k = c1.selectbox("Class to explain (top-5 predictions)", [k for k, _, _ in top],
+                     key="san_class",
+                     format_func=lambda i: f"{model.label(i)} ({i}) · p = {probability_of[i]:.1%}")
+    seed = int(c1.number_input("Seed of the random weights", min_value=0, max_value=2**31 - 1,
+                               value=0, step=1, key="san_seed"))
     if len(layers) > 1:
-        steps = c3.slider("Layers to randomise (from the top)", 1, len(layers),
+        steps = c2.slider("Layers to randomise (from the top)", 1, len(layers),
                           min(len(layers), MAX_DEFAULT_STEPS), key="san_steps",
                           help=f"{model.title} has {len(layers)} layers with weights; the "
                           f"first to be randomised is {layers[0]!r}.")
     else:
         steps = 1
-    metric = c3.radio("Similarity", ("spearman", "ssim"), key="san_metric",
+    metric = c2.radio("Similarity", ("spearman", "ssim"), key="san_metric",
                       format_func=METRIC_TITLES.get,
                       help="How alike a map is to the trained model's map. Spearman compares "
                       "the order of importance of the pixels; SSIM the local structure.")
@@ -131,11 +131,11 @@ if bench.is_cached(*call[0], **call[1]):
         with columns[i % len(columns)]:
             if flagged[i]:
                 st.error(f"**{title(method)}**: does not explain the model. Its map stays "
-                         f"alike (lowest {metric} {lowest:.2f} > {threshold:.2f}) with the "
-                         "layers random.", icon=":material/flag:")
+                         f"alike with the layers random (similarity never below "
+                         f"{lowest:.2f} > {threshold:.2f}).", icon=":material/flag:")
             else:
                 st.success(f"**{title(method)}**: passes. Its map changes with the model "
-                           f"(falls to {metric} {lowest:.2f}).", icon=":material/check_circle:")
+                           f"(similarity falls to {lowest:.2f}).", icon=":material/check_circle:")
 
     # -- similarity curves ----------------------------------------------------------------
     figure = go.Figure()
@@ -152,10 +152,10 @@ if bench.is_cached(*call[0], **call[1]):
                      annotation_text=f"flag above {threshold:.2f}",
                      annotation_position="bottom right")
     figure.update_layout(
-        height=400, margin=dict(l=10, r=10, t=40, b=10),
+        height=460, margin=dict(l=10, r=10, t=90, b=10),
         title=dict(text=f"Similarity to the trained model's map ({METRIC_TITLES[metric]})",
                    font=dict(size=14)),
-        legend=dict(orientation="h", y=-0.3, x=0),
+        legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0),
         xaxis=dict(title="layers randomised, from the output down", tickmode="array",
                    tickvals=list(range(report.steps + 1)), ticktext=step_names, tickangle=-30),
         yaxis=dict(title=metric, range=[min(-0.1, float(np.nanmin(similarity)) - 0.05), 1.05]))
@@ -174,6 +174,9 @@ if bench.is_cached(*call[0], **call[1]):
                "scaled so its strongest point is 1. The number under a map is its similarity to "
                "the first map of its row.")
     shown_steps = list(range(report.steps + 1))
+    st.caption("Steps: " + " · ".join(f"**{i}** {path}" for i, path in
+                                       enumerate(report.layers, start=1)) + " (each adds one "
+               "more random layer to the previous ones).")
     per_row = min(len(shown_steps), 9)
     for i, method in enumerate(report.methods):
         mark = " · :red[**⚑ does not explain the model**]" if flagged[i] else ""
@@ -182,8 +185,8 @@ if bench.is_cached(*call[0], **call[1]):
             cells = shown_steps[start:start + per_row]
             for column, step in zip(st.columns(per_row), cells):
                 column.image(apply_colormap(report.maps[step, i], colormap), width="stretch",
-                             caption=(f"{step_names[step]}" if step == 0 else
-                                      f"{step_names[step]} · {similarity[step, i]:.2f}"))
+                             caption=("trained" if step == 0 else
+                                      f"step {step} · {similarity[step, i]:.2f}"))
 
 # -- pointing game ------------------------------------------------------------------------------
 st.divider()
@@ -194,10 +197,10 @@ st.caption(
     f"inside the shape's box (widened by {DEFAULT_TOLERANCE} pixels). The same table comes from "
     "`python -m viz_core evaluate --json`."
 )
-p1, p2, p3 = st.columns([3, 1, 1])
-game_methods = p1.multiselect("Methods", MAP_METHODS, default=list(CAM_METHODS),
+game_methods = st.multiselect("Methods", MAP_METHODS, default=list(CAM_METHODS),
                               key="pg_methods", format_func=method_title,
                               help="LIME runs 500 model passes per shape: slow.")
+p2, p3, _ = st.columns([2, 1, 2])
 scenes = p2.select_slider("Scenes", SCENE_CHOICES, value=20, key="pg_scenes")
 shapes = p3.radio("Shapes per scene", (1, 2), key="pg_shapes", horizontal=True,
                   help="With two shapes, each of another class, a method must also pick the "

@@ -78,7 +78,9 @@ def test_run_flags_the_control_and_draws_the_grid(app):
     # the grid: one map per method and step (trained + 3 randomised)
     grid = [img for img in at.get("image") if img.captions]
     assert len(grid) == len(DEFAULT_METHODS) * 4
-    assert grid[1].captions[0] == f"+ head · {report.spearman[1, 0]:.2f}"
+    assert grid[0].captions[0] == "trained"
+    assert grid[1].captions[0] == f"step 1 · {report.spearman[1, 0]:.2f}"
+    assert "**1** head · **2** conv_b · **3** conv_a" in " ".join(c.value for c in at.caption)
 
 
 def test_metric_and_threshold_do_not_recompute(app):
