@@ -1,0 +1,134 @@
+"""Memory under use: 300 reruns across all pages with the demo model, in one process.
+
+One AppTest session walks the app as a student would: every pass picks the next sample image in
+the sidebar, then opens every page, changes a display option on some, and runs LIME (100
+samples). Resident memory (``VmRSS``) is read after every rerun; the number that matters is
+its growth after the first pass (the first pass imports, loads and compiles everything): it
+must stay under 100 MB, which it can only do if every cache is bounded. The workbench's cache
+sizes are reported next to it.
+
+Run: ``python -m bench memory`` or ``python bench/bench_memory.py``.
+"""
+from __future__ import annotations
+
+import gc
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RERUNS = 300
+LIMIT_MB = 100
+IMAGES = ("circle", "square", "triangle", "star", "circle_and_star", "square_and_triangle",
+          "all_four_shapes", "triangle_heavy_clutter", "plain_square")
+COLOURS = ("viridis", "magma", "plasma", "jet")
+
+
+def rss_mb() -> float:
+    """Resident memory of this process now, in MB (Linux ``/proc``; peak elsewhere)."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _rerun_app(at) -> None:
+    """Run ``app.py`` itself (sidebar and default page): AppTest otherwise reruns only the
+    page its last run finished on (and then forgets the sidebar's widgets)."""
+    at._page_hash = None
+    at._finished_page_script_hash = ""
+    at.run()
+
+
+def run(reruns: int = RERUNS) -> dict:
+    sys.path.insert(0, str(ROOT))
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ["CNN_VIZ_CACHE"] = tempfile.mkdtemp(prefix="bench_memory_")  # filters start cold
+    from streamlit.testing.v1 import AppTest
+
+    from ui.state import workbench
+    from viz_core.catalog import DEMO_MODEL_FILE
+
+    if not DEMO_MODEL_FILE.exists():
+        return {"skipped": f"the demo model {DEMO_MODEL_FILE} is not built yet"}
+    pages = [p for p in ("pages/feature_maps.py", "pages/filters.py", "pages/heatmaps.py",
+                         "pages/lime.py", "pages/compare.py", "pages/sanity.py")
+             if (ROOT / p).exists()]
+    workbench.clear()
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=600)
+    at.run()
+    count, passes, errors = 1, [], []
+    start_rss = rss_mb()
+    started = time.perf_counter()
+
+    def step(action) -> None:
+        nonlocal count
+        action()
+        count += 1
+        errors.extend(f"{e.value}"[:200] for e in at.exception)
+
+    while count < reruns:
+        n = len(passes)
+        if n:  # the app with its sidebar again, then the next image picked there
+            step(lambda: _rerun_app(at))
+        at.sidebar.selectbox(key="image").set_value(IMAGES[n % len(IMAGES)])
+        step(lambda: _rerun_app(at))
+        for page in pages:
+            if count >= reruns:
+                break
+            step(lambda: at.switch_page(page).run())
+            colour = COLOURS[n % len(COLOURS)]
+            if page.endswith("feature_maps.py"):
+                step(lambda: at.selectbox(key="fm_cmap").set_value(colour).run())
+            elif page.endswith("heatmaps.py"):
+                step(lambda: at.selectbox(key="cam_colormap").set_value(colour).run())
+                step(lambda: at.selectbox(key="cam_method").set_value(
+                    "gradcam++" if n % 2 else "gradcam").run())
+            elif page.endswith("lime.py"):
+                step(lambda: at.select_slider(key="lime_samples").set_value(100).run())
+                if not at.button(key="lime_run").proto.disabled:  # disabled: answers cached
+                    step(lambda: at.button(key="lime_run").click().run())
+        passes.append({"reruns": count, "rss_mb": round(rss_mb(), 1),
+                       "seconds": round(time.perf_counter() - started, 1)})
+    end_rss = rss_mb()
+    gc.collect()
+    after_gc = rss_mb()
+    first = passes[0]["rss_mb"]
+    bench = workbench()
+    growth = end_rss - first
+    return {
+        "reruns": count,
+        "passes": len(passes),
+        "pages": ["pages/overview.py", *pages],
+        "rss_start_mb": round(start_rss, 1),
+        "rss_after_first_pass_mb": first,
+        "rss_end_mb": round(end_rss, 1),
+        "rss_end_after_gc_mb": round(after_gc, 1),
+        "rss_max_mb": max(p["rss_mb"] for p in passes),
+        "growth_after_first_pass_mb": round(growth, 1),
+        "growth_ok": growth < LIMIT_MB,
+        "limit_mb": LIMIT_MB,
+        "per_pass_rss_mb": [p["rss_mb"] for p in passes],
+        "seconds": round(time.perf_counter() - started, 1),
+        "seconds_per_rerun": round((time.perf_counter() - started) / max(count - 1, 1), 3),
+        "result_cache_entries": len(bench.results),
+        "result_cache_mb": round(bench.results.total_bytes / 2**20, 1),
+        "result_cache_bounds": [bench.results.max_entries,
+                                round(bench.results.max_bytes / 2**20)],
+        "image_cache_entries": len(bench.images),
+        "model_cache_entries": len(bench.models),
+        "errors": errors[:5],
+    }
+
+
+if __name__ == "__main__":
+    print(json.dumps(run(), indent=2))
