@@ -864,3 +864,16 @@ def test_app_keeps_working_after_bad_uploads(app, tmp_path):
         at.switch_page(page).run()
         assert not at.exception, page
         assert not at.error, (page, [e.value for e in at.error])
+
+
+@pytest.mark.skipif(not DEMO_MODEL_FILE.exists(), reason="demo model not built")
+def test_the_demo_model_file_passes_every_check_as_an_upload():
+    """The bundled model, uploaded as a user would, is accepted and identical to the built-in."""
+    from viz_core.catalog import load_demo_model
+
+    uploaded = load_uploaded_model(DEMO_MODEL_FILE.read_bytes(), "shapes_cnn.keras",
+                                   labels=["circle", "square", "triangle", "star"])
+    builtin = load_demo_model()
+    assert uploaded.info.layers == builtin.info.layers
+    x = np.random.default_rng(0).uniform(0, 1, (1, *builtin.info.input_shape)).astype("float32")
+    np.testing.assert_allclose(uploaded.model(x), builtin.model(x), atol=1e-6)
