@@ -7,6 +7,7 @@ from ui.feedback import ProgressBar, show_error
 from ui.state import require_model_and_image, workbench
 from viz_core.errors import VizError
 from viz_core.lime_explain import (
+    DEFAULT_HIDE,
     HIDE_COLOURS,
     HIDE_HELP,
     evidence_mask,
@@ -65,8 +66,8 @@ with st.container(border=True):
                            disabled=algorithm == "felzenszwalb",
                            help="The tutorial's weight: higher gives rounder, more regular "
                            "superpixels. Felzenszwalb has no compactness.")
-    hide = b.selectbox("Hidden superpixels become", HIDE_COLOURS, index=HIDE_COLOURS.index("white"),
-                       key="lime_hide", format_func=lambda h: h.capitalize(),
+    hide = b.selectbox("Hidden superpixels become", HIDE_COLOURS,
+                       index=HIDE_COLOURS.index(DEFAULT_HIDE), key="lime_hide", format_func=lambda h: h.capitalize(),
                        help="\n\n".join(f"**{k}**: {v}" for k, v in HIDE_HELP.items()))
     samples = c.select_slider("Samples (perturbed images)", SAMPLE_CHOICES, value=500,
                               key="lime_samples",

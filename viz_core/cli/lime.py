@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..lime_explain import (
+    DEFAULT_HIDE,
     HIDE_COLOURS,
     default_classes,
     evidence_mask,
@@ -46,8 +47,9 @@ def register(commands) -> None:
                    help="superpixel compactness, the tutorial's weight (default 10)")
     p.add_argument("--algorithm", default="slic", choices=ALGORITHMS,
                    help="superpixel algorithm (default slic)")
-    p.add_argument("--hide", default="white", choices=HIDE_COLOURS,
-                   help="what hidden superpixels become (default white, as the tutorial)")
+    p.add_argument("--hide", default=DEFAULT_HIDE, choices=HIDE_COLOURS,
+                   help=f"what hidden superpixels become (default {DEFAULT_HIDE}; the tutorial "
+                   "used white)")
     p.add_argument("--features", type=int, default=5,
                    help="superpixels shown in the PNG (default 5)")
     p.add_argument("--negative", action="store_true",
