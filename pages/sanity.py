@@ -158,7 +158,7 @@ if bench.is_cached(*call[0], **call[1]):
         legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0),
         xaxis=dict(title="layers randomised, from the output down", tickmode="array",
                    tickvals=list(range(report.steps + 1)), ticktext=step_names, tickangle=-30),
-        yaxis=dict(title=metric, range=[min(-0.1, float(np.nanmin(similarity)) - 0.05), 1.05]))
+        yaxis=dict(title={"spearman": "Spearman ρ", "ssim": "SSIM"}[metric], range=[min(-0.1, float(np.nanmin(similarity)) - 0.05), 1.05]))
     st.plotly_chart(figure, width="stretch", key="san_similarity_chart")
     st.caption(
         f"p({report.label}) on this image: {report.probability[0]:.1%} with the trained model, "

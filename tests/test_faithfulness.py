@@ -13,6 +13,7 @@ from viz_core.errors import Cancelled, ParameterError
 from viz_core.faithfulness import (
     auc,
     baseline_image,
+    batch_size,
     deletion_insertion,
     explanation_map,
     lime_heatmap,
@@ -165,7 +166,22 @@ def test_progress_reaches_one(known):
     seen = []
     deletion_insertion(model, view, 1, np.zeros((SIDE, SIDE)), steps=40,
                        progress=lambda f, m: seen.append(f))
-    assert seen[-1] == 1.0 and len(seen) == 3  # 82 images in batches of 32
+    assert batch_size(model) == 16  # tiny activations: the largest batch
+    assert seen[-1] == 1.0 and len(seen) == 6  # 82 images in batches of 16
+
+
+def test_batch_size_keeps_a_batch_of_activations_near_16_mb():
+    wide = keras.Sequential([keras.Input((150, 150, 3)),
+                             keras.layers.Conv2D(32, 3, padding="same"),
+                             keras.layers.GlobalAveragePooling2D(),
+                             keras.layers.Dense(2, activation="softmax")])
+    # 150 * 150 * 32 float32 = 2.88 MB per image: 16 MiB / 2.88 MB = 5.8 -> 5
+    assert batch_size(wrap(wide)) == 5
+    huge = keras.Sequential([keras.Input((224, 224, 3)),
+                             keras.layers.Conv2D(128, 3, padding="same"),
+                             keras.layers.GlobalAveragePooling2D(),
+                             keras.layers.Dense(2, activation="softmax")])
+    assert batch_size(wrap(huge)) == 2  # 25.7 MB per image: never below 2
 
 
 def test_rank_correlation_by_hand():
