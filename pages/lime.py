@@ -3,6 +3,8 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
+from ui import notes
+from ui.export import bundle_button, model_options
 from ui.feedback import ProgressBar, show_error
 from ui.state import require_model_and_image, workbench
 from viz_core.errors import VizError
@@ -10,12 +12,11 @@ from viz_core.lime_explain import (
     DEFAULT_HIDE,
     HIDE_COLOURS,
     HIDE_HELP,
-    evidence_mask,
+    STABILITY_K,
     explanation_stability,
     fit_explanation,
     perturbed_predictions,
     stability_seeds,
-    weight_map,
 )
 from viz_core.predict import predict
 from viz_core.render import png_bytes
@@ -28,14 +29,12 @@ from viz_core.render.lime_view import (
     SUPPORT_COLOUR,
     display_factor,
     enlarge,
-    evidence_image,
+    explanation_picture,
     superpixel_boundaries,
-    weights_image,
 )
 from viz_core.superpixels import ALGORITHM_HELP, ALGORITHMS, superpixels
 
 SAMPLE_CHOICES = (100, 250, 500, 1000, 2000)
-STABILITY_K = 3
 NO_CLASS = -1
 
 st.title("LIME")
@@ -175,13 +174,8 @@ pictures = st.columns(len(explanation.class_indices))
 for column, k, label_text, p, r2, local in zip(
         pictures, explanation.class_indices, explanation.labels, explanation.probabilities,
         explanation.r2, explanation.local_predictions):
-    if style == "weights":
-        picture = weights_image(big_image, enlarge(weight_map(explanation, k), factor))
-    else:
-        mask = evidence_mask(explanation, k, num_features=num_features,
-                             positive_only=not negative)
-        picture = evidence_image(big_image, enlarge(mask, factor), style=style, rest=rest,
-                                 width=factor + 1)
+    picture = explanation_picture(explanation, k, style=style, num_features=num_features,
+                                  negative=negative, rest=rest, scale=factor)
     with column:
         st.markdown(f"**{label_text}** ({k})")
         st.image(picture, width="stretch",
@@ -190,6 +184,25 @@ for column, k, label_text, p, r2, local in zip(
         st.download_button("Download PNG", png_bytes(picture),
                            file_name=f"{image.name}_lime_{k}.png", mime="image/png",
                            key=f"lime_download_{k}", icon=":material/download:")
+notes.show(notes.lime(model, explanation.labels[0]))
+export_options = model_options(model) + [
+    "--algorithm", algorithm, "--superpixels", str(n_superpixels),
+    "--compactness", str(compactness), "--samples", str(samples), "--hide", hide,
+    "--seed", str(seed), "--features", str(num_features), "--style", style, "--rest", rest,
+    "--scale", str(factor)]
+export_options += ["--negative"] if negative else []
+export_options += ["--stability"] if stability else []
+for k in explanation.class_indices:
+    export_options += ["--class", str(k)]
+bundle_button("lime", export_options, [image],
+              {"page": "LIME", "model": model.title, "image": image.name,
+               "algorithm": algorithm, "superpixels": segmentation.count,
+               "target_superpixels": n_superpixels, "compactness": compactness,
+               "samples": samples, "hide": hide, "seed": seed,
+               "classes": list(explanation.class_indices), "features": num_features,
+               "negative": negative, "style": style, "rest": rest, "scale": factor,
+               "stability": stability},
+              key="lime_bundle")
 
 # -- per-superpixel weights -------------------------------------------------------------------
 st.subheader("Weight of every superpixel")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import zipfile
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ from PIL import Image
 
 from tests.test_lime_explain import box_mask, red_square_image, red_square_model
 from viz_core.cli import main
+from viz_core.lime_explain import jaccard
 from viz_core.render.lime_view import SUPPORT_COLOUR
 from viz_core.workbench import Workbench
 
@@ -103,3 +105,48 @@ def test_bad_input_is_one_error_line(capsys, files, tmp_path, extra, words):
     err = capsys.readouterr().err
     assert code == 2
     assert err.startswith("error: ") and words in err and err.count("\n") == 1
+
+
+def test_scale_rest_and_stability_options(capsys, files, tmp_path):
+    code, out, _ = run(capsys, files, "--class", "1", "--stability", "--scale", "2", "--rest",
+                       "hide", "--style", "fill", "--features", "1", "--out", str(tmp_path),
+                       "--json")
+    assert code == 0
+    (result,) = json.loads(out)["results"]
+    picture = np.asarray(Image.open(result["png"]))
+    assert picture.shape == (64, 64, 3)
+    segments = np.load(result["segments_npy"])
+    weights = np.array([result["weights"][str(i)] for i in range(segments.max() + 1)])
+    shown = np.repeat(np.repeat(segments == int(np.argmax(weights)), 2, 0), 2, 1)
+    assert np.all(picture[~shown] == 128)  # the rest hidden in grey
+    check = result["stability"]
+    assert check["seeds"] == [0, 1, 2] and check["k"] == 3
+    expected = np.mean([jaccard(a, b) for a, b in
+                        [(check["top_sets"][0], check["top_sets"][1]),
+                         (check["top_sets"][0], check["top_sets"][2]),
+                         (check["top_sets"][1], check["top_sets"][2])]])
+    assert check["mean_jaccard"] == pytest.approx(expected)
+    assert check["top_sets"][0] == [int(i) for i in np.argsort(-weights)[:3] if weights[i] > 0]
+
+
+def test_export_bundle_remakes_the_page_picture(files, tmp_path):
+    """The page's "Export bundle" runs this command in-process with the page's workbench."""
+    from viz_core.bundle import export_bundle
+    from viz_core.lime_explain import lime_explanation
+    from viz_core.render.lime_view import explanation_picture
+
+    bench = Workbench(disk_dir=tmp_path / "cache", allow_download=False)
+    model = bench.uploaded_model(open(files["model"], "rb").read(), "red.keras",
+                                 labels=["background", "red square"])
+    image = bench.image(open(files["image"], "rb").read(), "square.png")
+    options = ["--model", files["model"], "--labels", files["labels"], "--superpixels", "12",
+               "--samples", "60", "--hide", "blurred", "--seed", "2", "--features", "2",
+               "--style", "fill", "--rest", "dim", "--scale", "3", "--class", "1"]
+    archive = zipfile.ZipFile(io.BytesIO(export_bundle("lime", options, [image], {}, bench)))
+    assert archive.read("command.txt").decode().startswith("python -m viz_core lime --model")
+    got = np.asarray(Image.open(io.BytesIO(archive.read("pictures/square_lime_1.png"))))
+    explanation = lime_explanation(model, model.view(image), [1], n_superpixels=12, samples=60,
+                                   hide="blurred", seed=2)
+    want = explanation_picture(explanation, 1, style="fill", num_features=2, rest="dim",
+                               scale=3)
+    np.testing.assert_array_equal(got, want)

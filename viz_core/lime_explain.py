@@ -57,6 +57,7 @@ KERNEL_WIDTH = 0.25  # LimeImageExplainer's default
 MIN_SAMPLES = 10
 MAX_SAMPLES = 20000
 STABILITY_RUNS = 3
+STABILITY_K = 3  # size of the compared top sets
 _ACTIVATION_BUDGET = 768 * 2**20  # bytes of activations one batch may hold
 
 Progress = Callable[[float, str], None]

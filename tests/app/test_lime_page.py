@@ -130,9 +130,10 @@ def test_superpixels_then_run_then_display_changes_without_rerunning(app):
     assert workbench().results.stats.misses == misses
     assert not at.info  # the explanation stays on screen
     factor = display_factor(*view.pixels.shape[:2])
-    mask = evidence_mask(expected, 1, num_features=2, positive_only=False)
-    want = evidence_image(enlarge(view.display, factor, smooth=True), enlarge(mask, factor),
+    mask = enlarge(evidence_mask(expected, 1, num_features=2, positive_only=False), factor)
+    want = evidence_image(enlarge(view.display, factor, smooth=True), mask,
                           style="fill", rest="dim", width=factor + 1)
+    assert (mask != 0).sum() > 0 and (want != enlarge(view.display, factor, smooth=True)).any()
     button = next(b for b in at.get("download_button") if b.key == "lime_download_1")
     np.testing.assert_array_equal(png_of(media, button.proto.url), want)
 

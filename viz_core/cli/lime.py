@@ -6,14 +6,15 @@ import numpy as np
 from ..lime_explain import (
     DEFAULT_HIDE,
     HIDE_COLOURS,
+    STABILITY_K,
     default_classes,
-    evidence_mask,
+    explanation_stability,
     fit_explanation,
     perturbed_predictions,
-    weight_map,
+    stability_seeds,
 )
 from ..render import png_bytes
-from ..render.lime_view import evidence_image, superpixel_boundaries, weights_image
+from ..render.lime_view import RESTS, STYLES, enlarge, explanation_picture, superpixel_boundaries
 from ..superpixels import ALGORITHMS, superpixels
 from ..workbench import Workbench
 from .common import (
@@ -54,8 +55,15 @@ def register(commands) -> None:
                    help="superpixels shown in the PNG (default 5)")
     p.add_argument("--negative", action="store_true",
                    help="show superpixels against the class too (red)")
-    p.add_argument("--style", default="outline", choices=("outline", "fill", "weights"),
+    p.add_argument("--style", default="outline", choices=STYLES,
                    help="how the PNG shows the superpixels (default outline)")
+    p.add_argument("--rest", default="keep", choices=RESTS,
+                   help="the rest of the image in the PNG: keep, dim or hide (default keep)")
+    p.add_argument("--scale", type=int, default=1,
+                   help="enlarge the PNGs by this whole factor (default 1: the model's size)")
+    p.add_argument("--stability", action="store_true",
+                   help=f"also run seeds S+1 and S+2 and report how much the top {STABILITY_K} "
+                   "superpixels agree (Jaccard)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     add_output_args(p)
     p.set_defaults(handler=cmd_lime)
@@ -72,43 +80,43 @@ def _stems(images) -> list[str]:
     return stems
 
 
-def cmd_lime(args) -> int:
-    bench = Workbench()
+def cmd_lime(args, bench: Workbench | None = None) -> int:
+    bench = bench or Workbench()
     model = open_model(bench, args)
     images = open_images(bench, args.image)
     # Resolve class names before any model work, so a typo fails at once.
     wanted = [model.class_index(c) for c in args.classes] if args.classes else None
     folder = out_dir(args)
     progress = TerminalProgress(enabled=not args.json)
+    seeds = stability_seeds(args.seed) if args.stability else (args.seed,)
     results, lines = [], []
     for path, image, stem in zip(args.image, images, _stems(images)):
         view = model.view(image)
         segmentation = bench.run(superpixels, view, algorithm=args.algorithm,
                                  n_superpixels=args.superpixels,
                                  compactness=args.compactness, seed=args.seed)
-        predictions = bench.run(perturbed_predictions, model, view, segmentation,
-                                samples=args.samples, hide=args.hide, seed=args.seed,
-                                progress=progress)
-        classes = wanted or default_classes(predictions)
-        explanation = fit_explanation(model, predictions, classes)
+        runs = [bench.run(perturbed_predictions, model, view, segmentation,
+                          samples=args.samples, hide=args.hide, seed=s, progress=progress)
+                for s in seeds]
+        classes = wanted or default_classes(runs[0])
+        explanations = [fit_explanation(model, run, classes) for run in runs]
+        explanation = explanations[0]
         segments_path = folder / f"{stem}_segments.npy"
         np.save(segments_path, segmentation.segments)
         boundaries_path = folder / f"{stem}_superpixels.png"
-        boundaries_path.write_bytes(png_bytes(superpixel_boundaries(view.display,
-                                                                    segmentation.segments)))
+        boundaries_path.write_bytes(png_bytes(superpixel_boundaries(
+            enlarge(view.display, args.scale, smooth=True),
+            enlarge(segmentation.segments, args.scale))))
         lines.append(f"{path}: {segmentation.count} superpixels ({args.algorithm}), "
                      f"{args.samples} samples -> {boundaries_path}")
         for row, k in enumerate(explanation.class_indices):
-            if args.style == "weights":
-                picture = weights_image(view.display, weight_map(explanation, k))
-            else:
-                mask = evidence_mask(explanation, k, num_features=args.features,
-                                     positive_only=not args.negative)
-                picture = evidence_image(view.display, mask, style=args.style)
+            picture = explanation_picture(explanation, k, style=args.style,
+                                          num_features=args.features, negative=args.negative,
+                                          rest=args.rest, scale=args.scale)
             png_path = folder / f"{stem}_lime_{k}.png"
             png_path.write_bytes(png_bytes(picture))
             weights = explanation.weights[row]
-            results.append({
+            result = {
                 "image": path,
                 "class_index": int(k),
                 "label": explanation.labels[row],
@@ -120,11 +128,20 @@ def cmd_lime(args) -> int:
                 "superpixels": segmentation.count,
                 "samples": explanation.samples,
                 "seed": explanation.seed,
+                "hide": explanation.hide,
                 "weights": {str(i): float(w) for i, w in enumerate(weights)},
-            })
+            }
             order = np.argsort(-weights, kind="stable")[:3]
             top = ", ".join(f"#{i} {weights[i]:+.3f}" for i in order)
-            lines.append(f"  {explanation.labels[row]} ({k}): p={explanation.probabilities[row]:.2f}"
-                         f" R2={explanation.r2[row]:.2f} top superpixels {top} -> {png_path}")
+            line = (f"  {explanation.labels[row]} ({k}): p={explanation.probabilities[row]:.2f}"
+                    f" R2={explanation.r2[row]:.2f} top superpixels {top} -> {png_path}")
+            if args.stability:
+                check = explanation_stability(explanations, k, STABILITY_K)
+                result["stability"] = {"k": check.k, "seeds": list(check.seeds),
+                                       "top_sets": [list(t) for t in check.top_sets],
+                                       "mean_jaccard": check.mean_jaccard}
+                line += f"; top-{check.k} agreement over seeds {check.mean_jaccard:.2f}"
+            results.append(result)
+            lines.append(line)
     emit(args, {"results": results}, lines)
     return 0

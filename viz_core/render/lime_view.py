@@ -214,3 +214,47 @@ def enlarge(values: np.ndarray, factor: int, *, smooth: bool = False) -> np.ndar
         size = (arr.shape[1] * factor, arr.shape[0] * factor)
         return np.asarray(img.resize(size, Image.Resampling.BILINEAR))
     return np.repeat(np.repeat(arr, factor, axis=0), factor, axis=1)
+
+
+def explanation_picture(
+    explanation,
+    class_index: int,
+    *,
+    style: str = "outline",
+    num_features: int = 5,
+    negative: bool = False,
+    rest: str = "keep",
+    scale: int = 1,
+) -> np.ndarray:
+    """The picture of one explained class, as the page and the command line draw it.
+
+    Parameters
+    ----------
+    explanation : viz_core.lime_explain.LimeExplanation
+    class_index : int
+        One of ``explanation.class_indices``.
+    style : {"outline", "fill", "weights"}
+        See :data:`STYLE_HELP`; ``weights`` ignores ``num_features``, ``negative`` and ``rest``.
+    num_features : int
+        Superpixels shown (strongest first).
+    negative : bool
+        Also show superpixels against the class.
+    rest : {"keep", "dim", "hide"}
+    scale : int >= 1
+        Whole enlargement (outlines stay ``scale + 1`` pixels wide).
+
+    Returns
+    -------
+    np.ndarray
+        (H * scale, W * scale, 3) uint8 RGB.
+    """
+    from ..lime_explain import evidence_mask, weight_map  # compute lives there; cheap calls
+
+    if style not in STYLES:
+        raise ParameterError(f"Unknown style {style!r}; choose one of {', '.join(STYLES)}.")
+    image = enlarge(explanation.image, scale, smooth=True)
+    if style == "weights":
+        return weights_image(image, enlarge(weight_map(explanation, class_index), scale))
+    mask = evidence_mask(explanation, class_index, num_features=num_features,
+                         positive_only=not negative)
+    return evidence_image(image, enlarge(mask, scale), style=style, rest=rest, width=scale + 1)
