@@ -20,8 +20,8 @@ Two methods share one pipeline (cut the model at the layer, ascend, de-process, 
     * the tutorial's de-processing is part of the optimised function, so the steps improve the
       picture as displayed (contrast included), not a raw array normalised afterwards;
     * all filters of a batch in one compiled step (``tf.function``), 10 steps instead of 40;
-    * a filter that does not respond to its start at all gets fresh starts (coarse blotches
-      and fine noise), and the best tile seen is kept.
+    * a filter that does not respond to its start at all gets fresh starts (colour blobs with
+      crisp edges, fine noise) followed by smaller steps, and the best tile seen is kept.
 
     Measured (``bench/bench_filters.py``, 64 filters of VGG16 ``block3_conv1``, random
     weights, 2 shared cores): about 23x faster than ``classic`` and 1.8x its mean activation on
@@ -70,7 +70,10 @@ MIN_PERIOD = 16  # smallest tile (px): below this a tiled pattern reads as noise
 PERIOD_OF_FIELD = 0.5  # tile side / receptive field; measured against 1.0: ~2% less
 # activation reached for ~30% less time
 TUTORIAL_STEP = 1.0  # pixel units per normalised step (the tutorial's ``step <- 1``)
-FAST_STEP = 0.5  # in units of the tile's own std (the fast loss is scale free)
+FAST_STEP = 0.5  # normalised step from the noisy start, in units of the start's std
+# After a fresh start the tile holds the structure that woke the filter: smaller steps,
+# relative to the tile's spread, keep it (demo conv2d_4: +77% activation, VGG16 unchanged).
+RESTART_STEP = 0.3
 EPSILON = 1e-5
 SHARPNESS = 4.0  # tanh gain that turns smooth periodic noise into blobs with crisp edges
 _BATCH_PIXELS = 64 * 48 * 48  # canvas pixels per batch: bounds memory on the first layers
@@ -671,6 +674,7 @@ def _run_fast(model, layer, plan, filters, steps, seed, ticker) -> dict:
         indices = np.asarray(chunk, "int32")
         trace = np.zeros((len(chunk), steps), "float32")
         alive = np.zeros(len(chunk), bool)
+        restarted = np.zeros(len(chunk), bool)
         best, best_x = np.full(len(chunk), -np.inf, "float32"), x.copy()
         for i in range(steps):
             ticker.check()
@@ -680,9 +684,12 @@ def _run_fast(model, layer, plan, filters, steps, seed, ticker) -> dict:
             best[better], best_x[better] = loss[better], x[better]
             alive |= rms > 0.0
             if i < steps - 1:
-                x = x + grad * FAST_STEP
+                spread = x.reshape(len(x), -1).std(axis=1)
+                size = np.where(restarted, RESTART_STEP * spread, FAST_STEP)
+                x = x + grad * size[:, None, None, None]
                 for n in np.flatnonzero(rms == 0.0):
                     x[n] = _fast_start(seed, chunk[n], plan.period, channels, attempt=i + 1)
+                    restarted[n] = True
             ticker.tick(len(chunk), f"filters {_range_text(chunk)}, step {i + 1}/{steps}")
         shown.append(np.stack([deprocess_image(t) for t in best_x]))
         traces.append(trace)
