@@ -31,7 +31,7 @@ must be flagged: a control). Any other ``(name, function)`` pair can be passed, 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Mapping, Sequence
 
 import keras
@@ -361,7 +361,7 @@ def cascading_randomisation(
     maps = np.zeros((len(layers) + 1, len(chosen), h, w), dtype="float32")
     probability = np.zeros(len(layers) + 1, dtype="float32")
 
-    def draw(step_model: LoadedModel, step: int) -> None:
+    def draw(step_model: LoadedModel, step_image: ModelImage, step: int) -> None:
         for m, (name, function) in enumerate(chosen):
             if should_stop is not None and should_stop():
                 raise Cancelled(
@@ -372,18 +372,23 @@ def cascading_randomisation(
             if progress is not None:
                 progress(done / total, f"{method_title(name)}, {where}")
             if function is None:
-                values = explanation_map(step_model, image, target, name, **params.get(name, {}))
+                values = explanation_map(step_model, step_image, target, name,
+                                         **params.get(name, {}))
             else:
-                values = function(step_model, image, target)
+                values = function(step_model, step_image, target)
             maps[step, m] = _normalised(values, (h, w), name)
-        probs = probability_function(step_model)(image.pixels[None])
+        probs = probability_function(step_model)(step_image.pixels[None])
         probability[step] = float(probs[0, k])
 
-    draw(model, 0)  # the trained model itself: read-only, its cached passes are reused
+    draw(model, image, 0)  # the trained model itself: read-only, its cached passes are reused
     clone = model_clone(model)
+    # One wrapper for every step, so compiled functions are traced once (they read the weights
+    # when called). Results cached per image are not reused across steps: each step sees the
+    # image under its own digest.
+    randomised = _as_loaded(model, clone, f"randomised seed {seed}")
     for step, path in enumerate(layers, start=1):
         randomise_layer(clone, path, seed)
-        draw(_as_loaded(model, clone, f"randomised top {step} seed {seed}"), step)
+        draw(randomised, replace(image, digest=f"{image.digest}|randomised top {step}"), step)
     if progress is not None:
         progress(1.0, "done")
 
