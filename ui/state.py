@@ -44,9 +44,15 @@ def ensure_app_shell() -> None:
 
     if PagesManager.uses_pages_directory:
         PagesManager.uses_pages_directory = False
+        from streamlit.runtime.scriptrunner import get_script_run_ctx
+
         from .shell import draw_shell
 
-        draw_shell()
+        ctx = get_script_run_ctx()
+        # Drawn as app.py draws it (the main script's hash), so the sidebar widgets keep the
+        # same identity, and so their values, as in every other run.
+        with ctx.run_with_active_hash(ctx.pages_manager.main_script_hash):
+            draw_shell()
 
 
 def set_selection(selection: Selection) -> None:

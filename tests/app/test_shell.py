@@ -10,7 +10,7 @@ pytestmark = pytest.mark.skipif(not DEMO_MODEL_FILE.exists(), reason="demo model
 
 
 def fresh_app() -> AppTest:
-    at = AppTest.from_file("app.py", default_timeout=180)
+    at = AppTest.from_file("../../app.py", default_timeout=180)
     at.run()
     return at
 
@@ -57,14 +57,14 @@ def test_switching_page_keeps_the_sidebar_and_selection():
 
 
 def test_url_restores_the_view():
-    at = AppTest.from_file("app.py", default_timeout=180)
+    at = AppTest.from_file("../../app.py", default_timeout=180)
     at.query_params["image"] = "square"
     at.query_params["presenter"] = "1"
     at.run()
     assert not at.exception
     assert at.sidebar.selectbox(key="image").value == "square"
     assert at.sidebar.toggle(key="presenter").value is True
-    assert at.query_params["image"] == ["square"] and at.query_params["model"] == ["demo"]
+    assert at.query_params["image"] == "square" and at.query_params["model"] == "demo"
 
 
 def test_upload_choice_without_a_file_asks_for_one():
