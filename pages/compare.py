@@ -59,7 +59,8 @@ with st.container(border=True):
                              key="cmp_methods", format_func=method_title,
                              help="Grad-CAM family at the last conv layer "
                              f"(`{info.last_conv_layer}`), pixel-gradient methods, and LIME "
-                             "(500 samples, 35 superpixels, white background), with the same "
+                             f"(500 samples, 35 superpixels, hidden superpixels "
+                             f"{LIME_DEFAULTS['hide']}), with the same "
                              "settings as their own pages so results are shared.")
     c1, c2, c3 = st.columns(3)
     k = c1.selectbox("Class to explain (top-5 predictions)", [k for k, _, _ in top],

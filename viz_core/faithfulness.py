@@ -38,7 +38,13 @@ from .cam import class_heatmap
 from .catalog import LoadedModel
 from .errors import Cancelled, ParameterError
 from .intake import ModelImage
-from .lime_explain import LimeExplanation, hidden_image, lime_explanation, probability_function
+from .lime_explain import (
+    DEFAULT_HIDE,
+    LimeExplanation,
+    hidden_image,
+    lime_explanation,
+    probability_function,
+)
 from .targets import Target
 
 #: The methods the compare page lines up, in its order.
@@ -49,7 +55,7 @@ MAP_METHODS = tuple(CAM_METHODS) + ("lime",)
 METHOD_TITLES = {**CAM_TITLES, "lime": "LIME"}
 #: LIME settings used for comparisons (those of the LIME page's defaults, so results are shared).
 LIME_DEFAULTS = {"algorithm": "slic", "n_superpixels": 35, "compactness": 10.0, "samples": 500,
-                 "hide": "white", "seed": 0}
+                 "hide": DEFAULT_HIDE, "seed": 0}
 
 BASELINES = ("blurred", "black", "white", "mean")
 BASELINE_HELP = {

@@ -75,7 +75,7 @@ def reference(loaded, view, k):
                                               steps=64).heatmap,
     }
     segmentation = superpixels(view, algorithm="slic", n_superpixels=35, compactness=10.0)
-    predictions = perturbed_predictions(loaded, view, segmentation, samples=500, hide="white",
+    predictions = perturbed_predictions(loaded, view, segmentation, samples=500, hide="blurred",
                                         seed=0)
     maps["lime"] = lime_heatmap(fit_explanation(loaded, predictions, (k,)), k)
     return maps
@@ -147,6 +147,11 @@ def test_display_options_reuse_results_and_heatmaps_page_shares_maps(app):
     assert not at.exception
     assert at.radio(key="cam_class").value == k
     assert workbench().results.stats.misses == misses + 1
+    # and the LIME page finds its default samples already drawn: nothing left to run
+    at.switch_page("pages/lime.py")
+    at.run()
+    assert not at.exception
+    assert at.button(key="lime_run").disabled
 
 
 def test_fewer_methods_and_a_new_curve_setting(app):
