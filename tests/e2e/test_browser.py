@@ -48,17 +48,18 @@ def open_app(page, server: str, path: str = "", image: str = FIRST) -> None:
 
 
 def settle(page) -> None:
-    """Wait until the app has drawn something and has not been running for a second."""
-    page.locator("h1").first.wait_for(timeout=WAIT_MS)
-    running = page.locator('[data-testid="stStatusWidget"]')
+    """Wait until the script has not been running for a second and every picture arrived."""
+    app = page.locator('[data-testid="stApp"]')
+    done = page.locator('[data-testid="stApp"][data-test-script-state="notRunning"]')
     quiet = 0
     while quiet < 4:  # a rerun starts a moment after the event that caused it
         page.wait_for_timeout(250)
-        if running.count():
-            quiet = 0
-            running.wait_for(state="detached", timeout=WAIT_MS)
-        else:
+        if app.get_attribute("data-test-script-state") == "notRunning":
             quiet += 1
+        else:
+            quiet = 0
+            done.wait_for(timeout=WAIT_MS)
+    page.locator("h1").first.wait_for(timeout=WAIT_MS)
     # every picture on the page arrived and decodes (a broken image is a broken page)
     page.wait_for_function(
         "() => Array.from(document.querySelectorAll('[data-testid=stMain] img'))"
@@ -147,24 +148,26 @@ def test_a_bad_upload_shows_a_clear_error_and_the_app_recovers(page, server, tmp
 
 
 def test_every_page_renders(page, server, artifacts):
+    """Every page of the navigation, reached by its link as a user would."""
     open_app(page, server)
-    links = page.locator('[data-testid="stSidebarNav"] a')
-    available = {(a.get_attribute("href") or "").rsplit("/", 1)[-1].split("?")[0]
-                 for a in links.all()}
-    visited = 0
+    nav = page.locator('[data-testid="stSidebarNav"]')
+    visited = []
     for path, title in PAGES:
-        if path and path not in available:
+        link = nav.locator(f'a[href$="/{path}"]') if path else nav.locator("a").first
+        if not link.count():
             continue
-        open_app(page, server, path)
+        link.first.click()
         if title:
-            page.get_by_role("heading", name=title, exact=True).wait_for()
+            page.get_by_role("heading", name=title, exact=True).wait_for(timeout=WAIT_MS)
+        page.wait_for_url(re.compile(rf"/{path}(\?|$)"))
+        settle(page)
         assert_no_crash(page)
-        main_errors = page.locator('[data-testid="stMain"] [data-testid="stAlert"]').filter(
-            has=page.locator('[data-testid="stAlertContentError"]'))
+        main_errors = page.locator('[data-testid="stMain"] [data-testid="stAlertContentError"]')
         assert main_errors.count() == 0, main_errors.all_inner_texts()
+        assert sidebar_errors(page).count() == 0
         page.screenshot(path=str(artifacts / f"page_{path or 'overview'}.png"), full_page=True)
-        visited += 1
-    assert visited >= 5
+        visited.append(path)
+    assert len(visited) >= 5, visited
 
 
 def test_switch_layer_and_class(page, server, artifacts):
