@@ -30,7 +30,8 @@ ROOT = Path(__file__).resolve().parent
 
 navigation = st.navigation(
     [st.Page(path, title=title, icon=icon, default=(i == 0))
-     for i, (path, title, icon) in enumerate(PAGES) if (ROOT / path).exists()]
+     for i, (path, title, icon) in enumerate(PAGES) if (ROOT / path).exists()],
+    position="top",
 )
 draw_shell()
 try:

@@ -7,6 +7,7 @@ from ui import notes
 from ui.export import bundle_button, model_options
 from ui.feedback import ProgressBar, show_error
 from ui.presenter import colormap_choices
+from ui.share import url_value
 from ui.state import require_model_and_image, selection, workbench
 from viz_core.cam import (
     LAYER_METHODS,
@@ -69,9 +70,16 @@ def class_title(k: int) -> str:
 # model also from its last conv layer (widget values of another model may not exist here).
 context = (model.identity, view.digest)
 if st.session_state.get("cam_context") != context:
+    # A shared link's classes win on the page's first visit (see ui.share).
+    first_visit = "cam_context" not in st.session_state
+    wanted, wanted_2 = (url_value("cam_class"), url_value("cam_class_2")) if first_visit else (
+        None, None)
     st.session_state["cam_context"] = context
-    st.session_state["cam_class"] = top[0][0]
-    st.session_state["cam_class_2"] = top[1][0] if len(top) > 1 else NONE
+    st.session_state["cam_class"] = (
+        wanted if wanted in [k for k, _, _ in top] else top[0][0])
+    st.session_state["cam_class_2"] = (
+        wanted_2 if wanted_2 is not None and 0 <= wanted_2 < len(model.labels)
+        else (top[1][0] if len(top) > 1 else NONE))
 if st.session_state.get("cam_model") != model.identity:
     st.session_state["cam_model"] = model.identity
     st.session_state["cam_layer"] = info.last_conv_layer
