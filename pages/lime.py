@@ -111,11 +111,18 @@ def class_name(k: int) -> str:
 with right:
     st.subheader("Classes to explain")
     p1, p2 = st.columns(2)
-    first = p1.selectbox("First class", ranked, index=0, key="lime_class_1",
-                         format_func=class_name)
+    # A new model or image starts from its own two most probable classes (the tutorial's
+    # n_labels = 2); on a session's first run, classes restored from the URL are kept.
+    shown_for = (model.identity, image.digest)
+    fresh = st.session_state.get("_lime_for") not in (None, shown_for)
+    st.session_state["_lime_for"] = shown_for
+    if fresh or st.session_state.get("lime_class_1") not in ranked:
+        st.session_state["lime_class_1"] = ranked[0]
+    first = p1.selectbox("First class", ranked, key="lime_class_1", format_func=class_name)
     second_options = [NO_CLASS] + [k for k in ranked if k != first]
-    second = p2.selectbox("Second class (side by side)", second_options,
-                          index=1 if len(second_options) > 1 else 0, key="lime_class_2",
+    if fresh or st.session_state.get("lime_class_2") not in second_options:
+        st.session_state["lime_class_2"] = second_options[min(1, len(second_options) - 1)]
+    second = p2.selectbox("Second class (side by side)", second_options, key="lime_class_2",
                           format_func=class_name)
     classes = (first,) if second == NO_CLASS else (first, second)
     seeds = stability_seeds(seed) if stability else (seed,)

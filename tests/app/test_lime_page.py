@@ -28,7 +28,7 @@ from viz_core.lime_explain import (
     perturbed_predictions,
 )
 from viz_core.render.lime_view import display_factor, enlarge, evidence_image
-from viz_core.samples import sample_bytes
+from viz_core.samples import list_samples, sample_bytes
 from viz_core.superpixels import superpixels
 
 
@@ -157,3 +157,20 @@ def test_stability_runs_two_more_seeds_and_shows_the_jaccard(app):
     for k in (1, 0):
         result = explanation_stability(runs, k, 3)
         assert shown[f"{loaded.label(k)}: top-3 agreement"] == f"{result.mean_jaccard:.2f}"
+
+
+def test_a_new_image_starts_from_its_own_top_classes(app):
+    at, loaded, _ = app
+    top = at.selectbox(key="lime_class_1").value
+    at.selectbox(key="lime_class_1").set_value(1 - top).run()  # the runner-up first
+    assert at.selectbox(key="lime_class_1").value == 1 - top
+    assert at.selectbox(key="lime_class_2").value == top  # the other class, not "none"
+    image = at.sidebar.selectbox(key="image")
+    new = next(s.name for s in list_samples() if s.kind == "shapes" and s.name != image.value)
+    image.set_value(new).run()
+    assert not at.exception
+    view = loaded.view(load_image(sample_bytes(new), new))
+    p = np.asarray(loaded.model(loaded.batch([view]))).ravel()
+    ranked = [int(k) for k in np.argsort(-p, kind="stable")]
+    assert at.selectbox(key="lime_class_1").value == ranked[0]
+    assert at.selectbox(key="lime_class_2").value == ranked[1]
