@@ -220,7 +220,9 @@ st.caption(
     f"pixels become {BASELINE_WORDS[baseline]}. "
     "**Deletion**: a faithful map makes the probability drop fast (small area under the curve). "
     "**Insertion**: starting from nothing, a faithful map makes it rise fast (large area). The "
-    "grey dashed line takes pixels in a random order: a map should beat it."
+    "grey dashed line takes pixels in a random order. Beware: scattered changed pixels look "
+    "like noise, which no training image had, so a model can lose its answer early on the "
+    "random order too; the curves compare the methods with each other best."
 )
 
 
