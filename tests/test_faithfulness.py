@@ -9,6 +9,7 @@ import pytest
 from skimage.filters import gaussian
 
 from tests.conftest import tiny_cnn, wrap
+from viz_core.catalog import DEMO_MODEL_FILE
 from viz_core.errors import Cancelled, ParameterError
 from viz_core.faithfulness import (
     auc,
@@ -237,3 +238,25 @@ def test_explanation_map_matches_class_heatmap_and_lime(known):
     assert lime[region()].mean() > lime[~region()].mean()
     with pytest.raises(ParameterError, match="'occlusion'"):
         explanation_map(model, view, Target(0), "occlusion")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not DEMO_MODEL_FILE.exists(), reason="the demo model is not committed yet")
+def test_demo_model_gradcam_is_more_faithful_than_its_reverse():
+    """On fresh one-shape scenes, removing Grad-CAM's top pixels first kills the class faster
+    (and revealing them first restores it faster) than taking the same pixels in reverse order."""
+    from viz_core.cam import class_heatmap
+    from viz_core.demo.shapes import draw_scene
+    from viz_core.workbench import Workbench
+
+    demo = Workbench(allow_download=False).builtin_model("demo")
+    for seed, label in ((1_600_000_000, "circle"), (1_600_000_001, "star")):
+        scene = draw_scene(seed, (label,))
+        view = demo.view(image_from_array(scene.image, label))
+        k = demo.class_index(label)
+        heat = class_heatmap(demo, view, Target(k)).heatmap
+        good = deletion_insertion(demo, view, k, heat, steps=10)
+        reverse = deletion_insertion(demo, view, k, 1.0 - heat, steps=10)
+        assert good.deletion_auc < reverse.deletion_auc
+        assert good.insertion_auc > reverse.insertion_auc
+        assert good.deletion[0] == pytest.approx(good.insertion[-1], abs=1e-5)  # the image itself

@@ -7,6 +7,7 @@ import pytest
 from skimage.filters import sobel
 
 from tests.conftest import nested_cnn, tiny_cnn, wrap
+from viz_core.catalog import DEMO_MODEL_FILE
 from viz_core.errors import Cancelled, ParameterError
 from viz_core.intake import image_from_array
 from viz_core.sanity import (
@@ -198,3 +199,22 @@ def test_each_step_matches_a_model_randomised_from_scratch(tiny):
         for m, method in enumerate(report.methods):
             heat = class_heatmap(loaded, loaded.view(scene()), Target(2), method).heatmap
             np.testing.assert_allclose(report.maps[step, m], heat, atol=1e-6)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not DEMO_MODEL_FILE.exists(), reason="the demo model is not committed yet")
+def test_demo_model_gradcam_passes_and_the_edge_control_fails():
+    from viz_core.samples import sample_bytes
+    from viz_core.intake import load_image
+    from viz_core.workbench import Workbench
+
+    demo = Workbench(allow_download=False).builtin_model("demo")
+    view = demo.view(load_image(sample_bytes("star"), "star"))
+    before = [w.copy() for w in demo.model.get_weights()]
+    report = cascading_randomisation(demo, view, Target(demo.class_index("star")),
+                                     ["gradcam", EDGE_CONTROL], steps=2)
+    assert report.layers[0] == demo.info.layers[-1].path  # the output layer goes first
+    assert report.flagged == (False, True)
+    assert report.probability[0] > 0.9
+    for a, b in zip(before, demo.model.get_weights()):
+        np.testing.assert_array_equal(a, b)
