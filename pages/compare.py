@@ -4,10 +4,11 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
+from ui.export import bundle_button, model_options
 from ui.feedback import ProgressBar, show_error
 from ui.presenter import colormap_choices
 from ui.state import require_model_and_image, workbench
-from viz_core.cam import LAYER_METHODS, class_heatmap, top_classes
+from viz_core.cam import top_classes
 from viz_core.errors import VizError
 from viz_core.faithfulness import (
     BASELINE_HELP,
@@ -15,14 +16,14 @@ from viz_core.faithfulness import (
     COMPARE_METHODS,
     LIME_DEFAULTS,
     MAP_METHODS,
+    compare_picture,
+    compared_map,
+    compared_map_ready,
     deletion_insertion,
-    lime_heatmap,
     method_title,
     rank_agreement,
 )
-from viz_core.lime_explain import fit_explanation, perturbed_predictions
-from viz_core.render import apply_colormap, colorbar, overlay_heatmap, resize_map
-from viz_core.superpixels import superpixels
+from viz_core.render import colorbar
 from viz_core.targets import Target
 
 COLOUR_MAPS = ("viridis", "jet", "magma", "inferno", "plasma", "cividis", "turbo", "gray")
@@ -80,52 +81,18 @@ if not methods:
 target = Target(k, "logit")
 
 
-# The calls below use exactly the arguments the Class heatmaps and LIME pages use with their
-# defaults, so a map computed on one page is reused here (the workbench keys by arguments).
-def heatmap_call(method: str):
-    kwargs = {"method": method, "layer": info.last_conv_layer if method in LAYER_METHODS else None}
-    if method == "scorecam":
-        channels = max(2, int(info.layer(info.last_conv_layer).output_shape[-1] or 2))
-        kwargs["max_channels"] = None if channels <= 64 else 64
-    elif method == "smoothgrad":
-        kwargs.update(samples=25, noise=0.15)
-    elif method == "integrated_gradients":
-        kwargs["steps"] = 64
-    return (class_heatmap, model, view, target), kwargs
-
-
-SEGMENT_KWARGS = {key: LIME_DEFAULTS[key] for key in ("algorithm", "n_superpixels",
-                                                      "compactness", "seed")}
-SAMPLE_KWARGS = {"samples": LIME_DEFAULTS["samples"], "hide": LIME_DEFAULTS["hide"],
-                 "seed": LIME_DEFAULTS["seed"]}
-
-
-def lime_map(progress=None) -> np.ndarray:
-    segmentation = bench.run(superpixels, view, **SEGMENT_KWARGS)
-    predictions = bench.run(perturbed_predictions, model, view, segmentation,
-                            progress=progress, **SAMPLE_KWARGS)
-    return lime_heatmap(bench.run(fit_explanation, model, predictions, (k,)), k)
-
-
+# Each map is made with its own page's default settings through the shared workbench, so a
+# map computed on the Class heatmaps or LIME page is reused here, and the other way round.
 def map_cached(method: str) -> bool:
-    if method == "lime":
-        if not bench.is_cached(superpixels, view, **SEGMENT_KWARGS):
-            return False
-        segmentation = bench.run(superpixels, view, **SEGMENT_KWARGS)
-        return bench.is_cached(perturbed_predictions, model, view, segmentation, **SAMPLE_KWARGS)
-    args, kwargs = heatmap_call(method)
-    return bench.is_cached(*args, **kwargs)
+    return compared_map_ready(bench, model, view, target, method)
+
+
+def compute_map(method: str, progress=None) -> np.ndarray:
+    return compared_map(bench, model, view, target, method, progress=progress)
 
 
 def curve_kwargs():
     return dict(steps=steps, baseline=baseline)
-
-
-def compute_map(method: str, progress=None) -> np.ndarray:
-    if method == "lime":
-        return lime_map(progress)
-    args, kwargs = heatmap_call(method)
-    return bench.run(*args, progress=progress, **kwargs).heatmap
 
 
 random_map = np.zeros(info.input_shape[:2], dtype="float32")  # all ties: a random order
@@ -189,10 +156,7 @@ opacity = d3.slider("Opacity", 0.0, 1.0, 0.5, step=0.05, key="cmp_opacity",
 
 
 def picture(heat: np.ndarray) -> np.ndarray:
-    if show == "overlay":
-        return overlay_heatmap(image.pixels, heat, opacity=opacity, colormap=colormap)
-    h0, w0 = image.pixels.shape[:2]
-    return apply_colormap(resize_map(heat, h0, w0), colormap)
+    return compare_picture(image.pixels, heat, show=show, opacity=opacity, colormap=colormap)
 
 
 per_row = min(len(methods), 6)
@@ -212,6 +176,18 @@ middle.image(colorbar(colormap, length=256, thickness=12, vertical=False), width
 right.caption("1: strongest")
 st.caption("Every map is scaled so its strongest point is 1 and drawn with the same colours, "
            f"over the original {image.pixels.shape[1]}×{image.pixels.shape[0]} image.")
+bundle_button(
+    "compare",
+    model_options(model) + ["--class", str(k), "--methods", ",".join(methods), "--steps",
+                            str(steps), "--baseline", baseline, "--colormap", colormap,
+                            "--opacity", str(opacity), "--show", show],
+    [image],
+    {"page": "Compare methods", "model": model.title, "image": image.name, "class": k,
+     "label": model.label(k), "methods": list(methods), "steps": steps, "baseline": baseline,
+     "colormap": colormap, "opacity": opacity, "show": show,
+     "deletion_auc": {m: curves[m].deletion_auc for m in methods},
+     "insertion_auc": {m: curves[m].insertion_auc for m in methods}},
+    key="cmp_bundle")
 
 # -- faithfulness -----------------------------------------------------------------------------
 st.subheader("Faithfulness: remove or reveal the most important pixels first")

@@ -4,15 +4,15 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
+from ui.export import bundle_button, model_options
 from ui.feedback import ProgressBar, show_error
 from ui.presenter import colormap_choices
 from ui.state import require_model_and_image, workbench
 from viz_core.cam import METHODS as CAM_METHODS
 from viz_core.cam import top_classes
 from viz_core.errors import VizError
-from viz_core.faithfulness import MAP_METHODS, method_title
+from viz_core.faithfulness import MAP_METHODS
 from viz_core.pointing import DEFAULT_TOLERANCE, pointing_game
-from viz_core.render import apply_colormap
 from viz_core.sanity import (
     DEFAULT_METHODS,
     DEFAULT_THRESHOLD,
@@ -20,9 +20,12 @@ from viz_core.sanity import (
     FAST_PARAMS,
     SANITY_METHODS,
     cascading_randomisation,
+    fast_params,
     flag_rule,
+    sanity_picture,
     weighted_layers,
 )
+from viz_core.sanity import method_title
 from viz_core.targets import Target
 
 COLOUR_MAPS = ("viridis", "magma", "inferno", "plasma", "cividis", "gray", "jet", "turbo")
@@ -33,10 +36,6 @@ PALETTE = ("#636EFA", "#EF553B", "#00CC96", "#AB63FA", "#FFA15A", "#19D3F3", "#F
 COLOURS = {m: PALETTE[i % len(PALETTE)] for i, m in enumerate(SANITY_METHODS)}
 COLOURS[EDGE_CONTROL] = "#888888"
 MAX_DEFAULT_STEPS = 8
-
-
-def title(method: str) -> str:
-    return "Edge detector (control)" if method == EDGE_CONTROL else method_title(method)
 
 
 st.title("Sanity check")
@@ -63,7 +62,7 @@ probability_of = {k: p for k, _, p in top}
 with st.container(border=True):
     methods = st.multiselect(
         "Methods", SANITY_METHODS, default=list(DEFAULT_METHODS), key="san_methods",
-        format_func=title,
+        format_func=method_title,
         help="The edge detector ignores the model completely (a Sobel filter of the image): it "
         "is the control that must fail. Pixel methods use fewer samples here (SmoothGrad "
         f"{FAST_PARAMS['smoothgrad']['samples']} copies, Integrated Gradients "
@@ -97,7 +96,7 @@ if not methods:
     st.info("Choose at least one method.", icon=":material/checklist:")
     st.stop()
 
-params = {m: FAST_PARAMS[m] for m in methods if m in FAST_PARAMS}
+params = fast_params(methods)
 # similarity measure and threshold are applied below: changing them never recomputes
 call = ((cascading_randomisation, model, view, Target(k)),
         dict(methods=tuple(methods), steps=steps, params=params, seed=seed))
@@ -130,11 +129,11 @@ if bench.is_cached(*call[0], **call[1]):
         lowest = float(np.min(similarity[1:, i]))
         with columns[i % len(columns)]:
             if flagged[i]:
-                st.error(f"**{title(method)}**: does not explain the model. Its map stays "
+                st.error(f"**{method_title(method)}**: does not explain the model. Its map stays "
                          f"alike with the layers random (similarity never below "
                          f"{lowest:.2f} > {threshold:.2f}).", icon=":material/flag:")
             else:
-                st.success(f"**{title(method)}**: passes. Its map changes with the model "
+                st.success(f"**{method_title(method)}**: passes. Its map changes with the model "
                            f"(similarity falls to {lowest:.2f}).", icon=":material/check_circle:")
 
     # -- similarity curves ----------------------------------------------------------------
@@ -142,11 +141,11 @@ if bench.is_cached(*call[0], **call[1]):
     for i, method in enumerate(report.methods):
         figure.add_trace(go.Scatter(
             x=list(range(report.steps + 1)), y=similarity[:, i], mode="lines+markers",
-            name=f"{title(method)}{' ⚑ flagged' if flagged[i] else ''}",
+            name=f"{method_title(method)}{' ⚑ flagged' if flagged[i] else ''}",
             line=dict(color=COLOURS.get(method, "#333333"), width=3 if flagged[i] else 2,
                       dash="dot" if method == EDGE_CONTROL else "solid"),
             customdata=step_names,
-            hovertemplate=f"{title(method)}<br>%{{customdata}}<br>{metric} %{{y:.3f}}"
+            hovertemplate=f"{method_title(method)}<br>%{{customdata}}<br>{metric} %{{y:.3f}}"
                           "<extra></extra>"))
     figure.add_hline(y=threshold, line=dict(color="#d62728", dash="dash", width=1),
                      annotation_text=f"flag above {threshold:.2f}",
@@ -173,6 +172,17 @@ if bench.is_cached(*call[0], **call[1]):
     g2.caption("Each row is one method; each column one more layer randomised. Each map is "
                "scaled so its strongest point is 1. The number under a map is its similarity to "
                "the first map of its row.")
+    bundle_button(
+        "sanity",
+        model_options(model) + ["--class", str(k), "--methods", ",".join(methods), "--layers",
+                                str(steps), "--seed", str(seed), "--metric", metric,
+                                "--threshold", str(threshold), "--colormap", colormap],
+        [image],
+        {"page": "Sanity check", "model": model.title, "image": image.name, "class": k,
+         "label": report.label, "methods": list(report.methods), "layers": list(report.layers),
+         "seed": seed, "metric": metric, "threshold": threshold, "colormap": colormap,
+         "flagged": {m: flagged[i] for i, m in enumerate(report.methods)}},
+        key="san_bundle", where=g1)
     shown_steps = list(range(report.steps + 1))
     st.caption("Steps: " + " · ".join(f"**{i}** {path}" for i, path in
                                        enumerate(report.layers, start=1)) + " (each adds one "
@@ -180,11 +190,11 @@ if bench.is_cached(*call[0], **call[1]):
     per_row = min(len(shown_steps), 9)
     for i, method in enumerate(report.methods):
         mark = " · :red[**⚑ does not explain the model**]" if flagged[i] else ""
-        st.markdown(f"**{title(method)}**{mark}")
+        st.markdown(f"**{method_title(method)}**{mark}")
         for start in range(0, len(shown_steps), per_row):
             cells = shown_steps[start:start + per_row]
             for column, step in zip(st.columns(per_row), cells):
-                column.image(apply_colormap(report.maps[step, i], colormap), width="stretch",
+                column.image(sanity_picture(report, method, step, colormap), width="stretch",
                              caption=("trained" if step == 0 else
                                       f"step {step} · {similarity[step, i]:.2f}"))
 

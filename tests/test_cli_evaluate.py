@@ -1,18 +1,32 @@
 """``python -m viz_core evaluate``: the pointing game from the command line, JSON out."""
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import shlex
+import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from tests.conftest import tiny_cnn
+from viz_core.bundle import export_bundle
+from viz_core.cam import class_heatmap
 from viz_core.catalog import DEMO_MODEL_FILE, load_uploaded_model
 from viz_core.cli import main
 from viz_core.demo.shapes import CLASS_NAMES
+from viz_core.faithfulness import compare_picture, deletion_insertion, rank_correlation
+from viz_core.intake import image_from_array, load_image
 from viz_core.pointing import pointing_game
+from viz_core.render import png_bytes
+from viz_core.sanity import cascading_randomisation, sanity_picture
+from viz_core.targets import Target
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -76,3 +90,102 @@ def test_demo_model_from_a_real_process():
     assert payload["model"] == "demo" and payload["scenes"] == 4
     assert all(m["total"] == 4 for m in payload["methods"])
     assert payload["methods"][0]["hit_rate"] >= 0.75
+
+
+# -- compare and sanity ---------------------------------------------------------------------
+
+
+def scene_file(folder: Path) -> Path:
+    """A yellow square on a dark background, 64x48 (resized to the model's 48x48)."""
+    pixels = np.full((48, 64, 3), 30, dtype=np.uint8)
+    pixels[10:30, 20:44] = (220, 180, 40)
+    path = folder / "square scene.png"
+    path.write_bytes(png_bytes(pixels))
+    return path
+
+
+def model_args(shape_model_file) -> list[str]:
+    path, labels = shape_model_file
+    return ["--model", str(path), "--labels", str(labels), "--preprocess", "unit"]
+
+
+def loaded_model(shape_model_file):
+    path, _ = shape_model_file
+    return load_uploaded_model(path.read_bytes(), path.name, labels=list(CLASS_NAMES))
+
+
+def test_compare_writes_the_pages_pictures_and_curves(shape_model_file, tmp_path, capsys):
+    image_path = scene_file(tmp_path)
+    out = tmp_path / "out"
+    assert main(["compare", *model_args(shape_model_file), "--image", str(image_path),
+                 "--class", "star", "--methods", "gradcam,saliency", "--steps", "4",
+                 "--baseline", "black", "--colormap", "magma", "--opacity", "0.7", "--out",
+                 str(out), "--json"]) == 0
+    payload = json.loads(capsys.readouterr().out)["results"][0]
+    model = loaded_model(shape_model_file)
+    image = load_image(image_path.read_bytes(), "square scene")
+    view = model.view(image)
+    assert (payload["class_index"], payload["label"]) == (3, "star")
+    maps = {"gradcam": class_heatmap(model, view, Target(3), "gradcam",
+                                     model.info.last_conv_layer).heatmap,
+            "saliency": class_heatmap(model, view, Target(3), "saliency").heatmap}
+    for row, method in zip(payload["methods"], ("gradcam", "saliency")):
+        curves = deletion_insertion(model, view, 3, maps[method], steps=4, baseline="black")
+        assert row["deletion_auc"] == pytest.approx(curves.deletion_auc, abs=1e-6)
+        np.testing.assert_allclose(row["insertion"], curves.insertion, atol=1e-6)
+        np.testing.assert_allclose(np.load(row["npy"]), maps[method], atol=1e-6)
+        written = np.asarray(Image.open(row["png"]).convert("RGB"))
+        np.testing.assert_array_equal(written, compare_picture(
+            image.pixels, np.load(row["npy"]), opacity=0.7, colormap="magma"))
+        assert written.shape == (48, 64, 3)  # at the original image's size
+    expected = rank_correlation(maps["gradcam"], maps["saliency"])
+    assert payload["agreement"]["spearman"][0][1] == pytest.approx(expected, abs=1e-5)
+    assert (out / "square scene_faithfulness_3.json").exists()
+
+
+def test_sanity_writes_every_cell_and_the_verdicts(shape_model_file, tmp_path, capsys):
+    image_path = scene_file(tmp_path)
+    out = tmp_path / "out"
+    assert main(["sanity", *model_args(shape_model_file), "--image", str(image_path),
+                 "--class", "1", "--methods", "gradcam,edges", "--layers", "2", "--seed", "3",
+                 "--out", str(out), "--json"]) == 0
+    payload = json.loads(capsys.readouterr().out)["results"][0]
+    model = loaded_model(shape_model_file)
+    view = model.view(load_image(image_path.read_bytes(), "square scene"))
+    report = cascading_randomisation(model, view, Target(1), ("gradcam", "edges"), steps=2,
+                                     seed=3)
+    assert payload["layers"] == ["head", "conv_b"]
+    assert [m["flagged"] for m in payload["methods"]] == [False, True]
+    np.testing.assert_allclose(payload["methods"][0]["spearman"], report.spearman[:, 0],
+                               atol=1e-6)
+    assert len(payload["pictures"]) == 2 * 3
+    cell = np.asarray(Image.open(out / "square scene_sanity_gradcam_step2.png"))
+    np.testing.assert_array_equal(cell, sanity_picture(report, "gradcam", 2))
+
+
+@pytest.mark.parametrize("command,options", [
+    ("compare", ["--class", "2", "--methods", "gradcam++,lime", "--steps", "4", "--show",
+                 "heatmap", "--colormap", "cividis"]),
+    ("sanity", ["--class", "0", "--methods", "saliency,edges", "--layers", "2", "--seed", "1",
+                "--metric", "ssim", "--threshold", "0.8", "--colormap", "gray"]),
+])
+def test_bundle_command_reproduces_pictures_bit_for_bit(shape_model_file, tmp_path, bench,
+                                                        monkeypatch, command, options):
+    image = image_from_array(np.random.default_rng(5).integers(0, 256, (40, 56, 3),
+                                                                dtype=np.uint8), "noise")
+    data = export_bundle(command, [*model_args(shape_model_file), *options], [image],
+                         {"page": command}, bench=bench)
+    folder = tmp_path / "unzipped"
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        archive.extractall(folder)
+        stored = {n: archive.read(n) for n in archive.namelist()
+                  if n.startswith("pictures/") and n.endswith(".png")}
+    assert stored
+    shutil.rmtree(folder / "pictures")
+    argv = shlex.split((folder / "command.txt").read_text())
+    assert argv[:4] == ["python", "-m", "viz_core", command]
+    monkeypatch.chdir(folder)
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert main(argv[3:]) == 0  # a fresh workbench: everything is computed again
+    for name, content in stored.items():
+        assert (folder / name).read_bytes() == content, name

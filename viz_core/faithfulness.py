@@ -33,6 +33,7 @@ import numpy as np
 from scipy.stats import spearmanr
 
 from .cam import METHOD_TITLES as CAM_TITLES
+from .cam import LAYER_METHODS
 from .cam import METHODS as CAM_METHODS
 from .cam import class_heatmap
 from .catalog import LoadedModel
@@ -41,10 +42,14 @@ from .intake import ModelImage
 from .lime_explain import (
     DEFAULT_HIDE,
     LimeExplanation,
+    fit_explanation,
     hidden_image,
     lime_explanation,
+    perturbed_predictions,
     probability_function,
 )
+from .render import apply_colormap, overlay_heatmap, resize_map
+from .superpixels import superpixels
 from .targets import Target
 
 #: The methods the compare page lines up, in its order.
@@ -425,6 +430,109 @@ def explanation_map(
         return lime_heatmap(explanation, k)
     return class_heatmap(model, image, target, method, progress=progress,
                          should_stop=should_stop, **params).heatmap
+
+
+# --------------------------------------------------------------------------------------------
+# The compare view's maps, through a workbench (shared by the page and the command line)
+# --------------------------------------------------------------------------------------------
+_LIME_SEGMENTS = ("algorithm", "n_superpixels", "compactness", "seed")
+_LIME_SAMPLES = ("samples", "hide", "seed")
+
+
+def compared_call(model: LoadedModel, image: ModelImage, target: Target, method: str):
+    """``(function, args, kwargs)`` of a class-heatmap method as the compare view runs it.
+
+    The arguments are exactly those the Class heatmaps page uses with its defaults (layer
+    methods at the last conv layer; Score-CAM on at most 64 channels; SmoothGrad 25 copies at
+    noise 0.15; Integrated Gradients 64 steps), so a workbench answers both from one entry.
+    """
+    if method not in CAM_METHODS:
+        raise ParameterError(f"{method!r} is not a class-heatmap method.")
+    info = model.info
+    kwargs = {"method": method, "layer": info.last_conv_layer if method in LAYER_METHODS else None}
+    if method == "scorecam":
+        channels = max(2, int(info.layer(info.last_conv_layer).output_shape[-1] or 2))
+        kwargs["max_channels"] = None if channels <= 64 else 64
+    elif method == "smoothgrad":
+        kwargs.update(samples=25, noise=0.15)
+    elif method == "integrated_gradients":
+        kwargs["steps"] = 64
+    return class_heatmap, (model, image, target), kwargs
+
+
+def compared_map(bench, model: LoadedModel, image: ModelImage, target: Target, method: str, *,
+                 progress: Progress | None = None,
+                 should_stop: StopFn | None = None) -> np.ndarray:
+    """The map the compare view shows for ``method``, computed through ``bench`` (a
+    :class:`~viz_core.workbench.Workbench`) with each method's own page defaults (LIME:
+    :data:`LIME_DEFAULTS`).
+
+    Returns
+    -------
+    np.ndarray
+        (H, W) float32 in [0, 1] at the model's input resolution.
+    """
+    if method not in MAP_METHODS:
+        raise ParameterError(f"Unknown method {method!r}; choose one of {', '.join(MAP_METHODS)}.")
+    if method == "lime":
+        k = int(target.class_index)
+        segmentation = bench.run(superpixels, image,
+                                 **{key: LIME_DEFAULTS[key] for key in _LIME_SEGMENTS})
+        predictions = bench.run(perturbed_predictions, model, image, segmentation,
+                                progress=progress, should_stop=should_stop,
+                                **{key: LIME_DEFAULTS[key] for key in _LIME_SAMPLES})
+        return lime_heatmap(bench.run(fit_explanation, model, predictions, (k,)), k)
+    function, args, kwargs = compared_call(model, image, target, method)
+    return bench.run(function, *args, progress=progress, should_stop=should_stop,
+                     **kwargs).heatmap
+
+
+def compared_map_ready(bench, model: LoadedModel, image: ModelImage, target: Target,
+                       method: str) -> bool:
+    """Whether :func:`compared_map` would be answered from ``bench``'s cache (LIME: its
+    model passes; the linear fit takes milliseconds)."""
+    if method == "lime":
+        segment_kwargs = {key: LIME_DEFAULTS[key] for key in _LIME_SEGMENTS}
+        if not bench.is_cached(superpixels, image, **segment_kwargs):
+            return False
+        segmentation = bench.run(superpixels, image, **segment_kwargs)
+        return bench.is_cached(perturbed_predictions, model, image, segmentation,
+                               **{key: LIME_DEFAULTS[key] for key in _LIME_SAMPLES})
+    function, args, kwargs = compared_call(model, image, target, method)
+    return bench.is_cached(function, *args, **kwargs)
+
+
+# --------------------------------------------------------------------------------------------
+# Display (cheap, separate from the computation)
+# --------------------------------------------------------------------------------------------
+SHOW = ("overlay", "heatmap")
+
+
+def compare_picture(pixels: np.ndarray, heatmap: np.ndarray, *, show: str = "overlay",
+                    opacity: float = 0.5, colormap: str = "viridis") -> np.ndarray:
+    """One map as the compare view draws it, at the image's own resolution.
+
+    Parameters
+    ----------
+    pixels : (H0, W0, 3) uint8
+        The original image.
+    heatmap : (H, W) float in [0, 1]
+    show : {"overlay", "heatmap"}
+        Blended over the image (``render.overlay_heatmap``) or the map alone, coloured.
+    opacity : float in [0, 1]
+    colormap : str
+
+    Returns
+    -------
+    np.ndarray
+        (H0, W0, 3) uint8 RGB.
+    """
+    if show not in SHOW:
+        raise ParameterError(f"Unknown display {show!r}; choose 'overlay' or 'heatmap'.")
+    if show == "overlay":
+        return overlay_heatmap(pixels, heatmap, opacity=opacity, colormap=colormap)
+    h0, w0 = pixels.shape[:2]
+    return apply_colormap(resize_map(heatmap, h0, w0), colormap)
 
 
 def method_title(method: str) -> str:

@@ -42,10 +42,12 @@ from skimage.metrics import structural_similarity
 
 from .catalog import LoadedModel
 from .errors import Cancelled, ModelError, ParameterError
-from .faithfulness import MAP_METHODS, explanation_map, method_title, rank_correlation
+from .faithfulness import MAP_METHODS, explanation_map, rank_correlation
+from .faithfulness import method_title as map_title
 from .inspect import iter_layers
 from .intake import ModelImage
 from .lime_explain import probability_function
+from .render import apply_colormap
 from .targets import Target
 
 MapFn = Callable[[LoadedModel, ModelImage, Target], np.ndarray]
@@ -66,6 +68,12 @@ FAST_PARAMS = {
     "lime": {"samples": 200},
 }
 _MIN_SSIM_SIDE = 7  # skimage's default SSIM window
+
+
+def fast_params(methods: Sequence[str]) -> dict[str, dict]:
+    """:data:`FAST_PARAMS` for those of ``methods`` that have them (what the dashboard and the
+    ``sanity`` command pass as ``params``)."""
+    return {m: dict(FAST_PARAMS[m]) for m in methods if m in FAST_PARAMS}
 
 
 @dataclass(frozen=True, eq=False)
@@ -138,6 +146,26 @@ class SanityReport:
 # --------------------------------------------------------------------------------------------
 # Building blocks
 # --------------------------------------------------------------------------------------------
+def method_title(method: str) -> str:
+    """What users read for a method of the check (``"edges"`` is the control)."""
+    return "Edge detector (control)" if method == EDGE_CONTROL else map_title(method)
+
+
+def sanity_picture(report: "SanityReport", method: str, step: int,
+                   colormap: str = "viridis") -> np.ndarray:
+    """One cell of the grid: ``method``'s map at ``step``, coloured.
+
+    Returns
+    -------
+    np.ndarray
+        (H, W, 3) uint8 RGB at the model's input resolution.
+    """
+    if not 0 <= int(step) <= report.steps:
+        raise ParameterError(f"Step {step} is out of range; the check has steps 0 to "
+                             f"{report.steps}.")
+    return apply_colormap(report.maps[int(step), report._index(method)], colormap)
+
+
 def edge_map(model: LoadedModel, image: ModelImage, target: Target) -> np.ndarray:
     """The control "explanation": Sobel edge magnitude of the image; ignores model and class.
 

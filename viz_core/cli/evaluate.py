@@ -1,12 +1,37 @@
-"""Command ``evaluate``: the pointing game on freshly generated shape scenes.
+"""Commands that judge explanations: ``evaluate`` (pointing game), ``compare`` and ``sanity``.
 
 ``python -m viz_core evaluate --model demo --methods gradcam,scorecam --scenes 20 --json``
 prints ``{"model", "scenes", "seed", "shapes_per_scene", "tolerance", "methods": [{"method",
 "hits", "total", "hit_rate"}]}``.
+
+``compare`` writes, per image, each method's picture as the Compare methods page draws it
+(``<image>_<method>_<class>.png``) and map (``.npy``), and the deletion / insertion curves and
+rank-agreement matrix (``<image>_faithfulness_<class>.json``).
+
+``sanity`` writes, per image, every method's map at every randomisation step as the Sanity check
+page draws it (``<image>_sanity_<method>_step<i>.png``) and the similarities and verdicts
+(``<image>_sanity_<class>.json``).
 """
 from __future__ import annotations
 
-from ..faithfulness import MAP_METHODS, check_methods, method_title
+import json
+
+import numpy as np
+
+from ..cam import top_classes
+from ..faithfulness import (
+    BASELINES,
+    COMPARE_METHODS,
+    MAP_METHODS,
+    SHOW,
+    check_methods,
+    compare_picture,
+    compared_map,
+    deletion_insertion,
+    method_title,
+    rank_agreement,
+)
+from ..errors import ParameterError
 from ..pointing import (
     DEFAULT_METHODS,
     DEFAULT_SCENES,
@@ -14,20 +39,81 @@ from ..pointing import (
     POINTING_FIRST_SEED,
     pointing_game,
 )
+from ..render import COLORMAPS, png_bytes
+from ..sanity import (
+    DEFAULT_METHODS as SANITY_DEFAULTS,
+    DEFAULT_THRESHOLD,
+    METRICS,
+    SANITY_METHODS,
+    cascading_randomisation,
+    fast_params,
+    flag_rule,
+    sanity_picture,
+)
+from ..sanity import method_title as sanity_title
+from ..targets import Target
 from ..workbench import Workbench
-from .common import TerminalProgress, add_model_args, add_output_args, emit, open_model
-
+from .common import (
+    TerminalProgress,
+    add_image_args,
+    add_model_args,
+    add_output_args,
+    emit,
+    open_images,
+    open_model,
+    out_dir,
+)
 
 def register(commands) -> None:
+    _register_evaluate(commands)
+    _register_compare(commands)
+    _register_sanity(commands)
+
+
+def _methods_arg(parser, default, allowed) -> None:
+    parser.add_argument("--methods", default=",".join(default),
+                        help=f"comma-separated methods from {', '.join(allowed)} "
+                        f"(default: {','.join(default)})")
+
+
+def _tag(method: str) -> str:
+    return method.replace("+", "p")  # file-name friendly: gradcam++ -> gradcampp
+
+
+def _stems(images) -> list[str]:
+    """File name stems, made unique when two images have the same name."""
+    seen: dict[str, int] = {}
+    stems = []
+    for image in images:
+        n = seen.get(image.name, 0)
+        seen[image.name] = n + 1
+        stems.append(image.name if n == 0 else f"{image.name}_{n + 1}")
+    return stems
+
+
+def _class_of(model, view, args) -> int:
+    if args.target is None:
+        return top_classes(model, view, 1)[0][0]
+    return model.class_index(args.target)
+
+
+def _unit(value: float, flag: str) -> float:
+    if not 0.0 <= value <= 1.0:
+        raise ParameterError(f"{flag} must be between 0 and 1; got {value}.")
+    return value
+
+
+# --------------------------------------------------------------------------------------------
+# evaluate: the pointing game
+# --------------------------------------------------------------------------------------------
+def _register_evaluate(commands) -> None:
     p = commands.add_parser(
         "evaluate", help="pointing game: does each method's strongest point hit the shape?",
         description="Draw fresh shape scenes with known boxes, explain each shape's class with "
         "every method and count a hit when the map's maximum lies inside the shape's box "
         "(widened by --tolerance pixels). Needs a model with the shape classes, such as demo.")
     add_model_args(p)
-    p.add_argument("--methods", default=",".join(DEFAULT_METHODS),
-                   help=f"comma-separated methods from {', '.join(MAP_METHODS)} "
-                   f"(default: {','.join(DEFAULT_METHODS)})")
+    _methods_arg(p, DEFAULT_METHODS, MAP_METHODS)
     p.add_argument("--scenes", type=int, default=DEFAULT_SCENES,
                    help=f"number of scenes (default {DEFAULT_SCENES})")
     p.add_argument("--seed", type=int, default=POINTING_FIRST_SEED,
@@ -41,13 +127,13 @@ def register(commands) -> None:
     p.set_defaults(handler=cmd_evaluate)
 
 
-def cmd_evaluate(args) -> int:
+def cmd_evaluate(args, bench: Workbench | None = None) -> int:
     methods = check_methods(args.methods.split(","), MAP_METHODS)
-    bench = Workbench()
+    bench = bench or Workbench()
     model = open_model(bench, args)
-    result = pointing_game(model, methods, scenes=args.scenes, seed=args.seed,
-                           shapes=args.shapes, tolerance=args.tolerance,
-                           progress=TerminalProgress(enabled=not args.json))
+    result = bench.run(pointing_game, model, methods=methods, scenes=args.scenes,
+                       seed=args.seed, shapes=args.shapes, tolerance=args.tolerance,
+                       progress=TerminalProgress(enabled=not args.json))
     trials = result.scenes * result.shapes_per_scene
     width = max(len(method_title(s.method)) for s in result.scores)
     lines = [f"Pointing game on {model.title}: {result.scenes} scenes (seeds {result.seed} to "
@@ -56,4 +142,176 @@ def cmd_evaluate(args) -> int:
     lines += [f"  {method_title(s.method):<{width}}  {s.hits:>4} / {s.total:<4}  "
               f"{s.hit_rate:6.1%}" for s in result.scores]
     emit(args, result.as_dict(), lines)
+    return 0
+
+
+# --------------------------------------------------------------------------------------------
+# compare: maps side by side, deletion / insertion, agreement
+# --------------------------------------------------------------------------------------------
+def _register_compare(commands) -> None:
+    p = commands.add_parser(
+        "compare", help="several explanation methods side by side, with faithfulness curves",
+        description="Explain one class with several methods (each with its own default "
+        "settings), draw the maps as the Compare methods page does, and measure how faithful "
+        "each is: deletion / insertion curves of the class probability as the most important "
+        "pixels are removed or revealed, and Spearman rank agreement between the maps.")
+    add_model_args(p)
+    add_image_args(p)
+    p.add_argument("--class", dest="target", default=None, metavar="CLASS",
+                   help="class index or name (default: the most probable class)")
+    _methods_arg(p, COMPARE_METHODS, MAP_METHODS)
+    p.add_argument("--steps", type=int, default=20,
+                   help="points on each deletion / insertion curve (default 20)")
+    p.add_argument("--baseline", default="blurred", choices=BASELINES,
+                   help="what removed pixels become (default blurred)")
+    p.add_argument("--colormap", default="viridis", choices=COLORMAPS,
+                   help="colour map of the pictures (default viridis)")
+    p.add_argument("--opacity", type=float, default=0.5,
+                   help="heatmap opacity over the image, 0 to 1 (default 0.5)")
+    p.add_argument("--show", default="overlay", choices=SHOW,
+                   help="overlay on the image, or the map alone (default overlay)")
+    add_output_args(p)
+    p.set_defaults(handler=cmd_compare)
+
+
+def cmd_compare(args, bench: Workbench | None = None) -> int:
+    methods = check_methods(args.methods.split(","), MAP_METHODS)
+    _unit(args.opacity, "--opacity")
+    bench = bench or Workbench()
+    model = open_model(bench, args)
+    images = open_images(bench, args.image)
+    folder = out_dir(args)
+    progress = TerminalProgress(enabled=not args.json)
+    results, lines = [], []
+    for path, image, stem in zip(args.image, images, _stems(images)):
+        view = model.view(image)
+        k = _class_of(model, view, args)
+        target = Target(k, "logit")
+        rows, maps = [], {}
+        for method in methods:
+            heat = compared_map(bench, model, view, target, method, progress=progress)
+            maps[method] = heat
+            curves = bench.run(deletion_insertion, model, view, k, heat, steps=args.steps,
+                               baseline=args.baseline, progress=progress)
+            png = folder / f"{stem}_{_tag(method)}_{k}.png"
+            npy = folder / f"{stem}_{_tag(method)}_{k}.npy"
+            png.write_bytes(png_bytes(compare_picture(image.pixels, heat, show=args.show,
+                                                      opacity=args.opacity,
+                                                      colormap=args.colormap)))
+            np.save(npy, heat)
+            rows.append({"method": method, "deletion_auc": curves.deletion_auc,
+                         "insertion_auc": curves.insertion_auc,
+                         "deletion": curves.deletion, "insertion": curves.insertion,
+                         "png": str(png), "npy": str(npy)})
+        random = bench.run(deletion_insertion, model, view, k,
+                           np.zeros(model.info.input_shape[:2], dtype="float32"),
+                           steps=args.steps, baseline=args.baseline, progress=progress)
+        agreement = (rank_agreement({m: maps[m] for m in methods}).matrix
+                     if len(methods) > 1 else np.ones((1, 1), dtype="float32"))
+        record = {
+            "image": path, "class_index": k, "label": model.label(k),
+            "baseline": args.baseline, "steps": args.steps, "fractions": random.fractions,
+            "methods": rows,
+            "random_order": {"deletion_auc": random.deletion_auc,
+                             "insertion_auc": random.insertion_auc,
+                             "deletion": random.deletion, "insertion": random.insertion},
+            "agreement": {"methods": list(methods),
+                          "spearman": [[None if np.isnan(v) else float(v) for v in row]
+                                       for row in agreement]},
+        }
+        summary = folder / f"{stem}_faithfulness_{k}.json"
+        summary.write_text(json.dumps(record, default=_plain, indent=1))
+        record["json"] = str(summary)
+        results.append(record)
+        lines.append(f"{path}: {model.label(k)!r} ({k}), removed pixels {args.baseline}, "
+                     f"{args.steps} steps -> {summary}")
+        width = max(len("Random order"), *(len(method_title(m)) for m in methods))
+        lines += [f"  {method_title(r['method']):<{width}}  deletion AUC "
+                  f"{r['deletion_auc']:.3f}  insertion AUC {r['insertion_auc']:.3f}"
+                  for r in rows]
+        lines.append(f"  {'Random order':<{width}}  deletion AUC {random.deletion_auc:.3f}  "
+                     f"insertion AUC {random.insertion_auc:.3f}")
+    emit(args, {"results": results}, lines)
+    return 0
+
+
+def _plain(value):
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return str(value)
+
+
+# --------------------------------------------------------------------------------------------
+# sanity: cascading randomisation
+# --------------------------------------------------------------------------------------------
+def _register_sanity(commands) -> None:
+    p = commands.add_parser(
+        "sanity", help="sanity check: do the maps change when the model's layers are random?",
+        description="Re-initialise the model's weighted layers one by one from the output "
+        "down (on a copy) and redraw every method's map after each step. A method whose map "
+        "stays above --threshold similarity to the original at every step is flagged: it does "
+        "not explain the model. 'edges' (a Sobel filter of the image) is the control that "
+        "must be flagged.")
+    add_model_args(p)
+    add_image_args(p)
+    p.add_argument("--class", dest="target", default=None, metavar="CLASS",
+                   help="class index or name (default: the most probable class)")
+    _methods_arg(p, SANITY_DEFAULTS, SANITY_METHODS)
+    p.add_argument("--layers", type=int, default=None,
+                   help="how many weighted layers to randomise, from the top (default: all)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random weights (default 0)")
+    p.add_argument("--metric", default="spearman", choices=METRICS,
+                   help="similarity the flag uses (default spearman)")
+    p.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
+                   help=f"flag when the similarity stays above this (default {DEFAULT_THRESHOLD})")
+    p.add_argument("--colormap", default="viridis", choices=COLORMAPS,
+                   help="colour map of the pictures (default viridis)")
+    add_output_args(p)
+    p.set_defaults(handler=cmd_sanity)
+
+
+def cmd_sanity(args, bench: Workbench | None = None) -> int:
+    methods = check_methods(args.methods.split(","), SANITY_METHODS)
+    if not -1.0 <= args.threshold <= 1.0:
+        raise ParameterError(f"--threshold is a similarity from -1 to 1; got {args.threshold}.")
+    bench = bench or Workbench()
+    model = open_model(bench, args)
+    images = open_images(bench, args.image)
+    folder = out_dir(args)
+    progress = TerminalProgress(enabled=not args.json)
+    results, lines = [], []
+    for path, image, stem in zip(args.image, images, _stems(images)):
+        view = model.view(image)
+        k = _class_of(model, view, args)
+        report = bench.run(cascading_randomisation, model, view, Target(k), methods=methods,
+                           steps=args.layers, params=fast_params(methods), seed=args.seed,
+                           progress=progress)
+        similarity = report.similarity(args.metric)
+        flagged = flag_rule(similarity, args.threshold)
+        pictures = []
+        for m, method in enumerate(report.methods):
+            for step in range(report.steps + 1):
+                png = folder / f"{stem}_sanity_{_tag(method)}_step{step}.png"
+                png.write_bytes(png_bytes(sanity_picture(report, method, step, args.colormap)))
+                pictures.append(str(png))
+        record = {
+            "image": path, "class_index": k, "label": report.label,
+            "layers": list(report.layers), "seed": report.seed, "metric": args.metric,
+            "threshold": args.threshold, "probability": report.probability,
+            "methods": [{"method": method, "flagged": flagged[m],
+                         "spearman": report.spearman[:, m], "ssim": report.ssim[:, m]}
+                        for m, method in enumerate(report.methods)],
+        }
+        summary = folder / f"{stem}_sanity_{k}.json"
+        summary.write_text(json.dumps(record, default=_plain, indent=1))
+        record["json"] = str(summary)
+        record["pictures"] = pictures
+        results.append(record)
+        lines.append(f"{path}: {report.label!r} ({k}), {report.steps} layers randomised from "
+                     f"the top ({', '.join(report.layers)}) -> {summary}")
+        for m, method in enumerate(report.methods):
+            verdict = "FLAGGED: does not explain the model" if flagged[m] else "passes"
+            lines.append(f"  {sanity_title(method)}: lowest {args.metric} "
+                         f"{float(np.min(similarity[1:, m])):.2f} -> {verdict}")
+    emit(args, {"results": results}, lines)
     return 0
