@@ -165,7 +165,7 @@ for row in range(0, len(methods), per_row):
         curve = curves[method]
         with column:
             st.markdown(f"**{method_title(method)}**")
-            st.image(picture(maps[method]), width="stretch",
+            st.image(picture(maps[method]), width="stretch", output_format="PNG",
                      caption=f"deletion AUC {curve.deletion_auc:.3f} · insertion AUC "
                      f"{curve.insertion_auc:.3f}")
             if not np.any(maps[method] > 0):

@@ -195,6 +195,7 @@ if bench.is_cached(*call[0], **call[1]):
             cells = shown_steps[start:start + per_row]
             for column, step in zip(st.columns(per_row), cells):
                 column.image(sanity_picture(report, method, step, colormap), width="stretch",
+                             output_format="PNG",
                              caption=("trained" if step == 0 else
                                       f"step {step} · {similarity[step, i]:.2f}"))
 

@@ -7,10 +7,13 @@ maps are shared with the Class heatmaps page through the workbench.
 from __future__ import annotations
 
 import base64
+import io
 import json
 
 import numpy as np
 import pytest
+from PIL import Image
+from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 from streamlit.testing.v1 import AppTest
 
 import viz_core.workbench
@@ -19,6 +22,7 @@ from ui.state import SELECTION_KEY
 from viz_core.cam import class_heatmap, top_classes
 from viz_core.faithfulness import (
     COMPARE_METHODS,
+    compare_picture,
     deletion_insertion,
     lime_heatmap,
     method_title,
@@ -41,13 +45,22 @@ def app():
     patch = pytest.MonkeyPatch()
     patch.setattr(viz_core.workbench, "load_builtin_model",
                   lambda name, weights="imagenet", **kw: loaded)
+    media: dict[str, bytes] = {}
+    original = MemoryMediaFileStorage.load_and_get_id
+
+    def capture(self, data, mimetype, kind, filename=None):
+        file_id = original(self, data, mimetype, kind, filename)
+        media[file_id] = data
+        return file_id
+
+    patch.setattr(MemoryMediaFileStorage, "load_and_get_id", capture)
     workbench.clear()
     at = AppTest.from_file("../../app.py", default_timeout=180)
     at.run()
     at.switch_page("pages/compare.py")
     at.run()
     assert not at.exception, at.exception
-    yield at, loaded
+    yield at, loaded, media
     workbench.clear()
     patch.undo()
 
@@ -60,6 +73,11 @@ def values(data) -> np.ndarray:
             array = array.reshape([int(d) for d in str(data["shape"]).split(",")])
         return array
     return np.asarray(data, dtype="float64")
+
+
+def png_of(media, url: str) -> np.ndarray:
+    file_id = url.rsplit("/", 1)[-1].split(".")[0]
+    return np.asarray(Image.open(io.BytesIO(media[file_id])).convert("RGB"))
 
 
 def reference(loaded, view, k):
@@ -82,7 +100,7 @@ def reference(loaded, view, k):
 
 
 def test_compare_button_maps_curves_and_agreement(app):
-    at, loaded = app
+    at, loaded, media = app
     assert at.title[0].value == "Compare methods"
     assert at.multiselect(key="cmp_methods").value == list(COMPARE_METHODS)
     assert [b.label for b in at.button] == ["Compare 6 methods"]
@@ -91,7 +109,8 @@ def test_compare_button_maps_curves_and_agreement(app):
     assert not at.exception, at.exception
 
     image = at.session_state[SELECTION_KEY].image
-    view = loaded.view(load_image(sample_bytes(image.name), image.name))
+    original = load_image(sample_bytes(image.name), image.name)
+    view = loaded.view(original)
     k = at.selectbox(key="cmp_class").value
     assert k == top_classes(loaded, view, 1)[0][0]
     maps = reference(loaded, view, k)
@@ -104,6 +123,9 @@ def test_compare_button_maps_curves_and_agreement(app):
         c = curves[method]
         assert picture.captions[0] == (f"deletion AUC {c.deletion_auc:.3f} · insertion AUC "
                                        f"{c.insertion_auc:.3f}")
+        # the picture is the map over the original image (what `compare` writes too)
+        np.testing.assert_array_equal(png_of(media, picture.proto.imgs[0].url),
+                                      compare_picture(original.pixels, maps[method]))
     # the curves, in percent of pixels, one trace per method plus the random order
     charts = [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
     deletion, insertion, agreement = charts
@@ -128,7 +150,7 @@ def test_compare_button_maps_curves_and_agreement(app):
 
 
 def test_display_options_reuse_results_and_heatmaps_page_shares_maps(app):
-    at, loaded = app
+    at, loaded, media = app
     from ui.state import workbench
 
     if at.button and at.button[0].key == "cmp_run":  # run alone: compute first
@@ -155,7 +177,7 @@ def test_display_options_reuse_results_and_heatmaps_page_shares_maps(app):
 
 
 def test_fewer_methods_and_a_new_curve_setting(app):
-    at, loaded = app
+    at, loaded, media = app
     at.switch_page("pages/compare.py")
     at.run()
     at.multiselect(key="cmp_methods").set_value(["gradcam", "saliency"]).run()

@@ -3,10 +3,13 @@ standing in for the demo model; what it shows is checked against viz_core called
 from __future__ import annotations
 
 import base64
+import io
 import json
 
 import numpy as np
 import pytest
+from PIL import Image
+from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 from streamlit.testing.v1 import AppTest
 
 import viz_core.workbench
@@ -15,10 +18,17 @@ from ui.state import SELECTION_KEY
 from viz_core.intake import load_image
 from viz_core.pointing import pointing_game
 from viz_core.samples import sample_bytes
-from viz_core.sanity import DEFAULT_METHODS, FAST_PARAMS, cascading_randomisation, flag_rule
+from viz_core.sanity import (
+    DEFAULT_METHODS,
+    FAST_PARAMS,
+    cascading_randomisation,
+    flag_rule,
+    sanity_picture,
+)
 from viz_core.targets import Target
 
 LABELS = ["circle", "square", "triangle", "star"]
+MEDIA: dict[str, bytes] = {}
 
 
 @pytest.fixture(scope="module")
@@ -29,6 +39,14 @@ def app():
     patch = pytest.MonkeyPatch()
     patch.setattr(viz_core.workbench, "load_builtin_model",
                   lambda name, weights="imagenet", **kw: loaded)
+    original = MemoryMediaFileStorage.load_and_get_id
+
+    def capture(self, data, mimetype, kind, filename=None):
+        file_id = original(self, data, mimetype, kind, filename)
+        MEDIA[file_id] = data
+        return file_id
+
+    patch.setattr(MemoryMediaFileStorage, "load_and_get_id", capture)
     workbench.clear()
     at = AppTest.from_file("../../app.py", default_timeout=180)
     at.run()
@@ -80,6 +98,9 @@ def test_run_flags_the_control_and_draws_the_grid(app):
     assert len(grid) == len(DEFAULT_METHODS) * 4
     assert grid[0].captions[0] == "trained"
     assert grid[1].captions[0] == f"step 1 · {report.spearman[1, 0]:.2f}"
+    file_id = grid[1].proto.imgs[0].url.rsplit("/", 1)[-1].split(".")[0]
+    shown = np.asarray(Image.open(io.BytesIO(MEDIA[file_id])).convert("RGB"))
+    np.testing.assert_array_equal(shown, sanity_picture(report, "gradcam", 1))
     assert "**1** head · **2** conv_b · **3** conv_a" in " ".join(c.value for c in at.caption)
 
 
