@@ -150,10 +150,11 @@ def test_a_bad_upload_shows_a_clear_error_and_the_app_recovers(page, server, tmp
 def test_every_page_renders(page, server, artifacts):
     """Every page of the navigation, reached by its link as a user would."""
     open_app(page, server)
-    nav = page.locator('[data-testid="stSidebarNav"]')
+    links = page.locator('a[data-testid="stTopNavLink"], [data-testid="stSidebarNav"] a')
+    links.first.wait_for()
     visited = []
     for path, title in PAGES:
-        link = nav.locator(f'a[href$="/{path}"]') if path else nav.locator("a").first
+        link = links.and_(page.locator(f'a[href$="/{path}"]'))
         if not link.count():
             continue
         link.first.click()
