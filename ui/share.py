@@ -47,6 +47,13 @@ SHAREABLE: dict[str, Callable[[str], object]] = {
     "cam_opacity": _unit,
     "lime_class_1": _class_index,
     "lime_class_2": _class_index,
+    "cmp_class": _class_index,
+    "cmp_baseline": str,
+    "cmp_colormap": str,
+    "cmp_opacity": _unit,
+    "san_class": _class_index,
+    "san_metric": str,
+    "san_colormap": str,
 }
 
 
