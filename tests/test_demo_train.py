@@ -1,6 +1,7 @@
 """The training command runs end to end on a tiny setting and writes a loadable model and card."""
 
 import json
+from dataclasses import asdict
 import subprocess
 import sys
 from pathlib import Path
@@ -47,4 +48,4 @@ def test_bad_arguments_exit_with_a_clear_message(capsys):
 
 def test_cli_defaults_are_the_committed_recipe():
     card = json.loads((REPO / "assets" / "demo" / "shapes_cnn.json").read_text())
-    assert card["recipe"] == {**Recipe().__dict__}
+    assert card["recipe"] == asdict(Recipe())

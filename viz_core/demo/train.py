@@ -49,7 +49,7 @@ class Recipe:
     val_size: int = 500
     held_out_size: int = 1_000
     crop_epochs: int = 5
-    epochs: int = 2
+    epochs: int = 1
     crop_size: int = 96
     light_clutter_fraction: float = 0.3
     light_clutter: float = 0.3
@@ -85,17 +85,20 @@ def build_model(seed: int = 0, input_side: int | None = IMAGE_SIDE) -> keras.Mod
     ``input_side=None`` builds the same layers for any image size (used while training on
     crops); the saved model always has the fixed 150x150 input.
 
-    Four blocks ``conv2d_k`` (3x3, relu, "same" padding so feature maps align with the image)
-    then ``max_pooling2d_k`` (2x2); ``batch_normalization_k`` follows the first three pools
-    (after pooling, where it costs a quarter of what it would after the conv). ``conv2d_4`` is the
-    last conv layer, the one Grad-CAM explains; its 18x18 maps feed the pooling head.
+    Four blocks ``conv2d_k`` (3x3, relu) then ``max_pooling2d_k`` (2x2); ``batch_normalization_k``
+    follows the first three pools (after pooling, where it costs a quarter of what it would after
+    the conv). "same" padding everywhere keeps every feature map aligned with the image
+    (150 -> 75 -> 38 -> 19 -> 10): a 19x19 map of ``conv2d_4`` resized to 150x150 puts each cell
+    within 2 pixels of the image region it sees; "valid" pooling would drop the odd last rows and
+    shift resized heatmaps by up to 6 pixels. ``conv2d_4`` is the last conv layer, the one Grad-CAM
+    explains.
     """
     keras.utils.set_random_seed(seed)
     inputs = keras.Input(shape=(input_side, input_side, 3), name="image")
     x = inputs
     for k, filters in enumerate(FILTERS, start=1):
         x = keras.layers.Conv2D(filters, 3, padding="same", activation="relu", name=f"conv2d_{k}")(x)
-        x = keras.layers.MaxPooling2D(2, name=f"max_pooling2d_{k}")(x)
+        x = keras.layers.MaxPooling2D(2, padding="same", name=f"max_pooling2d_{k}")(x)
         if k < len(FILTERS):
             x = keras.layers.BatchNormalization(name=f"batch_normalization_{k}")(x)
     x = keras.layers.GlobalAveragePooling2D(name="global_average_pooling2d")(x)
