@@ -41,14 +41,6 @@ def rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _rerun_app(at) -> None:
-    """Run ``app.py`` itself (sidebar and default page): AppTest otherwise reruns only the
-    page its last run finished on (and then forgets the sidebar's widgets)."""
-    at._page_hash = None
-    at._finished_page_script_hash = ""
-    at.run()
-
-
 def run(reruns: int = RERUNS) -> dict:
     sys.path.insert(0, str(ROOT))
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -79,10 +71,9 @@ def run(reruns: int = RERUNS) -> dict:
     rounds = []  # one round: one image through every page; a pass: every image once
     while count < reruns:
         r = len(rounds)
-        if r:  # the app with its sidebar again, then the next image picked there
-            step(lambda: _rerun_app(at))
-        at.sidebar.selectbox(key="image").set_value(IMAGES[r % len(IMAGES)])
-        step(lambda: _rerun_app(at))
+        if r:  # back to the Overview, then the next image picked in the sidebar
+            step(lambda: at.switch_page("pages/overview.py").run())
+        step(lambda: at.sidebar.selectbox(key="image").set_value(IMAGES[r % len(IMAGES)]).run())
         for page in pages:
             if count >= reruns:
                 break

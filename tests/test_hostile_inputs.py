@@ -769,8 +769,8 @@ def test_wrong_number_of_class_names_is_a_parameter_error(tmp_path):
 # ---------------------------------------------------------------------------------------------
 @pytest.fixture
 def app(monkeypatch):
-    """The app on a tiny seeded model standing in for the demo model (fast, and there before
-    the real demo model is). ``rerun(at)`` runs ``app.py`` with its sidebar again."""
+    """The app on a tiny seeded model standing in for the demo model (fast, and independent of
+    the real demo model)."""
     from streamlit.testing.v1 import AppTest
 
     import viz_core.workbench
@@ -790,11 +790,7 @@ def app(monkeypatch):
 
 
 def rerun(at):
-    """Run the whole app again. (After its first run, AppTest runs only the page that run
-    finished on, without ``app.py`` and so without the sidebar; an empty page hash makes it
-    start from the main script, as the browser does.)"""
-    at._page_hash = None
-    at._finished_page_script_hash = ""
+    """Run the app again (the sidebar is drawn on every run, on every page)."""
     at.run()
     return at
 
