@@ -363,37 +363,35 @@ def _check_h5_contents(h5, what: str) -> None:
     other files of the server (external storage, external links, virtual datasets)."""
     import h5py
 
+    # h5py's visitors stop when a callback returns a value; raising inside them is not safe.
     def check_link(name, link):
         if isinstance(link, h5py.ExternalLink):
-            raise ModelError(
-                f"{what} links to another file ({link.filename!r}); models must be one "
-                "self-contained file."
-            )
+            return (f"{what} links to another file ({link.filename!r}); models must be one "
+                    "self-contained file.")
+        return None
 
     declared_total = 0
 
     def check_object(name, obj):
         nonlocal declared_total
         if not isinstance(obj, h5py.Dataset):
-            return
+            return None
         if obj.external or obj.is_virtual:
-            raise ModelError(
-                f"{what} stores '{name}' outside the file (external or virtual dataset); "
-                "models must be one self-contained file."
-            )
+            return (f"{what} stores '{name}' outside the file (external or virtual dataset); "
+                    "models must be one self-contained file.")
         declared = int(obj.size or 0) * int(obj.dtype.itemsize)
         stored = int(obj.id.get_storage_size())
         if declared > _BOMB_FLOOR_BYTES and declared > _BOMB_RATIO * max(stored, 1):
-            raise ModelError(_bomb_message(f"{what} (dataset '{name}')", declared, stored))
+            return _bomb_message(f"{what} (dataset '{name}')", declared, stored)
         declared_total += declared
         if declared_total > MAX_UNZIPPED_BYTES:
-            raise ModelError(
-                f"{what} declares more than {MAX_UNZIPPED_BYTES / 2**30:.0f} GB of weights; "
-                "it was refused."
-            )
+            return (f"{what} declares more than {MAX_UNZIPPED_BYTES / 2**30:.0f} GB of "
+                    "weights; it was refused.")
+        return None
 
-    h5.visititems_links(check_link)
-    h5.visititems(check_object)
+    problem = h5.visititems_links(check_link) or h5.visititems(check_object)
+    if problem:
+        raise ModelError(problem)
 
 
 def _read_h5_config(path: Path) -> str:
