@@ -458,6 +458,13 @@ def huge_input(ctx):
         "[null, 4096]", "[null, 40000000000]"))
 
 
+def huge_activation(ctx):
+    """Tiny weights, but one image becomes 3 GB, then 8 GB, of activations inside the model."""
+    return saved(keras.Sequential([keras.Input((64, 64, 3)), keras.layers.UpSampling2D(256),
+                                   keras.layers.Conv2D(8, 1), keras.layers.GlobalMaxPooling2D(),
+                                   keras.layers.Dense(2)]), ctx.tmp)
+
+
 def huge_dense(ctx):
     """A Dense layer with 400 million units after 6 channels: 11 GB of weights in a few kB."""
     def edit(config):
@@ -609,6 +616,8 @@ MODEL_CASES = [
               "input of shape (100000, 100000, 3), far larger than the 1024x1024",
               before_keras=True),
     ModelCase("huge_dense_layer", huge_dense, "declares 2,800 million weights", before_keras=True),
+    ModelCase("huge_intermediate_activation", huge_activation,
+              "layer 'up_sampling2d' outputs 16384×16384×3 values per image (3.0 GB)"),
     ModelCase("too_many_layers", many_layers, "more than 5,000 layers", before_keras=True),
     ModelCase("h5_shape_bomb", lambda ctx: h5_with(ctx, shape_bomb),
               "(dataset 'model_weights/bomb') would unpack to 38,147 MB", name="model.h5",

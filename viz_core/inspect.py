@@ -5,6 +5,7 @@ transfer-learning model ``Sequential([VGG16(include_top=False), Flatten(), Dense
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import keras
@@ -16,6 +17,9 @@ DEFAULT_FLEXIBLE_SIZE = 224  # used when a model accepts any height/width
 MIN_INPUT_SIDE = 8
 MAX_INPUT_SIDE = 1024
 MAX_CLASSES = 50_000  # ImageNet-21k has 21,843; more would flood every class picker
+# One layer's output for one image: 2**27 float32 values is 512 MB (VGG16's largest is 3.2 M
+# values); beyond it a single prediction could exhaust the server's memory.
+MAX_LAYER_VALUES = 2**27
 
 _CONV_TYPES = (
     keras.layers.Conv2D,
@@ -218,8 +222,8 @@ def inspect_model(model) -> ModelInfo:
     ------
     ModelError
         Several inputs or outputs, input that is not an image (H, W, 1 or 3), output that is
-        not a vector of class scores (or more than :data:`MAX_CLASSES`), or no convolutional
-        layer.
+        not a vector of class scores (or more than :data:`MAX_CLASSES`), a layer whose output
+        for one image exceeds :data:`MAX_LAYER_VALUES`, or no convolutional layer.
     """
     inputs = getattr(model, "inputs", None) or []
     if len(inputs) != 1:
@@ -253,6 +257,16 @@ def inspect_model(model) -> ModelInfo:
                 nested=isinstance(layer, keras.Model),
             )
         )
+    for layer in layers:
+        known = [d for d in layer.output_shape if d is not None]
+        values = math.prod(known) if known else 0
+        if values > MAX_LAYER_VALUES:
+            shape = "×".join("?" if d is None else str(d) for d in layer.output_shape)
+            raise ModelError(
+                f"The layer {layer.path!r} outputs {shape} values per image "
+                f"({values * 4 / 2**30:.1f} GB); layers up to {MAX_LAYER_VALUES * 4 // 2**20} MB "
+                "per image are supported, so the model was refused."
+            )
     conv = [layer.path for layer in layers if layer.conv and layer.spatial]
     if not conv:
         raise ModelError(
