@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from viz_core.catalog import BUILTIN_MODELS, builtin, keras_cache_dir
+from viz_core.catalog import BUILTIN_MODELS, MAX_MODEL_BYTES, builtin, keras_cache_dir
 from viz_core.errors import VizError
-from viz_core.intake import SUPPORTED_EXTENSIONS
+from viz_core.intake import MAX_BYTES, SUPPORTED_EXTENSIONS
 from viz_core.preprocess import PREPROCESSING_HELP, PREPROCESSING_NAMES
 from viz_core.samples import list_samples, sample_bytes
 
@@ -14,8 +14,8 @@ from .state import Selection, set_selection, workbench
 
 UPLOAD = "upload"
 NO_SECOND = "none"
-MAX_MODEL_MB = 600
-MAX_IMAGE_MB = 50
+MAX_MODEL_MB = MAX_MODEL_BYTES // 2**20  # the limits live in viz_core; the widgets echo them
+MAX_IMAGE_MB = MAX_BYTES // 2**20
 
 
 def _model_picker():
