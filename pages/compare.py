@@ -4,6 +4,7 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
+from ui import notes
 from ui.export import bundle_button, model_options
 from ui.feedback import ProgressBar, show_error
 from ui.presenter import colormap_choices
@@ -43,6 +44,7 @@ st.caption(
     "watch the class probability) and how much the methods agree with each other."
 )
 model, image = require_model_and_image()
+notes.show(notes.compare(model))
 bench = workbench()
 view = model.view(image)
 info = model.info

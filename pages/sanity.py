@@ -4,6 +4,7 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
+from ui import notes
 from ui.export import bundle_button, model_options
 from ui.feedback import ProgressBar, show_error
 from ui.presenter import colormap_choices
@@ -47,6 +48,7 @@ st.caption(
     "model: it is flagged. Your model is never changed; the check works on a copy."
 )
 model, image = require_model_and_image()
+notes.show(notes.sanity(model))
 bench = workbench()
 view = model.view(image)
 

@@ -74,3 +74,19 @@ def show(text: str) -> None:
     """Draw a note as a collapsed "What am I looking at?" box."""
     with st.expander("What am I looking at?", icon=":material/school:"):
         st.markdown(text)
+
+
+def compare(model: LoadedModel) -> str:
+    return ("Each picture is one method's answer to the same question: which pixels made "
+            f"{model.title} choose this class? The curves test the answers: delete the pixels a "
+            "method ranks highest and a faithful map makes the probability fall fast (low "
+            "deletion area); reveal them first and it rises fast (high insertion area). The "
+            "matrix shows how much the methods agree (1 = same ranking of pixels).")
+
+
+def sanity(model: LoadedModel) -> str:
+    return (f"The check replaces the learned weights of {model.title} with random ones, layer "
+            "by layer from the top, and redraws every map. A method that really explains the "
+            "model must change as the model is destroyed; one whose map stays the same (like "
+            "the edge detector control) only shows the image, not the model. The pointing "
+            "game counts how often a map's strongest point lands on the right shape.")
