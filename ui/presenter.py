@@ -2,6 +2,7 @@
 messages, and the demo model's results computed ahead so a class demo never waits."""
 from __future__ import annotations
 
+import atexit
 import threading
 
 import streamlit as st
@@ -42,15 +43,23 @@ class _Preparation:
     def __init__(self, bench):
         self.done = 0
         self.fraction = 0.0
+        self.stopping = threading.Event()
         self.thread = threading.Thread(target=self._run, args=(bench,), daemon=True,
                                        name="presenter-warm-up")
         self.thread.start()
+        # Stop between two steps when the process exits: a daemon thread killed inside
+        # TensorFlow aborts the interpreter ("terminate called ... exception not rethrown").
+        atexit.register(self.stop)
 
     def _run(self, bench) -> None:
         def progress(fraction: float, message: str) -> None:
             self.fraction = fraction
 
-        self.done = warm_up(bench, progress=progress)
+        self.done = warm_up(bench, progress=progress, should_stop=self.stopping.is_set)
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.thread.join(timeout=60)
 
 
 @st.cache_resource(show_spinner=False)
