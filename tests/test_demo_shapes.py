@@ -7,6 +7,7 @@ import pytest
 
 from viz_core.demo.shapes import (
     CLASS_NAMES,
+    class_pairs,
     dataset_scene,
     draw_scene,
     make_dataset,
@@ -17,6 +18,12 @@ from viz_core.demo.shapes import (
 
 def test_class_names_are_in_the_documented_order():
     assert CLASS_NAMES == ("circle", "square", "triangle", "star")
+
+
+def test_class_pairs_are_the_six_pairs_of_different_classes():
+    pairs = class_pairs()
+    assert len(pairs) == 6 and pairs[0] == ("circle", "square") and pairs[-1] == ("triangle", "star")
+    assert all(a != b for a, b in pairs) and len({frozenset(p) for p in pairs}) == 6
 
 
 def test_same_seed_gives_identical_bytes():

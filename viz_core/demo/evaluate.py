@@ -13,7 +13,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from viz_core.demo.shapes import make_dataset
+from viz_core.demo.shapes import class_pairs, draw_scene, make_dataset
 
 
 @dataclass(frozen=True)
@@ -119,3 +119,18 @@ def evaluate_held_out(model: keras.Model, n_images: int, first_seed: int, batch_
     accuracy = float(np.mean(probabilities.argmax(axis=1) == labels))
     hits = pointing_hits(class_heatmaps(model, unit, labels, batch_size), boxes)
     return HeldOutReport(accuracy, float(np.mean(hits)), n_images, first_seed)
+
+
+def two_shape_pointing(model: keras.Model, n_scenes: int, first_seed: int, batch_size: int = 64) -> float:
+    """Fraction in [0, 1] of class maps that peak inside their own shape in two-shape scenes.
+
+    Scene ``first_seed + i`` holds the i-th pair of ``class_pairs()`` (in turn); each scene gives
+    two maps, one per shape's class, so ``2 * n_scenes`` maps are scored.
+    """
+    pairs = class_pairs()
+    scenes = [draw_scene(first_seed + i, pairs[i % len(pairs)]) for i in range(n_scenes)]
+    shapes = [shape for scene in scenes for shape in scene.shapes]
+    unit = np.stack([scene.image for scene in scenes for _ in scene.shapes]).astype(np.float32) / 255.0
+    targets = np.array([shape.class_index for shape in shapes])
+    boxes = np.array([shape.box for shape in shapes])
+    return float(np.mean(pointing_hits(class_heatmaps(model, unit, targets, batch_size), boxes)))

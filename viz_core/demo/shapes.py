@@ -193,6 +193,11 @@ def draw_scene(seed: int, classes: Sequence[str] | None = None, clutter: float =
     return Scene(image=image, shapes=tuple(shapes), seed=int(seed))
 
 
+def class_pairs() -> tuple[tuple[str, str], ...]:
+    """The 6 pairs of different classes, in ``CLASS_NAMES`` order: (circle, square), ..."""
+    return tuple((a, b) for i, a in enumerate(CLASS_NAMES) for b in CLASS_NAMES[i + 1:])
+
+
 def dataset_scene(scene_seed: int, clutter: float = 1.0) -> Scene:
     """The training-style scene for ``scene_seed``: one shape of class ``scene_seed % 4``.
 
