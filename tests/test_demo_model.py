@@ -46,12 +46,13 @@ def test_card_describes_the_model():
     assert card["classes"] == list(CLASS_NAMES)
     assert card["input_shape"] == [150, 150, 3] and card["preprocessing"] == "unit"
     assert card["held_out_accuracy"] >= 0.96 and card["gradcam_pointing"] >= 0.90
+    assert card["two_shape_gradcam_pointing"] >= 0.85
 
 
 def test_accurate_and_points_at_the_shape_on_fresh_scenes(model):
-    # 512 scenes: the pointing rate is about 0.93, so a smaller batch would sit too close to 0.90
-    # (one 256-scene batch measured 0.902; misses are peaks 1-4 px outside the tight box, on a rim).
-    report = evaluate_held_out(model, 512, FRESH_FIRST_SEED)
+    # The card's rate is 0.976 on 1000 scenes; misses are peaks 1-4 px outside the tight box, on
+    # the shape's rim. 256 scenes keep this batch's rate (0.969) well clear of 0.90.
+    report = evaluate_held_out(model, 256, FRESH_FIRST_SEED)
     assert report.accuracy >= 0.96
     assert report.gradcam_pointing >= 0.90
 
@@ -70,12 +71,6 @@ def _gallery_hits(model, name):
     return pointing_hits(heatmaps, boxes)
 
 
-@pytest.mark.parametrize("name", ["circle_and_star", "square_and_triangle"])
-def test_each_class_heatmap_points_at_its_own_shape_in_two_shape_scenes(model, name):
+@pytest.mark.parametrize("name", ["circle_and_star", "square_and_triangle", "all_four_shapes"])
+def test_each_class_heatmap_points_at_its_own_shape_in_the_gallery(model, name):
     assert _gallery_hits(model, name).all()
-
-
-def test_most_class_heatmaps_point_at_their_own_shape_among_four(model):
-    # Trained on one shape per image, the model can find one class's evidence on another shape's
-    # edge when four crowd together (measured: the "square" map peaks on the circle's rim).
-    assert _gallery_hits(model, "all_four_shapes").sum() >= 3

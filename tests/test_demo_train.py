@@ -14,7 +14,7 @@ from viz_core.demo.train import Recipe, main
 REPO = Path(__file__).resolve().parent.parent
 CARD_KEYS = {
     "name", "classes", "input_shape", "preprocessing", "held_out_accuracy", "gradcam_pointing",
-    "training_seconds", "seed", "train_size", "epochs", "keras_version",
+    "training_seconds", "seed", "train_size", "epochs", "keras_version", "two_shape_gradcam_pointing",
 }
 
 
@@ -34,6 +34,7 @@ def test_training_command_writes_a_loadable_model_and_card(tmp_path):
     assert card["input_shape"] == [150, 150, 3] and card["preprocessing"] == "unit"
     assert card["train_size"] == 64 and card["epochs"] == 1 and card["seed"] == 0
     assert 0.0 <= card["held_out_accuracy"] <= 1.0 and 0.0 <= card["gradcam_pointing"] <= 1.0
+    assert 0.0 <= card["two_shape_gradcam_pointing"] <= 1.0
 
     model = keras.models.load_model(tmp_path / "shapes_cnn.keras")
     assert model.output_shape == (None, 4)

@@ -11,7 +11,11 @@ network random ``crop_size`` crops that contain the whole shape (about 2.4x chea
 images, and the shape fills more of the view, so the features are found sooner); the last
 ``epochs`` show full 150x150 images, so BatchNorm statistics and the pooling head settle on the
 size the app uses. One warm-up + cosine learning-rate schedule spans both phases. A fraction of
-the scenes has light clutter, which shortens the start of training.
+the scenes has light clutter, which shortens the start of training. The full-image epochs also
+show two-shape scenes labelled half-and-half: the model then has to find each class's evidence
+on its own shape. Measured on held-out scenes, adding them moved Grad-CAM pointing from 94.3% to
+97.6% on single shapes and from about 85% to 92.7% in two-shape scenes (accuracy 99.8% -> 99.7%);
+without them most misses were peaks 1-4 px outside the shape's box, on its rim.
 """
 
 from __future__ import annotations
@@ -26,19 +30,23 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from viz_core.demo.evaluate import HeldOutReport, evaluate_held_out
-from viz_core.demo.shapes import CLASS_NAMES, IMAGE_SIDE, make_dataset
+from viz_core.demo.evaluate import HeldOutReport, evaluate_held_out, two_shape_pointing
+from viz_core.demo.shapes import CLASS_NAMES, IMAGE_SIDE, class_pairs, draw_scene, make_dataset
 
 MODEL_NAME = "shapes_cnn"
 DEFAULT_OUT = Path(__file__).resolve().parent.parent.parent / "assets" / "demo"
 FILTERS = (32, 64, 128, 128)
-# Scene seeds: run ``seed`` trains on [seed * RUN_SEED_SPAN, + train_size) and validates on
-# [seed * RUN_SEED_SPAN + VAL_OFFSET, + val_size); held-out scenes start at HELD_OUT_FIRST_SEED,
-# beyond every run's range, so they are never seen in training.
+# Scene seeds: run ``seed`` trains on [seed * RUN_SEED_SPAN, + train_size), its two-shape scenes
+# start at seed * RUN_SEED_SPAN + TWO_SHAPE_OFFSET, and it validates on [seed * RUN_SEED_SPAN +
+# VAL_OFFSET, + val_size); held-out scenes start at HELD_OUT_FIRST_SEED (two-shape ones at
+# HELD_OUT_TWO_SHAPE_FIRST_SEED), beyond every run's range, so they are never seen in training.
 RUN_SEED_SPAN = 1_000_000
+TWO_SHAPE_OFFSET = 500_000
 VAL_OFFSET = 900_000
 MAX_RUN_SEED = 999
 HELD_OUT_FIRST_SEED = 2_000_000_000
+HELD_OUT_TWO_SHAPE_FIRST_SEED = 2_100_000_000
+HELD_OUT_TWO_SHAPE_SCENES = 300
 
 
 @dataclass(frozen=True)
@@ -53,6 +61,7 @@ class Recipe:
     crop_size: int = 96
     light_clutter_fraction: float = 0.3
     light_clutter: float = 0.3
+    two_shape_fraction: float = 0.3
     batch_size: int = 32
     peak_learning_rate: float = 2e-3
     warmup_fraction: float = 0.05
@@ -69,6 +78,8 @@ class TrainingResult:
         The saved ``.keras`` model and its JSON model card.
     report : HeldOutReport
         Accuracy and Grad-CAM pointing rate on fresh held-out scenes.
+    two_shape_pointing : float
+        Fraction in [0, 1] of class maps peaking on their own shape in held-out two-shape scenes.
     training_seconds : float
         Wall time of ``model.fit`` alone.
     """
@@ -76,6 +87,7 @@ class TrainingResult:
     model_path: Path
     card_path: Path
     report: HeldOutReport
+    two_shape_pointing: float
     training_seconds: float
 
 
@@ -107,14 +119,15 @@ def build_model(seed: int = 0, input_side: int | None = IMAGE_SIDE) -> keras.Mod
 
 
 class ShapeBatches(keras.utils.PyDataset):
-    """Shuffled batches of float32 images in [0, 1] and their labels, reproducible from ``seed``.
+    """Shuffled batches of float32 images in [0, 1] and their (N, 4) float32 class shares,
+    reproducible from ``seed``.
 
     Each batch is randomly flipped and transposed (no class changes under these). With
     ``crop_size`` set, each image is a random ``crop_size`` square that holds its shape's whole
     box (centred on the box when the box is larger).
     """
 
-    def __init__(self, images: np.ndarray, labels: np.ndarray, boxes: np.ndarray, batch_size: int,
+    def __init__(self, images: np.ndarray, labels: np.ndarray, boxes: np.ndarray | None, batch_size: int,
                  seed: int | tuple[int, ...], crop_size: int | None = None):
         super().__init__()
         self.images, self.labels, self.boxes = images, labels, boxes
@@ -176,11 +189,16 @@ def train(recipe: Recipe, out_dir: Path, log=print) -> TrainingResult:
 
     started = time.perf_counter()
     images, labels, boxes = _training_scenes(recipe, first_train_seed)
+    pair_images, pair_labels = _two_shape_scenes(
+        int(round(recipe.two_shape_fraction * recipe.train_size)), first_train_seed + TWO_SHAPE_OFFSET
+    )
     val_images, val_labels, _ = make_dataset(recipe.val_size, seed=first_train_seed + VAL_OFFSET)
-    log(f"generated {recipe.train_size} + {recipe.val_size} scenes in {time.perf_counter() - started:.0f} s")
+    log(f"generated {recipe.train_size} + {len(pair_images)} two-shape + {recipe.val_size} scenes "
+        f"in {time.perf_counter() - started:.0f} s")
 
     model = build_model(recipe.seed, input_side=None)
-    steps = (recipe.crop_epochs + recipe.epochs) * math.ceil(recipe.train_size / recipe.batch_size)
+    steps = (recipe.crop_epochs * math.ceil(len(images) / recipe.batch_size)
+             + recipe.epochs * math.ceil((len(images) + len(pair_images)) / recipe.batch_size))
     warmup = max(1, int(recipe.warmup_fraction * steps))
     schedule = keras.optimizers.schedules.CosineDecay(
         initial_learning_rate=recipe.peak_learning_rate / 10,
@@ -190,16 +208,20 @@ def train(recipe: Recipe, out_dir: Path, log=print) -> TrainingResult:
     )
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate=schedule),
-        loss="sparse_categorical_crossentropy",
+        loss="categorical_crossentropy",
         metrics=["accuracy"],
     )
-    validation = (val_images.astype(np.float32) / 255.0, val_labels) if recipe.val_size else None
+    validation = (val_images.astype(np.float32) / 255.0, _one_hot(val_labels)) if recipe.val_size else None
+    phases = (
+        ("crops", recipe.crop_epochs, (images, _one_hot(labels), boxes), recipe.crop_size),
+        ("full images", recipe.epochs,
+         (np.concatenate([images, pair_images]), np.concatenate([_one_hot(labels), pair_labels]), None), None),
+    )
     started = time.perf_counter()
-    phases = (("crops", recipe.crop_epochs, recipe.crop_size), ("full images", recipe.epochs, None))
-    for number, (phase, epochs, crop_size) in enumerate(phases):
+    for number, (phase, epochs, (x, y, phase_boxes), crop_size) in enumerate(phases):
         if epochs:
-            log(f"training on {phase} for {epochs} epochs")
-            batches = ShapeBatches(images, labels, boxes, recipe.batch_size, (recipe.seed, number), crop_size)
+            log(f"training on {phase} for {epochs} epochs ({len(x)} scenes)")
+            batches = ShapeBatches(x, y, phase_boxes, recipe.batch_size, (recipe.seed, number), crop_size)
             model.fit(
                 batches,
                 epochs=epochs,
@@ -215,6 +237,9 @@ def train(recipe: Recipe, out_dir: Path, log=print) -> TrainingResult:
 
     report = evaluate_held_out(model, recipe.held_out_size, HELD_OUT_FIRST_SEED)
     log(f"held out: accuracy {report.accuracy:.4f}, Grad-CAM pointing {report.gradcam_pointing:.4f}")
+    pair_scenes = min(HELD_OUT_TWO_SHAPE_SCENES, recipe.held_out_size)
+    pair_pointing = two_shape_pointing(model, pair_scenes, HELD_OUT_TWO_SHAPE_FIRST_SEED)
+    log(f"held out: two-shape Grad-CAM pointing {pair_pointing:.4f}")
 
     model_path = out_dir / f"{MODEL_NAME}.keras"
     card_path = out_dir / f"{MODEL_NAME}.json"
@@ -230,6 +255,9 @@ def train(recipe: Recipe, out_dir: Path, log=print) -> TrainingResult:
         "gradcam_pointing": round(report.gradcam_pointing, 4),
         "held_out_images": report.n_images,
         "held_out_first_seed": report.first_seed,
+        "two_shape_gradcam_pointing": round(pair_pointing, 4),
+        "two_shape_held_out_scenes": pair_scenes,
+        "two_shape_held_out_first_seed": HELD_OUT_TWO_SHAPE_FIRST_SEED,
         "training_seconds": round(training_seconds, 1),
         "seed": recipe.seed,
         "train_size": recipe.train_size,
@@ -240,7 +268,27 @@ def train(recipe: Recipe, out_dir: Path, log=print) -> TrainingResult:
     }
     card_path.write_text(json.dumps(card, indent=2) + "\n")
     log(f"wrote {model_path} ({model_path.stat().st_size / 1e6:.2f} MB) and {card_path}")
-    return TrainingResult(model_path, card_path, report, training_seconds)
+    return TrainingResult(model_path, card_path, report, pair_pointing, training_seconds)
+
+
+def _one_hot(labels: np.ndarray) -> np.ndarray:
+    return np.eye(len(CLASS_NAMES), dtype=np.float32)[labels]
+
+
+def _two_shape_scenes(n: int, first_seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` scenes with two different shapes (pairs in turn), labelled 0.5 for each shape's class.
+
+    Returns (n, 150, 150, 3) uint8 images and (n, 4) float32 class shares.
+    """
+    pairs = class_pairs()
+    images = np.empty((n, IMAGE_SIDE, IMAGE_SIDE, 3), dtype=np.uint8)
+    shares = np.zeros((n, len(CLASS_NAMES)), dtype=np.float32)
+    for i in range(n):
+        scene = draw_scene(first_seed + i, pairs[i % len(pairs)])
+        images[i] = scene.image
+        for shape in scene.shapes:
+            shares[i, shape.class_index] = 0.5
+    return images, shares
 
 
 def _training_scenes(recipe: Recipe, first_seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -266,8 +314,8 @@ class _EpochLog(keras.callbacks.Callback):
 def _check(recipe: Recipe) -> None:
     if not 0 <= recipe.seed <= MAX_RUN_SEED:
         raise ValueError(f"seed must be in 0..{MAX_RUN_SEED}, got {recipe.seed}.")
-    if not 1 <= recipe.train_size <= VAL_OFFSET:
-        raise ValueError(f"train size must be in 1..{VAL_OFFSET}, got {recipe.train_size}.")
+    if not 1 <= recipe.train_size <= TWO_SHAPE_OFFSET:
+        raise ValueError(f"train size must be in 1..{TWO_SHAPE_OFFSET}, got {recipe.train_size}.")
     if not 0 <= recipe.val_size <= RUN_SEED_SPAN - VAL_OFFSET:
         raise ValueError(f"validation size must be in 0..{RUN_SEED_SPAN - VAL_OFFSET}, got {recipe.val_size}.")
     for name in ("batch_size", "held_out_size"):
@@ -275,6 +323,9 @@ def _check(recipe: Recipe) -> None:
             raise ValueError(f"{name.replace('_', ' ')} must be >= 1, got {getattr(recipe, name)}.")
     if recipe.epochs < 0 or recipe.crop_epochs < 0 or recipe.epochs + recipe.crop_epochs < 1:
         raise ValueError(f"Need at least one epoch; got {recipe.crop_epochs} on crops and {recipe.epochs} on full images.")
+    if not 0 <= recipe.two_shape_fraction * recipe.train_size <= VAL_OFFSET - TWO_SHAPE_OFFSET:
+        raise ValueError(f"two-shape fraction must be >= 0 and keep below {VAL_OFFSET - TWO_SHAPE_OFFSET} scenes, "
+                         f"got {recipe.two_shape_fraction}.")
     if not 32 <= recipe.crop_size <= IMAGE_SIDE:
         raise ValueError(f"crop size must be in 32..{IMAGE_SIDE}, got {recipe.crop_size}.")
 
@@ -289,6 +340,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--crop-epochs", type=int, default=defaults.crop_epochs, help="epochs on crops around the shape")
     parser.add_argument("--epochs", type=int, default=defaults.epochs, help="epochs on full images, after the crop epochs")
     parser.add_argument("--crop-size", type=int, default=defaults.crop_size)
+    parser.add_argument("--two-shape-fraction", type=float, default=defaults.two_shape_fraction,
+                        help="two-shape scenes added to the full-image epochs, as a fraction of --train-size")
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
     parser.add_argument("--learning-rate", type=float, default=defaults.peak_learning_rate, help="peak learning rate")
     parser.add_argument("--seed", type=int, default=defaults.seed)
@@ -300,6 +353,7 @@ def main(argv: list[str] | None = None) -> int:
         crop_epochs=args.crop_epochs,
         epochs=args.epochs,
         crop_size=args.crop_size,
+        two_shape_fraction=args.two_shape_fraction,
         batch_size=args.batch_size,
         peak_learning_rate=args.learning_rate,
         seed=args.seed,
