@@ -22,7 +22,9 @@ def test_class_names_are_in_the_documented_order():
 
 def test_class_pairs_are_the_six_pairs_of_different_classes():
     pairs = class_pairs()
-    assert len(pairs) == 6 and pairs[0] == ("circle", "square") and pairs[-1] == ("triangle", "star")
+    assert (
+        len(pairs) == 6 and pairs[0] == ("circle", "square") and pairs[-1] == ("triangle", "star")
+    )
     assert all(a != b for a, b in pairs) and len({frozenset(p) for p in pairs}) == 6
 
 

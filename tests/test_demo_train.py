@@ -1,9 +1,9 @@
 """The training command runs end to end on a tiny setting and writes a loadable model and card."""
 
 import json
-from dataclasses import asdict
 import subprocess
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 import keras
@@ -13,16 +13,37 @@ from viz_core.demo.train import Recipe, main
 
 REPO = Path(__file__).resolve().parent.parent
 CARD_KEYS = {
-    "name", "classes", "input_shape", "preprocessing", "held_out_accuracy", "gradcam_pointing",
-    "training_seconds", "seed", "train_size", "epochs", "keras_version", "two_shape_gradcam_pointing",
+    "name",
+    "classes",
+    "input_shape",
+    "preprocessing",
+    "held_out_accuracy",
+    "gradcam_pointing",
+    "training_seconds",
+    "seed",
+    "train_size",
+    "epochs",
+    "keras_version",
+    "two_shape_gradcam_pointing",
 }
 
 
 @pytest.mark.slow
 def test_training_command_writes_a_loadable_model_and_card(tmp_path):
     command = [
-        sys.executable, "-m", "viz_core.demo.train", "--train-size", "64", "--epochs", "1",
-        "--val-size", "16", "--held-out-size", "16", "--out", str(tmp_path),
+        sys.executable,
+        "-m",
+        "viz_core.demo.train",
+        "--train-size",
+        "64",
+        "--epochs",
+        "1",
+        "--val-size",
+        "16",
+        "--held-out-size",
+        "16",
+        "--out",
+        str(tmp_path),
     ]
     done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]

@@ -20,14 +20,21 @@ def test_list_samples_has_the_gallery_and_the_four_photos():
     assert [s.name for s in photos] == ["chelsea", "coffee", "astronaut", "rocket"]
     assert photos[0].title == "Cat (chelsea)" and photos[0].boxes == ()
     names = {s.name for s in shapes}
-    assert {"circle", "square", "triangle", "star", "circle_and_star", "square_and_triangle"} <= names
+    assert {
+        "circle",
+        "square",
+        "triangle",
+        "star",
+        "circle_and_star",
+        "square_and_triangle",
+    } <= names
     assert len({s.name for s in samples}) == len(samples)
 
 
 def test_each_class_alone_and_pairs_have_the_right_boxes():
     by_name = {s.name: s for s in list_samples()}
     for index, label in enumerate(CLASS_NAMES):
-        (box_label, box_index, box), = by_name[label].boxes
+        ((box_label, box_index, box),) = by_name[label].boxes
         assert (box_label, box_index) == (label, index)
         x0, y0, x1, y1 = box
         assert 0 <= x0 < x1 <= 150 and 0 <= y0 < y1 <= 150

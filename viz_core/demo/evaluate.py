@@ -46,7 +46,9 @@ def last_conv_layer(model: keras.Model) -> keras.layers.Layer:
     return convs[-1]
 
 
-def class_heatmaps(model: keras.Model, images: np.ndarray, class_indices: np.ndarray, batch_size: int = 64) -> np.ndarray:
+def class_heatmaps(
+    model: keras.Model, images: np.ndarray, class_indices: np.ndarray, batch_size: int = 64
+) -> np.ndarray:
     """Grad-CAM of the true class at the last conv layer, upsampled to the input size.
 
     The score is the pre-softmax logit of the class, recomputed from the final ``Dense`` layer's
@@ -70,14 +72,20 @@ def class_heatmaps(model: keras.Model, images: np.ndarray, class_indices: np.nda
     """
     head = model.layers[-1]
     if not isinstance(head, keras.layers.Dense):
-        raise ValueError(f"Expected the model to end in a Dense layer, found {type(head).__name__}.")
+        raise ValueError(
+            f"Expected the model to end in a Dense layer, found {type(head).__name__}."
+        )
     side_model = keras.Model(model.inputs, [last_conv_layer(model).output, head.input])
     height, width = images.shape[1:3]
     maps = []
     for start in range(0, len(images), batch_size):
-        batch = tf.convert_to_tensor(images[start:start + batch_size], dtype=tf.float32)
-        targets = tf.convert_to_tensor(class_indices[start:start + batch_size], dtype=tf.int32)
-        maps.append(_gradcam_batch(side_model, head.kernel, head.bias, batch, targets, height, width).numpy())
+        batch = tf.convert_to_tensor(images[start : start + batch_size], dtype=tf.float32)
+        targets = tf.convert_to_tensor(class_indices[start : start + batch_size], dtype=tf.int32)
+        maps.append(
+            _gradcam_batch(
+                side_model, head.kernel, head.bias, batch, targets, height, width
+            ).numpy()
+        )
     return np.concatenate(maps, axis=0) if maps else np.zeros((0, height, width), np.float32)
 
 
@@ -108,7 +116,9 @@ def pointing_hits(heatmaps: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     return (boxes[:, 0] <= x) & (x < boxes[:, 2]) & (boxes[:, 1] <= y) & (y < boxes[:, 3])
 
 
-def evaluate_held_out(model: keras.Model, n_images: int, first_seed: int, batch_size: int = 64) -> HeldOutReport:
+def evaluate_held_out(
+    model: keras.Model, n_images: int, first_seed: int, batch_size: int = 64
+) -> HeldOutReport:
     """Accuracy and Grad-CAM pointing rate on ``n_images`` scenes drawn from ``first_seed`` on.
 
     The images are scaled to [0, 1] here, the "unit" preprocessing the demo model expects.
@@ -121,7 +131,9 @@ def evaluate_held_out(model: keras.Model, n_images: int, first_seed: int, batch_
     return HeldOutReport(accuracy, float(np.mean(hits)), n_images, first_seed)
 
 
-def two_shape_pointing(model: keras.Model, n_scenes: int, first_seed: int, batch_size: int = 64) -> float:
+def two_shape_pointing(
+    model: keras.Model, n_scenes: int, first_seed: int, batch_size: int = 64
+) -> float:
     """Fraction in [0, 1] of class maps that peak inside their own shape in two-shape scenes.
 
     Scene ``first_seed + i`` holds the i-th pair of ``class_pairs()`` (in turn); each scene gives
@@ -130,7 +142,9 @@ def two_shape_pointing(model: keras.Model, n_scenes: int, first_seed: int, batch
     pairs = class_pairs()
     scenes = [draw_scene(first_seed + i, pairs[i % len(pairs)]) for i in range(n_scenes)]
     shapes = [shape for scene in scenes for shape in scene.shapes]
-    unit = np.stack([scene.image for scene in scenes for _ in scene.shapes]).astype(np.float32) / 255.0
+    unit = (
+        np.stack([scene.image for scene in scenes for _ in scene.shapes]).astype(np.float32) / 255.0
+    )
     targets = np.array([shape.class_index for shape in shapes])
     boxes = np.array([shape.box for shape in shapes])
     return float(np.mean(pointing_hits(class_heatmaps(model, unit, targets, batch_size), boxes)))

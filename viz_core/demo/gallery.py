@@ -63,25 +63,31 @@ def write_gallery(out_dir: Path = DEFAULT_OUT) -> list[dict]:
         scene = draw_scene(GALLERY_FIRST_SEED + k, entry.classes, entry.clutter)
         file_name = f"{entry.name}.png"
         Image.fromarray(scene.image).save(out_dir / file_name, optimize=True)
-        records.append({
-            "file": file_name,
-            "name": entry.name,
-            "title": entry.title,
-            "seed": scene.seed,
-            "classes": list(entry.classes),
-            "clutter": entry.clutter,
-            "shapes": [
-                {"label": shape.label, "class_index": shape.class_index, "box": list(shape.box)}
-                for shape in scene.shapes
-            ],
-        })
+        records.append(
+            {
+                "file": file_name,
+                "name": entry.name,
+                "title": entry.title,
+                "seed": scene.seed,
+                "classes": list(entry.classes),
+                "clutter": entry.clutter,
+                "shapes": [
+                    {"label": shape.label, "class_index": shape.class_index, "box": list(shape.box)}
+                    for shape in scene.shapes
+                ],
+            }
+        )
     (out_dir / INDEX_FILE).write_text(json.dumps(records, indent=2) + "\n")
     return records
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m viz_core.demo.gallery", description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output directory (default: assets/samples)")
+    parser = argparse.ArgumentParser(
+        prog="python -m viz_core.demo.gallery", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument(
+        "--out", type=Path, default=DEFAULT_OUT, help="output directory (default: assets/samples)"
+    )
     args = parser.parse_args(argv)
     records = write_gallery(args.out)
     print(f"wrote {len(records)} scenes and {INDEX_FILE} to {args.out}")

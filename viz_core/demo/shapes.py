@@ -10,8 +10,8 @@ elongated blobs) is drawn first and never on top of a shape.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -75,11 +75,15 @@ class Scene:
 def class_index(label: str) -> int:
     """Index of a class name in ``CLASS_NAMES``; ValueError naming the bad label otherwise."""
     if label not in CLASS_NAMES:
-        raise ValueError(f"Unknown shape class {label!r}; known classes are {', '.join(CLASS_NAMES)}.")
+        raise ValueError(
+            f"Unknown shape class {label!r}; known classes are {', '.join(CLASS_NAMES)}."
+        )
     return CLASS_NAMES.index(label)
 
 
-def shape_outline(label: str, centre: tuple[float, float], extent: float, angle: float) -> list[tuple[float, float]]:
+def shape_outline(
+    label: str, centre: tuple[float, float], extent: float, angle: float
+) -> list[tuple[float, float]]:
     """Polygon vertices of a shape (a circle is returned as its bounding square's two corners).
 
     Parameters
@@ -118,7 +122,9 @@ def shape_outline(label: str, centre: tuple[float, float], extent: float, angle:
     ]
 
 
-def shape_mask(label: str, centre: tuple[float, float], extent: float, angle: float, size: int = IMAGE_SIDE) -> np.ndarray:
+def shape_mask(
+    label: str, centre: tuple[float, float], extent: float, angle: float, size: int = IMAGE_SIDE
+) -> np.ndarray:
     """Aliased (hard-edged) mask of one shape.
 
     Parameters are those of ``shape_outline``; ``size`` is the image side in pixels.
@@ -147,7 +153,9 @@ def mask_box(mask: np.ndarray) -> tuple[int, int, int, int]:
     return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
 
 
-def draw_scene(seed: int, classes: Sequence[str] | None = None, clutter: float = 1.0, size: int = IMAGE_SIDE) -> Scene:
+def draw_scene(
+    seed: int, classes: Sequence[str] | None = None, clutter: float = 1.0, size: int = IMAGE_SIDE
+) -> Scene:
     """Draw one scene, fully determined by its arguments.
 
     Parameters
@@ -184,7 +192,7 @@ def draw_scene(seed: int, classes: Sequence[str] | None = None, clutter: float =
     layout = _layout(rng, len(labels), size)
     image, clutter_colours = _background(rng, clutter, size)
     shapes = []
-    for label, (centre, extent) in zip(labels, layout):
+    for label, (centre, extent) in zip(labels, layout, strict=True):
         angle = float(rng.uniform(0.0, 360.0))
         mask = shape_mask(label, centre, extent, angle, size)
         colour = _shape_colour(rng, image[mask].mean(axis=0), clutter_colours)
@@ -195,7 +203,7 @@ def draw_scene(seed: int, classes: Sequence[str] | None = None, clutter: float =
 
 def class_pairs() -> tuple[tuple[str, str], ...]:
     """The 6 pairs of different classes, in ``CLASS_NAMES`` order: (circle, square), ..."""
-    return tuple((a, b) for i, a in enumerate(CLASS_NAMES) for b in CLASS_NAMES[i + 1:])
+    return tuple((a, b) for i, a in enumerate(CLASS_NAMES) for b in CLASS_NAMES[i + 1 :])
 
 
 def dataset_scene(scene_seed: int, clutter: float = 1.0) -> Scene:
@@ -207,7 +215,9 @@ def dataset_scene(scene_seed: int, clutter: float = 1.0) -> Scene:
     return draw_scene(scene_seed, (CLASS_NAMES[scene_seed % len(CLASS_NAMES)],), clutter)
 
 
-def make_dataset(n: int, seed: int = 0, clutter: float = 1.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def make_dataset(
+    n: int, seed: int = 0, clutter: float = 1.0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Labelled one-shape images drawn from the scene seeds ``seed, seed + 1, ..., seed + n - 1``.
 
     Parameters
@@ -241,7 +251,9 @@ def make_dataset(n: int, seed: int = 0, clutter: float = 1.0) -> tuple[np.ndarra
     return images, labels, boxes
 
 
-def _layout(rng: np.random.Generator, count: int, size: int) -> list[tuple[tuple[float, float], float]]:
+def _layout(
+    rng: np.random.Generator, count: int, size: int
+) -> list[tuple[tuple[float, float], float]]:
     """Centres and diameters of ``count`` shapes whose circumscribed circles keep ``_GAP`` apart."""
     top = _MAX_EXTENT if count == 1 else _MAX_EXTENT_SEVERAL
     for attempt in range(400):
@@ -250,19 +262,27 @@ def _layout(rng: np.random.Generator, count: int, size: int) -> list[tuple[tuple
         for _ in range(count):
             extent = float(rng.uniform(_MIN_EXTENT, top)) * size * shrink
             r = extent / 2.0
-            centre = (float(rng.uniform(r + 1, size - r - 1)), float(rng.uniform(r + 1, size - r - 1)))
+            centre = (
+                float(rng.uniform(r + 1, size - r - 1)),
+                float(rng.uniform(r + 1, size - r - 1)),
+            )
             placed.append((centre, extent))
         if all(
             math.dist(a[0], b[0]) >= (a[1] + b[1]) / 2.0 + _GAP
             for i, a in enumerate(placed)
-            for b in placed[i + 1:]
+            for b in placed[i + 1 :]
         ):
             return placed
     raise ValueError(f"Could not place {count} shapes without overlap in a {size}x{size} image.")
 
 
-def _background(rng: np.random.Generator, clutter: float, size: int) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Gradient, soft blobs, thin lines and pixel noise; returns (size, size, 3) uint8 and clutter colours."""
+def _background(
+    rng: np.random.Generator, clutter: float, size: int
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Gradient, soft blobs, thin lines and pixel noise.
+
+    Returns the (size, size, 3) uint8 background and the RGB colours of its blobs and lines.
+    """
     start, end = rng.uniform(0, 255, size=(2, 3))
     theta = rng.uniform(0, 2 * math.pi)
     ramp = np.linspace(-0.5, 0.5, size)
@@ -281,7 +301,11 @@ def _background(rng: np.random.Generator, clutter: float, size: int) -> tuple[np
         colour = rng.integers(0, 256, size=3)
         colours.append(colour.astype(np.float64))
         points = rng.uniform(-0.1 * size, 1.1 * size, size=(int(rng.integers(2, 4)), 2))
-        draw.line([tuple(p) for p in points], fill=tuple(int(c) for c in colour), width=int(rng.integers(1, 3)))
+        draw.line(
+            [tuple(p) for p in points],
+            fill=tuple(int(c) for c in colour),
+            width=int(rng.integers(1, 3)),
+        )
     image = np.asarray(canvas, dtype=np.float32)
 
     if clutter > 0:
@@ -295,7 +319,9 @@ def _count(rng: np.random.Generator, clutter: float, low: int, high: int) -> int
     return int(round(clutter * rng.integers(low, high + 1)))
 
 
-def _soft_blob(rng: np.random.Generator, image: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+def _soft_blob(
+    rng: np.random.Generator, image: np.ndarray, size: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Blend one blurred, elongated (never round) ellipse into ``image``."""
     coarse = max(size // 4, 8)  # drawn small and scaled up: the blob's edge comes out soft
     length = rng.uniform(0.25, 0.7) * coarse
@@ -307,7 +333,9 @@ def _soft_blob(rng: np.random.Generator, image: np.ndarray, size: int) -> tuple[
     v = -(xs - cx) * math.sin(angle) + (ys - cy) * math.cos(angle)
     inside = np.exp(-((u / (length / 2)) ** 2 + (v / (width / 2)) ** 2) * 2.0)
     alpha = np.asarray(
-        Image.fromarray((inside * 255).astype(np.uint8)).resize((size, size), Image.Resampling.BILINEAR),
+        Image.fromarray((inside * 255).astype(np.uint8)).resize(
+            (size, size), Image.Resampling.BILINEAR
+        ),
         dtype=np.float32,
     ) * np.float32(rng.uniform(0.35, 0.75) / 255.0)
     colour = rng.uniform(0, 255, size=3)
@@ -320,13 +348,17 @@ def _soft_blob(rng: np.random.Generator, image: np.ndarray, size: int) -> tuple[
     return image, colour
 
 
-def _shape_colour(rng: np.random.Generator, background_mean: np.ndarray, clutter_colours: list[np.ndarray]) -> tuple[int, int, int]:
+def _shape_colour(
+    rng: np.random.Generator, background_mean: np.ndarray, clutter_colours: list[np.ndarray]
+) -> tuple[int, int, int]:
     """A random colour far from the background under the shape and from the clutter colours."""
     best, best_score = None, -1.0
     for _ in range(64):
         colour = rng.integers(0, 256, size=3)
         contrast = float(np.linalg.norm(colour - background_mean))
-        nearest_clutter = min((float(np.linalg.norm(colour - c)) for c in clutter_colours), default=1e9)
+        nearest_clutter = min(
+            (float(np.linalg.norm(colour - c)) for c in clutter_colours), default=1e9
+        )
         if contrast >= _MIN_SHAPE_CONTRAST and nearest_clutter >= _MIN_LINE_CONTRAST:
             return int(colour[0]), int(colour[1]), int(colour[2])
         score = min(contrast / _MIN_SHAPE_CONTRAST, nearest_clutter / _MIN_LINE_CONTRAST)

@@ -109,7 +109,9 @@ def build_model(seed: int = 0, input_side: int | None = IMAGE_SIDE) -> keras.Mod
     inputs = keras.Input(shape=(input_side, input_side, 3), name="image")
     x = inputs
     for k, filters in enumerate(FILTERS, start=1):
-        x = keras.layers.Conv2D(filters, 3, padding="same", activation="relu", name=f"conv2d_{k}")(x)
+        x = keras.layers.Conv2D(filters, 3, padding="same", activation="relu", name=f"conv2d_{k}")(
+            x
+        )
         x = keras.layers.MaxPooling2D(2, padding="same", name=f"max_pooling2d_{k}")(x)
         if k < len(FILTERS):
             x = keras.layers.BatchNormalization(name=f"batch_normalization_{k}")(x)
@@ -127,8 +129,15 @@ class ShapeBatches(keras.utils.PyDataset):
     box (centred on the box when the box is larger).
     """
 
-    def __init__(self, images: np.ndarray, labels: np.ndarray, boxes: np.ndarray | None, batch_size: int,
-                 seed: int | tuple[int, ...], crop_size: int | None = None):
+    def __init__(
+        self,
+        images: np.ndarray,
+        labels: np.ndarray,
+        boxes: np.ndarray | None,
+        batch_size: int,
+        seed: int | tuple[int, ...],
+        crop_size: int | None = None,
+    ):
         super().__init__()
         self.images, self.labels, self.boxes = images, labels, boxes
         self.batch_size, self.crop_size = batch_size, crop_size
@@ -139,7 +148,7 @@ class ShapeBatches(keras.utils.PyDataset):
         return math.ceil(len(self.images) / self.batch_size)
 
     def __getitem__(self, index: int):
-        picked = np.sort(self.order[index * self.batch_size:(index + 1) * self.batch_size])
+        picked = np.sort(self.order[index * self.batch_size : (index + 1) * self.batch_size])
         batch = self.images[picked] if self.crop_size is None else self._crops(picked)
         if self.rng.random() < 0.5:
             batch = batch[:, :, ::-1]
@@ -158,9 +167,12 @@ class ShapeBatches(keras.utils.PyDataset):
             [self._crop_start(box[axis], box[axis + 2], side, crop) for axis in (1, 0)]
             for box in self.boxes[picked]
         ]
-        return np.stack([
-            self.images[i, top:top + crop, left:left + crop] for i, (top, left) in zip(picked, corners)
-        ])
+        return np.stack(
+            [
+                self.images[i, top : top + crop, left : left + crop]
+                for i, (top, left) in zip(picked, corners, strict=True)
+            ]
+        )
 
     def _crop_start(self, low: int, high: int, side: int, crop: int) -> int:
         """Start of a crop window of length ``crop`` in [0, side) that covers [low, high)."""
@@ -190,15 +202,19 @@ def train(recipe: Recipe, out_dir: Path, log=print) -> TrainingResult:
     started = time.perf_counter()
     images, labels, boxes = _training_scenes(recipe, first_train_seed)
     pair_images, pair_labels = _two_shape_scenes(
-        int(round(recipe.two_shape_fraction * recipe.train_size)), first_train_seed + TWO_SHAPE_OFFSET
+        int(round(recipe.two_shape_fraction * recipe.train_size)),
+        first_train_seed + TWO_SHAPE_OFFSET,
     )
     val_images, val_labels, _ = make_dataset(recipe.val_size, seed=first_train_seed + VAL_OFFSET)
-    log(f"generated {recipe.train_size} + {len(pair_images)} two-shape + {recipe.val_size} scenes "
-        f"in {time.perf_counter() - started:.0f} s")
+    log(
+        f"generated {recipe.train_size} + {len(pair_images)} two-shape + {recipe.val_size} scenes "
+        f"in {time.perf_counter() - started:.0f} s"
+    )
 
     model = build_model(recipe.seed, input_side=None)
-    steps = (recipe.crop_epochs * math.ceil(len(images) / recipe.batch_size)
-             + recipe.epochs * math.ceil((len(images) + len(pair_images)) / recipe.batch_size))
+    steps = recipe.crop_epochs * math.ceil(
+        len(images) / recipe.batch_size
+    ) + recipe.epochs * math.ceil((len(images) + len(pair_images)) / recipe.batch_size)
     warmup = max(1, int(recipe.warmup_fraction * steps))
     schedule = keras.optimizers.schedules.CosineDecay(
         initial_learning_rate=recipe.peak_learning_rate / 10,
@@ -211,17 +227,29 @@ def train(recipe: Recipe, out_dir: Path, log=print) -> TrainingResult:
         loss="categorical_crossentropy",
         metrics=["accuracy"],
     )
-    validation = (val_images.astype(np.float32) / 255.0, _one_hot(val_labels)) if recipe.val_size else None
+    validation = (
+        (val_images.astype(np.float32) / 255.0, _one_hot(val_labels)) if recipe.val_size else None
+    )
     phases = (
         ("crops", recipe.crop_epochs, (images, _one_hot(labels), boxes), recipe.crop_size),
-        ("full images", recipe.epochs,
-         (np.concatenate([images, pair_images]), np.concatenate([_one_hot(labels), pair_labels]), None), None),
+        (
+            "full images",
+            recipe.epochs,
+            (
+                np.concatenate([images, pair_images]),
+                np.concatenate([_one_hot(labels), pair_labels]),
+                None,
+            ),
+            None,
+        ),
     )
     started = time.perf_counter()
     for number, (phase, epochs, (x, y, phase_boxes), crop_size) in enumerate(phases):
         if epochs:
             log(f"training on {phase} for {epochs} epochs ({len(x)} scenes)")
-            batches = ShapeBatches(x, y, phase_boxes, recipe.batch_size, (recipe.seed, number), crop_size)
+            batches = ShapeBatches(
+                x, y, phase_boxes, recipe.batch_size, (recipe.seed, number), crop_size
+            )
             model.fit(
                 batches,
                 epochs=epochs,
@@ -236,7 +264,9 @@ def train(recipe: Recipe, out_dir: Path, log=print) -> TrainingResult:
     model.set_weights(trained.get_weights())
 
     report = evaluate_held_out(model, recipe.held_out_size, HELD_OUT_FIRST_SEED)
-    log(f"held out: accuracy {report.accuracy:.4f}, Grad-CAM pointing {report.gradcam_pointing:.4f}")
+    log(
+        f"held out: accuracy {report.accuracy:.4f}, Grad-CAM pointing {report.gradcam_pointing:.4f}"
+    )
     pair_scenes = min(HELD_OUT_TWO_SHAPE_SCENES, recipe.held_out_size)
     pair_pointing = two_shape_pointing(model, pair_scenes, HELD_OUT_TWO_SHAPE_FIRST_SEED)
     log(f"held out: two-shape Grad-CAM pointing {pair_pointing:.4f}")
@@ -298,7 +328,7 @@ def _training_scenes(recipe: Recipe, first_seed: int) -> tuple[np.ndarray, np.nd
         make_dataset(light, seed=first_seed, clutter=recipe.light_clutter),
         make_dataset(recipe.train_size - light, seed=first_seed + light),
     ]
-    return tuple(np.concatenate(arrays) for arrays in zip(*parts))
+    return tuple(np.concatenate(arrays) for arrays in zip(*parts, strict=True))
 
 
 class _EpochLog(keras.callbacks.Callback):
@@ -307,7 +337,9 @@ class _EpochLog(keras.callbacks.Callback):
         self.log, self.started = log, time.perf_counter()
 
     def on_epoch_end(self, epoch, logs=None):
-        shown = ", ".join(f"{k} {v:.4f}" for k, v in sorted((logs or {}).items()) if k != "learning_rate")
+        shown = ", ".join(
+            f"{k} {v:.4f}" for k, v in sorted((logs or {}).items()) if k != "learning_rate"
+        )
         self.log(f"epoch {epoch + 1}: {shown} ({time.perf_counter() - self.started:.0f} s)")
 
 
@@ -317,33 +349,64 @@ def _check(recipe: Recipe) -> None:
     if not 1 <= recipe.train_size <= TWO_SHAPE_OFFSET:
         raise ValueError(f"train size must be in 1..{TWO_SHAPE_OFFSET}, got {recipe.train_size}.")
     if not 0 <= recipe.val_size <= RUN_SEED_SPAN - VAL_OFFSET:
-        raise ValueError(f"validation size must be in 0..{RUN_SEED_SPAN - VAL_OFFSET}, got {recipe.val_size}.")
+        raise ValueError(
+            f"validation size must be in 0..{RUN_SEED_SPAN - VAL_OFFSET}, got {recipe.val_size}."
+        )
     for name in ("batch_size", "held_out_size"):
         if getattr(recipe, name) < 1:
             raise ValueError(f"{name.replace('_', ' ')} must be >= 1, got {getattr(recipe, name)}.")
     if recipe.epochs < 0 or recipe.crop_epochs < 0 or recipe.epochs + recipe.crop_epochs < 1:
-        raise ValueError(f"Need at least one epoch; got {recipe.crop_epochs} on crops and {recipe.epochs} on full images.")
+        raise ValueError(
+            f"Need at least one epoch; got {recipe.crop_epochs} on crops and {recipe.epochs} "
+            "on full images."
+        )
     if not 0 <= recipe.two_shape_fraction * recipe.train_size <= VAL_OFFSET - TWO_SHAPE_OFFSET:
-        raise ValueError(f"two-shape fraction must be >= 0 and keep below {VAL_OFFSET - TWO_SHAPE_OFFSET} scenes, "
-                         f"got {recipe.two_shape_fraction}.")
+        raise ValueError(
+            "two-shape fraction must be >= 0 and give at most "
+            f"{VAL_OFFSET - TWO_SHAPE_OFFSET} scenes, "
+            f"got {recipe.two_shape_fraction}."
+        )
     if not 32 <= recipe.crop_size <= IMAGE_SIDE:
         raise ValueError(f"crop size must be in 32..{IMAGE_SIDE}, got {recipe.crop_size}.")
 
 
 def main(argv: list[str] | None = None) -> int:
     defaults = Recipe()
-    parser = argparse.ArgumentParser(prog="python -m viz_core.demo.train", description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output directory (default: assets/demo)")
+    parser = argparse.ArgumentParser(
+        prog="python -m viz_core.demo.train", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument(
+        "--out", type=Path, default=DEFAULT_OUT, help="output directory (default: assets/demo)"
+    )
     parser.add_argument("--train-size", type=int, default=defaults.train_size)
     parser.add_argument("--val-size", type=int, default=defaults.val_size)
     parser.add_argument("--held-out-size", type=int, default=defaults.held_out_size)
-    parser.add_argument("--crop-epochs", type=int, default=defaults.crop_epochs, help="epochs on crops around the shape")
-    parser.add_argument("--epochs", type=int, default=defaults.epochs, help="epochs on full images, after the crop epochs")
+    parser.add_argument(
+        "--crop-epochs",
+        type=int,
+        default=defaults.crop_epochs,
+        help="epochs on crops around the shape",
+    )
+    parser.add_argument(
+        "--epochs",
+        type=int,
+        default=defaults.epochs,
+        help="epochs on full images, after the crop epochs",
+    )
     parser.add_argument("--crop-size", type=int, default=defaults.crop_size)
-    parser.add_argument("--two-shape-fraction", type=float, default=defaults.two_shape_fraction,
-                        help="two-shape scenes added to the full-image epochs, as a fraction of --train-size")
+    parser.add_argument(
+        "--two-shape-fraction",
+        type=float,
+        default=defaults.two_shape_fraction,
+        help="two-shape scenes added to the full-image epochs, as a fraction of --train-size",
+    )
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
-    parser.add_argument("--learning-rate", type=float, default=defaults.peak_learning_rate, help="peak learning rate")
+    parser.add_argument(
+        "--learning-rate",
+        type=float,
+        default=defaults.peak_learning_rate,
+        help="peak learning rate",
+    )
     parser.add_argument("--seed", type=int, default=defaults.seed)
     args = parser.parse_args(argv)
     recipe = Recipe(
