@@ -180,3 +180,24 @@ def test_score_cam_layer_switch_keeps_channel_slider_in_range(app):
     assert not at.exception
     assert at.slider(key="cam_channels").max == 4 and at.slider(key="cam_channels").value == 4
     assert not at.warning
+
+
+def test_each_method_at_its_defaults_is_the_map_the_compare_page_reuses(app):
+    """The Compare page reuses the Class heatmaps page's results only while both call a
+    method with the same arguments; this catches one of them changing its defaults alone."""
+    from ui.state import workbench
+    from viz_core.faithfulness import COMPARE_METHODS, compared_map_ready
+
+    at, loaded, media = app
+    view = loaded.view(selected(at))
+    k = at.radio(key="cam_class").value
+    methods = [m for m in COMPARE_METHODS if m != "lime"]
+    assert len(methods) == 5
+    for method in methods:
+        assert not compared_map_ready(workbench(), loaded, view, Target(k), method) or (
+            method == "gradcam")  # the page opens on Grad-CAM
+        at.selectbox(key="cam_method").set_value(method).run()
+        if any(b.key == "cam_run" for b in at.button):
+            at.button(key="cam_run").click().run()
+        assert not at.exception, at.exception
+        assert compared_map_ready(workbench(), loaded, view, Target(k), method), method
