@@ -35,6 +35,7 @@ from viz_core.render.lime_view import (
 from viz_core.superpixels import ALGORITHM_HELP, ALGORITHMS, superpixels
 
 SAMPLE_CHOICES = (100, 250, 500, 1000, 2000)
+ALGORITHM_TITLES = {"slic": "SLIC", "quickshift": "Quickshift", "felzenszwalb": "Felzenszwalb"}
 NO_CLASS = -1
 
 st.title("LIME")
@@ -56,7 +57,7 @@ def rgb(colour):
 with st.container(border=True):
     a, b, c = st.columns(3)
     algorithm = a.selectbox("Superpixel algorithm", ALGORITHMS, key="lime_algorithm",
-                            format_func=lambda n: n.capitalize(),
+                            format_func=ALGORITHM_TITLES.get,
                             help="\n\n".join(f"**{k}**: {v}" for k, v in ALGORITHM_HELP.items()))
     n_superpixels = a.slider("Number of superpixels", 5, 150, 35, key="lime_superpixels",
                              help="The tutorial's n_superpixels (a target; the algorithm gets "

@@ -38,8 +38,10 @@ with card:
 
 with picture:
     st.subheader("As the model sees it")
-    st.image(view.display, caption=f"{image.name}: {image.size[0]}×{image.size[1]} px, "
-             f"resized to {w}×{h}", width="stretch")
+    resized = ("the model's input size" if tuple(image.size) == (w, h)
+               else f"resized to {w}×{h}")
+    st.image(view.display, caption=f"{image.name}: {image.size[0]}×{image.size[1]} px, {resized}",
+             width="stretch")
 
 st.subheader("Top-5 predictions")
 result = workbench().run(predict, model, (view,), top=5)[0]

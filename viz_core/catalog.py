@@ -85,7 +85,7 @@ class BuiltinModel:
 
 
 BUILTIN_MODELS: tuple[BuiltinModel, ...] = (
-    BuiltinModel("demo", "Demo: shapes CNN (bundled, offline)", (150, 150), "unit"),
+    BuiltinModel("demo", "Demo: shapes CNN", (150, 150), "unit"),
     BuiltinModel("vgg16", "VGG16", (224, 224), "caffe", "VGG16",
                  "vgg16_weights_tf_dim_ordering_tf_kernels.h5"),
     BuiltinModel("vgg19", "VGG19", (224, 224), "caffe", "VGG19",
