@@ -25,11 +25,12 @@ unit, the unit's logit for multi-label models; ``Target(score="probability")`` u
 (what the R tutorial does).
 
 Work is reused. Per model (in :meth:`LoadedModel.derived`) the model is split once at the chosen
-layer into a *body* (pixels -> the layer's activations, the tensors the rest of the network still
-needs, logits, output) and a *head* (activations + those tensors -> logits, output), both compiled
-with ``tf.function``. The body runs once per image and layer; the gradient of another class is one
-pass through the head only. Both are kept in a small bounded cache attached to the model, so
-switching class or method parameters does not run the whole network again.
+layer by :func:`viz_core.graph.split_at` into a *front* half (pixels -> the layer's activations,
+the tensors the rest of the network still needs) and a *back* half (activations + those tensors ->
+logits, output); the steps built on them are compiled with ``tf.function``. The front half runs
+once per image and layer; the gradient of another class is one pass through the back half only.
+Both are kept in a small bounded cache attached to the model, so switching class or method
+parameters does not run the whole network again.
 """
 from __future__ import annotations
 
@@ -46,8 +47,7 @@ from skimage.transform import resize
 from .cache import BoundedCache
 from .catalog import LoadedModel
 from .errors import Cancelled, ModelError, ParameterError
-from .graph import _linear_twin
-from .inspect import activation_name
+from .graph import FlatGraph, flat_graph, split_at
 from .intake import ModelImage
 from .preprocess import preprocessing_function
 from .render import resize_map
@@ -321,97 +321,22 @@ def _report(progress: ProgressFn | None, fraction: float, message: str) -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# The model, flattened and split at a layer (built once per model and layer)
+# Compiled steps on the model split at a layer (built once per model and layer)
 # --------------------------------------------------------------------------------------------
-def _as_functional(model) -> keras.Model:
-    if isinstance(model, keras.Sequential):
-        return keras.Model(model.inputs, model.outputs, name=model.name)
-    return model
-
-
-def _inline(model, inputs, prefix: str, found: dict):
-    """Call ``model``'s layers on ``inputs``, nested models inlined layer by layer.
-
-    Fills ``found`` with ``{path: tensor}`` and returns the output tensor. The layers are
-    re-used (so the weights are shared); only new graph nodes are made.
-    """
-    functional = _as_functional(model)
-
-    def call(layer, *args, **kwargs):
-        if isinstance(layer, keras.Model):
-            out = _inline(layer, args[0], f"{prefix}{layer.name}/", found)
-        else:
-            out = layer(*args, **kwargs)
-        found[f"{prefix}{layer.name}"] = out
-        return out
-
-    if isinstance(functional.input, (list, tuple)):
-        inputs = [inputs] if not isinstance(inputs, (list, tuple)) else list(inputs)
-    clone = keras.models.clone_model(functional, input_tensors=inputs,
-                                     clone_function=lambda layer: layer, call_function=call)
-    return clone.outputs[0]
-
-
-@dataclass(frozen=True, eq=False)
-class _FlatGraph:
-    inputs: object
-    found: dict
-    logits: object  # None when the final activation cannot be undone
-    output: object
-
-
-def _flat_graph(model: LoadedModel) -> _FlatGraph:
-    """One flat graph of the whole model (nested sub-models inlined), with a logits tensor."""
-
-    def build():
-        spec = model.model.inputs[0]
-        x = keras.Input(batch_shape=spec.shape, dtype=spec.dtype)
-        found: dict = {}
-        out = _inline(model.model, x, "", found)
-        # Keras has no public graph walk; each KerasTensor names its producer in _keras_history
-        final, node_index, _ = out._keras_history
-        node = final._inbound_nodes[node_index]
-        act = activation_name(final)
-        if isinstance(final, keras.layers.Activation):
-            logits = keras.tree.flatten(node.input_tensors)[0]
-        elif act in ("softmax", "sigmoid"):
-            logits = _linear_twin(final)(keras.tree.flatten(node.input_tensors)[0])
-        elif act == "linear":
-            logits = out
-        else:
-            logits = None
-        return _FlatGraph(x, found, logits, out)
-
-    return model.derived(("cam_flat_graph",), build)
-
-
-def _context_tensors(inputs, tap, outputs) -> list:
-    """Tensors that do not depend on ``tap`` but are used after it (skip connections...).
-
-    With them as extra inputs, the part of the graph after ``tap`` is a model of its own.
-    """
-    probe = keras.Model(inputs, outputs)
-    depends = {id(tap)}
-    context: dict[int, object] = {}
-    for depth in sorted(probe._nodes_by_depth, reverse=True):  # inputs first
-        for node in probe._nodes_by_depth[depth]:
-            ins = keras.tree.flatten(node.input_tensors)
-            if any(id(t) in depends for t in ins):
-                for t in ins:
-                    if id(t) not in depends:
-                        context[id(t)] = t
-                depends.update(id(t) for t in keras.tree.flatten(node.outputs))
-    return list(context.values())
+def _flat_graph(model: LoadedModel) -> FlatGraph:
+    """The model's :func:`~viz_core.graph.flat_graph`, built once per model."""
+    return model.derived(("cam_flat_graph",), lambda: flat_graph(model.model))
 
 
 @dataclass(frozen=True, eq=False)
 class _Split:
-    """Compiled pieces of a model split at one layer.
+    """Compiled steps of a model split at one layer (:func:`viz_core.graph.split_at`).
 
     ``forward(x) -> [acts, *context, logits, output]``;
     ``forward_gradient(x, v_logit, v_prob, offset) -> ([acts, *context, logits, output], score,
     grads)``: the same pass, plus the gradient of the score with respect to ``acts``;
-    ``gradient(acts, context, v_logit, v_prob, offset) -> (score, grads)``: through the head only.
+    ``gradient(acts, context, v_logit, v_prob, offset) -> (score, grads)``: through the back
+    half only.
     ``x`` is the preprocessed model input (1, H, W, C); the coefficients come from
     :func:`score_coefficients`, with a batch axis.
     """
@@ -421,54 +346,45 @@ class _Split:
     forward: Callable
     forward_gradient: Callable
     gradient: Callable
-    headless: bool  # True: no head could be cut, ``gradient`` re-runs the model from its input
+    headless: bool  # True: no back half could be cut, ``gradient`` re-runs the whole model
 
 
 def _split(model: LoadedModel, layer: str) -> _Split:
     def build():
         kind = model.info.output_kind
         try:
-            flat = _flat_graph(model)
-            tap = flat.found[layer]
-            logits = flat.logits if flat.logits is not None else flat.output
-            context = _context_tensors(flat.inputs, tap, [logits, flat.output])
-            body = keras.Model(flat.inputs, [tap, *context])
-            head = keras.Model([tap, *context], [logits, flat.output])
-            has_logits = flat.logits is not None
-        except (ValueError, KeyError, AttributeError):
+            halves = split_at(model.model, layer, flat=_flat_graph(model))
+        except ModelError:
             # Graphs Keras cannot cut (e.g. repeated layer names across nested models): every
             # gradient then runs the whole model, which is slower but gives the same numbers.
             return _headless_split(model, layer)
 
-        def run_body(x):
-            outs = body(x, training=False)
-            return (outs[0], list(outs[1:])) if isinstance(outs, (list, tuple)) else (outs, [])
-
         @tf.function(reduce_retracing=True)
         def forward(x):
-            acts, ctx = run_body(x)
-            lg, out = head([acts, *ctx], training=False)
+            acts, ctx = halves.run_front(x)
+            lg, out = halves.run_back(acts, ctx)
             return [acts, *ctx, lg, out]
 
-        def head_gradient(acts, ctx, v_logit, v_prob, offset):
+        def back_gradient(acts, ctx, v_logit, v_prob, offset):
             with tf.GradientTape() as tape:
                 tape.watch(acts)
-                lg, out = head([acts, *ctx], training=False)
+                lg, out = halves.run_back(acts, ctx)
                 score = _score(lg, out, v_logit, v_prob, offset, kind)
             return lg, out, score, tape.gradient(score, acts)
 
         @tf.function(reduce_retracing=True)
         def forward_gradient(x, v_logit, v_prob, offset):
-            acts, ctx = run_body(x)
-            lg, out, score, grads = head_gradient(acts, ctx, v_logit, v_prob, offset)
+            acts, ctx = halves.run_front(x)
+            lg, out, score, grads = back_gradient(acts, ctx, v_logit, v_prob, offset)
             return [acts, *ctx, lg, out], score, grads
 
         @tf.function(reduce_retracing=True)
         def gradient(acts, ctx, v_logit, v_prob, offset):
-            _, _, score, grads = head_gradient(acts, ctx, v_logit, v_prob, offset)
+            _, _, score, grads = back_gradient(acts, ctx, v_logit, v_prob, offset)
             return score, grads
 
-        return _Split(layer, has_logits, forward, forward_gradient, gradient, headless=False)
+        return _Split(layer, halves.has_logits, forward, forward_gradient, gradient,
+                      headless=False)
 
     return model.derived(("cam_split", layer), build)
 
@@ -518,7 +434,7 @@ def _scorer(model: LoadedModel):
             has_logits = flat.logits is not None
             net = keras.Model(flat.inputs, [flat.logits if has_logits else flat.output,
                                             flat.output])
-        except (ValueError, AttributeError):
+        except (ModelError, ValueError, AttributeError):
             try:
                 net, has_logits = model.side_model((), logits=True, output=True), True
             except ModelError:

@@ -6,10 +6,18 @@ Layers inside nested sub-models are reached by re-tracing the outer graph with
 ``keras.models.clone_model(clone_function=identity, call_function=...)``: the layers (and so the
 weights) are reused, only new graph nodes are created. This is what avoids the "Graph
 disconnected" error of ``keras.Model(outer.inputs, inner_layer.output)`` on transfer models.
+
+``flat_graph(model)`` rebuilds the whole model as one graph, nested sub-models inlined layer by
+layer, with a tensor for every layer path and for the pre-softmax logits. ``split_at(model,
+layer)`` cuts that graph at a layer into a *front* half (input -> the layer's activations and the
+tensors the rest still needs, e.g. skip connections) and a *back* half (those -> logits, output),
+so the back half can run alone. Every function here takes a plain ``keras.Model`` and keeps no
+state; callers cache what they build.
 """
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass
 from typing import Sequence
 
 import keras
@@ -19,6 +27,7 @@ from .inspect import activation_name, find_layer
 
 
 def _as_functional(model) -> keras.Model:
+    """``model`` itself, or a functional view of a ``keras.Sequential`` (same layers)."""
     if isinstance(model, keras.Sequential):
         return keras.Model(model.inputs, model.outputs, name=model.name)
     return model
@@ -137,3 +146,197 @@ def side_model(
     if output:
         outs.append(out)
     return keras.Model(inputs, outs)
+
+
+# --------------------------------------------------------------------------------------------
+# The whole model as one flat graph, and cut at a layer
+# --------------------------------------------------------------------------------------------
+# What Keras raises when a graph cannot be rebuilt or cut (e.g. repeated layer names)
+_GRAPH_ERRORS = (ValueError, KeyError, AttributeError)
+
+
+@dataclass(frozen=True, eq=False)
+class FlatGraph:
+    """The whole model as one graph, nested sub-models inlined layer by layer.
+
+    The layers (and so the weights) are the model's own; only new graph nodes are made.
+
+    Attributes
+    ----------
+    inputs : KerasTensor
+        (N, H, W, C), the model's input as it expects it (after preprocessing), with the
+        model's own batch shape and dtype.
+    tensors : dict of str to KerasTensor
+        Every layer's output, by layer path (``"conv_b"``, ``"vgg16/block5_conv3"``).
+    logits : KerasTensor or None
+        (N, units), the class scores before the final softmax/sigmoid; None when the final
+        activation cannot be undone.
+    output : KerasTensor
+        (N, units), the model's output.
+    """
+
+    inputs: object
+    tensors: dict
+    logits: object
+    output: object
+
+
+def _inline(model, inputs, prefix: str, found: dict):
+    """Call ``model``'s layers on ``inputs``, nested models inlined layer by layer.
+
+    Fills ``found`` with ``{path: tensor}`` and returns the output tensor. The layers are
+    re-used (so the weights are shared); only new graph nodes are made.
+    """
+    functional = _as_functional(model)
+
+    def call(layer, *args, **kwargs):
+        if isinstance(layer, keras.Model):
+            out = _inline(layer, args[0], f"{prefix}{layer.name}/", found)
+        else:
+            out = layer(*args, **kwargs)
+        found[f"{prefix}{layer.name}"] = out
+        return out
+
+    if isinstance(functional.input, (list, tuple)):
+        inputs = [inputs] if not isinstance(inputs, (list, tuple)) else list(inputs)
+    clone = keras.models.clone_model(functional, input_tensors=inputs,
+                                     clone_function=lambda layer: layer, call_function=call)
+    return clone.outputs[0]
+
+
+def flat_graph(model) -> FlatGraph:
+    """Rebuild ``model`` as one flat graph (nested sub-models inlined), with a logits tensor.
+
+    Parameters
+    ----------
+    model : keras.Model
+        Sequential or functional, possibly with nested models; not modified.
+
+    Returns
+    -------
+    FlatGraph
+
+    Raises
+    ------
+    ModelError
+        Keras cannot rebuild this graph.
+    """
+    try:
+        spec = model.inputs[0]
+        x = keras.Input(batch_shape=spec.shape, dtype=spec.dtype)
+        found: dict = {}
+        out = _inline(model, x, "", found)
+        # Keras has no public graph walk; each KerasTensor names its producer in _keras_history
+        final, node_index, _ = out._keras_history
+        node = final._inbound_nodes[node_index]
+        act = activation_name(final)
+        if isinstance(final, keras.layers.Activation):
+            logits = keras.tree.flatten(node.input_tensors)[0]
+        elif act in ("softmax", "sigmoid"):
+            logits = _linear_twin(final)(keras.tree.flatten(node.input_tensors)[0])
+        elif act == "linear":
+            logits = out
+        else:
+            logits = None
+    except _GRAPH_ERRORS as err:
+        raise ModelError(
+            f"The model {model.name!r} cannot be rebuilt as one flat graph: {err}"
+        ) from err
+    return FlatGraph(x, found, logits, out)
+
+
+def _context_tensors(inputs, tap, outputs) -> list:
+    """Tensors that do not depend on ``tap`` but are used after it (skip connections...).
+
+    With them as extra inputs, the part of the graph after ``tap`` is a model of its own.
+    """
+    probe = keras.Model(inputs, outputs)
+    depends = {id(tap)}
+    context: dict[int, object] = {}
+    for depth in sorted(probe._nodes_by_depth, reverse=True):  # inputs first
+        for node in probe._nodes_by_depth[depth]:
+            ins = keras.tree.flatten(node.input_tensors)
+            if any(id(t) in depends for t in ins):
+                for t in ins:
+                    if id(t) not in depends:
+                        context[id(t)] = t
+                depends.update(id(t) for t in keras.tree.flatten(node.outputs))
+    return list(context.values())
+
+
+@dataclass(frozen=True, eq=False)
+class ModelSplit:
+    """A model cut at one layer into two halves that share its weights.
+
+    ``back`` after ``front`` computes what the whole model computes.
+
+    Attributes
+    ----------
+    layer : str
+        Path of the layer the model is cut at.
+    front : keras.Model
+        Takes the model input x, (N, H, W, C) preprocessed. Returns the layer's activations,
+        e.g. (N, h, w, k), followed by the context tensors (as a list when there are any).
+    back : keras.Model
+        Takes ``[activations, *context]``. Returns ``[logits, output]``, each (N, units);
+        ``logits`` is the output again when ``has_logits`` is False.
+    context_count : int
+        How many context tensors: the tensors the network still uses after the layer that do
+        not depend on it (skip connections, the branches beside it); 0 for a plain chain.
+    has_logits : bool
+        Whether the class scores before the final softmax/sigmoid can be read.
+    """
+
+    layer: str
+    front: keras.Model
+    back: keras.Model
+    context_count: int
+    has_logits: bool
+
+    def run_front(self, x, training: bool = False):
+        """``(activations, [context tensors])`` of the model input ``x`` (N, H, W, C)."""
+        outs = self.front(x, training=training)
+        return (outs[0], list(outs[1:])) if isinstance(outs, (list, tuple)) else (outs, [])
+
+    def run_back(self, activations, context, training: bool = False):
+        """``(logits, output)``, each (N, units), from the front half's results."""
+        logits, output = self.back([activations, *context], training=training)
+        return logits, output
+
+
+def split_at(model, layer: str, *, flat: FlatGraph | None = None) -> ModelSplit:
+    """Cut ``model`` at ``layer`` into a front and a back half (see :class:`ModelSplit`).
+
+    Parameters
+    ----------
+    model : keras.Model
+        Not modified; both halves share its layers and weights.
+    layer : str
+        Layer path, nested allowed (``"vgg16/block5_conv3"``).
+    flat : FlatGraph or None
+        ``flat_graph(model)`` if the caller already has it (reused, not rebuilt).
+
+    Returns
+    -------
+    ModelSplit
+
+    Raises
+    ------
+    ModelError
+        No layer has this path, or Keras cannot cut the graph there (e.g. the same layer name
+        inside and outside a nested model).
+    """
+    try:
+        flat = flat_graph(model) if flat is None else flat
+        if layer not in flat.tensors:
+            raise ModelError(f"The model {model.name!r} has no layer called {layer!r}.")
+        tap = flat.tensors[layer]
+        logits = flat.logits if flat.logits is not None else flat.output
+        context = _context_tensors(flat.inputs, tap, [logits, flat.output])
+        front = keras.Model(flat.inputs, [tap, *context])
+        back = keras.Model([tap, *context], [logits, flat.output])
+    except _GRAPH_ERRORS as err:
+        raise ModelError(
+            f"The model {model.name!r} cannot be cut at the layer {layer!r}: {err}"
+        ) from err
+    return ModelSplit(layer, front, back, len(context), flat.logits is not None)
