@@ -12,6 +12,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from ui import notes
+from ui.export import bundle_button, model_options
 from ui.feedback import ProgressBar, show_error
 from ui.state import selection, workbench
 from viz_core.errors import VizError
@@ -33,6 +34,7 @@ from viz_core.render.filter_grid import pattern_grid
 ONE, GALLERY = "One layer", "All conv layers"
 SIZES = (64, 96, 128, 150, 192, 224)
 GALLERY_COUNTS = (8, 16, 32, 64)
+SEED = 0  # of the noisy starts; the same for the page, its bundle and the warm-up
 
 st.title("Filter patterns")
 st.caption(
@@ -85,7 +87,7 @@ with st.expander("Method", expanded=True, icon=":material/tune:"):
     if method == "classic":
         st.caption(":material/hourglass: The classic method runs one filter at a time on the "
                    "full canvas, as the tutorial does: expect minutes for 64 filters.")
-params = dict(method=method, steps=steps, size=size)
+params = dict(method=method, steps=steps, size=size, seed=SEED)
 
 
 def compute(layer: str, filters: tuple, progress):
@@ -192,13 +194,26 @@ def one_layer() -> None:
                             title=dict(text="Objective at each step", font=dict(size=14)),
                             xaxis_title="step", yaxis_title="mean activation")
         st.plotly_chart(trace, width="stretch", config={"displayModeBar": False})
-        d1, d2 = st.columns(2)
+        d1, d2, d3 = st.columns(3)
         stem = f"{layer.replace('/', '__')}_{result.method}"
         d1.download_button("Grid (PNG)", png_bytes(grid.image), f"{stem}_grid.png",
                            mime="image/png", icon=":material/download:", key="fp_dl_grid")
         d2.download_button(f"Filter {index} (PNG)", png_bytes(item.pattern),
                            f"{stem}_filter_{index:03d}.png", mime="image/png",
                            icon=":material/download:", key="fp_dl_one")
+        # The filters command with exactly these settings: answered from the disk cache, so
+        # the bundle holds the very patterns shown, and remakes them bit for bit (seeded).
+        bundle_button(
+            "filters",
+            model_options(model) + ["--layer", layer, "--filters", f"{low}:{high}",
+                                    "--method", method, "--steps", str(steps), "--size",
+                                    str(size), "--per-row", str(per_row), "--seed", str(SEED)],
+            [],
+            {"page": "Filter patterns", "model": model.title, "layer": layer,
+             "filters": [low, high], "method": method, "steps": steps, "size": size,
+             "seed": SEED, "per_row": per_row,
+             "dead": [f for f, dead in zip(result.filters, result.dead) if dead]},
+            key="fp_bundle", where=d3)
 
 
 # ---- gallery --------------------------------------------------------------------------------

@@ -16,7 +16,11 @@ import pytest
 
 from tests.conftest import tiny_cnn
 from viz_core.bundle import bundle_command, export_bundle
+from viz_core.catalog import DEMO_MODEL_FILE
+from viz_core.filters import default_layer, filter_patterns
 from viz_core.intake import image_from_array
+from viz_core.render import png_bytes
+from viz_core.render.filter_grid import pattern_grid
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -34,15 +38,16 @@ def scene() -> np.ndarray:
     return img
 
 
-def rerun_bundle(data: bytes, folder: Path) -> dict[str, bytes]:
-    """Unzip, delete the pictures, run command.txt there; return the pictures it wrote."""
+def rerun_bundle(data: bytes, folder: Path, **env) -> dict[str, bytes]:
+    """Unzip, delete the pictures, run command.txt there (``env``: extra environment
+    variables); return the pictures it wrote."""
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
         archive.extractall(folder)
     shutil.rmtree(folder / "pictures")
     line = (folder / "command.txt").read_text().strip()
     argv = shlex.split(line)
     assert argv[:3] == ["python", "-m", "viz_core"]
-    env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="3")
+    env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="3", **env)
     out = subprocess.run([sys.executable, *argv[1:]], cwd=folder, env=env, capture_output=True,
                          text=True, timeout=300)
     assert out.returncode == 0, out.stderr
@@ -76,6 +81,39 @@ def test_bundle_command_reproduces_pictures_bit_for_bit(model_path, bench, tmp_p
     pngs = [n for n in stored if n.endswith(".png")]
     assert len(pngs) == (4 if command == "heatmap" else 4)
     again = rerun_bundle(data, tmp_path / "unzipped")
+    assert again.keys() == stored.keys()
+    for name, content in stored.items():
+        assert again[name] == content, name
+
+
+@pytest.mark.skipif(not DEMO_MODEL_FILE.exists(), reason="demo model not built")
+def test_filters_bundle_holds_the_patterns_shown_and_remakes_them_bit_for_bit(bench, tmp_path):
+    model = bench.builtin_model("demo")
+    layer = default_layer(model)
+    # What the Filter patterns page computes (and shows) for filters 0:3, 3 steps, 64 px.
+    shown = filter_patterns(model, layer, (0, 1, 2), method="fast", steps=3, size=64, seed=0,
+                            disk=bench.disk)
+    options = ["--model", "demo", "--layer", layer, "--filters", "0:3", "--method", "fast",
+               "--steps", "3", "--size", "64", "--per-row", "2", "--seed", "0"]
+    data = export_bundle("filters", options, [], {"page": "Filter patterns"}, bench=bench)
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        names = archive.namelist()
+        stored = {n: archive.read(n) for n in names if n.startswith("pictures/")}
+        line = archive.read("command.txt").decode().strip()
+        readme = archive.read("README.txt").decode()
+    assert line == f"python -m viz_core filters {shlex.join(options)} --out pictures"
+    assert not any(n.startswith("input/") for n in names) and "input/" not in readme
+    stem = f"pictures/{layer}_fast"
+    assert sorted(stored) == [f"{stem}_filter_{k:03d}.png" for k in range(3)] + [
+        f"{stem}_grid.png"]
+    # The bundle was answered from the page's cache: its pictures are those on the page.
+    grid = pattern_grid(shown.patterns, columns=2, dead=shown.dead)
+    assert stored[f"{stem}_grid.png"] == png_bytes(grid.image)
+    for k in range(3):
+        assert stored[f"{stem}_filter_{k:03d}.png"] == png_bytes(shown.by_filter(k).pattern)
+    # A fresh process with an empty disk cache ascends again (seeded) to the same bytes.
+    again = rerun_bundle(data, tmp_path / "unzipped", CNN_VIZ_CACHE=str(tmp_path / "fresh"))
+    assert (tmp_path / "fresh").is_dir()  # it computed, and cached there, rather than reused
     assert again.keys() == stored.keys()
     for name, content in stored.items():
         assert again[name] == content, name

@@ -1,13 +1,23 @@
 """Presenter warm-up: afterwards the pages' default calls are answered from the caches."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
+from streamlit.testing.v1 import AppTest
 
 from viz_core.activations import feature_map_layers, feature_maps, layer_chunks
 from viz_core.cam import class_heatmap
 from viz_core.catalog import DEMO_MODEL_FILE
+from viz_core.faithfulness import (
+    COMPARE_METHODS,
+    compared_map,
+    compared_map_ready,
+    deletion_insertion,
+)
+from viz_core.filters import cached_filter_patterns, pattern_layers
 from viz_core.predict import predict
 from viz_core.samples import sample_bytes
+from viz_core.sanity import DEFAULT_METHODS, FAST_PARAMS, cascading_randomisation
 from viz_core.targets import Target
 from viz_core.warmup import warm_up
 
@@ -31,3 +41,98 @@ def test_warm_up_fills_the_caches_the_pages_read(bench):
                            method="gradcam", layer=model.info.last_conv_layer)
     assert bench.results.stats.misses == misses  # the prediction was a hit
     assert top.top[0].label == "circle"
+
+
+@pytest.fixture(scope="module")
+def warmed(tmp_path_factory):
+    """The dashboard's own workbench (a private disk cache), warmed up on the circle only."""
+    from ui.state import workbench
+
+    patch = pytest.MonkeyPatch()
+    patch.setenv("CNN_VIZ_CACHE", str(tmp_path_factory.mktemp("warm_disk")))
+    workbench.clear()
+    bench = workbench()
+    messages = []
+    done = warm_up(bench, samples=("circle",), progress=lambda f, m: messages.append((f, m)))
+    yield bench, messages, done
+    workbench.clear()
+    patch.undo()
+
+
+def test_compare_and_sanity_come_last_and_are_cached_as_the_pages_ask(warmed):
+    bench, messages, done = warmed
+    model = bench.builtin_model("demo")
+    assert done == len(messages) and messages[-1] == (1.0, "circle: sanity check")
+    texts = [m for _, m in messages]
+    first_compare = texts.index("circle: compare, gradcam")
+    assert texts[first_compare - 1] == f"filter patterns of {pattern_layers(model)[-1]}"
+    assert texts[first_compare:] == (
+        [f"circle: compare, {m}{part}" for m in COMPARE_METHODS for part in ("", " curves")]
+        + ["circle: compare, random-order curves", "circle: sanity check"])
+    for layer in pattern_layers(model):  # as the Filter patterns page asks on arrival
+        assert cached_filter_patterns(model, layer, disk=bench.disk) is not None
+
+    # The calls of pages/compare.py and pages/sanity.py with their defaults, written out.
+    view = model.view(bench.image(sample_bytes("circle"), "circle"))
+    k = bench.run(predict, model, (view,), top=5)[0].top[0].class_index
+    for method in COMPARE_METHODS:
+        assert compared_map_ready(bench, model, view, Target(k, "logit"), method), method
+        heat = compared_map(bench, model, view, Target(k, "logit"), method)
+        assert bench.is_cached(deletion_insertion, model, view, k, heat, steps=20,
+                               baseline="blurred"), method
+    assert bench.is_cached(deletion_insertion, model, view, k, np.zeros((150, 150), "float32"),
+                           steps=20, baseline="blurred")
+    params = {m: FAST_PARAMS[m] for m in DEFAULT_METHODS if m in FAST_PARAMS}
+    assert bench.is_cached(cascading_randomisation, model, view, Target(k),
+                           methods=tuple(DEFAULT_METHODS), steps=8, params=params, seed=0)
+
+
+def test_compare_and_sanity_pages_open_from_the_warm_caches(warmed):
+    bench, _, _ = warmed
+    misses = bench.results.stats.misses
+    at = AppTest.from_file("../app.py", default_timeout=120)
+    at.run()
+    assert at.sidebar.selectbox(key="image").value == "circle"
+    at.switch_page("pages/compare.py")
+    at.run()
+    assert not at.exception, at.exception
+    assert "cmp_run" not in [b.key for b in at.button]  # no "Compare 6 methods": all cached
+    assert {m.value for m in at.markdown} >= {"**Grad-CAM**", "**LIME**"}
+    at.switch_page("pages/sanity.py")
+    at.run()
+    assert not at.exception, at.exception
+    assert "san_run" not in [b.key for b in at.button]  # the report is drawn from the cache
+    assert any(e.value.startswith("**Edge detector (control)**: does not explain")
+               for e in at.error)  # the control is flagged
+    assert bench.results.stats.misses == misses  # nothing was computed again
+
+
+def test_stopping_inside_the_last_steps_leaves_them_undone(bench):
+    messages = []
+    done = warm_up(bench, samples=("circle",), progress=lambda f, m: messages.append(m),
+                   should_stop=lambda: messages[-1].startswith("circle: compare"))
+    assert messages[-1] == "circle: compare, gradcam" and done == len(messages)
+    model = bench.builtin_model("demo")
+    view = model.view(bench.image(sample_bytes("circle"), "circle"))
+    k = bench.run(predict, model, (view,), top=5)[0].top[0].class_index
+    assert compared_map_ready(bench, model, view, Target(k), "gradcam")
+    assert not compared_map_ready(bench, model, view, Target(k), "lime")
+
+    # A stop asked inside a long step ends it there (Cancelled), without caching a result:
+    # let the step before the sanity check finish, then say stop when the check asks.
+    asked_after = []
+
+    def stop_inside_sanity() -> bool:
+        if messages[-1] != "circle: compare, random-order curves":
+            return False
+        asked_after.append(True)
+        return len(asked_after) > 1  # the first question is the one between steps
+
+    messages.clear()
+    done = warm_up(bench, samples=("circle",), progress=lambda f, m: messages.append(m),
+                   should_stop=stop_inside_sanity)
+    assert messages[-1] == "circle: compare, random-order curves" and done == len(messages)
+    assert len(asked_after) == 2  # stopped at the sanity check's first question
+    params = {m: FAST_PARAMS[m] for m in DEFAULT_METHODS if m in FAST_PARAMS}
+    assert not bench.is_cached(cascading_randomisation, model, view, Target(k),
+                               methods=tuple(DEFAULT_METHODS), steps=8, params=params, seed=0)

@@ -1,5 +1,6 @@
 """Presenter mode: large type for a projector, colour-blind-safe colour maps, short error
-messages, and the demo model's results computed ahead so a class demo never waits."""
+messages, and the demo model's results computed ahead so a class demo never waits (every
+page's defaults for every sample scene, Compare and Sanity last; see viz_core.warmup)."""
 from __future__ import annotations
 
 import atexit
@@ -47,8 +48,9 @@ class _Preparation:
         self.thread = threading.Thread(target=self._run, args=(bench,), daemon=True,
                                        name="presenter-warm-up")
         self.thread.start()
-        # Stop between two steps when the process exits: a daemon thread killed inside
-        # TensorFlow aborts the interpreter ("terminate called ... exception not rethrown").
+        # Stop between two steps (or inside a long one) when the process exits: a daemon
+        # thread killed inside TensorFlow aborts the interpreter ("terminate called ...
+        # exception not rethrown").
         atexit.register(self.stop)
 
     def _run(self, bench) -> None:

@@ -6,7 +6,8 @@ written into the bundle reproduces its pictures bit for bit. Layout of the ZIP::
 
     command.txt       python -m viz_core <command> ... --image input/<stem>.png --out pictures
     parameters.json   what the page showed (model, images, layer, class, method, display options)
-    input/<stem>.png  the images, decoded (EXIF applied, alpha flattened), losslessly
+    input/<stem>.png  the images, decoded (EXIF applied, alpha flattened), losslessly (none
+                      for a view without images, such as filter patterns)
     pictures/...      everything the command wrote
     README.txt        how to reproduce
 """
@@ -31,9 +32,8 @@ pictures/ holds every picture of the view; parameters.json the settings that mad
 To make them again, from this folder, with the project installed:
 
     {command}
-
-(The images in input/ are the decoded pixels the dashboard used.)
-"""
+{images}"""
+_IMAGES_NOTE = "\n(The images in input/ are the decoded pixels the dashboard used.)\n"
 
 
 def _unique_stems(images: Sequence[LoadedImage]) -> list[str]:
@@ -46,7 +46,8 @@ def _unique_stems(images: Sequence[LoadedImage]) -> list[str]:
     return stems
 
 
-def bundle_command(command: str, options: Sequence[str], images: Sequence[LoadedImage]) -> list[str]:
+def bundle_command(command: str, options: Sequence[str],
+                   images: Sequence[LoadedImage]) -> list[str]:
     """The argument list (after ``python -m viz_core``) a bundle records, with relative paths."""
     argv = [command, *map(str, options)]
     for stem in _unique_stems(images):
@@ -71,7 +72,8 @@ def export_bundle(
         Its options except ``--image``, ``--out`` and ``--json``, e.g.
         ``["--model", "demo", "--class", "3"]``.
     images : sequence of LoadedImage
-        Written losslessly as ``input/<stem>.png``.
+        Written losslessly as ``input/<stem>.png``; empty for a command without images
+        (``filters``).
     parameters : dict
         JSON-serialisable description of the view, stored as ``parameters.json``.
     bench : Workbench or None
@@ -102,7 +104,8 @@ def export_bundle(
         with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
             archive.writestr("command.txt", line + "\n")
             archive.writestr("parameters.json", json.dumps(parameters, indent=2, default=str))
-            archive.writestr("README.txt", _README.format(command=line))
+            archive.writestr("README.txt", _README.format(
+                command=line, images=_IMAGES_NOTE if images else ""))
             for path in sorted(p for p in root.rglob("*") if p.is_file()):
                 archive.write(path, path.relative_to(root).as_posix())
         return buffer.getvalue()

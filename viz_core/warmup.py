@@ -1,34 +1,85 @@
 """Prepare the demo model's results ahead, so a class demo never waits (presenter mode).
 
 Runs the same cached calls the pages make with their default settings, through the
-workbench, for every generated sample: predictions, all feature maps, Grad-CAM for the two
-most likely classes, and the first 64 filter patterns of every conv layer (disk-cached).
+workbench, for every generated sample, most wanted first: predictions, all feature maps,
+Grad-CAM for the two most likely classes, the first 64 filter patterns of every conv layer
+(disk-cached), then, last, the Compare page (six maps and their deletion / insertion curves)
+and the Sanity page (cascading randomisation) for each sample's most likely class.
+
+Every step is cut short by ``should_stop``: between steps, and inside the long ones (they
+take it too), so a stopping server never waits long nor kills a thread inside TensorFlow.
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Sequence
+
+import numpy as np
 
 from .activations import feature_map_layers, feature_maps, layer_chunks
-from .cam import class_heatmap
+from .cam import class_heatmap, top_classes
 from .errors import VizError
+from .faithfulness import BASELINES, COMPARE_METHODS, compared_map, deletion_insertion
 from .filters import DEFAULT_SIZE, DEFAULT_STEPS, filter_count, filter_patterns, pattern_layers
 from .predict import predict
 from .samples import list_samples, sample_bytes
+from .sanity import DEFAULT_METHODS as SANITY_METHODS
+from .sanity import cascading_randomisation, fast_params, weighted_layers
 from .targets import Target
 
+#: The Compare page's defaults (pages/compare.py): curve steps and what removed pixels become.
+COMPARE_STEPS = 20
+COMPARE_BASELINE = BASELINES[0]
+#: The Sanity page's default number of layers to randomise is every one, at most this many.
+SANITY_MAX_STEPS = 8
 
-def warm_up(bench, *, should_stop: Callable[[], bool] | None = None,
+
+def compare_defaults() -> dict:
+    """Keyword arguments of the Compare page's default deletion / insertion curves."""
+    return dict(steps=COMPARE_STEPS, baseline=COMPARE_BASELINE)
+
+
+def sanity_defaults(model) -> dict:
+    """Keyword arguments of the Sanity page's default cascading randomisation of ``model``."""
+    layers = weighted_layers(model.model)
+    return dict(methods=tuple(SANITY_METHODS), steps=max(1, min(len(layers), SANITY_MAX_STEPS)),
+                params=fast_params(SANITY_METHODS), seed=0)
+
+
+def warm_up(bench, *, samples: Sequence[str] | None = None,
+            should_stop: Callable[[], bool] | None = None,
             progress: Callable[[float, str], None] | None = None) -> int:
-    """Compute the demo model's default views for every generated sample.
+    """Compute the demo model's default views for the generated samples.
 
-    Returns the number of results prepared. Stops early (quietly) when ``should_stop()``.
+    Parameters
+    ----------
+    bench : Workbench
+        Whose caches are filled (the dashboard's, so its pages then answer from them).
+    samples : sequence of str or None
+        Names of sample images (:func:`viz_core.samples.list_samples`); None means every
+        generated shape scene.
+    should_stop : callable() -> bool or None
+        Asked after every step and inside the long ones; True ends the work quietly.
+    progress : callable(fraction, message) or None
+        Called after every step, ``fraction`` in [0, 1].
+
+    Returns
+    -------
+    int
+        The number of steps done.
     """
-    model = bench.builtin_model("demo")
-    info = model.info
-    samples = [s for s in list_samples() if s.kind == "shapes"]
+    stop = should_stop or (lambda: False)
+    try:
+        model = bench.builtin_model("demo")
+        info = model.info
+        names = ([s.name for s in list_samples() if s.kind == "shapes"] if samples is None
+                 else list(samples))
+        views = [model.view(bench.image(sample_bytes(name), name)) for name in names]
+    except VizError:
+        return 0  # the demo model is missing: nothing to prepare
     chunks = layer_chunks(info, feature_map_layers(info))
     conv = pattern_layers(model)
-    total = len(samples) * (2 + len(chunks) + 2) + len(conv)
+    per_compare = 2 * len(COMPARE_METHODS) + 1  # each map, its curves, the random order
+    total = len(names) * (2 + len(chunks) + 2) + len(conv) + len(names) * (per_compare + 1)
     done = 0
 
     def tick(message: str) -> bool:
@@ -36,32 +87,52 @@ def warm_up(bench, *, should_stop: Callable[[], bool] | None = None,
         done += 1
         if progress:
             progress(done / total, message)
-        return bool(should_stop and should_stop())
+        return stop()
 
     try:
-        for sample in samples:
-            view = model.view(bench.image(sample_bytes(sample.name), sample.name))
+        for name, view in zip(names, views):
             first = bench.run(predict, model, (view,), top=5)[0]
-            if tick(f"{sample.name}: prediction"):
+            if tick(f"{name}: prediction"):
                 return done
             bench.run(predict, model, (view,), top=len(model.labels))
-            if tick(f"{sample.name}: ranking"):
+            if tick(f"{name}: ranking"):
                 return done
             for chunk in chunks:
                 bench.run(feature_maps, model, view, layers=chunk)
-                if tick(f"{sample.name}: feature maps"):
+                if tick(f"{name}: feature maps"):
                     return done
             for score in first.top[:2]:
                 bench.run(class_heatmap, model, view, Target(score.class_index, "logit"),
                           method="gradcam", layer=info.last_conv_layer)
-                if tick(f"{sample.name}: Grad-CAM of {score.label}"):
+                if tick(f"{name}: Grad-CAM of {score.label}"):
                     return done
         for layer in conv:
             filters = tuple(range(min(64, filter_count(model, layer))))
             filter_patterns(model, layer, filters, disk=bench.disk, method="fast",
-                            steps=DEFAULT_STEPS["fast"], size=DEFAULT_SIZE)
+                            steps=DEFAULT_STEPS["fast"], size=DEFAULT_SIZE, should_stop=stop)
             if tick(f"filter patterns of {layer}"):
                 return done
+        # Lowest priority: the Compare and Sanity pages, for the class each page opens on.
+        for name, view in zip(names, views):
+            k = top_classes(model, view, 1)[0][0]
+            target = Target(k, "logit")
+            for method in COMPARE_METHODS:
+                heat = compared_map(bench, model, view, target, method, should_stop=stop)
+                if tick(f"{name}: compare, {method}"):
+                    return done
+                bench.run(deletion_insertion, model, view, k, heat, should_stop=stop,
+                          **compare_defaults())
+                if tick(f"{name}: compare, {method} curves"):
+                    return done
+            random_order = np.zeros(info.input_shape[:2], dtype="float32")  # all ties
+            bench.run(deletion_insertion, model, view, k, random_order, should_stop=stop,
+                      **compare_defaults())
+            if tick(f"{name}: compare, random-order curves"):
+                return done
+            bench.run(cascading_randomisation, model, view, Target(k), should_stop=stop,
+                      **sanity_defaults(model))
+            if tick(f"{name}: sanity check"):
+                return done
     except VizError:
-        return done  # the demo model is missing: nothing to prepare
+        return done  # stopped inside a step (Cancelled), or a result the model cannot make
     return done

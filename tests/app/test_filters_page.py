@@ -7,6 +7,7 @@ independent forward pass of the model's own layer on the picture the page displa
 from __future__ import annotations
 
 import io
+import json
 import zipfile
 
 import keras
@@ -16,8 +17,10 @@ from PIL import Image
 from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 from streamlit.testing.v1 import AppTest
 
+import ui.export
 import viz_core.workbench
 from tests.conftest import tiny_cnn, wrap
+from viz_core.bundle import export_bundle
 from viz_core.catalog import DEMO_MODEL_FILE
 
 
@@ -108,6 +111,42 @@ def test_grid_drawn_on_arrival_and_a_filter_shown_large(loaded, media):
     again = open_page()
     caption = next(c.value for c in again.caption if c.value.startswith("4 filters of"))
     assert "(from the disk cache)" in caption
+
+
+def test_bundle_holds_the_pictures_the_page_shows(loaded, media, monkeypatch):
+    made = []  # the page's bundle arguments (the button makes the ZIP only when clicked)
+    original = ui.export.bundle_button
+
+    def record(command, options, images, parameters, **kw):
+        made.append((command, list(options), list(images), parameters))
+        return original(command, options, images, parameters, **kw)
+
+    monkeypatch.setattr(ui.export, "bundle_button", record)
+    at = open_page()
+    at.slider(key="fp_range_conv_a").set_value((1, 4)).run()
+    at.number_input(key="fp_steps_fast").set_value(4).run()
+    at.select_slider(key="fp_size").set_value(64).run()
+    at.slider(key="fp_per_row").set_value(2).run()
+    assert not at.exception, at.exception
+    button = next(b for b in at.get("download_button") if b.key == "fp_bundle")
+    assert button.proto.label == "Export bundle"
+    command, options, images, parameters = made[-1]
+    assert (command, images) == ("filters", [])
+    assert options == ["--model", "demo", "--layer", "conv_a", "--filters", "1:4", "--method",
+                       "fast", "--steps", "4", "--size", "64", "--per-row", "2", "--seed", "0"]
+    assert parameters["filters"] == [1, 4] and parameters["per_row"] == 2
+
+    from ui.state import workbench
+
+    data = export_bundle(command, options, images, parameters, bench=workbench())
+    labels = {b.proto.label: b for b in at.get("download_button")}
+    index = at.selectbox(key="fp_pick").value
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        assert archive.read("pictures/conv_a_fast_grid.png") == file_of(
+            media, labels["Grid (PNG)"].proto.url)
+        assert archive.read(f"pictures/conv_a_fast_filter_{index:03d}.png") == file_of(
+            media, labels[f"Filter {index} (PNG)"].proto.url)
+        assert json.loads(archive.read("parameters.json"))["steps"] == 4
 
 
 def test_classic_waits_for_the_button_then_draws(loaded, media):

@@ -54,10 +54,10 @@ def _file_stem(layer: str) -> str:
     return "".join(c if c.isalnum() or c in "-_" else "_" for c in layer.replace("/", "__"))
 
 
-def cmd_filters(args) -> int:
+def cmd_filters(args, bench: Workbench | None = None) -> int:
     if not 1 <= args.per_row <= 64:
         raise ParameterError(f"--per-row must be between 1 and 64; got {args.per_row}.")
-    bench = Workbench()
+    bench = bench or Workbench()
     model = open_model(bench, args)
     count = filter_count(model, args.layer)
     chosen = parse_filters(args.filters) if args.filters else tuple(range(min(64, count)))
