@@ -17,6 +17,7 @@ import pytest
 from tests.conftest import tiny_cnn
 from viz_core.bundle import bundle_command, export_bundle
 from viz_core.catalog import DEMO_MODEL_FILE
+from viz_core.errors import ParameterError
 from viz_core.filters import default_layer, filter_patterns
 from viz_core.intake import image_from_array
 from viz_core.render import png_bytes
@@ -124,3 +125,32 @@ def test_bundle_command_uses_relative_paths_and_unique_names():
     argv = bundle_command("lime", ["--model", "demo"], images)
     assert argv == ["lime", "--model", "demo", "--image", "input/cat.png", "--image",
                     "input/cat_2.png", "--out", "pictures"]
+
+
+def test_an_uploaded_model_travels_in_the_bundle_with_its_class_names(model_path, bench,
+                                                                     tmp_path):
+    model_bytes = model_path.read_bytes()
+    files = {"model/model.keras": model_bytes, "model/labels.txt": b"red\ngreen\nblue\n"}
+    options = ["--model", "model/model.keras", "--preprocess", "unit", "--labels",
+               "model/labels.txt", "--class", "green"]
+    data = export_bundle("heatmap", options, [image_from_array(scene(), "scene")],
+                         {"page": "heatmap"}, bench=bench, files=files)
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        assert archive.read("model/model.keras") == model_bytes
+        assert archive.read("model/labels.txt") == b"red\ngreen\nblue\n"
+        stored = {n: archive.read(n) for n in archive.namelist() if n.startswith("pictures/")}
+        line = archive.read("command.txt").decode().strip()
+        assert "model/ holds the uploaded model" in archive.read("README.txt").decode()
+    assert line.startswith("python -m viz_core heatmap --model model/model.keras --preprocess "
+                           "unit --labels model/labels.txt --class green")
+    # class "green" is index 1 of the given names: the overlay is named after it
+    assert sorted(stored) == ["pictures/scene_gradcam_1.npy", "pictures/scene_gradcam_1.png"]
+    again = rerun_bundle(data, tmp_path / "unzipped")
+    assert again == stored
+
+
+@pytest.mark.parametrize("name", ["../outside.keras", "/tmp/absolute.keras", ""])
+def test_bundle_files_must_stay_inside_the_bundle(bench, name):
+    with pytest.raises(ParameterError, match="relative path"):
+        export_bundle("heatmap", ["--model", "demo"], [image_from_array(scene(), "s")], {},
+                      bench=bench, files={name: b"x"})

@@ -13,9 +13,16 @@ from .feedback import show_error
 from .state import Selection, set_selection, workbench
 
 UPLOAD = "upload"
+MODEL_FILE_KEY = "model_file"  # widget keys the export bundle reads the upload back from
+MODEL_LABELS_KEY = "model_labels"
 NO_SECOND = "none"
 MAX_MODEL_MB = MAX_MODEL_BYTES // 2**20  # the limits live in viz_core; the widgets echo them
 MAX_IMAGE_MB = MAX_BYTES // 2**20
+
+
+def class_names(text: str) -> list[str]:
+    """One class name per non-blank line (as ``--labels FILE`` reads them)."""
+    return [line for line in text.splitlines() if line.strip()]
 
 
 def _model_picker():
@@ -25,18 +32,18 @@ def _model_picker():
     bench = workbench()
     try:
         if choice == UPLOAD:
-            file = st.file_uploader("Model file", type=["keras", "h5"], key="model_file",
+            file = st.file_uploader("Model file", type=["keras", "h5"], key=MODEL_FILE_KEY,
                                     max_upload_size=MAX_MODEL_MB,
                                     help="Loaded with Keras safe mode: files with code are refused.")
             preprocessing = st.selectbox(
                 "Preprocessing", PREPROCESSING_NAMES, index=PREPROCESSING_NAMES.index("unit"),
                 format_func=lambda n: f"{n}: {PREPROCESSING_HELP[n]}", key="model_preprocessing")
-            names = st.text_area("Class names (one per line, optional)", key="model_labels",
+            names = st.text_area("Class names (one per line, optional)", key=MODEL_LABELS_KEY,
                                  height=90)
             if file is None:
                 st.caption("Upload a model to continue.")
                 return None
-            labels = [line for line in names.splitlines() if line.strip()] or None
+            labels = class_names(names) or None
             with st.spinner("Loading the model…"):
                 return bench.uploaded_model(file.getvalue(), file.name,
                                             preprocessing=preprocessing, labels=labels)

@@ -8,6 +8,7 @@ written into the bundle reproduces its pictures bit for bit. Layout of the ZIP::
     parameters.json   what the page showed (model, images, layer, class, method, display options)
     input/<stem>.png  the images, decoded (EXIF applied, alpha flattened), losslessly (none
                       for a view without images, such as filter patterns)
+    model/...         an uploaded model file (and its class names), when the view used one
     pictures/...      everything the command wrote
     README.txt        how to reproduce
 """
@@ -20,7 +21,7 @@ import shlex
 import tempfile
 import zipfile
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 from .errors import ParameterError
 from .intake import LoadedImage
@@ -34,6 +35,7 @@ To make them again, from this folder, with the project installed:
     {command}
 {images}"""
 _IMAGES_NOTE = "\n(The images in input/ are the decoded pixels the dashboard used.)\n"
+_FILES_NOTE = "\n(model/ holds the uploaded model file the dashboard used.)\n"
 
 
 def _unique_stems(images: Sequence[LoadedImage]) -> list[str]:
@@ -61,6 +63,7 @@ def export_bundle(
     images: Sequence[LoadedImage],
     parameters: dict,
     bench=None,
+    files: Mapping[str, bytes] | None = None,
 ) -> bytes:
     """Run ``python -m viz_core <command> <options>`` in-process and zip what it wrote.
 
@@ -78,6 +81,9 @@ def export_bundle(
         JSON-serialisable description of the view, stored as ``parameters.json``.
     bench : Workbench or None
         Reused so the command answers from the dashboard's caches.
+    files : mapping of str to bytes, optional
+        More files the command reads, by relative path (e.g. ``{"model/model.keras": data}``
+        for an uploaded model, named so in ``options``); stored in the bundle as they are.
 
     Returns
     -------
@@ -92,8 +98,15 @@ def export_bundle(
         (root / "input").mkdir()
         for stem, image in zip(_unique_stems(images), images):
             (root / "input" / f"{stem}.png").write_bytes(png_bytes(image.pixels))
-        absolute = [str(root / a) if a.startswith("input/") or a == "pictures" else a
-                    for a in relative]
+        extra = dict(files or {})
+        for name, data in extra.items():
+            path = (root / name).resolve()
+            if not name or Path(name).is_absolute() or root.resolve() not in path.parents:
+                raise ParameterError(f"A bundle file must have a relative path; got {name!r}.")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+        absolute = [str(root / a) if a.startswith("input/") or a == "pictures" or a in extra
+                    else a for a in relative]
         args = build_parser().parse_args([*absolute, "--json"])
         with contextlib.redirect_stdout(io.StringIO()):
             status = args.handler(args, bench=bench)
@@ -105,7 +118,8 @@ def export_bundle(
             archive.writestr("command.txt", line + "\n")
             archive.writestr("parameters.json", json.dumps(parameters, indent=2, default=str))
             archive.writestr("README.txt", _README.format(
-                command=line, images=_IMAGES_NOTE if images else ""))
+                command=line,
+                images=(_IMAGES_NOTE if images else "") + (_FILES_NOTE if extra else "")))
             for path in sorted(p for p in root.rglob("*") if p.is_file()):
                 archive.write(path, path.relative_to(root).as_posix())
         return buffer.getvalue()

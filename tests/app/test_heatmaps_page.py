@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import zipfile
 
 import numpy as np
 import pytest
@@ -201,3 +202,46 @@ def test_each_method_at_its_defaults_is_the_map_the_compare_page_reuses(app):
             at.button(key="cam_run").click().run()
         assert not at.exception, at.exception
         assert compared_map_ready(workbench(), loaded, view, Target(k), method), method
+
+
+def test_an_uploaded_model_is_copied_into_the_export_bundle(tmp_path, monkeypatch):
+    """The bundle's command names the uploaded model's copy and the class names typed in the
+    sidebar, so it runs anywhere; the copy is the uploaded file, byte for byte."""
+    import ui.export
+    from ui.state import workbench
+    from viz_core.bundle import export_bundle
+
+    path = tmp_path / "my net.keras"
+    tiny_cnn(size=40, classes=3, seed=2).save(path)
+    made = []
+    original = ui.export.bundle_button
+
+    def record(command, options, images, parameters, **kw):  # runs inside the page's run
+        made.append((command, list(options), list(images), ui.export._model_files(options)))
+        return original(command, options, images, parameters, **kw)
+
+    monkeypatch.setattr(ui.export, "bundle_button", record)
+    workbench.clear()
+    at = AppTest.from_file("../../app.py", default_timeout=120)
+    at.run()
+    at.sidebar.selectbox(key="model").set_value("upload").run()
+    at.sidebar.file_uploader(key="model_file").set_value(
+        ("my net.keras", path.read_bytes(), "application/octet-stream"))
+    at.sidebar.text_area(key="model_labels").set_value("red\n\ngreen\nblue").run()
+    assert not at.exception and not at.sidebar.error
+    at.switch_page("pages/heatmaps.py").run()
+    assert not at.exception, at.exception
+    command, options, images, files = made[-1]
+    assert command == "heatmap"
+    assert options[:6] == ["--model", "model/model.keras", "--preprocess", "unit", "--labels",
+                           "model/labels.txt"]
+    assert files == {"model/model.keras": path.read_bytes(),
+                     "model/labels.txt": b"red\ngreen\nblue\n"}
+    data = export_bundle(command, options, images, {}, bench=workbench(), files=files)
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        assert archive.read("model/model.keras") == path.read_bytes()
+        k = at.radio(key="cam_class").value
+        label = ("red", "green", "blue")[k]
+        assert f"**{label}** ({k})" in [m.value for m in at.markdown]
+        assert any(n.endswith(f"_gradcam_{k}.png") for n in archive.namelist())
+    workbench.clear()
