@@ -56,7 +56,16 @@ def test_switching_page_keeps_the_sidebar_and_selection():
     assert at.sidebar.selectbox(key="image").value == "star"
 
 
-def test_url_restores_the_view():
+def test_url_restores_the_view(monkeypatch):
+    import ui.presenter
+    from ui.state import workbench
+
+    # Presenter mode starts the warm-up (tested in tests/test_warmup.py); here a stand-in
+    # records that it started, instead of a minute of background work during the suite.
+    started = []
+    monkeypatch.setattr(ui.presenter, "warm_up",
+                        lambda bench, **kw: started.append(bench) or 0)
+    ui.presenter._preparation.clear()
     at = AppTest.from_file("../../app.py", default_timeout=180)
     at.query_params["image"] = "square"
     at.query_params["presenter"] = "1"
@@ -65,6 +74,9 @@ def test_url_restores_the_view():
     assert at.sidebar.selectbox(key="image").value == "square"
     assert at.sidebar.toggle(key="presenter").value is True
     assert at.query_params["image"] == "square" and at.query_params["model"] == "demo"
+    ui.presenter._preparation().thread.join(timeout=10)
+    assert started == [workbench()]
+    ui.presenter._preparation.clear()
 
 
 def test_upload_choice_without_a_file_asks_for_one():
