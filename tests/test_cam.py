@@ -458,3 +458,28 @@ def test_demo_integrated_gradients_complete_within_five_percent(bench):
     result = class_heatmap(model, view, Target(3), "integrated_gradients", steps=256)
     assert abs(result.attribution_sum - result.score_difference) <= 0.05 * abs(
         result.score_difference)
+
+
+@pytest.mark.parametrize("ending", ["softmax_layer", "linear"])
+def test_softmax_layer_and_linear_outputs_are_cut_and_scored_before_the_softmax(ending):
+    """Grad-CAM of the logit for a model ending in a Softmax layer, or in no activation,
+    equals a GradientTape reference on the Dense scores, computed from the model cut at the
+    layer (not the whole-model fallback)."""
+    keras.utils.set_random_seed(8)
+    x = keras.Input((20, 20, 3))
+    acts_t = keras.layers.Conv2D(4, 3, activation="relu", name="conv")(x)
+    scores_t = keras.layers.Dense(3, name="scores")(
+        keras.layers.GlobalAveragePooling2D()(acts_t))
+    out = keras.layers.Softmax(name="probabilities")(scores_t) if ending != "linear" else scores_t
+    model = wrap(keras.Model(x, out), preprocessing="unit")
+    assert model.info.output_kind == ("softmax" if ending != "linear" else "linear")
+    view = model.view(_image(9, 20, 20))
+    probe = keras.Model(x, [acts_t, scores_t])
+    with tf.GradientTape() as tape:
+        acts, scores = probe(model.batch([view]))
+        score = scores[:, 1]
+    grads = tape.gradient(score, acts)[0].numpy()
+    raw = (acts[0].numpy() * grads.mean(axis=(0, 1))).sum(axis=-1)
+    result = class_heatmap(model, view, Target(1), layer="conv")
+    np.testing.assert_allclose(result.raw, raw, rtol=1e-5, atol=1e-6)
+    assert not cam._split(model, "conv").headless

@@ -224,3 +224,44 @@ def test_split_errors_are_model_errors():
                               keras.layers.Dense(2, activation="softmax", name="out")])
     with pytest.raises(ModelError, match="cannot be (rebuilt as one flat graph|cut at the layer)"):
         split_at(model, "conv")
+
+
+def test_a_linear_output_model_is_cut_with_the_output_as_its_logits():
+    # Keras will not list one tensor twice as the output of a model cut inside; the back half
+    # then returns it once and run_back hands it out as both logits and output.
+    model = _fixed_weights(keras.Sequential([
+        keras.Input((8, 8, 3)),
+        keras.layers.Conv2D(3, 3, activation="relu", name="conv"),
+        keras.layers.GlobalAveragePooling2D(name="gap"),
+        keras.layers.Dense(2, name="out"),
+    ]))
+    halves = split_at(model, "conv")
+    assert halves.has_logits and halves.logits_are_output
+    x = _pixels((2, 8, 8, 3))
+    acts, context = halves.run_front(x)
+    logits, out = halves.run_back(acts, context)
+    kernel, bias = model.get_layer("out").get_weights()
+    expected = np.asarray(acts).mean(axis=(1, 2)) @ kernel + bias  # by hand, in numpy
+    np.testing.assert_allclose(out, expected, atol=1e-5)
+    np.testing.assert_allclose(logits, expected, atol=1e-5)
+
+
+def test_a_softmax_layer_at_the_end_gives_the_scores_before_it():
+    dense = keras.Sequential([keras.Input((8, 8, 3)),
+                              keras.layers.Conv2D(3, 3, activation="relu", name="conv"),
+                              keras.layers.GlobalAveragePooling2D(name="gap"),
+                              keras.layers.Dense(3, name="scores")])
+    dense = _fixed_weights(dense)
+    model = keras.Sequential([keras.Input((8, 8, 3)), *dense.layers,
+                              keras.layers.Softmax(name="probabilities")])
+    x = _pixels((2, 8, 8, 3))
+    scores = np.asarray(dense(x))  # the same layers without the Softmax
+    flat = flat_graph(model)
+    np.testing.assert_allclose(keras.Model(flat.inputs, flat.logits)(x), scores, atol=1e-6)
+    halves = split_at(model, "conv", flat=flat)
+    assert halves.has_logits and not halves.logits_are_output
+    logits, out = halves.run_back(*halves.run_front(x))
+    np.testing.assert_allclose(logits, scores, atol=1e-6)
+    np.testing.assert_allclose(out, keras.ops.softmax(scores), atol=1e-6)
+    side_logits, side_out = side_model(model, logits=True, output=True)(x)
+    np.testing.assert_allclose(side_logits, scores, atol=1e-6)

@@ -66,6 +66,11 @@ def test_output_kinds_and_one_channel():
     assert inspect_model(tiny_cnn(classes=1, activation="sigmoid")).output_kind == "binary"
     assert inspect_model(tiny_cnn(classes=5, activation="sigmoid")).output_kind == "multilabel"
     assert inspect_model(tiny_cnn(activation=None)).output_kind == "linear"
+    # a separate Softmax layer at the end is a softmax output too
+    scores = tiny_cnn(activation=None)
+    with_layer = keras.Sequential([keras.Input(scores.input_shape[1:]), *scores.layers,
+                                   keras.layers.Softmax()])
+    assert inspect_model(with_layer).output_kind == "softmax"
     grey = inspect_model(tiny_cnn(size=28, channels=1))
     assert grey.input_shape == (28, 28, 1)
     assert grey.conv_layers == ("conv_a", "conv_b")

@@ -44,6 +44,31 @@ def _linear_twin(layer):
     return twin
 
 
+def _logits_rule(final):
+    """How to read the class scores before ``final``'s (the output layer's) activation.
+
+    Returns ``"input"`` (an ``Activation`` or ``Softmax`` layer: the scores are its input),
+    ``"output"`` (no activation: the output is the scores), a linear copy of ``final`` (a
+    Dense/Conv layer with a softmax or sigmoid activation: apply it to ``final``'s input), or
+    None (another activation, which cannot be undone).
+    """
+    if isinstance(final, (keras.layers.Activation, keras.layers.Softmax)):
+        return "input"
+    act = activation_name(final)
+    if act in ("softmax", "sigmoid"):
+        return _linear_twin(final)
+    return "output" if act == "linear" else None
+
+
+def _apply_logits_rule(rule, layer_input, output):
+    """The logits tensor for ``rule`` (see :func:`_logits_rule`), or None."""
+    if rule is None:
+        return None
+    if rule == "input":
+        return layer_input
+    return output if rule == "output" else rule(layer_input)
+
+
 def _split_taps(taps: Sequence[str]):
     direct, nested = [], defaultdict(list)
     for tap in taps:
@@ -63,18 +88,13 @@ def _traced(model, taps: Sequence[str], with_logits: bool):
     functional = _as_functional(model)
     final = functional.layers[-1]
     subs = {name: _traced_model(functional.get_layer(name), paths) for name, paths in nested.items()}
-    twin = None
-    if with_logits:
-        act = activation_name(final)
-        if isinstance(final, keras.layers.Activation):
-            twin = "input"
-        elif act in ("softmax", "sigmoid"):
-            twin = _linear_twin(final)
-        elif act != "linear":
-            raise ModelError(
-                f"The output layer {final.name!r} uses the activation {act!r}; class scores "
-                "before the activation cannot be read. Use the probability-based score instead."
-            )
+    rule = _logits_rule(final) if with_logits else None
+    if with_logits and rule is None:
+        raise ModelError(
+            f"The output layer {final.name!r} uses the activation {activation_name(final)!r}; "
+            "class scores before the activation cannot be read. Use the probability-based "
+            "score instead."
+        )
     found: dict[str, object] = {}
 
     def call_function(layer, *args, **kwargs):
@@ -89,7 +109,7 @@ def _traced(model, taps: Sequence[str], with_logits: bool):
         if layer.name in direct:
             found[layer.name] = out
         if layer is final and with_logits:
-            found["__logits__"] = args[0] if twin == "input" else (twin(args[0]) if twin else out)
+            found["__logits__"] = _apply_logits_rule(rule, args[0], out)
         return out
 
     clone = keras.models.clone_model(
@@ -229,15 +249,8 @@ def flat_graph(model) -> FlatGraph:
         # Keras has no public graph walk; each KerasTensor names its producer in _keras_history
         final, node_index, _ = out._keras_history
         node = final._inbound_nodes[node_index]
-        act = activation_name(final)
-        if isinstance(final, keras.layers.Activation):
-            logits = keras.tree.flatten(node.input_tensors)[0]
-        elif act in ("softmax", "sigmoid"):
-            logits = _linear_twin(final)(keras.tree.flatten(node.input_tensors)[0])
-        elif act == "linear":
-            logits = out
-        else:
-            logits = None
+        logits = _apply_logits_rule(_logits_rule(final), keras.tree.flatten(node.input_tensors)[0],
+                                    out)
     except _GRAPH_ERRORS as err:
         raise ModelError(
             f"The model {model.name!r} cannot be rebuilt as one flat graph: {err}"
@@ -278,8 +291,9 @@ class ModelSplit:
         Takes the model input x, (N, H, W, C) preprocessed. Returns the layer's activations,
         e.g. (N, h, w, k), followed by the context tensors (as a list when there are any).
     back : keras.Model
-        Takes ``[activations, *context]``. Returns ``[logits, output]``, each (N, units);
-        ``logits`` is the output again when ``has_logits`` is False.
+        Takes ``[activations, *context]``. Returns ``[logits, output]``, each (N, units), or
+        only the output when the logits are the output (a linear output layer, or
+        ``has_logits`` False); :meth:`run_back` always returns both.
     context_count : int
         How many context tensors: the tensors the network still uses after the layer that do
         not depend on it (skip connections, the branches beside it); 0 for a plain chain.
@@ -292,6 +306,7 @@ class ModelSplit:
     back: keras.Model
     context_count: int
     has_logits: bool
+    logits_are_output: bool = False
 
     def run_front(self, x, training: bool = False):
         """``(activations, [context tensors])`` of the model input ``x`` (N, H, W, C)."""
@@ -300,7 +315,11 @@ class ModelSplit:
 
     def run_back(self, activations, context, training: bool = False):
         """``(logits, output)``, each (N, units), from the front half's results."""
-        logits, output = self.back([activations, *context], training=training)
+        outs = self.back([activations, *context], training=training)
+        if self.logits_are_output:
+            output = outs[0] if isinstance(outs, (list, tuple)) else outs
+            return output, output
+        logits, output = outs
         return logits, output
 
 
@@ -331,12 +350,15 @@ def split_at(model, layer: str, *, flat: FlatGraph | None = None) -> ModelSplit:
         if layer not in flat.tensors:
             raise ModelError(f"The model {model.name!r} has no layer called {layer!r}.")
         tap = flat.tensors[layer]
-        logits = flat.logits if flat.logits is not None else flat.output
-        context = _context_tensors(flat.inputs, tap, [logits, flat.output])
+        # A model cut inside cannot list one tensor twice as output (Keras 3 then reports it
+        # "not connected"): when the logits are the output, the back half returns it once.
+        same = flat.logits is None or flat.logits is flat.output
+        ends = [flat.output] if same else [flat.logits, flat.output]
+        context = _context_tensors(flat.inputs, tap, ends)
         front = keras.Model(flat.inputs, [tap, *context])
-        back = keras.Model([tap, *context], [logits, flat.output])
+        back = keras.Model([tap, *context], ends)
     except _GRAPH_ERRORS as err:
         raise ModelError(
             f"The model {model.name!r} cannot be cut at the layer {layer!r}: {err}"
         ) from err
-    return ModelSplit(layer, front, back, len(context), flat.logits is not None)
+    return ModelSplit(layer, front, back, len(context), flat.logits is not None, same)

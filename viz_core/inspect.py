@@ -157,6 +157,8 @@ def _final_layer(model):
 
 def activation_name(layer) -> str:
     """Name of the layer's output activation (``linear`` when it has none)."""
+    if isinstance(layer, keras.layers.Softmax):  # a layer of its own, with no .activation
+        return "softmax"
     act = getattr(layer, "activation", None)
     if act is None:
         return "linear"
