@@ -6,7 +6,7 @@ import streamlit as st
 
 from ui import notes
 from ui.export import bundle_button, model_options
-from ui.feedback import ProgressBar, show_error
+from ui.feedback import ProgressBar, show_error, stopped_note
 from ui.presenter import colormap_choices
 from ui.state import require_model_and_image, workbench
 from viz_core.cam import top_classes
@@ -109,10 +109,11 @@ if pending:
     images = (len(methods) + 1) * 2 * (steps + 1)
     st.info(f"Maps still to compute: {slow}. Then {images} images go through the model for the "
             "deletion and insertion curves.", icon=":material/hourglass:")
+    stopped_note("Comparing methods")
     if not st.button(f"Compare {len(methods)} methods", type="primary", key="cmp_run"):
         st.stop()
     try:
-        bar = ProgressBar("Comparing methods")
+        bar = ProgressBar("Comparing methods", stoppable=True)
         units = len(pending_maps) + len(methods) + 1
         done = 0
 

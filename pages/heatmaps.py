@@ -5,7 +5,7 @@ import streamlit as st
 
 from ui import notes
 from ui.export import bundle_button, model_options
-from ui.feedback import ProgressBar, show_error
+from ui.feedback import ProgressBar, show_error, stopped_note
 from ui.presenter import colormap_choices
 from ui.share import url_value
 from ui.state import require_model_and_image, selection, workbench
@@ -178,6 +178,7 @@ if todo and method not in FAST_METHODS:
     maps = f"{len(todo)} map" + ("s" if len(todo) > 1 else "")
     st.info(f"{METHOD_TITLES[method]} takes {cost} per map ({maps} to compute).",
             icon=":material/hourglass:")
+    stopped_note(f"Computing {METHOD_TITLES[method]}")
     if not st.button(f"Compute {METHOD_TITLES[method]}", type="primary", key="cam_run"):
         st.stop()
 
@@ -185,7 +186,8 @@ notes.show(notes.heatmaps(model, model.label(choice), METHOD_TITLES[method], lay
 
 results = {}
 try:
-    bar = ProgressBar(f"Computing {METHOD_TITLES[method]}") if todo else None
+    bar = ProgressBar(f"Computing {METHOD_TITLES[method]}",
+                      stoppable=method not in FAST_METHODS) if todo else None
     for n, (name_and_view, k) in enumerate([(iv, k) for iv in images for k in classes]):
         _, v = name_and_view
 

@@ -5,7 +5,7 @@ import streamlit as st
 
 from ui import notes
 from ui.export import bundle_button, model_options
-from ui.feedback import ProgressBar, show_error
+from ui.feedback import ProgressBar, show_error, stopped_note
 from ui.state import require_model_and_image, workbench
 from viz_core.errors import VizError
 from viz_core.lime_explain import (
@@ -137,12 +137,13 @@ with right:
                "display below reuses the model's answers.")
 
 if seed in missing and not clicked:
+    stopped_note("Running LIME")
     st.info("Choose the parameters, then press **Run LIME**.", icon=":material/play_arrow:")
     st.stop()
 
 try:
     if clicked and missing:
-        bar = ProgressBar("Running LIME")
+        bar = ProgressBar("Running LIME", stoppable=True)
         for i, s in enumerate(missing):
             def progress(fraction, message, i=i, s=s):
                 bar((i + fraction) / len(missing), f"seed {s}: {message}")

@@ -6,7 +6,7 @@ import streamlit as st
 
 from ui import notes
 from ui.export import bundle_button, model_options
-from ui.feedback import ProgressBar, show_error
+from ui.feedback import ProgressBar, show_error, stopped_note
 from ui.presenter import colormap_choices
 from ui.state import require_model_and_image, workbench
 from viz_core.cam import METHODS as CAM_METHODS
@@ -109,9 +109,10 @@ if not sanity_ready:
     st.info(f"{len(methods)} methods × {steps + 1} versions of the model (trained, then "
             f"{steps} layer{'s' if steps > 1 else ''} randomised one after the other).",
             icon=":material/casino:")
+    stopped_note("Randomising layers")
     if st.button("Run sanity check", type="primary", key="san_run"):
         try:
-            bar = ProgressBar("Randomising layers")
+            bar = ProgressBar("Randomising layers", stoppable=True)
             bench.run(*call[0], progress=bar, **call[1])
             bar.done()
         except VizError as exc:
@@ -228,9 +229,10 @@ except VizError as exc:
     st.stop()
 game = ((pointing_game, demo), dict(methods=tuple(game_methods), scenes=scenes, shapes=shapes))
 if not bench.is_cached(*game[0], **game[1]):
+    stopped_note("Pointing game")
     if st.button("Run pointing game", type="primary", key="pg_run"):
         try:
-            bar = ProgressBar("Pointing game")
+            bar = ProgressBar("Pointing game", stoppable=True)
             bench.run(*game[0], progress=bar, **game[1])
             bar.done()
         except VizError as exc:

@@ -25,13 +25,28 @@ def show_error(exc: VizError, where=st) -> None:
     where.error(text, icon=":material/error:")
 
 
+def _stop_key(label: str) -> str:
+    return "stop_" + re.sub(r"\W+", "_", label.lower()).strip("_")
+
+
 class ProgressBar:
     """A ``progress(fraction, message)`` callback that drives ``st.progress`` and estimates
-    the time left from the pace so far."""
+    the time left from the pace so far.
 
-    def __init__(self, label: str):
+    With ``stoppable`` a Stop button sits under the bar. Streamlit ends a run at its next
+    element update when any widget is clicked, so a click stops the work at the next progress
+    report (between batches); the cache keeps nothing of an unfinished result. The rerun
+    after the click can say so with :func:`stopped_note`.
+    """
+
+    def __init__(self, label: str, *, stoppable: bool = False):
         self.label = label
-        self.bar = st.progress(0.0, text=label)
+        self.box = st.empty()
+        with self.box.container():
+            self.bar = st.progress(0.0, text=label)
+            if stoppable:
+                st.button("Stop", key=_stop_key(label), icon=":material/stop:",
+                          help="Stops at the next step; nothing half-done is kept.")
         self.start = time.monotonic()
 
     def __call__(self, fraction: float, message: str = "") -> None:
@@ -44,4 +59,14 @@ class ProgressBar:
         self.bar.progress(fraction, text=f"{self.label}: {message}{eta}")
 
     def done(self) -> None:
-        self.bar.empty()
+        self.box.empty()
+
+
+def stopped_note(label: str, where=st) -> bool:
+    """On the run right after the Stop button of ``ProgressBar(label, stoppable=True)`` was
+    clicked, say that the work was stopped; returns whether it was."""
+    if st.session_state.get(_stop_key(label)):
+        where.caption(f"{label}: stopped. Nothing half-done was kept; press the button to "
+                      "start again.")
+        return True
+    return False

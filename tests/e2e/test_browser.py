@@ -171,6 +171,23 @@ def test_every_page_renders(page, server, artifacts):
     assert len(visited) >= 5, visited
 
 
+def test_stop_a_long_run(page, server, artifacts):
+    """Stop a comparison of six methods half-way: the page says so, keeps working, and the
+    button to start again is back."""
+    open_app(page, server, "compare", image=OTHERS[0])
+    page.get_by_role("button", name="Compare 6 methods").click()
+    stop = page.get_by_role("button", name="Stop")
+    stop.wait_for(timeout=WAIT_MS)
+    page.wait_for_timeout(1_500)  # some of the work done
+    stop.click()
+    page.get_by_text("Comparing methods: stopped.").wait_for(timeout=WAIT_MS)
+    settle(page)
+    assert_no_crash(page)
+    assert page.get_by_role("button", name="Compare 6 methods").is_enabled()
+    assert page.get_by_role("button", name="Stop").count() == 0
+    page.screenshot(path=str(artifacts / "compare_stopped.png"), full_page=True)
+
+
 def test_switch_layer_and_class(page, server, artifacts):
     open_app(page, server, "feature_maps")
     first_caption = page.get_by_text(re.compile(rf"^{FIRST} · layer \d+: ")).first
