@@ -219,6 +219,39 @@ def test_switch_layer_and_class(page, server, artifacts):
     page.screenshot(path=str(artifacts / "heatmaps_runner_up.png"), full_page=True)
 
 
+def test_upload_the_tutorials_kind_of_model_and_explain_both_classes(page, server, tmp_path,
+                                                                      artifacts):
+    """The tutorial's cats-vs-dogs shape: a conv base nested in a Sequential with one sigmoid
+    unit, saved as .h5. Uploaded with class names, it explains "cat" (class 0) and "dog"."""
+    from tests.conftest import nested_cnn
+
+    path = tmp_path / "cats_and_dogs.h5"
+    nested_cnn(size=48, classes=1, seed=3).save(path)
+    open_app(page, server)
+    choose(page, "Model", "Upload a model file (.keras / .h5)")
+    uploader = page.locator('[data-testid="stSidebar"] [data-testid="stFileUploader"]').first
+    uploader.locator('input[type="file"]').set_input_files(str(path))
+    names = page.get_by_label("Class names (one per line, optional)")
+    names.fill("cat\ndog")
+    names.press("Control+Enter")
+    page.get_by_text("Output: one sigmoid unit").wait_for(timeout=WAIT_MS)
+    settle(page)
+    assert sidebar_errors(page).count() == 0
+    page.locator('a[data-testid="stTopNavLink"][href$="/heatmaps"]').first.click()
+    classes = page.get_by_role("radiogroup", name="Class to explain (top-5 predictions)")
+    classes.wait_for(timeout=WAIT_MS)
+    settle(page)
+    assert_no_crash(page)
+    labels = classes.locator("label").all_inner_texts()
+    assert sorted(label.split(" · ")[0] for label in labels[:2]) == ["cat (0)", "dog (1)"]
+    shares = [float(re.search(r"p = ([\d.]+)%", label).group(1)) for label in labels[:2]]
+    assert abs(sum(shares) - 100.0) <= 0.2  # class 0 = 1 - p, class 1 = p
+    main = page.locator('[data-testid="stMain"]')
+    assert main.locator('[data-testid="stAlertContentError"]').count() == 0
+    assert main.locator("img").count() >= 2  # both classes' overlays
+    page.screenshot(path=str(artifacts / "upload_binary_heatmaps.png"), full_page=True)
+
+
 def test_download_a_png(page, server, tmp_path):
     open_app(page, server, "heatmaps")
     button = page.get_by_role("button", name="Download PNG").first
