@@ -23,7 +23,7 @@ with card:
         "multilabel": f"{info.num_classes} independent sigmoid units (multi-label)",
         "linear": f"{info.num_classes} linear scores",
     }[info.output_kind]
-    a, b, d = st.columns(3)
+    a, b, d = st.columns([3, 2, 2])  # the input size is the longest value
     a.metric("Input", f"{h}×{w}×{c}")
     b.metric("Weights", f"{info.params / 1e6:.2f} M" if info.params >= 1e5 else f"{info.params:,}")
     d.metric("Conv layers", len(info.conv_layers))

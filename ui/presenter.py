@@ -18,11 +18,13 @@ SAFE_COLORMAPS = ("viridis", "cividis", "magma", "inferno", "plasma", "gray")
 
 _LARGE_TYPE = """
 <style>
-html, body, [class*="st-"] { font-size: 1.22rem; }
-h1 { font-size: 3rem !important; }
-h2, h3 { font-size: 2rem !important; }
-[data-testid="stMetricValue"] { font-size: 2.6rem; }
-[data-testid="stSidebar"] * { font-size: 1.08rem; }
+/* Streamlit sizes its type, spacing and widgets in rem: a larger root scales all of it
+   together (setting font sizes on its elements instead shrank titles and metric values). */
+html { font-size: 125%; }
+/* page links at the usual size, so more of them fit in one row */
+[data-testid="stTopNavLink"] * { font-size: 0.8rem; }
+/* metric values a little smaller than 1.25x, so "150×150×3" fits a third of a column */
+[data-testid="stMetricValue"] { font-size: 1.6rem; }
 </style>
 """
 

@@ -312,3 +312,39 @@ def test_six_sessions_at_once(browser, server, artifacts):
     finally:
         for context in contexts:
             context.close()
+
+
+def test_presenter_mode_makes_everything_larger(page, server, artifacts):
+    """Presenter mode scales the type as a whole: titles, labels and metric values grow (an
+    earlier style shrank the titles), and the model card's values still fit their columns.
+    Last in the file: presenter mode starts the demo warm-up in the background."""
+    sizes = {}
+    for mode in ("normal", "presenter"):
+        page.goto(f"{server}/?{QUERY}image={FIRST}" + ("&presenter=1" if mode == "presenter"
+                                                         else ""))
+        settle(page)
+        assert_no_crash(page)
+        sizes[mode] = page.evaluate("""() => {
+            // the size the text is drawn at: that of the element holding the text itself
+            const px = el => {
+              const walk = document.createTreeWalker(el, NodeFilter.SHOW_TEXT,
+                  {acceptNode: n => n.textContent.trim() ? NodeFilter.FILTER_ACCEPT
+                                                         : NodeFilter.FILTER_SKIP});
+              const text = walk.nextNode();
+              return parseFloat(getComputedStyle(text ? text.parentElement : el).fontSize);
+            };
+            const main = document.querySelector('[data-testid=stMain]');
+            const values = [...main.querySelectorAll('[data-testid=stMetricValue]')];
+            return {
+              title: px(main.querySelector('h1')),
+              label: px(document.querySelector('[data-testid=stSidebar] label p')),
+              metric: px(values[0]),
+              clipped: values.filter(v => v.scrollWidth > v.clientWidth + 1).length,
+            };
+        }""")
+        page.screenshot(path=str(artifacts / f"overview_{mode}.png"), full_page=True)
+    normal, presenter = sizes["normal"], sizes["presenter"]
+    assert presenter["title"] >= 1.2 * normal["title"], sizes
+    assert presenter["label"] >= 1.2 * normal["label"], sizes
+    assert presenter["metric"] >= 0.85 * normal["metric"], sizes
+    assert normal["clipped"] == 0 and presenter["clipped"] == 0, sizes
