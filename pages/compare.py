@@ -15,6 +15,8 @@ from viz_core.faithfulness import (
     BASELINE_HELP,
     BASELINES,
     COMPARE_METHODS,
+    DEFAULT_BASELINE,
+    DEFAULT_CURVE_STEPS,
     LIME_DEFAULTS,
     MAP_METHODS,
     compare_picture,
@@ -62,18 +64,21 @@ with st.container(border=True):
                              key="cmp_methods", format_func=method_title,
                              help="Grad-CAM family at the last conv layer "
                              f"(`{info.last_conv_layer}`), pixel-gradient methods, and LIME "
-                             f"(500 samples, 35 superpixels, hidden superpixels "
+                             f"({LIME_DEFAULTS['samples']} samples, "
+                             f"{LIME_DEFAULTS['n_superpixels']} superpixels, hidden superpixels "
                              f"{LIME_DEFAULTS['hide']}), with the same "
                              "settings as their own pages so results are shared.")
     c1, c2, c3 = st.columns(3)
     k = c1.selectbox("Class to explain (top-5 predictions)", [k for k, _, _ in top],
                      key="cmp_class",
                      format_func=lambda i: f"{model.label(i)} ({i}) · p = {probability_of[i]:.1%}")
-    steps = c2.select_slider("Curve steps", STEP_CHOICES, value=20, key="cmp_steps",
+    steps = c2.select_slider("Curve steps", STEP_CHOICES, value=DEFAULT_CURVE_STEPS,
+                             key="cmp_steps",
                              help="Points on each deletion / insertion curve: each step removes "
                              "(or reveals) this fraction of the pixels. Every point is one "
                              "image through the model.")
-    baseline = c3.selectbox("Removed pixels become", BASELINES, key="cmp_baseline",
+    baseline = c3.selectbox("Removed pixels become", BASELINES,
+                            index=BASELINES.index(DEFAULT_BASELINE), key="cmp_baseline",
                             format_func=lambda b: b.capitalize(),
                             help="\n\n".join(f"**{b}**: {t}" for b, t in BASELINE_HELP.items()))
 

@@ -11,10 +11,10 @@ from ui.share import url_value
 from ui.state import require_model_and_image, selection, workbench
 from viz_core.cam import (
     LAYER_METHODS,
-    METHOD_PARAMS,
     METHOD_TITLES,
     METHODS,
     class_heatmap,
+    page_params,
     top_classes,
 )
 from viz_core.errors import VizError
@@ -127,24 +127,28 @@ with st.container(border=True):
                          help="Grad-CAM differentiates the score before the softmax; the "
                               "tutorial's code used the probability. For a single sigmoid "
                               "output, class 0 is scored by −logit (or 1 − p).")
+        channels = max(2, int(shapes[layer][-1] or 2))  # Score-CAM's slider range
+        # the defaults the Compare page and the warm-up use too (one workbench entry for all)
+        defaults = page_params(method, channels)
         params = {}
         if method == "scorecam":
-            channels = max(2, int(shapes[layer][-1] or 2))
             if st.session_state.get("cam_channels", 0) > channels:  # another layer's value
                 st.session_state.pop("cam_channels")
             params["max_channels"] = st.slider(
-                "Channels scored", 1, channels, min(channels, 64), key="cam_channels",
+                "Channels scored", 1, channels, defaults["max_channels"] or channels,
+                key="cam_channels",
                 help="Score-CAM runs the model once per channel; only the channels with the "
                      "largest mean activation are scored.")
             if params["max_channels"] == channels:
                 params["max_channels"] = None
         elif method == "smoothgrad":
-            params["samples"] = st.slider("Noisy copies", 5, 100, 25, step=5, key="cam_samples")
-            params["noise"] = st.slider("Noise (fraction of the pixel range)", 0.0, 0.5, 0.15,
-                                        step=0.05, key="cam_noise")
+            params["samples"] = st.slider("Noisy copies", 5, 100, defaults["samples"], step=5,
+                                          key="cam_samples")
+            params["noise"] = st.slider("Noise (fraction of the pixel range)", 0.0, 0.5,
+                                        defaults["noise"], step=0.05, key="cam_noise")
         elif method == "integrated_gradients":
-            params["steps"] = st.slider("Steps from the black image", 8, 256, 64, step=8,
-                                        key="cam_steps")
+            params["steps"] = st.slider("Steps from the black image", 8, 256,
+                                        defaults["steps"], step=8, key="cam_steps")
 
 # -- display options (never recompute) --------------------------------------------------------
 d1, d2, d3, d4 = st.columns(4)
@@ -171,9 +175,10 @@ todo = [(v, k) for _, v in images for k in classes
         if not bench.is_cached(*compute_args(v, k)[0], **compute_args(v, k)[1])]
 if todo and method not in FAST_METHODS:
     scored = params.get("max_channels") or shapes[layer][-1]
+    # every entry is formatted, only this method's is shown (its params are set above)
     cost = {"scorecam": f"{scored} forward passes (one per channel scored)",
-            "smoothgrad": f"{params.get('samples', 25)} gradient passes",
-            "integrated_gradients": f"{params.get('steps', 64) + 1} gradient passes",
+            "smoothgrad": f"{params.get('samples')} gradient passes",
+            "integrated_gradients": f"{params.get('steps', 0) + 1} gradient passes",
             "saliency": "one gradient pass"}[method]
     maps = f"{len(todo)} map" + ("s" if len(todo) > 1 else "")
     st.info(f"{METHOD_TITLES[method]} takes {cost} per map ({maps} to compute).",

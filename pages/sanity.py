@@ -16,11 +16,15 @@ from viz_core.faithfulness import MAP_METHODS
 from viz_core.pointing import DEFAULT_TOLERANCE, pointing_game
 from viz_core.sanity import (
     DEFAULT_METHODS,
+    DEFAULT_METRIC,
+    DEFAULT_SEED,
     DEFAULT_THRESHOLD,
     EDGE_CONTROL,
     FAST_PARAMS,
+    METRICS,
     SANITY_METHODS,
     cascading_randomisation,
+    default_steps,
     fast_params,
     flag_rule,
     sanity_picture,
@@ -36,7 +40,6 @@ PALETTE = ("#636EFA", "#EF553B", "#00CC96", "#AB63FA", "#FFA15A", "#19D3F3", "#F
            "#B6E880")
 COLOURS = {m: PALETTE[i % len(PALETTE)] for i, m in enumerate(SANITY_METHODS)}
 COLOURS[EDGE_CONTROL] = "#888888"
-MAX_DEFAULT_STEPS = 8
 
 
 st.title("Sanity check")
@@ -77,16 +80,16 @@ with st.container(border=True):
                      key="san_class",
                      format_func=lambda i: f"{model.label(i)} ({i}) · p = {probability_of[i]:.1%}")
     seed = int(c1.number_input("Seed of the random weights", min_value=0, max_value=2**31 - 1,
-                               value=0, step=1, key="san_seed"))
+                               value=DEFAULT_SEED, step=1, key="san_seed"))
     if len(layers) > 1:
         steps = c2.slider("Layers to randomise (from the top)", 1, len(layers),
-                          min(len(layers), MAX_DEFAULT_STEPS), key="san_steps",
+                          default_steps(len(layers)), key="san_steps",
                           help=f"{model.title} has {len(layers)} layers with weights; the "
                           f"first to be randomised is {layers[0]!r}.")
     else:
-        steps = 1
-    metric = c2.radio("Similarity", ("spearman", "ssim"), key="san_metric",
-                      format_func=METRIC_TITLES.get,
+        steps = default_steps(len(layers))  # a single layer: nothing to choose
+    metric = c2.radio("Similarity", METRICS, index=METRICS.index(DEFAULT_METRIC),
+                      key="san_metric", format_func=METRIC_TITLES.get,
                       help="How alike a map is to the trained model's map. Spearman compares "
                       "the order of importance of the pixels; SSIM the local structure.")
     threshold = c3.slider("Flag when similarity stays above", 0.5, 0.99, DEFAULT_THRESHOLD,

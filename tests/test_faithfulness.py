@@ -15,6 +15,7 @@ from viz_core.faithfulness import (
     auc,
     baseline_image,
     batch_size,
+    compared_call,
     deletion_insertion,
     explanation_map,
     lime_heatmap,
@@ -207,6 +208,34 @@ def test_rank_agreement_matrix():
     assert math.isnan(result.pair("a", "empty")) and math.isnan(result.pair("empty", "empty"))
     with pytest.raises(ParameterError):
         rank_agreement({"a": m})
+
+
+def test_compared_call_passes_the_heatmaps_page_defaults_by_hand():
+    """The Class heatmaps page's untouched sliders, written out: the Compare page must ask the
+    workbench with exactly these arguments to reuse that page's maps."""
+    model = wrap(tiny_cnn(size=16, classes=3, seed=1))  # last conv: conv_b, 6 channels
+    view = model.view(image_from_array(np.zeros((16, 16, 3), "uint8"), "black"))
+    expected = {
+        "gradcam": {"method": "gradcam", "layer": "conv_b"},
+        "gradcam++": {"method": "gradcam++", "layer": "conv_b"},
+        "scorecam": {"method": "scorecam", "layer": "conv_b", "max_channels": None},
+        "saliency": {"method": "saliency", "layer": None},
+        "smoothgrad": {"method": "smoothgrad", "layer": None, "samples": 25, "noise": 0.15},
+        "integrated_gradients": {"method": "integrated_gradients", "layer": None, "steps": 64},
+    }
+    for method, kwargs in expected.items():
+        function, args, called = compared_call(model, view, Target(1), method)
+        assert called == kwargs, method
+        assert args == (model, view, Target(1))
+    wide = wrap(keras.Sequential([  # more than 64 channels: the page scores the first 64
+        keras.Input((8, 8, 3)), keras.layers.Conv2D(80, 3, name="wide"),
+        keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(2, activation="softmax"),
+    ]))
+    wide_view = wide.view(image_from_array(np.zeros((8, 8, 3), "uint8"), "black"))
+    assert compared_call(wide, wide_view, Target(0), "scorecam")[2] == {
+        "method": "scorecam", "layer": "wide", "max_channels": 64}
+    with pytest.raises(ParameterError, match="'lime'"):
+        compared_call(model, view, Target(1), "lime")
 
 
 def test_lime_heatmap_paints_positive_weights():

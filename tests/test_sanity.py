@@ -13,6 +13,7 @@ from viz_core.intake import image_from_array
 from viz_core.sanity import (
     EDGE_CONTROL,
     cascading_randomisation,
+    default_steps,
     edge_map,
     flag_rule,
     model_clone,
@@ -138,6 +139,10 @@ def test_flag_rule_by_hand():
     assert flag_rule(similarity, 0.8) == (True, False, True)
     with pytest.raises(ParameterError):
         flag_rule(similarity[:1])
+
+
+def test_default_steps_are_every_layer_at_most_eight():
+    assert [default_steps(n) for n in (0, 1, 3, 8, 9, 20)] == [1, 1, 3, 8, 8, 8]
 
 
 def test_similarity_scores_by_hand():

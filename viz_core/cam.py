@@ -73,6 +73,14 @@ METHOD_PARAMS = MappingProxyType({
     "smoothgrad": MappingProxyType({"samples": 25, "noise": 0.15, "seed": 0}),
     "integrated_gradients": MappingProxyType({"steps": 64, "baseline": 0.0}),
 })
+#: Score-CAM on the dashboard scores at most this many channels unless the user asks for more.
+PAGE_MAX_CHANNELS = 64
+# The parameters the Class heatmaps page has a slider for (defaults: :func:`page_params`).
+_PAGE_SLIDERS = MappingProxyType({
+    "scorecam": ("max_channels",),
+    "smoothgrad": ("samples", "noise"),
+    "integrated_gradients": ("steps",),
+})
 PIXEL_LAYER = "input"  # what ``ClassHeatmap.layer`` says for the pixel-gradient methods
 BATCH_SIZE = 16  # images per forward/backward batch (Score-CAM, SmoothGrad, IG)
 _EPS = 1e-7
@@ -81,6 +89,35 @@ _STEP_CACHE_BYTES = 192 * 2**20
 
 ProgressFn = Callable[[float, str], None]
 StopFn = Callable[[], bool]
+
+
+def page_params(method: str, channels: int) -> dict:
+    """Parameters of ``method`` as the Class heatmaps page passes them with its sliders untouched.
+
+    The Compare page and the presenter warm-up call :func:`class_heatmap` with exactly these,
+    so one workbench entry answers all of them.
+
+    Parameters
+    ----------
+    method : str
+        One of :data:`METHODS`.
+    channels : int
+        Channels of the layer Score-CAM reads (ignored by the other methods).
+
+    Returns
+    -------
+    dict
+        Only the parameters the page has a slider for (SmoothGrad ``samples`` and ``noise``,
+        Integrated Gradients ``steps``, Score-CAM ``max_channels``), at their
+        :data:`METHOD_PARAMS` defaults, except ``max_channels``: :data:`PAGE_MAX_CHANNELS`, or
+        None (every channel) when the layer has no more than that.
+    """
+    if method not in METHODS:
+        raise ParameterError(f"Unknown method {method!r}; choose one of {', '.join(METHODS)}.")
+    params = {name: METHOD_PARAMS[method][name] for name in _PAGE_SLIDERS.get(method, ())}
+    if method == "scorecam":
+        params["max_channels"] = None if channels <= PAGE_MAX_CHANNELS else PAGE_MAX_CHANNELS
+    return params
 
 
 # --------------------------------------------------------------------------------------------

@@ -35,7 +35,7 @@ from scipy.stats import spearmanr
 from .cam import METHOD_TITLES as CAM_TITLES
 from .cam import LAYER_METHODS
 from .cam import METHODS as CAM_METHODS
-from .cam import class_heatmap
+from .cam import class_heatmap, page_params
 from .catalog import LoadedModel
 from .errors import Cancelled, ParameterError
 from .intake import ModelImage
@@ -63,6 +63,9 @@ LIME_DEFAULTS = {"algorithm": "slic", "n_superpixels": 35, "compactness": 10.0, 
                  "hide": DEFAULT_HIDE, "seed": 0}
 
 BASELINES = ("blurred", "black", "white", "mean")
+#: The Compare page's curves unless the user changes them (and what the warm-up prepares).
+DEFAULT_BASELINE = BASELINES[0]
+DEFAULT_CURVE_STEPS = 20
 BASELINE_HELP = {
     "blurred": "removed pixels become a strongly blurred copy of the image (sigma a tenth of "
                "the shorter side): edges and texture go, colours stay",
@@ -237,8 +240,8 @@ def deletion_insertion(
     class_index: int | str,
     heatmap: np.ndarray,
     *,
-    steps: int = 20,
-    baseline: str = "blurred",
+    steps: int = DEFAULT_CURVE_STEPS,
+    baseline: str = DEFAULT_BASELINE,
     seed: int = 0,
     progress: Progress | None = None,
     should_stop: StopFn | None = None,
@@ -443,20 +446,16 @@ def compared_call(model: LoadedModel, image: ModelImage, target: Target, method:
     """``(function, args, kwargs)`` of a class-heatmap method as the compare view runs it.
 
     The arguments are exactly those the Class heatmaps page uses with its defaults (layer
-    methods at the last conv layer; Score-CAM on at most 64 channels; SmoothGrad 25 copies at
-    noise 0.15; Integrated Gradients 64 steps), so a workbench answers both from one entry.
+    methods at the last conv layer, parameters from :func:`viz_core.cam.page_params`), so a
+    workbench answers both from one entry.
     """
     if method not in CAM_METHODS:
         raise ParameterError(f"{method!r} is not a class-heatmap method.")
     info = model.info
-    kwargs = {"method": method, "layer": info.last_conv_layer if method in LAYER_METHODS else None}
-    if method == "scorecam":
-        channels = max(2, int(info.layer(info.last_conv_layer).output_shape[-1] or 2))
-        kwargs["max_channels"] = None if channels <= 64 else 64
-    elif method == "smoothgrad":
-        kwargs.update(samples=25, noise=0.15)
-    elif method == "integrated_gradients":
-        kwargs["steps"] = 64
+    layer = info.last_conv_layer if method in LAYER_METHODS else None
+    channels = (max(2, int(info.layer(info.last_conv_layer).output_shape[-1] or 2))
+                if method == "scorecam" else 0)  # only Score-CAM's default depends on it
+    kwargs = {"method": method, "layer": layer, **page_params(method, channels)}
     return class_heatmap, (model, image, target), kwargs
 
 

@@ -59,7 +59,11 @@ SANITY_METHODS = tuple(MAP_METHODS) + (EDGE_CONTROL,)
 DEFAULT_METHODS = ("gradcam", "gradcam++", "saliency", "smoothgrad", "integrated_gradients",
                    EDGE_CONTROL)
 METRICS = ("spearman", "ssim")
+DEFAULT_METRIC = METRICS[0]
 DEFAULT_THRESHOLD = 0.9
+DEFAULT_SEED = 0
+#: The dashboard randomises every weighted layer by default, but at most this many (top first).
+DEFAULT_MAX_STEPS = 8
 #: Cheaper settings for the methods that run many passes per map (a map per step and method).
 FAST_PARAMS = {
     "smoothgrad": {"samples": 10},
@@ -68,6 +72,12 @@ FAST_PARAMS = {
     "lime": {"samples": 200},
 }
 _MIN_SSIM_SIDE = 7  # skimage's default SSIM window
+
+
+def default_steps(layers: int) -> int:
+    """How many of ``layers`` weighted layers the dashboard randomises unless told: all of
+    them, at most :data:`DEFAULT_MAX_STEPS`, at least 1."""
+    return max(1, min(int(layers), DEFAULT_MAX_STEPS))
 
 
 def fast_params(methods: Sequence[str]) -> dict[str, dict]:
@@ -314,8 +324,8 @@ def cascading_randomisation(
     *,
     steps: int | None = None,
     params: Mapping[str, Mapping] | None = None,
-    seed: int = 0,
-    metric: str = "spearman",
+    seed: int = DEFAULT_SEED,
+    metric: str = DEFAULT_METRIC,
     threshold: float = DEFAULT_THRESHOLD,
     progress: Progress | None = None,
     should_stop: StopFn | None = None,

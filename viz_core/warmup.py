@@ -18,31 +18,39 @@ import numpy as np
 from .activations import feature_map_layers, feature_maps, layer_chunks
 from .cam import class_heatmap, top_classes
 from .errors import VizError
-from .faithfulness import BASELINES, COMPARE_METHODS, compared_map, deletion_insertion
+from .faithfulness import (
+    COMPARE_METHODS,
+    DEFAULT_BASELINE,
+    DEFAULT_CURVE_STEPS,
+    compared_map,
+    deletion_insertion,
+)
 from .filters import DEFAULT_SIZE, DEFAULT_STEPS, filter_count, filter_patterns, pattern_layers
 from .predict import predict
 from .samples import list_samples, sample_bytes
 from .sanity import DEFAULT_METHODS as SANITY_METHODS
-from .sanity import cascading_randomisation, fast_params, weighted_layers
+from .sanity import (
+    DEFAULT_SEED,
+    cascading_randomisation,
+    default_steps,
+    fast_params,
+    weighted_layers,
+)
 from .targets import Target
-
-#: The Compare page's defaults (pages/compare.py): curve steps and what removed pixels become.
-COMPARE_STEPS = 20
-COMPARE_BASELINE = BASELINES[0]
-#: The Sanity page's default number of layers to randomise is every one, at most this many.
-SANITY_MAX_STEPS = 8
 
 
 def compare_defaults() -> dict:
-    """Keyword arguments of the Compare page's default deletion / insertion curves."""
-    return dict(steps=COMPARE_STEPS, baseline=COMPARE_BASELINE)
+    """Keyword arguments of the Compare page's default deletion / insertion curves
+    (pages/compare.py reads the same constants of :mod:`viz_core.faithfulness`)."""
+    return dict(steps=DEFAULT_CURVE_STEPS, baseline=DEFAULT_BASELINE)
 
 
 def sanity_defaults(model) -> dict:
-    """Keyword arguments of the Sanity page's default cascading randomisation of ``model``."""
-    layers = weighted_layers(model.model)
-    return dict(methods=tuple(SANITY_METHODS), steps=max(1, min(len(layers), SANITY_MAX_STEPS)),
-                params=fast_params(SANITY_METHODS), seed=0)
+    """Keyword arguments of the Sanity page's default cascading randomisation of ``model``
+    (pages/sanity.py reads the same defaults of :mod:`viz_core.sanity`)."""
+    steps = default_steps(len(weighted_layers(model.model)))
+    return dict(methods=tuple(SANITY_METHODS), steps=steps, params=fast_params(SANITY_METHODS),
+                seed=DEFAULT_SEED)
 
 
 def warm_up(bench, *, samples: Sequence[str] | None = None,
