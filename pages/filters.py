@@ -17,6 +17,7 @@ from ui.feedback import ProgressBar, show_error
 from ui.state import selection, workbench
 from viz_core.errors import VizError
 from viz_core.filters import (
+    DEFAULT_COUNT,
     DEFAULT_SIZE,
     DEFAULT_STEPS,
     MAX_STEPS,
@@ -128,7 +129,7 @@ def one_layer() -> None:
                               "(the tutorial also draws pooling layers).")
     notes.show(notes.filters(model, layer))
     count = filter_count(model, layer)
-    low, high = pick[1].slider("Filters", 0, count, (0, min(64, count)),
+    low, high = pick[1].slider("Filters", 0, count, (0, min(DEFAULT_COUNT, count)),
                                key=f"fp_range_{layer}",
                                help=f"{layer} has {count} filters; the first 64 make the "
                                "tutorial's 8×8 grid.")

@@ -9,7 +9,7 @@ from ui.feedback import ProgressBar, show_error, stopped_note
 from ui.state import require_model_and_image, workbench
 from viz_core.errors import VizError
 from viz_core.lime_explain import (
-    DEFAULT_HIDE,
+    PAGE_DEFAULTS,
     HIDE_COLOURS,
     HIDE_HELP,
     STABILITY_K,
@@ -57,23 +57,29 @@ def rgb(colour):
 with st.container(border=True):
     a, b, c = st.columns(3)
     algorithm = a.selectbox("Superpixel algorithm", ALGORITHMS, key="lime_algorithm",
+                            index=ALGORITHMS.index(PAGE_DEFAULTS["algorithm"]),
                             format_func=ALGORITHM_TITLES.get,
                             help="\n\n".join(f"**{k}**: {v}" for k, v in ALGORITHM_HELP.items()))
-    n_superpixels = a.slider("Number of superpixels", 5, 150, 35, key="lime_superpixels",
+    n_superpixels = a.slider("Number of superpixels", 5, 150, PAGE_DEFAULTS["n_superpixels"],
+                             key="lime_superpixels",
                              help="The tutorial's n_superpixels (a target; the algorithm gets "
                              "as close as it can).")
-    compactness = b.slider("Compactness", 0.0, 100.0, 10.0, step=1.0, key="lime_compactness",
+    compactness = b.slider("Compactness", 0.0, 100.0, PAGE_DEFAULTS["compactness"], step=1.0,
+                           key="lime_compactness",
                            disabled=algorithm == "felzenszwalb",
                            help="The tutorial's weight: higher gives rounder, more regular "
                            "superpixels. Felzenszwalb has no compactness.")
     hide = b.selectbox("Hidden superpixels become", HIDE_COLOURS,
-                       index=HIDE_COLOURS.index(DEFAULT_HIDE), key="lime_hide", format_func=lambda h: h.capitalize(),
+                       index=HIDE_COLOURS.index(PAGE_DEFAULTS["hide"]), key="lime_hide",
+                       format_func=lambda h: h.capitalize(),
                        help="\n\n".join(f"**{k}**: {v}" for k, v in HIDE_HELP.items()))
-    samples = c.select_slider("Samples (perturbed images)", SAMPLE_CHOICES, value=500,
+    samples = c.select_slider("Samples (perturbed images)", SAMPLE_CHOICES,
+                              value=PAGE_DEFAULTS["samples"],
                               key="lime_samples",
                               help="How many perturbed copies the model sees; more give a "
                               "steadier fit and take longer.")
-    seed = int(c.number_input("Seed", min_value=0, max_value=2**31 - 1, value=0, step=1,
+    seed = int(c.number_input("Seed", min_value=0, max_value=2**31 - 1,
+                              value=PAGE_DEFAULTS["seed"], step=1,
                               key="lime_seed"))
     stability = c.checkbox(f"Check stability (seeds {seed}, {seed + 1}, {seed + 2})",
                            key="lime_stability",

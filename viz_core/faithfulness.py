@@ -40,7 +40,7 @@ from .catalog import LoadedModel
 from .errors import Cancelled, ParameterError
 from .intake import ModelImage
 from .lime_explain import (
-    DEFAULT_HIDE,
+    PAGE_DEFAULTS,
     LimeExplanation,
     fit_explanation,
     hidden_image,
@@ -58,9 +58,8 @@ COMPARE_METHODS = ("gradcam", "gradcam++", "scorecam", "smoothgrad", "integrated
 #: Every method :func:`explanation_map` knows: the class-heatmap family and LIME.
 MAP_METHODS = tuple(CAM_METHODS) + ("lime",)
 METHOD_TITLES = {**CAM_TITLES, "lime": "LIME"}
-#: LIME settings used for comparisons (those of the LIME page's defaults, so results are shared).
-LIME_DEFAULTS = {"algorithm": "slic", "n_superpixels": 35, "compactness": 10.0, "samples": 500,
-                 "hide": DEFAULT_HIDE, "seed": 0}
+#: LIME settings used for comparisons: the LIME page's defaults, so results are shared.
+LIME_DEFAULTS = PAGE_DEFAULTS
 
 BASELINES = ("blurred", "black", "white", "mean")
 #: The Compare page's curves unless the user changes them (and what the warm-up prepares).

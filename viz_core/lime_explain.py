@@ -25,6 +25,7 @@ compares explanations made with different seeds (Jaccard of their top-k superpix
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Callable, Sequence
 
 import numpy as np
@@ -53,6 +54,11 @@ HIDE_HELP = {
     "blurred": "hidden superpixels become a strongly blurred copy of the image: detail goes, "
                "no new edges appear (the default)",
 }
+#: The LIME page's starting settings: the tutorial's 35 superpixels and weight (compactness)
+#: 10, and the blurred hide colour. The Compare page explains with the same, so the two pages
+#: share results.
+PAGE_DEFAULTS = MappingProxyType({"algorithm": "slic", "n_superpixels": 35, "compactness": 10.0,
+                                  "samples": 500, "hide": DEFAULT_HIDE, "seed": 0})
 KERNEL_WIDTH = 0.25  # LimeImageExplainer's default
 MIN_SAMPLES = 10
 MAX_SAMPLES = 20000

@@ -25,7 +25,14 @@ from .faithfulness import (
     compared_map,
     deletion_insertion,
 )
-from .filters import DEFAULT_SIZE, DEFAULT_STEPS, filter_count, filter_patterns, pattern_layers
+from .filters import (
+    DEFAULT_COUNT,
+    DEFAULT_SIZE,
+    DEFAULT_STEPS,
+    filter_count,
+    filter_patterns,
+    pattern_layers,
+)
 from .predict import predict
 from .samples import list_samples, sample_bytes
 from .sanity import DEFAULT_METHODS as SANITY_METHODS
@@ -115,7 +122,7 @@ def warm_up(bench, *, samples: Sequence[str] | None = None,
                 if tick(f"{name}: Grad-CAM of {score.label}"):
                     return done
         for layer in conv:
-            filters = tuple(range(min(64, filter_count(model, layer))))
+            filters = tuple(range(min(DEFAULT_COUNT, filter_count(model, layer))))
             filter_patterns(model, layer, filters, disk=bench.disk, method="fast",
                             steps=DEFAULT_STEPS["fast"], size=DEFAULT_SIZE, should_stop=stop)
             if tick(f"filter patterns of {layer}"):

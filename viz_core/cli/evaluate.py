@@ -22,6 +22,8 @@ from ..cam import top_classes
 from ..faithfulness import (
     BASELINES,
     COMPARE_METHODS,
+    DEFAULT_BASELINE,
+    DEFAULT_CURVE_STEPS,
     MAP_METHODS,
     SHOW,
     check_methods,
@@ -42,6 +44,8 @@ from ..pointing import (
 from ..render import COLORMAPS, png_bytes
 from ..sanity import (
     DEFAULT_METHODS as SANITY_DEFAULTS,
+    DEFAULT_METRIC,
+    DEFAULT_SEED,
     DEFAULT_THRESHOLD,
     METRICS,
     SANITY_METHODS,
@@ -160,10 +164,11 @@ def _register_compare(commands) -> None:
     p.add_argument("--class", dest="target", default=None, metavar="CLASS",
                    help="class index or name (default: the most probable class)")
     _methods_arg(p, COMPARE_METHODS, MAP_METHODS)
-    p.add_argument("--steps", type=int, default=20,
-                   help="points on each deletion / insertion curve (default 20)")
-    p.add_argument("--baseline", default="blurred", choices=BASELINES,
-                   help="what removed pixels become (default blurred)")
+    p.add_argument("--steps", type=int, default=DEFAULT_CURVE_STEPS,
+                   help=f"points on each deletion / insertion curve (default "
+                        f"{DEFAULT_CURVE_STEPS})")
+    p.add_argument("--baseline", default=DEFAULT_BASELINE, choices=BASELINES,
+                   help=f"what removed pixels become (default {DEFAULT_BASELINE})")
     p.add_argument("--colormap", default="viridis", choices=COLORMAPS,
                    help="colour map of the pictures (default viridis)")
     p.add_argument("--opacity", type=float, default=0.5,
@@ -259,9 +264,10 @@ def _register_sanity(commands) -> None:
     _methods_arg(p, SANITY_DEFAULTS, SANITY_METHODS)
     p.add_argument("--layers", type=int, default=None,
                    help="how many weighted layers to randomise, from the top (default: all)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random weights (default 0)")
-    p.add_argument("--metric", default="spearman", choices=METRICS,
-                   help="similarity the flag uses (default spearman)")
+    p.add_argument("--seed", type=int, default=DEFAULT_SEED,
+                   help=f"seed of the random weights (default {DEFAULT_SEED})")
+    p.add_argument("--metric", default=DEFAULT_METRIC, choices=METRICS,
+                   help=f"similarity the flag uses (default {DEFAULT_METRIC})")
     p.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
                    help=f"flag when the similarity stays above this (default {DEFAULT_THRESHOLD})")
     p.add_argument("--colormap", default="viridis", choices=COLORMAPS,
