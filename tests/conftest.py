@@ -45,6 +45,18 @@ def tiny_cnn(size=32, channels=3, classes=3, activation="softmax", seed=0):
     )
 
 
+def clashing_names_cnn():
+    """A layer named "conv" inside a nested model and another "conv" outside it: a model
+    Keras cannot rebuild as one flat graph."""
+    base = keras.Sequential([keras.Input((16, 16, 3)),
+                             keras.layers.Conv2D(3, 3, activation="relu", name="conv")],
+                            name="base")
+    return keras.Sequential([keras.Input((16, 16, 3)), base,
+                             keras.layers.Conv2D(2, 3, activation="relu", name="conv"),
+                             keras.layers.GlobalAveragePooling2D(),
+                             keras.layers.Dense(2, activation="softmax", name="out")])
+
+
 def nested_cnn(size=32, classes=1, seed=0):
     """The usual transfer-learning shape: Sequential([base CNN, Flatten, Dense(sigmoid)])."""
     keras.utils.set_random_seed(seed)

@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 from skimage.transform import resize
 
-from tests.conftest import nested_cnn, tiny_cnn, wrap
+from tests.conftest import clashing_names_cnn, nested_cnn, tiny_cnn, wrap
 from viz_core import cam
 from viz_core.cam import METHODS, class_heatmap, layer_forward, score_coefficients
 from viz_core.catalog import DEMO_MODEL_FILE
@@ -231,13 +231,7 @@ def test_skip_connection_model_matches_tape_reference():
 def test_models_that_cannot_be_cut_fall_back_to_the_whole_model():
     # the same layer name inside and outside the nested model: Keras refuses a flat graph
     keras.utils.set_random_seed(6)
-    base = keras.Sequential([keras.Input((16, 16, 3)),
-                             keras.layers.Conv2D(3, 3, activation="relu", name="conv")],
-                            name="base")
-    model = keras.Sequential([keras.Input((16, 16, 3)), base,
-                              keras.layers.Conv2D(2, 3, activation="relu", name="conv"),
-                              keras.layers.GlobalAveragePooling2D(),
-                              keras.layers.Dense(2, activation="softmax", name="out")])
+    model = clashing_names_cnn()
     loaded = wrap(model)
     view = loaded.view(_image(5, 16, 16))
     probe = keras.Model(model.inputs, [model.get_layer("conv").output,

@@ -5,7 +5,7 @@ import keras
 import numpy as np
 import pytest
 
-from tests.conftest import nested_cnn, tiny_cnn
+from tests.conftest import clashing_names_cnn, nested_cnn, tiny_cnn
 from viz_core.errors import ModelError
 from viz_core.graph import flat_graph, side_model, split_at
 
@@ -215,13 +215,7 @@ def test_split_errors_are_model_errors():
     with pytest.raises(ModelError, match="no layer called 'base/nope'"):
         split_at(nested_cnn(), "base/nope")
     # the same layer name inside and outside the nested model: Keras cannot cut the graph
-    base = keras.Sequential([keras.Input((16, 16, 3)),
-                             keras.layers.Conv2D(3, 3, activation="relu", name="conv")],
-                            name="base")
-    model = keras.Sequential([keras.Input((16, 16, 3)), base,
-                              keras.layers.Conv2D(2, 3, activation="relu", name="conv"),
-                              keras.layers.GlobalAveragePooling2D(),
-                              keras.layers.Dense(2, activation="softmax", name="out")])
+    model = clashing_names_cnn()
     with pytest.raises(ModelError, match="cannot be (rebuilt as one flat graph|cut at the layer)"):
         split_at(model, "conv")
 
