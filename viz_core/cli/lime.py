@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..lime_explain import (
-    DEFAULT_HIDE,
     HIDE_COLOURS,
+    PAGE_DEFAULTS,
     STABILITY_K,
     default_classes,
     explanation_stability,
@@ -41,16 +41,19 @@ def register(commands) -> None:
                    help="class index or name to explain (repeat for several; default: the two "
                    "most probable classes, as the tutorial's n_labels = 2)")
     p.add_argument("--samples", type=int, default=1000,
-                   help="perturbed images to run through the model (default 1000)")
-    p.add_argument("--superpixels", type=int, default=35,
-                   help="target number of superpixels (default 35)")
-    p.add_argument("--compactness", type=float, default=10.0,
-                   help="superpixel compactness, the tutorial's weight (default 10)")
-    p.add_argument("--algorithm", default="slic", choices=ALGORITHMS,
-                   help="superpixel algorithm (default slic)")
-    p.add_argument("--hide", default=DEFAULT_HIDE, choices=HIDE_COLOURS,
-                   help=f"what hidden superpixels become (default {DEFAULT_HIDE}; the tutorial "
-                   "used white)")
+                   help="perturbed images to run through the model (default 1000, as lime's "
+                   f"n_permutations; the dashboard starts at {PAGE_DEFAULTS['samples']}, for "
+                   "speed)")
+    p.add_argument("--superpixels", type=int, default=PAGE_DEFAULTS["n_superpixels"],
+                   help=f"target number of superpixels (default {PAGE_DEFAULTS['n_superpixels']})")
+    p.add_argument("--compactness", type=float, default=PAGE_DEFAULTS["compactness"],
+                   help="superpixel compactness, the tutorial's weight (default "
+                   f"{PAGE_DEFAULTS['compactness']:g})")
+    p.add_argument("--algorithm", default=PAGE_DEFAULTS["algorithm"], choices=ALGORITHMS,
+                   help=f"superpixel algorithm (default {PAGE_DEFAULTS['algorithm']})")
+    p.add_argument("--hide", default=PAGE_DEFAULTS["hide"], choices=HIDE_COLOURS,
+                   help=f"what hidden superpixels become (default {PAGE_DEFAULTS['hide']}; the "
+                   "tutorial used white)")
     p.add_argument("--features", type=int, default=5,
                    help="superpixels shown in the PNG (default 5)")
     p.add_argument("--negative", action="store_true",
