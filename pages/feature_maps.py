@@ -77,6 +77,10 @@ def layer_label(path: str) -> str:
 
 # ---- controls -------------------------------------------------------------------------------
 top = st.columns([2, 3])
+# Picking a second image in the sidebar turns the comparison on (it can be turned off again).
+if second is not None and st.session_state.get("fm_second_seen") != second.digest:
+    st.session_state["fm_compare"] = True
+st.session_state["fm_second_seen"] = None if second is None else second.digest
 mode = top[0].segmented_control("View", (ONE, ALL), default=ONE, key="fm_view") or ONE
 compare = top[1].toggle(
     "Compare with the second image", key="fm_compare", disabled=second is None,

@@ -133,8 +133,8 @@ def test_compare_mode_shows_both_images_side_by_side(app):
     first, second = at.session_state[SELECTION_KEY].image.name, "square"
     assert at.toggle(key="fm_compare").disabled  # no second image yet
     choose_second(at, loaded, second)
-    assert not at.toggle(key="fm_compare").disabled
-    at.toggle(key="fm_compare").set_value(True).run()
+    # choosing a second image turns the comparison on
+    assert not at.toggle(key="fm_compare").disabled and at.toggle(key="fm_compare").value
     assert not at.exception
 
     captions = [c.value for c in at.caption]
@@ -192,3 +192,15 @@ def test_page_on_the_real_demo_model():
     at.toggle(key="fm_compare").set_value(True).run()
     assert not at.exception and chart(at, "fm_zoom_second") is not None
     workbench.clear()
+
+
+def test_comparison_turned_off_stays_off_until_another_second_image(app):
+    at, loaded, media = app
+    choose_second(at, loaded, "square")
+    at.toggle(key="fm_compare").set_value(False).run()
+    at.selectbox(key="fm_layer").set_value(at.selectbox(key="fm_layer").options[-1]).run()
+    assert not at.toggle(key="fm_compare").value
+    assert not any(c.value.startswith("square · ") for c in at.caption)
+    choose_second(at, loaded, "star")
+    assert at.toggle(key="fm_compare").value
+    assert any(c.value.startswith("star · ") for c in at.caption)
