@@ -477,3 +477,37 @@ def test_softmax_layer_and_linear_outputs_are_cut_and_scored_before_the_softmax(
     result = class_heatmap(model, view, Target(1), layer="conv")
     np.testing.assert_allclose(result.raw, raw, rtol=1e-5, atol=1e-6)
     assert not cam._split(model, "conv").headless
+
+
+def test_score_cam_scores_each_masked_image_once(monkeypatch):
+    """Another class of the same image, or more channels, only runs the model on masks it has
+    not seen; the maps equal those computed from scratch."""
+    model = wrap(tiny_cnn(classes=3, seed=5))
+    view = model.view(_image(11))
+    scored = []
+    original = cam._scorer
+
+    def counting(loaded):
+        has_logits, scores, pixel_gradient = original(loaded)
+
+        def spy(pixels):
+            scored.append(int(pixels.shape[0]))
+            return scores(pixels)
+
+        return has_logits, spy, pixel_gradient
+
+    monkeypatch.setattr(cam, "_scorer", counting)
+    first = class_heatmap(model, view, Target(0), "scorecam", max_channels=3)
+    assert sum(scored) == 3
+    other_class = class_heatmap(model, view, Target(2), "scorecam", max_channels=3)
+    assert sum(scored) == 3  # the same three masks: nothing new to run
+    more = class_heatmap(model, view, Target(2), "scorecam")  # all six channels
+    usable = (np.ptp(layer_forward(model, view, "conv_b").activations, axis=(0, 1))
+              > 1e-7).sum()
+    assert sum(scored) == usable  # only the channels not scored before
+    # the same maps as a model with nothing cached
+    fresh = wrap(tiny_cnn(classes=3, seed=5))
+    for result, target, channels in ((first, 0, 3), (other_class, 2, 3), (more, 2, None)):
+        again = class_heatmap(fresh, fresh.view(_image(11)), Target(target), "scorecam",
+                              max_channels=channels)
+        np.testing.assert_allclose(result.raw, again.raw, rtol=1e-5, atol=1e-7)

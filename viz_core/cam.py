@@ -34,6 +34,7 @@ parameters does not run the whole network again.
 """
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -86,6 +87,10 @@ BATCH_SIZE = 16  # images per forward/backward batch (Score-CAM, SmoothGrad, IG)
 _EPS = 1e-7
 _STEP_CACHE_ENTRIES = 32
 _STEP_CACHE_BYTES = 192 * 2**20
+# Score-CAM's masked-image scores, one entry per (image, layer activations, channel): each holds
+# the model's whole output row, so another class or more channels only score what is new.
+_MASKED_CACHE_ENTRIES = 16384
+_MASKED_CACHE_BYTES = 128 * 2**20
 
 ProgressFn = Callable[[float, str], None]
 StopFn = Callable[[], bool]
@@ -512,6 +517,14 @@ def _steps(model: LoadedModel) -> BoundedCache:
     )
 
 
+def _masked_scores(model: LoadedModel) -> BoundedCache:
+    """This model's cache of Score-CAM masked-image outputs (logits row, output row)."""
+    return model.derived(
+        ("cam_masked_scores",),
+        lambda: BoundedCache(max_entries=_MASKED_CACHE_ENTRIES, max_bytes=_MASKED_CACHE_BYTES),
+    )
+
+
 def _require_logits(has_logits: bool, model: LoadedModel, target: Target) -> None:
     if target.score == "logit" and not has_logits:
         raise ModelError(
@@ -665,7 +678,9 @@ def scorecam_weights(model: LoadedModel, image: ModelImage, activations: np.ndar
     by it (masked regions turn black) and scored in batches of :data:`BATCH_SIZE`. With a
     probability target the weights are the probabilities (as in the authors' code); with a logit
     target they are the softmax of the logits over channels (as in ``pytorch-grad-cam``).
-    Flat channels (no spatial information) get weight 0.
+    Flat channels (no spatial information) get weight 0. The model's outputs for each masked
+    image are kept per channel (for every class at once), so another class of the same image,
+    or more channels, only runs the model on masks not seen before.
 
     Parameters
     ----------
@@ -689,25 +704,33 @@ def scorecam_weights(model: LoadedModel, image: ModelImage, activations: np.ndar
     if max_channels is not None and usable.size > max_channels:
         means = activations.mean(axis=(0, 1))[usable]
         usable = np.sort(usable[np.argsort(-means, kind="stable")[:max_channels]])
-    channel_scores = np.zeros(usable.size, dtype="float32")
+    cache = _masked_scores(model)
+    base = (image.digest, hashlib.sha256(np.ascontiguousarray(activations).tobytes()).hexdigest())
+    rows = {int(c): cache.get((base, int(c))) for c in usable}  # c -> (logits row, output row)
+    todo = np.array([c for c, row in rows.items() if row is None], dtype=int)
     pixels = tf.constant(image.pixels[None], dtype=tf.float32)
-    batches = max(1, math.ceil(usable.size / BATCH_SIZE))
+    batches = math.ceil(todo.size / BATCH_SIZE)
     for b in range(batches):
         _stop_check(should_stop, "Score-CAM")
-        chunk = usable[b * BATCH_SIZE:(b + 1) * BATCH_SIZE]
-        if chunk.size == 0:
-            break
+        chunk = todo[b * BATCH_SIZE:(b + 1) * BATCH_SIZE]
         # the same bilinear upsampling as the final heatmap (render.resize_map), per chunk
         maps = resize(activations[..., chunk], (h, w, chunk.size), order=1, mode="edge",
                       anti_aliasing=False, preserve_range=True)
         low, high = maps.min(axis=(0, 1)), maps.max(axis=(0, 1))
         maps = (maps - low) / np.maximum(high - low, _EPS)  # each channel to [0, 1]
         masks = np.transpose(maps, (2, 0, 1))[..., None].astype("float32")  # (n, H, W, 1)
-        lg, out = scores(pixels * masks)
-        channel_scores[b * BATCH_SIZE:b * BATCH_SIZE + chunk.size] = np.asarray(
-            _score(lg, out, v_logit, v_prob, offset, model.info.output_kind))
-        _report(progress, (b + 1) / batches, f"{b * BATCH_SIZE + chunk.size} of {usable.size} "
+        lg, out = (np.asarray(t, dtype="float32") for t in scores(pixels * masks))
+        for i, c in enumerate(chunk):
+            rows[int(c)] = (lg[i].copy(), out[i].copy())
+            cache.put((base, int(c)), rows[int(c)], size=lg[i].nbytes + out[i].nbytes)
+        _report(progress, (b + 1) / batches, f"{b * BATCH_SIZE + chunk.size} of {todo.size} "
                 "channels scored")
+    channel_scores = np.zeros(usable.size, dtype="float32")
+    if usable.size:
+        lg = np.stack([rows[int(c)][0] for c in usable])
+        out = np.stack([rows[int(c)][1] for c in usable])
+        channel_scores = np.asarray(_score(lg, out, v_logit, v_prob, offset,
+                                           model.info.output_kind), dtype="float32")
     weights = np.zeros(k, dtype="float32")
     if usable.size:
         if target.score == "logit":
