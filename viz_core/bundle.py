@@ -23,6 +23,7 @@ import zipfile
 from pathlib import Path
 from typing import Mapping, Sequence
 
+from .cli.common import unique_stems
 from .errors import ParameterError
 from .intake import LoadedImage
 from .render import png_bytes
@@ -38,21 +39,11 @@ _IMAGES_NOTE = "\n(The images in input/ are the decoded pixels the dashboard use
 _FILES_NOTE = "\n(model/ holds the uploaded model file the dashboard used.)\n"
 
 
-def _unique_stems(images: Sequence[LoadedImage]) -> list[str]:
-    seen: dict[str, int] = {}
-    stems = []
-    for image in images:
-        n = seen.get(image.name, 0)
-        seen[image.name] = n + 1
-        stems.append(image.name if n == 0 else f"{image.name}_{n + 1}")
-    return stems
-
-
 def bundle_command(command: str, options: Sequence[str],
                    images: Sequence[LoadedImage]) -> list[str]:
     """The argument list (after ``python -m viz_core``) a bundle records, with relative paths."""
     argv = [command, *map(str, options)]
-    for stem in _unique_stems(images):
+    for stem in unique_stems(images):
         argv += ["--image", f"input/{stem}.png"]
     return argv + ["--out", "pictures"]
 
@@ -96,7 +87,7 @@ def export_bundle(
     with tempfile.TemporaryDirectory(prefix="viz_bundle_") as tmp:
         root = Path(tmp)
         (root / "input").mkdir()
-        for stem, image in zip(_unique_stems(images), images):
+        for stem, image in zip(unique_stems(images), images):
             (root / "input" / f"{stem}.png").write_bytes(png_bytes(image.pixels))
         extra = dict(files or {})
         for name, data in extra.items():

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Sequence
 
 from ..catalog import BUILTIN_NAMES, LoadedModel
 from ..errors import ImageError, ModelError, ParameterError
@@ -70,6 +71,18 @@ def open_images(bench: Workbench, paths) -> list[LoadedImage]:
             raise ImageError(f"The image file {p!r} does not exist.")
         images.append(bench.image(path.read_bytes(), path.name))
     return images
+
+
+def unique_stems(images: Sequence[LoadedImage]) -> list[str]:
+    """File name stems of ``images``: their names, with ``_2``, ``_3``... added when two
+    images have the same name (the export bundle names its input files the same way)."""
+    seen: dict[str, int] = {}
+    stems = []
+    for image in images:
+        n = seen.get(image.name, 0)
+        seen[image.name] = n + 1
+        stems.append(image.name if n == 0 else f"{image.name}_{n + 1}")
+    return stems
 
 
 def out_dir(args) -> Path:

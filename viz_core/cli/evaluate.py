@@ -66,6 +66,7 @@ from .common import (
     open_images,
     open_model,
     out_dir,
+    unique_stems,
 )
 
 def register(commands) -> None:
@@ -83,16 +84,6 @@ def _methods_arg(parser, default, allowed) -> None:
 def _tag(method: str) -> str:
     return method.replace("+", "p")  # file-name friendly: gradcam++ -> gradcampp
 
-
-def _stems(images) -> list[str]:
-    """File name stems, made unique when two images have the same name."""
-    seen: dict[str, int] = {}
-    stems = []
-    for image in images:
-        n = seen.get(image.name, 0)
-        seen[image.name] = n + 1
-        stems.append(image.name if n == 0 else f"{image.name}_{n + 1}")
-    return stems
 
 
 def _class_of(model, view, args) -> int:
@@ -188,7 +179,7 @@ def cmd_compare(args, bench: Workbench | None = None) -> int:
     folder = out_dir(args)
     progress = TerminalProgress(enabled=not args.json)
     results, lines = [], []
-    for path, image, stem in zip(args.image, images, _stems(images)):
+    for path, image, stem in zip(args.image, images, unique_stems(images)):
         view = model.view(image)
         k = _class_of(model, view, args)
         target = Target(k, "logit")
@@ -286,7 +277,7 @@ def cmd_sanity(args, bench: Workbench | None = None) -> int:
     folder = out_dir(args)
     progress = TerminalProgress(enabled=not args.json)
     results, lines = [], []
-    for path, image, stem in zip(args.image, images, _stems(images)):
+    for path, image, stem in zip(args.image, images, unique_stems(images)):
         view = model.view(image)
         k = _class_of(model, view, args)
         report = bench.run(cascading_randomisation, model, view, Target(k), methods=methods,

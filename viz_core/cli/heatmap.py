@@ -22,6 +22,7 @@ from .common import (
     open_images,
     open_model,
     out_dir,
+    unique_stems,
 )
 
 # command-line flag -> class_heatmap parameter (only flags the user gave are passed on, so a
@@ -76,16 +77,6 @@ def register(commands) -> None:
     p.set_defaults(handler=cmd_heatmap)
 
 
-def _stems(images) -> list[str]:
-    """File name stems, made unique when two images have the same name."""
-    seen: dict[str, int] = {}
-    stems = []
-    for image in images:
-        n = seen.get(image.name, 0)
-        seen[image.name] = n + 1
-        stems.append(image.name if n == 0 else f"{image.name}_{n + 1}")
-    return stems
-
 
 def cmd_heatmap(args, bench: Workbench | None = None) -> int:
     if not 0.0 <= args.threshold <= 1.0:
@@ -101,7 +92,7 @@ def cmd_heatmap(args, bench: Workbench | None = None) -> int:
     folder = out_dir(args)
     tag = args.method.replace("+", "p")  # file-name friendly: gradcam++ -> gradcampp
     results, lines = [], []
-    for path, image, stem in zip(args.image, images, _stems(images)):
+    for path, image, stem in zip(args.image, images, unique_stems(images)):
         view = model.view(image)
         if args.classes:
             indices = [model.class_index(c) for c in args.classes]

@@ -26,6 +26,7 @@ from .common import (
     open_images,
     open_model,
     out_dir,
+    unique_stems,
 )
 
 
@@ -72,16 +73,6 @@ def register(commands) -> None:
     p.set_defaults(handler=cmd_lime)
 
 
-def _stems(images) -> list[str]:
-    """File name stems, made unique when two images have the same name."""
-    seen: dict[str, int] = {}
-    stems = []
-    for image in images:
-        n = seen.get(image.name, 0)
-        seen[image.name] = n + 1
-        stems.append(image.name if n == 0 else f"{image.name}_{n + 1}")
-    return stems
-
 
 def cmd_lime(args, bench: Workbench | None = None) -> int:
     bench = bench or Workbench()
@@ -93,7 +84,7 @@ def cmd_lime(args, bench: Workbench | None = None) -> int:
     progress = TerminalProgress(enabled=not args.json)
     seeds = stability_seeds(args.seed) if args.stability else (args.seed,)
     results, lines = [], []
-    for path, image, stem in zip(args.image, images, _stems(images)):
+    for path, image, stem in zip(args.image, images, unique_stems(images)):
         view = model.view(image)
         segmentation = bench.run(superpixels, view, algorithm=args.algorithm,
                                  n_superpixels=args.superpixels,
