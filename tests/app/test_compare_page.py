@@ -6,17 +6,14 @@ maps are shared with the Class heatmaps page through the workbench.
 """
 from __future__ import annotations
 
-import base64
-import io
 import json
 
 import numpy as np
 import pytest
-from PIL import Image
-from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 from streamlit.testing.v1 import AppTest
 
 import viz_core.workbench
+from tests.app.media import capture_media, png_of, values
 from tests.conftest import tiny_cnn, wrap
 from ui.state import SELECTION_KEY
 from viz_core.cam import class_heatmap, top_classes
@@ -45,15 +42,7 @@ def app():
     patch = pytest.MonkeyPatch()
     patch.setattr(viz_core.workbench, "load_builtin_model",
                   lambda name, weights="imagenet", **kw: loaded)
-    media: dict[str, bytes] = {}
-    original = MemoryMediaFileStorage.load_and_get_id
-
-    def capture(self, data, mimetype, kind, filename=None):
-        file_id = original(self, data, mimetype, kind, filename)
-        media[file_id] = data
-        return file_id
-
-    patch.setattr(MemoryMediaFileStorage, "load_and_get_id", capture)
+    media = capture_media(patch)
     workbench.clear()
     at = AppTest.from_file("../../app.py", default_timeout=180)
     at.run()
@@ -65,19 +54,6 @@ def app():
     patch.undo()
 
 
-def values(data) -> np.ndarray:
-    """Plotly's JSON of an array: nested lists, or ``{"dtype", "bdata", "shape"}`` (base64)."""
-    if isinstance(data, dict):
-        array = np.frombuffer(base64.b64decode(data["bdata"]), dtype=data["dtype"])
-        if "shape" in data:
-            array = array.reshape([int(d) for d in str(data["shape"]).split(",")])
-        return array
-    return np.asarray(data, dtype="float64")
-
-
-def png_of(media, url: str) -> np.ndarray:
-    file_id = url.rsplit("/", 1)[-1].split(".")[0]
-    return np.asarray(Image.open(io.BytesIO(media[file_id])).convert("RGB"))
 
 
 def reference(loaded, view, k):

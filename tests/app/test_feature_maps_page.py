@@ -8,17 +8,15 @@ see ``ui.state.ensure_app_shell``).
 from __future__ import annotations
 
 import base64
-import io
 import json
 
 import keras
 import numpy as np
 import pytest
-from PIL import Image
-from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 from streamlit.testing.v1 import AppTest
 
 import viz_core.workbench
+from tests.app.media import capture_media, png_of
 from tests.conftest import tiny_cnn, wrap
 from ui.state import SELECTION_KEY
 from viz_core.catalog import DEMO_MODEL_FILE
@@ -35,15 +33,7 @@ def app(monkeypatch):
     loaded = wrap(tiny_cnn(size=48, classes=4), name="demo")
     monkeypatch.setattr(viz_core.workbench, "load_builtin_model",
                         lambda name, weights="imagenet", **kw: loaded)
-    media: dict[str, bytes] = {}
-    original = MemoryMediaFileStorage.load_and_get_id
-
-    def capture(self, data, mimetype, kind, filename=None):
-        file_id = original(self, data, mimetype, kind, filename)
-        media[file_id] = data
-        return file_id
-
-    monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", capture)
+    media = capture_media(monkeypatch)
     workbench.clear()  # a fresh process-wide workbench, so the patched loader is used
     at = AppTest.from_file("../../app.py", default_timeout=120)
     at.run()
@@ -66,10 +56,6 @@ def direct(loaded, sample: str, layer: str) -> np.ndarray:
     model = keras.Model(loaded.model.inputs, loaded.model.get_layer(layer).output)
     return np.asarray(model(x))[0]
 
-
-def png_of(media, url: str) -> np.ndarray:
-    file_id = url.rsplit("/", 1)[-1].split(".")[0]
-    return np.asarray(Image.open(io.BytesIO(media[file_id])).convert("RGB"))
 
 
 def chart(at, key):

@@ -14,11 +14,11 @@ import keras
 import numpy as np
 import pytest
 from PIL import Image
-from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 from streamlit.testing.v1 import AppTest
 
 import ui.export
 import viz_core.workbench
+from tests.app.media import capture_media, file_of
 from tests.conftest import tiny_cnn, wrap
 from viz_core.bundle import export_bundle
 from viz_core.catalog import DEMO_MODEL_FILE
@@ -27,15 +27,7 @@ from viz_core.catalog import DEMO_MODEL_FILE
 @pytest.fixture
 def media(monkeypatch):
     """Bytes of every image and download the app registers, by file id."""
-    store: dict[str, bytes] = {}
-    original = MemoryMediaFileStorage.load_and_get_id
-
-    def capture(self, data, mimetype, kind, filename=None):
-        file_id = original(self, data, mimetype, kind, filename)
-        store[file_id] = data
-        return file_id
-
-    monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", capture)
+    store = capture_media(monkeypatch)
     return store
 
 
@@ -60,9 +52,6 @@ def open_page() -> AppTest:
     assert not at.exception, at.exception
     return at
 
-
-def file_of(media, url: str) -> bytes:
-    return media[url.rsplit("/", 1)[-1].split(".")[0]]
 
 
 def large_pattern(at, media) -> np.ndarray:

@@ -7,19 +7,17 @@ second image put into, the session state, as the sidebar would.
 """
 from __future__ import annotations
 
-import base64
 import io
 import json
 import zipfile
 
 import numpy as np
 import pytest
-from PIL import Image
-from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 from streamlit.testing.v1 import AppTest
 
 import viz_core.workbench
 from ui.state import SELECTION_KEY
+from tests.app.media import capture_media, png_of, values
 from tests.conftest import tiny_cnn, wrap
 from viz_core.cam import class_heatmap
 from viz_core.intake import load_image
@@ -37,15 +35,7 @@ def app(monkeypatch):
     loaded = wrap(tiny_cnn(size=48, classes=4), labels=LABELS, name="demo")
     monkeypatch.setattr(viz_core.workbench, "load_builtin_model",
                         lambda name, weights="imagenet", **kw: loaded)
-    media: dict[str, bytes] = {}
-    original = MemoryMediaFileStorage.load_and_get_id
-
-    def capture(self, data, mimetype, kind, filename=None):
-        file_id = original(self, data, mimetype, kind, filename)
-        media[file_id] = data
-        return file_id
-
-    monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", capture)
+    media = capture_media(monkeypatch)
     workbench.clear()
     at = AppTest.from_file("../../app.py", default_timeout=120)
     at.run()
@@ -62,17 +52,6 @@ def selected(at):
     return load_image(sample_bytes(image.name), image.name)
 
 
-def values(data) -> np.ndarray:
-    """Plotly's JSON of an array: nested lists, or ``{"dtype", "bdata", "shape"}`` (base64)."""
-    if isinstance(data, dict):
-        shape = [int(d) for d in str(data["shape"]).split(",")]
-        return np.frombuffer(base64.b64decode(data["bdata"]), dtype=data["dtype"]).reshape(shape)
-    return np.asarray(data, dtype="float64")
-
-
-def png_of(media, url: str) -> np.ndarray:
-    file_id = url.rsplit("/", 1)[-1].split(".")[0]
-    return np.asarray(Image.open(io.BytesIO(media[file_id])).convert("RGB"))
 
 
 def downloaded(at, media, image, k) -> np.ndarray:

@@ -6,18 +6,15 @@ library called directly with the same parameters.
 """
 from __future__ import annotations
 
-import base64
-import io
 import json
 
 import numpy as np
 import pytest
-from PIL import Image
-from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 from streamlit.testing.v1 import AppTest
 
 import viz_core.workbench
 from ui.state import SELECTION_KEY
+from tests.app.media import capture_media, png_of, values
 from tests.conftest import wrap
 from tests.test_lime_explain import red_square_model
 from viz_core.intake import load_image
@@ -40,15 +37,7 @@ def app(monkeypatch):
     loaded = wrap(red_square_model(), labels=("background", "red square"), name="demo")
     monkeypatch.setattr(viz_core.workbench, "load_builtin_model",
                         lambda name, weights="imagenet", **kw: loaded)
-    media: dict[str, bytes] = {}
-    original = MemoryMediaFileStorage.load_and_get_id
-
-    def capture(self, data, mimetype, kind, filename=None):
-        file_id = original(self, data, mimetype, kind, filename)
-        media[file_id] = data
-        return file_id
-
-    monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", capture)
+    media = capture_media(monkeypatch)
     workbench.clear()
     at = AppTest.from_file("../../app.py", default_timeout=120)
     at.run()
@@ -59,16 +48,6 @@ def app(monkeypatch):
     workbench.clear()
 
 
-def png_of(media, url: str) -> np.ndarray:
-    file_id = url.rsplit("/", 1)[-1].split(".")[0]
-    return np.asarray(Image.open(io.BytesIO(media[file_id])).convert("RGB"))
-
-
-def values(data) -> np.ndarray:
-    """Plotly's JSON of an array: a list, or ``{"dtype", "bdata"}`` (base64, plotly >= 6)."""
-    if isinstance(data, dict):
-        return np.frombuffer(base64.b64decode(data["bdata"]), dtype=data["dtype"])
-    return np.asarray(data, dtype="float64")
 
 
 def selected_image(at):

@@ -9,10 +9,10 @@ import json
 import numpy as np
 import pytest
 from PIL import Image
-from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 from streamlit.testing.v1 import AppTest
 
 import viz_core.workbench
+from tests.app.media import capture_media
 from tests.conftest import tiny_cnn, wrap
 from ui.state import SELECTION_KEY
 from viz_core.intake import load_image
@@ -39,14 +39,7 @@ def app():
     patch = pytest.MonkeyPatch()
     patch.setattr(viz_core.workbench, "load_builtin_model",
                   lambda name, weights="imagenet", **kw: loaded)
-    original = MemoryMediaFileStorage.load_and_get_id
-
-    def capture(self, data, mimetype, kind, filename=None):
-        file_id = original(self, data, mimetype, kind, filename)
-        MEDIA[file_id] = data
-        return file_id
-
-    patch.setattr(MemoryMediaFileStorage, "load_and_get_id", capture)
+    capture_media(patch, MEDIA)
     workbench.clear()
     at = AppTest.from_file("../../app.py", default_timeout=180)
     at.run()
