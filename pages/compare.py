@@ -6,7 +6,7 @@ import streamlit as st
 
 from ui import notes
 from ui.export import bundle_button, model_options
-from ui.feedback import ProgressBar, show_error, stopped_note
+from ui.feedback import run_button, show_error
 from ui.presenter import colormap_choices
 from ui.state import require_model_and_image, workbench
 from viz_core.cam import top_classes
@@ -114,35 +114,24 @@ if pending:
     images = (len(methods) + 1) * 2 * (steps + 1)
     st.info(f"Maps still to compute: {slow}. Then {images} images go through the model for the "
             "deletion and insertion curves.", icon=":material/hourglass:")
-    stopped_note("Comparing methods")
-    if not st.button(f"Compare {len(methods)} methods", type="primary", key="cmp_run"):
+
+    def compare_all(bar) -> None:
+        """Every pending map, then every curve; ``bar`` shows the share of these parts done."""
+        parts = ([(method_title(m), lambda p, m=m: compute_map(m, p)) for m in pending_maps]
+                 + [(f"{method_title(m)} curves",
+                     lambda p, m=m: bench.run(deletion_insertion, model, view, k,
+                                              compute_map(m), progress=p, **curve_kwargs()))
+                    for m in methods]
+                 + [("random-order curves",
+                     lambda p: bench.run(deletion_insertion, model, view, k, random_map,
+                                         progress=p, **curve_kwargs()))])
+        for n, (label, run) in enumerate(parts):
+            run(lambda fraction, message, n=n, label=label:
+                bar((n + fraction) / len(parts), f"{label}: {message}"))
+
+    if not run_button(f"Compare {len(methods)} methods", "Comparing methods", "cmp_run",
+                      compare_all):
         st.stop()
-    try:
-        bar = ProgressBar("Comparing methods", stoppable=True)
-        units = len(pending_maps) + len(methods) + 1
-        done = 0
-
-        def part(label):
-            start = done
-
-            def progress(fraction, message):
-                bar((start + fraction) / units, f"{label}: {message}")
-            return progress
-
-        for method in pending_maps:
-            compute_map(method, part(method_title(method)))
-            done += 1
-        for method in methods:
-            bench.run(deletion_insertion, model, view, k, compute_map(method),
-                      progress=part(f"{method_title(method)} curves"), **curve_kwargs())
-            done += 1
-        bench.run(deletion_insertion, model, view, k, random_map,
-                  progress=part("random-order curves"), **curve_kwargs())
-        bar.done()
-    except VizError as exc:
-        show_error(exc)
-        st.stop()
-    st.rerun()  # draw the page from the caches, without the button
 
 try:
     maps = {m: compute_map(m) for m in methods}

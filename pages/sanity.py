@@ -6,7 +6,7 @@ import streamlit as st
 
 from ui import notes
 from ui.export import bundle_button, model_options
-from ui.feedback import ProgressBar, show_error, stopped_note
+from ui.feedback import run_button, show_error
 from ui.presenter import colormap_choices
 from ui.state import require_model_and_image, workbench
 from viz_core.cam import METHODS as CAM_METHODS
@@ -112,16 +112,8 @@ if not sanity_ready:
     st.info(f"{len(methods)} methods × {steps + 1} versions of the model (trained, then "
             f"{steps} layer{'s' if steps > 1 else ''} randomised one after the other).",
             icon=":material/casino:")
-    stopped_note("Randomising layers")
-    if st.button("Run sanity check", type="primary", key="san_run"):
-        try:
-            bar = ProgressBar("Randomising layers", stoppable=True)
-            bench.run(*call[0], progress=bar, **call[1])
-            bar.done()
-        except VizError as exc:
-            show_error(exc)
-            st.stop()
-        st.rerun()
+    run_button("Run sanity check", "Randomising layers", "san_run",
+               lambda bar: bench.run(*call[0], progress=bar, **call[1]))
 
 if bench.is_cached(*call[0], **call[1]):
     report = bench.run(*call[0], **call[1])
@@ -232,17 +224,8 @@ except VizError as exc:
     st.stop()
 game = ((pointing_game, demo), dict(methods=tuple(game_methods), scenes=scenes, shapes=shapes))
 if not bench.is_cached(*game[0], **game[1]):
-    stopped_note("Pointing game")
-    if st.button("Run pointing game", type="primary", key="pg_run"):
-        try:
-            bar = ProgressBar("Pointing game", stoppable=True)
-            bench.run(*game[0], progress=bar, **game[1])
-            bar.done()
-        except VizError as exc:
-            show_error(exc)
-            st.stop()
-        st.rerun()
-    else:
+    if not run_button("Run pointing game", "Pointing game", "pg_run",
+                      lambda bar: bench.run(*game[0], progress=bar, **game[1])):
         st.caption(f"{scenes * shapes} shapes × {len(game_methods)} methods.")
 if bench.is_cached(*game[0], **game[1]):
     result = bench.run(*game[0], **game[1])

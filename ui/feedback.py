@@ -62,6 +62,23 @@ class ProgressBar:
         self.box.empty()
 
 
+def run_button(label: str, progress_label: str, key: str, compute) -> bool:
+    """A primary button that runs ``compute(progress)`` under a stoppable progress bar, then
+    reruns the page so it is drawn from the caches. A :class:`VizError` is shown and ends the
+    run. Returns False when the button was not pressed (after a stop, a note says so)."""
+    stopped_note(progress_label)
+    if not st.button(label, type="primary", key=key):
+        return False
+    try:
+        bar = ProgressBar(progress_label, stoppable=True)
+        compute(bar)
+        bar.done()
+    except VizError as exc:
+        show_error(exc)
+        st.stop()
+    st.rerun()
+
+
 def stopped_note(label: str, where=st) -> bool:
     """On the run right after the Stop button of ``ProgressBar(label, stoppable=True)`` was
     clicked, say that the work was stopped; returns whether it was."""
