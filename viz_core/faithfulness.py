@@ -437,8 +437,10 @@ def explanation_map(
 # --------------------------------------------------------------------------------------------
 # The compare view's maps, through a workbench (shared by the page and the command line)
 # --------------------------------------------------------------------------------------------
-_LIME_SEGMENTS = ("algorithm", "n_superpixels", "compactness", "seed")
-_LIME_SAMPLES = ("samples", "hide", "seed")
+# the LIME page's defaults, split as its two cached steps take them
+_LIME_SEGMENT_KWARGS = {key: LIME_DEFAULTS[key]
+                        for key in ("algorithm", "n_superpixels", "compactness", "seed")}
+_LIME_SAMPLE_KWARGS = {key: LIME_DEFAULTS[key] for key in ("samples", "hide", "seed")}
 
 
 def compared_call(model: LoadedModel, image: ModelImage, target: Target, method: str):
@@ -474,11 +476,10 @@ def compared_map(bench, model: LoadedModel, image: ModelImage, target: Target, m
         raise ParameterError(f"Unknown method {method!r}; choose one of {', '.join(MAP_METHODS)}.")
     if method == "lime":
         k = int(target.class_index)
-        segmentation = bench.run(superpixels, image,
-                                 **{key: LIME_DEFAULTS[key] for key in _LIME_SEGMENTS})
+        segmentation = bench.run(superpixels, image, **_LIME_SEGMENT_KWARGS)
         predictions = bench.run(perturbed_predictions, model, image, segmentation,
                                 progress=progress, should_stop=should_stop,
-                                **{key: LIME_DEFAULTS[key] for key in _LIME_SAMPLES})
+                                **_LIME_SAMPLE_KWARGS)
         return lime_heatmap(bench.run(fit_explanation, model, predictions, (k,)), k)
     function, args, kwargs = compared_call(model, image, target, method)
     return bench.run(function, *args, progress=progress, should_stop=should_stop,
@@ -490,12 +491,11 @@ def compared_map_ready(bench, model: LoadedModel, image: ModelImage, target: Tar
     """Whether :func:`compared_map` would be answered from ``bench``'s cache (LIME: its
     model passes; the linear fit takes milliseconds)."""
     if method == "lime":
-        segment_kwargs = {key: LIME_DEFAULTS[key] for key in _LIME_SEGMENTS}
-        if not bench.is_cached(superpixels, image, **segment_kwargs):
+        if not bench.is_cached(superpixels, image, **_LIME_SEGMENT_KWARGS):
             return False
-        segmentation = bench.run(superpixels, image, **segment_kwargs)
+        segmentation = bench.run(superpixels, image, **_LIME_SEGMENT_KWARGS)
         return bench.is_cached(perturbed_predictions, model, image, segmentation,
-                               **{key: LIME_DEFAULTS[key] for key in _LIME_SAMPLES})
+                               **_LIME_SAMPLE_KWARGS)
     function, args, kwargs = compared_call(model, image, target, method)
     return bench.is_cached(function, *args, **kwargs)
 
