@@ -19,7 +19,6 @@ import tempfile
 import textwrap
 import tomllib
 import zipfile
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -31,6 +30,7 @@ import pytest
 from PIL import Image, PngImagePlugin
 
 from tests.conftest import nested_cnn, tiny_cnn
+from tests.images import encode, png_with_declared_size
 from viz_core import catalog
 from viz_core.catalog import DEMO_MODEL_FILE, load_uploaded_model
 from viz_core.errors import ImageError, ModelError, ParameterError, UnsafeModelError, VizError
@@ -57,25 +57,11 @@ class Ctx:
         return self.tmp / "code_ran.txt"
 
 
-def encode(img: Image.Image, fmt: str, **kw) -> bytes:
-    buffer = io.BytesIO()
-    img.save(buffer, format=fmt, **kw)
-    return buffer.getvalue()
-
 
 def noise(width=64, height=48, seed=0) -> Image.Image:
     rng = np.random.default_rng(seed)
     return Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8))
 
-
-def png_declaring(width: int, height: int) -> bytes:
-    """A valid 16x16 PNG whose header claims width x height (a decompression bomb's header)."""
-    data = bytearray(encode(Image.new("L", (16, 16), 0), "PNG"))
-    ihdr = data.index(b"IHDR")
-    data[ihdr + 4: ihdr + 12] = struct.pack(">II", width, height)
-    crc = zlib.crc32(bytes(data[ihdr: ihdr + 17])) & 0xFFFFFFFF
-    data[ihdr + 17: ihdr + 21] = struct.pack(">I", crc)
-    return bytes(data)
 
 
 def jpeg_declaring(width: int, height: int) -> bytes:
@@ -239,9 +225,9 @@ IMAGE_CASES = [
               "is only 1x1 pixels; it needs to be at least 16x16"),
     ImageCase("fifteen_wide", lambda: encode(Image.new("RGB", (15, 16)), "PNG"),
               "is only 15x16 pixels"),
-    ImageCase("png_bomb_20000", lambda: png_declaring(20000, 20000),
+    ImageCase("png_bomb_20000", lambda: png_with_declared_size(20000, 20000),
               "a possible decompression bomb"),
-    ImageCase("png_100_megapixels", lambda: png_declaring(10000, 10000),
+    ImageCase("png_100_megapixels", lambda: png_with_declared_size(10000, 10000),
               "is 10000x10000 pixels (100 megapixels); the limit is 50 megapixels"),
     ImageCase("jpeg_bomb", lambda: jpeg_declaring(60000, 60000), "a possible decompression bomb"),
     ImageCase("gif_bomb", lambda: gif_declaring(65535, 65535), "a possible decompression bomb"),
@@ -811,7 +797,7 @@ def sidebar_errors(at) -> list[str]:
 BAD_UPLOADS = [
     ("page.png", b"<!DOCTYPE html><html><body>not a picture</body></html>", "a web page (HTML)"),
     ("half.png", encode(noise(), "PNG")[:200], "damaged or incomplete"),
-    ("bomb.png", png_declaring(20000, 20000), "decompression bomb"),
+    ("bomb.png", png_with_declared_size(20000, 20000), "decompression bomb"),
     ("drawing.png", b'<svg xmlns="http://www.w3.org/2000/svg"/>', "an SVG drawing"),
     ("empty.png", b"", "is empty"),
 ]

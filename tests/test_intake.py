@@ -2,31 +2,16 @@
 from __future__ import annotations
 
 import io
-import struct
-import zlib
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from tests.images import encode, png_with_declared_size
 from viz_core.errors import ImageError
 from viz_core.intake import image_from_array, load_image, model_view, resize_for_model
 
 
-def encode(img: Image.Image, fmt: str, **kw) -> bytes:
-    buffer = io.BytesIO()
-    img.save(buffer, format=fmt, **kw)
-    return buffer.getvalue()
-
-
-def png_with_declared_size(width: int, height: int) -> bytes:
-    """A valid small PNG whose header claims width x height (a decompression bomb's header)."""
-    data = bytearray(encode(Image.new("L", (16, 16), 0), "PNG"))
-    ihdr = data.index(b"IHDR")
-    data[ihdr + 4: ihdr + 12] = struct.pack(">II", width, height)
-    crc = zlib.crc32(bytes(data[ihdr: ihdr + 17])) & 0xFFFFFFFF
-    data[ihdr + 17: ihdr + 21] = struct.pack(">I", crc)
-    return bytes(data)
 
 
 RGB = Image.new("RGB", (40, 30), (10, 200, 30))
