@@ -37,8 +37,11 @@ def ensure_app_shell() -> None:
     Streamlit treats a folder called ``pages/`` as its old multipage layout until the first
     ``st.navigation`` call in the process (``PagesManager.uses_pages_directory``), so the very
     first request for ``/heatmaps`` (and every AppTest run after ``switch_page``) runs that page
-    alone, without ``app.py``. Then the shell is drawn here, in the same run (a rerun would
-    lose a button click), and the flag is cleared so later runs go through ``app.py``.
+    alone, without ``app.py``. Then the shell is drawn here, in the same run, and the flag is
+    cleared so later runs go through ``app.py``. On a session's first run (a browser opening
+    a shared link to a page) the run then starts again through ``app.py``, so the page gets
+    its navigation bar and wide layout; later runs are not restarted, as that would lose a
+    button click.
     """
     from streamlit.runtime.pages_manager import PagesManager
 
@@ -49,10 +52,13 @@ def ensure_app_shell() -> None:
         from .shell import draw_shell
 
         ctx = get_script_run_ctx()
+        first_run = SELECTION_KEY not in st.session_state
         # Drawn as app.py draws it (the main script's hash), so the sidebar widgets keep the
         # same identity, and so their values, as in every other run.
         with ctx.run_with_active_hash(ctx.pages_manager.main_script_hash):
             draw_shell()
+        if first_run:
+            st.rerun()
 
 
 def set_selection(selection: Selection) -> None:

@@ -7,6 +7,7 @@ Screenshots and the server's log go to ``artifacts/e2e/`` (ignored by git).
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -78,14 +79,13 @@ def artifacts() -> Path:
     return ARTIFACTS
 
 
-@pytest.fixture(scope="session")
-def server(e2e_ready, artifacts, tmp_path_factory):
-    """``streamlit run app.py`` on a free localhost port; yields its base URL."""
+@contextlib.contextmanager
+def running_app(artifacts: Path, cache_dir: Path, log_name: str):
+    """``streamlit run app.py`` on a free localhost port while the block runs; gives its URL."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3",
-               CNN_VIZ_CACHE=str(tmp_path_factory.mktemp("viz_cache")))
-    log = open(artifacts / "server.log", "w")
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CNN_VIZ_CACHE=str(cache_dir))
+    log = open(artifacts / log_name, "w")
     process = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
          "--server.port", str(port), "--server.address", "127.0.0.1",
@@ -96,7 +96,7 @@ def server(e2e_ready, artifacts, tmp_path_factory):
         while not _healthy(url):
             if process.poll() is not None:
                 pytest.fail(f"streamlit exited with status {process.returncode}; see "
-                            f"{artifacts / 'server.log'}", pytrace=False)
+                            f"{artifacts / log_name}", pytrace=False)
             if time.monotonic() > deadline:
                 pytest.fail(f"streamlit did not answer on {url} within "
                             f"{SERVER_START_SECONDS} s", pytrace=False)
@@ -110,6 +110,20 @@ def server(e2e_ready, artifacts, tmp_path_factory):
             process.kill()
             process.wait(timeout=20)
         log.close()
+
+
+@pytest.fixture(scope="session")
+def server(e2e_ready, artifacts, tmp_path_factory):
+    """The app, shared by the browser tests; yields its base URL."""
+    with running_app(artifacts, tmp_path_factory.mktemp("viz_cache"), "server.log") as url:
+        yield url
+
+
+@pytest.fixture
+def fresh_server(e2e_ready, artifacts, tmp_path):
+    """The app just started, with no request served yet; yields its base URL."""
+    with running_app(artifacts, tmp_path / "viz_cache", "fresh_server.log") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

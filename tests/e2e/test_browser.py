@@ -314,6 +314,22 @@ def test_six_sessions_at_once(browser, server, artifacts):
             context.close()
 
 
+def test_a_shared_link_is_the_first_request_of_a_fresh_server(page, fresh_server, artifacts):
+    """A class server just started, and the first visitor opens a shared link to a page: the
+    page comes with its navigation bar, wide layout and the linked view (Streamlit runs a
+    ``pages/`` folder on its own until the first navigation call)."""
+    page.goto(f"{fresh_server}/feature_maps?{QUERY}image={FIRST}&second={SECOND}")
+    settle(page)
+    assert_no_crash(page)
+    assert page.locator('a[data-testid="stTopNavLink"]').count() == len(PAGES)
+    page.get_by_role("heading", name="Feature maps", exact=True).wait_for()
+    for name in (FIRST, SECOND):  # both grids: the second image turns the comparison on
+        page.get_by_text(re.compile(rf"^{name} · layer 1: ")).first.wait_for(timeout=WAIT_MS)
+    main = page.locator('[data-testid="stMain"] [data-testid="stMainBlockContainer"]')
+    assert main.bounding_box()["width"] > 900  # the wide layout, as app.py sets it
+    page.screenshot(path=str(artifacts / "shared_link_fresh_server.png"), full_page=True)
+
+
 def test_presenter_mode_makes_everything_larger(page, server, artifacts):
     """Presenter mode scales the type as a whole: titles, labels and metric values grow (an
     earlier style shrank the titles), and the model card's values still fit their columns.
