@@ -212,10 +212,10 @@ def curve_figure(kind: str) -> go.Figure:
             hovertemplate=f"{title}<br>%{{x:.0f}}% of pixels {'removed' if kind == 'deletion' else 'shown'}"
                           "<br>p = %{y:.3f}<extra></extra>"))
     figure.update_layout(
-        height=380, margin=dict(l=10, r=10, t=40, b=10),
+        height=440, margin=dict(l=10, r=10, t=40, b=10),
         title=dict(text=("Deletion (lower area = more faithful)" if kind == "deletion"
                          else "Insertion (higher area = more faithful)"), font=dict(size=14)),
-        legend=dict(orientation="h", y=-0.25, x=0, font=dict(size=11)),
+        legend=dict(orientation="h", y=-0.3, yanchor="top", x=0, font=dict(size=11)),
         xaxis=dict(title=f"% of pixels {'removed' if kind == 'deletion' else 'revealed'}",
                    range=[0, 100]),
         yaxis=dict(title=f"p({model.label(k)})", range=[0, 1.02]))
