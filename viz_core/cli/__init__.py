@@ -17,8 +17,10 @@ from ..errors import VizError
 COMMAND_MODULES = ("basic", "activations", "filters", "heatmap", "lime", "evaluate")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+def build_parser(parser_class=argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The command line's parser; ``parser_class`` (inherited by the sub-parsers) lets the
+    export bundle parse with one that raises instead of ending the process."""
+    parser = parser_class(
         prog="python -m viz_core",
         description="See inside convolutional networks: export feature maps, filter patterns, "
         "class heatmaps and LIME explanations as files.",

@@ -92,12 +92,14 @@ def out_dir(args) -> Path:
 
 
 def emit(args, payload: dict, lines: list[str]) -> None:
-    """Print JSON (``--json``) or human-readable lines."""
+    """Print JSON (``--json``) or human-readable lines, on ``args.stdout`` when it is set (the
+    export bundle's in-process run, so the server's ``sys.stdout`` is never swapped)."""
+    stream = getattr(args, "stdout", None) or sys.stdout
     if getattr(args, "json", False):
-        print(json.dumps(payload, indent=None, default=_jsonable))
+        print(json.dumps(payload, indent=None, default=_jsonable), file=stream)
     else:
         for line in lines:
-            print(line)
+            print(line, file=stream)
 
 
 def _jsonable(value):
