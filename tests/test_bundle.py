@@ -154,3 +154,70 @@ def test_bundle_files_must_stay_inside_the_bundle(bench, name):
     with pytest.raises(ParameterError, match="relative path"):
         export_bundle("heatmap", ["--model", "demo"], [image_from_array(scene(), "s")], {},
                       bench=bench, files={name: b"x"})
+
+
+# --- names that look like options, shell code or nothing are data ---------------------------
+
+from tests.hostile_names import CLASS_NAMES, LAYER_NAMES, hostile_names_cnn  # noqa: E402
+from viz_core.bundle import option_pairs  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def hostile_model_path(tmp_path_factory):
+    path = tmp_path_factory.mktemp("hostile") / "hostile.keras"
+    hostile_names_cnn().save(path)
+    return path
+
+
+def test_option_values_are_taken_as_values_whatever_they_look_like():
+    pairs = option_pairs("lime", ["--model", "demo", "--class", "-h", "--negative",
+                                  "--class", "--out=/tmp/x", "--hide", ""])
+    assert pairs == [("--model", "demo"), ("--class", "-h"), ("--negative", None),
+                     ("--class", "--out=/tmp/x"), ("--hide", "")]
+    argv = bundle_command("heatmap", ["--layer", "-h", "--class", "", "--class", "$(touch x)"],
+                          [])
+    assert argv == ["heatmap", "--layer=-h", "--class=", "--class", "$(touch x)", "--out",
+                    "pictures"]
+    # The shell gives the command back word for word.
+    assert shlex.split(shlex.join(argv)) == argv
+
+
+@pytest.mark.parametrize("options,message", [
+    (["--help"], "asked for help"),
+    (["--no-such-flag", "1"], "not an option"),
+    (["--layer"], "needs a value"),
+    (["--colormap", "no-such-map"], "could not be read: argument --colormap"),
+    (["--opacity", "lots"], "could not be read: argument --opacity"),
+])
+def test_a_bad_export_command_raises_instead_of_ending_the_process(bench, options, message):
+    with pytest.raises(ParameterError, match=message):
+        export_bundle("heatmap", ["--model", "demo", *options],
+                      [image_from_array(scene(), "s")], {}, bench=bench)
+
+
+@pytest.mark.parametrize("layer", LAYER_NAMES)
+def test_hostile_layer_and_class_names_export_and_reproduce(hostile_model_path, bench, tmp_path,
+                                                            monkeypatch, layer):
+    monkeypatch.chdir(tmp_path)  # a "$(touch x)" that ran would leave ./x here
+    labels = "".join(f"{name}\n" for name in CLASS_NAMES).encode()
+    files = {"model/model.keras": hostile_model_path.read_bytes(), "model/labels.txt": labels}
+    options = ["--model", "model/model.keras", "--preprocess", "unit", "--labels",
+               "model/labels.txt", "--layer", layer, "--class", "1", "--class", "--out=/tmp/x"]
+    data = export_bundle("heatmap", options, [image_from_array(scene(), "-h")],
+                         {"layer": layer}, bench=bench, files=files)
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        stored = {n: archive.read(n) for n in archive.namelist() if n.startswith("pictures/")}
+        line = archive.read("command.txt").decode().strip()
+        assert archive.read("model/labels.txt") == labels
+    argv = shlex.split(line)
+    assert argv[argv.index("heatmap") + 7] in (f"--layer={layer}", "--layer")
+    assert ("--layer=-h" in argv) == (layer == "-h")
+    assert "--class=--out=/tmp/x" in argv
+    # Both class options name class 1 ("--out=/tmp/x" is its name): one overlay and its map.
+    assert sorted(stored) == ["pictures/-h_gradcam_1.npy", "pictures/-h_gradcam_1.png"]
+    heat = np.load(io.BytesIO(stored["pictures/-h_gradcam_1.npy"]))
+    assert heat.shape == (32, 32) and heat.dtype == np.float32 and heat.max() == 1.0
+    again = rerun_bundle(data, tmp_path / "unzipped")
+    assert again == stored
+    assert not (tmp_path / "x").exists() and not (tmp_path / "unzipped" / "x").exists()
+    assert not Path("/tmp/x").exists()
