@@ -10,16 +10,18 @@ from viz_core.bundle import export_bundle
 from viz_core.catalog import LoadedModel
 from viz_core.intake import LoadedImage
 
+from .feedback import guarded, show_message
 from .sidebar import MODEL_FILE_KEY, MODEL_LABELS_KEY, class_names
 from .state import workbench
 
 
 LABELS_FILE = "model/labels.txt"
+_FAILED_KEY = "_bundle_failed"  # button key -> why its last bundle could not be made
 
 
-def _uploaded_model_name() -> str:
+def _uploaded_model_name(file=None) -> str:
     """Where an uploaded model goes in a bundle: ``model/model.keras`` or ``model/model.h5``."""
-    file = st.session_state.get(MODEL_FILE_KEY)
+    file = st.session_state.get(MODEL_FILE_KEY) if file is None else file
     suffix = Path(file.name).suffix.lower() if file is not None else ".keras"
     return f"model/model{suffix}"
 
@@ -42,28 +44,51 @@ def model_options(model: LoadedModel) -> list[str]:
     return options
 
 
-def _model_files(options: Sequence[str]) -> dict[str, bytes]:
-    """The uploaded model (and its class names) when ``options`` name them; read only when a
-    bundle is made, since a model file can be hundreds of megabytes."""
-    files = {}
+def _model_files(options: Sequence[str]):
+    """A callable giving the uploaded model (and its class names) when ``options`` name them.
+
+    The upload and the names are taken from the session now, in the page's run: the download
+    runs later in a server thread that has no session. The model's bytes are read only when
+    the bundle is made, since a model file can be hundreds of megabytes.
+    """
     file = st.session_state.get(MODEL_FILE_KEY)
-    if file is not None and _uploaded_model_name() in options:
-        files[_uploaded_model_name()] = file.getvalue()
-    if LABELS_FILE in options:
-        files[LABELS_FILE] = "".join(f"{name}\n" for name in _uploaded_labels()).encode("utf-8")
+    model_name = _uploaded_model_name(file)
+    labels = _uploaded_labels()
+    wants_model = file is not None and model_name in options
+    wants_labels = LABELS_FILE in options
+
+    def files() -> dict[str, bytes]:
+        found = {}
+        if wants_model:
+            found[model_name] = file.getvalue()
+        if wants_labels:
+            found[LABELS_FILE] = "".join(f"{name}\n" for name in labels).encode("utf-8")
+        return found
+
     return files
 
 
 def bundle_button(command: str, options: Sequence[str], images: Sequence[LoadedImage],
                   parameters: dict, *, key: str, where=st) -> None:
-    """Draw the download button; the bundle is made only when it is clicked."""
+    """Draw the download button; the bundle is made only when it is clicked.
+
+    The bundle is made in a server thread, outside the page's run: whatever goes wrong there
+    (including a ``SystemExit``) is caught by :func:`ui.feedback.guarded`, logged, and said
+    under the button on the page's next run; the browser shows "Failed to generate file".
+    """
     bench = workbench()
+    failed = st.session_state.setdefault(_FAILED_KEY, {})
+    files = _model_files(options)
+    options, images = list(options), list(images)
+    make = guarded(lambda: export_bundle(command, options, images, parameters, bench=bench,
+                                         files=files()),
+                   what="The export bundle", failures=failed, key=key)
     where.download_button(
-        "Export bundle", data=lambda: export_bundle(command, list(options), list(images),
-                                                    parameters, bench=bench,
-                                                    files=_model_files(options)),
+        "Export bundle", data=make,
         file_name=f"cnn_explorer_{command}.zip", mime="application/zip", key=key,
         icon=":material/archive:", on_click="ignore",
         help="A ZIP with every picture of this view, its parameters, and the "
              "python -m viz_core command that makes them again (with a copy of an "
              "uploaded model).")
+    if key in failed:
+        show_message(failed.pop(key), where=where)

@@ -1,12 +1,20 @@
 """Errors and progress, the Streamlit way."""
 from __future__ import annotations
 
+import logging
 import re
 import time
+from typing import Callable, MutableMapping
 
 import streamlit as st
 
 from viz_core.errors import VizError
+
+_LOG = logging.getLogger(__name__)
+
+
+class BackgroundWorkFailed(RuntimeError):
+    """Raised to Streamlit by a guarded download callable, so the browser says it failed."""
 
 
 def short_message(exc: VizError) -> str:
@@ -23,6 +31,36 @@ def show_error(exc: VizError, where=st) -> None:
 
     text = short_message(exc) if presenter_on() else str(exc)
     where.error(text, icon=":material/error:")
+
+
+def show_message(text: str, where=st) -> None:
+    """An error message already in the user's words, as a red box."""
+    where.error(text, icon=":material/error:")
+
+
+def guarded(make: Callable[[], bytes], *, what: str, failures: MutableMapping[str, str],
+            key: str) -> Callable[[], bytes]:
+    """``make`` for a download button's callable, made safe for the server.
+
+    Streamlit runs the callable in a server thread and catches only ``Exception``: a
+    ``SystemExit`` (argparse's way out) from there ends the whole server for every user.
+    Here everything is caught: the reason, in the user's words, goes to ``failures[key]`` (shown
+    under the button on the page's next run), an unexpected error's trace to the server log, and
+    :class:`BackgroundWorkFailed` to Streamlit, which tells the browser the download failed.
+    """
+
+    def run() -> bytes:
+        try:
+            return make()
+        except VizError as exc:
+            failures[key] = f"{what} could not be made: {exc}"
+        except BaseException as exc:  # noqa: BLE001 - SystemExit here would end the server
+            _LOG.error("%s failed", what, exc_info=exc)
+            failures[key] = (f"{what} could not be made: something went wrong "
+                             f"({type(exc).__name__}); the details are in the server's log.")
+        raise BackgroundWorkFailed(failures[key])
+
+    return run
 
 
 def _stop_key(label: str) -> str:
@@ -75,6 +113,10 @@ def run_button(label: str, progress_label: str, key: str, compute) -> bool:
         bar.done()
     except VizError as exc:
         show_error(exc)
+        st.stop()
+    except (SystemExit, KeyboardInterrupt) as exc:  # never let backend work end the server
+        _LOG.error("%s: the work tried to end the process", label, exc_info=exc)
+        show_message(f"{label} stopped: something went wrong ({type(exc).__name__}).")
         st.stop()
     st.rerun()
 

@@ -196,7 +196,7 @@ def test_an_uploaded_model_is_copied_into_the_export_bundle(tmp_path, monkeypatc
     original = ui.export.bundle_button
 
     def record(command, options, images, parameters, **kw):  # runs inside the page's run
-        made.append((command, list(options), list(images), ui.export._model_files(options)))
+        made.append((command, list(options), list(images), ui.export._model_files(options)()))
         return original(command, options, images, parameters, **kw)
 
     monkeypatch.setattr(ui.export, "bundle_button", record)
