@@ -9,10 +9,12 @@ Three sources:
 """
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import math
 import os
+import re
 import shutil
 import tempfile
 import threading
@@ -39,6 +41,15 @@ WEIGHT_CHOICES = ("imagenet", "none")
 MAX_MODEL_BYTES = 600 * 1024 * 1024
 MAX_UNZIPPED_BYTES = 2 * 1024**3  # all members of a .keras archive, or all datasets of an .h5
 MAX_PARAMS = 160_000_000  # 640 MB of float32 weights; VGG19, the largest built-in, has 144 M
+# Weight memory an upload may declare. Keras stores weights uncompressed, so a real file holds
+# at least this many bytes: the bound is the upload limit itself (VGG19's 549 MB fits). Loads
+# run one at a time and a load peaks at about 3 times its weights, so N sessions each keeping
+# one such model cost about (N + 3) x 600 MB at worst: 6 GB for seven classroom sessions.
+MAX_UPLOAD_WEIGHT_BYTES = MAX_MODEL_BYTES
+# The weights an upload declares must be in the file: the weight datasets' bytes must cover
+# them, and a packed weights member may be at most this much smaller than what it declares
+# (float weights barely compress; a file of zeros that unpacks to gigabytes does).
+_WEIGHTS_PACK_RATIO = 10
 MAX_CONFIG_BYTES = 16 * 2**20
 MAX_LAYERS = 5_000  # DenseNet201 has about 700
 MAX_ARCHIVE_MEMBERS = 1_000
@@ -55,6 +66,10 @@ _CODE_CLASSES = {"Lambda": "a Python Lambda layer", "__lambda__": "a Python Lamb
 # Building a Keras Application with random weights draws from Keras' global seed; the lock
 # keeps two sessions from interleaving their draws (so "none" weights are reproducible).
 _BUILD_LOCK = threading.Lock()
+# Sessions are threads of one process and memory is the process's: one upload is checked
+# and loaded at a time, so several users' uploads never peak together. Locks are the only
+# module-level mutable state here; they hold no data, only who is loading now.
+_UPLOAD_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -358,9 +373,28 @@ def _bomb_message(what: str, declared: int, stored: int) -> str:
     )
 
 
-def _check_h5_contents(h5, what: str) -> None:
+@dataclass(frozen=True)
+class _StoredWeights:
+    """The weights an uploaded file holds, counted before Keras sees it.
+
+    Attributes
+    ----------
+    unpacked : int
+        Bytes of all arrays in its weight datasets, as declared by their shapes and dtypes.
+    packed : int
+        Bytes those arrays take in the uploaded file (after HDF5 or ZIP compression).
+    """
+
+    unpacked: int = 0
+    packed: int = 0
+
+
+def _check_h5_contents(h5, what: str) -> _StoredWeights:
     """Refuse HDF5 content that would make Keras read far more than the file holds, or read
-    other files of the server (external storage, external links, virtual datasets)."""
+    other files of the server (external storage, external links, virtual datasets).
+
+    Returns the bytes of the datasets (the weights), declared and stored.
+    """
     import h5py
 
     # h5py's visitors stop when a callback returns a value; raising inside them is not safe.
@@ -371,9 +405,10 @@ def _check_h5_contents(h5, what: str) -> None:
         return None
 
     declared_total = 0
+    stored_total = 0
 
     def check_object(name, obj):
-        nonlocal declared_total
+        nonlocal declared_total, stored_total
         if not isinstance(obj, h5py.Dataset):
             return None
         if obj.external or obj.is_virtual:
@@ -384,6 +419,7 @@ def _check_h5_contents(h5, what: str) -> None:
         if declared > _BOMB_FLOOR_BYTES and declared > _BOMB_RATIO * max(stored, 1):
             return _bomb_message(f"{what} (dataset '{name}')", declared, stored)
         declared_total += declared
+        stored_total += min(stored, declared)
         if declared_total > MAX_UNZIPPED_BYTES:
             return (f"{what} declares more than {MAX_UNZIPPED_BYTES / 2**30:.0f} GB of "
                     "weights; it was refused.")
@@ -392,15 +428,17 @@ def _check_h5_contents(h5, what: str) -> None:
     problem = h5.visititems_links(check_link) or h5.visititems(check_object)
     if problem:
         raise ModelError(problem)
+    return _StoredWeights(unpacked=declared_total, packed=stored_total)
 
 
-def _read_h5_config(path: Path) -> str:
-    """The model configuration (JSON text) of a legacy ``.h5`` model, after checking it."""
+def _read_h5_config(path: Path) -> tuple[str, _StoredWeights]:
+    """The model configuration (JSON text) of a legacy ``.h5`` model, after checking it, and
+    the weights the file holds."""
     import h5py
 
     try:
         with h5py.File(path, "r") as h5:
-            _check_h5_contents(h5, "The .h5 file")
+            stored = _check_h5_contents(h5, "The .h5 file")
             config = h5.attrs.get("model_config")
             weights_only = config is None and ("layer_names" in h5.attrs or len(h5) > 0)
     except ModelError:
@@ -419,11 +457,12 @@ def _read_h5_config(path: Path) -> str:
         raise ModelError("The .h5 file holds no model (no model configuration inside).")
     if isinstance(config, bytes):
         config = config.decode("utf-8", errors="replace")
-    return str(config)
+    return str(config), stored
 
 
-def _read_keras_config(path: Path) -> str:
-    """The ``config.json`` text of a ``.keras`` archive, after checking the archive."""
+def _read_keras_config(path: Path) -> tuple[str, _StoredWeights]:
+    """The ``config.json`` text of a ``.keras`` archive, after checking the archive, and the
+    weights the archive holds (none when it has no weights file)."""
     import h5py
 
     try:
@@ -464,9 +503,14 @@ def _read_keras_config(path: Path) -> str:
                     "it was refused."
                 )
             text = archive.read("config.json").decode("utf-8")
+            stored = _StoredWeights()
             if "model.weights.h5" in names:
                 with archive.open("model.weights.h5") as stream, h5py.File(stream, "r") as h5:
-                    _check_h5_contents(h5, "The model's weights file")
+                    in_h5 = _check_h5_contents(h5, "The model's weights file")
+                packed = archive.getinfo("model.weights.h5").compress_size
+                stored = _StoredWeights(in_h5.unpacked, min(in_h5.packed, packed))
+            elif "model.weights.npz" in names:
+                stored = _npz_weights(archive, "model.weights.npz")
     except ModelError:
         raise
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, UnicodeDecodeError,
@@ -474,7 +518,20 @@ def _read_keras_config(path: Path) -> str:
         raise ModelError(
             f"The .keras file is damaged (not a valid Keras archive: {str(exc)[:120]})."
         ) from None
-    return text
+    return text, stored
+
+
+def _npz_weights(archive: zipfile.ZipFile, member: str) -> _StoredWeights:
+    """The arrays of an ``.npz`` weights member (itself a ZIP archive), counted unread."""
+    with archive.open(member) as stream, zipfile.ZipFile(stream) as inner:
+        entries = inner.infolist()
+        if len(entries) > MAX_ARCHIVE_MEMBERS:
+            raise ModelError(f"The model's weights file holds {len(entries):,} arrays; it was "
+                             "refused.")
+        unpacked = sum(e.file_size for e in entries)
+        packed = min(sum(e.compress_size for e in entries),
+                     archive.getinfo(member).compress_size)
+    return _StoredWeights(unpacked, packed)
 
 
 def _check_config(config) -> None:
@@ -544,8 +601,22 @@ def _is_keras_activation(name) -> bool:
         return False
 
 
-def _declared_params(config_text: str, kind: str) -> int | None:
-    """Number of weights the model would create, counted without allocating any.
+@dataclass(frozen=True)
+class _DeclaredWeights:
+    """The weights a model configuration would create: ``count`` values, ``nbytes`` bytes."""
+
+    count: int
+    nbytes: int
+
+
+def _itemsize(dtype) -> int:
+    """Bytes per value of a Keras dtype name (``float32``, ``bfloat16``, ``int8``...)."""
+    digits = "".join(c for c in str(dtype) if c.isdigit())
+    return max(1, int(digits) // 8) if digits else 4
+
+
+def _declared_params(config_text: str, kind: str) -> _DeclaredWeights | None:
+    """Number and bytes of the weights the model would create, counted without allocating any.
 
     Keras builds the model from its configuration exactly as ``load_model`` would, but in a
     stateless scope whose variables are never initialised; so a file that declares billions
@@ -576,14 +647,57 @@ def _declared_params(config_text: str, kind: str) -> int | None:
     try:
         with keras.StatelessScope(initialize_variables=False):
             model = build()
-        return int(sum(math.prod(int(d) for d in v.shape) for v in model.weights))
+        sizes = [(math.prod(int(d) for d in v.shape), _itemsize(v.dtype)) for v in model.weights]
+        return _DeclaredWeights(count=int(sum(n for n, _ in sizes)),
+                                nbytes=int(sum(n * size for n, size in sizes)))
     finally:
         global_state.set_global_attribute("uninitialized_variables", pending)
 
 
+def _format_count(count: int) -> str:
+    return f"{count / 1e6:,.0f} million" if count >= 10**6 else f"{count:,}"
+
+
+def _check_weights_present(declared: _DeclaredWeights, stored: _StoredWeights) -> None:
+    """Refuse a model whose declared weights exceed the upload bound or are not in its file.
+
+    Both are known before Keras builds anything, so a refused file allocates no weight.
+    """
+    amount = f"{_format_count(declared.count)} weights ({declared.nbytes / 2**20:,.1f} MB)"
+    if declared.nbytes > MAX_UPLOAD_WEIGHT_BYTES:
+        raise ModelError(
+            f"The model declares {amount}; up to {MAX_UPLOAD_WEIGHT_BYTES / 2**20:,.0f} MB of weights are accepted. "
+            "It was refused before loading."
+        )
+    if declared.nbytes > stored.unpacked or declared.nbytes > _WEIGHTS_PACK_RATIO * stored.packed:
+        held = ("no weights" if stored.unpacked == 0 else
+                f"{stored.unpacked / 2**20:,.1f} MB of weights ({stored.packed / 2**20:,.1f} MB "
+                "stored)")
+        raise ModelError(
+            f"The model file could not be read: its layers declare {amount} but the file "
+            f"holds {held}. It was "
+            "refused before loading; save the whole model again with model.save('name.keras')."
+        )
+
+
+def _short_reason(text: str, limit: int = 300) -> str:
+    """The first sentence-bearing line of a Keras error, without colour codes; a line ending
+    in ':' (Keras' "Example error message for object <Dense...>:") is joined with the next."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", text)
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if not lines:
+        return ""
+    reason = lines[0]
+    for line in lines[1:]:
+        if not reason.endswith(":"):
+            break
+        reason = f"{reason} {line}"
+    return reason if len(reason) <= limit else reason[: limit - 1].rstrip() + "…"
+
+
 def _explain_load_error(exc: Exception) -> Exception:
     text = str(exc)
-    first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    first = _short_reason(text) or type(exc).__name__
     if isinstance(exc, MemoryError) or "OOM when allocating" in text:
         return ModelError("The model is too large for this server's memory; it was refused.")
     if "Lambda" in text or "safe_mode" in text:
@@ -597,7 +711,42 @@ def _explain_load_error(exc: Exception) -> Exception:
             f"The model uses a custom layer or function this app does not know ({first[:200]}). "
             "Only models built from standard Keras layers can be uploaded."
         )
-    return ModelError(f"The model file could not be read: {first[:300]}")
+    if "could not be loaded" in text:
+        return ModelError(
+            f"The model file could not be read: its weights do not match its layers ({first})."
+        )
+    return ModelError(f"The model file could not be read: {first}")
+
+
+def _load_checked(data: bytes, kind: str):
+    """Check the file (archive, config, declared weights against stored ones), then let
+    Keras load it. Runs under :data:`_UPLOAD_LOCK`."""
+    workdir = Path(tempfile.mkdtemp(prefix="viz_upload_"))
+    try:
+        path = workdir / f"uploaded.{kind}"
+        path.write_bytes(data)
+        text, stored = _read_keras_config(path) if kind == "keras" else _read_h5_config(path)
+        try:
+            config = json.loads(text)
+        except (ValueError, RecursionError):
+            raise ModelError("The model's configuration is not valid JSON.") from None
+        if isinstance(config, dict) and kind == "keras":
+            config["compile_config"] = None
+        _check_config(config)
+        try:
+            declared = _declared_params(json.dumps(config), kind)
+            if declared is not None:
+                _check_weights_present(declared, stored)
+            return keras.models.load_model(path, compile=False, safe_mode=True)
+        except ModelError:
+            raise
+        except Exception as exc:  # Keras raises many types for bad files; all become a message
+            error = _explain_load_error(exc)
+        # Outside the handler, so the traceback (and the half-built model in it) is gone.
+        gc.collect()  # give the weights of a half-loaded model back now, not at some later time
+        raise error
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def load_uploaded_model(
@@ -613,8 +762,11 @@ def load_uploaded_model(
     file name) and the folder is removed as soon as the model is loaded. Before Keras sees the
     file it is checked: archive and HDF5 sizes (bombs), file names inside the archive, links to
     other files, layers that carry code (``Lambda``, ``TFSMLayer``) or come from modules
-    outside Keras, declared input shapes, and the number of weights the model would create
-    (counted without creating them).
+    outside Keras, declared input shapes, and the weights the model would create (counted
+    from its configuration without creating them): they must fit in
+    :data:`MAX_UPLOAD_WEIGHT_BYTES` and be present in the file, so loading costs memory in
+    proportion to the file, not to what its configuration claims. Uploads are checked and
+    loaded one at a time (:data:`_UPLOAD_LOCK`); a refused file leaves no weights behind.
 
     Raises
     ------
@@ -643,33 +795,8 @@ def load_uploaded_model(
             "The file is not a Keras model: expected a .keras file (a ZIP archive) or a .h5 "
             "file (HDF5)."
         )
-    workdir = Path(tempfile.mkdtemp(prefix="viz_upload_"))
-    try:
-        path = workdir / f"uploaded.{kind}"
-        path.write_bytes(data)
-        text = _read_keras_config(path) if kind == "keras" else _read_h5_config(path)
-        try:
-            config = json.loads(text)
-        except (ValueError, RecursionError):
-            raise ModelError("The model's configuration is not valid JSON.") from None
-        if isinstance(config, dict) and kind == "keras":
-            config["compile_config"] = None
-        _check_config(config)
-        try:
-            params = _declared_params(json.dumps(config), kind)
-            if params is not None and params > MAX_PARAMS:
-                raise ModelError(
-                    f"The model declares {params / 1e6:,.0f} million weights "
-                    f"({params * 4 / 2**20:,.0f} MB); up to {MAX_PARAMS / 1e6:.0f} million are "
-                    "accepted. It was refused before loading."
-                )
-            model = keras.models.load_model(path, compile=False, safe_mode=True)
-        except ModelError:
-            raise
-        except Exception as exc:  # Keras raises many types for bad files; all become a message
-            raise _explain_load_error(exc) from None
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+    with _UPLOAD_LOCK:
+        model = _load_checked(data, kind)
     if not isinstance(model, keras.Model):
         raise ModelError("The file holds a single layer, not a model.")
     digest = hashlib.sha256(data).hexdigest()
