@@ -140,6 +140,10 @@ class Dataset:
         return len(self.entries)
 
     @property
+    def cache_key(self) -> str:
+        return self.identity
+
+    @property
     def labelled(self) -> bool:
         """True when at least one image has a label that matches a class."""
         return any(e.class_index is not None for e in self.entries)

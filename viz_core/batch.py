@@ -1,0 +1,427 @@
+"""A model over a dataset: predictions and Grad-CAM maps in batches, with bounded memory.
+
+:func:`explain_batch` is the one pure per-batch function: pixels in, probabilities, predicted
+classes and small heatmaps out. A batch costs one forward pass and one gradient pass through the
+back half of the model (the model cut at the explained layer by :func:`viz_core.graph.split_at`):
+the score summed over the batch has, for each image, the gradient of its own score, because the
+model runs in inference mode and images do not interact.
+
+:func:`run_dataset` is the local engine: it reads a :class:`viz_core.dataset.Dataset` batch by
+batch, so at any time it holds one batch of images; what it keeps per image is a probability row
+and a small map (``map_size`` x ``map_size``, 28 x 28 by default: 3 KB). Full-size maps go to
+``.npy`` files only when a folder is given. Progress is reported through
+``progress(fraction, message)`` and ``should_stop()`` is checked between batches (raising
+:class:`~viz_core.errors.Cancelled`), as everywhere in ``viz_core``.
+"""
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+import tensorflow as tf
+
+from .catalog import LoadedModel
+from .dataset import Dataset, DatasetEntry, SkippedFile
+from .errors import Cancelled, ImageError, ModelError, ParameterError
+from .graph import flat_graph, split_at
+from .render import resize_map
+
+DEFAULT_BATCH_SIZE = 32
+DEFAULT_MAP_SIZE = 28
+MAX_BATCH_SIZE = 512
+METHODS = ("gradcam",)
+
+ProgressFn = Callable[[float, str], None]
+StopFn = Callable[[], bool]
+
+
+@dataclass(frozen=True, eq=False)
+class BatchResult:
+    """What one batch gives.
+
+    Attributes
+    ----------
+    probabilities : np.ndarray
+        (N, num_classes) float32 in [0, 1].
+    predicted : np.ndarray
+        (N,) int64: the explained class of each image (its most probable class unless targets
+        were given).
+    maps : np.ndarray
+        (N, map_size, map_size) float32 in [0, 1]: Grad-CAM of ``predicted``, each map scaled to
+        its own maximum (all zeros when the ReLU leaves nothing).
+    full_maps : np.ndarray or None
+        (N, H, W) float32 in [0, 1] at the model's input size (what ``class_heatmap`` gives),
+        only when asked for.
+    """
+
+    probabilities: np.ndarray
+    predicted: np.ndarray
+    maps: np.ndarray
+    full_maps: np.ndarray | None = None
+
+
+def _class_scores(logits, output, targets, kind: str, has_logits: bool):
+    """(probabilities (N, classes), explained classes (N,), scores (N,)) as tensors."""
+    if kind == "binary":
+        p = output[:, 0]
+        probs = tf.stack([1.0 - p, p], axis=1)
+    elif kind == "linear":
+        probs = tf.nn.softmax(output, axis=-1)
+    else:
+        probs = output
+    chosen = tf.where(targets >= 0, targets, tf.cast(tf.argmax(probs, axis=-1), tf.int32))
+    if kind == "binary":
+        sign = tf.cast(chosen, tf.float32) * 2.0 - 1.0
+        score = sign * (logits[:, 0] if has_logits else p) + (
+            0.0 if has_logits else 1.0 - tf.cast(chosen, tf.float32))
+    else:
+        source = logits if has_logits else probs
+        score = tf.gather(source, chosen, axis=1, batch_dims=1)
+    return probs, chosen, score
+
+
+def _step(model: LoadedModel, layer: str):
+    """The compiled batch step ``(x, targets) -> (probs, chosen, cam)`` for ``layer``, built once
+    per model and layer (in :meth:`LoadedModel.derived`)."""
+
+    def build():
+        kind = model.info.output_kind
+        try:
+            halves = split_at(model.model, layer,
+                              flat=model.derived(("flat_graph",), lambda: flat_graph(model.model)))
+        except ModelError:
+            return _headless_step(model, layer, kind)
+
+        @tf.function(reduce_retracing=True, autograph=False)
+        def step(x, targets):
+            acts, ctx = halves.run_front(x)
+            with tf.GradientTape() as tape:
+                tape.watch(acts)
+                logits, output = halves.run_back(acts, ctx)
+                probs, chosen, score = _class_scores(logits, output, targets, kind,
+                                                     halves.has_logits)
+                total = tf.reduce_sum(score)  # inside the tape: each image's own gradient
+            return (probs, chosen, *_cam(acts, tape.gradient(total, acts)))
+
+        return step
+
+    return model.derived(("batch_gradcam", layer), build)
+
+
+def _cam(acts, grads):
+    """((N, h, w) Grad-CAM before the ReLU,) from activations and gradients (N, h, w, k)."""
+    weights = tf.reduce_mean(grads, axis=(1, 2))
+    return (tf.einsum("nhwk,nk->nhw", acts, weights),)
+
+
+def _headless_step(model: LoadedModel, layer: str, kind: str):
+    """The batch step for graphs Keras cannot cut: the whole model runs under the tape (same
+    numbers, one full pass more per gradient)."""
+    try:
+        probe, has_logits = model.side_model([layer], logits=True, output=True), True
+    except ModelError:
+        probe, has_logits = model.side_model([layer], output=True), False
+
+    @tf.function(reduce_retracing=True, autograph=False)
+    def step(x, targets):
+        with tf.GradientTape() as tape:
+            outs = probe(x, training=False)
+            acts, logits, output = outs if has_logits else (outs[0], None, outs[1])
+            probs, chosen, score = _class_scores(logits, output, targets, kind, has_logits)
+            total = tf.reduce_sum(score)
+        return (probs, chosen, *_cam(acts, tape.gradient(total, acts)))
+
+    return step
+
+
+def _layer(model: LoadedModel, layer: str | None) -> str:
+    if layer is None or not str(layer).strip():
+        return model.info.last_conv_layer
+    known = {entry.path: entry for entry in model.info.layers}
+    path = str(layer).strip()
+    if path not in known or not known[path].spatial:
+        raise ParameterError(
+            f"The model has no convolutional-stage layer called {path!r}; try "
+            f"{model.info.last_conv_layer!r}."
+        )
+    return path
+
+
+def explain_batch(model: LoadedModel, pixels: np.ndarray, *, layer: str | None = None,
+                  map_size: int = DEFAULT_MAP_SIZE, targets: np.ndarray | None = None,
+                  full: bool = False) -> BatchResult:
+    """Predictions and Grad-CAM maps of a batch of images, in one forward and one gradient pass.
+
+    Parameters
+    ----------
+    model : LoadedModel
+        Never modified.
+    pixels : np.ndarray
+        (N, H, W, C) float32 in [0, 255] at the model's input size (``model.view(img).pixels``
+        stacked); preprocessing is applied here.
+    layer : str or None
+        Layer to explain; None is the last conv layer.
+    map_size : int
+        Side of the small maps kept, 4 to 64.
+    targets : np.ndarray or None
+        (N,) int classes to explain; -1 or None means the predicted class.
+    full : bool
+        Also return the maps at the model's input size.
+
+    Returns
+    -------
+    BatchResult
+
+    Raises
+    ------
+    ParameterError
+        Pixels of the wrong shape, an unknown layer or a map size out of range.
+    """
+    expected = tuple(model.info.input_shape)
+    pixels = np.asarray(pixels, dtype="float32")
+    if pixels.ndim != 4 or tuple(pixels.shape[1:]) != expected:
+        raise ParameterError(f"Expected a batch of images shaped (N, {expected[0]}, "
+                             f"{expected[1]}, {expected[2]}); got {pixels.shape}.")
+    if not 4 <= int(map_size) <= 64:
+        raise ParameterError(f"The small map size must be 4 to 64 pixels; got {map_size}.")
+    n = len(pixels)
+    wanted = np.full(n, -1, np.int32) if targets is None else np.asarray(targets, np.int32)
+    probs, chosen, cam = _step(model, _layer(model, layer))(
+        tf.convert_to_tensor(model.batch(pixels)), tf.convert_to_tensor(wanted))
+    height, width = expected[:2]
+    cam = np.maximum(cam.numpy(), 0.0)
+    small = np.empty((n, map_size, map_size), np.float32)
+    big = np.empty((n, height, width), np.float32) if full else None
+    for i in range(n):
+        heat = resize_map(cam[i], height, width)  # as class_heatmap: resize, then scale to 1
+        peak = float(heat.max())
+        heat = np.clip(heat / peak, 0.0, 1.0) if peak > 0 else np.zeros_like(heat)
+        small[i] = resize_map(heat, map_size, map_size)
+        if big is not None:
+            big[i] = heat
+    return BatchResult(probs.numpy().astype(np.float32), chosen.numpy().astype(np.int64), small,
+                       big)
+
+
+# --------------------------------------------------------------------------------------------
+# The local engine
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True, eq=False)
+class DatasetRun:
+    """A model over a dataset: one row per image read, small maps, skipped files.
+
+    Attributes
+    ----------
+    dataset : str
+        The dataset's display name.
+    classes : tuple of str
+        The model's class names.
+    paths : tuple of str
+        Image paths relative to the dataset root, in dataset order (skipped files left out).
+    labels : tuple of str or None
+        Labels as given.
+    label_indices : np.ndarray
+        (N,) int64 class of each label; -1 where there is none or it matches no class.
+    probabilities : np.ndarray
+        (N, num_classes) float32 in [0, 1].
+    predicted : np.ndarray
+        (N,) int64, the most probable class.
+    maps : np.ndarray
+        (N, map_size, map_size) float32 in [0, 1]: Grad-CAM of the predicted class.
+    skipped : tuple of SkippedFile
+        Files left out while listing or reading, with the reason.
+    unknown_labels : tuple of (str, int)
+    layer, method : str
+    map_files : tuple of str or None
+        With ``full_maps_dir``: the ``.npy`` file of each image's full-size map.
+    seconds : float
+        Wall time of the run.
+    """
+
+    dataset: str
+    classes: tuple[str, ...]
+    paths: tuple[str, ...]
+    labels: tuple[str | None, ...]
+    label_indices: np.ndarray
+    probabilities: np.ndarray
+    predicted: np.ndarray
+    maps: np.ndarray
+    skipped: tuple[SkippedFile, ...]
+    unknown_labels: tuple[tuple[str, int], ...]
+    layer: str
+    method: str
+    map_files: tuple[str, ...] | None
+    seconds: float
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    @property
+    def confidence(self) -> np.ndarray:
+        """(N,) float32 probability of the predicted class."""
+        return self.probabilities[np.arange(len(self)), self.predicted]
+
+    @property
+    def labelled(self) -> np.ndarray:
+        """(N,) bool: the image has a label that matches a class."""
+        return self.label_indices >= 0
+
+    @property
+    def correct(self) -> np.ndarray:
+        """(N,) bool: prediction equals the label (False where there is no usable label)."""
+        return self.labelled & (self.predicted == self.label_indices)
+
+    @property
+    def accuracy(self) -> float | None:
+        """Fraction in [0, 1] of labelled images predicted right; None with no labels."""
+        count = int(self.labelled.sum())
+        return float(self.correct.sum() / count) if count else None
+
+    def confusion(self) -> np.ndarray | None:
+        """(classes, classes) int64: rows are labels, columns predictions; None with no labels."""
+        if not self.labelled.any():
+            return None
+        k = len(self.classes)
+        matrix = np.zeros((k, k), np.int64)
+        np.add.at(matrix, (self.label_indices[self.labelled], self.predicted[self.labelled]), 1)
+        return matrix
+
+    def class_accuracy(self) -> dict[str, tuple[int, float]]:
+        """``{class: (labelled images, accuracy)}`` for classes with at least one label."""
+        out = {}
+        for k, name in enumerate(self.classes):
+            pick = self.label_indices == k
+            if pick.any():
+                out[name] = (int(pick.sum()), float(self.correct[pick].mean()))
+        return out
+
+    def mean_maps(self) -> dict[int, np.ndarray]:
+        """``{predicted class: (map_size, map_size) float32 mean map}`` for every predicted class."""
+        return {int(k): self.maps[self.predicted == k].mean(axis=0)
+                for k in np.unique(self.predicted)}
+
+
+def _batches(model: LoadedModel, dataset: Dataset, batch_size: int
+             ) -> Iterator[tuple[list[DatasetEntry], np.ndarray, list[SkippedFile]]]:
+    """(entries read, (n, H, W, C) float32 pixels, files that failed) per batch of entries."""
+    entries = dataset.entries
+    for start in range(0, len(entries), batch_size):
+        read, pixels, failed = [], [], []
+        for entry in entries[start:start + batch_size]:
+            try:
+                pixels.append(model.view(dataset.load(entry)).pixels)
+                read.append(entry)
+            except ImageError as exc:
+                failed.append(SkippedFile(entry.path, str(exc)))
+        shape = (0, *model.info.input_shape)
+        yield read, (np.stack(pixels) if pixels else np.zeros(shape, np.float32)), failed
+
+
+def map_file_name(index: int, path: str) -> str:
+    """``00012_circle_scene_0003.npy``: unique (by index) and safe (no folders, no dots)."""
+    stem = re.sub(r"[^A-Za-z0-9_-]+", "_", path.rsplit(".", 1)[0]).strip("_")[:60]
+    return f"{index:05d}_{stem or 'image'}.npy"
+
+
+def run_dataset(model: LoadedModel, dataset: Dataset, *, batch_size: int = DEFAULT_BATCH_SIZE,
+                layer: str | None = None, method: str = "gradcam",
+                map_size: int = DEFAULT_MAP_SIZE, full_maps_dir: str | Path | None = None,
+                progress: ProgressFn | None = None, should_stop: StopFn | None = None,
+                ) -> DatasetRun:
+    """Predict and explain every image of ``dataset``, one batch at a time.
+
+    Parameters
+    ----------
+    model : LoadedModel
+    dataset : Dataset
+        Labels already matched to ``model``'s classes.
+    batch_size : int
+        Images per batch, 1 to 512; memory held during the run grows with it, not with the
+        dataset (plus a probability row and a small map per image).
+    layer : str or None
+        Layer Grad-CAM explains; None is the last conv layer.
+    method : str
+        ``"gradcam"`` (the one batched method).
+    map_size : int
+        Side of the small maps kept in memory.
+    full_maps_dir : path or None
+        Folder for each image's full-size map as ``.npy`` (float32 in [0, 1], model input size);
+        created if missing. None keeps no full-size map anywhere.
+    progress : callable(fraction, message) or None
+    should_stop : callable() -> bool, or None
+        Checked between batches.
+
+    Returns
+    -------
+    DatasetRun
+
+    Raises
+    ------
+    ParameterError
+        Bad batch size, method, layer or map size, or every image failed to load.
+    Cancelled
+        ``should_stop()`` returned True.
+    """
+    if method not in METHODS:
+        raise ParameterError(f"Dataset runs explain with {', '.join(METHODS)}; got {method!r}.")
+    if not 1 <= int(batch_size) <= MAX_BATCH_SIZE:
+        raise ParameterError(f"The batch size must be 1 to {MAX_BATCH_SIZE}; got {batch_size}.")
+    layer_path = _layer(model, layer)
+    folder = None if full_maps_dir is None else Path(full_maps_dir)
+    if folder is not None:
+        folder.mkdir(parents=True, exist_ok=True)
+    total = len(dataset.entries)
+    started = time.perf_counter()
+    paths, labels, label_indices, files = [], [], [], []
+    probabilities, predicted, maps = [], [], []
+    skipped = list(dataset.skipped)
+    done = 0
+    if progress is not None:
+        progress(0.0, f"0 of {total} images")
+    for entries, pixels, failed in _batches(model, dataset, int(batch_size)):
+        if should_stop is not None and should_stop():
+            raise Cancelled(f"The dataset run was stopped after {done} of {total} images.")
+        skipped.extend(failed)
+        if len(entries):
+            result = explain_batch(model, pixels, layer=layer_path, map_size=map_size,
+                                   full=folder is not None)
+            for i, entry in enumerate(entries):
+                if folder is not None:
+                    name = folder / map_file_name(len(paths), entry.path)
+                    np.save(name, result.full_maps[i])
+                    files.append(str(name))
+                paths.append(entry.path)
+                labels.append(entry.label)
+                label_indices.append(-1 if entry.class_index is None else entry.class_index)
+            probabilities.append(result.probabilities)
+            predicted.append(result.predicted)
+            maps.append(result.maps)
+        done += len(entries) + len(failed)
+        if progress is not None:
+            elapsed = time.perf_counter() - started
+            left = elapsed / done * (total - done) if done else 0.0
+            progress(done / max(1, total), f"{done} of {total} images, about {left:.0f} s left")
+    if not paths:
+        raise ParameterError(f"None of the {total} images of {dataset.name!r} could be read; "
+                             f"the first problem: {skipped[0].reason if skipped else 'none'}.")
+    k = len(model.labels)
+    return DatasetRun(
+        dataset=dataset.name,
+        classes=tuple(model.labels),
+        paths=tuple(paths),
+        labels=tuple(labels),
+        label_indices=np.asarray(label_indices, np.int64),
+        probabilities=np.concatenate(probabilities).reshape(-1, k),
+        predicted=np.concatenate(predicted),
+        maps=np.concatenate(maps),
+        skipped=tuple(skipped),
+        unknown_labels=dataset.unknown_labels,
+        layer=layer_path,
+        method=method,
+        map_files=tuple(files) if folder is not None else None,
+        seconds=time.perf_counter() - started,
+    )
