@@ -29,7 +29,7 @@ import numpy as np
 from .cache import BoundedCache
 from .errors import ModelError, ParameterError, UnsafeModelError, WeightsUnavailableError
 from .graph import side_model
-from .inspect import MAX_INPUT_SIDE, ModelInfo, inspect_model
+from .inspect import MAX_INPUT_SIDE, ModelInfo, inspect_model, make_names_scope_safe
 from .intake import LoadedImage, ModelImage, model_view
 from .preprocess import PREPROCESSING_NAMES, preprocess
 
@@ -144,6 +144,10 @@ class LoadedModel:
     labels : tuple of str
         One name per class (2 for a single sigmoid unit: class 0, class 1).
     info : ModelInfo
+    renamed_layers : tuple of (str, str)
+        ``(name in the file, name here)`` for layers renamed on loading because TensorFlow
+        cannot trace a layer called e.g. ``conv 1`` (see
+        :func:`viz_core.inspect.make_names_scope_safe`); empty for most models.
     """
 
     model: keras.Model
@@ -154,6 +158,7 @@ class LoadedModel:
     preprocessing: str
     labels: tuple[str, ...]
     info: ModelInfo
+    renamed_layers: tuple[tuple[str, str], ...] = ()
     _derived: BoundedCache = field(
         default_factory=lambda: BoundedCache(max_entries=48, max_bytes=2**50), repr=False
     )
@@ -248,6 +253,7 @@ def _labels_for(info: ModelInfo, given: Sequence[str] | None) -> tuple[str, ...]
 
 
 def _finish(model, *, name, title, identity, weights, preprocessing, labels) -> LoadedModel:
+    renamed = make_names_scope_safe(model)  # the model was just loaded: nobody else holds it
     info = inspect_model(model)
     return LoadedModel(
         model=model,
@@ -258,6 +264,7 @@ def _finish(model, *, name, title, identity, weights, preprocessing, labels) -> 
         preprocessing=preprocessing,
         labels=_labels_for(info, labels),
         info=info,
+        renamed_layers=renamed,
     )
 
 
@@ -308,6 +315,9 @@ def load_builtin_model(
         ImageNet weights are not in the cache and cannot be downloaded; the message names the
         file and the folder to put it in.
     """
+    if name == "shortcut_demo":  # bundled, for Dataset mode: viz_core.demo.shortcut
+        from .demo.shortcut import load_shortcut_model
+        return load_shortcut_model()
     spec = builtin(name)
     if spec.name == "demo":
         return load_demo_model()

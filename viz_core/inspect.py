@@ -6,6 +6,7 @@ transfer-learning model ``Sequential([VGG16(include_top=False), Flatten(), Dense
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 
 import keras
@@ -125,6 +126,55 @@ def iter_layers(model, prefix: str = ""):
         yield path, layer
         if isinstance(layer, keras.Model):
             yield from iter_layers(layer, prefix=f"{path}/")
+
+
+# TensorFlow's rule for a name scope at the root of a graph (tf.function traces open one per
+# layer, named after it); Keras accepts more (spaces, unicode, ':'), TensorFlow then fails.
+_SCOPE_SAFE = re.compile(r"[A-Za-z0-9.][A-Za-z0-9_.\\>-]*")
+
+
+def scope_safe_name(name: str) -> str:
+    """``name`` made usable as a TensorFlow name scope: spaces and ASCII punctuation become
+    ``_``, other characters their code point (``猫`` -> ``u732b``); names that already work
+    are returned unchanged.
+    """
+    if _SCOPE_SAFE.fullmatch(name):
+        return name
+    out = "".join(c if re.fullmatch(r"[A-Za-z0-9_.-]", c)
+                  else "_" if c.isspace() or ord(c) < 128 else f"u{ord(c):04x}" for c in name)
+    return out if _SCOPE_SAFE.fullmatch(out) else f"layer_{out}"
+
+
+def make_names_scope_safe(model) -> tuple[tuple[str, str], ...]:
+    """Rename, in place, the model and every layer (nested models too) whose name TensorFlow
+    cannot use as a name scope; returns ``(old path, new path)`` pairs.
+
+    Only for a model just loaded from a file, before anyone else holds it: every technique
+    traces the model in ``tf.function``, where Keras opens a name scope per layer name, so a
+    layer called ``conv 1`` would fail there. New names stay unique among their siblings.
+    """
+    renamed = []
+    if not _SCOPE_SAFE.fullmatch(model.name):
+        model.name = scope_safe_name(model.name)
+    _rename_layers(model, "", "", renamed)
+    return tuple(renamed)
+
+
+def _rename_layers(model, old_prefix: str, new_prefix: str, renamed: list) -> None:
+    used = {layer.name for layer in model.layers}
+    for layer in model.layers:
+        old = layer.name
+        if not _SCOPE_SAFE.fullmatch(old):
+            base = new = scope_safe_name(old)
+            count = 1
+            while new in used:
+                count += 1
+                new = f"{base}_{count}"
+            used.add(new)
+            layer.name = new
+            renamed.append((f"{old_prefix}{old}", f"{new_prefix}{new}"))
+        if isinstance(layer, keras.Model):
+            _rename_layers(layer, f"{old_prefix}{old}/", f"{new_prefix}{layer.name}/", renamed)
 
 
 def find_layer(model, path: str):
