@@ -37,6 +37,7 @@ from skimage.filters import gaussian
 from .catalog import LoadedModel
 from .errors import Cancelled, ParameterError
 from .intake import ModelImage
+from .limits import LIME_SAMPLES
 from .preprocess import preprocessing_function
 from .superpixels import Superpixels, superpixels
 from .targets import class_probabilities
@@ -60,8 +61,8 @@ HIDE_HELP = {
 PAGE_DEFAULTS = MappingProxyType({"algorithm": "slic", "n_superpixels": 35, "compactness": 10.0,
                                   "samples": 500, "hide": DEFAULT_HIDE, "seed": 0})
 KERNEL_WIDTH = 0.25  # LimeImageExplainer's default
-MIN_SAMPLES = 10
-MAX_SAMPLES = 20000
+MIN_SAMPLES = LIME_SAMPLES.low  # the range is stated once, in viz_core.limits
+MAX_SAMPLES = LIME_SAMPLES.high
 STABILITY_RUNS = 3
 STABILITY_K = 3  # size of the compared top sets
 _ACTIVATION_BUDGET = 768 * 2**20  # bytes of activations one batch may hold

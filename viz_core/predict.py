@@ -8,6 +8,7 @@ import numpy as np
 
 from .catalog import LoadedModel
 from .intake import ModelImage
+from .limits import TOP
 from .targets import class_probabilities
 
 
@@ -40,8 +41,15 @@ class Prediction:
 def predict(model: LoadedModel, images: Sequence[ModelImage], top: int = 5) -> tuple[Prediction, ...]:
     """Run the model once on a batch of images and rank the classes.
 
-    Returns one :class:`Prediction` per image, in order.
+    Returns one :class:`Prediction` per image, in order; ``top`` is 1 to 100,000 (at most
+    the model's classes are listed).
+
+    Raises
+    ------
+    ParameterError
+        ``top`` is not a whole number from 1 to 100,000.
     """
+    top = TOP.check(top)
     batch = model.batch(list(images))
     output = np.asarray(model.model(batch, training=False))
     probs = class_probabilities(output, model.info.output_kind)

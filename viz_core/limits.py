@@ -1,0 +1,89 @@
+"""The range of every number a user sets, in one light module (pure Python: no NumPy, no Keras).
+
+The backend checks its parameters with these bounds (``BOUND.check(value)``) and the command
+line builds its argparse types from the same objects, so a bad value is refused, with the same
+words, before any model is loaded. Upper bounds keep one request within minutes and a few GB
+on a 2-core, 24 GB class server; the reason is next to each bound.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from .errors import ParameterError
+
+
+@dataclass(frozen=True)
+class Bound:
+    """A closed range ``[low, high]`` of whole numbers (``integer``) or finite floats.
+
+    ``what`` names the parameter in a user's words ("the number of LIME samples").
+    """
+
+    what: str
+    low: float
+    high: float
+    integer: bool = True
+
+    def describe(self) -> str:
+        kind = "a whole number" if self.integer else "a number"
+        return f"{kind} from {self.low:g} to {self.high:g}"
+
+    def check(self, value):
+        """``value`` as ``int`` (or ``float``) when it lies in the range.
+
+        Raises
+        ------
+        ParameterError
+            Not a number of the right kind (bools, NaN and infinity included), or out of range.
+        """
+        ok = not isinstance(value, bool)
+        if ok and self.integer:
+            ok = _is_integer(value)
+            value = int(value) if ok else value
+        elif ok:
+            try:
+                value = float(value)
+            except (TypeError, ValueError):
+                ok = False
+            else:
+                ok = math.isfinite(value)
+        if not ok or not self.low <= value <= self.high:
+            raise ParameterError(f"{self.what[0].upper()}{self.what[1:]} must be "
+                                 f"{self.describe()}; got {value!r}.")
+        return value
+
+
+def _is_integer(value) -> bool:
+    # Python and NumPy integers (NumPy's have __index__), never floats such as 3.0.
+    try:
+        return not isinstance(value, float) and int(value.__index__()) == value
+    except (AttributeError, TypeError):
+        return False
+
+
+# Seeds go to numpy.random (0 to 2**32 - 1); below 2**31 leaves room for derived seeds
+# (LIME's stability runs use seed + 1 and seed + 2).
+SEED = Bound("the random seed", 0, 2**31 - 1)
+# Class listings: ImageNet-21k models have 21,843 classes; a listing stays a few MB.
+TOP = Bound("the number of top classes", 1, 100_000)
+
+# Feature maps: a grid of at most 2,048 channels x 256^2 px tiles stays under 400 MB of RGB.
+ACTIVATION_PER_ROW = Bound("the number of channels per row", 1, 256)
+ACTIVATION_TILE = Bound("the tile size in pixels", 4, 256)
+
+# LIME: 20,000 perturbed images is about 40 minutes of VGG16 on 2 cores; 1,000 is lime's default.
+LIME_SAMPLES = Bound("the number of LIME samples", 10, 20000)
+SUPERPIXELS = Bound("the number of superpixels", 2, 500)
+COMPACTNESS = Bound("the superpixel compactness", 0.0, 1000.0, integer=False)
+LIME_FEATURES = Bound("the number of superpixels shown", 1, 500)
+# Pictures are enlarged by whole factors: 299 px x 8 = 2,392 px per side at most.
+LIME_SCALE = Bound("the enlargement factor", 1, 8)
+
+# Filter patterns: steps and sizes as viz_core.filters checks them (MAX_STEPS, SIZE_RANGE);
+# at most 1,024 filters in one run (the widest layers of the built-in models have 2,048).
+FILTER_STEPS = Bound("the number of gradient-ascent steps", 1, 500)
+FILTER_SIZE = Bound("the pattern size in pixels", 16, 512)
+FILTER_PER_ROW = Bound("the number of patterns per row", 1, 64)
+FILTER_COUNT = Bound("the number of filters in one run", 1, 1024)
+FILTER_INDEX = Bound("a filter index", 0, 65535)
