@@ -86,8 +86,8 @@ def test_classic_on_a_nested_layer(files, capsys, monkeypatch):
 @pytest.mark.parametrize("args, message", [
     (("--layer", "conv_z"), "no layer called 'conv_z'"),
     (("--layer", "conv_a", "--filters", "0:9"), "Filter 4 does not exist"),
-    (("--layer", "conv_a", "--filters", "x"), "Cannot read the filters 'x'"),
-    (("--layer", "conv_a", "--steps", "0"), "Steps must be"),
+    (("--layer", "conv_a", "--filters", "x"), "cannot read the filters 'x'"),
+    (("--layer", "conv_a", "--steps", "0"), "gradient-ascent steps must be"),
 ])
 def test_bad_input_is_one_line_and_exit_2(files, capsys, monkeypatch, args, message):
     code, stdout, err = run_main(capsys, monkeypatch, "--model", str(files / "tiny.keras"),

@@ -352,12 +352,18 @@ def channel_stats(values: np.ndarray, threshold: float = 0.0) -> ChannelStats:
     )
 
 
+def file_stem(image_name: str) -> str:
+    """``image_name`` as a file-name stem: letters (any script: ``猫`` stays), digits, ``-`` and
+    ``_``; every other run of characters becomes one ``_``; ``image`` when nothing is left."""
+    return re.sub(r"[^\w-]+", "_", str(image_name)).strip("_") or "image"
+
+
 def export_name(image_name: str, index: int, layer: str, suffix: str = ".png") -> str:
     """File name as in the tutorial: ``cat_activations_1_conv2d.png``.
 
     ``image_name`` is the image's stem, ``index`` the 1-based layer index, ``layer`` the path
     (``/`` of nested layers becomes ``_``).
     """
-    stem = re.sub(r"[^A-Za-z0-9_-]+", "_", str(image_name)).strip("_") or "image"
+    stem = file_stem(image_name)
     leaf = re.sub(r"[^A-Za-z0-9_-]+", "_", str(layer).replace("/", "_")).strip("_")
     return f"{stem}_activations_{int(index)}_{leaf}{suffix}"

@@ -7,25 +7,29 @@ writes ``cat_activations_1_conv2d.png`` (the tutorial's names) and ``..._1_conv2
 """
 from __future__ import annotations
 
-from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-
-from ..activations import channel_stats, export_name, feature_maps, layer_chunks, resolve_layers
-from ..errors import ParameterError
-from ..render import COLORMAPS, png_bytes
-from ..render.montage import ORDERS, SCALES, montage
-from ..workbench import Workbench
+from ..limits import ACTIVATION_PER_ROW, ACTIVATION_TILE
 from .common import (
+    COLORMAPS,
     TerminalProgress,
     add_image_args,
     add_model_args,
     add_output_args,
+    bounded,
     emit,
     open_images,
     open_model,
     out_dir,
+    static_constant,
+    unique_stems,
 )
+
+if TYPE_CHECKING:
+    from ..workbench import Workbench
+
+SCALES = static_constant("viz_core.render.montage", "SCALES")
+ORDERS = static_constant("viz_core.render.montage", "ORDERS")
 
 
 def register(commands) -> None:
@@ -40,11 +44,13 @@ def register(commands) -> None:
     p.add_argument("--layers", default="all",
                    help="comma-separated layer names or 1-based indices, or 'all' (default: all "
                    "layers with feature maps)")
-    p.add_argument("--per-row", type=int, default=16, help="channels per row (default 16)")
+    p.add_argument("--per-row", type=bounded(ACTIVATION_PER_ROW), default=16,
+                   help=f"channels per row, 1 to {ACTIVATION_PER_ROW.high} (default 16)")
     p.add_argument("--cmap", default="viridis", choices=COLORMAPS,
                    help="colour map (default viridis; the tutorial uses terrain)")
-    p.add_argument("--tile", type=int, default=None,
-                   help="tile size in pixels (default: the feature map's own size)")
+    p.add_argument("--tile", type=bounded(ACTIVATION_TILE), default=None,
+                   help=f"tile size in pixels, {ACTIVATION_TILE.low} to {ACTIVATION_TILE.high} "
+                   "(default: the feature map's own size)")
     p.add_argument("--scale", default="channel", choices=SCALES,
                    help="channel: each channel to its own range (default); layer: one range")
     p.add_argument("--sort", default="index", choices=ORDERS,
@@ -54,8 +60,22 @@ def register(commands) -> None:
 
 
 def cmd_activations(args, bench: Workbench | None = None) -> int:
-    if not 1 <= args.per_row <= 256:
-        raise ParameterError(f"--per-row must be between 1 and 256; got {args.per_row}.")
+    import numpy as np
+
+    from ..activations import (
+        channel_stats,
+        export_name,
+        feature_maps,
+        file_stem,
+        layer_chunks,
+        resolve_layers,
+    )
+    from ..render import png_bytes
+    from ..render.montage import montage
+    from ..workbench import Workbench
+
+    per_row = ACTIVATION_PER_ROW.check(args.per_row)
+    tile = None if args.tile is None else ACTIVATION_TILE.check(args.tile)
     bench = bench or Workbench()
     model = open_model(bench, args)
     images = open_images(bench, args.image)
@@ -65,13 +85,13 @@ def cmd_activations(args, bench: Workbench | None = None) -> int:
     chunks = layer_chunks(model.info, layers)
     steps, done = len(images) * len(chunks), 0
     results, lines = [], []
-    for path, image in zip(args.image, images):
+    # one stem per image, after the file-name cleaning, so two images never share a file
+    for path, image, stem in zip(args.image, images, unique_stems(images, clean=file_stem)):
         view = model.view(image)
-        stem = Path(path).stem
         for chunk in chunks:
             maps = feature_maps(model, view, chunk)
             for act in maps.layers:
-                grid = montage(act.values, per_row=args.per_row, tile=args.tile,
+                grid = montage(act.values, per_row=per_row, tile=tile,
                                scale=args.scale, colormap=args.cmap, sort=args.sort)
                 png = folder / export_name(stem, act.index, act.layer, ".png")
                 npy = folder / export_name(stem, act.index, act.layer, ".npy")

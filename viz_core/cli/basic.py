@@ -1,10 +1,21 @@
 """Commands ``models``, ``info`` and ``predict``."""
 from __future__ import annotations
 
-from ..catalog import BUILTIN_MODELS
-from ..predict import predict
-from ..workbench import Workbench
-from .common import add_image_args, add_model_args, add_output_args, emit, open_images, open_model
+from typing import TYPE_CHECKING
+
+from ..limits import TOP
+from .common import (
+    add_image_args,
+    add_model_args,
+    add_output_args,
+    bounded,
+    emit,
+    open_images,
+    open_model,
+)
+
+if TYPE_CHECKING:
+    from ..workbench import Workbench
 
 
 def register(commands) -> None:
@@ -20,12 +31,15 @@ def register(commands) -> None:
     p = commands.add_parser("predict", help="top classes for images")
     add_model_args(p)
     add_image_args(p)
-    p.add_argument("--top", type=int, default=5, help="how many classes (default 5)")
+    p.add_argument("--top", type=bounded(TOP), default=5,
+                   help=f"how many classes, {TOP.low} to {TOP.high} (default 5)")
     add_output_args(p, needs_out=False)
     p.set_defaults(handler=cmd_predict)
 
 
 def cmd_models(args, bench: Workbench | None = None) -> int:
+    from ..catalog import BUILTIN_MODELS
+
     rows = [
         {"name": m.name, "title": m.title, "input_shape": [*m.input_size, 3],
          "preprocessing": m.preprocessing, "weights_file": m.weights_file or None}
@@ -37,6 +51,8 @@ def cmd_models(args, bench: Workbench | None = None) -> int:
 
 
 def cmd_info(args, bench: Workbench | None = None) -> int:
+    from ..workbench import Workbench
+
     model = open_model(bench or Workbench(), args)
     info = model.info
     payload = {
@@ -64,6 +80,9 @@ def cmd_info(args, bench: Workbench | None = None) -> int:
 
 
 def cmd_predict(args, bench: Workbench | None = None) -> int:
+    from ..predict import predict
+    from ..workbench import Workbench
+
     bench = bench or Workbench()
     model = open_model(bench, args)
     images = open_images(bench, args.image)

@@ -1,93 +1,369 @@
-"""Helpers shared by the commands: model and image arguments, output, progress bar."""
+"""Helpers shared by the commands: model, image and output arguments, checks, progress bar.
+
+Importing this module is cheap (no NumPy, no TensorFlow): the commands' ``register`` functions
+run for ``--help`` and for every argument error, which must answer before TensorFlow loads.
+Everything a handler needs from the backend is imported inside the function that needs it.
+"""
 from __future__ import annotations
 
+import argparse
+import ast
+import importlib
 import json
+import os
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
-from ..catalog import BUILTIN_NAMES, LoadedModel
 from ..errors import ImageError, ModelError, ParameterError
-from ..intake import LoadedImage
-from ..preprocess import PREPROCESSING_NAMES
-from ..workbench import Workbench
+from ..limits import Bound
+
+if TYPE_CHECKING:
+    from ..catalog import LoadedModel
+    from ..intake import LoadedImage
+    from ..workbench import Workbench
 
 DEFAULT_MODEL = "demo"
+DEFAULT_PREPROCESS = "unit"
+MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")
+# A class-name list is a few kB (ImageNet's 1,000 names: 22 kB); more is not a label file.
+MAX_LABELS_BYTES = 1024 * 1024
 
 
+# -- constants read without importing their (TensorFlow-importing) modules ---------------------
+def static_constant(module: str, name: str):
+    """The value of ``module.name`` when it is written as a literal (a tuple of names, a dict,
+    ``MappingProxyType({...})``, possibly naming other such constants of the module), read from
+    the module's source without importing it, so choices such as
+    ``viz_core.preprocess.PREPROCESSING_NAMES`` stay written once and argparse can list them
+    before TensorFlow loads. Anything else is read by importing the module."""
+    top, *rest = module.split(".")
+    # Found from the top package's folder: find_spec would import the parent packages.
+    source = Path(importlib.import_module(top).__file__).parent.joinpath(*rest)
+    source = source / "__init__.py" if source.is_dir() else source.with_suffix(".py")
+    if source.is_file():
+        constants = {}
+        for node in ast.parse(source.read_text(encoding="utf-8")).body:
+            if isinstance(node, ast.Assign):
+                for target in node.targets:
+                    if isinstance(target, ast.Name):
+                        constants[target.id] = node.value
+            elif isinstance(node, ast.AnnAssign) and node.value and \
+                    isinstance(node.target, ast.Name):
+                constants[node.target.id] = node.value
+        if name in constants:
+            try:
+                return ast.literal_eval(_Inline(constants).visit(constants[name]))
+            except (ValueError, RecursionError):
+                pass
+    return getattr(importlib.import_module(module), name)
+
+
+class _Inline(ast.NodeTransformer):
+    """Replaces names of the module's constants by their expressions and unwraps
+    ``MappingProxyType(...)``, so ``ast.literal_eval`` can read the result."""
+
+    def __init__(self, constants: dict):
+        self.constants = constants
+
+    def visit_Name(self, node):
+        if node.id in self.constants:
+            return self.visit(self.constants[node.id])
+        return node
+
+    def visit_Call(self, node):
+        if getattr(node.func, "id", "") == "MappingProxyType" and len(node.args) == 1:
+            return self.visit(node.args[0])
+        return node
+
+
+def builtin_model_names() -> tuple[str, ...]:
+    """Names of the built-in models (``viz_core.catalog.BUILTIN_NAMES``), read from the first
+    argument of each ``BuiltinModel(...)`` in the catalog's source, without importing Keras."""
+    source = Path(importlib.import_module("viz_core").__file__).parent / "catalog.py"
+    for node in ast.parse(source.read_text(encoding="utf-8")).body:
+        target = node.target if isinstance(node, ast.AnnAssign) else (
+            node.targets[0] if isinstance(node, ast.Assign) else None)
+        if isinstance(target, ast.Name) and target.id == "BUILTIN_MODELS" and \
+                isinstance(node.value, ast.Tuple):
+            try:
+                return tuple(ast.literal_eval(call.args[0]) for call in node.value.elts)
+            except (AttributeError, IndexError, ValueError):
+                break
+    return tuple(importlib.import_module("viz_core.catalog").BUILTIN_NAMES)
+
+
+BUILTIN_NAMES = builtin_model_names()
+PREPROCESSING_NAMES = static_constant("viz_core.preprocess", "PREPROCESSING_NAMES")
+COLORMAPS = static_constant("viz_core.render.colormaps", "COLORMAPS")
+
+
+# -- argparse types ------------------------------------------------------------------------------
+def bounded(bound: Bound) -> Callable[[str], float]:
+    """An argparse ``type`` for a number in ``bound``: a bad value is argparse's own one-line
+    error (exit status 2), in the words the backend would use."""
+    def parse(text: str):
+        try:
+            value = int(text) if bound.integer else float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{bound.what} must be {bound.describe()}; got {text!r}.") from None
+        try:
+            return bound.check(value)
+        except ParameterError as exc:
+            message = str(exc)
+            raise argparse.ArgumentTypeError(message[0].lower() + message[1:]) from None
+    parse.__name__ = bound.what
+    return parse
+
+
+def input_file(what: str = "file") -> Callable[[str], str]:
+    """An argparse ``type`` for a file to read: it must exist and be a readable file."""
+    def parse(text: str) -> str:
+        problem = file_problem(text, what)
+        if problem:
+            raise argparse.ArgumentTypeError(problem)
+        return text
+    parse.__name__ = what
+    return parse
+
+
+def file_problem(text: str, what: str = "file") -> str | None:
+    """Why ``text`` is not a readable file, in a sentence, or None."""
+    path = Path(text)
+    if not text:
+        return f"the {what} name is empty."
+    if path.is_dir():
+        return f"{text!r} is a folder, not a {what}."
+    if not path.exists():
+        return f"the {what} {text!r} does not exist."
+    if not path.is_file():
+        return f"{text!r} is not a regular file (a device or a pipe?); give a {what}."
+    if not os.access(path, os.R_OK):
+        return f"the {what} {text!r} cannot be read (no permission)."
+    return None
+
+
+def model_argument(text: str) -> str:
+    """``--model``: a built-in model's name or an existing model file."""
+    path = Path(text)
+    looks_like_path = (os.sep in text or "/" in text or text.lower().endswith(MODEL_SUFFIXES)
+                       or path.exists())
+    if looks_like_path:
+        problem = file_problem(text, "model file")
+        if problem:
+            raise argparse.ArgumentTypeError(problem)
+    elif text not in BUILTIN_NAMES:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is neither a built-in model ({', '.join(BUILTIN_NAMES)}) nor a file.")
+    return text
+
+
+def labels_argument(text: str) -> str:
+    """``--labels``: an existing UTF-8 text file of class names (checked here, read later)."""
+    try:
+        read_labels(text)
+    except ParameterError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def read_labels(text: str) -> list[str]:
+    """Class names from a UTF-8 text file, one per non-blank line.
+
+    Raises
+    ------
+    ParameterError
+        Not a readable file, larger than 1 MB, or not UTF-8 (the message names the line).
+    """
+    problem = file_problem(text, "labels file")
+    if problem:
+        raise ParameterError(problem[0].upper() + problem[1:])
+    path = Path(text)
+    if path.stat().st_size > MAX_LABELS_BYTES:
+        raise ParameterError(f"The labels file {text!r} is larger than "
+                             f"{MAX_LABELS_BYTES // 2**20} MB; it should hold one class name "
+                             "per line.")
+    data = path.read_bytes()
+    try:
+        content = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        raise ParameterError(
+            f"The labels file {text!r} is not UTF-8 text: line {line} has the byte "
+            f"0x{data[exc.start]:02x}. Save it as UTF-8 (one class name per line).") from None
+    if "\x00" in content:
+        raise ParameterError(f"The labels file {text!r} is not a text file (it holds NUL "
+                             "bytes); give one class name per line.")
+    return [line.strip() for line in content.splitlines() if line.strip()]
+
+
+def output_folder(text: str) -> str:
+    """``--out``: a folder that exists or can be made, and can be written into."""
+    problem = folder_problem(text)
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
+    return text
+
+
+def folder_problem(text: str) -> str | None:
+    """Why files cannot be written into the folder ``text`` (made when missing), or None."""
+    if not text:
+        return "the output folder name is empty."
+    path = Path(text)
+    if path.exists() and not path.is_dir():
+        return f"{text!r} is a file, not a folder to write into."
+    existing = path
+    while not existing.exists():  # the nearest existing ancestor decides
+        if existing.parent == existing:
+            break
+        existing = existing.parent
+    if existing.exists() and not existing.is_dir():
+        return (f"{text!r} cannot be made: {str(existing)!r} is a file, not a folder.")
+    if existing.exists() and not os.access(existing, os.W_OK | os.X_OK):
+        return f"cannot write into {str(existing)!r} (no permission)."
+    return None
+
+
+# -- arguments -----------------------------------------------------------------------------------
 def add_model_args(parser) -> None:
-    """``--model NAME|PATH --weights --preprocess --labels``."""
-    parser.add_argument("--model", default=DEFAULT_MODEL,
-                        help=f"built-in name ({', '.join(BUILTIN_NAMES)}) or a .keras/.h5 file "
-                        f"(default: {DEFAULT_MODEL})")
-    parser.add_argument("--weights", default="imagenet", choices=("imagenet", "none"),
-                        help="weights for Keras Applications (default: imagenet)")
-    parser.add_argument("--preprocess", default="unit", choices=PREPROCESSING_NAMES,
-                        help="preprocessing for a model file (default: unit = x/255)")
-    parser.add_argument("--labels", default=None,
-                        help="text file with one class name per line, for a model file")
+    """``--model NAME|PATH --weights --preprocess --labels --offline``."""
+    parser.add_argument("--model", default=DEFAULT_MODEL, type=model_argument,
+                        help="built-in model name (list them with the 'models' command) or a "
+                        f".keras/.h5 file (default: {DEFAULT_MODEL})")
+    parser.add_argument("--weights", default=None, choices=("imagenet", "none"),
+                        help="weights of a Keras Applications model (default: imagenet)")
+    parser.add_argument("--preprocess", default=None, choices=PREPROCESSING_NAMES,
+                        help="preprocessing of a model file (default: unit = x/255)")
+    parser.add_argument("--labels", default=None, type=labels_argument, metavar="FILE",
+                        help="UTF-8 text file with one class name per line, for a model file")
     parser.add_argument("--offline", action="store_true",
                         help="never try to download ImageNet weights")
 
 
 def add_output_args(parser, *, needs_out: bool = True) -> None:
     if needs_out:
-        parser.add_argument("--out", required=True, help="folder to write files into")
+        parser.add_argument("--out", required=True, type=output_folder, metavar="FOLDER",
+                            help="folder to write files into (made when missing)")
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="show TensorFlow's and the libraries' own log messages")
 
 
 def add_image_args(parser) -> None:
     parser.add_argument("--image", action="append", required=True, metavar="PATH",
-                        help="image file (repeat for several)")
+                        type=input_file("image file"), help="image file (repeat for several)")
+
+
+def is_model_file(args) -> bool:
+    """Whether ``--model`` names a file (else it is a built-in name)."""
+    return Path(args.model).is_file()
+
+
+def model_option_problem(args) -> str | None:
+    """Why options given with ``--model`` do not apply to it, or None.
+
+    Class names and preprocessing belong to a model file (a built-in model has its own);
+    ImageNet weights belong to a built-in model."""
+    if not hasattr(args, "model"):
+        return None
+    if is_model_file(args):
+        if getattr(args, "weights", None) is not None:
+            return (f"--weights does not apply to the model file {args.model!r}: its weights "
+                    "are in the file.")
+        return None
+    given = [flag for flag, value in (("--labels", getattr(args, "labels", None)),
+                                      ("--preprocess", getattr(args, "preprocess", None)))
+             if value is not None]
+    if given:
+        return (f"{' and '.join(given)} {'apply' if len(given) > 1 else 'applies'} only to a "
+                f"model file; the built-in model {args.model!r} has its own class names and "
+                "preprocessing.")
+    return None
 
 
 def open_model(bench: Workbench, args) -> LoadedModel:
     """The model named by ``--model`` (a built-in name or a file path)."""
+    from ..catalog import BUILTIN_NAMES
+
+    problem = model_option_problem(args)
+    if problem:
+        raise ParameterError(problem[0].upper() + problem[1:])
     name = args.model
-    if name in BUILTIN_NAMES:
-        return bench.builtin_model(name, args.weights,
+    if not is_model_file(args):
+        if name not in BUILTIN_NAMES:
+            raise ModelError(
+                f"{name!r} is neither a built-in model ({', '.join(BUILTIN_NAMES)}) nor a file."
+            )
+        return bench.builtin_model(name, args.weights or "imagenet",
                                    allow_download=not getattr(args, "offline", False))
     path = Path(name)
-    if not path.exists():
-        raise ModelError(
-            f"{name!r} is neither a built-in model ({', '.join(BUILTIN_NAMES)}) nor a file."
-        )
-    labels = None
-    if args.labels:
-        label_path = Path(args.labels)
-        if not label_path.exists():
-            raise ParameterError(f"The labels file {args.labels!r} does not exist.")
-        labels = [line for line in label_path.read_text(encoding="utf-8").splitlines()
-                  if line.strip()]
+    labels = read_labels(args.labels) if args.labels else None
     return bench.uploaded_model(path.read_bytes(), path.name,
-                                preprocessing=args.preprocess, labels=labels)
+                                preprocessing=args.preprocess or DEFAULT_PREPROCESS,
+                                labels=labels)
+
+
+def check_images(paths) -> None:
+    """Decode every image once before the model loads (and before TensorFlow is imported),
+    so a file that is no image fails in a moment; the decoded pixels are not kept.
+
+    Raises
+    ------
+    ImageError
+        A path that is not a readable image file, with the reason.
+    """
+    from ..intake import load_image
+
+    for p in paths:
+        load_image(_image_bytes(p), Path(p).name)
+
+
+def _image_bytes(p: str) -> bytes:
+    from ..intake import MAX_BYTES
+
+    problem = file_problem(p, "image file")
+    if problem:
+        raise ImageError(problem[0].upper() + problem[1:])
+    path = Path(p)
+    if path.stat().st_size > MAX_BYTES:  # refused before reading it into memory
+        raise ImageError(f"The image file {p!r} is {path.stat().st_size / 2**20:.0f} MB; "
+                         f"up to {MAX_BYTES // 2**20} MB are accepted.")
+    return path.read_bytes()
 
 
 def open_images(bench: Workbench, paths) -> list[LoadedImage]:
-    images = []
-    for p in paths:
-        path = Path(p)
-        if not path.is_file():
-            raise ImageError(f"The image file {p!r} does not exist.")
-        images.append(bench.image(path.read_bytes(), path.name))
-    return images
+    return [bench.image(_image_bytes(p), Path(p).name) for p in paths]
 
 
-def unique_stems(images: Sequence[LoadedImage]) -> list[str]:
-    """File name stems of ``images``: their names, with ``_2``, ``_3``... added when two
-    images have the same name (the export bundle names its input files the same way)."""
-    seen: dict[str, int] = {}
+def unique_stems(images: Sequence[LoadedImage], clean: Callable[[str], str] | None = None
+                 ) -> list[str]:
+    """File name stems of ``images``: their names (through ``clean`` when given, e.g. the
+    ASCII-safe form a command writes), with ``_2``, ``_3``... added when two would be the same,
+    also when they differ only in case (the export bundle names its input files the same way)."""
+    taken: set[str] = set()
     stems = []
     for image in images:
-        n = seen.get(image.name, 0)
-        seen[image.name] = n + 1
-        stems.append(image.name if n == 0 else f"{image.name}_{n + 1}")
+        base = clean(image.name) if clean else image.name
+        stem, n = base, 1
+        while stem.casefold() in taken:
+            n += 1
+            stem = f"{base}_{n}"
+        taken.add(stem.casefold())
+        stems.append(stem)
     return stems
 
 
 def out_dir(args) -> Path:
+    problem = folder_problem(args.out)
+    if problem:
+        raise ParameterError(problem[0].upper() + problem[1:])
     folder = Path(args.out)
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ParameterError(f"The output folder {args.out!r} cannot be made: "
+                             f"{exc.strerror or exc}.") from None
     return folder
 
 

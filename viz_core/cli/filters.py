@@ -8,20 +8,63 @@ instant, also in a later run.
 """
 from __future__ import annotations
 
+import argparse
+from typing import TYPE_CHECKING
+
 from ..errors import ParameterError
-from ..filters import (
-    DEFAULT_SIZE,
-    DEFAULT_STEPS,
-    METHOD_HELP,
-    METHODS,
-    filter_count,
-    filter_patterns,
-    parse_filters,
+from ..limits import FILTER_COUNT, FILTER_INDEX, FILTER_PER_ROW, FILTER_SIZE, FILTER_STEPS, SEED
+from .common import (
+    TerminalProgress,
+    add_model_args,
+    add_output_args,
+    bounded,
+    emit,
+    open_model,
+    out_dir,
+    static_constant,
 )
-from ..render import png_bytes
-from ..render.filter_grid import pattern_grid
-from ..workbench import Workbench
-from .common import TerminalProgress, add_model_args, add_output_args, emit, open_model, out_dir
+
+if TYPE_CHECKING:
+    from ..workbench import Workbench
+
+# Read from viz_core.filters' source: importing it would load TensorFlow before parsing.
+METHODS = static_constant("viz_core.filters", "METHODS")
+METHOD_HELP = static_constant("viz_core.filters", "METHOD_HELP")
+DEFAULT_STEPS = static_constant("viz_core.filters", "DEFAULT_STEPS")
+DEFAULT_SIZE = static_constant("viz_core.filters", "DEFAULT_SIZE")
+
+
+def filter_selection(text: str) -> str:
+    """``--filters``: ``0:64`` or ``1,4,9``, checked for size before any list is made (a
+    range such as ``0:1000000000`` would take gigabytes as a tuple)."""
+    raw = str(text).strip()
+    try:
+        if ":" in raw:
+            parts = raw.split(":")
+            if len(parts) not in (2, 3):
+                raise ValueError
+            start = int(parts[0]) if parts[0].strip() else 0
+            stop = int(parts[1])
+            step = int(parts[2]) if len(parts) == 3 and parts[2].strip() else 1
+            if step <= 0:
+                raise ValueError
+            chosen = range(start, stop, step)
+            indices = (chosen[0], chosen[-1]) if chosen else ()
+        else:
+            indices = chosen = [int(part) for part in raw.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"cannot read the filters {text!r}; write a range like 0:64 or a list like "
+            "1,4,9.") from None
+    try:
+        FILTER_COUNT.check(len(chosen))
+        for index in indices:
+            FILTER_INDEX.check(index)
+    except ParameterError as exc:
+        message = str(exc).rstrip(".")
+        raise argparse.ArgumentTypeError(f"{message[0].lower()}{message[1:]} in {text!r}") \
+            from None
+    return text
 
 
 def register(commands) -> None:
@@ -33,18 +76,21 @@ def register(commands) -> None:
     )
     add_model_args(p)
     p.add_argument("--layer", required=True, help="layer name, e.g. block3_conv1 or base/conv_b")
-    p.add_argument("--filters", default=None,
+    p.add_argument("--filters", default=None, type=filter_selection,
                    help="a range like 0:64 (end excluded) or a list like 1,4,9 (default: the "
                    "first 64)")
     p.add_argument("--method", default="fast", choices=METHODS,
                    help="; ".join(f"{k}: {v}" for k, v in METHOD_HELP.items()))
-    p.add_argument("--steps", type=int, default=None,
+    p.add_argument("--steps", type=bounded(FILTER_STEPS), default=None,
                    help="gradient-ascent steps (default: "
                    + ", ".join(f"{k} {v}" for k, v in DEFAULT_STEPS.items()) + ")")
-    p.add_argument("--size", type=int, default=DEFAULT_SIZE,
-                   help=f"side of each pattern in pixels (default {DEFAULT_SIZE})")
-    p.add_argument("--per-row", type=int, default=8, help="patterns per grid row (default 8)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the noisy starts (default 0)")
+    p.add_argument("--size", type=bounded(FILTER_SIZE), default=DEFAULT_SIZE,
+                   help=f"side of each pattern in pixels, {FILTER_SIZE.low} to "
+                   f"{FILTER_SIZE.high} (default {DEFAULT_SIZE})")
+    p.add_argument("--per-row", type=bounded(FILTER_PER_ROW), default=8,
+                   help=f"patterns per grid row, 1 to {FILTER_PER_ROW.high} (default 8)")
+    p.add_argument("--seed", type=bounded(SEED), default=0,
+                   help="seed of the noisy starts (default 0)")
     p.add_argument("--no-cache", action="store_true", help="compute again, ignore the disk cache")
     add_output_args(p)
     p.set_defaults(handler=cmd_filters)
@@ -55,8 +101,15 @@ def _file_stem(layer: str) -> str:
 
 
 def cmd_filters(args, bench: Workbench | None = None) -> int:
-    if not 1 <= args.per_row <= 64:
-        raise ParameterError(f"--per-row must be between 1 and 64; got {args.per_row}.")
+    from ..filters import filter_count, filter_patterns, parse_filters
+    from ..render import png_bytes
+    from ..render.filter_grid import pattern_grid
+    from ..workbench import Workbench
+
+    FILTER_PER_ROW.check(args.per_row)
+    SEED.check(args.seed)
+    if args.filters:
+        filter_selection(args.filters)
     bench = bench or Workbench()
     model = open_model(bench, args)
     count = filter_count(model, args.layer)

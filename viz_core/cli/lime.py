@@ -1,33 +1,33 @@
 """Command ``lime``: superpixels and LIME explanations as PNG, ``.npy`` and JSON files."""
 from __future__ import annotations
 
-import numpy as np
+from typing import TYPE_CHECKING
 
-from ..lime_explain import (
-    HIDE_COLOURS,
-    PAGE_DEFAULTS,
-    STABILITY_K,
-    default_classes,
-    explanation_stability,
-    fit_explanation,
-    perturbed_predictions,
-    stability_seeds,
-)
-from ..render import png_bytes
-from ..render.lime_view import RESTS, STYLES, enlarge, explanation_picture, superpixel_boundaries
-from ..superpixels import ALGORITHMS, superpixels
-from ..workbench import Workbench
+from ..limits import COMPACTNESS, LIME_FEATURES, LIME_SAMPLES, LIME_SCALE, SEED, SUPERPIXELS
 from .common import (
     TerminalProgress,
     add_image_args,
     add_model_args,
     add_output_args,
+    bounded,
     emit,
     open_images,
     open_model,
     out_dir,
+    static_constant,
     unique_stems,
 )
+
+if TYPE_CHECKING:
+    from ..workbench import Workbench
+
+# Read from their modules' source: importing them would load TensorFlow before parsing.
+HIDE_COLOURS = static_constant("viz_core.lime_explain", "HIDE_COLOURS")
+PAGE_DEFAULTS = static_constant("viz_core.lime_explain", "PAGE_DEFAULTS")
+STABILITY_K = static_constant("viz_core.lime_explain", "STABILITY_K")
+ALGORITHMS = static_constant("viz_core.superpixels", "ALGORITHMS")
+STYLES = static_constant("viz_core.render.lime_view", "STYLES")
+RESTS = static_constant("viz_core.render.lime_view", "RESTS")
 
 
 def register(commands) -> None:
@@ -41,13 +41,16 @@ def register(commands) -> None:
     p.add_argument("--class", dest="classes", action="append", default=None, metavar="CLASS",
                    help="class index or name to explain (repeat for several; default: the two "
                    "most probable classes, as the tutorial's n_labels = 2)")
-    p.add_argument("--samples", type=int, default=1000,
+    p.add_argument("--samples", type=bounded(LIME_SAMPLES), default=1000,
                    help="perturbed images to run through the model (default 1000, as lime's "
                    f"n_permutations; the dashboard starts at {PAGE_DEFAULTS['samples']}, for "
-                   "speed)")
-    p.add_argument("--superpixels", type=int, default=PAGE_DEFAULTS["n_superpixels"],
-                   help=f"target number of superpixels (default {PAGE_DEFAULTS['n_superpixels']})")
-    p.add_argument("--compactness", type=float, default=PAGE_DEFAULTS["compactness"],
+                   f"speed; {LIME_SAMPLES.low} to {LIME_SAMPLES.high})")
+    p.add_argument("--superpixels", type=bounded(SUPERPIXELS),
+                   default=PAGE_DEFAULTS["n_superpixels"],
+                   help=f"target number of superpixels, {SUPERPIXELS.low} to {SUPERPIXELS.high} "
+                   f"(default {PAGE_DEFAULTS['n_superpixels']})")
+    p.add_argument("--compactness", type=bounded(COMPACTNESS),
+                   default=PAGE_DEFAULTS["compactness"],
                    help="superpixel compactness, the tutorial's weight (default "
                    f"{PAGE_DEFAULTS['compactness']:g})")
     p.add_argument("--algorithm", default=PAGE_DEFAULTS["algorithm"], choices=ALGORITHMS,
@@ -55,7 +58,7 @@ def register(commands) -> None:
     p.add_argument("--hide", default=PAGE_DEFAULTS["hide"], choices=HIDE_COLOURS,
                    help=f"what hidden superpixels become (default {PAGE_DEFAULTS['hide']}; the "
                    "tutorial used white)")
-    p.add_argument("--features", type=int, default=5,
+    p.add_argument("--features", type=bounded(LIME_FEATURES), default=5,
                    help="superpixels shown in the PNG (default 5)")
     p.add_argument("--negative", action="store_true",
                    help="show superpixels against the class too (red)")
@@ -63,18 +66,36 @@ def register(commands) -> None:
                    help="how the PNG shows the superpixels (default outline)")
     p.add_argument("--rest", default="keep", choices=RESTS,
                    help="the rest of the image in the PNG: keep, dim or hide (default keep)")
-    p.add_argument("--scale", type=int, default=1,
-                   help="enlarge the PNGs by this whole factor (default 1: the model's size)")
+    p.add_argument("--scale", type=bounded(LIME_SCALE), default=1,
+                   help=f"enlarge the PNGs by this whole factor, up to {LIME_SCALE.high} "
+                   "(default 1: the model's size)")
     p.add_argument("--stability", action="store_true",
                    help=f"also run seeds S+1 and S+2 and report how much the top {STABILITY_K} "
                    "superpixels agree (Jaccard)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--seed", type=bounded(SEED), default=0, help="random seed (default 0)")
     add_output_args(p)
     p.set_defaults(handler=cmd_lime)
 
 
 
 def cmd_lime(args, bench: Workbench | None = None) -> int:
+    import numpy as np
+
+    from ..lime_explain import (
+        default_classes,
+        explanation_stability,
+        fit_explanation,
+        perturbed_predictions,
+        stability_seeds,
+    )
+    from ..render import png_bytes
+    from ..render.lime_view import enlarge, explanation_picture, superpixel_boundaries
+    from ..superpixels import superpixels
+    from ..workbench import Workbench
+
+    for bound, value in ((LIME_FEATURES, args.features), (LIME_SCALE, args.scale),
+                         (SEED, args.seed)):
+        bound.check(value)  # samples, superpixels, compactness: checked where they are used
     bench = bench or Workbench()
     model = open_model(bench, args)
     images = open_images(bench, args.image)
