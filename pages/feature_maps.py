@@ -10,9 +10,10 @@ import streamlit as st
 
 from ui import notes
 from ui.export import bundle_button, model_options
-from ui.feedback import show_error
+from ui.feedback import download_data, show_error
 from ui.presenter import colormap_choices
 from ui.state import require_model_and_image, selection, workbench
+from ui.text import literal, plotly_text
 from viz_core.activations import (
     channel_stats,
     chunk_of,
@@ -64,7 +65,7 @@ def activation(which: str, path: str):
     """The cached activation of ``path`` for the first or second image (one pass per chunk)."""
     chunk = chunk_of(chunks, path)
     if not bench.is_cached(feature_maps, model, views[which], layers=chunk):
-        with st.spinner(f"Running {model.title} on {names[which]}…"):
+        with st.spinner(f"Running {literal(model.title)} on {literal(names[which])}…"):
             return bench.run(feature_maps, model, views[which], layers=chunk).layer(path)
     return bench.run(feature_maps, model, views[which], layers=chunk).layer(path)
 
@@ -209,7 +210,7 @@ if mode == ONE:
                     st.session_state["fm_channel_of"] = path
             order_note = ("" if sort == "index" else " · strongest first: "
                           + ", ".join(str(k) for k in grids[which].order[:6]) + " …")
-            st.caption(f"{names[which]} · layer {first.index}: {path}{order_note} · "
+            st.caption(f"{literal(names[which])} · layer {first.index}: {literal(path)}{order_note} · "
                        "hover a tile for its channel, click it to see it up close")
             if len(dead):
                 shown_dead = ", ".join(str(k) for k in dead[:24]) + (" …" if len(dead) > 24 else "")
@@ -218,7 +219,7 @@ if mode == ONE:
     buttons = st.columns(len(shown) + 2)
     for button, which in zip(buttons, shown):
         button.download_button(
-            f"Grid of {names[which]} (PNG)", png_bytes(grids[which].image),
+            f"Grid of {literal(names[which])} (PNG)", png_bytes(grids[which].image),
             file_name=export_name(names[which], first.index, path), mime="image/png",
             key=f"fm_png_{which}", icon=":material/download:", on_click="ignore")
     export_images = [image] + ([second] if "second" in shown else [])
@@ -233,7 +234,9 @@ if mode == ONE:
              "images": [im.name for im in export_images]},
             key="fm_bundle")
     buttons[-2].download_button(
-        f"All {len(layers)} layers (ZIP)", all_layers_zip, file_name=zip_name,
+        f"All {len(layers)} layers (ZIP)",
+        download_data(all_layers_zip, what="The ZIP of all layers", key="fm_zip",
+                      where=buttons[-2]), file_name=zip_name,
         mime="application/zip", key="fm_zip", icon=":material/folder_zip:", on_click="ignore",
         help="One grid PNG per layer" + (" and image" if compare else "")
         + ", named like the tutorial's cat_activations_1_conv2d.png.")
@@ -248,7 +251,7 @@ if mode == ONE:
     z = st.columns([1, 3])
     channel = z[0].number_input("Channel", 0, c - 1, key="fm_channel",
                                 help="Or click a tile in the grid.")
-    z[1].caption("Strongest on " + names["first"] + ": "
+    z[1].caption("Strongest on " + literal(names["first"]) + ": "
                  + ", ".join(f"{k} (mean {stats['first'].mean[k]:.3g})" for k in strongest))
     for which in shown:
         values = acts[which].values[:, :, channel]
@@ -259,14 +262,14 @@ if mode == ONE:
             low, high = float(s.min[channel]), float(s.max[channel])
         left, right = st.columns([2, 3])
         left.image(views[which].display, width="stretch",
-                   caption=f"{names[which]}, as the model sees it")
+                   caption=f"{literal(names[which])}, as the model sees it")
         figure = go.Figure(go.Heatmap(
             z=values, colorscale=plotly_colorscale(cmap), zmin=low,
             zmax=high if high > low else low + 1e-6,
             hovertemplate="row %{y}, column %{x}<br>activation %{z:.4g}<extra></extra>"))
         figure.update_layout(
             height=420, margin=dict(l=10, r=10, t=40, b=10),
-            title=dict(text=f"{names[which]} · {path} · channel {channel} · mean "
+            title=dict(text=f"{plotly_text(names[which])} · {plotly_text(path)} · channel {channel} · mean "
                        f"{s.mean[channel]:.3g}, max {s.max[channel]:.3g}, active "
                        f"{s.fraction_active[channel]:.0%}", font=dict(size=14)),
             yaxis=dict(autorange="reversed", scaleanchor="x", constrain="domain"),
@@ -293,7 +296,9 @@ else:
         format_func=lambda i: f"{i * LAYERS_PER_PAGE + 1}–{i * LAYERS_PER_PAGE + len(pages[i])}:"
         f" {pages[i][0]} … {pages[i][-1]}")
     st.download_button(
-        f"Download all {len(layers)} layers (ZIP)", all_layers_zip, file_name=zip_name,
+        f"Download all {len(layers)} layers (ZIP)",
+        download_data(all_layers_zip, what="The ZIP of all layers", key="fm_zip_all"),
+        file_name=zip_name,
         mime="application/zip", key="fm_zip_all", icon=":material/folder_zip:",
         on_click="ignore")
     try:
@@ -302,11 +307,11 @@ else:
             grids = draw(path, acts, compact=True)
             first = acts["first"]
             dead = int(channel_stats(first).dead.sum())
-            st.markdown(f"**{first.index}. {path}** · {first.type} · "
+            st.markdown(f"**{first.index}. {literal(path)}** · {first.type} · "
                         f"{'×'.join(str(d) for d in first.shape)}"
-                        + (f" · {dead} dead on {names['first']}" if dead else ""))
+                        + (f" · {dead} dead on {literal(names['first'])}" if dead else ""))
             cols = st.columns(len(shown))
             for col, which in zip(cols, shown):
-                col.image(grids[which].image, width="stretch", caption=names[which])
+                col.image(grids[which].image, width="stretch", caption=literal(names[which]))
     except VizError as exc:
         show_error(exc)

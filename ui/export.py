@@ -10,13 +10,12 @@ from viz_core.bundle import export_bundle
 from viz_core.catalog import LoadedModel
 from viz_core.intake import LoadedImage
 
-from .feedback import guarded, show_message
+from .feedback import download_data
 from .sidebar import MODEL_FILE_KEY, MODEL_LABELS_KEY, class_names
 from .state import workbench
 
 
 LABELS_FILE = "model/labels.txt"
-_FAILED_KEY = "_bundle_failed"  # button key -> why its last bundle could not be made
 
 
 def _uploaded_model_name(file=None) -> str:
@@ -73,16 +72,15 @@ def bundle_button(command: str, options: Sequence[str], images: Sequence[LoadedI
     """Draw the download button; the bundle is made only when it is clicked.
 
     The bundle is made in a server thread, outside the page's run: whatever goes wrong there
-    (including a ``SystemExit``) is caught by :func:`ui.feedback.guarded`, logged, and said
-    under the button on the page's next run; the browser shows "Failed to generate file".
+    (including a ``SystemExit``) is caught by :func:`ui.feedback.download_data`, logged, and
+    said next to the button on the page's next run; the browser shows "Failed to generate file".
     """
     bench = workbench()
-    failed = st.session_state.setdefault(_FAILED_KEY, {})
     files = _model_files(options)
     options, images = list(options), list(images)
-    make = guarded(lambda: export_bundle(command, options, images, parameters, bench=bench,
-                                         files=files()),
-                   what="The export bundle", failures=failed, key=key)
+    make = download_data(lambda: export_bundle(command, options, images, parameters,
+                                               bench=bench, files=files()),
+                         what="The export bundle", key=key, where=where)
     where.download_button(
         "Export bundle", data=make,
         file_name=f"cnn_explorer_{command}.zip", mime="application/zip", key=key,
@@ -90,5 +88,3 @@ def bundle_button(command: str, options: Sequence[str], images: Sequence[LoadedI
         help="A ZIP with every picture of this view, its parameters, and the "
              "python -m viz_core command that makes them again (with a copy of an "
              "uploaded model).")
-    if key in failed:
-        show_message(failed.pop(key), where=where)

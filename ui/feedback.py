@@ -63,6 +63,19 @@ def guarded(make: Callable[[], bytes], *, what: str, failures: MutableMapping[st
     return run
 
 
+_DOWNLOAD_FAILED_KEY = "_download_failed"  # button key -> why its last file was not made
+
+
+def download_data(make: Callable[[], bytes], *, what: str, key: str,
+                  where=st) -> Callable[[], bytes]:
+    """``make`` guarded for ``st.download_button(data=...)`` under the button ``key``; says
+    under the button, on this run, why the previous click's file could not be made."""
+    failures = st.session_state.setdefault(_DOWNLOAD_FAILED_KEY, {})
+    if key in failures:
+        show_message(failures.pop(key), where=where)
+    return guarded(make, what=what, failures=failures, key=key)
+
+
 def _stop_key(label: str) -> str:
     return "stop_" + re.sub(r"\W+", "_", label.lower()).strip("_")
 
