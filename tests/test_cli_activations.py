@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import io
 import json
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -87,6 +88,30 @@ def test_human_output_and_bad_layer(files, capsys, tmp_path):
                  str(folder / "cat.png"), "--layers", "dense_9", "--out", str(tmp_path)])
     err = capsys.readouterr().err
     assert code == 2 and err.startswith("error:") and "'dense_9'" in err
+
+
+def test_each_image_gets_its_own_files_also_with_non_ascii_and_repeated_names(
+        files, capsys, tmp_path):
+    folder, _, _, pictures = files
+    (tmp_path / "a").mkdir()
+    for name, source in (("猫.png", "cat"), ("犬.png", "dog"), ("a/猫.png", "dog"),
+                         ("Cat.png", "dog")):
+        Image.fromarray(pictures[source]).save(tmp_path / name)
+    images = ["猫.png", "犬.png", "a/猫.png", "Cat.png", "../cat.png"]
+    argv = ["activations", "--model", str(folder / "tiny.keras"), "--layers", "conv_a",
+            "--out", str(tmp_path / "maps"), "--json"]
+    for name in images:
+        argv += ["--image", str(tmp_path / name) if name != "../cat.png" else
+                 str(folder / "cat.png")]
+    rows = run_json(capsys, argv)["results"]
+    names = [r["png"].rsplit("/", 1)[-1] for r in rows]
+    assert names == ["猫_activations_1_conv_a.png", "犬_activations_1_conv_a.png",
+                     "猫_2_activations_1_conv_a.png", "Cat_activations_1_conv_a.png",
+                     "cat_2_activations_1_conv_a.png"]  # 'cat' and 'Cat' clash on macOS
+    assert len({r["npy"] for r in rows}) == 5 and all(Path(r["npy"]).is_file() for r in rows)
+    # each file holds its own image's maps: the second 猫 is the dog picture
+    np.testing.assert_array_equal(np.load(rows[2]["npy"]), np.load(rows[1]["npy"]))
+    assert not np.array_equal(np.load(rows[0]["npy"]), np.load(rows[2]["npy"]))
 
 
 @pytest.mark.slow
