@@ -15,6 +15,7 @@ from viz_core.cache import DiskCache
 from viz_core.catalog import DEMO_MODEL_FILE
 from viz_core.errors import Cancelled, ParameterError
 from viz_core.filters import (
+    METHODS,
     deprocess_image,
     filter_patterns,
     mean_activations,
@@ -22,7 +23,8 @@ from viz_core.filters import (
     receptive_field,
     starting_images,
 )
-from viz_core.preprocess import preprocess
+from viz_core.preprocess import PREPROCESSING_NAMES, preprocess
+from viz_core.readability import robustness, spectral_slopes
 from viz_core.render.filter_grid import DEAD_COLOR, pattern_grid
 
 
@@ -83,10 +85,10 @@ def test_deprocess_is_the_tutorials():
     assert out.dtype == np.float32
 
 
-@pytest.mark.parametrize("method", ["fast", "classic"])
+@pytest.mark.parametrize("method", ["fast", "classic", "fourier", "maco"])
 def test_each_method_raises_the_filters_activation(tiny, method):
     filters = tuple(range(6))
-    steps = 12 if method == "fast" else 10
+    steps = {"fast": 12, "classic": 10, "fourier": 16, "maco": 16}[method]
     result = filter_patterns(tiny, "conv_b", filters, method=method, steps=steps, size=32)
     start = mean_activations(tiny, "conv_b",
                              starting_images(tiny, "conv_b", filters, method=method, size=32),
@@ -293,3 +295,96 @@ def test_demo_model_filters_rise_for_both_methods():
             raised[method] += list(result.activations[live] > start[live])
     for method, above in raised.items():  # pooled over the four conv layers
         assert len(above) >= 12 and np.mean(above) >= 0.95, (method, np.mean(above))
+
+
+# -- fourier and maco ------------------------------------------------------------------------
+@pytest.mark.parametrize("method", ["fourier", "maco"])
+def test_seeds_make_runs_repeatable(tiny, method):
+    first = filter_patterns(tiny, "conv_b", [1, 4], method=method, steps=4, size=32, seed=5)
+    again = filter_patterns(tiny, "conv_b", [1, 4], method=method, steps=4, size=32, seed=5)
+    other = filter_patterns(tiny, "conv_b", [1, 4], method=method, steps=4, size=32, seed=6)
+    np.testing.assert_array_equal(first.patterns, again.patterns)
+    np.testing.assert_array_equal(first.trace, again.trace)
+    assert not np.array_equal(first.patterns, other.patterns)
+
+
+@pytest.mark.parametrize("method", ["fourier", "maco"])
+def test_prior_methods_do_not_depend_on_batch_mates(tiny, method):
+    alone = filter_patterns(tiny, "conv_b", [3], method=method, steps=4, size=32)
+    crowd = filter_patterns(tiny, "conv_b", [5, 3, 0], method=method, steps=4, size=32)
+    diff = np.abs(crowd.patterns[1].astype(int) - alone.patterns[0].astype(int))
+    assert diff.max() <= 1
+    np.testing.assert_allclose(crowd.trace[1], alone.trace[0], rtol=1e-3, atol=1e-6)
+
+
+def test_maco_returns_its_transparency_and_others_none(tiny):
+    maco = filter_patterns(tiny, "conv_b", [0, 3], method="maco", steps=4, size=40)
+    assert maco.alpha.shape == (2, 40, 40) and maco.alpha.dtype == np.float32
+    assert 0.0 <= maco.alpha.min() and maco.alpha.max() == pytest.approx(1.0)
+    assert maco.item(1).alpha.shape == (40, 40)
+    assert filter_patterns(tiny, "conv_b", [0], method="fourier", steps=2, size=40).alpha is None
+
+
+@pytest.mark.parametrize("preprocessing", PREPROCESSING_NAMES)
+def test_prior_methods_through_every_preprocessing(preprocessing):
+    loaded = wrap(tiny_cnn(size=24, seed=12), preprocessing=preprocessing)
+    for method in ("fourier", "maco"):
+        result = filter_patterns(loaded, "conv_a", [0, 1, 2, 3], method=method, steps=6,
+                                 size=24)
+        live = ~result.dead
+        assert live.sum() >= 2, (preprocessing, method)
+        assert np.all(result.trace[live, -1] > result.trace[live, 0]), (preprocessing, method)
+
+
+def test_prior_methods_on_nested_one_channel_and_fixed_size_models():
+    nested = wrap(nested_cnn(size=32, seed=5))
+    grey = wrap(tiny_cnn(size=28, channels=1, seed=6))
+    keras.utils.set_random_seed(9)
+    fixed = wrap(keras.Sequential([
+        keras.Input((24, 32, 3)), keras.layers.Reshape((24, 32, 3)),
+        keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="conv"),
+        keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(2, activation="softmax")]))
+    for method in ("fourier", "maco"):
+        result = filter_patterns(nested, "base/conv_b", [0, 1], method=method, steps=4, size=32)
+        assert result.patterns.shape == (2, 32, 32, 3)
+        p = filter_patterns(grey, "conv_a", [0, 1], method=method, steps=4, size=28).patterns
+        assert np.array_equal(p[..., 0], p[..., 2])
+        result = filter_patterns(fixed, "conv", [0, 1], method=method, steps=4)
+        assert result.patterns.shape == (2, 24, 32, 3) and result.canvas == 32
+
+
+@pytest.mark.parametrize("method", ["fourier", "maco"])
+def test_prior_methods_report_progress_and_stop(tiny, method):
+    seen = []
+    filter_patterns(tiny, "conv_a", [0, 1], method=method, steps=3, size=32,
+                    progress=lambda f, m: seen.append(f))
+    assert len(seen) == 4 and seen[-1] == 1.0 and seen == sorted(seen)
+    asked = []
+    with pytest.raises(Cancelled, match="Stopped after 2 of"):
+        filter_patterns(tiny, "conv_a", [0], method=method, steps=10, size=32,
+                        should_stop=lambda: asked.append(1) or len(asked) > 2)
+
+
+def test_maco_cache_keeps_the_transparency(tmp_path, tiny):
+    made = filter_patterns(tiny, "conv_b", [0, 1], method="maco", steps=3, size=32,
+                           disk=DiskCache(tmp_path))
+    hit = filter_patterns(tiny, "conv_b", [0, 1], method="maco", steps=3, size=32,
+                          disk=DiskCache(tmp_path), should_stop=lambda: True)
+    assert hit.from_cache
+    np.testing.assert_array_equal(hit.alpha, made.alpha)
+    np.testing.assert_array_equal(hit.robustness, made.robustness)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_readability_numbers_are_those_of_the_displayed_patterns(tiny, method):
+    result = filter_patterns(tiny, "conv_b", [0, 2, 3], method=method, steps=3, size=32)
+    np.testing.assert_allclose(result.spectral_slopes, spectral_slopes(result.patterns))
+    expected = robustness(lambda images, owners: mean_activations(tiny, "conv_b", images, owners),
+                          result.patterns, [0, 2, 3])
+    np.testing.assert_allclose(result.robustness, expected, rtol=1e-5, equal_nan=True)
+    item = result.by_filter(2)
+    assert item.robustness == pytest.approx(float(result.robustness[1]), nan_ok=True)
+    summary = result.summary()
+    assert summary["filters"] == int((~result.dead).sum())
+    live = ~result.dead
+    assert summary["activation"] == pytest.approx(float(np.median(result.activations[live])))

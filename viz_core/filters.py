@@ -1,6 +1,8 @@
 """Filter patterns: the picture each filter of a layer responds to most, by gradient ascent.
 
-Two methods share one pipeline (cut the model at the layer, ascend, de-process, measure):
+Four methods share one pipeline (cut the model at the layer, ascend, de-process, measure
+activation and readability, see :mod:`viz_core.readability`). ``fourier`` and ``maco`` add a
+natural-image prior and live in :mod:`viz_core.feature_vis`; the two below are plain ascents.
 
 ``classic``
     The tutorial's recipe, step for step, one filter at a time: start from a grey image with
@@ -50,18 +52,24 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from . import feature_vis
 from .cache import DiskCache
 from .catalog import LoadedModel
 from .errors import Cancelled, ModelError, ParameterError
 from .preprocess import preprocessing_function
+from .readability import robustness, spectral_slopes
 
-METHODS = ("fast", "classic")
+METHODS = ("fast", "classic", "fourier", "maco")
 METHOD_HELP = {
     "fast": "small periodic tile sized by the receptive field, optimised as displayed, "
             "all filters in one compiled batch",
     "classic": "the tutorial: 150 px canvas, one filter at a time, 40 normalised steps",
+    "fourier": "Lucid's recipe: smooth Fourier-parameterised picture with natural colours that "
+               "must survive random shifts, zooms and turns",
+    "maco": "MACO: only the Fourier phase changes under a photograph's spectrum, seen through "
+            "random crops; transparency shows where the pattern matters",
 }
-DEFAULT_STEPS = {"classic": 40, "fast": 10}
+DEFAULT_STEPS = {"classic": 40, "fast": 10, "fourier": 48, "maco": 48}
 DEFAULT_SIZE = 150
 DEFAULT_COUNT = 64
 MAX_STEPS = 500
@@ -78,7 +86,10 @@ EPSILON = 1e-5
 SHARPNESS = 4.0  # tanh gain that turns smooth periodic noise into blobs with crisp edges
 _BATCH_PIXELS = 64 * 48 * 48  # canvas pixels per batch: bounds memory on the first layers
 _MEASURE_PIXELS = 16 * 150 * 150  # forward only, so larger batches fit (fewer calls)
-_CACHE_VERSION = 1
+# fourier / maco optimise the full canvas: 16 pictures of 150 px per batch bound the memory of
+# VGG16's first blocks (on CPU the work is compute-bound, so larger batches gain little)
+_PRIOR_PIXELS = 16 * 150 * 150
+_CACHE_VERSION = 2  # 2: readability numbers and the maco transparency
 
 Progress = Callable[[float, str], None]
 
@@ -124,6 +135,13 @@ class FilterPattern:
         pattern is just the de-processed start.
     trace : np.ndarray
         (steps,) float32, the objective before each step.
+    robustness : float
+        Mean activation of the pattern under 16 seeded small random transformations over
+        :attr:`activation` (NaN when the activation is not positive).
+    spectral_slope : float
+        Slope of the pattern's log power spectrum against log frequency (photographs: about -2).
+    alpha : np.ndarray or None
+        (H, W) float32 in [0, 1], ``maco``'s transparency (where the pattern matters).
     """
 
     index: int
@@ -131,6 +149,9 @@ class FilterPattern:
     activation: float
     dead: bool
     trace: np.ndarray
+    robustness: float = float("nan")
+    spectral_slope: float = float("nan")
+    alpha: np.ndarray | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -156,7 +177,17 @@ class FilterPatterns:
         was given), so the pattern is only the de-processed start.
     trace : np.ndarray
         (N, steps) float32, the objective before each step (classic: the tutorial's
-        ``loss_value``; fast: the mean activation of the tiled picture being optimised).
+        ``loss_value``; fast: the mean activation of the tiled picture being optimised;
+        fourier / maco: the mean activation on that step's transformed picture or crops).
+    robustness : np.ndarray
+        (N,) float32, mean activation of each displayed pattern under 16 seeded random
+        transformations (shift up to 8 px, zoom 0.9-1.1, rotation up to 5 degrees) over its
+        untransformed activation; NaN where that activation is not positive.
+    spectral_slopes : np.ndarray
+        (N,) float32, slope of each pattern's radially averaged log power spectrum against log
+        frequency (photographs about -2, white noise 0); NaN for a flat pattern.
+    alpha : np.ndarray or None
+        (N, H, W) float32 in [0, 1], ``maco``'s transparency maps; None for other methods.
     steps, size, seed : int
         Parameters used.
     canvas : int
@@ -177,6 +208,9 @@ class FilterPatterns:
     activations: np.ndarray
     dead: np.ndarray
     trace: np.ndarray
+    robustness: np.ndarray
+    spectral_slopes: np.ndarray
+    alpha: np.ndarray | None
     steps: int
     size: int
     seed: int
@@ -196,7 +230,27 @@ class FilterPatterns:
             activation=float(self.activations[position]),
             dead=bool(self.dead[position]),
             trace=self.trace[position],
+            robustness=float(self.robustness[position]),
+            spectral_slope=float(self.spectral_slopes[position]),
+            alpha=None if self.alpha is None else self.alpha[position],
         )
+
+    def summary(self) -> dict[str, float]:
+        """Per-layer readability: medians over the filters that responded.
+
+        Returns
+        -------
+        dict
+            ``activation``, ``robustness``, ``spectral_slope`` (NaN when no filter responded)
+            and ``filters``, the number of filters counted.
+        """
+        live = ~self.dead
+        return {
+            "filters": int(live.sum()),
+            "activation": _median(self.activations[live]),
+            "robustness": _median(self.robustness[live]),
+            "spectral_slope": _median(self.spectral_slopes[live]),
+        }
 
     def by_filter(self, index: int) -> FilterPattern:
         """The pattern of filter ``index`` of the layer."""
@@ -207,6 +261,12 @@ class FilterPatterns:
                 f"Filter {index} was not computed; this result has filters "
                 f"{_range_text(self.filters)}."
             ) from None
+
+
+def _median(values: np.ndarray) -> float:
+    finite = np.asarray(values, "float64")
+    finite = finite[np.isfinite(finite)]
+    return float(np.median(finite)) if finite.size else float("nan")
 
 
 # -- parameters ------------------------------------------------------------------------------
@@ -392,7 +452,7 @@ def _plan(model: LoadedModel, layer: str, method: str, size: int) -> _Plan:
     if not cut.flexible:  # the model only runs at its own size: no tiling, no resizing
         h, w, _ = model.info.input_shape
         return _Plan((h, w), (h, w), (h, w), None)
-    if method == "classic":
+    if method != "fast":  # the whole picture is optimised at the displayed size
         return _Plan((size, size), (size, size), (size, size), None)
     rf = receptive_field(model, layer)
     period = _round_up(max(rf.size * PERIOD_OF_FIELD, MIN_PERIOD), rf.jump)
@@ -701,6 +761,66 @@ def _run_fast(model, layer, plan, filters, steps, seed, ticker) -> dict:
     }
 
 
+def _prior_batch(canvas: tuple[int, int], crops: int = 1) -> int:
+    return max(1, _PRIOR_PIXELS // (canvas[0] * canvas[1] * crops))
+
+
+def _fourier_compiled(model: LoadedModel, layer: str, plan: _Plan):
+    """Compiled fourier step and renderer."""
+    cut = _cut(model, layer)
+
+    def build():
+        return (feature_vis.fourier_step(cut.fn, plan.canvas, cut.channels),
+                feature_vis.fourier_render(plan.canvas, cut.channels))
+
+    return model.derived(("filters.fourier_step", layer, plan), build)
+
+
+def _maco_compiled(model: LoadedModel, layer: str, plan: _Plan):
+    cut = _cut(model, layer)
+
+    def build():
+        return (feature_vis.maco_step(cut.fn, plan.canvas, cut.channels),
+                feature_vis.maco_render(plan.canvas, cut.channels))
+
+    return model.derived(("filters.maco_step", layer, plan), build)
+
+
+def _run_fourier(model, layer, plan, filters, steps, seed, ticker) -> dict:
+    """Lucid-style ascent (:mod:`viz_core.feature_vis`), filters batched."""
+    step, render = _fourier_compiled(model, layer, plan)
+    run = feature_vis.run_fourier(step, render, filters, plan.canvas, _cut(model, layer).channels,
+                                  steps, seed, ticker, _prior_batch(plan.canvas))
+    return {"shown": run.shown, "trace": run.trace, "dead": run.dead}
+
+
+def _run_maco(model, layer, plan, filters, steps, seed, ticker) -> dict:
+    """MACO ascent (:mod:`viz_core.feature_vis`), filters batched; adds the transparency."""
+    step, render = _maco_compiled(model, layer, plan)
+    run = feature_vis.run_maco(step, render, filters, plan.canvas, _cut(model, layer).channels,
+                               steps, seed, ticker,
+                               _prior_batch(plan.canvas, feature_vis.MACO_CROPS))
+    return {"shown": run.shown, "trace": run.trace, "dead": run.dead, "alpha": run.alpha}
+
+
+_RUNS = {"classic": _run_classic, "fast": _run_fast, "fourier": _run_fourier,
+         "maco": _run_maco}
+
+
+def _prior_starts(model, layer, plan, filters, method, seed) -> np.ndarray:
+    """The fourier / maco starting pictures, (N, H, W, C) float in [0, 1]."""
+    channels = _cut(model, layer).channels
+    h, w = plan.canvas
+    if method == "fourier":
+        render = _fourier_compiled(model, layer, plan)[1]
+        params = [feature_vis.fourier_start(seed, i, (channels, h, w // 2 + 1, 2))
+                  for i in filters]
+    else:
+        render = _maco_compiled(model, layer, plan)[1]
+        params = [feature_vis.maco_start(seed, i, (channels, h, w // 2 + 1)) for i in filters]
+    return render(np.stack(params)).numpy() / 255.0
+
+
 def starting_images(
     model: LoadedModel,
     layer: str,
@@ -714,8 +834,9 @@ def starting_images(
 
     ``classic``: the tutorial's grey image with noise; ``fast``: the first noisy tile, tiled.
     Both pass through the same de-processing as the patterns (centre, scale, clip), so
-    comparing a start with its pattern isolates what the ascent changed. Same arguments as
-    :func:`filter_patterns`.
+    comparing a start with its pattern isolates what the ascent changed. ``fourier`` and
+    ``maco``: their starting parameters rendered to pixels (near-flat grey for ``fourier``,
+    random-phase 1/f noise for ``maco``). Same arguments as :func:`filter_patterns`.
 
     Returns
     -------
@@ -728,7 +849,9 @@ def starting_images(
     _check_size(size)
     plan = _plan(model, layer, method, int(size))
     channels = _cut(model, layer).channels
-    if method == "classic":
+    if method in ("fourier", "maco"):
+        tiles = _prior_starts(model, layer, plan, chosen, method, seed)
+    elif method == "classic":
         tiles = np.stack([deprocess_image(_start(seed, i, (*plan.canvas, channels)))
                           for i in chosen])
     else:
@@ -773,9 +896,10 @@ def filter_patterns(
         Path of a layer with feature maps, e.g. ``"block3_conv1"`` or ``"base/conv_b"``.
     filters : sequence of int, ``"0:64"`` text, or None
         Filter indices; None means the first 64 (as in the tutorial's 8x8 grid).
-    method : {"fast", "classic"}
+    method : {"fast", "classic", "fourier", "maco"}
     steps : int or None
-        Gradient-ascent steps; None means 10 for ``fast`` and the tutorial's 40 for ``classic``.
+        Gradient-ascent steps; None means :data:`DEFAULT_STEPS` of the method (``fast`` 10,
+        the tutorial's 40 for ``classic``).
     size : int
         Side of the displayed pattern in pixels (the tutorial's 150); the classic method also
         ascends at this size. Models that only run at their own input size use that instead.
@@ -792,7 +916,8 @@ def filter_patterns(
     Returns
     -------
     FilterPatterns
-        Patterns (N, size, size, 3) uint8, activations on the displayed patterns, dead flags.
+        Patterns (N, size, size, 3) uint8, activations on the displayed patterns, dead flags,
+        robustness and spectral slope of every pattern, ``maco``'s transparency.
 
     Raises
     ------
@@ -812,21 +937,27 @@ def filter_patterns(
     began = time.perf_counter()
     plan = _plan(model, layer, method, size)
     ticker = _Ticker(len(chosen) * (steps + 1), progress, should_stop)
-    run = _run_classic if method == "classic" else _run_fast
-    raw = run(model, layer, plan, chosen, steps, seed, ticker)
+    raw = _RUNS[method](model, layer, plan, chosen, steps, seed, ticker)
     ticker.check()
     patterns = _rgb(_tile(_to_uint8(raw["shown"]), *plan.display))
     activations = mean_activations(model, layer, patterns, chosen)
+    ticker.check()
+    robust = robustness(lambda images, owners: mean_activations(model, layer, images, owners),
+                        patterns, chosen, base=activations)
     ticker.tick(len(chosen), "measuring the patterns")
     arrays = {
         "patterns": patterns,
         "activations": activations,
         "dead": raw["dead"].astype(bool),
         "trace": raw["trace"].astype("float32"),
+        "robustness": robust,
+        "spectral_slopes": spectral_slopes(patterns),
         "canvas": np.array(plan.canvas[1]),
         "period": np.array(plan.period[1]),
         "seconds": np.array(time.perf_counter() - began),
     }
+    if "alpha" in raw:
+        arrays["alpha"] = _tile(raw["alpha"][..., None], *plan.display)[..., 0]
     if disk is not None:
         disk.put(key, arrays)
     return _from_arrays(arrays, model, layer, method, chosen, steps, seed, False)
@@ -876,6 +1007,9 @@ def _from_arrays(arrays, model, layer, method, chosen, steps, seed, from_cache) 
         activations=np.asarray(arrays["activations"], "float32"),
         dead=np.asarray(arrays["dead"], bool),
         trace=np.asarray(arrays["trace"], "float32"),
+        robustness=np.asarray(arrays["robustness"], "float32"),
+        spectral_slopes=np.asarray(arrays["spectral_slopes"], "float32"),
+        alpha=np.asarray(arrays["alpha"], "float32") if "alpha" in arrays else None,
         steps=steps,
         size=int(arrays["patterns"].shape[2]),
         seed=seed,
