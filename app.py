@@ -12,6 +12,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import streamlit as st  # noqa: E402
 
+from ui.guard import page_guard  # noqa: E402
 from ui.share import write_to_url  # noqa: E402
 from ui.shell import draw_shell  # noqa: E402
 
@@ -33,8 +34,11 @@ navigation = st.navigation(
      for i, (path, title, icon) in enumerate(PAGES) if (ROOT / path).exists()],
     position="top",
 )
-draw_shell()
 try:
-    navigation.run()
+    # Any unexpected error becomes "Something went wrong with this model: ..." and a log entry;
+    # st.stop() / st.rerun() are BaseExceptions and pass through.
+    with page_guard():
+        draw_shell()
+        navigation.run()
 finally:  # also when a page stops early with st.stop()
     write_to_url()
