@@ -1,10 +1,12 @@
 """Learner notes: a short "what am I looking at" for each page, in plain words, about the
-model, layer and class on screen right now."""
+model, layer and class on screen right now. Names (model, layer, class) are shown literally."""
 from __future__ import annotations
 
 import streamlit as st
 
 from viz_core.catalog import LoadedModel
+
+from .text import literal
 
 _KIND = {
     "softmax": "picks one class out of {n}: its scores pass through a softmax so they add up to 1",
@@ -34,7 +36,7 @@ def _depth(model: LoadedModel, layer: str) -> str:
 def overview(model: LoadedModel) -> str:
     h, w, c = model.info.input_shape
     kind = _KIND[model.info.output_kind].format(n=model.info.num_classes)
-    return (f"**{model.title}** looks at a {h}×{w} picture with {c} colour "
+    return (f"**{literal(model.title)}** looks at a {h}×{w} picture with {c} colour "
             f"channel{'s' if c > 1 else ''}. The table lists its layers in the order the picture "
             f"flows through them: {len(model.info.conv_layers)} of them are convolutions, which "
             f"slide small filters over the picture. The model {kind}. The bar chart shows its "
@@ -42,29 +44,29 @@ def overview(model: LoadedModel) -> str:
 
 
 def feature_maps(model: LoadedModel, layer: str) -> str:
-    return (f"Each small square is one channel of layer **{layer}** of {model.title}: a map of "
+    return (f"Each small square is one channel of layer **{literal(layer)}** of {literal(model.title)}: a map of "
             "where in the image that channel's filter found its pattern (bright = strong). "
             f"{_depth(model, layer)} Dark, empty squares are channels that found nothing in "
             "this image.")
 
 
 def filters(model: LoadedModel, layer: str) -> str:
-    return (f"Each tile is a picture made up to excite one filter of layer **{layer}** as much "
+    return (f"Each tile is a picture made up to excite one filter of layer **{literal(layer)}** as much "
             "as possible, starting from grey noise and following the gradient. It shows what "
             f"that filter looks for, not a real photo. {_depth(model, layer)}")
 
 
 def heatmaps(model: LoadedModel, label: str, method: str, layer: str | None) -> str:
-    where = f" (computed at layer **{layer}**)" if layer else ""
-    return (f"The colours show which parts of the image made {model.title} say "
-            f"**{label}**, according to **{method}**{where}: warm or bright areas pushed the "
+    where = f" (computed at layer **{literal(layer)}**)" if layer else ""
+    return (f"The colours show which parts of the image made {literal(model.title)} say "
+            f"**{literal(label)}**, according to **{method}**{where}: warm or bright areas pushed the "
             "score of that class up. Compare two classes: a good explanation moves to the "
             "object of each class.")
 
 
 def lime(model: LoadedModel, label: str) -> str:
     return ("LIME cuts the image into superpixels (patches of similar colour), hides random "
-            f"sets of them and watches how the probability of **{label}** from {model.title} "
+            f"sets of them and watches how the probability of **{literal(label)}** from {literal(model.title)} "
             "changes. The highlighted patches are the ones whose presence raised that "
             "probability the most. The fit (R²) tells how well this simple story matches the "
             "model's answers.")
@@ -78,14 +80,14 @@ def show(text: str) -> None:
 
 def compare(model: LoadedModel) -> str:
     return ("Each picture is one method's answer to the same question: which pixels made "
-            f"{model.title} choose this class? The curves test the answers: delete the pixels a "
+            f"{literal(model.title)} choose this class? The curves test the answers: delete the pixels a "
             "method ranks highest and a faithful map makes the probability fall fast (low "
             "deletion area); reveal them first and it rises fast (high insertion area). The "
             "matrix shows how much the methods agree (1 = same ranking of pixels).")
 
 
 def sanity(model: LoadedModel) -> str:
-    return (f"The check replaces the learned weights of {model.title} with random ones, layer "
+    return (f"The check replaces the learned weights of {literal(model.title)} with random ones, layer "
             "by layer from the top, and redraws every map. A method that really explains the "
             "model must change as the model is destroyed; one whose map stays the same (like "
             "the edge detector control) only shows the image, not the model. The pointing "
