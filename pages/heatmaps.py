@@ -9,6 +9,7 @@ from ui.feedback import ProgressBar, show_error, stopped_note
 from ui.presenter import colormap_choices
 from ui.share import url_value
 from ui.state import require_model_and_image, selection, workbench
+from ui.text import literal, literal_code
 from viz_core.cam import (
     LAYER_METHODS,
     METHOD_TITLES,
@@ -96,7 +97,7 @@ with st.container(border=True):
         choice = st.radio(
             "Class to explain (top-5 predictions)", options, key="cam_class",
             format_func=lambda k: ("Another class…" if k == NONE
-                                   else f"{class_title(k)} · p = {probability_of[k]:.1%}"))
+                                   else f"{literal(class_title(k))} · p = {probability_of[k]:.1%}"))
         if choice == NONE:
             choice = st.selectbox(f"Search all {len(model.labels)} classes",
                                   range(len(model.labels)), key="cam_class_any",
@@ -220,7 +221,7 @@ def picture(loaded_image, result) -> np.ndarray:
 
 
 def panel_caption(result) -> str:
-    where = f"at `{result.layer}`" if result.layer != "input" else "on the pixels"
+    where = f"at {literal_code(result.layer)}" if result.layer != "input" else "on the pixels"
     text = (f"p = {result.probability:.1%} · {METHOD_TITLES[result.method]} {where} · score: "
             f"{result.score_kind} = {result.score:.3g}")
     if result.attribution_sum is not None:
@@ -233,8 +234,8 @@ def draw_panel(column, loaded_image, v, k, title_image: bool) -> None:
     result = results[(v.digest, k)]
     shown = picture(loaded_image, result)
     with column:
-        prefix = f"{loaded_image.name} · " if title_image else ""
-        st.markdown(f"{prefix}**{result.label}** ({k})")
+        prefix = f"{literal(loaded_image.name)} · " if title_image else ""
+        st.markdown(f"{prefix}**{literal(result.label)}** ({k})")
         st.image(shown, width="stretch", caption=panel_caption(result))
         if result.empty:
             st.warning("No positive evidence for this class here: the map is empty.",
@@ -256,7 +257,7 @@ with pictures_tab:
         # two classes: one row per image, the classes side by side
         for loaded_image, v in images:
             if len(images) > 1:
-                st.markdown(f"##### {loaded_image.name}")
+                st.markdown(f"##### {literal(loaded_image.name)}")
             for column, k in zip(st.columns(len(classes)), classes):
                 draw_panel(column, loaded_image, v, k, title_image=False)
     bar_image = colorbar(colormap, length=256, thickness=12, vertical=False)

@@ -7,6 +7,7 @@ from ui import notes
 from ui.export import bundle_button, model_options
 from ui.feedback import ProgressBar, show_error, stopped_note
 from ui.state import require_model_and_image, workbench
+from ui.text import literal, plotly_text
 from viz_core.errors import VizError
 from viz_core.lime_explain import (
     PAGE_DEFAULTS,
@@ -139,7 +140,7 @@ with right:
     runs = len(missing)
     label = "Run LIME" if runs <= 1 else f"Run LIME ({runs} seeds)"
     clicked = st.button(label, type="primary", disabled=not missing, key="lime_run")
-    st.caption(f"{samples} perturbed images per seed through {model.title}. Changing the "
+    st.caption(f"{samples} perturbed images per seed through {literal(model.title)}. Changing the "
                "display below reuses the model's answers.")
 
 if seed in missing and not clicked:
@@ -192,7 +193,7 @@ for column, k, label_text, p, r2, local in zip(
     picture = explanation_picture(explanation, k, style=style, num_features=num_features,
                                   negative=negative, rest=rest, scale=factor)
     with column:
-        st.markdown(f"**{label_text}** ({k})")
+        st.markdown(f"**{literal(label_text)}** ({k})")
         st.image(picture, width="stretch",
                  caption=f"model p = {p:.1%} · linear fit R² = {r2:.2f} · "
                  f"fit predicts {local:.1%}")
@@ -228,15 +229,15 @@ for row, (k, label_text) in enumerate(zip(explanation.class_indices, explanation
     w = explanation.weights[row][order]
     colours = [rgb(SUPPORT_COLOUR) if v > 0 else rgb(OPPOSE_COLOUR) for v in w]
     figure.add_trace(go.Bar(
-        x=names, y=w, name=f"{label_text} ({k})",
+        x=names, y=w, name=f"{plotly_text(label_text)} ({k})",
         marker=dict(color=colours, opacity=1.0 if row == 0 else 0.55,
                     pattern=dict(shape="" if row == 0 else "/", fgcolor="#333", size=5),
                     line=dict(color="#333", width=0 if row == 0 else 1)),
-        hovertemplate=f"{label_text}: superpixel %{{x}}<br>weight %{{y:+.4f}}<extra></extra>"))
+        hovertemplate=f"{plotly_text(label_text)}: superpixel %{{x}}<br>weight %{{y:+.4f}}<extra></extra>"))
 figure.update_layout(
     barmode="group", height=320, margin=dict(l=10, r=10, t=30, b=10),
     legend=dict(orientation="h", y=1.12, x=0),
-    xaxis=dict(title=f"superpixel (sorted by weight for {explanation.labels[0]})",
+    xaxis=dict(title=f"superpixel (sorted by weight for {plotly_text(explanation.labels[0])})",
                type="category"),
     yaxis=dict(title="weight (change in probability)", zeroline=True))
 st.plotly_chart(figure, width="stretch")

@@ -29,8 +29,10 @@ def show_error(exc: VizError, where=st) -> None:
     mode only its first sentence, without details."""
     from .presenter import presenter_on
 
+    from .text import literal  # messages echo names the user chose (layers, classes, files)
+
     text = short_message(exc) if presenter_on() else str(exc)
-    where.error(text, icon=":material/error:")
+    where.error(literal(text), icon=":material/error:")
 
 
 def show_message(text: str, where=st) -> None:
