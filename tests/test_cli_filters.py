@@ -94,3 +94,36 @@ def test_bad_input_is_one_line_and_exit_2(files, capsys, monkeypatch, args, mess
                                  *args, "--out", str(files / "bad"), cache=files / "cache")
     assert code == 2 and stdout == ""
     assert err.startswith("error: ") and message in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("method", ["fourier", "maco"])
+def test_prior_methods_report_readability_in_json(files, capsys, monkeypatch, method):
+    code, stdout, err = run_main(capsys, monkeypatch, "--model", str(files / "tiny.keras"),
+                                 "--layer", "conv_b", "--method", method, "--steps", "3",
+                                 "--filters", "0,2", "--size", "32", "--out",
+                                 str(files / method), "--json", cache=files / "cache")
+    assert code == 0, err
+    payload = json.loads(stdout)
+    assert payload["method"] == method and payload["steps"] == 3
+    assert payload["transparency"] is (method == "maco")
+    for row in payload["filters"]:
+        assert isinstance(row["spectral_slope"], float) and -6 < row["spectral_slope"] < 2
+        assert row["robustness"] is None or row["robustness"] >= 0
+    picture = np.asarray(Image.open(payload["filters"][0]["png"]))
+    assert picture.shape == ((32, 32, 4) if method == "maco" else (32, 32, 3))
+    slopes = [row["spectral_slope"] for row in payload["filters"]]
+    assert payload["summary"]["spectral_slope"] == pytest.approx(float(np.median(slopes)),
+                                                                 rel=1e-3)
+
+
+def test_readability_numbers_match_the_written_pngs(files, capsys, monkeypatch):
+    from viz_core.readability import spectral_slope
+
+    code, stdout, err = run_main(capsys, monkeypatch, "--model", str(files / "tiny.keras"),
+                                 "--layer", "conv_a", "--filters", "0:2", "--size", "32",
+                                 "--out", str(files / "numbers"), "--json",
+                                 cache=files / "cache")
+    assert code == 0, err
+    for row in json.loads(stdout)["filters"]:
+        pattern = np.asarray(Image.open(row["png"]))
+        assert row["spectral_slope"] == pytest.approx(spectral_slope(pattern), rel=1e-3)

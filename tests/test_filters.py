@@ -388,3 +388,21 @@ def test_readability_numbers_are_those_of_the_displayed_patterns(tiny, method):
     assert summary["filters"] == int((~result.dead).sum())
     live = ~result.dead
     assert summary["activation"] == pytest.approx(float(np.median(result.activations[live])))
+
+
+def test_transparency_as_alpha_channel_and_over_a_checkerboard():
+    from viz_core.render.filter_grid import CHECKER, over_checkerboard, with_alpha
+
+    tiles = np.full((2, 16, 16, 3), 100, np.uint8)
+    alpha = np.zeros((2, 16, 16), "float32")
+    alpha[0] = 1.0
+    alpha[1, :, :8] = 0.5
+    rgba = with_alpha(tiles, alpha)
+    assert rgba.shape == (2, 16, 16, 4) and rgba[0, 0, 0, 3] == 255 and rgba[1, 0, 0, 3] == 128
+    shown = over_checkerboard(tiles, alpha)
+    assert tuple(shown[0, 3, 3]) == (100, 100, 100)  # opaque: the pattern
+    assert shown[1, 3, 12, 0] == CHECKER[1] and shown[1, 3, 3, 0] == round((100 + CHECKER[0]) / 2)
+    grid = pattern_grid(tiles, columns=2, gap=0, alpha=alpha)
+    np.testing.assert_array_equal(grid.image[:, 16:], shown[1])
+    with pytest.raises(ParameterError, match=r"got \(2, 16, 16, 3\) uint8 and \(16, 16\)"):
+        with_alpha(tiles, alpha[0])

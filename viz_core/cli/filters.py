@@ -100,10 +100,16 @@ def _file_stem(layer: str) -> str:
     return "".join(c if c.isalnum() or c in "-_" else "_" for c in layer.replace("/", "__"))
 
 
+def _number(value: float) -> float | None:
+    """A JSON-safe number: NaN (no ratio, flat pattern) becomes null; 4 significant digits."""
+    value = float(value)
+    return None if value != value else float(f"{value:.4g}")
+
+
 def cmd_filters(args, bench: Workbench | None = None) -> int:
     from ..filters import filter_count, filter_patterns, parse_filters
     from ..render import png_bytes
-    from ..render.filter_grid import pattern_grid
+    from ..render.filter_grid import pattern_grid, with_alpha
     from ..workbench import Workbench
 
     FILTER_PER_ROW.check(args.per_row)
@@ -126,17 +132,24 @@ def cmd_filters(args, bench: Workbench | None = None) -> int:
     for position in range(len(result)):
         item = result.item(position)
         path = folder / f"{stem}_filter_{item.index:0{width}d}.png"
-        path.write_bytes(png_bytes(item.pattern))
+        picture = item.pattern if item.alpha is None else with_alpha(item.pattern, item.alpha)
+        path.write_bytes(png_bytes(picture))
         rows.append({"index": item.index, "activation": item.activation, "dead": item.dead,
-                     "png": str(path)})
-        lines.append(f"{path}  activation {item.activation:.4g}"
+                     "robustness": _number(item.robustness),
+                     "spectral_slope": _number(item.spectral_slope), "png": str(path)})
+        lines.append(f"{path}  activation {item.activation:.4g}  robustness "
+                     f"{item.robustness:.2f}  spectral slope {item.spectral_slope:.2f}"
                      + ("  (dead)" if item.dead else ""))
-    grid = pattern_grid(result.patterns, columns=args.per_row, dead=result.dead)
+    grid = pattern_grid(result.patterns, columns=args.per_row, dead=result.dead,
+                        alpha=result.alpha)
     grid_path = folder / f"{stem}_grid.png"
     grid_path.write_bytes(png_bytes(grid.image))
     source = "from the cache" if result.from_cache else f"in {result.seconds:.1f} s"
+    summary = {key: _number(value) for key, value in result.summary().items()}
     lines.insert(0, f"{grid_path}  {len(result)} filters of {args.layer} ({result.method}, "
-                 f"{result.steps} steps, {result.size} px, {source})")
+                 f"{result.steps} steps, {result.size} px, {source}); medians: activation "
+                 f"{summary['activation']}, robustness {summary['robustness']}, spectral "
+                 f"slope {summary['spectral_slope']}")
     payload = {
         "layer": args.layer,
         "method": result.method,
@@ -146,6 +159,8 @@ def cmd_filters(args, bench: Workbench | None = None) -> int:
         "seconds": round(result.seconds, 3),
         "from_cache": result.from_cache,
         "png": str(grid_path),
+        "transparency": result.alpha is not None,
+        "summary": summary,
         "filters": rows,
     }
     emit(args, payload, lines)
