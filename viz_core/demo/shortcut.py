@@ -78,6 +78,37 @@ class ShortcutReport:
     per_group: int
 
 
+BUILTIN_NAME = "shortcut_demo"
+MODEL_FILE = DEFAULT_OUT / f"{MODEL_NAME}.keras"
+CARD_FILE = DEFAULT_OUT / f"{MODEL_NAME}.json"
+
+
+def load_shortcut_model():
+    """The bundled shortcut model from ``assets/shortcut_demo`` as a ``LoadedModel``.
+
+    Raises
+    ------
+    WeightsUnavailableError
+        The file is missing (re-create it with ``python -m viz_core.demo.shortcut``).
+    """
+    import hashlib
+
+    from viz_core.catalog import LoadedModel
+    from viz_core.errors import WeightsUnavailableError
+    from viz_core.inspect import inspect_model
+
+    if not MODEL_FILE.exists():
+        raise WeightsUnavailableError(f"The shortcut demo model is missing: {MODEL_FILE}. "
+                                      "Re-create it with `python -m viz_core.demo.shortcut`.")
+    card = json.loads(CARD_FILE.read_text(encoding="utf-8"))
+    digest = hashlib.sha256(MODEL_FILE.read_bytes()).hexdigest()[:16]
+    model = keras.models.load_model(MODEL_FILE, compile=False, safe_mode=True)
+    return LoadedModel(model=model, name=BUILTIN_NAME, title="Shortcut demo: shapes CNN that "
+                       "learned a corner tag", identity=f"{BUILTIN_NAME}@{digest}",
+                       weights="bundled", preprocessing=card.get("preprocessing", "unit"),
+                       labels=tuple(card["classes"]), info=inspect_model(model))
+
+
 def add_tag(image: np.ndarray) -> np.ndarray:
     """A copy of ``image`` ((H, W, 3) uint8) with the tag drawn at :data:`TAG_BOX`."""
     out = np.array(image, dtype=np.uint8, copy=True)
