@@ -149,3 +149,27 @@ def test_sample_datasets_are_labelled_and_deterministic():
     assert tagged[2, 5].tolist() == [0, 0, 0]
     with pytest.raises(ParameterError, match="Unknown sample"):
         sample_dataset("horses", CLASSES)
+
+
+def test_dataset_command_writes_the_contract(tmp_path, capsys):
+    import json
+
+    from viz_core.cli import main
+
+    out = tmp_path / "out"
+    assert main(["dataset", "--data", "sample:shapes", "--limit", "8", "--batch-size", "4",
+                 "--clusters", "1", "--out", str(out), "--json"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["images"] == 8 and payload["skipped"] == [] and payload["accuracy"] == 1.0
+    assert payload["classes"] == list(CLASSES) and np.trace(payload["confusion"]) == 8
+    first = payload["results"][0]
+    assert set(first) == {"image", "label", "predicted", "class_index", "probability",
+                          "correct", "npy", "cluster"}
+    heat = np.load(first["npy"])
+    assert heat.shape == (150, 150) and heat.dtype == np.float32 and 0 <= heat.min() <= 1
+    assert {(c["class"], c["id"], c["size"]) for c in payload["clusters"]} == {
+        (name, 0, 2) for name in CLASSES}
+    assert all(Image.open(c["png"]).size[1] == 112 for c in payload["clusters"])
+    assert json.loads((out / "summary.json").read_text())["images"] == 8
+    assert main(["dataset", "--data", str(tmp_path / "nowhere"), "--out", str(out)]) == 2
+    assert capsys.readouterr().err.startswith("error: ")

@@ -1,0 +1,190 @@
+"""Command ``dataset``: a model over a whole folder, ZIP or sample of images.
+
+``python -m viz_core dataset --model demo --data DIR_OR_ZIP [--labels CSV] [--clusters auto|K]
+[--batch-size N] --out OUT --json`` writes, in OUT:
+
+* ``maps/<n>_<path>.npy``: each image's Grad-CAM of its predicted class, float32 in [0, 1] at the
+  model's input size (what ``heatmap`` gives for that image);
+* ``clusters/<class>_<id>.png``: each heatmap cluster (SpRAy) as its mean map beside up to six
+  member images with their maps;
+* ``mean_<class>.png``: where the model looks for each predicted class, on average;
+* ``summary.json``: the JSON object printed with ``--json``: ``{"images", "skipped": [{"file",
+  "reason"}], "classes", "accuracy", "confusion", "results": [{"image", "label", "predicted",
+  "class_index", "probability", "correct", "npy", "cluster"}], "clusters": [{"class", "id",
+  "size", "png", "corner_share", "corner", "flagged"}], ...}``.
+
+``--data sample:shapes`` and ``sample:shortcut`` are the built-in generated datasets (the second
+goes with ``--model shortcut_demo``).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+
+HELP = "a model over a folder or ZIP of images: accuracy, heatmaps, shortcut finder"
+ENGINES = ("local", "ray")
+
+
+def register(commands) -> None:
+    from .common import DEFAULT_MODEL, PREPROCESSING_NAMES, output_folder
+
+    p = commands.add_parser(
+        "dataset", help=HELP,
+        description="Predict and explain every image of a dataset (class folders, a flat "
+        "folder with a labels CSV, or no labels; a folder or a ZIP), then cluster each class's "
+        "heatmaps to find shortcuts. Writes maps, cluster pictures and summary.json.")
+    p.add_argument("--model", default=DEFAULT_MODEL,
+                   help="built-in model name, shortcut_demo, or a .keras/.h5 file "
+                   f"(default: {DEFAULT_MODEL})")
+    p.add_argument("--weights", default=None, choices=("imagenet", "none"),
+                   help="weights of a Keras Applications model (default: imagenet)")
+    p.add_argument("--preprocess", default=None, choices=PREPROCESSING_NAMES,
+                   help="preprocessing of a model file (default: unit = x/255)")
+    p.add_argument("--class-names", default=None, metavar="FILE",
+                   help="text file with one class name per line, for a model file")
+    p.add_argument("--offline", action="store_true", help="never try to download weights")
+    p.add_argument("--data", required=True, metavar="DIR_OR_ZIP",
+                   help="dataset folder, .zip file, or sample:shapes / sample:shortcut")
+    p.add_argument("--labels", dest="labels_csv", default=None, metavar="CSV",
+                   help="CSV with rows filename,label (default: class folders, or one *.csv "
+                   "at the dataset's top)")
+    p.add_argument("--method", default="gradcam", choices=("gradcam",),
+                   help="heatmap method (default gradcam, batched)")
+    p.add_argument("--layer", default=None, help="layer to explain (default: last conv layer)")
+    p.add_argument("--clusters", default="auto",
+                   help="heatmap clusters per class: auto (eigengap) or a number 1-12")
+    p.add_argument("--engine", default="local", choices=ENGINES,
+                   help="where batches run (default local; ray is not available yet)")
+    p.add_argument("--batch-size", type=int, default=32, help="images per batch (default 32)")
+    p.add_argument("--limit", type=int, default=None,
+                   help="use only this many images, spread over the dataset")
+    p.add_argument("--out", required=True, type=output_folder, metavar="FOLDER",
+                   help="folder to write files into (made when missing)")
+    p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="show TensorFlow's and the libraries' own log messages")
+    p.set_defaults(handler=cmd_dataset)
+
+
+def _model(args):
+    from ..errors import ParameterError
+    from ..workbench import Workbench
+    from .common import open_model
+
+    bench = Workbench(allow_download=not args.offline)
+    if args.model == "shortcut_demo":
+        if args.class_names or args.preprocess or args.weights:
+            raise ParameterError("--class-names, --preprocess and --weights do not apply to the "
+                                 "built-in shortcut_demo model.")
+        return bench.builtin_model("shortcut_demo", "imagenet")
+    forwarded = argparse.Namespace(**vars(args))
+    forwarded.labels = args.class_names
+    return open_model(bench, forwarded)
+
+
+def _stem(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_-]+", "_", text).strip("_")[:40] or "class"
+
+
+def _tile(image: np.ndarray, heat: np.ndarray | None, side: int) -> np.ndarray:
+    from PIL import Image
+
+    from ..render import apply_colormap, overlay_heatmap, resize_map
+
+    if image is None:
+        return apply_colormap(resize_map(heat, side, side), "viridis")
+    picture = image if heat is None else overlay_heatmap(image, heat, opacity=0.5)
+    return np.asarray(Image.fromarray(picture).resize((side, side), Image.Resampling.BILINEAR))
+
+
+def cluster_picture(mean_map: np.ndarray, images: list, maps: list, side: int = 112,
+                    gap: int = 4) -> np.ndarray:
+    """(side, k * (side + gap), 3) uint8: the mean map, then each member image under its map."""
+    tiles = [_tile(None, mean_map, side)] + [_tile(im, m, side) for im, m in zip(images, maps)]
+    strip = np.full((side, len(tiles) * (side + gap) - gap, 3), 255, np.uint8)
+    for i, tile in enumerate(tiles):
+        strip[:, i * (side + gap): i * (side + gap) + side] = tile
+    return strip
+
+
+def cmd_dataset(args) -> int:
+    from ..batch import run_dataset
+    from ..dataset import open_dataset
+    from ..errors import ParameterError
+    from ..render import apply_colormap, png_bytes, resize_map
+    from ..shortcuts import find_shortcuts
+    from .common import TerminalProgress, emit, out_dir
+
+    if args.engine != "local":
+        raise ParameterError("The Ray engine is not available yet; use --engine local.")
+    if args.limit is not None and args.limit < 1:
+        raise ParameterError(f"--limit must be at least 1; got {args.limit}.")
+    clusters = args.clusters if args.clusters == "auto" else args.clusters
+    model = _model(args)
+    data = open_dataset(args.data, model.labels, labels_csv=args.labels_csv)
+    if args.limit is not None:
+        data = data.subset(args.limit)
+    folder = out_dir(args)
+    run = run_dataset(model, data, batch_size=args.batch_size, layer=args.layer,
+                      method=args.method, full_maps_dir=folder / "maps",
+                      progress=TerminalProgress(enabled=not args.json))
+    report = find_shortcuts(run.maps, run.predicted, run.classes, clusters=clusters)
+    (folder / "clusters").mkdir(exist_ok=True)
+    index = {entry.path: entry for entry in data.entries}
+    cluster_rows = []
+    for cluster in report.clusters:
+        images = [model.view(data.load(index[run.paths[i]])).display for i in cluster.examples]
+        maps = [run.maps[i] for i in cluster.examples]
+        name = folder / "clusters" / f"{_stem(cluster.label)}_{cluster.id}.png"
+        name.write_bytes(png_bytes(cluster_picture(cluster.mean_map, images, maps)))
+        cluster_rows.append({"class": cluster.label, "id": cluster.id, "size": cluster.size,
+                             "png": str(name), "corner_share": round(cluster.corner_share, 4),
+                             "corner": cluster.corner, "flagged": cluster.flagged})
+    means = {}
+    for k, mean in run.mean_maps().items():
+        name = folder / f"mean_{_stem(run.classes[k])}.png"
+        peak = float(mean.max())
+        heat = mean / peak if peak > 0 else mean
+        name.write_bytes(png_bytes(apply_colormap(resize_map(heat, 112, 112), "viridis")))
+        means[run.classes[k]] = str(name)
+    confusion = run.confusion()
+    results = []
+    for i, path in enumerate(run.paths):
+        labelled = bool(run.labelled[i])
+        results.append({
+            "image": path, "label": run.labels[i],
+            "predicted": run.classes[int(run.predicted[i])],
+            "class_index": int(run.predicted[i]),
+            "probability": round(float(run.confidence[i]), 6),
+            "correct": bool(run.correct[i]) if labelled else None,
+            "npy": run.map_files[i], "cluster": int(report.assignments[i]),
+        })
+    payload = {
+        "model": model.name, "dataset": data.name, "layout": data.layout,
+        "images": len(run), "skipped": [{"file": s.file, "reason": s.reason}
+                                        for s in run.skipped],
+        "unknown_labels": [{"label": label, "images": count}
+                           for label, count in run.unknown_labels],
+        "classes": list(run.classes),
+        "accuracy": None if run.accuracy is None else round(run.accuracy, 6),
+        "confusion": None if confusion is None else confusion.tolist(),
+        "method": run.method, "layer": run.layer, "seconds": round(run.seconds, 2),
+        "results": results, "clusters": cluster_rows, "mean_maps": means,
+    }
+    (folder / "summary.json").write_text(json.dumps(payload, indent=1) + "\n", encoding="utf-8")
+    accuracy = "no labels" if run.accuracy is None else f"accuracy {run.accuracy:.1%}"
+    lines = [f"{len(run)} images of {data.name} ({accuracy}), {len(run.skipped)} skipped, "
+             f"{run.seconds:.1f} s; files in {folder}"]
+    for row in cluster_rows:
+        mark = "  <- evidence in the " + row["corner"] + " corner" if row["flagged"] else ""
+        lines.append(f"  {row['class']} cluster {row['id']}: {row['size']} images, corner "
+                     f"share {row['corner_share']:.2f}{mark}")
+    emit(args, payload, lines)
+    if run.skipped and not args.json:
+        print(f"{len(run.skipped)} file(s) skipped; see summary.json", file=sys.stderr)
+    return 0
