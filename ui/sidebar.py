@@ -11,6 +11,7 @@ from viz_core.samples import list_samples, sample_bytes
 
 from .feedback import show_error
 from .state import Selection, set_selection, workbench
+from .text import literal
 
 UPLOAD = "upload"
 MODEL_FILE_KEY = "model_file"  # widget keys the export bundle reads the upload back from
@@ -18,6 +19,39 @@ MODEL_LABELS_KEY = "model_labels"
 NO_SECOND = "none"
 MAX_MODEL_MB = MAX_MODEL_BYTES // 2**20  # the limits live in viz_core; the widgets echo them
 MAX_IMAGE_MB = MAX_BYTES // 2**20
+
+
+def received_bytes(file, limit_bytes: int, what: str, where=st) -> bytes | None:
+    """The bytes of an uploaded ``file``, or None after saying it is over ``limit_bytes``.
+
+    The server accepts any upload up to ``server.maxUploadSize`` (the model limit) for every
+    uploader; the browser's per-widget limit is only a courtesy, so it is checked again here,
+    and a refused file is dropped from the server's upload store at once (its memory freed).
+    """
+    if file.size <= limit_bytes:
+        return file.getvalue()
+    _forget_upload(file)
+    where.error(f"The {what} {literal(file.name)} is {file.size / 2**20:,.1f} MB; up to "
+                f"{limit_bytes // 2**20} MB is accepted.", icon=":material/error:")
+    return None
+
+
+def _forget_upload(file) -> None:
+    """Drop ``file`` from Streamlit's per-session upload store (nothing to do in tests)."""
+    from streamlit.runtime import Runtime, exists
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    ctx = get_script_run_ctx()
+    if exists() and ctx is not None:
+        Runtime.instance().uploaded_file_mgr.remove_file(ctx.session_id, file.file_id)
+
+
+def _renamed_note(model) -> None:
+    """Say which layers got names TensorFlow can trace (``conv 1`` -> ``conv_1``)."""
+    if model is not None and model.renamed_layers:
+        pairs = ", ".join(f"{literal(old)} → {literal(new)}" for old, new in model.renamed_layers[:6])
+        more = f" and {len(model.renamed_layers) - 6} more" if len(model.renamed_layers) > 6 else ""
+        st.caption(f"Layers renamed so TensorFlow can use them: {pairs}{more}.")
 
 
 def class_names(text: str) -> list[str]:
@@ -44,9 +78,14 @@ def _model_picker():
                 st.caption("Upload a model to continue.")
                 return None
             labels = class_names(names) or None
+            data = received_bytes(file, MAX_MODEL_BYTES, "model file", st.sidebar)
+            if data is None:
+                return None
             with st.spinner("Loading the model…"):
-                return bench.uploaded_model(file.getvalue(), file.name,
-                                            preprocessing=preprocessing, labels=labels)
+                model = bench.uploaded_model(data, file.name, preprocessing=preprocessing,
+                                             labels=labels)
+            _renamed_note(model)
+            return model
         weights = "bundled"
         if choice != "demo":
             # Offline classrooms: start from random weights when ImageNet's are not cached,
@@ -84,7 +123,8 @@ def _image_picker(label: str, key: str, model, *, optional: bool):
                                     key=f"{key}_file", max_upload_size=MAX_IMAGE_MB)
             if file is None:
                 return None
-            return bench.image(file.getvalue(), file.name)
+            data = received_bytes(file, MAX_BYTES, "image", st.sidebar)
+            return None if data is None else bench.image(data, file.name)
         return bench.image(sample_bytes(choice), choice)
     except VizError as exc:
         show_error(exc, st.sidebar)
