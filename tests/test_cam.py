@@ -9,8 +9,9 @@ import tensorflow as tf
 from skimage.transform import resize
 
 from tests.conftest import clashing_names_cnn, nested_cnn, tiny_cnn, wrap
+from viz_core import methods
 from viz_core import cam
-from viz_core.cam import METHODS, class_heatmap, layer_forward, score_coefficients
+from viz_core.cam import class_heatmap, layer_forward, score_coefficients
 from viz_core.catalog import DEMO_MODEL_FILE
 from viz_core.errors import Cancelled, ParameterError
 from viz_core.intake import ModelImage, image_from_array
@@ -178,11 +179,11 @@ def test_nested_transfer_model_gives_same_map_as_flat_twin():
     nested_model, flat_model = wrap(nested, name="nested"), wrap(flat, name="flat")
     assert nested_model.info.last_conv_layer == "base/conv_b"
     image = _image(1)
-    for method in METHODS:
-        params = {"samples": 4} if method == "smoothgrad" else {}
+    for method in methods.names():
+        params = {"smoothgrad": {"samples": 4}, "rise": {"masks": 64}}.get(method, {})
         a = class_heatmap(nested_model, nested_model.view(image), Target(1), method, **params)
         b = class_heatmap(flat_model, flat_model.view(image), Target(1), method, **params)
-        assert a.layer == ("base/conv_b" if method in cam.LAYER_METHODS else "input")
+        assert a.layer == ("base/conv_b" if methods.uses_layer(method) else "input")
         np.testing.assert_allclose(a.heatmap, b.heatmap, atol=1e-5, err_msg=method)
         assert a.probability == pytest.approx(b.probability, abs=1e-6)
 
@@ -298,7 +299,7 @@ def test_integrated_gradients_sum_to_score_difference():
 # ----------------------------------------------------------------------------------------------
 # Contract over every method, errors, progress, cancellation, caching
 # ----------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("method", methods.names())
 def test_every_method_returns_a_map_in_unit_range_at_input_resolution(method):
     model = wrap(tiny_cnn(size=24, classes=4), labels=["a", "b", "c", "d"])
     view = model.view(_image(10, 40, 30))
@@ -310,7 +311,7 @@ def test_every_method_returns_a_map_in_unit_range_at_input_resolution(method):
     assert result.heatmap.max() == pytest.approx(1.0) or result.empty
     assert (result.method, result.class_index, result.label) == (method, 3, "d")
     assert seen[0] == 0.0 and seen[-1] == 1.0 and seen == sorted(seen)
-    expected_raw = (12, 12) if method in cam.LAYER_METHODS else (24, 24)
+    expected_raw = (12, 12) if methods.uses_layer(method) else (24, 24)
     assert result.raw.shape == expected_raw
     np.testing.assert_allclose(
         result.heatmap,

@@ -71,9 +71,9 @@ def test_human_output_is_a_table(shape_model_file, capsys):
 def test_bad_input_is_one_error_line(shape_model_file, capsys):
     path, labels = shape_model_file
     assert main(["evaluate", "--model", str(path), "--labels", str(labels), "--methods",
-                 "gradcam,occlusion"]) == 2
+                 "gradcam,deconvnet"]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: ") and "'occlusion'" in err
+    assert err.startswith("error: ") and "'deconvnet'" in err
     assert main(["evaluate", "--model", str(path), "--scenes", "1"]) == 2  # no shape labels
     assert "'circle'" in capsys.readouterr().err
 

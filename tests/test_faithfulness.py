@@ -265,8 +265,8 @@ def test_explanation_map_matches_class_heatmap_and_lime(known):
     assert lime.shape == (SIDE, SIDE) and lime.dtype == np.float32
     assert lime.max() == pytest.approx(1.0)
     assert lime[region()].mean() > lime[~region()].mean()
-    with pytest.raises(ParameterError, match="'occlusion'"):
-        explanation_map(model, view, Target(0), "occlusion")
+    with pytest.raises(ParameterError, match="'deconvnet'"):
+        explanation_map(model, view, Target(0), "deconvnet")
 
 
 @pytest.mark.slow

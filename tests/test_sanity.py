@@ -165,8 +165,8 @@ def test_edge_map_is_sobel_of_grey(tiny):
 
 def test_bad_arguments_name_the_value(tiny):
     model, view = tiny
-    with pytest.raises(ParameterError, match="'occlusion'"):
-        cascading_randomisation(model, view, Target(0), ["occlusion"])
+    with pytest.raises(ParameterError, match="'deconvnet'"):
+        cascading_randomisation(model, view, Target(0), ["deconvnet"])
     with pytest.raises(ParameterError, match="9"):
         cascading_randomisation(model, view, Target(0), ["gradcam"], steps=9)
     with pytest.raises(ParameterError, match="'pearson'"):

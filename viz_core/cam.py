@@ -7,17 +7,22 @@ One call shape for every method::
 returns a :class:`ClassHeatmap`: a float32 map in [0, 1] at the model's input resolution, the class,
 its probability, the layer and the parameters that produced it.
 
-Methods (:data:`METHODS`):
+Methods are listed, with their parameters, ranges and costs, in :mod:`viz_core.methods` (the
+registry); this module holds their compute functions:
 
-* ``gradcam`` (Selvaraju et al. 2017): channel weights = spatial mean of the gradient of the class
-  score with respect to the layer's activations; map = ReLU(sum_k w_k A_k).
-* ``gradcam++`` (Chattopadhyay et al. 2018): the same pipeline, only the channel weights differ
-  (second/third-order terms from the first gradient, as in ``pytorch-grad-cam``).
-* ``scorecam`` (Wang et al. 2020): channel weights from the class score of the image masked by each
-  upsampled channel; the masked images go through the model in batches.
+* layer methods, on one layer's activations ``A`` and the class score's gradient ``G``:
+  ``gradcam`` (Selvaraju et al. 2017: channel weights = spatial mean of ``G``), ``gradcam++``
+  (Chattopadhyay et al. 2018), ``layercam`` (Jiang et al. 2021: ``sum_k ReLU(G_k) A_k``),
+  ``hirescam`` (Draelos & Carin 2020: ``sum_k G_k A_k``), ``xgradcam`` (Fu et al. 2020),
+  ``eigencam`` (Muhammad & Yeasin 2020: first principal component of ``A``, no gradient),
+  ``scorecam`` (Wang et al. 2020: the image masked by each channel, scored in batches) and
+  ``ablationcam`` (Desai & Ramaswamy 2020: the score drop with each channel zeroed, through the
+  part of the network after the layer only);
 * ``saliency``, ``smoothgrad``, ``integrated_gradients``: gradients with respect to the *pixels*
   (through :func:`viz_core.preprocess.preprocessing_function`), so the map lives in the image's
-  space whatever the model's preprocessing.
+  space whatever the model's preprocessing;
+* ``occlusion`` (Zeiler & Fergus 2014) and ``rise`` (Petsiuk et al. 2018): the model scores
+  changed copies of the image (a sliding patch, random masks), in batches.
 
 The score that is differentiated follows :mod:`viz_core.targets`: the pre-softmax logit for softmax
 models (as in the Grad-CAM paper), ``+logit`` / ``-logit`` for class 1 / class 0 of a single sigmoid
@@ -36,8 +41,8 @@ from __future__ import annotations
 
 import hashlib
 import math
+import time
 from dataclasses import dataclass
-from types import MappingProxyType
 from typing import Callable
 
 import keras
@@ -49,39 +54,16 @@ from .cache import BoundedCache
 from .catalog import LoadedModel
 from .errors import Cancelled, ModelError, ParameterError
 from .graph import FlatGraph, flat_graph, split_at
+from . import methods
 from .intake import ModelImage
+from .methods import MethodSpec
 from .preprocess import preprocessing_function
 from .render import resize_map
 from .targets import Target, class_probabilities
 
-METHODS = ("gradcam", "gradcam++", "scorecam", "saliency", "smoothgrad", "integrated_gradients")
-LAYER_METHODS = ("gradcam", "gradcam++", "scorecam")
-PIXEL_METHODS = ("saliency", "smoothgrad", "integrated_gradients")
-METHOD_TITLES = {
-    "gradcam": "Grad-CAM",
-    "gradcam++": "Grad-CAM++",
-    "scorecam": "Score-CAM",
-    "saliency": "Vanilla saliency (gradient)",
-    "smoothgrad": "SmoothGrad",
-    "integrated_gradients": "Integrated Gradients",
-}
-#: Parameters each method takes, with their defaults (read-only).
-METHOD_PARAMS = MappingProxyType({
-    "gradcam": MappingProxyType({}),
-    "gradcam++": MappingProxyType({}),
-    "scorecam": MappingProxyType({"max_channels": None}),
-    "saliency": MappingProxyType({}),
-    "smoothgrad": MappingProxyType({"samples": 25, "noise": 0.15, "seed": 0}),
-    "integrated_gradients": MappingProxyType({"steps": 64, "baseline": 0.0}),
-})
-#: Score-CAM on the dashboard scores at most this many channels unless the user asks for more.
-PAGE_MAX_CHANNELS = 64
-# The parameters the Class heatmaps page has a slider for (defaults: :func:`page_params`).
-_PAGE_SLIDERS = MappingProxyType({
-    "scorecam": ("max_channels",),
-    "smoothgrad": ("samples", "noise"),
-    "integrated_gradients": ("steps",),
-})
+#: Score-CAM on the dashboard scores at most this many channels unless the user asks for more
+#: (its ``page_default`` in :mod:`viz_core.methods`).
+PAGE_MAX_CHANNELS = methods.get("scorecam").param("max_channels").page_default
 PIXEL_LAYER = "input"  # what ``ClassHeatmap.layer`` says for the pixel-gradient methods
 BATCH_SIZE = 16  # images per forward/backward batch (Score-CAM, SmoothGrad, IG)
 _EPS = 1e-7
@@ -97,32 +79,24 @@ StopFn = Callable[[], bool]
 
 
 def page_params(method: str, channels: int) -> dict:
-    """Parameters of ``method`` as the Class heatmaps page passes them with its sliders untouched.
+    """Parameters of ``method`` as the Class heatmaps page passes them with its widgets untouched.
 
     The Compare page and the presenter warm-up call :func:`class_heatmap` with exactly these,
-    so one workbench entry answers all of them.
+    so one workbench entry answers all of them (see :meth:`MethodSpec.page_params`).
 
     Parameters
     ----------
     method : str
-        One of :data:`METHODS`.
+        A registered method (:func:`viz_core.methods.names`).
     channels : int
-        Channels of the layer Score-CAM reads (ignored by the other methods).
+        Channels of the layer the method reads (only parameters that count channels use it).
 
     Returns
     -------
     dict
-        Only the parameters the page has a slider for (SmoothGrad ``samples`` and ``noise``,
-        Integrated Gradients ``steps``, Score-CAM ``max_channels``), at their
-        :data:`METHOD_PARAMS` defaults, except ``max_channels``: :data:`PAGE_MAX_CHANNELS`, or
-        None (every channel) when the layer has no more than that.
+        Only the parameters the page has a widget for, at their page defaults.
     """
-    if method not in METHODS:
-        raise ParameterError(f"Unknown method {method!r}; choose one of {', '.join(METHODS)}.")
-    params = {name: METHOD_PARAMS[method][name] for name in _PAGE_SLIDERS.get(method, ())}
-    if method == "scorecam":
-        params["max_channels"] = None if channels <= PAGE_MAX_CHANNELS else PAGE_MAX_CHANNELS
-    return params
+    return methods.get(method).page_params(channels)
 
 
 # --------------------------------------------------------------------------------------------
@@ -249,51 +223,15 @@ def resolve_layer(model: LoadedModel, layer: str | None) -> str:
 
 
 def method_params(method: str, params: dict) -> dict:
-    """``params`` checked against what ``method`` takes, defaults filled in.
+    """``params`` checked against what ``method`` takes, defaults filled in (by the registry,
+    :meth:`viz_core.methods.MethodSpec.validate`).
 
     Raises
     ------
     ParameterError
         Unknown method, a parameter the method does not take, or a value out of range.
     """
-    if method not in METHODS:
-        raise ParameterError(f"Unknown method {method!r}; choose one of {', '.join(METHODS)}.")
-    allowed = METHOD_PARAMS[method]
-    for name in params:
-        if name not in allowed:
-            takes = ", ".join(allowed) or "no parameters"
-            raise ParameterError(
-                f"The method {method!r} does not take a parameter {name!r}; it takes {takes}."
-            )
-    merged = {**allowed, **params}
-    if method == "scorecam" and merged["max_channels"] is not None:
-        if int(merged["max_channels"]) < 1:
-            raise ParameterError(
-                f"max_channels must be at least 1 (or None for all); got {merged['max_channels']}."
-            )
-        merged["max_channels"] = int(merged["max_channels"])
-    if method == "smoothgrad":
-        if int(merged["samples"]) < 1:
-            raise ParameterError(f"SmoothGrad needs at least 1 sample; got {merged['samples']}.")
-        if not 0.0 <= float(merged["noise"]) <= 1.0:
-            raise ParameterError(
-                f"SmoothGrad noise is a fraction of the pixel range, from 0 to 1; got "
-                f"{merged['noise']}."
-            )
-        merged.update(samples=int(merged["samples"]), noise=float(merged["noise"]),
-                      seed=int(merged["seed"]))
-    if method == "integrated_gradients":
-        if int(merged["steps"]) < 2:
-            raise ParameterError(
-                f"Integrated Gradients needs at least 2 steps; got {merged['steps']}."
-            )
-        if not 0.0 <= float(merged["baseline"]) <= 255.0:
-            raise ParameterError(
-                f"The baseline is a pixel value from 0 (black) to 255 (white); got "
-                f"{merged['baseline']}."
-            )
-        merged.update(steps=int(merged["steps"]), baseline=float(merged["baseline"]))
-    return merged
+    return methods.get(method).validate(params)
 
 
 def _check_image(model: LoadedModel, image: ModelImage) -> None:
@@ -378,7 +316,8 @@ class _Split:
     ``forward_gradient(x, v_logit, v_prob, offset) -> ([acts, *context, logits, output], score,
     grads)``: the same pass, plus the gradient of the score with respect to ``acts``;
     ``gradient(acts, context, v_logit, v_prob, offset) -> (score, grads)``: through the back
-    half only.
+    half only; ``back(acts, context) -> (logits, output)``: the back half alone, any batch size
+    (None when the model could not be cut).
     ``x`` is the preprocessed model input (1, H, W, C); the coefficients come from
     :func:`score_coefficients`, with a batch axis.
     """
@@ -389,6 +328,7 @@ class _Split:
     forward_gradient: Callable
     gradient: Callable
     headless: bool  # True: no back half could be cut, ``gradient`` re-runs the whole model
+    back: Callable | None = None
 
 
 def _split(model: LoadedModel, layer: str) -> _Split:
@@ -425,8 +365,12 @@ def _split(model: LoadedModel, layer: str) -> _Split:
             _, _, score, grads = back_gradient(acts, ctx, v_logit, v_prob, offset)
             return score, grads
 
+        @tf.function(reduce_retracing=True)
+        def back(acts, ctx):
+            return halves.run_back(acts, ctx)
+
         return _Split(layer, halves.has_logits, forward, forward_gradient, gradient,
-                      headless=False)
+                      headless=False, back=back)
 
     return model.derived(("cam_split", layer), build)
 
@@ -665,7 +609,6 @@ def gradcam_pp_weights(activations: np.ndarray, grads: np.ndarray) -> np.ndarray
     return (alpha * np.maximum(g, 0.0)).sum(axis=(0, 1)).astype("float32")
 
 
-_GRADIENT_WEIGHTS = {"gradcam": gradcam_weights, "gradcam++": gradcam_pp_weights}
 
 
 def scorecam_weights(model: LoadedModel, image: ModelImage, activations: np.ndarray,
@@ -741,6 +684,253 @@ def scorecam_weights(model: LoadedModel, image: ModelImage, activations: np.ndar
     return weights
 
 
+def channel_map(activations: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """``sum_k weights[k] * activations[..., k]``: (h, w, k) and (k,) -> (h, w) float32."""
+    return np.tensordot(activations, weights, axes=([-1], [0])).astype("float32")
+
+
+def gradcam_map(activations: np.ndarray, grads: np.ndarray) -> np.ndarray:
+    """Grad-CAM (Selvaraju et al. 2017): activations weighted by :func:`gradcam_weights`.
+
+    Parameters
+    ----------
+    activations, grads : (h, w, k) float32
+
+    Returns
+    -------
+    np.ndarray
+        (h, w) float32, signed (``class_heatmap`` keeps the positive part).
+    """
+    return channel_map(activations, gradcam_weights(activations, grads))
+
+
+def gradcam_pp_map(activations: np.ndarray, grads: np.ndarray) -> np.ndarray:
+    """Grad-CAM++: activations weighted by :func:`gradcam_pp_weights`; (h, w) float32."""
+    return channel_map(activations, gradcam_pp_weights(activations, grads))
+
+
+def layercam_map(activations: np.ndarray, grads: np.ndarray) -> np.ndarray:
+    """LayerCAM (Jiang et al. 2021): ``sum_k ReLU(g_k) * A_k``, position by position.
+
+    Parameters
+    ----------
+    activations, grads : (h, w, k) float32
+
+    Returns
+    -------
+    np.ndarray
+        (h, w) float32 (>= 0 wherever the activations are, e.g. after a ReLU).
+    """
+    a = activations.astype("float64")
+    return (np.maximum(grads.astype("float64"), 0.0) * a).sum(axis=-1).astype("float32")
+
+
+def hirescam_map(activations: np.ndarray, grads: np.ndarray) -> np.ndarray:
+    """HiResCAM (Draelos & Carin 2020): ``sum_k g_k * A_k``, element-wise; (h, w) float32."""
+    return (grads.astype("float64") * activations.astype("float64")).sum(axis=-1).astype(
+        "float32")
+
+
+def xgradcam_map(activations: np.ndarray, grads: np.ndarray) -> np.ndarray:
+    """XGradCAM (Fu et al. 2020): channel weights ``sum_ij(g A) / sum_ij(A)``; (h, w) float32.
+
+    A channel that is zero everywhere gets weight 0 (an epsilon in the denominator, as in
+    ``pytorch-grad-cam``).
+    """
+    a = activations.astype("float64")
+    weights = (grads.astype("float64") * a).sum(axis=(0, 1)) / (a.sum(axis=(0, 1)) + _EPS)
+    return channel_map(a, weights)
+
+
+def eigencam_map(activations: np.ndarray) -> np.ndarray:
+    """EigenCAM (Muhammad & Yeasin 2020): the first principal component of the activations.
+
+    Positions are samples and channels features: the (h*w, k) matrix is centred per channel,
+    its first right-singular vector found, and the centred activations projected on it. The
+    sign of a singular vector is arbitrary; it is chosen so the map correlates positively with
+    the layer's summed activation (``sum_k A_k``, centred), i.e. it points where the layer is
+    active. No gradient and no class: every class gets the same map.
+
+    Parameters
+    ----------
+    activations : (h, w, k) float32
+
+    Returns
+    -------
+    np.ndarray
+        (h, w) float32, signed, mean 0.
+    """
+    h, w, k = activations.shape
+    a = activations.reshape(h * w, k).astype("float64")
+    centred = a - a.mean(axis=0)
+    if not np.any(centred):
+        return np.zeros((h, w), dtype="float32")
+    _, _, vt = np.linalg.svd(centred, full_matrices=False)
+    projection = centred @ vt[0]
+    total = a.sum(axis=1)
+    if float(projection @ (total - total.mean())) < 0:
+        projection = -projection
+    return projection.reshape(h, w).astype("float32")
+
+
+@dataclass(frozen=True, eq=False)
+class MethodContext:
+    """What a method that runs the model itself gets (``inputs="context"`` in the registry).
+
+    Attributes
+    ----------
+    model : LoadedModel
+        Never modified.
+    image : ModelImage
+        Prepared for the model: pixels (H, W, C) float32 in [0, 255].
+    target : Target
+    layer : str or None
+        The resolved layer path for layer methods; None for pixel and perturbation methods.
+    progress : callable(fraction, message) or None
+    should_stop : callable() -> bool or None
+    title : str
+        The method's title, for progress and stop messages.
+    """
+
+    model: LoadedModel
+    image: ModelImage
+    target: Target
+    layer: str | None = None
+    progress: ProgressFn | None = None
+    should_stop: StopFn | None = None
+    title: str = ""
+
+    def forward(self) -> LayerForward:
+        """The image's cached forward pass split at :attr:`layer`."""
+        return layer_forward(self.model, self.image, self.layer)
+
+    def gradients(self) -> np.ndarray:
+        """(h, w, k) float32: the class score's gradient at :attr:`layer` (cached)."""
+        return layer_gradient(self.model, self.image, self.target, self.layer)[0]
+
+    def report(self, fraction: float, message: str) -> None:
+        _report(self.progress, fraction, message)
+
+    def check_stop(self) -> None:
+        _stop_check(self.should_stop, self.title or "The heatmap")
+
+    def image_scores(self, count: int, batch: Callable[[int, int], np.ndarray],
+                     what: str = "images") -> np.ndarray:
+        """The target score of ``count`` changed copies of the image, in batches.
+
+        Parameters
+        ----------
+        count : int
+        batch : callable(start, stop) -> (stop - start, H, W, C) float32 pixels in [0, 255]
+        what : str
+            Word for the progress messages.
+
+        Returns
+        -------
+        np.ndarray
+            (count,) float32, the score :func:`class_heatmap` differentiates (logit or
+            probability, sign rule of single sigmoid units included).
+        """
+        model = self.model
+        has_logits, scores, _ = _scorer(model)
+        _require_logits(has_logits, model, self.target)
+        units = int(model.model.outputs[0].shape[-1])
+        v_logit, v_prob, offset = score_coefficients(self.target, model.info.output_kind, units)
+        result = np.zeros(count, dtype="float32")
+        batches = max(1, math.ceil(count / BATCH_SIZE))
+        for b in range(batches):
+            self.check_stop()
+            lo, hi = b * BATCH_SIZE, min(count, (b + 1) * BATCH_SIZE)
+            lg, out = scores(tf.constant(batch(lo, hi), dtype=tf.float32))
+            result[lo:hi] = np.asarray(_score(lg, out, v_logit, v_prob, offset,
+                                              model.info.output_kind))
+            self.report(hi / count, f"{hi} of {count} {what} scored")
+        return result
+
+
+def scorecam_map(ctx: MethodContext, *, max_channels: int | None = None) -> np.ndarray:
+    """Score-CAM: the layer's activations weighted by :func:`scorecam_weights`; (h, w)."""
+    forward = ctx.forward()
+    weights = scorecam_weights(ctx.model, ctx.image, forward.activations, ctx.target,
+                               max_channels=max_channels, progress=ctx.progress,
+                               should_stop=ctx.should_stop)
+    return channel_map(forward.activations, weights)
+
+
+# AblationCAM batches: as many ablated copies as fit in this many bytes, at most 64
+_ABLATION_BATCH_BYTES = 32 * 2**20
+
+
+def ablationcam_weights(ctx: MethodContext) -> np.ndarray:
+    """AblationCAM channel weights (Desai & Ramaswamy 2020): the relative score drop when the
+    channel is zeroed, ``(y - y_k) / |y|``.
+
+    Only the part of the network after the layer runs (:func:`viz_core.graph.split_at`), on a
+    batch of copies of the activations with one channel zeroed in each. The paper divides by
+    ``y``; here by ``|y|`` so a negative score (a single sigmoid's class 0 is scored by
+    ``-logit``) keeps the sign of the drop. Channels that are zero everywhere get weight 0 and
+    no pass. The outputs of each ablated copy are cached per channel, so another class of the
+    same image runs nothing.
+
+    Returns
+    -------
+    np.ndarray
+        (k,) float32.
+
+    Raises
+    ------
+    ModelError
+        The model cannot be cut at the layer (then there is no back half to run).
+    """
+    model, layer = ctx.model, ctx.layer
+    split = _split(model, layer)
+    if split.back is None:
+        raise ModelError(
+            f"AblationCAM runs the part of {model.title!r} after {layer!r} alone, but this "
+            "model cannot be cut there (e.g. the same layer name inside and outside a nested "
+            "model). Use Score-CAM or Grad-CAM instead.")
+    _require_logits(split.has_logits, model, ctx.target)
+    forward = ctx.forward()
+    acts = forward.activations
+    k = acts.shape[-1]
+    units = int(model.model.outputs[0].shape[-1])
+    kind = model.info.output_kind
+    v_logit, v_prob, offset = score_coefficients(ctx.target, kind, units)
+    usable = np.flatnonzero(np.abs(acts).max(axis=(0, 1)) > 0)
+    cache = _masked_scores(model)
+    base = ("ablation", ctx.image.cache_key, layer)
+    rows = {int(c): cache.get((base, int(c))) for c in usable}
+    todo = np.array([c for c, row in rows.items() if row is None], dtype=int)
+    size = max(1, min(64, _ABLATION_BATCH_BYTES // max(1, acts.nbytes)))
+    batches = math.ceil(todo.size / size)
+    for b in range(batches):
+        ctx.check_stop()
+        chunk = todo[b * size:(b + 1) * size]
+        copies = np.repeat(acts[None], chunk.size, axis=0)
+        copies[np.arange(chunk.size), :, :, chunk] = 0.0
+        context = [tf.constant(np.repeat(c, chunk.size, axis=0)) for c in forward.context]
+        lg, out = (np.asarray(t, dtype="float32") for t in split.back(tf.constant(copies),
+                                                                     context))
+        for i, c in enumerate(chunk):
+            rows[int(c)] = (lg[i].copy(), out[i].copy())
+            cache.put((base, int(c)), rows[int(c)], size=lg[i].nbytes + out[i].nbytes)
+        ctx.report((b + 1) / batches, f"{b * size + chunk.size} of {todo.size} channels "
+                   "ablated")
+    weights = np.zeros(k, dtype="float32")
+    if usable.size:
+        lg = np.stack([rows[int(c)][0] for c in usable])
+        out = np.stack([rows[int(c)][1] for c in usable])
+        ablated = np.asarray(_score(lg, out, v_logit, v_prob, offset, kind), dtype="float64")
+        score = _target_score(forward.logits, forward.output, ctx.target, kind)
+        weights[usable] = (score - ablated) / max(abs(score), _EPS)
+    return weights
+
+
+def ablationcam_map(ctx: MethodContext) -> np.ndarray:
+    """AblationCAM: the activations weighted by :func:`ablationcam_weights`; (h, w) float32."""
+    return channel_map(ctx.forward().activations, ablationcam_weights(ctx))
+
+
 # --------------------------------------------------------------------------------------------
 # Pixel-gradient methods
 # --------------------------------------------------------------------------------------------
@@ -766,30 +956,45 @@ def _pixel_gradients(model: LoadedModel, pixels: np.ndarray, target: Target, wha
     return scores, grads
 
 
-def _saliency(model, image, target, progress, should_stop):
-    _, grads = _pixel_gradients(model, image.pixels[None], target, "Saliency", progress,
-                                should_stop)
-    # Simonyan et al.: the largest absolute gradient over the colour channels
-    return np.abs(grads[0]).max(axis=-1), {}
+def saliency_map(ctx: MethodContext) -> np.ndarray:
+    """Vanilla saliency (Simonyan et al.): the largest absolute pixel gradient over the colour
+    channels; (H, W) float32."""
+    _, grads = _pixel_gradients(ctx.model, ctx.image.pixels[None], ctx.target, "Saliency",
+                                ctx.progress, ctx.should_stop)
+    return np.abs(grads[0]).max(axis=-1)
 
 
-def _smoothgrad(model, image, target, progress, should_stop, *, samples, noise, seed):
+def smoothgrad_map(ctx: MethodContext, *, samples: int, noise: float, seed: int) -> np.ndarray:
+    """SmoothGrad (Smilkov et al.): magnitude of the mean gradient of ``samples`` noisy copies
+    (Gaussian noise, ``noise`` x 255 standard deviation, seeded); (H, W) float32."""
     rng = np.random.default_rng(seed)
+    pixels = ctx.image.pixels
     sigma = noise * 255.0  # noise level as a fraction of the pixel range [0, 255]
-    noisy = image.pixels[None] + rng.normal(0.0, sigma, (samples,) + image.pixels.shape)
-    _, grads = _pixel_gradients(model, noisy.astype("float32"), target, "SmoothGrad", progress,
-                                should_stop)
+    noisy = pixels[None] + rng.normal(0.0, sigma, (samples,) + pixels.shape)
+    _, grads = _pixel_gradients(ctx.model, noisy.astype("float32"), ctx.target, "SmoothGrad",
+                                ctx.progress, ctx.should_stop)
     # Smilkov et al.: average the gradients of the noisy copies, then take magnitudes
-    return np.abs(grads.mean(axis=0)).max(axis=-1), {}
+    return np.abs(grads.mean(axis=0)).max(axis=-1)
 
 
-def _integrated_gradients(model, image, target, progress, should_stop, *, steps, baseline):
-    x = image.pixels.astype("float32")
+def integrated_gradients_map(ctx: MethodContext, *, steps: int, baseline: float):
+    """Integrated Gradients (Sundararajan et al.), trapezoidal rule over ``steps`` steps from a
+    constant ``baseline`` image.
+
+    Returns
+    -------
+    raw : np.ndarray
+        (H, W) float32, the absolute attributions summed over colour channels.
+    extras : dict
+        ``attribution_sum`` (signed sum of all attributions) and ``score_difference``
+        (score(image) - score(baseline)); completeness says they agree as ``steps`` grows.
+    """
+    x = ctx.image.pixels.astype("float32")
     base = np.full_like(x, baseline)
     alphas = np.linspace(0.0, 1.0, steps + 1, dtype="float32")
     path = base[None] + alphas[:, None, None, None] * (x - base)[None]
-    scores, grads = _pixel_gradients(model, path, target, "Integrated Gradients", progress,
-                                     should_stop)
+    scores, grads = _pixel_gradients(ctx.model, path, ctx.target, "Integrated Gradients",
+                                     ctx.progress, ctx.should_stop)
     # Trapezoidal rule over the straight path from the baseline to the image
     avg = (grads[0] / 2 + grads[1:-1].sum(axis=0) + grads[-1] / 2) / steps
     attributions = (x - base) * avg
@@ -800,11 +1005,119 @@ def _integrated_gradients(model, image, target, progress, should_stop, *, steps,
     return np.abs(attributions).sum(axis=-1), extras
 
 
-_PIXEL_METHODS = {
-    "saliency": _saliency,
-    "smoothgrad": _smoothgrad,
-    "integrated_gradients": _integrated_gradients,
-}
+# --------------------------------------------------------------------------------------------
+# Perturbation methods
+# --------------------------------------------------------------------------------------------
+def occlusion_map(ctx: MethodContext, *, patch: int, stride: int, fill: float) -> np.ndarray:
+    """Occlusion (Zeiler & Fergus 2014): the score drop when a square patch hides each place.
+
+    The patch (``patch`` x ``patch`` model pixels, all channels set to ``fill``) moves by
+    ``stride`` pixels; the last row and column of positions sit flush with the far edges, so
+    every pixel is covered when ``stride <= patch``. The unoccluded image is scored in the same
+    batches. A pixel's value is the mean drop ``score(image) - score(occluded)`` over the
+    patches covering it (0 where none does).
+
+    Returns
+    -------
+    np.ndarray
+        (H, W) float32, signed.
+
+    Raises
+    ------
+    ParameterError
+        More than :data:`viz_core.methods.MAX_PASSES` patch positions.
+    """
+    h, w, _ = ctx.model.info.input_shape
+    ys = methods._occlusion_positions(h, patch, stride)
+    xs = methods._occlusion_positions(w, patch, stride)
+    corners = [(y, x) for y in ys for x in xs]
+    if len(corners) > methods.MAX_PASSES:
+        raise ParameterError(
+            f"Occlusion with patch {patch} and stride {stride} needs {len(corners)} model passes "
+            f"on this {w}x{h} input; at most {methods.MAX_PASSES}: choose a larger stride.")
+    ph, pw = min(patch, h), min(patch, w)
+    pixels = ctx.image.pixels.astype("float32")
+
+    def batch(lo: int, hi: int) -> np.ndarray:
+        copies = np.repeat(pixels[None], hi - lo, axis=0)
+        for i, n in enumerate(range(lo, hi)):
+            if n > 0:  # copy 0 is the image itself
+                y, x = corners[n - 1]
+                copies[i, y:y + ph, x:x + pw, :] = fill
+        return copies
+
+    scores = ctx.image_scores(len(corners) + 1, batch, "occluded copies").astype("float64")
+    drops = scores[0] - scores[1:]
+    total = np.zeros((h, w))
+    count = np.zeros((h, w))
+    for (y, x), drop in zip(corners, drops):
+        total[y:y + ph, x:x + pw] += drop
+        count[y:y + ph, x:x + pw] += 1
+    return (total / np.maximum(count, 1)).astype("float32")
+
+
+def rise_masks(height: int, width: int, count: int, *, cells: int, keep: float, seed: int,
+               start: int = 0, stop: int | None = None) -> np.ndarray:
+    """RISE's random masks ``start`` to ``stop`` of ``count`` (Petsiuk et al. 2018).
+
+    Each mask is a ``cells`` x ``cells`` grid of cells kept with probability ``keep``,
+    upsampled bilinearly to ``(cells + 1)`` cell sizes and cropped at a random shift of less
+    than one cell, so mask edges fall anywhere. The grids and shifts of all ``count`` masks are
+    drawn first from ``numpy.random.default_rng(seed)``: a mask does not depend on how the
+    masks are batched.
+
+    Returns
+    -------
+    np.ndarray
+        (stop - start, height, width) float32 in [0, 1].
+    """
+    stop = count if stop is None else stop
+    rng = np.random.default_rng(seed)
+    grids = rng.random((count, cells, cells)) < keep
+    cell_h, cell_w = math.ceil(height / cells), math.ceil(width / cells)
+    shift_y = rng.integers(0, cell_h, count)
+    shift_x = rng.integers(0, cell_w, count)
+    up = resize(grids[start:stop].astype("float32"),
+                (stop - start, (cells + 1) * cell_h, (cells + 1) * cell_w), order=1,
+                mode="reflect", anti_aliasing=False, preserve_range=True)
+    masks = np.empty((stop - start, height, width), dtype="float32")
+    for i, n in enumerate(range(start, stop)):
+        masks[i] = up[i, shift_y[n]:shift_y[n] + height, shift_x[n]:shift_x[n] + width]
+    return masks
+
+
+def rise_map(ctx: MethodContext, *, masks: int, cells: int, keep: float,
+             seed: int) -> np.ndarray:
+    """RISE (Petsiuk et al. 2018): the masks weighted by the class score of the masked image.
+
+    ``sum_i (s_i - mean(s)) M_i / (masks * keep)``, where ``s_i`` is the target score of the
+    image multiplied by mask ``M_i`` (:func:`rise_masks`). The paper weighs by ``s_i``; taking
+    off the mean score removes a near-constant ``mean(s) * E[M] / keep`` from every pixel, so
+    the map does not depend on the score's offset (a logit can be negative, a single sigmoid's
+    class 0 is scored by ``-logit``).
+
+    Returns
+    -------
+    np.ndarray
+        (H, W) float32, signed.
+    """
+    h, w, _ = ctx.model.info.input_shape
+    pixels = ctx.image.pixels.astype("float32")
+    weighted = np.zeros((h, w))
+    covered = np.zeros((h, w))
+
+    def batch(lo: int, hi: int) -> np.ndarray:
+        return pixels[None] * rise_masks(h, w, masks, cells=cells, keep=keep, seed=seed,
+                                         start=lo, stop=hi)[..., None]
+
+    # the masks are drawn again for the sums: cheaper than holding all of them in memory
+    scores = ctx.image_scores(masks, batch, "masked copies").astype("float64")
+    for lo in range(0, masks, 256):
+        hi = min(masks, lo + 256)
+        chunk = rise_masks(h, w, masks, cells=cells, keep=keep, seed=seed, start=lo, stop=hi)
+        weighted += np.tensordot(scores[lo:hi], chunk, axes=(0, 0))
+        covered += chunk.sum(axis=0)
+    return ((weighted - scores.mean() * covered) / (masks * keep)).astype("float32")
 
 
 # --------------------------------------------------------------------------------------------
@@ -832,18 +1145,19 @@ def class_heatmap(
     target : Target
         Class index and score kind (``"logit"``, the paper's choice, or ``"probability"``).
     method : str
-        One of :data:`METHODS`.
+        A registered method (:func:`viz_core.methods.names`).
     layer : str or None
-        For ``gradcam``, ``gradcam++`` and ``scorecam``: a layer path with feature maps
-        (nested ones like ``"vgg16/block5_conv3"`` too); None means the last conv layer.
-        Ignored by the pixel methods.
+        For the layer methods: a layer path with feature maps (nested ones like
+        ``"vgg16/block5_conv3"`` too); None means the last conv layer. Ignored by the pixel and
+        perturbation methods.
     progress : callable(fraction, message) or None
     should_stop : callable() -> bool, or None
         Checked between batches; True raises :class:`~viz_core.errors.Cancelled`.
     **params
-        Method parameters, see :data:`METHOD_PARAMS`: ``scorecam``: ``max_channels``;
-        ``smoothgrad``: ``samples``, ``noise`` (fraction of the pixel range), ``seed``;
-        ``integrated_gradients``: ``steps``, ``baseline`` (pixel value, 0 = black).
+        The method's parameters (its :class:`~viz_core.methods.ParamSpec` list), validated by
+        the registry: e.g. ``smoothgrad``: ``samples``, ``noise``, ``seed``;
+        ``integrated_gradients``: ``steps``, ``baseline``; ``occlusion``: ``patch``,
+        ``stride``, ``fill``; ``rise``: ``masks``, ``cells``, ``keep``, ``seed``.
 
     Returns
     -------
@@ -858,41 +1172,50 @@ def class_heatmap(
     Cancelled
         ``should_stop()`` returned True.
     """
-    settings = method_params(method, params)
+    spec = methods.get(method)
+    settings = spec.validate(params)
     _check_image(model, image)
+    kind = model.info.output_kind
     units = int(model.model.outputs[0].shape[-1])
-    score_coefficients(target, model.info.output_kind, units)  # validate the class early
+    score_coefficients(target, kind, units)  # validate the class early
     height, width = model.info.input_shape[:2]
     extras: dict = {}
-    _report(progress, 0.0, f"{METHOD_TITLES[method]}: starting")
-    if method in LAYER_METHODS:
+    _report(progress, 0.0, f"{spec.title}: starting")
+    compute = spec.function()
+    if spec.uses_layer:
         layer_path = resolve_layer(model, layer)
-        if method == "scorecam":
-            forward = layer_forward(model, image, layer_path)
-            weights = scorecam_weights(model, image, forward.activations, target,
-                                       max_channels=settings["max_channels"],
-                                       progress=progress, should_stop=should_stop)
-            score = _target_score(forward.logits, forward.output, target,
-                                  model.info.output_kind)
-        else:
+        if spec.inputs == "gradients":
             # gradient first: for a new image it runs together with the forward pass
             grads, score = layer_gradient(model, image, target, layer_path)
             forward = layer_forward(model, image, layer_path)
-            weights = _GRADIENT_WEIGHTS[method](forward.activations, grads)
-        raw = np.tensordot(forward.activations, weights, axes=([-1], [0])).astype("float32")
+            raw = compute(forward.activations, grads, **settings)
+        else:
+            forward = layer_forward(model, image, layer_path)
+            _require_logits(forward.logits is not None, model, target)
+            if spec.inputs == "activations":
+                raw = compute(forward.activations, **settings)
+            else:
+                ctx = MethodContext(model, image, target, layer_path, progress, should_stop,
+                                    spec.title)
+                raw, extras = _with_extras(compute(ctx, **settings))
+            score = _target_score(forward.logits, forward.output, target, kind)
         probabilities = forward.probabilities
     else:
         layer_path = PIXEL_LAYER
-        raw, extras = _PIXEL_METHODS[method](model, image, target, progress, should_stop,
-                                             **settings)
-        raw = raw.astype("float32")
+        ctx = MethodContext(model, image, target, None, progress, should_stop, spec.title)
+        raw, extras = _with_extras(compute(ctx, **settings))
         logits, output = image_scores(model, image)
-        score = _target_score(logits, output, target, model.info.output_kind)
-        probabilities = class_probabilities(output[None], model.info.output_kind)[0]
+        score = _target_score(logits, output, target, kind)
+        probabilities = class_probabilities(output[None], kind)[0]
+    raw = np.asarray(raw, dtype="float32")
+    if raw.ndim != 2 or not np.all(np.isfinite(raw)):
+        raise ModelError(f"The method {method!r} made a map of shape {raw.shape} with "
+                         f"{int(np.sum(~np.isfinite(raw)))} values that are not numbers; "
+                         "expected a finite (height, width) map.")
     heat = resize_map(np.maximum(raw, 0.0), height, width)
     peak = float(heat.max()) if heat.size else 0.0
     heat = (heat / peak if peak > 0 else np.zeros_like(heat)).astype("float32")
-    _report(progress, 1.0, f"{METHOD_TITLES[method]}: done")
+    _report(progress, 1.0, f"{spec.title}: done")
     return ClassHeatmap(
         heatmap=np.clip(heat, 0.0, 1.0),
         raw=raw,
@@ -908,6 +1231,35 @@ def class_heatmap(
         attribution_sum=extras.get("attribution_sum"),
         score_difference=extras.get("score_difference"),
     )
+
+
+def _with_extras(result) -> tuple[np.ndarray, dict]:
+    """A context method's result as ``(raw, extras)`` (it may return the map alone)."""
+    if isinstance(result, tuple):
+        raw, extras = result
+        return raw, dict(extras)
+    return result, {}
+
+
+def forward_seconds(model: LoadedModel) -> float:
+    """Seconds one image takes through the whole model on this machine.
+
+    Measured once per model (cached with it): the compiled scorer on a blank image, traced by
+    a first call, then the faster of two timed calls. Pages multiply a method's cost
+    (:meth:`viz_core.methods.MethodSpec.passes`) by it to say how long a slow method will take.
+    """
+    def measure() -> float:
+        _, scores, _ = _scorer(model)
+        x = tf.zeros((1, *model.info.input_shape), dtype=tf.float32)
+        scores(x)
+        times = []
+        for _ in range(2):
+            start = time.perf_counter()
+            np.asarray(scores(x)[1])
+            times.append(time.perf_counter() - start)
+        return min(times)
+
+    return model.derived(("cam_forward_seconds",), measure)
 
 
 def _target_score(logits, output, target: Target, output_kind: str) -> float:

@@ -32,9 +32,7 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 from scipy.stats import spearmanr
 
-from .cam import METHOD_TITLES as CAM_TITLES
-from .cam import LAYER_METHODS
-from .cam import METHODS as CAM_METHODS
+from . import methods as registry
 from .cam import class_heatmap, page_params
 from .catalog import LoadedModel
 from .errors import Cancelled, ParameterError
@@ -52,12 +50,24 @@ from .render import apply_colormap, overlay_heatmap, resize_map
 from .superpixels import superpixels
 from .targets import Target
 
-#: The methods the compare page lines up, in its order.
-COMPARE_METHODS = ("gradcam", "gradcam++", "scorecam", "smoothgrad", "integrated_gradients",
-                   "lime")
-#: Every method :func:`explanation_map` knows: the class-heatmap family and LIME.
-MAP_METHODS = tuple(CAM_METHODS) + ("lime",)
-METHOD_TITLES = {**CAM_TITLES, "lime": "LIME"}
+LIME = "lime"
+
+
+def map_methods() -> tuple[str, ...]:
+    """Every method :func:`explanation_map` knows: the registry's (:mod:`viz_core.methods`),
+    in its order, and LIME."""
+    return registry.names() + (LIME,)
+
+
+def compare_methods() -> tuple[str, ...]:
+    """The methods the Compare page and the ``compare`` command run unless told: the
+    registry's fast ones (a pass or two each)."""
+    return registry.names(fast=True)
+
+
+#: :func:`compare_methods` of the built-in registry (read the function to see methods
+#: registered later).
+COMPARE_METHODS = compare_methods()
 #: LIME settings used for comparisons: the LIME page's defaults, so results are shared.
 LIME_DEFAULTS = PAGE_DEFAULTS
 
@@ -411,7 +421,7 @@ def explanation_map(
         As for :func:`viz_core.cam.class_heatmap`; LIME uses only ``target.class_index``
         (LIME explains the probability).
     method : str
-        One of :data:`MAP_METHODS`.
+        One of :func:`map_methods`.
     **params
         The method's parameters: those of :func:`~viz_core.cam.class_heatmap` (including
         ``layer``), or for ``lime`` those of :func:`~viz_core.lime_explain.lime_explanation`
@@ -422,9 +432,9 @@ def explanation_map(
     np.ndarray
         (H, W) float32 in [0, 1] at the model's input resolution.
     """
-    if method not in MAP_METHODS:
-        raise ParameterError(f"Unknown method {method!r}; choose one of {', '.join(MAP_METHODS)}.")
-    if method == "lime":
+    if method != LIME:
+        registry.get(method)  # an unknown method is named, with the known ones
+    if method == LIME:
         settings = {**LIME_DEFAULTS, **params}
         k = int(target.class_index)
         explanation = lime_explanation(model, image, (k,), progress=progress,
@@ -450,12 +460,13 @@ def compared_call(model: LoadedModel, image: ModelImage, target: Target, method:
     methods at the last conv layer, parameters from :func:`viz_core.cam.page_params`), so a
     workbench answers both from one entry.
     """
-    if method not in CAM_METHODS:
+    if method == LIME:
         raise ParameterError(f"{method!r} is not a class-heatmap method.")
+    spec = registry.get(method)
     info = model.info
-    layer = info.last_conv_layer if method in LAYER_METHODS else None
-    channels = (max(2, int(info.layer(info.last_conv_layer).output_shape[-1] or 2))
-                if method == "scorecam" else 0)  # only Score-CAM's default depends on it
+    layer = info.last_conv_layer if spec.uses_layer else None
+    # only parameters that count channels (Score-CAM's) depend on it
+    channels = max(2, int(info.layer(info.last_conv_layer).output_shape[-1] or 2))
     kwargs = {"method": method, "layer": layer, **page_params(method, channels)}
     return class_heatmap, (model, image, target), kwargs
 
@@ -472,8 +483,8 @@ def compared_map(bench, model: LoadedModel, image: ModelImage, target: Target, m
     np.ndarray
         (H, W) float32 in [0, 1] at the model's input resolution.
     """
-    if method not in MAP_METHODS:
-        raise ParameterError(f"Unknown method {method!r}; choose one of {', '.join(MAP_METHODS)}.")
+    if method != LIME:
+        registry.get(method)
     if method == "lime":
         k = int(target.class_index)
         segmentation = bench.run(superpixels, image, **_LIME_SEGMENT_KWARGS)
@@ -535,11 +546,16 @@ def compare_picture(pixels: np.ndarray, heatmap: np.ndarray, *, show: str = "ove
 
 def method_title(method: str) -> str:
     """What users read for a method name (``"gradcam"`` -> ``"Grad-CAM"``)."""
-    return METHOD_TITLES.get(method, method)
+    return "LIME" if method == LIME else registry.title(method)
 
 
-def check_methods(methods: Sequence[str], allowed: Sequence[str] = MAP_METHODS) -> tuple[str, ...]:
-    """``methods`` checked (known, at least one), duplicates removed, order kept."""
+def check_methods(methods: Sequence[str],
+                  allowed: Sequence[str] | None = None) -> tuple[str, ...]:
+    """``methods`` checked (known, at least one), duplicates removed, order kept.
+
+    ``allowed`` defaults to :func:`map_methods` (read now, so registered methods count).
+    """
+    allowed = map_methods() if allowed is None else tuple(allowed)
     chosen = tuple(dict.fromkeys(str(m).strip() for m in methods if str(m).strip()))
     if not chosen:
         raise ParameterError(f"Choose at least one method from {', '.join(allowed)}.")

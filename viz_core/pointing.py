@@ -26,11 +26,11 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
-from .cam import METHODS as CAM_METHODS
+from . import methods as registry
 from .catalog import LoadedModel
 from .demo.shapes import CLASS_NAMES, Scene, draw_scene
 from .errors import Cancelled, ParameterError
-from .faithfulness import MAP_METHODS, check_methods, explanation_map, method_title
+from .faithfulness import check_methods, explanation_map, method_title
 from .intake import image_from_array
 from .targets import Target
 
@@ -38,7 +38,13 @@ POINTING_FIRST_SEED = 1_500_000_000
 DEFAULT_TOLERANCE = 4
 DEFAULT_SCENES = 20
 MAX_SCENES = 2000
-DEFAULT_METHODS = tuple(CAM_METHODS)  # LIME on request: hundreds of passes per scene
+
+
+def default_methods() -> tuple[str, ...]:
+    """Every registered method (:mod:`viz_core.methods`), read now; LIME on request only
+    (hundreds of passes per scene)."""
+    return registry.names()
+
 
 Progress = Callable[[float, str], None]
 StopFn = Callable[[], bool]
@@ -231,7 +237,7 @@ def shape_classes(model: LoadedModel) -> dict[str, int]:
 # --------------------------------------------------------------------------------------------
 def pointing_game(
     model: LoadedModel,
-    methods: Sequence[str] = DEFAULT_METHODS,
+    methods: Sequence[str] | None = None,
     *,
     scenes: int = DEFAULT_SCENES,
     seed: int = POINTING_FIRST_SEED,
@@ -248,7 +254,7 @@ def pointing_game(
     model : LoadedModel
         A model with the shape classes (the demo model); not modified.
     methods : sequence of str
-        Names from :data:`viz_core.faithfulness.MAP_METHODS`.
+        Names from :func:`viz_core.faithfulness.map_methods`; None: :func:`default_methods`.
     scenes : int
         Number of scenes, 1 to :data:`MAX_SCENES`.
     seed : int
@@ -267,7 +273,7 @@ def pointing_game(
     -------
     PointingResult
     """
-    chosen = check_methods(methods, MAP_METHODS)
+    chosen = check_methods(default_methods() if methods is None else methods)
     scenes, shapes = _check_counts(scenes, shapes)
     if isinstance(tolerance, bool) or not isinstance(tolerance, (int, np.integer)) or \
             not 0 <= int(tolerance) <= 20:

@@ -42,7 +42,8 @@ from skimage.metrics import structural_similarity
 
 from .catalog import LoadedModel
 from .errors import Cancelled, ModelError, ParameterError
-from .faithfulness import MAP_METHODS, explanation_map, rank_correlation
+from . import methods as registry
+from .faithfulness import LIME, explanation_map, map_methods, rank_correlation
 from .faithfulness import method_title as map_title
 from .inspect import iter_layers
 from .intake import ModelImage
@@ -55,22 +56,38 @@ Progress = Callable[[float, str], None]
 StopFn = Callable[[], bool]
 
 EDGE_CONTROL = "edges"
-SANITY_METHODS = tuple(MAP_METHODS) + (EDGE_CONTROL,)
-DEFAULT_METHODS = ("gradcam", "gradcam++", "saliency", "smoothgrad", "integrated_gradients",
-                   EDGE_CONTROL)
+
+
+def sanity_methods() -> tuple[str, ...]:
+    """Every method the check knows, read now: the registry's, LIME and the edge control."""
+    return map_methods() + (EDGE_CONTROL,)
+
+
+def default_methods() -> tuple[str, ...]:
+    """What the check runs unless told: the registry's fast methods and the edge control."""
+    return registry.names(fast=True) + (EDGE_CONTROL,)
+
+
+#: :func:`default_methods` of the built-in registry.
+DEFAULT_METHODS = default_methods()
 METRICS = ("spearman", "ssim")
 DEFAULT_METRIC = METRICS[0]
 DEFAULT_THRESHOLD = 0.9
 DEFAULT_SEED = 0
 #: The dashboard randomises every weighted layer by default, but at most this many (top first).
 DEFAULT_MAX_STEPS = 8
-#: Cheaper settings for the methods that run many passes per map (a map per step and method).
-FAST_PARAMS = {
-    "smoothgrad": {"samples": 10},
-    "integrated_gradients": {"steps": 16},
-    "scorecam": {"max_channels": 32},
-    "lime": {"samples": 200},
-}
+#: LIME's cheaper setting for the check (the registry's methods carry theirs as ``quick``).
+LIME_QUICK = {"samples": 200}
+
+
+def _quick_params() -> dict[str, dict]:
+    quick = {s.name: s.quick_params() for s in registry.specs() if s.quick_params()}
+    return {**quick, LIME: dict(LIME_QUICK)}
+
+
+#: Cheaper settings for the methods that run many passes per map (a map per step and method):
+#: the registry's ``quick`` values (built-in methods) and LIME's.
+FAST_PARAMS = _quick_params()
 _MIN_SSIM_SIDE = 7  # skimage's default SSIM window
 
 
@@ -81,9 +98,11 @@ def default_steps(layers: int) -> int:
 
 
 def fast_params(methods: Sequence[str]) -> dict[str, dict]:
-    """:data:`FAST_PARAMS` for those of ``methods`` that have them (what the dashboard and the
-    ``sanity`` command pass as ``params``)."""
-    return {m: dict(FAST_PARAMS[m]) for m in methods if m in FAST_PARAMS}
+    """The cheaper settings (:data:`FAST_PARAMS`, read from the registry now) for those of
+    ``methods`` that have them (what the dashboard and the ``sanity`` command pass as
+    ``params``)."""
+    quick = _quick_params()
+    return {m: dict(quick[m]) for m in methods if m in quick}
 
 
 @dataclass(frozen=True, eq=False)
@@ -281,9 +300,9 @@ def _resolve_methods(methods) -> tuple[tuple[str, MapFn | None], ...]:
     resolved: list[tuple[str, MapFn | None]] = []
     for item in methods:
         if isinstance(item, str):
-            if item not in SANITY_METHODS:
+            if item not in sanity_methods():
                 raise ParameterError(
-                    f"Unknown method {item!r}; choose from {', '.join(SANITY_METHODS)} or pass "
+                    f"Unknown method {item!r}; choose from {', '.join(sanity_methods())} or pass "
                     "a (name, function) pair."
                 )
             resolved.append((item, edge_map if item == EDGE_CONTROL else None))
@@ -320,7 +339,7 @@ def cascading_randomisation(
     model: LoadedModel,
     image: ModelImage,
     target: Target,
-    methods: Sequence[str | tuple[str, MapFn]] = DEFAULT_METHODS,
+    methods: Sequence[str | tuple[str, MapFn]] | None = None,
     *,
     steps: int | None = None,
     params: Mapping[str, Mapping] | None = None,
@@ -340,8 +359,8 @@ def cascading_randomisation(
         ``model.view(loaded_image)``.
     target : Target
         The class whose maps are drawn.
-    methods : sequence of str or (name, function)
-        Names from :data:`SANITY_METHODS`, or pairs whose ``function(model, image, target)``
+    methods : sequence of str or (name, function), or None
+        Names from :func:`sanity_methods` (None: :func:`default_methods`), or pairs whose ``function(model, image, target)``
         returns an (H, W) map at the model's input size (any non-negative scale).
     steps : int or None
         How many layers to randomise (top first); None: every weighted layer.
@@ -369,7 +388,7 @@ def cascading_randomisation(
     ModelError
         The model has no weighted layers or cannot be copied.
     """
-    chosen = _resolve_methods(methods)
+    chosen = _resolve_methods(default_methods() if methods is None else methods)
     if metric not in METRICS:
         raise ParameterError(f"Unknown similarity {metric!r}; choose 'spearman' or 'ssim'.")
     if not -1.0 <= float(threshold) <= 1.0:

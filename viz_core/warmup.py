@@ -3,7 +3,7 @@
 Runs the same cached calls the pages make with their default settings, through the
 workbench, for every generated sample, most wanted first: predictions, all feature maps,
 Grad-CAM for the two most likely classes, the first 64 filter patterns of every conv layer
-(disk-cached), then, last, the Compare page (six maps and their deletion / insertion curves)
+(disk-cached), then, last, the Compare page (its default maps and their deletion / insertion curves)
 and the Sanity page (cascading randomisation) for each sample's most likely class.
 
 Every step is cut short by ``should_stop``: between steps, and inside the long ones (they
@@ -19,9 +19,9 @@ from .activations import feature_map_layers, feature_maps, layer_chunks
 from .cam import class_heatmap, top_classes
 from .errors import VizError
 from .faithfulness import (
-    COMPARE_METHODS,
     DEFAULT_BASELINE,
     DEFAULT_CURVE_STEPS,
+    compare_methods,
     compared_map,
     deletion_insertion,
 )
@@ -35,10 +35,10 @@ from .filters import (
 )
 from .predict import predict
 from .samples import list_samples, sample_bytes
-from .sanity import DEFAULT_METHODS as SANITY_METHODS
 from .sanity import (
     DEFAULT_SEED,
     cascading_randomisation,
+    default_methods,
     default_steps,
     fast_params,
     weighted_layers,
@@ -56,8 +56,8 @@ def sanity_defaults(model) -> dict:
     """Keyword arguments of the Sanity page's default cascading randomisation of ``model``
     (pages/sanity.py reads the same defaults of :mod:`viz_core.sanity`)."""
     steps = default_steps(len(weighted_layers(model.model)))
-    return dict(methods=tuple(SANITY_METHODS), steps=steps, params=fast_params(SANITY_METHODS),
-                seed=DEFAULT_SEED)
+    methods = default_methods()
+    return dict(methods=methods, steps=steps, params=fast_params(methods), seed=DEFAULT_SEED)
 
 
 def warm_up(bench, *, samples: Sequence[str] | None = None,
@@ -93,7 +93,8 @@ def warm_up(bench, *, samples: Sequence[str] | None = None,
         return 0  # the demo model is missing: nothing to prepare
     chunks = layer_chunks(info, feature_map_layers(info))
     conv = pattern_layers(model)
-    per_compare = 2 * len(COMPARE_METHODS) + 1  # each map, its curves, the random order
+    compared = compare_methods()  # the Compare page's default methods, from the registry
+    per_compare = 2 * len(compared) + 1  # each map, its curves, the random order
     total = len(names) * (2 + len(chunks) + 2) + len(conv) + len(names) * (per_compare + 1)
     done = 0
 
@@ -131,7 +132,7 @@ def warm_up(bench, *, samples: Sequence[str] | None = None,
         for name, view in zip(names, views):
             k = top_classes(model, view, 1)[0][0]
             target = Target(k, "logit")
-            for method in COMPARE_METHODS:
+            for method in compared:
                 heat = compared_map(bench, model, view, target, method, should_stop=stop)
                 if tick(f"{name}: compare, {method}"):
                     return done

@@ -21,39 +21,39 @@ import numpy as np
 from ..cam import top_classes
 from ..faithfulness import (
     BASELINES,
-    COMPARE_METHODS,
     DEFAULT_BASELINE,
     DEFAULT_CURVE_STEPS,
-    MAP_METHODS,
     SHOW,
     check_methods,
+    compare_methods,
     compare_picture,
     compared_map,
     deletion_insertion,
+    map_methods,
     method_title,
     rank_agreement,
 )
 from ..errors import ParameterError
 from ..pointing import (
-    DEFAULT_METHODS,
     DEFAULT_SCENES,
     DEFAULT_TOLERANCE,
     POINTING_FIRST_SEED,
+    default_methods,
     pointing_game,
 )
 from ..render import COLORMAPS, png_bytes
 from ..sanity import (
-    DEFAULT_METHODS as SANITY_DEFAULTS,
     DEFAULT_METRIC,
     DEFAULT_SEED,
     DEFAULT_THRESHOLD,
     METRICS,
-    SANITY_METHODS,
     cascading_randomisation,
     fast_params,
     flag_rule,
+    sanity_methods,
     sanity_picture,
 )
+from ..sanity import default_methods as sanity_defaults
 from ..sanity import method_title as sanity_title
 from ..targets import Target
 from ..workbench import Workbench
@@ -108,7 +108,7 @@ def _register_evaluate(commands) -> None:
         "every method and count a hit when the map's maximum lies inside the shape's box "
         "(widened by --tolerance pixels). Needs a model with the shape classes, such as demo.")
     add_model_args(p)
-    _methods_arg(p, DEFAULT_METHODS, MAP_METHODS)
+    _methods_arg(p, default_methods(), map_methods())
     p.add_argument("--scenes", type=int, default=DEFAULT_SCENES,
                    help=f"number of scenes (default {DEFAULT_SCENES})")
     p.add_argument("--seed", type=int, default=POINTING_FIRST_SEED,
@@ -123,7 +123,7 @@ def _register_evaluate(commands) -> None:
 
 
 def cmd_evaluate(args, bench: Workbench | None = None) -> int:
-    methods = check_methods(args.methods.split(","), MAP_METHODS)
+    methods = check_methods(args.methods.split(","), map_methods())
     bench = bench or Workbench()
     model = open_model(bench, args)
     result = bench.run(pointing_game, model, methods=methods, scenes=args.scenes,
@@ -154,7 +154,7 @@ def _register_compare(commands) -> None:
     add_image_args(p)
     p.add_argument("--class", dest="target", default=None, metavar="CLASS",
                    help="class index or name (default: the most probable class)")
-    _methods_arg(p, COMPARE_METHODS, MAP_METHODS)
+    _methods_arg(p, compare_methods(), map_methods())
     p.add_argument("--steps", type=int, default=DEFAULT_CURVE_STEPS,
                    help=f"points on each deletion / insertion curve (default "
                         f"{DEFAULT_CURVE_STEPS})")
@@ -171,7 +171,7 @@ def _register_compare(commands) -> None:
 
 
 def cmd_compare(args, bench: Workbench | None = None) -> int:
-    methods = check_methods(args.methods.split(","), MAP_METHODS)
+    methods = check_methods(args.methods.split(","), map_methods())
     _unit(args.opacity, "--opacity")
     bench = bench or Workbench()
     model = open_model(bench, args)
@@ -252,7 +252,7 @@ def _register_sanity(commands) -> None:
     add_image_args(p)
     p.add_argument("--class", dest="target", default=None, metavar="CLASS",
                    help="class index or name (default: the most probable class)")
-    _methods_arg(p, SANITY_DEFAULTS, SANITY_METHODS)
+    _methods_arg(p, sanity_defaults(), sanity_methods())
     p.add_argument("--layers", type=int, default=None,
                    help="how many weighted layers to randomise, from the top (default: all)")
     p.add_argument("--seed", type=int, default=DEFAULT_SEED,
@@ -268,7 +268,7 @@ def _register_sanity(commands) -> None:
 
 
 def cmd_sanity(args, bench: Workbench | None = None) -> int:
-    methods = check_methods(args.methods.split(","), SANITY_METHODS)
+    methods = check_methods(args.methods.split(","), sanity_methods())
     if not -1.0 <= args.threshold <= 1.0:
         raise ParameterError(f"--threshold is a similarity from -1 to 1; got {args.threshold}.")
     bench = bench or Workbench()

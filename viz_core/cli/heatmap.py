@@ -6,13 +6,11 @@ heatmap, float32 in [0, 1], at the model's input resolution).
 """
 from __future__ import annotations
 
-import numpy as np
+import argparse
 
-from ..cam import METHOD_TITLES, METHODS, class_heatmap, top_classes
+from .. import methods
 from ..errors import ParameterError
-from ..render import COLORMAPS, overlay_heatmap, png_bytes
-from ..targets import SCORE_KINDS, Target
-from ..workbench import Workbench
+from ..render.colormaps import COLORMAPS
 from .common import (
     TerminalProgress,
     add_image_args,
@@ -25,16 +23,50 @@ from .common import (
     unique_stems,
 )
 
-# command-line flag -> class_heatmap parameter (only flags the user gave are passed on, so a
-# flag the chosen method does not take is reported instead of silently ignored)
-_METHOD_FLAGS = {
-    "max_channels": "max_channels",
-    "samples": "samples",
-    "noise": "noise",
-    "seed": "seed",
-    "steps": "steps",
-    "baseline": "baseline",
-}
+SCORE_KINDS = ("logit", "probability")  # viz_core.targets.SCORE_KINDS, without TensorFlow
+
+
+def _bounded(kind: str, low, high, flag: str):
+    """An argparse ``type`` for one method parameter: a number of ``kind`` in [low, high]."""
+    def convert(text: str):
+        try:
+            value = int(text) if kind == "int" else float(text)
+        except ValueError:
+            word = "a whole number" if kind == "int" else "a number"
+            raise argparse.ArgumentTypeError(f"takes {word}; got {text!r}") from None
+        if not low <= value <= high or value != value:
+            raise argparse.ArgumentTypeError(f"must be from {low} to {high}; got {text}")
+        return value
+
+    convert.__name__ = kind  # what argparse names in "invalid int value"
+    return convert
+
+
+def method_flags() -> dict[str, list[tuple[str, "methods.ParamSpec"]]]:
+    """Every registered method's parameters by name: ``{name: [(method, ParamSpec), ...]}``.
+
+    One flag serves every method with a parameter of that name (``--seed`` for SmoothGrad
+    and RISE); its range is the union of theirs, and the registry checks each method's own.
+    """
+    flags: dict[str, list] = {}
+    for spec in methods.specs():
+        for param in spec.params:
+            flags.setdefault(param.name, []).append((spec.name, param))
+    return flags
+
+
+def _add_method_flags(parser) -> None:
+    for name, owners in method_flags().items():
+        kinds = {p.kind for _, p in owners}
+        kind = "int" if kinds == {"int"} else "float"
+        low = min(p.low for _, p in owners)
+        high = max(p.high for _, p in owners)
+        flag = owners[0][1].flag
+        text = "; ".join(
+            f"{method}: {p.help} ({p.low} to {p.high}, default "
+            f"{p.default if p.default is not None else p.none_means})" for method, p in owners)
+        parser.add_argument(flag, dest=f"param_{name}", type=_bounded(kind, low, high, flag),
+                            default=None, metavar=kind.upper(), help=text)
 
 
 def register(commands) -> None:
@@ -48,10 +80,12 @@ def register(commands) -> None:
     p.add_argument("--class", dest="classes", action="append", default=None, metavar="CLASS",
                    help="class index or name to explain (repeat for several; default: the most "
                    "probable class)")
-    p.add_argument("--method", default="gradcam", choices=METHODS,
-                   help="how the map is made (default gradcam)")
+    p.add_argument("--method", default="gradcam", choices=methods.names(),
+                   help="how the map is made (default gradcam): "
+                   + ", ".join(f"{s.name} ({s.title})" for s in methods.specs()))
     p.add_argument("--layer", default=None,
-                   help="layer for gradcam/gradcam++/scorecam, e.g. block5_conv3 or "
+                   help="layer for the layer methods ("
+                   + ", ".join(methods.names("layer")) + "), e.g. block5_conv3 or "
                    "vgg16/block5_conv3 (default: the last convolutional layer)")
     p.add_argument("--score", default="logit", choices=SCORE_KINDS,
                    help="differentiate the class logit (default, as the Grad-CAM paper) or its "
@@ -62,23 +96,20 @@ def register(commands) -> None:
                    help="heatmap opacity in the overlay, 0 to 1 (default 0.5)")
     p.add_argument("--threshold", type=float, default=0.0,
                    help="heat below this (0 to 1) is not coloured (default 0)")
-    p.add_argument("--max-channels", dest="max_channels", type=int, default=None,
-                   help="scorecam: score only this many channels (default: all)")
-    p.add_argument("--samples", type=int, default=None,
-                   help="smoothgrad: noisy copies to average (default 25)")
-    p.add_argument("--noise", type=float, default=None,
-                   help="smoothgrad: noise as a fraction of the pixel range (default 0.15)")
-    p.add_argument("--seed", type=int, default=None, help="smoothgrad: random seed (default 0)")
-    p.add_argument("--steps", type=int, default=None,
-                   help="integrated_gradients: steps from the baseline (default 64)")
-    p.add_argument("--baseline", type=float, default=None,
-                   help="integrated_gradients: baseline pixel value, 0 = black (default 0)")
+    _add_method_flags(p)
     add_output_args(p)
     p.set_defaults(handler=cmd_heatmap)
 
 
 
-def cmd_heatmap(args, bench: Workbench | None = None) -> int:
+def cmd_heatmap(args, bench=None) -> int:
+    import numpy as np
+
+    from ..cam import class_heatmap, top_classes
+    from ..render import overlay_heatmap, png_bytes
+    from ..targets import Target
+    from ..workbench import Workbench
+
     if not 0.0 <= args.threshold <= 1.0:
         raise ParameterError(f"--threshold must be between 0 and 1; got {args.threshold}.")
     if not 0.0 <= args.opacity <= 1.0:
@@ -86,8 +117,10 @@ def cmd_heatmap(args, bench: Workbench | None = None) -> int:
     bench = bench or Workbench()
     model = open_model(bench, args)
     images = open_images(bench, args.image)
-    params = {param: getattr(args, flag) for flag, param in _METHOD_FLAGS.items()
-              if getattr(args, flag) is not None}
+    # only flags the user gave are passed on, so a flag the chosen method does not take is
+    # reported (by the registry) instead of silently ignored
+    params = {name: getattr(args, f"param_{name}") for name in method_flags()
+              if getattr(args, f"param_{name}", None) is not None}
     progress = TerminalProgress(enabled=not args.json)
     folder = out_dir(args)
     tag = args.method.replace("+", "p")  # file-name friendly: gradcam++ -> gradcampp
@@ -127,7 +160,7 @@ def cmd_heatmap(args, bench: Workbench | None = None) -> int:
                 row["score_difference"] = result.score_difference
             results.append(row)
             note = "  (no positive evidence: the map is empty)" if result.empty else ""
-            lines.append(f"{path}: {METHOD_TITLES[result.method]} of {result.label!r} "
+            lines.append(f"{path}: {methods.title(result.method)} of {result.label!r} "
                          f"({result.class_index}, p = {result.probability:.2%}) at "
                          f"{result.layer} -> {png_path}{note}")
     emit(args, {"results": results}, lines)
