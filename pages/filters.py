@@ -15,6 +15,7 @@ from ui import notes
 from ui.export import bundle_button, model_options
 from ui.feedback import ProgressBar, show_error
 from ui.state import selection, workbench
+from ui.text import literal, literal_code
 from viz_core.errors import VizError
 from viz_core.filters import (
     DEFAULT_COUNT,
@@ -57,14 +58,14 @@ conv_layers = pattern_layers(model)
 def layer_label(path: str) -> str:
     layer = info.layer(path)
     h, w, c = layer.output_shape
-    return f"{path} · {layer.type} · {h}×{w}×{c}"
+    return f"{literal(path)} · {layer.type} · {h}×{w}×{c}"
 
 
 def grid_caption(result, extra: str = "") -> str:
     made = ("from the disk cache" if result.from_cache
             else f"computed in {result.seconds:.1f} s")
     dead = int(result.dead.sum())
-    return (f"{len(result)} filters of `{result.layer}` · {result.method}, {result.steps} steps"
+    return (f"{len(result)} filters of {literal_code(result.layer)} · {result.method}, {result.steps} steps"
             f" · {result.size} px ({made})"
             + (f" · {dead} dead filter{'s' if dead != 1 else ''}, outlined in red" if dead
                else "") + extra)
@@ -131,7 +132,7 @@ def one_layer() -> None:
     count = filter_count(model, layer)
     low, high = pick[1].slider("Filters", 0, count, (0, min(DEFAULT_COUNT, count)),
                                key=f"fp_range_{layer}",
-                               help=f"{layer} has {count} filters; the first 64 make the "
+                               help=f"{literal(layer)} has {count} filters; the first 64 make the "
                                "tutorial's 8×8 grid.")
     if high <= low:
         st.info("Choose at least one filter.")
@@ -154,7 +155,7 @@ def one_layer() -> None:
         box.button("Stop", icon=":material/stop:", key="fp_stop")
         st.session_state["fp_stopped"] = request
         with box:
-            bar = ProgressBar(f"{layer}: {len(filters)} filters ({method})")
+            bar = ProgressBar(f"{literal(layer)}: {len(filters)} filters ({method})")
         result = compute(layer, filters, bar)
         slot.empty()
         st.session_state.pop("fp_stopped", None)
@@ -177,7 +178,7 @@ def one_layer() -> None:
     with left:
         index = st.selectbox("Filter", filters, key="fp_pick")
         item = result.by_filter(index)
-        st.image(item.pattern, caption=f"filter {index} of {layer}", width="stretch",
+        st.image(item.pattern, caption=f"filter {index} of {literal(layer)}", width="stretch",
                  output_format="PNG")  # JPEG would blur the fine textures
     with right:
         a, b = st.columns(2)
@@ -219,7 +220,7 @@ def one_layer() -> None:
 
 # ---- gallery --------------------------------------------------------------------------------
 def gallery() -> None:
-    st.write(f"The first filters of every convolution layer of **{model.title}** "
+    st.write(f"The first filters of every convolution layer of **{literal(model.title)}** "
              f"({len(conv_layers)} layers), one grid per layer, filled in as they are ready.")
     c = st.columns([2, 2, 1])
     per_layer = int(c[0].select_slider("Filters per layer", GALLERY_COUNTS, value=16,
@@ -252,7 +253,7 @@ def gallery() -> None:
             n = todo.index(path)
 
             def progress(fraction, message, n=n, path=path):
-                bar((n + fraction) / len(todo), f"{path} ({n + 1} of {len(todo)} to draw): "
+                bar((n + fraction) / len(todo), f"{literal(path)} ({n + 1} of {len(todo)} to draw): "
                     f"{message}")
 
             result = compute(path, filters, progress)

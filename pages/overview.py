@@ -5,6 +5,7 @@ import streamlit as st
 
 from ui import notes
 from ui.state import require_model_and_image, workbench
+from ui.text import literal
 from viz_core.predict import predict
 
 st.title("Overview")
@@ -15,7 +16,7 @@ notes.show(notes.overview(model))
 
 card, picture = st.columns([3, 2])
 with card:
-    st.subheader(model.title)
+    st.subheader(literal(model.title))
     h, w, c = info.input_shape
     kind_text = {
         "softmax": f"softmax over {info.num_classes} classes",
@@ -40,7 +41,7 @@ with picture:
     st.subheader("As the model sees it")
     resized = ("the model's input size" if tuple(image.size) == (w, h)
                else f"resized to {w}×{h}")
-    st.image(view.display, caption=f"{image.name}: {image.size[0]}×{image.size[1]} px, {resized}",
+    st.image(view.display, caption=f"{literal(image.name)}: {image.size[0]}×{image.size[1]} px, {resized}",
              width="stretch")
 
 st.subheader("Top-5 predictions")
