@@ -81,9 +81,13 @@ if st.session_state.get("cam_context") != context:
     st.session_state["cam_class_2"] = (
         wanted_2 if wanted_2 is not None and 0 <= wanted_2 < len(model.labels)
         else (top[1][0] if len(top) > 1 else NONE))
-if st.session_state.get("cam_model") != model.identity:
+if st.session_state.get("cam_model") != model.identity or (
+        st.session_state.get("cam_layer") not in info.spatial_layers):
+    # A shared link's layer wins on the page's first visit (see ui.share).
+    wanted = url_value("cam_layer") if "cam_model" not in st.session_state else None
     st.session_state["cam_model"] = model.identity
-    st.session_state["cam_layer"] = info.last_conv_layer
+    st.session_state["cam_layer"] = (wanted if wanted in info.spatial_layers
+                                     else info.last_conv_layer)
     st.session_state.pop("cam_class_any", None)
     st.session_state.pop("cam_channels", None)
 
