@@ -9,6 +9,7 @@ from ui.export import bundle_button, model_options
 from ui.feedback import run_button, show_error
 from ui.presenter import colormap_choices
 from ui.state import require_model_and_image, workbench
+from ui.text import literal, literal_code, plotly_text
 from viz_core.cam import top_classes
 from viz_core.errors import VizError
 from viz_core.faithfulness import (
@@ -63,7 +64,7 @@ with st.container(border=True):
     methods = st.multiselect("Methods", MAP_METHODS, default=list(COMPARE_METHODS),
                              key="cmp_methods", format_func=method_title,
                              help="Grad-CAM family at the last conv layer "
-                             f"(`{info.last_conv_layer}`), pixel-gradient methods, and LIME "
+                             f"({literal_code(info.last_conv_layer)}), pixel-gradient methods, and LIME "
                              f"({LIME_DEFAULTS['samples']} samples, "
                              f"{LIME_DEFAULTS['n_superpixels']} superpixels, hidden superpixels "
                              f"{LIME_DEFAULTS['hide']}), with the same "
@@ -143,7 +144,7 @@ except VizError as exc:
     st.stop()
 
 # -- the maps, side by side -------------------------------------------------------------------
-st.subheader(f"{model.label(k)} ({k}): where each method sees the evidence")
+st.subheader(f"{literal(model.label(k))} ({k}): where each method sees the evidence")
 d1, d2, d3 = st.columns(3)
 colormap = d1.selectbox("Colour map", colormap_choices(COLOUR_MAPS), key="cmp_colormap")
 show = d2.radio("Show", ("overlay", "heatmap"), key="cmp_show", horizontal=True,
@@ -218,7 +219,7 @@ def curve_figure(kind: str) -> go.Figure:
         legend=dict(orientation="h", y=-0.3, yanchor="top", x=0, font=dict(size=11)),
         xaxis=dict(title=f"% of pixels {'removed' if kind == 'deletion' else 'revealed'}",
                    range=[0, 100]),
-        yaxis=dict(title=f"p({model.label(k)})", range=[0, 1.02]))
+        yaxis=dict(title=f"p({plotly_text(model.label(k))})", range=[0, 1.02]))
     return figure
 
 

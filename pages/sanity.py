@@ -9,6 +9,7 @@ from ui.export import bundle_button, model_options
 from ui.feedback import run_button, show_error
 from ui.presenter import colormap_choices
 from ui.state import require_model_and_image, workbench
+from ui.text import literal
 from viz_core.cam import METHODS as CAM_METHODS
 from viz_core.cam import top_classes
 from viz_core.errors import VizError
@@ -84,7 +85,7 @@ with st.container(border=True):
     if len(layers) > 1:
         steps = c2.slider("Layers to randomise (from the top)", 1, len(layers),
                           default_steps(len(layers)), key="san_steps",
-                          help=f"{model.title} has {len(layers)} layers with weights; the "
+                          help=f"{literal(model.title)} has {len(layers)} layers with weights; the "
                           f"first to be randomised is {layers[0]!r}.")
     else:
         steps = default_steps(len(layers))  # a single layer: nothing to choose
@@ -158,7 +159,7 @@ if bench.is_cached(*call[0], **call[1]):
         yaxis=dict(title={"spearman": "Spearman ρ", "ssim": "SSIM"}[metric], range=[min(-0.1, float(np.nanmin(similarity)) - 0.05), 1.05]))
     st.plotly_chart(figure, width="stretch", key="san_similarity_chart")
     st.caption(
-        f"p({report.label}) on this image: {report.probability[0]:.1%} with the trained model, "
+        f"p({literal(report.label)}) on this image: {report.probability[0]:.1%} with the trained model, "
         f"{report.probability[-1]:.1%} with the top {report.steps} layer"
         f"{'s' if report.steps > 1 else ''} random: the model itself has changed."
     )
