@@ -1,4 +1,4 @@
-"""Compare methods: six explanations of one class side by side, how faithful each is to the
+"""Compare methods: explanations of one class side by side, how faithful each is to the
 model (deletion / insertion curves) and how much they agree (rank correlation)."""
 import numpy as np
 import plotly.graph_objects as go
@@ -10,20 +10,22 @@ from ui.feedback import run_button, show_error
 from ui.presenter import colormap_choices
 from ui.state import require_model_and_image, workbench
 from ui.text import literal, literal_code, plotly_text
-from viz_core.cam import top_classes
+from viz_core import methods as registry
+from viz_core.cam import forward_seconds, page_params, top_classes
 from viz_core.errors import VizError
 from viz_core.faithfulness import (
     BASELINE_HELP,
     BASELINES,
-    COMPARE_METHODS,
     DEFAULT_BASELINE,
     DEFAULT_CURVE_STEPS,
+    LIME,
     LIME_DEFAULTS,
-    MAP_METHODS,
+    compare_methods,
     compare_picture,
     compared_map,
     compared_map_ready,
     deletion_insertion,
+    map_methods,
     method_title,
     rank_agreement,
 )
@@ -34,8 +36,10 @@ COLOUR_MAPS = ("viridis", "jet", "magma", "inferno", "plasma", "cividis", "turbo
 STEP_CHOICES = (10, 20, 50)
 RANDOM = "random"  # the reference curve: pixels removed in a random order
 # one colour per method in every chart (plotly's default qualitative palette)
-PALETTE = ("#636EFA", "#EF553B", "#00CC96", "#AB63FA", "#FFA15A", "#19D3F3", "#FF6692")
-COLOURS = {m: PALETTE[i % len(PALETTE)] for i, m in enumerate(MAP_METHODS)}
+PALETTE = ("#636EFA", "#EF553B", "#00CC96", "#AB63FA", "#FFA15A", "#19D3F3", "#FF6692",
+           "#B6E880", "#FF97FF", "#FECB52", "#2E91E5", "#E15F99", "#1CA71C", "#DA16FF",
+           "#FB0D0D")
+COLOURS = {m: PALETTE[i % len(PALETTE)] for i, m in enumerate(map_methods())}
 COLOURS[RANDOM] = "#888888"
 BASELINE_WORDS = {"blurred": "a blurred copy of the image", "black": "black", "white": "white",
                   "mean": "the image's mean colour"}
@@ -48,6 +52,12 @@ st.caption(
 )
 model, image = require_model_and_image()
 notes.show(notes.compare(model))
+with st.expander("Which method when", icon=":material/table_chart:"):
+    st.dataframe(registry.which_method_rows(model.info), hide_index=True, width="stretch",
+                 key="cmp_which_table")
+    st.caption(f"Costs for {model.title} at the Class heatmaps page's settings (used here too), "
+               "in forward passes of the whole model. LIME: "
+               f"{LIME_DEFAULTS['samples']} forward passes.")
 bench = workbench()
 view = model.view(image)
 info = model.info
@@ -61,9 +71,13 @@ probability_of = {k: p for k, _, p in top}
 
 # -- what to compare ----------------------------------------------------------------------------
 with st.container(border=True):
-    methods = st.multiselect("Methods", MAP_METHODS, default=list(COMPARE_METHODS),
+    options = map_methods()
+    if any(m not in options for m in st.session_state.get("cmp_methods", [])):
+        st.session_state.pop("cmp_methods")  # a method no longer registered
+    methods = st.multiselect("Methods", options, default=list(compare_methods()),
                              key="cmp_methods", format_func=method_title,
-                             help="Grad-CAM family at the last conv layer "
+                             help="By default the fast methods (a pass or two each). Layer "
+                             "methods at the last conv layer "
                              f"({literal_code(info.last_conv_layer)}), pixel-gradient methods, and LIME "
                              f"({LIME_DEFAULTS['samples']} samples, "
                              f"{LIME_DEFAULTS['n_superpixels']} superpixels, hidden superpixels "
@@ -113,8 +127,14 @@ pending = bool(pending_maps) or not all(
 if pending:
     slow = ", ".join(method_title(m) for m in pending_maps) or "none"
     images = (len(methods) + 1) * 2 * (steps + 1)
+    channels = max(2, int(info.layer(info.last_conv_layer).output_shape[-1] or 2))
+    passes = images + sum(
+        LIME_DEFAULTS["samples"] if m == LIME else registry.get(m).passes(
+            info, page_params(m, channels)) for m in pending_maps)
+    seconds = passes * forward_seconds(model)  # measured once per model
     st.info(f"Maps still to compute: {slow}. Then {images} images go through the model for the "
-            "deletion and insertion curves.", icon=":material/hourglass:")
+            f"deletion and insertion curves: about {registry.format_passes(passes)}' worth in "
+            f"all, ~{max(1.0, seconds):.0f} s here.", icon=":material/hourglass:")
 
     def compare_all(bar) -> None:
         """Every pending map, then every curve; ``bar`` shows the share of these parts done."""

@@ -10,35 +10,15 @@ from ui.presenter import colormap_choices
 from ui.share import url_value
 from ui.state import require_model_and_image, selection, workbench
 from ui.text import literal, literal_code
-from viz_core.cam import (
-    LAYER_METHODS,
-    METHOD_TITLES,
-    METHODS,
-    class_heatmap,
-    page_params,
-    top_classes,
-)
+from viz_core import methods as registry
+from viz_core.cam import class_heatmap, forward_seconds, top_classes
 from viz_core.errors import VizError
 from viz_core.render import apply_colormap, colorbar, overlay_heatmap, png_bytes, resize_map
 from viz_core.render.colormaps import lookup_table
 from viz_core.targets import Target
 
 COLOUR_MAPS = ("viridis", "jet", "magma", "inferno", "plasma", "cividis", "turbo", "gray")
-FAST_METHODS = ("gradcam", "gradcam++")  # computed at once; the others wait for a button
 NONE = -1
-METHOD_HELP = {
-    "gradcam": "Gradient of the class score at a layer, averaged per channel: weights for the "
-               "layer's feature maps (Selvaraju et al.). One backward pass.",
-    "gradcam++": "Like Grad-CAM, but channels are weighted by where their gradient is positive "
-                 "(Chattopadhyay et al.); better with several objects of one class.",
-    "scorecam": "No gradients: each channel masks the image and the model scores what is left "
-                "(Wang et al.). One forward pass per channel, so it is slow on big models.",
-    "saliency": "Gradient of the class score with respect to each pixel (Simonyan et al.).",
-    "smoothgrad": "The pixel gradient averaged over noisy copies of the image (Smilkov et al.).",
-    "integrated_gradients": "Pixel gradients summed along a path from a black image to the "
-                            "image (Sundararajan et al.); the pixels' attributions add up to "
-                            "the change of the score.",
-}
 SCORE_TITLES = {
     "logit": "Logit (before softmax, as in the Grad-CAM paper)",
     "probability": "Probability (after softmax, as in the R tutorial)",
@@ -89,7 +69,8 @@ if st.session_state.get("cam_model") != model.identity or (
     st.session_state["cam_layer"] = (wanted if wanted in info.spatial_layers
                                      else info.last_conv_layer)
     st.session_state.pop("cam_class_any", None)
-    st.session_state.pop("cam_channels", None)
+    for key in [k for k in st.session_state if str(k).startswith("cam_param_")]:
+        st.session_state.pop(key)  # sliders sized by another model's layers
 
 
 # -- class and method -------------------------------------------------------------------------
@@ -115,14 +96,18 @@ with st.container(border=True):
             help="Two classes of one picture, as the Grad-CAM paper's cat and dog: on the demo "
                  "model, pick the circle-and-star scene.")
     with method_column:
-        method = st.selectbox("Method", METHODS, key="cam_method", format_func=METHOD_TITLES.get,
-                              help="\n\n".join(f"**{METHOD_TITLES[m]}**: {METHOD_HELP[m]}"
-                                               for m in METHODS))
+        if st.session_state.get("cam_method") not in registry.names():
+            st.session_state.pop("cam_method", None)  # a method no longer registered
+        method = st.selectbox("Method", registry.names(), key="cam_method",
+                              format_func=registry.title,
+                              help="\n\n".join(f"**{s.title}**: {s.help}"
+                                               for s in registry.specs()))
+        spec = registry.get(method)
         layers = list(info.spatial_layers)
         shapes = {entry.path: entry.output_shape for entry in info.layers}
         layer = st.selectbox(
             "Layer", layers, key="cam_layer",
-            disabled=method not in LAYER_METHODS,
+            disabled=not spec.uses_layer,
             format_func=lambda p: f"{p} · {'×'.join(str(d) for d in shapes[p])}"
             + (" (last conv)" if p == info.last_conv_layer else ""),
             help="Deep layers give coarse maps of whole objects; earlier layers finer maps of "
@@ -132,28 +117,28 @@ with st.container(border=True):
                          help="Grad-CAM differentiates the score before the softmax; the "
                               "tutorial's code used the probability. For a single sigmoid "
                               "output, class 0 is scored by −logit (or 1 − p).")
-        channels = max(2, int(shapes[layer][-1] or 2))  # Score-CAM's slider range
+        channels = max(2, int(shapes[layer][-1] or 2))  # sliders that count channels
         # the defaults the Compare page and the warm-up use too (one workbench entry for all)
-        defaults = page_params(method, channels)
+        defaults = spec.page_params(channels)
         params = {}
-        if method == "scorecam":
-            if st.session_state.get("cam_channels", 0) > channels:  # another layer's value
-                st.session_state.pop("cam_channels")
-            params["max_channels"] = st.slider(
-                "Channels scored", 1, channels, defaults["max_channels"] or channels,
-                key="cam_channels",
-                help="Score-CAM runs the model once per channel; only the channels with the "
-                     "largest mean activation are scored.")
-            if params["max_channels"] == channels:
-                params["max_channels"] = None
-        elif method == "smoothgrad":
-            params["samples"] = st.slider("Noisy copies", 5, 100, defaults["samples"], step=5,
-                                          key="cam_samples")
-            params["noise"] = st.slider("Noise (fraction of the pixel range)", 0.0, 0.5,
-                                        defaults["noise"], step=0.05, key="cam_noise")
-        elif method == "integrated_gradients":
-            params["steps"] = st.slider("Steps from the black image", 8, 256,
-                                        defaults["steps"], step=8, key="cam_steps")
+        for param in spec.params:  # one widget per parameter the registry offers the page
+            if param.page is None:
+                continue
+            key = f"cam_param_{method}_{param.name}"
+            number = int if param.kind == "int" else float
+            low, high, step = (number(v) for v in param.page)
+            if param.channels:
+                high = channels
+                if st.session_state.get(key, 0) > channels:  # another layer's value
+                    st.session_state.pop(key)
+            value = defaults[param.name]
+            value = high if value is None else min(max(number(value), low), high)
+            params[param.name] = st.slider(param.help.capitalize(), low, high, value,
+                                           step=step, key=key,
+                                           help=f"{spec.title}: {param.help}; from "
+                                                f"{param.low} to {param.high}.")
+            if param.channels and params[param.name] == channels:
+                params[param.name] = None  # every channel
 
 # -- display options (never recompute) --------------------------------------------------------
 d1, d2, d3, d4 = st.columns(4)
@@ -168,7 +153,7 @@ classes = [choice] + ([compare] if compare != NONE else [])
 h0, w0 = image.pixels.shape[:2]
 h, w = info.input_shape[:2]
 images = [(image, view)] + ([(second_image, model.view(second_image))] if second_image else [])
-layer_arg = layer if method in LAYER_METHODS else None
+layer_arg = layer if spec.uses_layer else None
 
 
 def compute_args(v, k):
@@ -178,26 +163,37 @@ def compute_args(v, k):
 
 todo = [(v, k) for _, v in images for k in classes
         if not bench.is_cached(*compute_args(v, k)[0], **compute_args(v, k)[1])]
-if todo and method not in FAST_METHODS:
-    scored = params.get("max_channels") or shapes[layer][-1]
-    # every entry is formatted, only this method's is shown (its params are set above)
-    cost = {"scorecam": f"{scored} forward passes (one per channel scored)",
-            "smoothgrad": f"{params.get('samples')} gradient passes",
-            "integrated_gradients": f"{params.get('steps', 0) + 1} gradient passes",
-            "saliency": "one gradient pass"}[method]
-    maps = f"{len(todo)} map" + ("s" if len(todo) > 1 else "")
-    st.info(f"{METHOD_TITLES[method]} takes {cost} per map ({maps} to compute).",
+
+def cost_text(passes: float, maps: int) -> str:
+    """"about 520 forward passes' worth, ~40 s here" for ``maps`` maps of this method."""
+    seconds = passes * maps * forward_seconds(model)  # measured once per model
+    when = f"~{seconds:.0f} s" if seconds >= 2 else "a second or two"
+    return (f"about {registry.format_passes(passes)}' worth per map, {when} here for "
+            f"{maps} map" + ("s" if maps > 1 else ""))
+
+
+if todo and not spec.fast:
+    try:
+        passes = spec.passes(info, params, layer_arg)
+    except VizError as exc:
+        show_error(exc)
+        st.stop()
+    st.info(f"{spec.title} takes {cost_text(passes, len(todo))}.",
             icon=":material/hourglass:")
-    stopped_note(f"Computing {METHOD_TITLES[method]}")
-    if not st.button(f"Compute {METHOD_TITLES[method]}", type="primary", key="cam_run"):
+    stopped_note(f"Computing {spec.title}")
+    if not st.button(f"Compute {spec.title}", type="primary", key="cam_run"):
         st.stop()
 
-notes.show(notes.heatmaps(model, model.label(choice), METHOD_TITLES[method], layer_arg))
+notes.show(notes.heatmaps(model, model.label(choice), spec.title, layer_arg))
+with st.expander("Which method when", icon=":material/table_chart:"):
+    st.dataframe(registry.which_method_rows(info), hide_index=True, width="stretch",
+                 key="cam_which_table")
+    st.caption(f"Costs for {model.title} at the page's settings, in forward passes of the "
+               "whole model (a gradient with respect to the pixels counts as 3).")
 
 results = {}
 try:
-    bar = ProgressBar(f"Computing {METHOD_TITLES[method]}",
-                      stoppable=method not in FAST_METHODS) if todo else None
+    bar = ProgressBar(f"Computing {spec.title}", stoppable=not spec.fast) if todo else None
     for n, (name_and_view, k) in enumerate([(iv, k) for iv in images for k in classes]):
         _, v = name_and_view
 
@@ -226,7 +222,7 @@ def picture(loaded_image, result) -> np.ndarray:
 
 def panel_caption(result) -> str:
     where = f"at {literal_code(result.layer)}" if result.layer != "input" else "on the pixels"
-    text = (f"p = {result.probability:.1%} · {METHOD_TITLES[result.method]} {where} · score: "
+    text = (f"p = {result.probability:.1%} · {registry.title(result.method)} {where} · score: "
             f"{result.score_kind} = {result.score:.3g}")
     if result.attribution_sum is not None:
         text += (f" · attributions sum to {result.attribution_sum:.4g}, score change "
@@ -311,7 +307,7 @@ with interactive_tab:
         colorbar=dict(title=dict(text="heat"), thickness=12),
         hovertemplate="x %{x:.0f}, y %{y:.0f}<br>heat %{z:.3f}<extra></extra>"))
     figure.update_layout(height=560, margin=dict(l=10, r=10, t=30, b=10),
-                         title=dict(text=f"{result.label} ({k}): {METHOD_TITLES[method]}",
+                         title=dict(text=f"{result.label} ({k}): {spec.title}",
                                     font=dict(size=14)))
     figure.update_yaxes(autorange="reversed", scaleanchor="x", constrain="domain")
     figure.update_xaxes(constrain="domain")

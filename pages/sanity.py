@@ -10,24 +10,23 @@ from ui.feedback import run_button, show_error
 from ui.presenter import colormap_choices
 from ui.state import require_model_and_image, workbench
 from ui.text import literal
-from viz_core.cam import METHODS as CAM_METHODS
+from viz_core import methods as registry
 from viz_core.cam import top_classes
 from viz_core.errors import VizError
-from viz_core.faithfulness import MAP_METHODS
+from viz_core.faithfulness import map_methods
 from viz_core.pointing import DEFAULT_TOLERANCE, pointing_game
 from viz_core.sanity import (
-    DEFAULT_METHODS,
     DEFAULT_METRIC,
     DEFAULT_SEED,
     DEFAULT_THRESHOLD,
     EDGE_CONTROL,
-    FAST_PARAMS,
     METRICS,
-    SANITY_METHODS,
     cascading_randomisation,
+    default_methods,
     default_steps,
     fast_params,
     flag_rule,
+    sanity_methods,
     sanity_picture,
     weighted_layers,
 )
@@ -38,8 +37,9 @@ COLOUR_MAPS = ("viridis", "magma", "inferno", "plasma", "cividis", "gray", "jet"
 METRIC_TITLES = {"spearman": "Spearman rank correlation", "ssim": "SSIM (structural similarity)"}
 SCENE_CHOICES = (10, 20, 50, 100)
 PALETTE = ("#636EFA", "#EF553B", "#00CC96", "#AB63FA", "#FFA15A", "#19D3F3", "#FF6692",
-           "#B6E880")
-COLOURS = {m: PALETTE[i % len(PALETTE)] for i, m in enumerate(SANITY_METHODS)}
+           "#B6E880", "#FF97FF", "#FECB52", "#2E91E5", "#E15F99", "#1CA71C", "#DA16FF",
+           "#FB0D0D")
+COLOURS = {m: PALETTE[i % len(PALETTE)] for i, m in enumerate(sanity_methods())}
 COLOURS[EDGE_CONTROL] = "#888888"
 
 
@@ -67,15 +67,13 @@ probability_of = {k: p for k, _, p in top}
 # -- settings -------------------------------------------------------------------------------------
 with st.container(border=True):
     methods = st.multiselect(
-        "Methods", SANITY_METHODS, default=list(DEFAULT_METHODS), key="san_methods",
+        "Methods", sanity_methods(), default=list(default_methods()), key="san_methods",
         format_func=method_title,
         help="The edge detector ignores the model completely (a Sobel filter of the image): it "
-        "is the control that must fail. Pixel methods use fewer samples here (SmoothGrad "
-        f"{FAST_PARAMS['smoothgrad']['samples']} copies, Integrated Gradients "
-        f"{FAST_PARAMS['integrated_gradients']['steps']} steps), LIME "
-        f"{FAST_PARAMS['lime']['samples']} samples, Score-CAM "
-        f"{FAST_PARAMS['scorecam']['max_channels']} channels, because every map is drawn once "
-        "per step.")
+        "is the control that must fail. Slow methods run cheaper settings here ("
+        + "; ".join(f"{method_title(m)}: " + ", ".join(f"{k} {v}" for k, v in p.items())
+                    for m, p in fast_params(sanity_methods()).items())
+        + "), because every map is drawn once per step.")
     c1, c2, c3 = st.columns(3)
     k = c1.selectbox("Class to explain (top-5 predictions)", [k for k, _, _ in top],
                      key="san_class",
@@ -207,9 +205,10 @@ st.caption(
     f"inside the shape's box (widened by {DEFAULT_TOLERANCE} pixels). The same table comes from "
     "`python -m viz_core evaluate --json`."
 )
-game_methods = st.multiselect("Methods", MAP_METHODS, default=list(CAM_METHODS),
+game_methods = st.multiselect("Methods", map_methods(), default=list(registry.names(fast=True)),
                               key="pg_methods", format_func=method_title,
-                              help="LIME runs 500 model passes per shape: slow.")
+                              help="By default the fast methods; every registered method can "
+                              "play. LIME runs 500 model passes per shape: slow.")
 p2, p3, _ = st.columns([2, 1, 2])
 scenes = p2.select_slider("Scenes", SCENE_CHOICES, value=20, key="pg_scenes")
 shapes = p3.radio("Shapes per scene", (1, 2), key="pg_shapes", horizontal=True,

@@ -17,8 +17,9 @@ from tests.app.media import capture_media, png_of, values
 from tests.conftest import tiny_cnn, wrap
 from ui.state import SELECTION_KEY
 from viz_core.cam import class_heatmap, top_classes
+from viz_core import methods
 from viz_core.faithfulness import (
-    COMPARE_METHODS,
+    compare_methods,
     compare_picture,
     deletion_insertion,
     lime_heatmap,
@@ -32,6 +33,8 @@ from viz_core.superpixels import superpixels
 from viz_core.targets import Target
 
 LABELS = ["circle", "square", "triangle", "star"]
+# one method of each kind the page draws (layer, pixel-gradient, LIME), checked in detail
+SIX = ("gradcam", "gradcam++", "scorecam", "smoothgrad", "integrated_gradients", "lime")
 
 
 @pytest.fixture(scope="module")
@@ -78,8 +81,14 @@ def reference(loaded, view, k):
 def test_compare_button_maps_curves_and_agreement(app):
     at, loaded, media = app
     assert at.title[0].value == "Compare methods"
-    assert at.multiselect(key="cmp_methods").value == list(COMPARE_METHODS)
+    # the fast methods by default, every registered one (and LIME) on offer
+    assert at.multiselect(key="cmp_methods").value == list(compare_methods())
+    assert compare_methods() == methods.names(fast=True)
+    assert at.multiselect(key="cmp_methods").options == [
+        methods.title(m) for m in methods.names()] + ["LIME"]
+    at.multiselect(key="cmp_methods").set_value(list(SIX)).run()
     assert [b.label for b in at.button] == ["Compare 6 methods"]
+    assert "forward passes' worth in all" in at.info[0].value
     assert len(at.get("plotly_chart")) == 0
     at.button(key="cmp_run").click().run()
     assert not at.exception, at.exception
@@ -91,11 +100,11 @@ def test_compare_button_maps_curves_and_agreement(app):
     assert k == top_classes(loaded, view, 1)[0][0]
     maps = reference(loaded, view, k)
     curves = {m: deletion_insertion(loaded, view, k, maps[m], steps=20, baseline="blurred")
-              for m in COMPARE_METHODS}
+              for m in SIX}
     # one picture per method (captions carry the areas) and the colour bar
     pictures = [img for img in at.get("image") if img.captions and "AUC" in img.captions[0]]
     assert len(pictures) == 6
-    for picture, method in zip(pictures, COMPARE_METHODS):
+    for picture, method in zip(pictures, SIX):
         c = curves[method]
         assert picture.captions[0] == (f"deletion AUC {c.deletion_auc:.3f} · insertion AUC "
                                        f"{c.insertion_auc:.3f}")
@@ -116,11 +125,13 @@ def test_compare_button_maps_curves_and_agreement(app):
                                atol=1e-6)
     assert deletion["data"][6]["name"].startswith("Random order")
     # the agreement matrix: Spearman of the same maps
-    expected = rank_agreement({method_title(m): maps[m] for m in COMPARE_METHODS}).matrix
+    expected = rank_agreement({method_title(m): maps[m] for m in SIX}).matrix
     z = values(agreement["data"][0]["z"]).reshape(6, 6)
     np.testing.assert_allclose(z, expected, atol=1e-5, equal_nan=True)
     assert agreement["data"][0]["x"][0] == "Grad-CAM"
-    table = at.dataframe[0].value
+    which = at.dataframe[0].value  # the "which method when" table, from the registry
+    assert list(which["Method"]) == [spec.title for spec in methods.specs()]
+    table = at.dataframe[1].value
     assert list(table["Method"])[:2] == ["Grad-CAM", "Grad-CAM++"]
     assert table["Deletion AUC ↓"].iloc[2] == pytest.approx(curves["scorecam"].deletion_auc)
 
@@ -164,3 +175,23 @@ def test_fewer_methods_and_a_new_curve_setting(app):
     deletion = json.loads(at.get("plotly_chart")[0].proto.spec)
     assert len(deletion["data"]) == 3 and len(values(deletion["data"][0]["y"])) == 11
     assert len(json.loads(at.get("plotly_chart")[2].proto.spec)["data"][0]["x"]) == 2
+
+
+def test_a_registered_toy_method_can_be_compared_with_no_other_edit(app):
+    from tests.test_methods import TOY
+
+    at, loaded, media = app
+    at.switch_page("pages/compare.py")
+    with methods.registered(TOY):
+        at.run()
+        assert "Toy CAM" in at.multiselect(key="cmp_methods").options
+        assert compare_methods()[-1] == "toycam"  # fast: a default for a new session
+        at.multiselect(key="cmp_methods").set_value(["gradcam", "toycam"]).run()
+        if any(b.key == "cmp_run" for b in at.button):
+            at.button(key="cmp_run").click().run()
+        assert not at.exception, at.exception
+        assert "**Toy CAM**" in [m.value for m in at.markdown]
+        at.multiselect(key="cmp_methods").set_value(["gradcam"]).run()
+    at.run()
+    assert not at.exception
+    assert "Toy CAM" not in at.multiselect(key="cmp_methods").options

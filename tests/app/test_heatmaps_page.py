@@ -154,11 +154,11 @@ def test_any_class_by_search_and_a_new_image_starts_from_its_top_class(app):
 def test_score_cam_layer_switch_keeps_channel_slider_in_range(app):
     at, loaded, media = app
     at.selectbox(key="cam_method").set_value("scorecam").run()
-    assert at.slider(key="cam_channels").max == 6  # conv_b has 6 channels
-    at.slider(key="cam_channels").set_value(6).run()
+    assert at.slider(key="cam_param_scorecam_max_channels").max == 6  # conv_b has 6 channels
+    at.slider(key="cam_param_scorecam_max_channels").set_value(6).run()
     at.selectbox(key="cam_layer").set_value("conv_a").run()
     assert not at.exception
-    assert at.slider(key="cam_channels").max == 4 and at.slider(key="cam_channels").value == 4
+    assert at.slider(key="cam_param_scorecam_max_channels").max == 4 and at.slider(key="cam_param_scorecam_max_channels").value == 4
     assert not at.warning
 
 
@@ -166,14 +166,13 @@ def test_each_method_at_its_defaults_is_the_map_the_compare_page_reuses(app):
     """The Compare page reuses the Class heatmaps page's results only while both call a
     method with the same arguments; this catches one of them changing its defaults alone."""
     from ui.state import workbench
-    from viz_core.faithfulness import COMPARE_METHODS, compared_map_ready
+    from viz_core import methods as registry
+    from viz_core.faithfulness import compared_map_ready
 
     at, loaded, media = app
     view = loaded.view(selected(at))
     k = at.radio(key="cam_class").value
-    methods = [m for m in COMPARE_METHODS if m != "lime"]
-    assert len(methods) == 5
-    for method in methods:
+    for method in registry.names():  # Compare can run every registered method
         assert not compared_map_ready(workbench(), loaded, view, Target(k), method) or (
             method == "gradcam")  # the page opens on Grad-CAM
         at.selectbox(key="cam_method").set_value(method).run()
@@ -224,3 +223,57 @@ def test_an_uploaded_model_is_copied_into_the_export_bundle(tmp_path, monkeypatc
         assert f"**{label}** ({k})" in [m.value for m in at.markdown]
         assert any(n.endswith(f"_gradcam_{k}.png") for n in archive.namelist())
     workbench.clear()
+
+
+def test_every_registered_method_renders_its_heatmap(app):
+    """Walk the registry: each method states its cost before a slow run, then draws the map
+    class_heatmap makes with the page's defaults, with no exception and no error."""
+    from viz_core import methods
+
+    at, loaded, media = app
+    original = selected(at)
+    view = loaded.view(original)
+    k = at.radio(key="cam_class").value
+    assert at.selectbox(key="cam_method").options == [methods.title(m) for m in methods.names()]
+    for name in methods.names():
+        spec = methods.get(name)
+        at.selectbox(key="cam_method").set_value(name).run()
+        if not spec.fast:
+            assert "forward pass" in at.info[0].value and " here for 2 maps" in at.info[0].value
+            at.button(key="cam_run").click().run()
+        assert not at.exception, (name, at.exception)
+        assert not at.error, (name, [e.value for e in at.error])
+        layer = "conv_b" if spec.uses_layer else None
+        result = class_heatmap(loaded, view, Target(k), name, layer, **spec.page_params(6))
+        np.testing.assert_array_equal(downloaded(at, media, original, k),
+                                      overlay_heatmap(original.pixels, result.heatmap),
+                                      err_msg=name)
+        assert captions(at)[0].startswith(f"p = {result.probability:.1%} · {spec.title}")
+    which = at.dataframe[0].value
+    assert list(which["Method"]) == [spec.title for spec in methods.specs()]
+
+
+def test_a_registered_toy_method_gets_its_widgets_and_map_with_no_other_edit(app):
+    from tests.test_methods import TOY
+    from viz_core import methods
+
+    at, loaded, media = app
+    original = selected(at)
+    view = loaded.view(original)
+    with methods.registered(TOY):
+        at.run()
+        assert "Toy CAM" in at.selectbox(key="cam_method").options
+        at.selectbox(key="cam_method").set_value("toycam").run()
+        assert not at.exception, at.exception
+        slider = at.slider(key="cam_param_toycam_strength")
+        assert (slider.min, slider.max, slider.value) == (0.5, 4.0, 2.0)
+        slider.set_value(3.5).run()
+        k = at.radio(key="cam_class").value
+        result = class_heatmap(loaded, view, Target(k), "toycam", strength=3.5)
+        np.testing.assert_array_equal(downloaded(at, media, original, k),
+                                      overlay_heatmap(original.pixels, result.heatmap))
+        assert "Toy CAM" in list(at.dataframe[0].value["Method"])
+        at.selectbox(key="cam_method").set_value("gradcam").run()
+    at.run()  # unregistered: gone from the choices and the table
+    assert not at.exception and "Toy CAM" not in at.selectbox(key="cam_method").options
+    assert "Toy CAM" not in list(at.dataframe[0].value["Method"])
