@@ -1,0 +1,51 @@
+"""viz_core.notebook: every kind of result shows as a picture a notebook can draw."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from viz_core.activations import feature_maps
+from viz_core.cam import class_heatmap
+from viz_core.errors import ParameterError
+from viz_core.filters import filter_patterns
+from viz_core.lime_explain import lime_explanation
+from viz_core.notebook import open_image, open_model, picture, show
+from viz_core.render import overlay_heatmap
+from viz_core.samples import ASSETS_DIR
+from viz_core.targets import Target
+
+SAMPLE = ASSETS_DIR / "samples" / "circle_and_star.png"
+
+
+@pytest.fixture(scope="module")
+def demo():
+    model = open_model("demo")
+    image = open_image(SAMPLE)
+    return model, image, model.view(image)
+
+
+def test_a_heatmap_shows_over_the_original_image(demo):
+    model, image, view = demo
+    result = class_heatmap(model, view, Target(model.class_index("star")))
+    shown = show(result, image)
+    assert isinstance(shown, Image.Image) and hasattr(shown, "_repr_png_")
+    assert shown.size == (image.pixels.shape[1], image.pixels.shape[0])
+    np.testing.assert_array_equal(np.asarray(shown), overlay_heatmap(image.pixels, result.heatmap))
+    alone = show(result)  # no image: the map in colour, at the model's size
+    assert alone.size == (result.heatmap.shape[1], result.heatmap.shape[0])
+
+
+def test_feature_maps_filters_and_lime_show(demo):
+    model, image, view = demo
+    maps = feature_maps(model, view, model.info.last_conv_layer)
+    (grid,) = picture(maps)
+    channels = maps.layers[0].values.shape[-1]
+    assert grid.dtype == np.uint8 and grid.ndim == 3 and channels > 1
+    patterns = filter_patterns(model, model.info.last_conv_layer, (0, 1), steps=1, size=32)
+    assert show(patterns).mode == "RGB"
+    explanation = lime_explanation(model, view, [model.class_index("star")], samples=10)
+    lime_picture = show(explanation)
+    assert (lime_picture.size[1], lime_picture.size[0]) == explanation.segments.shape
+    with pytest.raises(ParameterError, match="got str"):
+        show("not a result")
