@@ -26,6 +26,7 @@ PAGES = (
     ("pages/lime.py", "LIME", ":material/extension:"),
     ("pages/compare.py", "Compare methods", ":material/compare:"),
     ("pages/sanity.py", "Sanity check", ":material/fact_check:"),
+    ("pages/dataset.py", "Dataset", ":material/dataset:"),
 )
 ROOT = Path(__file__).resolve().parent
 

@@ -1,0 +1,222 @@
+"""Dataset: a model over a whole folder of images: accuracy, confusion, mistakes, where it looks
+for each class, and the shortcut finder (SpRAy clusters of the heatmaps)."""
+import numpy as np
+import plotly.graph_objects as go
+import streamlit as st
+
+from ui.feedback import run_button, show_error
+from ui.state import selection, workbench
+from ui.text import literal
+from viz_core.batch import DEFAULT_BATCH_SIZE, run_dataset
+from viz_core.dataset import UPLOAD_LIMITS, open_zip, sample_dataset
+from viz_core.errors import VizError
+from viz_core.render import apply_colormap, overlay_heatmap, resize_map
+from viz_core.shortcuts import CORNER_FRACTION, FLAG_SHARE, find_shortcuts
+
+SOURCES = {
+    "shapes": "Sample: shapes scenes (the sidebar's model)",
+    "shortcut": "Sample: shortcut scenes (the shortcut demo model, which cheats)",
+    "upload": "Upload a ZIP (class folders, or images with labels.csv)",
+}
+SAMPLE_COUNTS = (24, 48, 96, 200)
+CLUSTER_CHOICES = ("auto", 1, 2, 3, 4, 5, 6)
+GALLERY = 8
+TILE = 112
+
+st.title("Dataset")
+st.caption(
+    "Check the model on a whole set of images: which ones it gets wrong, where it looks for "
+    "each class, and whether it found a shortcut (the *Clever Hans* effect: a classifier that "
+    "recognised horses by a copyright tag in the corner). Each image is predicted and explained "
+    "with Grad-CAM in batches; the heatmaps of each predicted class are then grouped by "
+    "spectral clustering (SpRAy, Lapuschkin et al. 2019), so a group whose evidence sits away "
+    "from the objects stands out."
+)
+bench = workbench()
+chosen = selection()  # first: draws the app's shell on a page's first run (ui.state)
+source = st.radio("Images", list(SOURCES), format_func=SOURCES.get, key="ds_source",
+                  horizontal=True)
+
+try:
+    if source == "shortcut":
+        model = bench.builtin_model("shortcut_demo", "imagenet")
+    else:
+        model = chosen.model
+        if model is None:
+            st.info("Choose a model in the sidebar that loads, to see this page.")
+            st.stop()
+    if source == "upload":
+        c1, c2 = st.columns(2)
+        archive = c1.file_uploader("Dataset (.zip)", type=["zip"], key="ds_zip_file",
+                                   max_upload_size=UPLOAD_LIMITS.max_total_bytes // 2**20)
+        labels_file = c2.file_uploader("Labels (.csv, optional: filename,label)", type=["csv"],
+                                       key="ds_csv_file")
+        st.caption(f"Up to {UPLOAD_LIMITS.max_files:,} images and "
+                   f"{UPLOAD_LIMITS.max_total_bytes // 2**20} MB. The ZIP is read in memory, "
+                   "never unpacked to disk; labels are folder names or the CSV's, matched to "
+                   "the model's classes.")
+        if archive is None:
+            st.info("Upload a ZIP of images to continue.", icon=":material/upload:")
+            st.stop()
+        data = open_zip(archive.getvalue(), model.labels, name=archive.name,
+                        labels_csv=None if labels_file is None else labels_file.getvalue())
+    else:
+        count = st.select_slider("Number of images", SAMPLE_COUNTS, value=48, key="ds_count",
+                                 help="Generated scenes, drawn on demand (the same every time).")
+        data = sample_dataset(source, model.labels, count=count)
+except VizError as exc:
+    show_error(exc)
+    st.stop()
+
+st.caption(f"Model: {literal(model.title)} · dataset {literal(data.name)} · {len(data)} images "
+           f"· layout: {data.layout}")
+if data.unknown_labels:
+    st.warning("Labels that match none of the model's classes (these images are predicted but "
+               "not scored): " + ", ".join(f"{literal(label)} ({n})"
+                                           for label, n in data.unknown_labels),
+               icon=":material/label_off:")
+
+call = ((run_dataset, model, data), dict(batch_size=DEFAULT_BATCH_SIZE))
+if not bench.is_cached(*call[0], **call[1]):
+    run_button("Run on the dataset", "Explaining the dataset", "ds_run",
+               lambda bar: bench.run(*call[0], progress=bar, **call[1]))
+    st.stop()
+run = bench.run(*call[0], **call[1])
+index = {entry.path: entry for entry in data.entries}
+
+
+def picture(i: int, with_map: bool = True) -> np.ndarray:
+    """The i-th image as the model sees it, with its small heatmap over it."""
+    shown = model.view(data.load(index[run.paths[i]])).display
+    return overlay_heatmap(shown, run.maps[i], opacity=0.5) if with_map else shown
+
+
+def caption(i: int) -> str:
+    label = run.labels[i] if run.labels[i] is not None else "no label"
+    return (f"{run.paths[i]}: {label} → {run.classes[int(run.predicted[i])]} "
+            f"({run.confidence[i]:.0%})")
+
+
+# -- summary ------------------------------------------------------------------------------------
+st.subheader("Summary")
+m1, m2, m3, m4 = st.columns(4)
+m1.metric("Images", f"{len(run):,}")
+m2.metric("Accuracy", "no labels" if run.accuracy is None else f"{run.accuracy:.1%}")
+m3.metric("Skipped files", len(run.skipped))
+m4.metric("Time", f"{run.seconds:.1f} s")
+per_class = run.class_accuracy()
+rows = [{"class": name, "labelled images": per_class.get(name, (0, None))[0],
+         "accuracy": per_class.get(name, (0, None))[1],
+         "predicted as this class": int(np.sum(run.predicted == k))}
+        for k, name in enumerate(run.classes)
+        if name in per_class or np.any(run.predicted == k)]
+st.dataframe(rows, hide_index=True, key="ds_classes_table",
+             column_config={"accuracy": st.column_config.NumberColumn(format="percent")})
+if run.skipped:
+    with st.expander(f"{len(run.skipped)} skipped file(s) and why"):
+        st.dataframe([{"file": s.file, "reason": s.reason} for s in run.skipped],
+                     hide_index=True, key="ds_skipped_table")
+
+# -- confusion and confidence -------------------------------------------------------------------
+confusion = run.confusion()
+g1, g2 = st.columns(2)
+if confusion is not None:
+    used = [k for k in range(len(run.classes))
+            if confusion[k].sum() or confusion[:, k].sum()]
+    names = [run.classes[k] for k in used]
+    matrix = confusion[np.ix_(used, used)]
+    figure = go.Figure(go.Heatmap(z=matrix, x=names, y=names, colorscale="Blues",
+                                  text=matrix, texttemplate="%{text}",
+                                  hovertemplate="label %{y}, predicted %{x}: %{z}<extra></extra>"))
+    figure.update_layout(title="Confusion matrix", xaxis_title="predicted", yaxis_title="label",
+                         yaxis_autorange="reversed", height=380, margin=dict(t=50, b=40))
+    g1.plotly_chart(figure, width="stretch", key="ds_confusion_chart")
+hist = go.Figure()
+for title, pick in (("right", run.correct), ("wrong", run.labelled & ~run.correct),
+                    ("no label", ~run.labelled)):
+    if pick.any():
+        hist.add_trace(go.Histogram(x=run.confidence[pick], name=title, xbins=dict(size=0.05),
+                                    opacity=0.75))
+hist.update_layout(title="Confidence of the predicted class", barmode="overlay", height=380,
+                   xaxis_title="probability", yaxis_title="images", margin=dict(t=50, b=40),
+                   legend=dict(orientation="h", y=-0.25))
+g2.plotly_chart(hist, width="stretch", key="ds_confidence_chart")
+
+if confusion is not None:
+    c1, c2 = st.columns(2)
+    cell_label = c1.selectbox("Images labelled", names, key="ds_cell_label")
+    cell_pred = c2.selectbox("and predicted as", names, key="ds_cell_pred",
+                             index=min(1, len(names) - 1))
+    k_label, k_pred = run.classes.index(cell_label), run.classes.index(cell_pred)
+    cell = np.flatnonzero((run.label_indices == k_label) & (run.predicted == k_pred))
+    if len(cell):
+        order = cell[np.argsort(-run.confidence[cell], kind="stable")][:GALLERY]
+        st.image([picture(i) for i in order], caption=[caption(i) for i in order], width=TILE)
+    else:
+        st.caption(f"No image labelled {literal(cell_label)} was predicted as "
+                   f"{literal(cell_pred)}.")
+
+# -- table --------------------------------------------------------------------------------------
+with st.expander("All images (sortable table)"):
+    st.dataframe(
+        [{"image": p, "label": lab, "predicted": run.classes[int(k)],
+          "probability": float(c), "correct": (bool(ok) if has else None)}
+         for p, lab, k, c, ok, has in zip(run.paths, run.labels, run.predicted, run.confidence,
+                                          run.correct, run.labelled)],
+        hide_index=True, key="ds_table",
+        column_config={"probability": st.column_config.NumberColumn(format="%.3f")})
+
+# -- mistakes -----------------------------------------------------------------------------------
+st.subheader("Most confident mistakes")
+wrong = np.flatnonzero(run.labelled & ~run.correct)
+if len(wrong):
+    order = wrong[np.argsort(-run.confidence[wrong], kind="stable")][:GALLERY]
+    st.image([picture(i) for i in order], caption=[caption(i) for i in order], width=TILE)
+else:
+    st.caption("No mistakes among the labelled images." if run.labelled.any()
+               else "The images have no labels, so no mistakes can be counted.")
+
+# -- mean heatmaps ------------------------------------------------------------------------------
+st.subheader("Where the model looks, per predicted class")
+st.caption("The mean Grad-CAM map of all images predicted as the class (yellow = most heat).")
+means = run.mean_maps()
+columns = st.columns(min(6, max(1, len(means))))
+for slot, (k, mean) in enumerate(sorted(means.items())):
+    peak = float(mean.max())
+    heat = resize_map(mean / peak if peak > 0 else mean, TILE, TILE)
+    columns[slot % len(columns)].image(
+        apply_colormap(heat, "viridis"), width=TILE,
+        caption=f"{run.classes[k]} ({int(np.sum(run.predicted == k))} images)")
+
+# -- shortcut finder ----------------------------------------------------------------------------
+st.subheader("Shortcut finder")
+st.caption(
+    "For each predicted class the heatmaps are grouped by spectral clustering; *auto* picks the "
+    "number of groups from the eigengap. Each group shows its mean map and the images closest "
+    f"to it. A group is flagged when at least {FLAG_SHARE:.0%} of its heat falls in one corner "
+    f"square (a {CORNER_FRACTION:.0%} side; an even spread puts "
+    f"{CORNER_FRACTION ** 2:.0%} there): evidence away from where objects are."
+)
+clusters = st.selectbox("Groups per class", CLUSTER_CHOICES, key="ds_clusters")
+try:
+    report = bench.run(find_shortcuts, run.maps, run.predicted, run.classes, clusters=clusters)
+except VizError as exc:
+    show_error(exc)
+    st.stop()
+for cluster in report.flagged:
+    st.warning(
+        f"**{literal(cluster.label)}**, group {cluster.id + 1} ({cluster.size} images): "
+        f"{cluster.corner_share:.0%} of the heat is in the {cluster.corner} corner. The model "
+        f"may recognise {literal(cluster.label)} by something there rather than by the "
+        "object itself.", icon=":material/flag:")
+if not report.flagged:
+    st.success("No group's evidence concentrates in a corner.", icon=":material/check_circle:")
+for strategies in report.classes:
+    st.markdown(f"**{literal(strategies.label)}**: {len(strategies.clusters)} group(s)")
+    for cluster in strategies.clusters:
+        mean = resize_map(cluster.mean_map, TILE, TILE)
+        tiles = [apply_colormap(mean, "viridis")] + [picture(i) for i in cluster.examples]
+        captions = [f"group {cluster.id + 1}: {cluster.size} images, "
+                    f"{cluster.corner_share:.0%} {cluster.corner}"] + [
+            run.paths[i] for i in cluster.examples]
+        st.image(tiles, caption=captions, width=TILE)
