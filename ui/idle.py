@@ -1,0 +1,88 @@
+"""Give memory back when nobody uses the dashboard: the workbench's caches are emptied after a
+quiet spell.
+
+The workbench is shared by every session of the server (``ui.state.workbench``); its caches
+are bounded (hundreds of MB of results, a few models) but never shrink on their own, so after
+a burst of sessions the server kept their results for good. :class:`IdleTrim` watches the
+caches' own hit and miss counters (every script run reads a model and an image through them);
+when they have not moved for :data:`IDLE_SECONDS`, it empties the in-memory caches (the disk
+cache of filter patterns stays), collects garbage and hands freed heap pages back to the
+system. The next visitor's first run reloads the model and recomputes what it shows.
+"""
+from __future__ import annotations
+
+import ctypes
+import gc
+import threading
+import weakref
+
+from viz_core.workbench import Workbench
+
+IDLE_SECONDS = 60.0  # longer than server.disconnectedSessionTTL, so closed sessions are gone
+CHECK_SECONDS = 10.0
+
+
+def _activity(bench: Workbench) -> tuple[int, ...]:
+    """A value that changes whenever any session reads or fills a cache."""
+    caches = (bench.models, bench.images, bench.results)
+    return tuple(n for c in caches for n in (c.stats.hits, c.stats.misses, len(c)))
+
+
+def release_memory() -> None:
+    """Collect garbage, then return free heap pages to the system (glibc; elsewhere a no-op)."""
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+def trim(bench: Workbench) -> int:
+    """Empty the in-memory caches of ``bench``; returns the bytes of results dropped."""
+    dropped = bench.results.total_bytes + bench.images.total_bytes
+    for cache in (bench.results, bench.images, bench.models):
+        cache.clear()
+    release_memory()
+    return dropped
+
+
+class IdleTrim:
+    """A daemon thread that trims ``bench`` once it has been idle for ``idle`` seconds.
+
+    It holds the workbench weakly and ends when the workbench is gone (``workbench.clear()``).
+    """
+
+    def __init__(self, bench: Workbench, *, idle: float = IDLE_SECONDS,
+                 check: float = CHECK_SECONDS):
+        self._bench = weakref.ref(bench)
+        self.idle = float(idle)
+        self.check = float(check)
+        self.trims = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="workbench-idle-trim",
+                                        daemon=True)
+
+    def start(self) -> "IdleTrim":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _watch(self) -> None:
+        last, quiet, trimmed = None, 0.0, False
+        while not self._stop.wait(self.check):
+            bench = self._bench()
+            if bench is None:
+                return
+            now = _activity(bench)
+            if now != last:
+                last, quiet, trimmed = now, 0.0, False
+            else:
+                quiet += self.check
+            if quiet >= self.idle and not trimmed:
+                trim(bench)
+                self.trims += 1
+                trimmed = True
+                last = _activity(bench)  # clearing changed the sizes; that is not activity
+            del bench
