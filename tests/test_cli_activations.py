@@ -139,3 +139,16 @@ def demo_image(path):
     from viz_core.intake import load_image
 
     return load_image(path.read_bytes(), path.name)
+
+
+def test_progress_line_on_request_and_never_with_quiet(files, capsys, tmp_path):
+    folder = files[0]
+    argv = ["activations", "--model", str(folder / "tiny.keras"), "--image",
+            str(folder / "cat.png"), "--layers", "conv_a,conv_b", "--out", str(tmp_path)]
+    assert main([*argv, "--progress"]) == 0
+    err = capsys.readouterr().err
+    assert err.startswith("\r[") and "100.0%" in err and err.endswith("\n")
+    assert main([*argv, "--quiet"]) == 0
+    assert capsys.readouterr().err == ""  # stderr is no terminal under pytest either way
+    assert main([*argv, "--quiet", "--progress"]) == 2  # one or the other
+    assert capsys.readouterr().err.count("\n") == 1

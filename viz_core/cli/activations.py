@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING
 from ..limits import ACTIVATION_PER_ROW, ACTIVATION_TILE
 from .common import (
     COLORMAPS,
-    TerminalProgress,
     add_image_args,
     add_model_args,
     add_output_args,
@@ -21,6 +20,7 @@ from .common import (
     open_images,
     open_model,
     out_dir,
+    progress_bar,
     static_constant,
     unique_stems,
 )
@@ -81,7 +81,7 @@ def cmd_activations(args, bench: Workbench | None = None) -> int:
     images = open_images(bench, args.image)
     layers = resolve_layers(model.info, args.layers)
     folder = out_dir(args)
-    progress = TerminalProgress(enabled=not args.json)
+    progress = progress_bar(args)
     chunks = layer_chunks(model.info, layers)
     steps, done = len(images) * len(chunks), 0
     results, lines = [], []

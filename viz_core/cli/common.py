@@ -248,6 +248,10 @@ def add_output_args(parser, *, needs_out: bool = True) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     parser.add_argument("-v", "--verbose", action="store_true",
                         help="show TensorFlow's and the libraries' own log messages")
+    shown = parser.add_mutually_exclusive_group()
+    shown.add_argument("--progress", action="store_true",
+                       help="draw the progress line on stderr even when it is not a terminal")
+    shown.add_argument("--quiet", action="store_true", help="no progress line")
 
 
 def add_image_args(parser) -> None:
@@ -384,11 +388,22 @@ def _jsonable(value):
     return str(value)
 
 
-class TerminalProgress:
-    """A ``progress(fraction, message)`` callback drawing a bar on stderr (silent with --json)."""
+def progress_bar(args) -> TerminalProgress:
+    """The progress line a command draws: on a terminal unless ``--json`` or ``--quiet``;
+    anywhere with ``--progress``."""
+    if getattr(args, "quiet", False):
+        return TerminalProgress(enabled=False)
+    if getattr(args, "progress", False):
+        return TerminalProgress(always=True)
+    return TerminalProgress(enabled=not getattr(args, "json", False))
 
-    def __init__(self, enabled: bool = True, width: int = 30):
-        self.enabled = enabled and sys.stderr.isatty()
+
+class TerminalProgress:
+    """A ``progress(fraction, message)`` callback drawing a bar on stderr: only when stderr is
+    a terminal, unless ``always``."""
+
+    def __init__(self, enabled: bool = True, width: int = 30, *, always: bool = False):
+        self.enabled = always or (enabled and sys.stderr.isatty())
         self.width = width
 
     def __call__(self, fraction: float, message: str = "") -> None:

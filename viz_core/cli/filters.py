@@ -14,13 +14,13 @@ from typing import TYPE_CHECKING
 from ..errors import ParameterError
 from ..limits import FILTER_COUNT, FILTER_INDEX, FILTER_PER_ROW, FILTER_SIZE, FILTER_STEPS, SEED
 from .common import (
-    TerminalProgress,
     add_model_args,
     add_output_args,
     bounded,
     emit,
     open_model,
     out_dir,
+    progress_bar,
     static_constant,
 )
 
@@ -120,7 +120,7 @@ def cmd_filters(args, bench: Workbench | None = None) -> int:
     model = open_model(bench, args)
     count = filter_count(model, args.layer)
     chosen = parse_filters(args.filters) if args.filters else tuple(range(min(64, count)))
-    progress = TerminalProgress(enabled=not args.json)
+    progress = progress_bar(args)
     result = filter_patterns(
         model, args.layer, chosen, method=args.method, steps=args.steps, size=args.size,
         seed=args.seed, disk=None if args.no_cache else bench.disk, progress=progress,

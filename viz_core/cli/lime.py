@@ -5,7 +5,6 @@ from typing import TYPE_CHECKING
 
 from ..limits import COMPACTNESS, LIME_FEATURES, LIME_SAMPLES, LIME_SCALE, SEED, SUPERPIXELS
 from .common import (
-    TerminalProgress,
     add_image_args,
     add_model_args,
     add_output_args,
@@ -14,6 +13,7 @@ from .common import (
     open_images,
     open_model,
     out_dir,
+    progress_bar,
     static_constant,
     unique_stems,
 )
@@ -102,7 +102,7 @@ def cmd_lime(args, bench: Workbench | None = None) -> int:
     # Resolve class names before any model work, so a typo fails at once.
     wanted = [model.class_index(c) for c in args.classes] if args.classes else None
     folder = out_dir(args)
-    progress = TerminalProgress(enabled=not args.json)
+    progress = progress_bar(args)
     seeds = stability_seeds(args.seed) if args.stability else (args.seed,)
     results, lines = [], []
     for path, image, stem in zip(args.image, images, unique_stems(images)):
