@@ -2,7 +2,9 @@
 
 Computing is the slow part, so results live in the workbench's disk cache: a grid seen once
 is instant afterwards, also after a restart. Display options (patterns per row, the filter
-shown large) never recompute anything.
+shown large) never recompute anything. Every pattern comes with three numbers that say how
+readable it is (activation, robustness, spectral slope); "Compare methods" shows one filter
+by all four methods with their numbers.
 """
 import io
 import zipfile
@@ -13,7 +15,7 @@ import streamlit as st
 
 from ui import notes
 from ui.export import bundle_button, model_options
-from ui.feedback import ProgressBar, show_error
+from ui.feedback import ProgressBar, run_button, show_error
 from ui.state import selection, workbench
 from ui.text import literal, literal_code
 from viz_core.errors import VizError
@@ -24,6 +26,7 @@ from viz_core.filters import (
     MAX_STEPS,
     METHOD_HELP,
     METHODS,
+    PAGE_METHOD,
     cached_filter_patterns,
     default_layer,
     filter_count,
@@ -31,9 +34,27 @@ from viz_core.filters import (
     pattern_layers,
 )
 from viz_core.render import png_bytes
-from viz_core.render.filter_grid import pattern_grid
+from viz_core.render.filter_grid import pattern_grid, with_alpha
 
-ONE, GALLERY = "One layer", "All conv layers"
+ONE, GALLERY, COMPARE = "One layer", "All conv layers", "Compare methods"
+METHOD_TITLES = {"fast": "fast", "classic": "classic (tutorial)", "fourier": "fourier (Lucid)",
+                 "maco": "maco"}
+TRADE_OFFS = {  # one sentence per method: what it costs, what it gives
+    "fast": "Seconds for a whole layer and the highest activations, but fine periodic "
+            "stripes that read as noise and fall apart when shifted or turned slightly.",
+    "classic": "The tutorial's recipe, kept for teaching: one filter at a time on the whole "
+               "canvas, slow, and the result is mostly high-frequency noise.",
+    "fourier": "Lucid's recipe: smooth shapes and natural colours that survive small shifts "
+               "and turns; takes about as long as classic (minutes for 64 filters).",
+    "maco": "Only the phase of a photograph-like spectrum changes, so the picture keeps "
+            "natural statistics; faded areas (transparency) mark where the filter does not "
+            "care. The slowest: two random crops per step.",
+}
+READABILITY_HELP = (
+    "Robustness: the pattern's mean activation after 16 small random shifts, zooms and turns, "
+    "divided by its activation as shown; near 1 or above means the filter sees shapes, well "
+    "below 1 a pixel-aligned texture. Spectral slope: how fast detail fades from coarse to "
+    "fine (log power against log frequency); photographs are near -2, white noise near 0.")
 SIZES = (64, 96, 128, 150, 192, 224)
 GALLERY_COUNTS = (8, 16, 32, 64)
 SEED = 0  # of the noisy starts; the same for the page, its bundle and the warm-up
@@ -61,6 +82,10 @@ def layer_label(path: str) -> str:
     return f"{literal(path)} · {layer.type} · {h}×{w}×{c}"
 
 
+def number(value: float, digits: int = 2) -> str:
+    return "–" if value != value else f"{value:.{digits}f}"
+
+
 def grid_caption(result, extra: str = "") -> str:
     made = ("from the disk cache" if result.from_cache
             else f"computed in {result.seconds:.1f} s")
@@ -71,14 +96,30 @@ def grid_caption(result, extra: str = "") -> str:
                else "") + extra)
 
 
+def summary_caption(result) -> str:
+    """The layer's readability in one line: medians over the filters that responded."""
+    s = result.summary()
+    return (f"Medians over {s['filters']} responding filters: activation "
+            f"{number(s['activation'], 3)} · robustness {number(s['robustness'])} · spectral "
+            f"slope {number(s['spectral_slope'])}"
+            + (" · faded areas are transparent (where the filter does not care)"
+               if result.alpha is not None else ""))
+
+
+def shown(item):
+    """The picture of one pattern as displayed: RGBA when it has a transparency map."""
+    return item.pattern if item.alpha is None else with_alpha(item.pattern, item.alpha)
+
+
 # ---- controls -------------------------------------------------------------------------------
-view = st.segmented_control("View", (ONE, GALLERY), default=ONE, key="fp_view") or ONE
+view = st.segmented_control("View", (ONE, GALLERY, COMPARE), default=ONE,
+                            key="fp_view") or ONE
 with st.expander("Method", expanded=True, icon=":material/tune:"):
-    c = st.columns([2, 1, 2, 2])
+    c = st.columns([3, 1, 2, 2])
     method = c[0].segmented_control(
-        "Method", METHODS, default="fast", key="fp_method",
-        format_func={"fast": "fast (default)", "classic": "classic (tutorial)"}.get,
-        help=" · ".join(f"{k}: {v}" for k, v in METHOD_HELP.items())) or "fast"
+        "Method", METHODS, default=PAGE_METHOD, key="fp_method",
+        format_func=lambda m: METHOD_TITLES[m] + (" (default)" if m == PAGE_METHOD else ""),
+        help=" · ".join(f"{k}: {v}" for k, v in METHOD_HELP.items())) or PAGE_METHOD
     steps = int(c[1].number_input("Steps", 1, MAX_STEPS, DEFAULT_STEPS[method],
                                   key=f"fp_steps_{method}",
                                   help="Gradient-ascent steps (the tutorial: 40)."))
@@ -86,9 +127,7 @@ with st.expander("Method", expanded=True, icon=":material/tune:"):
                                   help="Side of each pattern (the tutorial: 150). The classic "
                                   "method also computes at this size, so larger is slower."))
     per_row = int(c[3].slider("Patterns per row", 2, 16, 8, key="fp_per_row"))
-    if method == "classic":
-        st.caption(":material/hourglass: The classic method runs one filter at a time on the "
-                   "full canvas, as the tutorial does: expect minutes for 64 filters.")
+    st.caption(f"**{method}**: {TRADE_OFFS[method]}")
 params = dict(method=method, steps=steps, size=size, seed=SEED)
 
 
@@ -102,7 +141,8 @@ def grid_figure(result, grid):
     origins = np.array([grid.origin(p) for p in range(len(result))], float)
     ys = origins[:, 0] + grid.tile[0] / 2
     xs = origins[:, 1] + grid.tile[1] / 2
-    custom = np.stack([np.asarray(result.filters, float), result.activations], axis=-1)
+    custom = np.stack([np.asarray(result.filters, float), result.activations,
+                       result.robustness, result.spectral_slopes], axis=-1)
     figure = go.Figure(go.Image(z=grid.image, hoverinfo="skip"))
     figure.add_trace(go.Scatter(
         x=xs, y=ys, mode="markers", customdata=custom,
@@ -110,7 +150,8 @@ def grid_figure(result, grid):
         selected=dict(marker=dict(color="rgba(0,0,0,0)")),
         unselected=dict(marker=dict(opacity=1)),
         hovertemplate="filter %{customdata[0]:.0f}<br>activation %{customdata[1]:.3g}"
-                      "<extra></extra>"))
+                      "<br>robustness %{customdata[2]:.2f}<br>spectral slope "
+                      "%{customdata[3]:.2f}<extra></extra>"))
     height, width = grid.image.shape[:2]
     figure.update_layout(
         margin=dict(l=0, r=0, t=0, b=0), height=min(900, int(760 * height / width) + 10),
@@ -145,9 +186,9 @@ def one_layer() -> None:
         slot = st.empty()
         clicked = slot.button(f"Draw {len(filters)} patterns", type="primary",
                               icon=":material/play_arrow:", key="fp_draw")
-        if not (clicked or method == "fast" and not stopped):
+        if not (clicked or method == PAGE_METHOD and not stopped):
             st.caption("Stopped. Press the button to draw the patterns." if stopped else
-                       "The classic method is slow; press the button to start.")
+                       f"The {method} method takes a while; press the button to start.")
             return
         box = slot.container()
         # Any click (Stop, or another widget) interrupts this run; the marker below, left in
@@ -160,11 +201,12 @@ def one_layer() -> None:
         slot.empty()
         st.session_state.pop("fp_stopped", None)
 
-    grid = pattern_grid(result.patterns, columns=per_row, dead=result.dead)
+    grid = pattern_grid(result.patterns, columns=per_row, dead=result.dead, alpha=result.alpha)
     event = st.plotly_chart(grid_figure(result, grid), key=f"fp_grid_{hash(request)}",
                             on_select="rerun", selection_mode="points", width="stretch",
                             config={"displayModeBar": False})
     st.caption(grid_caption(result, " · click a pattern to see it large"))
+    st.caption(summary_caption(result), help=READABILITY_HELP)
 
     points = [p for p in (event.selection.points if event else []) if "point_index" in p]
     clicked = result.filters[int(points[0]["point_index"])] if points else None
@@ -178,13 +220,15 @@ def one_layer() -> None:
     with left:
         index = st.selectbox("Filter", filters, key="fp_pick")
         item = result.by_filter(index)
-        st.image(item.pattern, caption=f"filter {index} of {literal(layer)}", width="stretch",
+        st.image(shown(item), caption=f"filter {index} of {literal(layer)}", width="stretch",
                  output_format="PNG")  # JPEG would blur the fine textures
     with right:
-        a, b = st.columns(2)
+        a, r, p, b = st.columns(4)
         a.metric("Mean activation reached", f"{item.activation:.4g}",
                  help="Mean output of the filter over the pattern as displayed (8-bit), "
                  "preprocessed as the model expects.")
+        r.metric("Robustness", number(item.robustness), help=READABILITY_HELP)
+        p.metric("Spectral slope", number(item.spectral_slope), help=READABILITY_HELP)
         b.metric("Status", "dead" if item.dead else "responds",
                  help="Dead: the gradient was zero at every step, from every start tried: "
                  "the filter did not fire, so the picture is only the starting noise. (A "
@@ -200,7 +244,7 @@ def one_layer() -> None:
         stem = f"{layer.replace('/', '__')}_{result.method}"
         d1.download_button("Grid (PNG)", png_bytes(grid.image), f"{stem}_grid.png",
                            mime="image/png", icon=":material/download:", key="fp_dl_grid")
-        d2.download_button(f"Filter {index} (PNG)", png_bytes(item.pattern),
+        d2.download_button(f"Filter {index} (PNG)", png_bytes(shown(item)),
                            f"{stem}_filter_{index:03d}.png", mime="image/png",
                            icon=":material/download:", key="fp_dl_one")
         # The filters command with exactly these settings: answered from the disk cache, so
@@ -260,12 +304,13 @@ def gallery() -> None:
         if result is None:
             slots[path].caption(f"{layer_label(path)} · not drawn yet")
             continue
-        grid = pattern_grid(result.patterns, columns=per_row, dead=result.dead)
+        grid = pattern_grid(result.patterns, columns=per_row, dead=result.dead,
+                            alpha=result.alpha)
         files[f"{path.replace('/', '__')}_{method}_grid.png"] = png_bytes(grid.image)
         with slots[path].container():
             st.markdown(f"**{layer_label(path)}**")
             st.image(grid.image, width="stretch", output_format="PNG")
-            st.caption(grid_caption(result))
+            st.caption(grid_caption(result) + " · " + summary_caption(result))
     if bar is not None:
         bar.done()
         st.session_state.pop("fp_gallery", None)
@@ -279,10 +324,52 @@ def gallery() -> None:
                            icon=":material/download:", key="fp_dl_gallery")
 
 
+# ---- one filter, every method ---------------------------------------------------------------
+def compare_methods() -> None:
+    st.write("One filter drawn by all four methods, each at its default steps, with the "
+             "numbers that say how readable each picture is.")
+    c = st.columns([3, 1])
+    if st.session_state.get("fp_cmp_layer") not in layers:
+        st.session_state["fp_cmp_layer"] = default_layer(model)
+    layer = c[0].selectbox("Layer", layers, key="fp_cmp_layer", format_func=layer_label)
+    index = int(c[1].number_input("Filter", 0, filter_count(model, layer) - 1, 0,
+                                  key=f"fp_cmp_filter_{layer}"))
+    results = {m: cached_filter_patterns(model, layer, (index,), method=m, steps=None,
+                                         size=size, seed=SEED, disk=bench.disk)
+               for m in METHODS}
+    missing = [m for m, r in results.items() if r is None]
+    if missing:
+        def work(bar):
+            for n, m in enumerate(missing):
+                filter_patterns(model, layer, (index,), method=m, size=size, seed=SEED,
+                                disk=bench.disk,
+                                progress=lambda f, msg, n=n, m=m: bar(
+                                    (n + f) / len(missing), f"{m}: {msg}"))
+
+        run_button(f"Draw filter {index} with {', '.join(missing)}",
+                   f"Compare methods ({layer}, filter {index})", "fp_cmp_go", work)
+    columns = st.columns(len(METHODS))
+    for column, m in zip(columns, METHODS):
+        with column:
+            st.markdown(f"**{METHOD_TITLES[m]}**")
+            result = results[m]
+            if result is None:
+                st.caption("not drawn yet")
+                continue
+            item = result.item(0)
+            st.image(shown(item), width="stretch", output_format="PNG")
+            st.caption(f"activation {item.activation:.3g} · robustness "
+                       f"{number(item.robustness)} · spectral slope "
+                       f"{number(item.spectral_slope)} · {result.steps} steps, "
+                       f"{result.seconds:.1f} s", help=READABILITY_HELP)
+
+
 try:
     if view == ONE:
         one_layer()
-    else:
+    elif view == GALLERY:
         gallery()
+    else:
+        compare_methods()
 except VizError as exc:
     show_error(exc)

@@ -70,6 +70,9 @@ METHOD_HELP = {
             "random crops; transparency shows where the pattern matters",
 }
 DEFAULT_STEPS = {"classic": 40, "fast": 10, "fourier": 48, "maco": 48}
+# The Filter patterns page opens on the most readable method that draws 64 filters of the demo
+# model's deepest conv layer within 20 s on 2 shared cores (bench/bench_filters.py).
+PAGE_METHOD = "fast"
 DEFAULT_SIZE = 150
 DEFAULT_COUNT = 64
 MAX_STEPS = 500

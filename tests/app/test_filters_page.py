@@ -143,8 +143,8 @@ def test_classic_waits_for_the_button_then_draws(loaded, media):
     at.button_group(key="fp_method").set_value("classic").run()
     at.number_input(key="fp_steps_classic").set_value(3).run()
     assert not any(c.value.startswith("4 filters of") for c in at.caption)
-    assert "The classic method is slow; press the button to start." in [c.value
-                                                                           for c in at.caption]
+    assert "The classic method takes a while; press the button to start." in [
+        c.value for c in at.caption]
     at.button(key="fp_draw").click().run()
     assert not at.exception, at.exception
     caption = next(c.value for c in at.caption if c.value.startswith("4 filters of"))
@@ -154,6 +154,49 @@ def test_classic_waits_for_the_button_then_draws(loaded, media):
     shown = float(metric(at, "Mean activation reached"))
     assert shown == pytest.approx(reference_activation(loaded, "conv_a", picture, k),
                                   rel=1e-3, abs=1e-6)
+
+
+def test_readability_numbers_are_those_of_the_picture_shown(loaded, media):
+    from viz_core.readability import spectral_slope
+
+    at = open_page()
+    picture = large_pattern(at, media)
+    shown = float(metric(at, "Spectral slope"))
+    assert shown == pytest.approx(spectral_slope(picture), abs=0.006)  # shown with 2 decimals
+    robust = metric(at, "Robustness")
+    assert robust == "–" or 0.0 <= float(robust) < 5.0
+    summary = next(c.value for c in at.caption if c.value.startswith("Medians over"))
+    assert "robustness" in summary and "spectral slope" in summary
+    method_notes = [c.value for c in at.caption if c.value.startswith("**fast**:")]
+    assert len(method_notes) == 1  # the trade-off of the chosen method, in one sentence
+
+
+def test_maco_waits_for_the_button_and_shows_transparency(loaded, media):
+    at = open_page()
+    at.button_group(key="fp_method").set_value("maco").run()
+    at.number_input(key="fp_steps_maco").set_value(2).run()
+    assert "The maco method takes a while; press the button to start." in [
+        c.value for c in at.caption]
+    at.button(key="fp_draw").click().run()
+    assert not at.exception, at.exception
+    picture = large_pattern(at, media)
+    assert picture.shape == (150, 150, 4)  # the transparency as alpha
+    summary = next(c.value for c in at.caption if c.value.startswith("Medians over"))
+    assert "transparent" in summary
+
+
+def test_compare_methods_draws_one_filter_four_ways(loaded, media):
+    at = open_page()
+    at.button_group(key="fp_view").set_value("Compare methods").run()
+    at.number_input(key="fp_cmp_filter_conv_a").set_value(2).run()
+    assert [c.value for c in at.caption].count("not drawn yet") == 4
+    at.button(key="fp_cmp_go").click().run()
+    assert not at.exception, at.exception
+    numbers = [c.value for c in at.caption if c.value.startswith("activation ")]
+    assert len(numbers) == 4 and all("robustness" in n and "spectral slope" in n
+                                     for n in numbers)
+    assert [m.value for m in at.markdown if m.value.startswith("**")][-4:] == [
+        "**fast**", "**classic (tutorial)**", "**fourier (Lucid)**", "**maco**"]
 
 
 def test_gallery_fills_every_conv_layer(loaded, media):
