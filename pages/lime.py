@@ -5,7 +5,7 @@ import streamlit as st
 
 from ui import notes
 from ui.export import bundle_button, model_options
-from ui.feedback import ProgressBar, show_error, stopped_note
+from ui.feedback import run_button, show_error
 from ui.state import require_model_and_image, workbench
 from ui.text import literal, plotly_text
 from viz_core.errors import VizError
@@ -139,26 +139,27 @@ with right:
                                                        segmentation, seed=s, **sample_args)]
     runs = len(missing)
     label = "Run LIME" if runs <= 1 else f"Run LIME ({runs} seeds)"
-    clicked = st.button(label, type="primary", disabled=not missing, key="lime_run")
+
+    def run_lime(progress) -> None:
+        """Every missing seed's perturbed predictions, into the workbench's cache."""
+        for i, s in enumerate(missing):
+            bench.run(perturbed_predictions, model, view, segmentation, seed=s,
+                      progress=lambda f, m, i=i, s=s: progress((i + f) / len(missing),
+                                                               f"seed {s}: {m}"),
+                      **sample_args)
+
+    # Identical requests (the same model, image, superpixels and samples) share one job.
+    run_button(label, "Running LIME", "lime_run", run_lime, disabled=not missing,
+               job_key=("lime", model.identity, view.digest, algorithm, n_superpixels,
+                        compactness, tuple(missing), samples, hide))
     st.caption(f"{samples} perturbed images per seed through {literal(model.title)}. Changing the "
                "display below reuses the model's answers.")
 
-if seed in missing and not clicked:
-    stopped_note("Running LIME")
+if seed in missing:
     st.info("Choose the parameters, then press **Run LIME**.", icon=":material/play_arrow:")
     st.stop()
 
 try:
-    if clicked and missing:
-        bar = ProgressBar("Running LIME", stoppable=True)
-        for i, s in enumerate(missing):
-            def progress(fraction, message, i=i, s=s):
-                bar((i + fraction) / len(missing), f"seed {s}: {message}")
-
-            bench.run(perturbed_predictions, model, view, segmentation, seed=s,
-                      progress=progress, **sample_args)
-        bar.done()
-        st.rerun()  # draw the page again from the caches, with the Run button up to date
     predictions = bench.run(perturbed_predictions, model, view, segmentation, seed=seed,
                             **sample_args)
     explanation = bench.run(fit_explanation, model, predictions, classes)
@@ -248,7 +249,7 @@ st.caption("Superpixel numbers match the ids in the downloaded segments (`python
 # -- stability ---------------------------------------------------------------------------------
 if stability:
     st.subheader("Stability across seeds")
-    if any(s in missing for s in seeds) and not clicked:
+    if any(s in missing for s in seeds):
         st.info("Press **Run LIME** to compute the other two seeds.")
     else:
         try:

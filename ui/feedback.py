@@ -78,6 +78,10 @@ def download_data(make: Callable[[], bytes], *, what: str, key: str,
     return guarded(make, what=what, failures=failures, key=key)
 
 
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
+
+
 def _stop_key(label: str) -> str:
     return "stop_" + re.sub(r"\W+", "_", label.lower()).strip("_")
 
@@ -111,29 +115,78 @@ class ProgressBar:
             eta = f" · about {left:.0f} s left"
         self.bar.progress(fraction, text=f"{self.label}: {message}{eta}")
 
+    def queued(self, ahead: int, wait_seconds: float | None) -> None:
+        """Show that the work waits for others' (``ahead`` jobs start first)."""
+        elapsed = time.monotonic() - self.start
+        wait = "" if wait_seconds is None else f", about {_duration(wait_seconds)}"
+        others = "1 job" if ahead == 1 else f"{ahead} jobs"
+        self.bar.progress(0.0, text=f"{self.label}: queued, {others} ahead of you{wait} "
+                          f"· waiting {elapsed:.0f} s")
+
     def done(self) -> None:
         self.box.empty()
 
 
-def run_button(label: str, progress_label: str, key: str, compute) -> bool:
-    """A primary button that runs ``compute(progress)`` under a stoppable progress bar, then
-    reruns the page so it is drawn from the caches. A :class:`VizError` is shown and ends the
-    run. Returns False when the button was not pressed (after a stop, a note says so)."""
+def run_button(label: str, progress_label: str, key: str, compute, *,
+               job_key=None, disabled: bool = False) -> bool:
+    """A primary button that queues ``compute(progress)`` as heavy work, follows it under a
+    stoppable progress bar, then reruns the page so it is drawn from the caches.
+
+    The work runs in the server's job queue (:func:`ui.state.job_queue`), not in this page's
+    run: while others' work runs first the bar says "queued, 2 ahead of you"; leaving the page
+    does not stop it, and coming back follows it again (or draws its result). ``job_key`` names
+    the work so that identical requests of several sessions share one job (default: this
+    session's own). A failure is shown as a message. Returns False when no work was started
+    (after a stop, a note says so).
+    """
+    from .state import job_queue, session_owner
+
+    queue, owner = job_queue(), session_owner()
+    held = f"_job_{key}"
+    job = st.session_state.get(held)
+    if job is not None:
+        if st.session_state.get(_stop_key(progress_label)):
+            queue.cancel(job, owner)
+            st.session_state.pop(held, None)
+        else:
+            return _follow(queue, owner, job, held, progress_label)
     stopped_note(progress_label)
-    if not st.button(label, type="primary", key=key):
+    if not st.button(label, type="primary", key=key, disabled=disabled):
         return False
     try:
-        bar = ProgressBar(progress_label, stoppable=True)
-        compute(bar)
-        bar.done()
+        job = queue.submit(job_key if job_key is not None else (key, owner), compute,
+                           owner=owner, label=progress_label)
     except VizError as exc:
         show_error(exc)
-        st.stop()
-    except (SystemExit, KeyboardInterrupt) as exc:  # never let backend work end the server
-        _LOG.error("%s: the work tried to end the process", label, exc_info=exc)
-        show_message(f"{label} stopped: something went wrong ({type(exc).__name__}).")
-        st.stop()
-    st.rerun()
+        return False
+    st.session_state[held] = job
+    return _follow(queue, owner, job, held, progress_label)
+
+
+def _follow(queue, owner, job, held: str, label: str) -> bool:
+    """Draw ``job``'s place or progress until it ends (a click anywhere, Stop included, ends
+    this run but not the job), then rerun for its result or say why it failed."""
+    bar = ProgressBar(label, stoppable=True)
+    running = False
+    while not job.finished.wait(0.5):  # each bar update lets a click end this run
+        status = queue.status(job)
+        if status.state == "queued":
+            bar.queued(status.ahead, status.wait_seconds)
+            continue
+        if not running:  # the time left is estimated from the work's own pace
+            running, bar.start = True, time.monotonic()
+        bar(status.fraction, status.message)
+    bar.done()
+    status = queue.status(job)
+    st.session_state.pop(held, None)
+    queue.forget(owner)
+    if status.state == "done":
+        st.rerun()
+    if status.state == "failed":
+        show_message(f"{label}: {status.error}")
+    else:
+        stopped_note(label)
+    return False
 
 
 def stopped_note(label: str, where=st) -> bool:

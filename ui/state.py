@@ -1,12 +1,14 @@
 """The session's selection (model, images) and the process-wide workbench."""
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 
 import streamlit as st
 
 from viz_core.catalog import LoadedModel
 from viz_core.intake import LoadedImage
+from viz_core.jobs import JobQueue
 from viz_core.workbench import Workbench
 
 SELECTION_KEY = "_selection"
@@ -14,16 +16,19 @@ SELECTION_KEY = "_selection"
 
 @st.cache_resource(show_spinner=False)
 def workbench() -> Workbench:
-    """One workbench (and so one set of bounded caches) per server process, shared by sessions.
+    """One workbench (and so one set of bounded caches) per server process, shared by sessions."""
+    return Workbench()
 
-    Its in-memory caches are emptied after a minute in which no session used them
-    (:class:`ui.idle.IdleTrim`), so memory comes back after sessions close.
-    """
-    from .idle import IdleTrim
 
-    bench = Workbench()
-    IdleTrim(bench).start()
-    return bench
+@st.cache_resource(show_spinner=False)
+def job_queue() -> JobQueue:
+    """One queue of heavy work per server process, shared fairly by sessions."""
+    return JobQueue()
+
+
+def session_owner() -> str:
+    """This browser session's name in the job queue (one unfinished heavy job each)."""
+    return st.session_state.setdefault("_owner", uuid.uuid4().hex)
 
 
 @dataclass(frozen=True, eq=False)
