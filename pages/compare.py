@@ -20,12 +20,14 @@ from viz_core.faithfulness import (
     DEFAULT_CURVE_STEPS,
     LIME,
     LIME_DEFAULTS,
+    SENSITIVITY_SAMPLES,
     compare_methods,
     compare_picture,
     compared_map,
     compared_map_ready,
     deletion_insertion,
     map_methods,
+    map_metrics,
     method_title,
     rank_agreement,
 )
@@ -283,3 +285,47 @@ else:
     note.caption("Spearman's rank correlation of every pair of maps over all pixels: 1 = the same "
                "order of importance, 0 = unrelated, −1 = opposite. n/a: an empty map ranks "
                "nothing.")
+
+# -- more metrics -------------------------------------------------------------------------------
+st.subheader("More metrics: ROAD, random logit, sparseness, robustness")
+st.caption(
+    "**ROAD** (Rong et al. 2022) removes 10% to 90% of the pixels, most relevant first (MoRF, "
+    "lower = more faithful) or least relevant first (LeRF, higher = more faithful), and fills "
+    "them in from their neighbours instead of a fixed colour, so the hole's shape tells the "
+    "model less. **Random logit** (Sixt et al. 2020): SSIM between this class's map and a "
+    "random other class's; lower = the method tells classes apart. **Sparseness**: the Gini "
+    "index of the map, higher = more concentrated. **Max-sensitivity** (Yeh et al. 2019): the "
+    "largest relative change of the map under small input noise (±2% of the pixel range, "
+    f"{SENSITIVITY_SAMPLES} noisy copies); lower = more robust. LIME is left out: each "
+    "noisy copy would cost it hundreds of passes.")
+metric_methods = [m for m in methods if m != LIME]
+
+
+def metrics_ready() -> bool:
+    return all(bench.is_cached(map_metrics, model, view, target, m) for m in metric_methods)
+
+
+if metric_methods and not metrics_ready():
+    def compute_metrics(bar) -> None:
+        todo = [m for m in metric_methods
+                if not bench.is_cached(map_metrics, model, view, target, m)]
+        for n, m in enumerate(todo):
+            bench.run(map_metrics, model, view, target, m,
+                      progress=lambda fraction, message, n=n, m=m: bar(
+                          (n + fraction) / len(todo), f"{method_title(m)}: {message}"))
+
+    run_button(f"Compute metrics for {len(metric_methods)} methods", "Computing metrics",
+               "cmp_metrics_run", compute_metrics)
+if metric_methods and metrics_ready():
+    scores = [bench.run(map_metrics, model, view, target, m) for m in metric_methods]
+    st.dataframe(
+        [{"Method": method_title(s.method), "ROAD MoRF ↓": s.road_morf,
+          "ROAD LeRF ↑": s.road_lerf,
+          "Random logit SSIM ↓": s.random_logit_ssim,
+          "vs class": f"{model.label(s.random_logit_class)} ({s.random_logit_class})",
+          "Sparseness ↑": s.sparseness, "Max-sensitivity ↓": s.max_sensitivity}
+         for s in scores],
+        hide_index=True, width="stretch", key="cmp_metrics_table",
+        column_config={c: st.column_config.NumberColumn(format="%.3f")
+                       for c in ("ROAD MoRF ↓", "ROAD LeRF ↑", "Random logit SSIM ↓",
+                                 "Sparseness ↑", "Max-sensitivity ↓")})

@@ -289,3 +289,104 @@ def test_demo_model_gradcam_is_more_faithful_than_its_reverse():
         assert good.deletion_auc < reverse.deletion_auc
         assert good.insertion_auc > reverse.insertion_auc
         assert good.deletion[0] == pytest.approx(good.insertion[-1], abs=1e-5)  # the image itself
+
+
+# ----------------------------------------------------------------------------------------------
+# More metrics: sparseness, ROAD's imputation and curves, random-logit, max-sensitivity
+# ----------------------------------------------------------------------------------------------
+def test_sparseness_is_the_gini_index_by_hand():
+    from viz_core.faithfulness import sparseness
+
+    # sorted a = 0, 0, 1, 3: sum((2i - n - 1) a_i) = -3*0 - 1*0 + 1*1 + 3*3 = 10; n sum a = 16
+    assert sparseness(np.array([[3.0, 0.0], [1.0, 0.0]])) == pytest.approx(10 / 16, abs=1e-6)
+    assert sparseness(np.ones((5, 5))) == pytest.approx(0.0, abs=1e-9)
+    one = np.zeros((10, 10))
+    one[3, 4] = 1.0
+    assert sparseness(one) == pytest.approx(99 / 100, abs=1e-5)
+    assert sparseness(-one) == sparseness(one)  # absolute values
+
+
+def test_noisy_linear_imputation_by_hand():
+    from viz_core.faithfulness import noisy_linear_imputation
+
+    # a linear ramp: every interior pixel is the weighted mean of its symmetric neighbours
+    i, j = np.mgrid[0:9, 0:9]
+    ramp = np.stack([10.0 * i + 3.0 * j, 5.0 * i, 20.0 + 2.0 * j], axis=-1)
+    removed = np.zeros((9, 9), dtype=bool)
+    removed[2:7, 3:6] = True
+    np.testing.assert_allclose(noisy_linear_imputation(ramp, removed, noise=0.0), ramp,
+                               atol=1e-4)
+    # one removed pixel: (1/6 (sum of 4 direct) + 1/12 (sum of 4 diagonal)) / (4/6 + 4/12)
+    spot = np.zeros((3, 3, 1))
+    spot[0, 1] = spot[1, 0] = 60.0  # two direct neighbours
+    spot[0, 0] = 120.0  # one diagonal
+    centre = np.zeros((3, 3), dtype=bool)
+    centre[1, 1] = True
+    assert noisy_linear_imputation(spot, centre, noise=0.0)[1, 1, 0] == pytest.approx(
+        (120 / 6 + 120 / 12) / 1.0, abs=1e-4)
+    noisy = noisy_linear_imputation(np.full((40, 40, 3), 100.0), np.ones((40, 40), bool)
+                                    & ~np.eye(40, dtype=bool), noise=5.0, seed=1)
+    assert noisy[0, 0].tolist() == [100.0] * 3  # kept pixels are unchanged
+    assert np.std(noisy[~np.eye(40, dtype=bool)]) == pytest.approx(5.0, rel=0.1)
+
+
+def test_road_curves_follow_the_watched_region(known):
+    from viz_core.faithfulness import noisy_linear_imputation, road
+
+    model, view = known
+    on_region = distinct(np.where(region(), 1.0, 0.1))
+    curves = road(model, view, 1, on_region, fractions=(0.25, 0.5), noise=0.0)
+    order = np.argsort(-on_region.ravel(), kind="stable")
+    expected = []
+    for ranked in (order, order[::-1]):
+        for f in (0.25, 0.5):
+            removed = np.zeros(64, bool)
+            removed[ranked[:int(f * 64)]] = True
+            imputed = noisy_linear_imputation(view.pixels, removed.reshape(8, 8), noise=0.0)
+            expected.append(sigmoid(GAIN * imputed[region()].mean(axis=-1).sum() / 255.0))
+    np.testing.assert_allclose(np.concatenate([curves.morf, curves.lerf]), expected, atol=1e-5)
+    assert curves.morf_area < curves.lerf_area  # removing the region first hurts most
+    with pytest.raises(ParameterError, match="1.0"):
+        road(model, view, 1, on_region, fractions=(0.5, 1.0))
+
+
+def test_random_logit_and_max_sensitivity_by_reference():
+    from skimage.metrics import structural_similarity
+
+    from viz_core.cam import class_heatmap
+    from viz_core.faithfulness import map_metrics, max_sensitivity, random_logit
+
+    model = wrap(tiny_cnn(classes=4, seed=2))
+    view = model.view(image_from_array(np.random.default_rng(3).integers(
+        0, 256, (32, 32, 3), dtype=np.uint8), "metrics"))
+    other, ssim = random_logit(model, view, Target(1), "gradcam", seed=5)
+    assert other == int(np.random.default_rng(5).choice([0, 2, 3]))
+    a = class_heatmap(model, view, Target(1), "gradcam").heatmap
+    b = class_heatmap(model, view, Target(other), "gradcam").heatmap
+    assert ssim == pytest.approx(structural_similarity(a.astype("float64"), b.astype("float64"),
+                                                       data_range=1.0, win_size=7), abs=1e-6)
+    # EigenCAM has no class: the other class's map is the same map
+    assert random_logit(model, view, Target(1), "eigencam")[1] == pytest.approx(1.0)
+    binary = wrap(tiny_cnn(classes=1, activation="sigmoid"), labels=["no", "yes"])
+    assert random_logit(binary, binary.view(view_image()), Target(1), "gradcam")[0] == 0
+    # max-sensitivity by hand: the noisy copies' maps, the same seed
+    rng = np.random.default_rng(0)
+    worst = 0.0
+    for _ in range(3):
+        noisy = np.clip(view.pixels + rng.uniform(-5.1, 5.1, view.pixels.shape), 0, 255)
+        from viz_core.intake import ModelImage
+
+        copy = ModelImage(view.original, noisy.astype("float32"), "n", f"n{_}")
+        other_map = class_heatmap(model, copy, Target(1), "gradcam").heatmap
+        worst = max(worst, np.linalg.norm(other_map - a) / np.linalg.norm(a))
+    assert max_sensitivity(model, view, Target(1), "gradcam", samples=3) == pytest.approx(
+        worst, rel=1e-5)
+    metrics = map_metrics(model, view, Target(1), "gradcam")
+    assert metrics.random_logit_ssim == pytest.approx(random_logit(model, view, Target(1),
+                                                                   "gradcam")[1])
+    assert 0.0 <= metrics.sparseness < 1.0 and 0.0 <= metrics.road_morf <= 1.0
+
+
+def view_image():
+    return image_from_array(np.random.default_rng(4).integers(0, 256, (32, 32, 3),
+                                                              dtype=np.uint8), "binary")

@@ -30,7 +30,10 @@ from dataclasses import dataclass
 from typing import Callable, Mapping, Sequence
 
 import numpy as np
+from scipy.sparse import coo_matrix
+from scipy.sparse.linalg import spsolve
 from scipy.stats import spearmanr
+from skimage.metrics import structural_similarity
 
 from . import methods as registry
 from .cam import class_heatmap, page_params
@@ -509,6 +512,302 @@ def compared_map_ready(bench, model: LoadedModel, image: ModelImage, target: Tar
                                **_LIME_SAMPLE_KWARGS)
     function, args, kwargs = compared_call(model, image, target, method)
     return bench.is_cached(function, *args, **kwargs)
+
+
+# --------------------------------------------------------------------------------------------
+# More metrics (the families Quantus groups): ROAD, random-logit, sparseness, max-sensitivity
+# --------------------------------------------------------------------------------------------
+#: Fractions of pixels ROAD removes (Rong et al. use 10% to 90%; five points keep it quick).
+ROAD_FRACTIONS = (0.1, 0.3, 0.5, 0.7, 0.9)
+#: Standard deviation of ROAD's imputation noise, in pixel values (Rong et al.: 0.01 of the range)
+ROAD_NOISE = 0.01 * 255.0
+#: Max-sensitivity: noisy copies and the noise's half-width (a fraction of the pixel range).
+SENSITIVITY_SAMPLES = 4
+SENSITIVITY_RADIUS = 0.02
+# ROAD's neighbour weights (Rong et al.): 1/6 for the four direct neighbours, 1/12 diagonals
+_ROAD_NEIGHBOURS = ((-1, 0, 1 / 6), (1, 0, 1 / 6), (0, -1, 1 / 6), (0, 1, 1 / 6),
+                    (-1, -1, 1 / 12), (-1, 1, 1 / 12), (1, -1, 1 / 12), (1, 1, 1 / 12))
+
+
+def sparseness(heatmap: np.ndarray) -> float:
+    """Gini index of the map's absolute values (Chalasani et al. 2020, as in Quantus).
+
+    ``sum_i (2i - n - 1) a_(i) / (n sum a)`` over the sorted values ``a_(1) <= ... <= a_(n)``
+    (each plus 1e-7, as Quantus, so an empty map is uniform). 0: every pixel equally
+    important; (n - 1) / n: one pixel holds everything. Higher = more concentrated.
+
+    Parameters
+    ----------
+    heatmap : (H, W) float
+
+    Returns
+    -------
+    float in [0, 1)
+    """
+    a = np.sort(np.abs(np.asarray(heatmap, dtype="float64")).ravel() + 1e-7)
+    n = a.size
+    return float(np.sum((2 * np.arange(1, n + 1) - n - 1) * a) / (n * a.sum()))
+
+
+def noisy_linear_imputation(pixels: np.ndarray, removed: np.ndarray, *, noise: float = ROAD_NOISE,
+                            seed: int = 0) -> np.ndarray:
+    """ROAD's imputation (Rong et al. 2022): removed pixels become the weighted mean of their
+    neighbours, solved for all removed pixels at once, plus Gaussian noise.
+
+    Each removed pixel ``p`` satisfies ``sum_q w_pq (x_p - x_q) = 0`` over its neighbours
+    inside the image (weights :data:`_ROAD_NEIGHBOURS`), a sparse linear system whose known
+    values come from the kept pixels; ``noise`` (standard deviation, pixel values) is then
+    added to the imputed pixels only, from ``numpy.random.default_rng(seed)``.
+
+    Parameters
+    ----------
+    pixels : (H, W, C) float in [0, 255]
+    removed : (H, W) bool
+        At least one pixel must be kept.
+
+    Returns
+    -------
+    np.ndarray
+        (H, W, C) float32 in [0, 255]; kept pixels unchanged.
+    """
+    x = np.asarray(pixels, dtype="float64")
+    removed = np.asarray(removed, dtype=bool)
+    h, w, c = x.shape
+    m = int(removed.sum())
+    out = x.copy()
+    if m == 0:
+        return out.astype("float32")
+    if m == h * w:
+        raise ParameterError("ROAD keeps at least one pixel to impute from; all were removed.")
+    index = np.full((h, w), -1, dtype="int64")
+    index[removed] = np.arange(m)
+    ys, xs = np.nonzero(removed)
+    rows, cols, vals = [], [], []
+    diagonal = np.zeros(m)
+    rhs = np.zeros((m, c))
+    for dy, dx, weight in _ROAD_NEIGHBOURS:
+        ny, nx = ys + dy, xs + dx
+        inside = (ny >= 0) & (ny < h) & (nx >= 0) & (nx < w)
+        p = np.flatnonzero(inside)
+        q_index = index[ny[inside], nx[inside]]
+        diagonal[p] += weight
+        unknown = q_index >= 0
+        rows.append(p[unknown])
+        cols.append(q_index[unknown])
+        vals.append(np.full(int(unknown.sum()), -weight))
+        known = ~unknown
+        rhs[p[known]] += weight * x[ny[inside][known], nx[inside][known]]
+    rows.append(np.arange(m))
+    cols.append(np.arange(m))
+    vals.append(diagonal)
+    system = coo_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+                        shape=(m, m)).tocsc()
+    solved = spsolve(system, rhs).reshape(m, c)
+    solved += np.random.default_rng(seed).normal(0.0, noise, solved.shape)
+    out[removed] = solved
+    return np.clip(out, 0.0, 255.0).astype("float32")
+
+
+@dataclass(frozen=True, eq=False)
+class RoadCurves:
+    """ROAD (Rong et al. 2022) of one map: the class probability with the most (MoRF) or the
+    least (LeRF) relevant pixels removed and imputed.
+
+    Attributes
+    ----------
+    fractions : np.ndarray
+        (F,) float32, the fractions of pixels removed.
+    morf, lerf : np.ndarray
+        (F,) float32 in [0, 1], the probability with the top / bottom fraction removed.
+    morf_area, lerf_area : float
+        Mean probability over the fractions (area over their span), in [0, 1]: a faithful map
+        has a low MoRF and a high LeRF area.
+    class_index : int
+    seed : int
+    """
+
+    fractions: np.ndarray
+    morf: np.ndarray
+    lerf: np.ndarray
+    morf_area: float
+    lerf_area: float
+    class_index: int
+    seed: int
+
+
+def road(model: LoadedModel, image: ModelImage, class_index: int, heatmap: np.ndarray, *,
+         fractions: Sequence[float] = ROAD_FRACTIONS, noise: float = ROAD_NOISE, seed: int = 0,
+         progress: Progress | None = None, should_stop: StopFn | None = None) -> RoadCurves:
+    """ROAD curves of ``heatmap`` for one class (Rong et al. 2022, "A Consistent and Efficient
+    Evaluation Strategy for Attribution Methods").
+
+    Unlike deletion with a fixed baseline, removed pixels are imputed from their neighbours
+    (:func:`noisy_linear_imputation`), so the shape of the removed region leaks less into the
+    model's answer. Pixels are ranked by :func:`pixel_ranking` (seeded ties).
+
+    Returns
+    -------
+    RoadCurves
+
+    Raises
+    ------
+    ParameterError
+        A fraction outside (0, 1), a map of another size than the model input.
+    """
+    fractions = np.asarray(sorted(float(f) for f in fractions), dtype="float64")
+    if fractions.size == 0 or fractions[0] <= 0.0 or fractions[-1] >= 1.0:
+        raise ParameterError(f"ROAD removes fractions strictly between 0 and 1; got "
+                             f"{fractions.tolist()}.")
+    h, w = model.info.input_shape[:2]
+    heat = np.asarray(heatmap, dtype="float32")
+    if heat.shape != (h, w):
+        raise ParameterError(f"The map is {heat.shape} but the model input is {(h, w)}.")
+    order = pixel_ranking(heat, seed)
+    probabilities = probability_function(model)
+    k = int(class_index)
+    images = []
+    for most_first in (True, False):
+        ranked = order if most_first else order[::-1]
+        for f in fractions:
+            removed = np.zeros(h * w, dtype=bool)
+            removed[ranked[:int(round(f * h * w))]] = True
+            if should_stop is not None and should_stop():
+                raise Cancelled("ROAD was stopped before it finished.")
+            images.append(noisy_linear_imputation(image.pixels, removed.reshape(h, w),
+                                                  noise=noise, seed=seed))
+            if progress is not None:
+                progress(len(images) / (2 * fractions.size), f"{len(images)} images imputed")
+    scores = probabilities(np.stack(images))[:, k].astype("float32")
+    morf, lerf = scores[:fractions.size], scores[fractions.size:]
+    span = fractions[-1] - fractions[0]
+
+    def area(values):
+        return float(values.mean()) if span == 0 else auc(fractions, values) / span
+
+    return RoadCurves(fractions.astype("float32"), morf, lerf, area(morf), area(lerf), k,
+                      int(seed))
+
+
+def _ssim(a: np.ndarray, b: np.ndarray) -> float:
+    side = min(a.shape)
+    window = min(7, side if side % 2 else side - 1)
+    if window < 3:
+        return float("nan")
+    return float(structural_similarity(np.asarray(a, "float64"), np.asarray(b, "float64"),
+                                       data_range=1.0, win_size=window))
+
+
+def _map_call(model: LoadedModel, image: ModelImage, target: Target, method: str) -> np.ndarray:
+    """``method``'s map with the compare view's settings (LIME: :data:`LIME_DEFAULTS`)."""
+    if method == LIME:
+        return explanation_map(model, image, target, LIME)
+    function, args, kwargs = compared_call(model, image, target, method)
+    return function(*args, **kwargs).heatmap
+
+
+def random_logit(model: LoadedModel, image: ModelImage, target: Target, method: str, *,
+                 seed: int = 0, heatmap: np.ndarray | None = None) -> tuple[int, float]:
+    """The random-logit test (Sixt et al. 2020): the map of another, randomly drawn class
+    should look different from the target's.
+
+    Returns
+    -------
+    other_class : int
+        Drawn from the other classes with ``numpy.random.default_rng(seed)`` (for a single
+        sigmoid unit, the other class).
+    ssim : float
+        SSIM of the two maps (data range 1) in [-1, 1]; lower = the method separates classes.
+    """
+    k = int(target.class_index)
+    others = [c for c in range(len(model.labels)) if c != k]
+    if not others:
+        raise ParameterError("The random-logit test needs a model with two classes or more.")
+    other = int(np.random.default_rng(seed).choice(others))
+    mine = _map_call(model, image, target, method) if heatmap is None else heatmap
+    theirs = _map_call(model, image, Target(other, target.score), method)
+    return other, _ssim(mine, theirs)
+
+
+def max_sensitivity(model: LoadedModel, image: ModelImage, target: Target, method: str, *,
+                    samples: int = SENSITIVITY_SAMPLES, radius: float = SENSITIVITY_RADIUS,
+                    seed: int = 0, heatmap: np.ndarray | None = None) -> float:
+    """Max-sensitivity (Yeh et al. 2019): the largest relative change of the map under small
+    input noise, ``max_i ||e(x + d_i) - e(x)|| / ||e(x)||`` (Frobenius norms, as Quantus).
+
+    ``d_i`` is uniform noise in ``[-radius, radius]`` x 255 per pixel and channel, seeded;
+    lower = a more robust map. An empty map (norm 0) gives NaN.
+    """
+    if not 1 <= int(samples) <= 64:
+        raise ParameterError(f"Max-sensitivity takes 1 to 64 noisy copies; got {samples}.")
+    mine = _map_call(model, image, target, method) if heatmap is None else heatmap
+    norm = float(np.linalg.norm(mine))
+    if norm == 0.0:
+        return float("nan")
+    rng = np.random.default_rng(seed)
+    worst = 0.0
+    for i in range(int(samples)):
+        noise = rng.uniform(-radius * 255.0, radius * 255.0, image.pixels.shape)
+        noisy = ModelImage(original=image.original,
+                           pixels=np.clip(image.pixels + noise, 0, 255).astype("float32"),
+                           name=image.name, digest=f"{image.digest}+noise{seed}.{i}.{radius}")
+        other = _map_call(model, noisy, target, method)
+        worst = max(worst, float(np.linalg.norm(other - mine)) / norm)
+    return worst
+
+
+@dataclass(frozen=True)
+class MapMetrics:
+    """The Compare page's extra metrics of one method's map (see each function).
+
+    Attributes
+    ----------
+    method : str
+    sparseness : float
+        :func:`sparseness` (Gini), higher = more concentrated.
+    random_logit_class : int
+    random_logit_ssim : float
+        :func:`random_logit`, lower = better.
+    max_sensitivity : float
+        :func:`max_sensitivity`, lower = more robust (NaN for an empty map).
+    road_morf, road_lerf : float
+        :class:`RoadCurves` areas: low MoRF and high LeRF = faithful.
+    """
+
+    method: str
+    sparseness: float
+    random_logit_class: int
+    random_logit_ssim: float
+    max_sensitivity: float
+    road_morf: float
+    road_lerf: float
+
+
+def map_metrics(model: LoadedModel, image: ModelImage, target: Target, method: str, *,
+                seed: int = 0, progress: Progress | None = None,
+                should_stop: StopFn | None = None) -> MapMetrics:
+    """Sparseness, random-logit, max-sensitivity and ROAD of ``method``'s compare-view map.
+
+    Costs one more map (another class), :data:`SENSITIVITY_SAMPLES` maps of noisy copies and
+    ``2 x len(ROAD_FRACTIONS)`` imputed images through the model.
+    """
+    def step(fraction, message):
+        if should_stop is not None and should_stop():
+            raise Cancelled("The metrics were stopped before they finished.")
+        if progress is not None:
+            progress(fraction, message)
+
+    step(0.0, "map")
+    heat = _map_call(model, image, target, method)
+    step(0.1, "random logit")
+    other, ssim = random_logit(model, image, target, method, seed=seed, heatmap=heat)
+    step(0.3, "max-sensitivity")
+    sensitivity = max_sensitivity(model, image, target, method, seed=seed, heatmap=heat)
+    step(0.7, "ROAD")
+    curves = road(model, image, int(target.class_index), heat, seed=seed,
+                  should_stop=should_stop)
+    step(1.0, "done")
+    return MapMetrics(method, sparseness(heat), other, ssim, sensitivity, curves.morf_area,
+                      curves.lerf_area)
 
 
 # --------------------------------------------------------------------------------------------

@@ -195,3 +195,29 @@ def test_a_registered_toy_method_can_be_compared_with_no_other_edit(app):
     at.run()
     assert not at.exception
     assert "Toy CAM" not in at.multiselect(key="cmp_methods").options
+
+
+def test_more_metrics_table_equals_map_metrics(app):
+    from viz_core.faithfulness import map_metrics
+
+    at, loaded, media = app
+    at.switch_page("pages/compare.py")
+    at.run()
+    at.multiselect(key="cmp_methods").set_value(["gradcam", "eigencam", "lime"]).run()
+    if any(b.key == "cmp_run" for b in at.button):
+        at.button(key="cmp_run").click().run()
+    assert [b.label for b in at.button] == ["Compute metrics for 2 methods"]
+    at.button(key="cmp_metrics_run").click().run()
+    assert not at.exception, at.exception
+    image = at.session_state[SELECTION_KEY].image
+    view = loaded.view(load_image(sample_bytes(image.name), image.name))
+    k = at.selectbox(key="cmp_class").value
+    table = at.dataframe[-1].value
+    assert list(table["Method"]) == ["Grad-CAM", "EigenCAM"]
+    for row, method in zip(range(2), ("gradcam", "eigencam")):
+        expected = map_metrics(loaded, view, Target(k, "logit"), method)
+        assert table["ROAD MoRF ↓"].iloc[row] == pytest.approx(expected.road_morf, abs=1e-6)
+        assert table["Sparseness ↑"].iloc[row] == pytest.approx(expected.sparseness, abs=1e-9)
+        assert table["Random logit SSIM ↓"].iloc[row] == pytest.approx(
+            expected.random_logit_ssim, abs=1e-6, nan_ok=True)
+    assert table["Random logit SSIM ↓"].iloc[1] == pytest.approx(1.0)  # EigenCAM: no class
