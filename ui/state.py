@@ -16,8 +16,16 @@ SELECTION_KEY = "_selection"
 
 @st.cache_resource(show_spinner=False)
 def workbench() -> Workbench:
-    """One workbench (and so one set of bounded caches) per server process, shared by sessions."""
-    return Workbench()
+    """One workbench (and so one set of bounded caches) per server process, shared by sessions.
+
+    Its in-memory caches are emptied after a minute in which no session used them
+    (:class:`ui.idle.IdleTrim`), so memory comes back after sessions close.
+    """
+    from .idle import IdleTrim
+
+    bench = Workbench()
+    IdleTrim(bench).start()
+    return bench
 
 
 @st.cache_resource(show_spinner=False)
