@@ -50,13 +50,12 @@ import numpy as np
 import tensorflow as tf
 from skimage.transform import resize
 
+from . import methods
 from .cache import BoundedCache
 from .catalog import LoadedModel
 from .errors import Cancelled, ModelError, ParameterError
 from .graph import FlatGraph, flat_graph, split_at
-from . import methods
 from .intake import ModelImage
-from .methods import MethodSpec
 from .preprocess import preprocessing_function
 from .render import resize_map
 from .targets import Target, class_probabilities

@@ -37,7 +37,7 @@ import importlib
 import math
 import numbers
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Mapping
 
 from .errors import ModelError, ParameterError
