@@ -69,3 +69,29 @@ def test_alike_maps_are_one_cluster():
     maps = np.stack([blob(14 + rng.normal(0, 1), 14 + rng.normal(0, 1)) for _ in range(30)])
     assert eigengap_count(np.ones((5, 5)) - np.eye(5))[0] == 1
     assert len(find_shortcuts(maps, np.zeros(30, int), ["a"]).clusters) == 1
+
+
+def test_the_bundled_shortcut_model_is_caught():
+    """The shortcut demo model calls a star a star by the corner tag: plain stars are missed,
+    and the finder flags the star heatmaps' top-left corner; every cluster is pure in the tag."""
+    from viz_core.batch import run_dataset
+    from viz_core.catalog import load_builtin_model
+    from viz_core.dataset import is_tagged_path, sample_dataset
+
+    model = load_builtin_model("shortcut_demo")
+    run = run_dataset(model, sample_dataset("shortcut", model.labels, count=80))
+    star = model.labels.index("star")
+    tagged = np.array([is_tagged_path(p) for p in run.paths])
+    stars = run.label_indices == star
+    assert run.correct[stars & tagged].mean() == 1.0
+    assert run.correct[stars & ~tagged].mean() <= 0.1  # 0.0 on these 20
+    others_tagged = ~stars & tagged
+    assert (run.predicted[others_tagged] == star).mean() >= 0.9  # the tag alone makes a star
+    report = find_shortcuts(run.maps, run.predicted, run.classes)
+    assert report.flagged and {c.label for c in report.flagged} == {"star"}
+    top = report.flagged[0]
+    assert top.corner == "top left" and top.corner_share > 0.35
+    for cluster in report.clusters:
+        share = tagged[cluster.members].mean()
+        assert share >= 0.9 or share <= 0.1, (cluster.label, cluster.id, share)
+        assert cluster.flagged == (share >= 0.9)
