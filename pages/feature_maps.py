@@ -169,6 +169,10 @@ zip_name = "_".join(names[w] for w in shown) + "_activations.zip"
 if mode == ONE:
     groups = layer_groups(info)
     group_names = [g for g, _ in groups]
+    if "fm_block" not in st.session_state:  # a link naming only the layer opens its block
+        st.session_state["fm_block"] = next(
+            (g for g, members in groups if st.session_state.get("fm_layer") in members),
+            group_names[0])
     pick = st.columns([1, 2])
     group = pick[0].selectbox("Block", group_names, key="fm_block",
                               help="Layers grouped by block where the layer names say so.")

@@ -28,6 +28,26 @@ def _class_index(text: str) -> int:
     return int(text)
 
 
+def _within(low, high, kind=int):
+    """A parser for a slider's value: ``kind(text)`` clamped to the slider's range."""
+    def parse(text: str):
+        value = kind(text)
+        if value != value:  # nan
+            raise ValueError(text)
+        return min(high, max(low, value))
+    return parse
+
+
+def _one_of(*choices):
+    """A parser for a select slider: a value not among its choices is ignored."""
+    def parse(text: str) -> int:
+        value = int(text)
+        if value not in choices:
+            raise ValueError(text)
+        return value
+    return parse
+
+
 # widget key -> how to read its value back from the URL text
 SHAREABLE: dict[str, Callable[[str], object]] = {
     "model": str,
@@ -35,8 +55,12 @@ SHAREABLE: dict[str, Callable[[str], object]] = {
     "image": str,
     "second": str,
     "presenter": _flag,
+    "fm_block": str,  # before its layer: a layer outside the block would be reset
     "fm_layer": str,
     "fm_cmap": str,
+    "fm_per_row": _within(4, 32),
+    "fm_scale": str,
+    "fm_sort": str,
     "fp_layer": str,
     "fp_method": str,
     "cam_class": _class_index,
@@ -45,8 +69,21 @@ SHAREABLE: dict[str, Callable[[str], object]] = {
     "cam_layer": str,
     "cam_colormap": str,
     "cam_opacity": _unit,
+    "cam_threshold": _within(0.0, 0.95, float),
+    "cam_score": str,
     "lime_class_1": _class_index,
     "lime_class_2": _class_index,
+    # the ranges are those of the LIME page's sliders (pages/lime.py)
+    "lime_algorithm": str,
+    "lime_superpixels": _within(5, 150),
+    "lime_compactness": _within(0.0, 100.0, float),
+    "lime_hide": str,
+    "lime_samples": _one_of(100, 250, 500, 1000, 2000),
+    "lime_seed": _within(0, 2**31 - 1),
+    "lime_stability": _flag,
+    "lime_style": str,
+    "lime_negative": _flag,
+    "lime_rest": str,
     "cmp_class": _class_index,
     "cmp_baseline": str,
     "cmp_colormap": str,

@@ -1,0 +1,57 @@
+"""Shared links carry every setting that shapes a picture, and reopen the same view: the Class
+heatmaps layer and threshold, the Feature maps layer (also in a block that is not the first),
+and LIME's parameters. Hostile values are clamped to the widgets' ranges or ignored."""
+from __future__ import annotations
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from viz_core.catalog import DEMO_MODEL_FILE
+
+pytestmark = pytest.mark.skipif(not DEMO_MODEL_FILE.exists(), reason="demo model not built")
+
+
+def opened(params: dict[str, str]) -> AppTest:
+    at = AppTest.from_file("../../app.py", default_timeout=300)
+    for key, value in params.items():
+        at.query_params[key] = value
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_a_link_reopens_heatmaps_feature_maps_and_lime_as_shared():
+    link = {"model": "demo", "image": "circle_and_star", "cam_layer": "conv2d_3",
+            "cam_threshold": "0.2", "cam_score": "probability", "fm_layer": "max_pooling2d_3",
+            "fm_per_row": "8", "lime_seed": "7", "lime_superpixels": "20",
+            "lime_samples": "250", "lime_hide": "black", "lime_algorithm": "quickshift"}
+    at = opened(link)
+    at.switch_page("pages/heatmaps.py").run()
+    assert not at.exception, at.exception
+    assert (at.selectbox(key="cam_layer").value, at.slider(key="cam_threshold").value,
+            at.radio(key="cam_score").value) == ("conv2d_3", 0.2, "probability")
+    at.switch_page("pages/feature_maps.py").run()
+    assert (at.selectbox(key="fm_layer").value, at.slider(key="fm_per_row").value) == (
+        "max_pooling2d_3", 8)
+    at.switch_page("pages/lime.py").run()
+    assert (at.number_input(key="lime_seed").value, at.slider(key="lime_superpixels").value,
+            at.select_slider(key="lime_samples").value, at.selectbox(key="lime_hide").value,
+            at.selectbox(key="lime_algorithm").value) == (7, 20, 250, "black", "quickshift")
+    # The address bar still holds the shared view (it is not rewritten to the defaults) ...
+    for key, value in link.items():
+        assert at.query_params[key] == [value] or at.query_params[key] == value, key
+    # ... and copying it now gives a link that opens the same view again.
+    again = opened({k: (v[0] if isinstance(v, list) else v) for k, v in at.query_params.items()})
+    again.switch_page("pages/heatmaps.py").run()
+    assert again.selectbox(key="cam_layer").value == "conv2d_3"
+
+
+def test_hostile_values_are_clamped_or_ignored():
+    at = opened({"lime_superpixels": "99999", "lime_samples": "7", "lime_seed": "-5",
+                 "cam_threshold": "nan", "fm_per_row": "1e9"})
+    at.switch_page("pages/lime.py").run()
+    assert not at.exception, at.exception
+    assert (at.slider(key="lime_superpixels").value, at.select_slider(key="lime_samples").value,
+            at.number_input(key="lime_seed").value) == (150, 500, 0)
+    at.switch_page("pages/heatmaps.py").run()
+    assert not at.exception and at.slider(key="cam_threshold").value == 0.0
