@@ -146,14 +146,14 @@ def file_problem(text: str, what: str = "file") -> str | None:
 
 def model_argument(text: str) -> str:
     """``--model``: a built-in model's name or an existing model file."""
-    path = Path(text)
-    looks_like_path = (os.sep in text or "/" in text or text.lower().endswith(MODEL_SUFFIXES)
-                       or path.exists())
-    if looks_like_path:
+    if text in BUILTIN_NAMES:  # a name wins over a file of that name in the current folder
+        return text
+    if os.sep in text or "/" in text or text.lower().endswith(MODEL_SUFFIXES) or \
+            Path(text).exists():
         problem = file_problem(text, "model file")
         if problem:
             raise argparse.ArgumentTypeError(problem)
-    elif text not in BUILTIN_NAMES:
+    else:
         raise argparse.ArgumentTypeError(
             f"{text!r} is neither a built-in model ({', '.join(BUILTIN_NAMES)}) nor a file.")
     return text
@@ -164,7 +164,8 @@ def labels_argument(text: str) -> str:
     try:
         read_labels(text)
     except ParameterError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+        message = str(exc)
+        raise argparse.ArgumentTypeError(message[0].lower() + message[1:]) from None
     return text
 
 
@@ -261,7 +262,7 @@ def add_image_args(parser) -> None:
 
 def is_model_file(args) -> bool:
     """Whether ``--model`` names a file (else it is a built-in name)."""
-    return Path(args.model).is_file()
+    return args.model not in BUILTIN_NAMES and Path(args.model).is_file()
 
 
 def model_option_problem(args) -> str | None:
@@ -288,8 +289,6 @@ def model_option_problem(args) -> str | None:
 
 def open_model(bench: Workbench, args) -> LoadedModel:
     """The model named by ``--model`` (a built-in name or a file path)."""
-    from ..catalog import BUILTIN_NAMES
-
     problem = model_option_problem(args)
     if problem:
         raise ParameterError(problem[0].upper() + problem[1:])
