@@ -68,6 +68,9 @@ SEED = Bound("the random seed", 0, 2**31 - 1)
 # Class listings: ImageNet-21k models have 21,843 classes; a listing stays a few MB.
 TOP = Bound("the number of top classes", 1, 100_000)
 
+# Images named on one command line: each is decoded and kept (up to 50 MB files).
+IMAGES = Bound("the number of images in one run", 1, 256)
+
 # Feature maps: a grid of at most 2,048 channels x 256^2 px tiles stays under 400 MB of RGB.
 ACTIVATION_PER_ROW = Bound("the number of channels per row", 1, 256)
 ACTIVATION_TILE = Bound("the tile size in pixels", 4, 256)

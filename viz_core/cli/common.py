@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
 
 from ..errors import ImageError, ModelError, ParameterError
-from ..limits import Bound
+from ..limits import IMAGES, Bound
 
 if TYPE_CHECKING:
     from ..catalog import LoadedModel
@@ -318,6 +318,8 @@ def check_images(paths) -> None:
     """
     from ..intake import load_image
 
+    if paths:
+        IMAGES.check(len(paths))
     for p in paths:
         load_image(_image_bytes(p), Path(p).name)
 
@@ -336,6 +338,7 @@ def _image_bytes(p: str) -> bytes:
 
 
 def open_images(bench: Workbench, paths) -> list[LoadedImage]:
+    IMAGES.check(len(paths))
     return [bench.image(_image_bytes(p), Path(p).name) for p in paths]
 
 
