@@ -19,7 +19,7 @@ from tests.conftest import tiny_cnn
 from viz_core.bundle import export_bundle
 from viz_core.cam import class_heatmap
 from viz_core.catalog import DEMO_MODEL_FILE, load_uploaded_model
-from viz_core.cli import main
+from viz_core.cli import build_parser, main
 from viz_core.demo.shapes import CLASS_NAMES
 from viz_core.faithfulness import compare_picture, deletion_insertion, rank_correlation
 from viz_core.intake import image_from_array, load_image
@@ -189,3 +189,18 @@ def test_bundle_command_reproduces_pictures_bit_for_bit(shape_model_file, tmp_pa
         assert main(argv[3:]) == 0  # a fresh workbench: everything is computed again
     for name, content in stored.items():
         assert (folder / name).read_bytes() == content, name
+
+
+def test_method_lists_read_without_tensorflow_equal_the_backends():
+    from viz_core import faithfulness, pointing, sanity
+    from viz_core.cli import evaluate
+
+    assert evaluate.map_methods() == faithfulness.map_methods()
+    assert evaluate.sanity_methods() == sanity.sanity_methods()
+    for command, expected in (("evaluate", pointing.default_methods()),
+                              ("compare", faithfulness.compare_methods()),
+                              ("sanity", sanity.default_methods())):
+        sub = build_parser(command=command)._subparsers._group_actions[0].choices[command]
+        assert sub.get_default("methods") == ",".join(expected)
+    assert (evaluate.DEFAULT_BASELINE, evaluate.DEFAULT_METRIC, evaluate.SHOW) == (
+        faithfulness.DEFAULT_BASELINE, sanity.DEFAULT_METRIC, faithfulness.SHOW)

@@ -15,49 +15,12 @@ page draws it (``<image>_sanity_<method>_step<i>.png``) and the similarities and
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
-import numpy as np
-
-from ..cam import top_classes
-from ..faithfulness import (
-    BASELINES,
-    DEFAULT_BASELINE,
-    DEFAULT_CURVE_STEPS,
-    SHOW,
-    check_methods,
-    compare_methods,
-    compare_picture,
-    compared_map,
-    deletion_insertion,
-    map_methods,
-    method_title,
-    rank_agreement,
-)
+from .. import methods as registry
 from ..errors import ParameterError
-from ..pointing import (
-    DEFAULT_SCENES,
-    DEFAULT_TOLERANCE,
-    POINTING_FIRST_SEED,
-    default_methods,
-    pointing_game,
-)
-from ..render import COLORMAPS, png_bytes
-from ..sanity import (
-    DEFAULT_METRIC,
-    DEFAULT_SEED,
-    DEFAULT_THRESHOLD,
-    METRICS,
-    cascading_randomisation,
-    fast_params,
-    flag_rule,
-    sanity_methods,
-    sanity_picture,
-)
-from ..sanity import default_methods as sanity_defaults
-from ..sanity import method_title as sanity_title
-from ..targets import Target
-from ..workbench import Workbench
 from .common import (
+    COLORMAPS,
     TerminalProgress,
     add_image_args,
     add_model_args,
@@ -66,8 +29,52 @@ from .common import (
     open_images,
     open_model,
     out_dir,
+    static_constant,
     unique_stems,
 )
+
+if TYPE_CHECKING:
+    from ..workbench import Workbench
+
+# Read from the modules' source, so argparse lists them before TensorFlow loads.
+BASELINES = static_constant("viz_core.faithfulness", "BASELINES")
+DEFAULT_BASELINE = static_constant("viz_core.faithfulness", "DEFAULT_BASELINE")
+DEFAULT_CURVE_STEPS = static_constant("viz_core.faithfulness", "DEFAULT_CURVE_STEPS")
+SHOW = static_constant("viz_core.faithfulness", "SHOW")
+LIME = static_constant("viz_core.faithfulness", "LIME")
+DEFAULT_SCENES = static_constant("viz_core.pointing", "DEFAULT_SCENES")
+DEFAULT_TOLERANCE = static_constant("viz_core.pointing", "DEFAULT_TOLERANCE")
+POINTING_FIRST_SEED = static_constant("viz_core.pointing", "POINTING_FIRST_SEED")
+EDGE_CONTROL = static_constant("viz_core.sanity", "EDGE_CONTROL")
+DEFAULT_METRIC = static_constant("viz_core.sanity", "DEFAULT_METRIC")
+DEFAULT_SEED = static_constant("viz_core.sanity", "DEFAULT_SEED")
+DEFAULT_THRESHOLD = static_constant("viz_core.sanity", "DEFAULT_THRESHOLD")
+METRICS = static_constant("viz_core.sanity", "METRICS")
+
+
+# The method lists, from the registry (as faithfulness.map_methods / compare_methods,
+# pointing.default_methods and sanity.sanity_methods / default_methods make them, which a test
+# keeps equal), without importing TensorFlow.
+def map_methods() -> tuple[str, ...]:
+    return registry.names() + (LIME,)
+
+
+def sanity_methods() -> tuple[str, ...]:
+    return map_methods() + (EDGE_CONTROL,)
+
+
+def _backend():
+    """The modules that compute (they import TensorFlow), loaded when a command runs."""
+    import numpy as np
+
+    from .. import faithfulness, pointing, sanity
+    from ..cam import top_classes
+    from ..render import png_bytes
+    from ..targets import Target
+    from ..workbench import Workbench
+
+    return np, faithfulness, pointing, sanity, top_classes, png_bytes, Target, Workbench
+
 
 def register(commands) -> None:
     _register_evaluate(commands)
@@ -88,6 +95,8 @@ def _tag(method: str) -> str:
 
 def _class_of(model, view, args) -> int:
     if args.target is None:
+        from ..cam import top_classes
+
         return top_classes(model, view, 1)[0][0]
     return model.class_index(args.target)
 
@@ -108,7 +117,7 @@ def _register_evaluate(commands) -> None:
         "every method and count a hit when the map's maximum lies inside the shape's box "
         "(widened by --tolerance pixels). Needs a model with the shape classes, such as demo.")
     add_model_args(p)
-    _methods_arg(p, default_methods(), map_methods())
+    _methods_arg(p, registry.names(), map_methods())
     p.add_argument("--scenes", type=int, default=DEFAULT_SCENES,
                    help=f"number of scenes (default {DEFAULT_SCENES})")
     p.add_argument("--seed", type=int, default=POINTING_FIRST_SEED,
@@ -123,7 +132,9 @@ def _register_evaluate(commands) -> None:
 
 
 def cmd_evaluate(args, bench: Workbench | None = None) -> int:
-    methods = check_methods(args.methods.split(","), map_methods())
+    _, faithfulness, pointing, _, _, _, _, Workbench = _backend()
+    pointing_game, method_title = pointing.pointing_game, faithfulness.method_title
+    methods = faithfulness.check_methods(args.methods.split(","), map_methods())
     bench = bench or Workbench()
     model = open_model(bench, args)
     result = bench.run(pointing_game, model, methods=methods, scenes=args.scenes,
@@ -154,7 +165,7 @@ def _register_compare(commands) -> None:
     add_image_args(p)
     p.add_argument("--class", dest="target", default=None, metavar="CLASS",
                    help="class index or name (default: the most probable class)")
-    _methods_arg(p, compare_methods(), map_methods())
+    _methods_arg(p, registry.names(fast=True), map_methods())
     p.add_argument("--steps", type=int, default=DEFAULT_CURVE_STEPS,
                    help=f"points on each deletion / insertion curve (default "
                         f"{DEFAULT_CURVE_STEPS})")
@@ -171,7 +182,11 @@ def _register_compare(commands) -> None:
 
 
 def cmd_compare(args, bench: Workbench | None = None) -> int:
-    methods = check_methods(args.methods.split(","), map_methods())
+    np, faithfulness, _, _, _, png_bytes, Target, Workbench = _backend()
+    compare_picture, compared_map = faithfulness.compare_picture, faithfulness.compared_map
+    deletion_insertion, method_title = faithfulness.deletion_insertion, faithfulness.method_title
+    rank_agreement = faithfulness.rank_agreement
+    methods = faithfulness.check_methods(args.methods.split(","), map_methods())
     _unit(args.opacity, "--opacity")
     bench = bench or Workbench()
     model = open_model(bench, args)
@@ -252,7 +267,7 @@ def _register_sanity(commands) -> None:
     add_image_args(p)
     p.add_argument("--class", dest="target", default=None, metavar="CLASS",
                    help="class index or name (default: the most probable class)")
-    _methods_arg(p, sanity_defaults(), sanity_methods())
+    _methods_arg(p, registry.names(fast=True) + (EDGE_CONTROL,), sanity_methods())
     p.add_argument("--layers", type=int, default=None,
                    help="how many weighted layers to randomise, from the top (default: all)")
     p.add_argument("--seed", type=int, default=DEFAULT_SEED,
@@ -268,7 +283,11 @@ def _register_sanity(commands) -> None:
 
 
 def cmd_sanity(args, bench: Workbench | None = None) -> int:
-    methods = check_methods(args.methods.split(","), sanity_methods())
+    np, faithfulness, _, sanity, _, png_bytes, Target, Workbench = _backend()
+    cascading_randomisation, fast_params = sanity.cascading_randomisation, sanity.fast_params
+    flag_rule, sanity_picture, sanity_title = (sanity.flag_rule, sanity.sanity_picture,
+                                               sanity.method_title)
+    methods = faithfulness.check_methods(args.methods.split(","), sanity_methods())
     if not -1.0 <= args.threshold <= 1.0:
         raise ParameterError(f"--threshold is a similarity from -1 to 1; got {args.threshold}.")
     bench = bench or Workbench()

@@ -10,8 +10,8 @@ import argparse
 
 from .. import methods
 from ..errors import ParameterError
-from ..render.colormaps import COLORMAPS
 from .common import (
+    COLORMAPS,
     TerminalProgress,
     add_image_args,
     add_model_args,
