@@ -143,10 +143,13 @@ hist.update_layout(title="Confidence of the predicted class", barmode="overlay",
 g2.plotly_chart(hist, width="stretch", key="ds_confidence_chart")
 
 if confusion is not None:
+    # the largest confusion first (the diagonal when there is no mistake)
+    off = matrix - np.diag(np.diag(matrix))
+    worst = np.unravel_index(int(np.argmax(off if off.any() else matrix)), matrix.shape)
     c1, c2 = st.columns(2)
-    cell_label = c1.selectbox("Images labelled", names, key="ds_cell_label")
-    cell_pred = c2.selectbox("and predicted as", names, key="ds_cell_pred",
-                             index=min(1, len(names) - 1))
+    cell_label = c1.selectbox("Images labelled", names, key="ds_cell_label",
+                              index=int(worst[0]))
+    cell_pred = c2.selectbox("and predicted as", names, key="ds_cell_pred", index=int(worst[1]))
     k_label, k_pred = run.classes.index(cell_label), run.classes.index(cell_pred)
     cell = np.flatnonzero((run.label_indices == k_label) & (run.predicted == k_pred))
     if len(cell):

@@ -173,3 +173,6 @@ def test_dataset_command_writes_the_contract(tmp_path, capsys):
     assert json.loads((out / "summary.json").read_text())["images"] == 8
     assert main(["dataset", "--data", str(tmp_path / "nowhere"), "--out", str(out)]) == 2
     assert capsys.readouterr().err.startswith("error: ")
+    assert main(["dataset", "--data", "sample:shapes", "--clusters", "many",
+                 "--out", str(out)]) == 2
+    assert "auto or a number from 1 to 12" in capsys.readouterr().err

@@ -31,7 +31,6 @@ from pathlib import Path, PurePosixPath
 from typing import Callable, Sequence
 
 import numpy as np
-from PIL import Image
 
 from .errors import ImageError, ParameterError
 from .intake import MAX_BYTES, SUPPORTED_EXTENSIONS, LoadedImage, image_from_array, load_image

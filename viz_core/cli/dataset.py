@@ -22,7 +22,6 @@ import argparse
 import json
 import re
 import sys
-from pathlib import Path
 
 import numpy as np
 
@@ -122,9 +121,10 @@ def cmd_dataset(args) -> int:
 
     if args.engine != "local":
         raise ParameterError("The Ray engine is not available yet; use --engine local.")
+    if args.clusters != "auto" and not (args.clusters.isdigit() and 1 <= int(args.clusters) <= 12):
+        raise ParameterError(f"--clusters is auto or a number from 1 to 12; got {args.clusters!r}.")
     if args.limit is not None and args.limit < 1:
         raise ParameterError(f"--limit must be at least 1; got {args.limit}.")
-    clusters = args.clusters if args.clusters == "auto" else args.clusters
     model = _model(args)
     data = open_dataset(args.data, model.labels, labels_csv=args.labels_csv)
     if args.limit is not None:
@@ -133,7 +133,7 @@ def cmd_dataset(args) -> int:
     run = run_dataset(model, data, batch_size=args.batch_size, layer=args.layer,
                       method=args.method, full_maps_dir=folder / "maps",
                       progress=TerminalProgress(enabled=not args.json))
-    report = find_shortcuts(run.maps, run.predicted, run.classes, clusters=clusters)
+    report = find_shortcuts(run.maps, run.predicted, run.classes, clusters=args.clusters)
     (folder / "clusters").mkdir(exist_ok=True)
     index = {entry.path: entry for entry in data.entries}
     cluster_rows = []
