@@ -60,6 +60,7 @@ CASES = [
     ("predict image missing", ["predict", "--image", "missing.png"]),
     ("predict image device", ["predict", "--image", "/dev/zero"]),
     ("predict image not an image", ["predict", "--image", "{text}"]),
+    ("predict too many images", ["predict", *["--image", IMG] * 300]),
     ("predict labels folder", ["predict", "--model", "{m}", "--labels", "{dir}", "--image", IMG]),
     ("predict labels latin1", ["predict", "--model", "{m}", "--labels", "{latin1}",
                                "--image", IMG]),

@@ -71,6 +71,11 @@ TOP = Bound("the number of top classes", 1, 100_000)
 # Images named on one command line: each is decoded and kept (up to 50 MB files).
 IMAGES = Bound("the number of images in one run", 1, 256)
 
+# Display settings of heatmap pictures (heatmap, compare) and the sanity check's verdict.
+OPACITY = Bound("the heatmap opacity", 0.0, 1.0, integer=False)
+HEAT_THRESHOLD = Bound("the heat threshold", 0.0, 1.0, integer=False)
+SIMILARITY_THRESHOLD = Bound("the similarity threshold", -1.0, 1.0, integer=False)
+
 # Feature maps: a grid of at most 2,048 channels x 256^2 px tiles stays under 400 MB of RGB.
 ACTIVATION_PER_ROW = Bound("the number of channels per row", 1, 256)
 ACTIVATION_TILE = Bound("the tile size in pixels", 4, 256)
