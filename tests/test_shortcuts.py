@@ -95,3 +95,8 @@ def test_the_bundled_shortcut_model_is_caught():
         share = tagged[cluster.members].mean()
         assert share >= 0.9 or share <= 0.1, (cluster.label, cluster.id, share)
         assert cluster.flagged == (share >= 0.9)
+    # the criterion: the images whose evidence is the mark are set apart (ARI >= 0.6)
+    in_flagged = np.zeros(len(run), bool)
+    for cluster in report.flagged:
+        in_flagged[cluster.members] = True
+    assert adjusted_rand_score(tagged, in_flagged) >= 0.9
