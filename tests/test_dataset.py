@@ -176,3 +176,14 @@ def test_dataset_command_writes_the_contract(tmp_path, capsys):
     assert main(["dataset", "--data", "sample:shapes", "--clusters", "many",
                  "--out", str(out)]) == 2
     assert "auto or a number from 1 to 12" in capsys.readouterr().err
+
+
+def test_zip_file_on_disk_with_a_labels_csv_beside_it(tmp_path):
+    archive = tmp_path / "flat.zip"
+    archive.write_bytes(zipped({"a.png": png(1), "b.png": png(2)}))
+    (tmp_path / "labels.csv").write_text("a.png,triangle\nb.png,star\n")
+    data = open_dataset(archive, CLASSES, labels_csv=tmp_path / "labels.csv")
+    assert data.name == "flat" and data.layout == "csv"
+    assert [(e.path, e.class_index) for e in data.entries] == [("a.png", 2), ("b.png", 3)]
+    assert data.load(data.entries[1]).pixels[0, 0, 0] == 2
+    assert data.identity.startswith("zip:") and str(archive.resolve()) in data.identity

@@ -406,14 +406,15 @@ def open_zip(source: bytes | str | os.PathLike, classes: Sequence[str], *,
         path = Path(source)
         if not path.is_file():
             raise ParameterError(f"The dataset archive {str(source)!r} does not exist.")
-        data = path.read_bytes() if path.stat().st_size <= limits.max_total_bytes * 2 else None
-        if data is None:
+        stat = path.stat()
+        if stat.st_size > limits.max_total_bytes * 2:
             raise ParameterError(f"The archive {str(source)!r} is larger than "
                                  f"{limits.max_total_bytes * 2 / 2**20:,.0f} MB.")
-        identity = "zip:" + hashlib.sha256(data).hexdigest()
+        data = path  # read from the file member by member, not loaded whole
+        identity = f"zip:{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
         display = path.name
     try:
-        archive = zipfile.ZipFile(io.BytesIO(data))
+        archive = zipfile.ZipFile(io.BytesIO(data) if isinstance(data, bytes) else data)
         infos = archive.infolist()
     except (zipfile.BadZipFile, OSError, ValueError) as exc:
         raise ParameterError(f"The file {display!r} is not a readable ZIP archive ({exc}).") from None
