@@ -15,6 +15,7 @@ import streamlit as st  # noqa: E402
 from ui.guard import page_guard  # noqa: E402
 from ui.share import write_to_url  # noqa: E402
 from ui.shell import draw_shell  # noqa: E402
+from ui.state import SELECTION_KEY  # noqa: E402
 
 st.set_page_config(page_title="CNN Explorer", page_icon=":material/visibility:", layout="wide")
 
@@ -35,6 +36,12 @@ navigation = st.navigation(
      for i, (path, title, icon) in enumerate(PAGES) if (ROOT / path).exists()],
     position="top",
 )
+# A session's first run loads the model and computes its first pictures (5-9 s on a cold
+# server): say so at the top instead of showing an empty page; removed when the page is drawn.
+starting = st.empty() if SELECTION_KEY not in st.session_state else None
+if starting is not None:
+    starting.info("Starting CNN Explorer: loading the model and drawing the first pictures…",
+                  icon=":material/hourglass_top:")
 try:
     # Any unexpected error becomes "Something went wrong with this model: ..." and a log entry;
     # st.stop() / st.rerun() are BaseExceptions and pass through.
@@ -42,4 +49,6 @@ try:
         draw_shell()
         navigation.run()
 finally:  # also when a page stops early with st.stop()
+    if starting is not None:
+        starting.empty()
     write_to_url()

@@ -8,7 +8,23 @@ from ui.state import require_model_and_image, workbench
 from ui.text import literal
 from viz_core.predict import predict
 
+START_HERE = (  # page, the question it answers
+    ("pages/feature_maps.py", "What does each layer see in this image?"),
+    ("pages/filters.py", "What pattern does each filter look for?"),
+    ("pages/heatmaps.py", "Where is the evidence for a class?"),
+    ("pages/lime.py", "Which regions carried the decision?"),
+    ("pages/compare.py", "Which explanation can I trust here?"),
+    ("pages/sanity.py", "Does the explanation depend on what the model learned?"),
+    ("pages/dataset.py", "How does the model do on a whole folder, and does it cheat?"),
+)
+
 st.title("Overview")
+with st.container(border=True):
+    st.markdown("**Start here** · 1. pick a model in the sidebar (the demo model works "
+                "offline) · 2. pick or upload an image · 3. open the page for your question:")
+    for column, (path, question) in zip(st.columns(4) + st.columns(4), START_HERE):
+        column.page_link(path, help=question)
+        column.caption(question)
 model, image = require_model_and_image()
 info = model.info
 view = model.view(image)
