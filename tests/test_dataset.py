@@ -186,4 +186,6 @@ def test_zip_file_on_disk_with_a_labels_csv_beside_it(tmp_path):
     assert data.name == "flat" and data.layout == "csv"
     assert [(e.path, e.class_index) for e in data.entries] == [("a.png", 2), ("b.png", 3)]
     assert data.load(data.entries[1]).pixels[0, 0, 0] == 2
-    assert data.identity.startswith("zip:") and str(archive.resolve()) in data.identity
+    archive.write_bytes(zipped({"a.png": png(1), "b.png": png(3), "c.txt": b"changed"}))
+    assert open_dataset(archive, CLASSES, labels_csv=tmp_path / "labels.csv").identity != (
+        data.identity)  # a changed archive is a new dataset for the caches
