@@ -1,6 +1,6 @@
 # A class server: the dashboard on port 8501, installed as a package (pip install .).
 #   docker build -t cnn-explorer .
-#   docker run -p 8501:8501 -v cnn-explorer-data:/data cnn-explorer
+#   docker run -p 8501:8501 -v cnn-data:/data cnn-explorer
 # The filter-pattern disk cache and Keras' downloaded ImageNet weights live on the /data volume.
 FROM python:3.11-slim
 

@@ -147,6 +147,10 @@ def test_the_dockerfile_installs_the_package_and_starts_the_app():
     copied = {word for line in text.splitlines() if line.startswith("COPY")
               for word in line.split()[1:-1]}
     assert set(SOURCES) <= copied  # the image gets what the wheel is built from
+    readme = (ROOT / "README.md").read_text()
+    for command in ("docker build -t cnn-explorer .",
+                    "docker run -p 8501:8501 -v cnn-data:/data cnn-explorer"):
+        assert command in readme and command in text  # the README says what the file says
 
 
 def test_an_editable_install_points_at_the_sources(wheel, tmp_path):
