@@ -37,7 +37,8 @@ COMMANDS = {
                 "curves"),
     "sanity": ("evaluate", "sanity check: do the maps change when the model's layers are "
                "random?"),
-    "dataset": ("dataset", "a model over a folder or ZIP of images: accuracy, heatmaps, shortcut finder"),
+    "dataset": ("dataset", "a model over a folder or ZIP of images: accuracy, heatmaps, "
+                "shortcut finder"),
     "app": ("app", "start the dashboard (streamlit run on the installed app)"),
 }
 DESCRIPTION = ("See inside convolutional networks: export feature maps, filter patterns, "
