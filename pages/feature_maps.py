@@ -300,7 +300,9 @@ else:
         format_func=lambda i: f"{i * LAYERS_PER_PAGE + 1}–{i * LAYERS_PER_PAGE + len(pages[i])}:"
         f" {pages[i][0]} … {pages[i][-1]}")
     st.download_button(
-        f"Download all {len(layers)} layers (ZIP)",
+        f"Download all {len(layers)} layers (ZIP)" if len(listed) == len(layers) else
+        f"Download all {len(layers)} layers: these {len(listed)} and "
+        f"{len(layers) - len(listed)} more (ZIP)",
         download_data(all_layers_zip, what="The ZIP of all layers", key="fm_zip_all"),
         file_name=zip_name,
         mime="application/zip", key="fm_zip_all", icon=":material/folder_zip:",

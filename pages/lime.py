@@ -36,6 +36,7 @@ from viz_core.render.lime_view import (
 from viz_core.superpixels import ALGORITHM_HELP, ALGORITHMS, superpixels
 
 SAMPLE_CHOICES = (100, 250, 500, 1000, 2000)
+WEAK_FIT_R2 = 0.5  # below this the linear surrogate explains under half of the answers' variance
 ALGORITHM_TITLES = {"slic": "SLIC", "quickshift": "Quickshift", "felzenszwalb": "Felzenszwalb"}
 NO_CLASS = -1
 
@@ -198,6 +199,10 @@ for column, k, label_text, p, r2, local in zip(
         st.image(picture, width="stretch",
                  caption=f"model p = {p:.1%} · linear fit R² = {r2:.2f} · "
                  f"fit predicts {local:.1%}")
+        if r2 < WEAK_FIT_R2:
+            st.caption(f":material/warning: The straight-line fit explains little of the model's "
+                       f"answers (R² {r2:.2f} < {WEAK_FIT_R2}): read these superpixels with "
+                       "caution; more samples or fewer superpixels usually give a better fit.")
         st.download_button("Download PNG", png_bytes(picture),
                            file_name=f"{image.name}_lime_{k}.png", mime="image/png",
                            key=f"lime_download_{k}", icon=":material/download:")
