@@ -69,7 +69,7 @@ METHOD_HELP = {
     "maco": "MACO: only the Fourier phase changes under a photograph's spectrum, seen through "
             "random crops; transparency shows where the pattern matters",
 }
-DEFAULT_STEPS = {"classic": 40, "fast": 10, "fourier": 48, "maco": 48}
+DEFAULT_STEPS = {"classic": 40, "fast": 10, "fourier": 32, "maco": 32}
 # The Filter patterns page opens on the most readable method that draws 64 filters of the demo
 # model's deepest conv layer within 20 s on 2 shared cores (bench/bench_filters.py).
 PAGE_METHOD = "fast"
@@ -89,9 +89,11 @@ EPSILON = 1e-5
 SHARPNESS = 4.0  # tanh gain that turns smooth periodic noise into blobs with crisp edges
 _BATCH_PIXELS = 64 * 48 * 48  # canvas pixels per batch: bounds memory on the first layers
 _MEASURE_PIXELS = 16 * 150 * 150  # forward only, so larger batches fit (fewer calls)
-# fourier / maco optimise the full canvas: 16 pictures of 150 px per batch bound the memory of
-# VGG16's first blocks (on CPU the work is compute-bound, so larger batches gain little)
-_PRIOR_PIXELS = 16 * 150 * 150
+# fourier / maco optimise the full canvas. On 2 CPU cores large batches of big pictures are
+# slower per picture (demo conv2d_4, 150 px, seconds per picture and step: fourier 0.06 at
+# batch 1, 0.13 at 8, 0.17 at 16; classic 0.04 at 1, 0.09 at 16), so pictures of 150 px go
+# one at a time and smaller ones are batched up to the same number of pixels.
+_PRIOR_PIXELS = 150 * 150
 _CACHE_VERSION = 2  # 2: readability numbers and the maco transparency
 
 Progress = Callable[[float, str], None]
