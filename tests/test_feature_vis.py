@@ -70,5 +70,12 @@ def test_crops_inside_the_picture_and_transparency_in_unit_range():
     side = boxes[..., 2] - boxes[..., 0]
     np.testing.assert_allclose(side, boxes[..., 3] - boxes[..., 1], rtol=1e-5)
     assert np.all((side >= 0.6 - 1e-6) & (side <= 1.0))
-    alpha = transparency(np.stack([np.arange(100.0).reshape(10, 10), np.zeros((10, 10))]))
+    ramp = np.arange(100.0).reshape(10, 10)
+    alpha = transparency(np.stack([ramp, np.zeros((10, 10))]), percentile=99, sigma=0)
     assert alpha.max() == 1.0 and alpha[0, 0, 0] == 0.0 and np.all(alpha[1] == 0)
+    np.testing.assert_allclose(alpha[0], np.clip(ramp / np.percentile(ramp, 99), 0, 1),
+                               rtol=1e-6)
+    spike = np.zeros((1, 21, 21))
+    spike[0, 10, 10] = 1.0
+    blurred = transparency(spike, sigma=3.0)[0]
+    assert blurred[10, 10] == 1.0 and blurred[10, 13] > 0.3  # spread over a few pixels

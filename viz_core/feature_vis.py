@@ -39,6 +39,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 import tensorflow as tf
+from scipy.ndimage import gaussian_filter
 
 # Lucid's colour decorrelation: square root of the ImageNet colour covariance (columns are
 # the decorrelated directions), normalised by its largest column norm.
@@ -56,6 +57,7 @@ DEGREES = 10.0  # largest random rotation per step
 MACO_LR = 0.2  # Adam step on the phase (radians)
 MACO_CROPS = 2  # random crops seen per picture and step
 MACO_CROP = (0.6, 1.0)  # side of a crop as a fraction of the picture's side
+TRANSPARENCY_SIGMA = 3.0  # px
 MACO_CONTRAST = 2.0  # logits' spread after normalisation: sigmoid(+-2) spans 0.12..0.88
 GREY = 127.5
 ADAM = (0.9, 0.999, 1e-8)
@@ -453,20 +455,28 @@ def run_maco(step, render, filters: Sequence[int], canvas: tuple[int, int], chan
                np.concatenate(dead), np.concatenate(alphas))
 
 
-def transparency(saliency: np.ndarray, percentile: float = 99.0) -> np.ndarray:
+def transparency(saliency: np.ndarray, percentile: float = 95.0,
+                 sigma: float = TRANSPARENCY_SIGMA) -> np.ndarray:
     """MACO's transparency map from accumulated absolute gradients.
 
     Parameters
     ----------
     saliency : np.ndarray
         (N, H, W) float, non-negative.
+    percentile : float
+        Each map is divided by this percentile of its values.
+    sigma : float
+        Gaussian blur in pixels first. Pixel gradients are spiky: unblurred, the demo model's
+        maps left isolated opaque dots on a transparent picture.
 
     Returns
     -------
     np.ndarray
-        (N, H, W) float32 in [0, 1]: each map divided by its ``percentile`` (so a few extreme
-        pixels do not make the rest transparent), clipped; all zeros for a silent filter.
+        (N, H, W) float32 in [0, 1]: each map blurred, divided by its ``percentile`` (so a few
+        extreme pixels do not make the rest transparent), clipped; zeros for a silent filter.
     """
     s = np.asarray(saliency, "float64")
+    if sigma > 0:
+        s = gaussian_filter(s, sigma=(0, sigma, sigma), mode="wrap")  # the picture is periodic
     top = np.percentile(s.reshape(len(s), -1), percentile, axis=1)[:, None, None]
     return np.clip(s / np.where(top > 0, top, 1.0), 0.0, 1.0).astype("float32")
