@@ -158,7 +158,7 @@ def test_bundle_files_must_stay_inside_the_bundle(bench, name):
 
 # --- names that look like options, shell code or nothing are data ---------------------------
 
-from tests.hostile_names import CLASS_NAMES, LAYER_NAMES, hostile_names_cnn  # noqa: E402
+from tests.hostile_names import CLASS_NAMES, LAYER_NAMES, hostile_names_cnn, shown  # noqa: E402
 from viz_core.bundle import option_pairs  # noqa: E402
 
 
@@ -202,7 +202,8 @@ def test_hostile_layer_and_class_names_export_and_reproduce(hostile_model_path, 
     labels = "".join(f"{name}\n" for name in CLASS_NAMES).encode()
     files = {"model/model.keras": hostile_model_path.read_bytes(), "model/labels.txt": labels}
     options = ["--model", "model/model.keras", "--preprocess", "unit", "--labels",
-               "model/labels.txt", "--layer", layer, "--class", "1", "--class", "--out=/tmp/x"]
+               "model/labels.txt", "--layer", shown(layer), "--class", "-h", "--class",
+               "--out=/tmp/x"]
     data = export_bundle("heatmap", options, [image_from_array(scene(), "-h")],
                          {"layer": layer}, bench=bench, files=files)
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
@@ -210,11 +211,12 @@ def test_hostile_layer_and_class_names_export_and_reproduce(hostile_model_path, 
         line = archive.read("command.txt").decode().strip()
         assert archive.read("model/labels.txt") == labels
     argv = shlex.split(line)
-    assert argv[argv.index("heatmap") + 7] in (f"--layer={layer}", "--layer")
-    assert ("--layer=-h" in argv) == (layer == "-h")
-    assert "--class=--out=/tmp/x" in argv
-    # Both class options name class 1 ("--out=/tmp/x" is its name): one overlay and its map.
-    assert sorted(stored) == ["pictures/-h_gradcam_1.npy", "pictures/-h_gradcam_1.png"]
+    # Values that look like options are written --flag=value; the shell gives them back.
+    assert argv[argv.index("--layer") + 1] == shown(layer)
+    assert "--class=-h" in argv and "--class=--out=/tmp/x" in argv
+    # Classes "-h" (0) and "--out=/tmp/x" (1): an overlay and a map each, named by index.
+    assert sorted(stored) == ["pictures/-h_gradcam_0.npy", "pictures/-h_gradcam_0.png",
+                              "pictures/-h_gradcam_1.npy", "pictures/-h_gradcam_1.png"]
     heat = np.load(io.BytesIO(stored["pictures/-h_gradcam_1.npy"]))
     assert heat.shape == (32, 32) and heat.dtype == np.float32 and heat.max() == 1.0
     again = rerun_bundle(data, tmp_path / "unzipped")

@@ -85,8 +85,10 @@ LIME_SAMPLES = Bound("the number of LIME samples", 10, 20000)
 SUPERPIXELS = Bound("the number of superpixels", 2, 500)
 COMPACTNESS = Bound("the superpixel compactness", 0.0, 1000.0, integer=False)
 LIME_FEATURES = Bound("the number of superpixels shown", 1, 500)
-# Pictures are enlarged by whole factors: 299 px x 8 = 2,392 px per side at most.
-LIME_SCALE = Bound("the enlargement factor", 1, 8)
+# Pictures are enlarged by whole factors: the LIME page draws a model input's longer side at
+# about 450 px (a factor of 28 for a 16-pixel model); the side it gives is bounded separately.
+LIME_SCALE = Bound("the enlargement factor", 1, 32)
+LIME_PICTURE_SIDE = 4096  # pixels per side of an enlarged picture (48 MB as RGB)
 
 # Filter patterns: steps and sizes as viz_core.filters checks them (MAX_STEPS, SIZE_RANGE);
 # at most 1,024 filters in one run (the widest layers of the built-in models have 2,048).

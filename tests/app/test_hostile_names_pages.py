@@ -17,7 +17,7 @@ import pytest
 from streamlit.runtime.media_file_manager import MediaFileManager
 from streamlit.testing.v1 import AppTest
 
-from tests.hostile_names import CLASS_NAMES, LAYER_NAMES, hostile_names_cnn
+from tests.hostile_names import CLASS_NAMES, hostile_names_cnn, shown
 from ui.feedback import BackgroundWorkFailed
 
 PAGES = ("pages/overview.py", "pages/feature_maps.py", "pages/filters.py", "pages/heatmaps.py",
@@ -82,9 +82,9 @@ def test_every_page_and_export_treats_hostile_names_as_data(tmp_path, monkeypatc
                            .read("command.txt").decode())
         layers[name] = [w.split("=", 1)[1] for w in argv if w.startswith(flag + "=")] + [
             argv[i + 1] for i, w in enumerate(argv) if w == flag]
-    # The layers the pages show by default (the first conv layer "-h", the middle one
-    # for filter patterns) come back word for word; "-h" is written --layers=-h.
-    assert layers == {"activations": ["-h"], "filters": ["--out.x"]}
+    # The layers the pages show by default (the first conv layer "-h", the middle one for
+    # filter patterns), as the app names them, come back word for word.
+    assert layers == {"activations": [shown("-h")], "filters": [shown("$(touch x)")]}
     assert not (tmp_path / "x").exists() and not Path("/tmp/x").exists()
     workbench.clear()
 

@@ -3,7 +3,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..limits import COMPACTNESS, LIME_FEATURES, LIME_SAMPLES, LIME_SCALE, SEED, SUPERPIXELS
+from ..errors import ParameterError
+from ..limits import (
+    COMPACTNESS,
+    LIME_FEATURES,
+    LIME_PICTURE_SIDE,
+    LIME_SAMPLES,
+    LIME_SCALE,
+    SEED,
+    SUPERPIXELS,
+)
 from .common import (
     add_image_args,
     add_model_args,
@@ -105,6 +114,12 @@ def cmd_lime(args, bench: Workbench | None = None) -> int:
     progress = progress_bar(args)
     seeds = stability_seeds(args.seed) if args.stability else (args.seed,)
     results, lines = [], []
+    side = max(model.info.input_shape[:2]) * args.scale
+    if side > LIME_PICTURE_SIDE:
+        raise ParameterError(
+            f"--scale {args.scale} would draw {side}-pixel pictures of this model's "
+            f"{max(model.info.input_shape[:2])}-pixel input; up to {LIME_PICTURE_SIDE} pixels "
+            f"per side, so --scale {max(1, LIME_PICTURE_SIDE // (side // args.scale))} at most.")
     for path, image, stem in zip(args.image, images, unique_stems(images)):
         view = model.view(image)
         segmentation = bench.run(superpixels, view, algorithm=args.algorithm,
