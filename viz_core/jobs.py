@@ -132,7 +132,7 @@ class Job:
             self.state = CANCELLED
         except VizError as exc:
             self.state, self.error = FAILED, str(exc)
-        except Exception as exc:  # noqa: BLE001 - a worker must outlive any job's bug
+        except (Exception, SystemExit) as exc:  # noqa: BLE001 - a worker outlives any job
             self.state = FAILED
             self.error = f"something went wrong ({type(exc).__name__}: {str(exc)[:200]})"
         finally:
