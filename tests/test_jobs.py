@@ -157,3 +157,15 @@ def test_a_full_queue_refuses_with_a_message():
 def test_worker_count_is_bounded():
     with pytest.raises(ValueError, match="between 1 and 16"):
         JobQueue(workers=0)
+
+
+def test_a_job_that_tries_to_end_the_process_fails_and_the_worker_goes_on(queue):
+    def exits(progress):
+        raise SystemExit(2)
+
+    first = queue.submit(1, exits, owner="ann")
+    second = queue.submit(2, lambda p: None, owner="bob")
+    assert first.finished.wait(10) and second.finished.wait(10)
+    assert queue.status(first).state == FAILED
+    assert queue.status(first).error == "something went wrong (SystemExit: 2)"
+    assert queue.status(second).state == DONE
