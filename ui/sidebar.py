@@ -7,6 +7,7 @@ from viz_core.catalog import BUILTIN_MODELS, MAX_MODEL_BYTES, builtin, keras_cac
 from viz_core.errors import VizError
 from viz_core.intake import MAX_BYTES, SUPPORTED_EXTENSIONS
 from viz_core.preprocess import PREPROCESSING_HELP, PREPROCESSING_NAMES
+from viz_core.preprocess_guess import guess_preprocessing, model_config
 from viz_core.samples import list_samples, sample_bytes
 
 from .feedback import show_error
@@ -54,6 +55,19 @@ def _renamed_note(model) -> None:
         st.caption(f"Layers renamed so TensorFlow can use them: {pairs}{more}.")
 
 
+def _suggest_preprocessing(file, data: bytes | None):
+    """The preprocessing guessed from a newly uploaded model's config
+    (:mod:`viz_core.preprocess_guess`), made the choice once per file; the user may change it."""
+    if file is None or data is None:
+        return None
+    if st.session_state.get("_preprocessing_for") != file.file_id:
+        guess = guess_preprocessing(model_config(data))
+        st.session_state["_preprocessing_for"] = file.file_id
+        st.session_state["_preprocessing_guess"] = guess
+        st.session_state["model_preprocessing"] = guess.name
+    return st.session_state.get("_preprocessing_guess")
+
+
 def class_names(text: str) -> list[str]:
     """One class name per non-blank line (as ``--labels FILE`` reads them)."""
     return [line for line in text.splitlines() if line.strip()]
@@ -69,16 +83,22 @@ def _model_picker():
             file = st.file_uploader("Model file", type=["keras", "h5"], key=MODEL_FILE_KEY,
                                     max_upload_size=MAX_MODEL_MB,
                                     help="Loaded with Keras safe mode: files with code are refused.")
+            data = (received_bytes(file, MAX_MODEL_BYTES, "model file", st.sidebar)
+                    if file is not None else None)
+            guess = _suggest_preprocessing(file, data)
             preprocessing = st.selectbox(
                 "Preprocessing", PREPROCESSING_NAMES, index=PREPROCESSING_NAMES.index("unit"),
-                format_func=lambda n: f"{n}: {PREPROCESSING_HELP[n]}", key="model_preprocessing")
+                key="model_preprocessing",
+                help="\n\n".join(f"**{n}**: {PREPROCESSING_HELP[n]}" for n in PREPROCESSING_NAMES))
+            hint = PREPROCESSING_HELP[preprocessing]
+            st.caption(hint[:1].upper() + hint[1:] + "." + (
+                f" Suggested: **{guess.name}**, as {literal(guess.reason)}." if guess else ""))
             names = st.text_area("Class names (one per line, optional)", key=MODEL_LABELS_KEY,
                                  height=90)
             if file is None:
                 st.caption("Upload a model to continue.")
                 return None
             labels = class_names(names) or None
-            data = received_bytes(file, MAX_MODEL_BYTES, "model file", st.sidebar)
             if data is None:
                 return None
             with st.spinner("Loading the model…"):
