@@ -814,7 +814,8 @@ class MethodContext:
         _stop_check(self.should_stop, self.title or "The heatmap")
 
     def image_scores(self, count: int, batch: Callable[[int, int], np.ndarray],
-                     what: str = "images") -> np.ndarray:
+                     what: str = "images",
+                     scored: Callable[[int, int, np.ndarray], None] | None = None) -> np.ndarray:
         """The target score of ``count`` changed copies of the image, in batches.
 
         Parameters
@@ -823,6 +824,9 @@ class MethodContext:
         batch : callable(start, stop) -> (stop - start, H, W, C) float32 pixels in [0, 255]
         what : str
             Word for the progress messages.
+        scored : callable(start, stop, scores) or None
+            Called after each batch with its (stop - start,) float32 scores, so a method can
+            use what it built for the batch before the next one replaces it.
 
         Returns
         -------
@@ -843,6 +847,8 @@ class MethodContext:
             lg, out = scores(tf.constant(batch(lo, hi), dtype=tf.float32))
             result[lo:hi] = np.asarray(_score(lg, out, v_logit, v_prob, offset,
                                               model.info.output_kind))
+            if scored is not None:
+                scored(lo, hi, result[lo:hi])
             self.report(hi / count, f"{hi} of {count} {what} scored")
         return result
 
@@ -1105,17 +1111,19 @@ def rise_map(ctx: MethodContext, *, masks: int, cells: int, keep: float,
     weighted = np.zeros((h, w))
     covered = np.zeros((h, w))
 
-    def batch(lo: int, hi: int) -> np.ndarray:
-        return pixels[None] * rise_masks(h, w, masks, cells=cells, keep=keep, seed=seed,
-                                         start=lo, stop=hi)[..., None]
+    current = {}  # the batch's masks, summed once its scores are in (never all in memory)
 
-    # the masks are drawn again for the sums: cheaper than holding all of them in memory
-    scores = ctx.image_scores(masks, batch, "masked copies").astype("float64")
-    for lo in range(0, masks, 256):
-        hi = min(masks, lo + 256)
-        chunk = rise_masks(h, w, masks, cells=cells, keep=keep, seed=seed, start=lo, stop=hi)
-        weighted += np.tensordot(scores[lo:hi], chunk, axes=(0, 0))
-        covered += chunk.sum(axis=0)
+    def batch(lo: int, hi: int) -> np.ndarray:
+        current["masks"] = rise_masks(h, w, masks, cells=cells, keep=keep, seed=seed,
+                                      start=lo, stop=hi)
+        return pixels[None] * current["masks"][..., None]
+
+    def scored(lo: int, hi: int, batch_scores: np.ndarray) -> None:
+        nonlocal weighted, covered
+        weighted += np.tensordot(batch_scores.astype("float64"), current["masks"], axes=(0, 0))
+        covered += current["masks"].sum(axis=0)
+
+    scores = ctx.image_scores(masks, batch, "masked copies", scored).astype("float64")
     return ((weighted - scores.mean() * covered) / (masks * keep)).astype("float32")
 
 
