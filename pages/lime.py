@@ -8,6 +8,7 @@ from ui.export import bundle_button, model_options
 from ui.feedback import run_button, show_error
 from ui.state import require_model_and_image, workbench
 from ui.text import literal, plotly_text
+from viz_core.cam import forward_seconds
 from viz_core.errors import VizError
 from viz_core.lime_explain import (
     PAGE_DEFAULTS,
@@ -36,9 +37,19 @@ from viz_core.render.lime_view import (
 from viz_core.superpixels import ALGORITHM_HELP, ALGORITHMS, superpixels
 
 SAMPLE_CHOICES = (100, 250, 500, 1000, 2000)
+SLOW_SECONDS = 60  # above this a run offers the quick preset
+QUICK_SAMPLES = 250
 WEAK_FIT_R2 = 0.5  # below this the linear surrogate explains under half of the answers' variance
 ALGORITHM_TITLES = {"slic": "SLIC", "quickshift": "Quickshift", "felzenszwalb": "Felzenszwalb"}
 NO_CLASS = -1
+
+def _duration(seconds: float) -> str:
+    return f"~{max(1.0, seconds):.0f} s" if seconds < 90 else f"~{seconds / 60:.0f} min"
+
+
+def _quick_preset() -> None:
+    st.session_state["lime_samples"] = QUICK_SAMPLES
+
 
 st.title("LIME")
 st.caption(
@@ -153,8 +164,17 @@ with right:
     run_button(label, "Running LIME", "lime_run", run_lime, disabled=not missing,
                job_key=("lime", model.identity, view.digest, algorithm, n_superpixels,
                         compactness, tuple(missing), samples, hide))
-    st.caption(f"{samples} perturbed images per seed through {literal(model.title)}. Changing the "
-               "display below reuses the model's answers.")
+    passes = samples * max(1, runs)
+    seconds = passes * forward_seconds(model)  # measured once per model
+    st.caption(f"{samples} perturbed images per seed through {literal(model.title)}: about "
+               f"{passes} forward passes, {_duration(seconds)} here. Changing the display below "
+               "reuses the model's answers.")
+    if missing and seconds > SLOW_SECONDS and samples > QUICK_SAMPLES:
+        st.button(f"Quick look: {QUICK_SAMPLES} samples (about "
+                  f"{_duration(seconds * QUICK_SAMPLES / samples)})", key="lime_quick_go",
+                  icon=":material/bolt:", on_click=_quick_preset,
+                  help="Fewer perturbed images: a first answer in a fraction of the time, with a "
+                  "less steady fit (its R² says how steady).")
 
 if seed in missing:
     st.info("Choose the parameters, then press **Run LIME**.", icon=":material/play_arrow:")
@@ -198,7 +218,8 @@ for column, k, label_text, p, r2, local in zip(
         st.markdown(f"**{literal(label_text)}** ({k})")
         st.image(picture, width="stretch",
                  caption=f"model p = {p:.1%} · linear fit R² = {r2:.2f} · "
-                 f"fit predicts {local:.1%}")
+                 f"fit predicts {local:.1%}"
+                 + (f" · quick look: {samples} samples" if samples <= QUICK_SAMPLES else ""))
         if r2 < WEAK_FIT_R2:
             st.caption(f":material/warning: The straight-line fit explains little of the model's "
                        f"answers (R² {r2:.2f} < {WEAK_FIT_R2}): read these superpixels with "
