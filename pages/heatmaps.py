@@ -154,6 +154,15 @@ h0, w0 = image.pixels.shape[:2]
 h, w = info.input_shape[:2]
 images = [(image, view)] + ([(second_image, model.view(second_image))] if second_image else [])
 layer_arg = layer if spec.uses_layer else None
+try:
+    # The first image shows the chosen classes; a second image its own most probable classes
+    # (as many), not the first image's.
+    classes_of = {v.digest: (classes if v.digest == view.digest else
+                             [k for k, _, _ in top_classes(model, v, len(classes))])
+                  for _, v in images}
+except VizError as exc:
+    show_error(exc)
+    st.stop()
 
 
 def compute_args(v, k):
@@ -161,7 +170,7 @@ def compute_args(v, k):
                                                              **params)
 
 
-todo = [(v, k) for _, v in images for k in classes
+todo = [(v, k) for _, v in images for k in classes_of[v.digest]
         if not bench.is_cached(*compute_args(v, k)[0], **compute_args(v, k)[1])]
 
 def cost_text(passes: float, maps: int) -> str:
@@ -194,12 +203,12 @@ with st.expander("Which method when", icon=":material/table_chart:"):
 results = {}
 try:
     bar = ProgressBar(f"Computing {spec.title}", stoppable=not spec.fast) if todo else None
-    for n, (name_and_view, k) in enumerate([(iv, k) for iv in images for k in classes]):
-        _, v = name_and_view
+    pairs = [(v, k) for _, v in images for k in classes_of[v.digest]]
+    for n, (v, k) in enumerate(pairs):
 
         def progress(fraction, message, n=n):
             if bar is not None:
-                bar((n + fraction) / (len(images) * len(classes)), message)
+                bar((n + fraction) / len(pairs), message)
 
         args, kwargs = compute_args(v, k)
         results[(v.digest, k)] = bench.run(*args, progress=progress, **kwargs)
@@ -252,13 +261,14 @@ with pictures_tab:
         # one class: the images side by side (at least two columns, so one picture is not huge)
         columns = st.columns(max(2, len(images)))
         for column, (loaded_image, v) in zip(columns, images):
-            draw_panel(column, loaded_image, v, classes[0], title_image=len(images) > 1)
+            draw_panel(column, loaded_image, v, classes_of[v.digest][0],
+                       title_image=len(images) > 1)
     else:
         # two classes: one row per image, the classes side by side
         for loaded_image, v in images:
             if len(images) > 1:
                 st.markdown(f"##### {literal(loaded_image.name)}")
-            for column, k in zip(st.columns(len(classes)), classes):
+            for column, k in zip(st.columns(len(classes)), classes_of[v.digest]):
                 draw_panel(column, loaded_image, v, k, title_image=False)
     bar_image = colorbar(colormap, length=256, thickness=12, vertical=False)
     left, middle, right = st.columns([1, 6, 1])
@@ -277,11 +287,16 @@ with pictures_tab:
             export_options += [f"--{name.replace('_', '-')}", str(value)]
     for k in classes:
         export_options += ["--class", str(k)]
-    bundle_button("heatmap", export_options, [loaded for loaded, _ in images],
+    # The command explains the same classes in every image: a second image with classes of its
+    # own stays out of the bundle (its parameters say so).
+    exported = [loaded for loaded, v in images if classes_of[v.digest] == classes]
+    bundle_button("heatmap", export_options, exported,
                   {"page": "Class heatmaps", "model": model.title, "method": method,
                    "layer": layer_arg, "score": score, "classes": classes,
                    "colormap": colormap, "opacity": opacity, "threshold": threshold,
-                   "params": params, "images": [loaded.name for loaded, _ in images]},
+                   "params": params, "images": [loaded.name for loaded in exported],
+                   "not_exported": [loaded.name for loaded, v in images
+                                    if classes_of[v.digest] != classes]},
                   key="cam_bundle")
 
 
