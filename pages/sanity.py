@@ -36,6 +36,7 @@ from viz_core.targets import Target
 COLOUR_MAPS = ("viridis", "magma", "inferno", "plasma", "cividis", "gray", "jet", "turbo")
 METRIC_TITLES = {"spearman": "Spearman rank correlation", "ssim": "SSIM (structural similarity)"}
 SCENE_CHOICES = (10, 20, 50, 100)
+ANSWER_MOVED = 0.01  # a change of the class probability below this is "hardly moved"
 PALETTE = ("#636EFA", "#EF553B", "#00CC96", "#AB63FA", "#FFA15A", "#19D3F3", "#FF6692",
            "#B6E880", "#FF97FF", "#FECB52", "#2E91E5", "#E15F99", "#1CA71C", "#DA16FF",
            "#FB0D0D")
@@ -105,10 +106,13 @@ params = fast_params(methods)
 call = ((cascading_randomisation, model, view, Target(k)),
         dict(methods=tuple(methods), steps=steps, params=params, seed=seed))
 sanity_ready = bench.is_cached(*call[0], **call[1])
+# A Keras Applications model with random weights is untrained: say so wherever the page would
+# call the starting point "trained".
+original = "untrained" if model.weights == "none" else "trained"
 
 st.subheader("Cascading randomisation")
 if not sanity_ready:
-    st.info(f"{len(methods)} methods × {steps + 1} versions of the model (trained, then "
+    st.info(f"{len(methods)} methods × {steps + 1} versions of the model ({original}, then "
             f"{steps} layer{'s' if steps > 1 else ''} randomised one after the other).",
             icon=":material/casino:")
     run_button("Run sanity check", "Randomising layers", "san_run",
@@ -118,7 +122,7 @@ if bench.is_cached(*call[0], **call[1]):
     report = bench.run(*call[0], **call[1])
     similarity = report.similarity(metric)
     flagged = flag_rule(similarity, threshold)
-    step_names = ["trained"] + [f"+ {path}" for path in report.layers]
+    step_names = [original] + [f"+ {path}" for path in report.layers]
 
     # -- verdicts --------------------------------------------------------------------------
     columns = st.columns(min(len(report.methods), 4))
@@ -149,17 +153,21 @@ if bench.is_cached(*call[0], **call[1]):
                      annotation_position="bottom right")
     figure.update_layout(
         height=460, margin=dict(l=10, r=10, t=90, b=10),
-        title=dict(text=f"Similarity to the trained model's map ({METRIC_TITLES[metric]})",
+        title=dict(text=f"Similarity to the {original} model's map ({METRIC_TITLES[metric]})",
                    font=dict(size=14)),
         legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0),
         xaxis=dict(title="layers randomised, from the output down", tickmode="array",
                    tickvals=list(range(report.steps + 1)), ticktext=step_names, tickangle=-30),
         yaxis=dict(title={"spearman": "Spearman ρ", "ssim": "SSIM"}[metric], range=[min(-0.1, float(np.nanmin(similarity)) - 0.05), 1.05]))
     st.plotly_chart(figure, width="stretch", key="san_similarity_chart")
+    moved = abs(report.probability[-1] - report.probability[0]) >= ANSWER_MOVED
     st.caption(
-        f"p({literal(report.label)}) on this image: {report.probability[0]:.1%} with the trained model, "
-        f"{report.probability[-1]:.1%} with the top {report.steps} layer"
-        f"{'s' if report.steps > 1 else ''} random: the model itself has changed."
+        f"p({literal(report.label)}) on this image: {report.probability[0]:.1%} with the "
+        f"{original} model, {report.probability[-1]:.1%} with the top {report.steps} layer"
+        f"{'s' if report.steps > 1 else ''} random: "
+        + ("randomising changed the model's answer." if moved else
+           "the answer hardly moved, so it did not rest on these layers' weights"
+           + (" (an untrained model's never does)." if original == "untrained" else "."))
     )
 
     # -- grid of maps ---------------------------------------------------------------------
@@ -193,7 +201,7 @@ if bench.is_cached(*call[0], **call[1]):
             for column, step in zip(st.columns(per_row), cells):
                 column.image(sanity_picture(report, method, step, colormap), width="stretch",
                              output_format="PNG",
-                             caption=("trained" if step == 0 else
+                             caption=(original if step == 0 else
                                       f"step {step} · {similarity[step, i]:.2f}"))
 
 # -- pointing game ------------------------------------------------------------------------------
