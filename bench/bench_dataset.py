@@ -77,7 +77,7 @@ def run() -> dict:
         class_heatmap(model, view, Target(k))
     loop = (time.perf_counter() - start) / (len(views) - 1)
 
-    small, large = max(32, IMAGES // 4), IMAGES
+    small = max(32, IMAGES // 4)
     before = rss_mb()
     run_dataset(model, held.subset(small), batch_size=32)
     after_small = rss_mb()

@@ -47,10 +47,10 @@ with card:
     st.caption(f"Output: {kind_text} · preprocessing: `{model.preprocessing}` · "
                f"last conv layer: `{info.last_conv_layer}`")
     table = pd.DataFrame(
-        [{"layer": l.path, "type": l.type,
-          "output shape": "×".join("?" if d is None else str(d) for d in l.output_shape),
-          "weights": l.params, "conv": "✓" if l.conv else ""}
-         for l in info.layers])
+        [{"layer": entry.path, "type": entry.type,
+          "output shape": "×".join("?" if d is None else str(d) for d in entry.output_shape),
+          "weights": entry.params, "conv": "✓" if entry.conv else ""}
+         for entry in info.layers])
     st.dataframe(table, hide_index=True, height=320, width="stretch")
 
 with picture:

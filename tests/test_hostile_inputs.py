@@ -14,7 +14,6 @@ import io
 import json
 import resource
 import struct
-import sys
 import tempfile
 import textwrap
 import tomllib

@@ -1,7 +1,6 @@
 """Sanity check: cascading randomisation flags a method that ignores the model, passes Grad-CAM."""
 from __future__ import annotations
 
-import keras
 import numpy as np
 import pytest
 from skimage.filters import sobel

@@ -249,7 +249,7 @@ def layer_groups(info: ModelInfo, layers: Sequence[str] | None = None) -> tuple[
             if not groups or groups[-1][0] != name:
                 groups.append((name, []))
             groups[-1][1].append(path)
-    elif merges := {l.path for l in info.layers if l.type in _MERGE_TYPES} & set(paths):
+    elif merges := {entry.path for entry in info.layers if entry.type in _MERGE_TYPES} & set(paths):
         # Inception-like graphs: the branches of a module end where they are merged.
         current: list[str] = []
         for path in paths:
