@@ -223,3 +223,32 @@ def test_hostile_layer_and_class_names_export_and_reproduce(hostile_model_path, 
     assert again == stored
     assert not (tmp_path / "x").exists() and not (tmp_path / "unzipped" / "x").exists()
     assert not Path("/tmp/x").exists()
+
+
+def test_two_exports_at_once_leave_the_servers_stdout_alone(model_path, bench):
+    """Bundles write the command's report to a stream of their own: two at once in threads
+    (two users of one server) neither swap ``sys.stdout`` nor mix their pictures."""
+    import sys
+    import threading
+
+    before = sys.stdout
+    results: dict[str, bytes] = {}
+
+    def export(name: str, colormap: str) -> None:
+        results[name] = export_bundle(
+            "heatmap", ["--model", str(model_path), "--preprocess", "unit", "--colormap",
+                        colormap], [image_from_array(scene(), name)], {"who": name},
+            bench=bench)
+
+    threads = [threading.Thread(target=export, args=args)
+               for args in (("ann", "magma"), ("bob", "jet"))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert sys.stdout is before
+    for name in ("ann", "bob"):
+        with zipfile.ZipFile(io.BytesIO(results[name])) as archive:
+            pictures = [n for n in archive.namelist() if n.startswith("pictures/")]
+            assert json.loads(archive.read("parameters.json")) == {"who": name}
+        assert pictures and all(n.startswith(f"pictures/{name}_") for n in pictures)
