@@ -21,8 +21,9 @@ _LARGE_TYPE = """
 /* Streamlit sizes its type, spacing and widgets in rem: a larger root scales all of it
    together (setting font sizes on its elements instead shrank titles and metric values). */
 html { font-size: 125%; }
-/* page links at the usual size, so more of them fit in one row */
-[data-testid="stTopNavLink"] * { font-size: 0.8rem; }
+/* page links at the usual size (0.7 x 125% = 14 px), so all of them fit in one row at
+   1280 px instead of the last ones going into a "more" menu */
+[data-testid="stTopNavLink"] * { font-size: 0.7rem; }
 /* metric values a little smaller than 1.25x, so "150×150×3" fits a third of a column */
 [data-testid="stMetricValue"] { font-size: 1.6rem; }
 </style>
@@ -75,6 +76,15 @@ def apply_presenter_style() -> None:
     """Large type and ahead-of-time demo results while presenter mode is on."""
     if presenter_on():
         st.html(_LARGE_TYPE)
-        preparation = _preparation()
-        if preparation.thread.is_alive():
-            st.sidebar.caption(f"Preparing the demo pictures… {preparation.fraction:.0%}")
+        if _preparation().thread.is_alive():
+            with st.sidebar:
+                _preparation_progress()
+
+
+@st.fragment(run_every=2)
+def _preparation_progress() -> None:
+    """The warm-up's progress, redrawn every 2 s on its own (not only when something is
+    clicked); nothing once it is done."""
+    preparation = _preparation()
+    if preparation.thread.is_alive():
+        st.caption(f"Preparing the demo pictures… {preparation.fraction:.0%}")
