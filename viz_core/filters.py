@@ -56,6 +56,7 @@ from . import feature_vis
 from .cache import DiskCache
 from .catalog import LoadedModel
 from .errors import Cancelled, ModelError, ParameterError
+from .limits import filter_indices
 from .preprocess import preprocessing_function
 from .readability import robustness, spectral_slopes
 
@@ -285,23 +286,7 @@ def parse_filters(text: str) -> tuple[int, ...]:
     ParameterError
         The text is not of these forms.
     """
-    raw = str(text).strip()
-    try:
-        if ":" in raw:
-            parts = raw.split(":")
-            if len(parts) not in (2, 3):
-                raise ValueError
-            start = int(parts[0]) if parts[0].strip() else 0
-            stop = int(parts[1])
-            step = int(parts[2]) if len(parts) == 3 and parts[2].strip() else 1
-            if step <= 0:
-                raise ValueError
-            return tuple(range(start, stop, step))
-        return tuple(int(part) for part in raw.split(",") if part.strip())
-    except ValueError:
-        raise ParameterError(
-            f"Cannot read the filters {text!r}; write a range like 0:64 or a list like 1,4,9."
-        ) from None
+    return tuple(filter_indices(text))
 
 
 def filter_count(model: LoadedModel, layer: str) -> int:

@@ -97,3 +97,31 @@ FILTER_SIZE = Bound("the pattern size in pixels", 16, 512)
 FILTER_PER_ROW = Bound("the number of patterns per row", 1, 64)
 FILTER_COUNT = Bound("the number of filters in one run", 1, 1024)
 FILTER_INDEX = Bound("a filter index", 0, 65535)
+
+
+def filter_indices(text: str) -> range | tuple[int, ...]:
+    """Filter indices from ``"0:64"`` (Python slice, end excluded, kept as a ``range`` so a huge
+    one costs nothing until its size is checked), ``"5"`` or ``"1,4,9"``.
+
+    Raises
+    ------
+    ParameterError
+        The text is not of these forms.
+    """
+    raw = str(text).strip()
+    try:
+        if ":" in raw:
+            parts = raw.split(":")
+            if len(parts) not in (2, 3):
+                raise ValueError
+            start = int(parts[0]) if parts[0].strip() else 0
+            stop = int(parts[1])
+            step = int(parts[2]) if len(parts) == 3 and parts[2].strip() else 1
+            if step <= 0:
+                raise ValueError
+            return range(start, stop, step)
+        return tuple(int(part) for part in raw.split(",") if part.strip())
+    except ValueError:
+        raise ParameterError(
+            f"Cannot read the filters {text!r}; write a range like 0:64 or a list like 1,4,9."
+        ) from None

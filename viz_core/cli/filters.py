@@ -12,7 +12,15 @@ import argparse
 from typing import TYPE_CHECKING
 
 from ..errors import ParameterError
-from ..limits import FILTER_COUNT, FILTER_INDEX, FILTER_PER_ROW, FILTER_SIZE, FILTER_STEPS, SEED
+from ..limits import (
+    FILTER_COUNT,
+    FILTER_INDEX,
+    FILTER_PER_ROW,
+    FILTER_SIZE,
+    FILTER_STEPS,
+    SEED,
+    filter_indices,
+)
 from .common import (
     add_model_args,
     add_output_args,
@@ -37,25 +45,13 @@ DEFAULT_SIZE = static_constant("viz_core.filters", "DEFAULT_SIZE")
 def filter_selection(text: str) -> str:
     """``--filters``: ``0:64`` or ``1,4,9``, checked for size before any list is made (a
     range such as ``0:1000000000`` would take gigabytes as a tuple)."""
-    raw = str(text).strip()
     try:
-        if ":" in raw:
-            parts = raw.split(":")
-            if len(parts) not in (2, 3):
-                raise ValueError
-            start = int(parts[0]) if parts[0].strip() else 0
-            stop = int(parts[1])
-            step = int(parts[2]) if len(parts) == 3 and parts[2].strip() else 1
-            if step <= 0:
-                raise ValueError
-            chosen = range(start, stop, step)
-            indices = (chosen[0], chosen[-1]) if chosen else ()
-        else:
-            indices = chosen = [int(part) for part in raw.split(",") if part.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"cannot read the filters {text!r}; write a range like 0:64 or a list like "
-            "1,4,9.") from None
+        chosen = filter_indices(text)
+    except ParameterError as exc:
+        message = str(exc)
+        raise argparse.ArgumentTypeError(f"{message[0].lower()}{message[1:]}") from None
+    # a range's ends bound all of it; a list's every index is checked
+    indices = chosen if isinstance(chosen, tuple) else (chosen[0], chosen[-1]) if chosen else ()
     try:
         FILTER_COUNT.check(len(chosen))
         for index in indices:
