@@ -45,6 +45,7 @@ st.caption(
     "deeper layers respond to larger, more abstract parts."
 )
 model, image = require_model_and_image()
+note = notes.place()
 second = selection().second
 bench = workbench()
 info = model.info
@@ -219,7 +220,7 @@ if mode == ONE:
             if len(dead):
                 shown_dead = ", ".join(str(k) for k in dead[:24]) + (" …" if len(dead) > 24 else "")
                 st.caption(f"Dead channels: {shown_dead}")
-    notes.show(notes.feature_maps(model, path))
+    notes.show(notes.feature_maps(model, path), where=note)
     buttons = st.columns(len(shown) + 2)
     for button, which in zip(buttons, shown):
         button.download_button(

@@ -70,6 +70,7 @@ model = selection().model
 if model is None:
     st.info("Choose a model in the sidebar that loads, to see this page.")
     st.stop()
+note = notes.place()
 bench = workbench()
 info = model.info
 layers = pattern_layers(model, conv_only=False)
@@ -169,7 +170,7 @@ def one_layer() -> None:
     layer = pick[0].selectbox("Layer", layers, key="fp_layer", format_func=layer_label,
                               help="Convolution layers, and other layers with feature maps "
                               "(the tutorial also draws pooling layers).")
-    notes.show(notes.filters(model, layer))
+    notes.show(notes.filters(model, layer), where=note)
     count = filter_count(model, layer)
     low, high = pick[1].slider("Filters", 0, count, (0, min(DEFAULT_COUNT, count)),
                                key=f"fp_range_{layer}",

@@ -31,6 +31,7 @@ st.caption(
     "the positive part: bright = evidence for the class."
 )
 model, image = require_model_and_image()
+note = notes.place()
 bench = workbench()
 view = model.view(image)
 second_image = selection().second
@@ -193,7 +194,7 @@ if todo and not spec.fast:
     if not st.button(f"Compute {spec.title}", type="primary", key="cam_run"):
         st.stop()
 
-notes.show(notes.heatmaps(model, model.label(choice), spec.title, layer_arg))
+notes.show(notes.heatmaps(model, model.label(choice), spec.title, layer_arg), where=note)
 with st.expander("Which method when", icon=":material/table_chart:"):
     st.dataframe(registry.which_method_rows(info), hide_index=True, width="stretch",
                  key="cam_which_table")

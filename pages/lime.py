@@ -58,6 +58,7 @@ st.caption(
     ":green[green] superpixels support the class, :red[red] ones speak against it."
 )
 model, image = require_model_and_image()
+note = notes.place()
 bench = workbench()
 view = model.view(image)
 
@@ -227,7 +228,7 @@ for column, k, label_text, p, r2, local in zip(
         st.download_button("Download PNG", png_bytes(picture),
                            file_name=f"{image.name}_lime_{k}.png", mime="image/png",
                            key=f"lime_download_{k}", icon=":material/download:")
-notes.show(notes.lime(model, explanation.labels[0]))
+notes.show(notes.lime(model, explanation.labels[0]), where=note)
 export_options = model_options(model) + [
     "--algorithm", algorithm, "--superpixels", str(n_superpixels),
     "--compactness", str(compactness), "--samples", str(samples), "--hide", hide,
