@@ -36,19 +36,20 @@ navigation = st.navigation(
      for i, (path, title, icon) in enumerate(PAGES) if (ROOT / path).exists()],
     position="top",
 )
-# A session's first run loads the model and computes its first pictures (5-9 s on a cold
-# server): say so at the top instead of showing an empty page; removed when the page is drawn.
+# A session's first run loads the model (5-9 s on a cold server, TensorFlow included): say so at
+# the top instead of showing an empty page; removed once the sidebar has the model, before the
+# page runs (a page may end its run early with st.stop(), after which nothing can be removed).
 starting = st.empty() if SELECTION_KEY not in st.session_state else None
 if starting is not None:
-    starting.info("Starting CNN Explorer: loading the model and drawing the first pictures…",
+    starting.info("Starting CNN Explorer: loading the model…",
                   icon=":material/hourglass_top:")
 try:
     # Any unexpected error becomes "Something went wrong with this model: ..." and a log entry;
     # st.stop() / st.rerun() are BaseExceptions and pass through.
     with page_guard():
         draw_shell()
+        if starting is not None:
+            starting.empty()
         navigation.run()
 finally:  # also when a page stops early with st.stop()
-    if starting is not None:
-        starting.empty()
     write_to_url()
