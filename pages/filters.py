@@ -116,18 +116,19 @@ def shown(item):
 view = st.segmented_control("View", (ONE, GALLERY, COMPARE), default=ONE,
                             key="fp_view") or ONE
 with st.expander("Method", expanded=True, icon=":material/tune:"):
-    c = st.columns([3, 1, 2, 2])
-    method = c[0].segmented_control(
+    # the four methods' names need a row of their own (in a column they were cut off)
+    method = st.segmented_control(
         "Method", METHODS, default=PAGE_METHOD, key="fp_method",
         format_func=lambda m: METHOD_TITLES[m] + (" (default)" if m == PAGE_METHOD else ""),
         help=" · ".join(f"{k}: {v}" for k, v in METHOD_HELP.items())) or PAGE_METHOD
-    steps = int(c[1].number_input("Steps", 1, MAX_STEPS, DEFAULT_STEPS[method],
+    c = st.columns([1, 2, 2])
+    steps = int(c[0].number_input("Steps", 1, MAX_STEPS, DEFAULT_STEPS[method],
                                   key=f"fp_steps_{method}",
                                   help="Gradient-ascent steps (the tutorial: 40)."))
-    size = int(c[2].select_slider("Size (px)", SIZES, value=DEFAULT_SIZE, key="fp_size",
+    size = int(c[1].select_slider("Size (px)", SIZES, value=DEFAULT_SIZE, key="fp_size",
                                   help="Side of each pattern (the tutorial: 150). The classic "
                                   "method also computes at this size, so larger is slower."))
-    per_row = int(c[3].slider("Patterns per row", 2, 16, 8, key="fp_per_row"))
+    per_row = int(c[2].slider("Patterns per row", 2, 16, 8, key="fp_per_row"))
     st.caption(f"**{method}**: {TRADE_OFFS[method]}")
 params = dict(method=method, steps=steps, size=size, seed=SEED)
 
