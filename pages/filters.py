@@ -16,6 +16,7 @@ import streamlit as st
 from ui import notes
 from ui.export import bundle_button, model_options
 from ui.feedback import ProgressBar, run_button, show_error
+from ui.settings import within
 from ui.state import selection, workbench
 from ui.text import literal, literal_code
 from viz_core.errors import VizError
@@ -334,6 +335,7 @@ def compare_methods() -> None:
     if st.session_state.get("fp_cmp_layer") not in layers:
         st.session_state["fp_cmp_layer"] = default_layer(model)
     layer = c[0].selectbox("Layer", layers, key="fp_cmp_layer", format_func=layer_label)
+    within(f"fp_cmp_filter_{layer}", 0, filter_count(model, layer) - 1)  # another model's layer
     index = int(c[1].number_input("Filter", 0, filter_count(model, layer) - 1, 0,
                                   key=f"fp_cmp_filter_{layer}"))
     results = {m: cached_filter_patterns(model, layer, (index,), method=m, steps=None,

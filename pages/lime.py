@@ -6,6 +6,7 @@ import streamlit as st
 from ui import notes
 from ui.export import bundle_button, model_options
 from ui.feedback import run_button, show_error
+from ui.settings import within
 from ui.state import require_model_and_image, workbench
 from ui.text import literal, plotly_text
 from viz_core.cam import forward_seconds
@@ -196,6 +197,7 @@ style = d1.radio("Show", STYLES, key="lime_style", format_func=lambda s: s.capit
                  help="\n\n".join(f"**{k}**: {v}" for k, v in STYLE_HELP.items()))
 num_features = 1
 if explanation.count > 1:  # a slider needs two different ends
+    within("lime_features", 1, explanation.count)  # kept from an image with more superpixels
     num_features = d2.slider("Superpixels shown", 1, explanation.count,
                              min(5, explanation.count), key="lime_features",
                              disabled=style == "weights",

@@ -8,6 +8,7 @@ from ui import notes
 from ui.export import bundle_button, model_options
 from ui.feedback import run_button, show_error
 from ui.presenter import colormap_choices
+from ui.settings import within
 from ui.state import require_model_and_image, workbench
 from ui.text import literal
 from viz_core import methods as registry
@@ -82,6 +83,7 @@ with st.container(border=True):
     seed = int(c1.number_input("Seed of the random weights", min_value=0, max_value=2**31 - 1,
                                value=DEFAULT_SEED, step=1, key="san_seed"))
     if len(layers) > 1:
+        within("san_steps", 1, len(layers))  # kept from a model with more layers
         steps = c2.slider("Layers to randomise (from the top)", 1, len(layers),
                           default_steps(len(layers)), key="san_steps",
                           help=f"{literal(model.title)} has {len(layers)} layers with weights; the "

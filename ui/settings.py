@@ -29,6 +29,14 @@ def is_setting(key: str) -> bool:
     return key.startswith(PAGE_PREFIXES) and not _NOT_SETTABLE.search(key)
 
 
+def within(key: str, low, high) -> None:
+    """Clamp a kept setting to a widget's range for this model or image (Streamlit refuses a
+    value outside it): "superpixels shown" kept from an image with more superpixels, say."""
+    value = st.session_state.get(key)
+    if value is not None and not low <= value <= high:
+        st.session_state[key] = min(max(value, low), high)
+
+
 def keep_page_settings() -> None:
     """Keep every page's settings for the session, also while another page is shown."""
     for key in [k for k in st.session_state if isinstance(k, str) and is_setting(k)]:
