@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
-import subprocess
 import sys
 from pathlib import Path
 
@@ -80,7 +79,8 @@ def cmd_app(args, bench=None) -> int:
         return 0
     env = dict(os.environ)
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    try:
-        return subprocess.call(command, env=env)
-    except KeyboardInterrupt:  # Streamlit got the same Ctrl+C and stops by itself
-        return 0
+    # Become the server (exec) rather than start it as a child: a stop signal sent to
+    # cnn-explorer (a terminal, a test, Docker) then reaches Streamlit itself, and no server is
+    # left running after its parent was terminated.
+    os.execve(command[0], command, env)
+    return 0  # not reached
