@@ -37,6 +37,7 @@ from bench.bench_sessions import (  # noqa: E402 - the same server and memory re
     rss_mb,
     session_ttl,
     start_server,
+    stop_server,
     wait_healthy,
 )
 
@@ -174,11 +175,7 @@ def run() -> dict:
             "class_s": round(class_s, 1), "settle_s": settle,
         }
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except Exception:  # noqa: BLE001 - a bench must not leave its server behind
-            server.kill()
+        stop_server(server)
 
 
 if __name__ == "__main__":

@@ -69,6 +69,15 @@ def start_server(port: int, cache_dir: str) -> subprocess.Popen:
         stderr=open(Path(cache_dir) / "server.log", "wb"))  # noqa: SIM115 - the server's
 
 
+def stop_server(server: subprocess.Popen) -> None:
+    """Stop a server started by :func:`start_server`; a bench must not leave it running."""
+    server.terminate()
+    try:
+        server.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        server.kill()
+
+
 def wait_healthy(port: int, timeout: float = 180) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -157,11 +166,7 @@ def run() -> dict:
             "slowest_page_s": round(max(max(s) for s in seconds), 1),
         }
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        stop_server(server)
 
 
 if __name__ == "__main__":
