@@ -12,6 +12,10 @@ and a small map (``map_size`` x ``map_size``, 28 x 28 by default: 3 KB). Full-si
 ``.npy`` files only when a folder is given. Progress is reported through
 ``progress(fraction, message)`` and ``should_stop()`` is checked between batches (raising
 :class:`~viz_core.errors.Cancelled`), as everywhere in ``viz_core``.
+
+:func:`explain_entries` (read some entries, then :func:`explain_batch`, then write their full
+maps) is the per-batch function both engines run: in-process here, in Ray actors in
+:mod:`viz_core.ray_engine`; :class:`RunCollector` puts the batches back in dataset order.
 """
 from __future__ import annotations
 
@@ -19,15 +23,16 @@ import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 import numpy as np
 import tensorflow as tf
 
 from .catalog import LoadedModel
-from .dataset import Dataset, DatasetEntry, SkippedFile
+from .dataset import Dataset, SkippedFile
 from .errors import Cancelled, ImageError, ModelError, ParameterError
 from .graph import flat_graph, split_at
+from .intake import LoadedImage, load_image
 from .render import resize_map
 
 DEFAULT_BATCH_SIZE = 32
@@ -305,26 +310,166 @@ class DatasetRun:
                 for k in np.unique(self.predicted)}
 
 
-def _batches(model: LoadedModel, dataset: Dataset, batch_size: int
-             ) -> Iterator[tuple[list[DatasetEntry], np.ndarray, list[SkippedFile]]]:
-    """(entries read, (n, H, W, C) float32 pixels, files that failed) per batch of entries."""
-    entries = dataset.entries
-    for start in range(0, len(entries), batch_size):
-        read, pixels, failed = [], [], []
-        for entry in entries[start:start + batch_size]:
-            try:
-                pixels.append(model.view(dataset.load(entry)).pixels)
-                read.append(entry)
-            except ImageError as exc:
-                failed.append(SkippedFile(entry.path, str(exc)))
-        shape = (0, *model.info.input_shape)
-        yield read, (np.stack(pixels) if pixels else np.zeros(shape, np.float32)), failed
-
-
 def map_file_name(index: int, path: str) -> str:
     """``00012_circle_scene_0003.npy``: unique (by index) and safe (no folders, no dots)."""
     stem = re.sub(r"[^A-Za-z0-9_-]+", "_", path.rsplit(".", 1)[0]).strip("_")[:60]
     return f"{index:05d}_{stem or 'image'}.npy"
+
+
+@dataclass(frozen=True, eq=False)
+class EntriesResult:
+    """What :func:`explain_entries` gives for one batch of dataset entries.
+
+    Attributes
+    ----------
+    positions : np.ndarray
+        (n,) int64 positions (in the dataset's entries) of the images read, in batch order.
+    probabilities : np.ndarray
+        (n, num_classes) float32 in [0, 1].
+    predicted : np.ndarray
+        (n,) int64.
+    maps : np.ndarray
+        (n, map_size, map_size) float32 in [0, 1].
+    files : tuple of str
+        The ``.npy`` file of each full-size map; empty without a folder.
+    failed : tuple of (int, SkippedFile)
+        Position and reason of each entry that could not be read.
+    """
+
+    positions: np.ndarray
+    probabilities: np.ndarray
+    predicted: np.ndarray
+    maps: np.ndarray
+    files: tuple[str, ...]
+    failed: tuple[tuple[int, SkippedFile], ...]
+
+
+def explain_entries(model: LoadedModel, read: Callable[[str], object],
+                    batch: list[tuple[int, str]], *, layer: str,
+                    map_size: int = DEFAULT_MAP_SIZE,
+                    full_maps_dir: str | Path | None = None) -> EntriesResult:
+    """The per-batch function of both engines: read, predict and explain some entries.
+
+    The local engine calls it in-process; the Ray engine calls it in its actors
+    (:mod:`viz_core.ray_engine`), so the numbers cannot differ between them.
+
+    Parameters
+    ----------
+    model : LoadedModel
+    read : callable(path) -> bytes or LoadedImage
+        The dataset's reader (:attr:`viz_core.dataset.Dataset.reader`).
+    batch : list of (int, str)
+        Each entry's position in the dataset and its path.
+    layer : str
+        Layer path (already checked, see :func:`resolve_layer`).
+    map_size : int
+    full_maps_dir : path or None
+        Existing folder for the full-size maps, named by :func:`map_file_name` (position, path).
+
+    Returns
+    -------
+    EntriesResult
+    """
+    positions, pixels, failed = [], [], []
+    for position, path in batch:
+        try:
+            got = read(path)
+            image = got if isinstance(got, LoadedImage) else load_image(got, path)
+            pixels.append(model.view(image).pixels)
+            positions.append(position)
+        except ImageError as exc:
+            failed.append((position, SkippedFile(path, str(exc))))
+    k = len(model.labels)
+    if not pixels:
+        return EntriesResult(np.zeros(0, np.int64), np.zeros((0, k), np.float32),
+                             np.zeros(0, np.int64), np.zeros((0, map_size, map_size), np.float32),
+                             (), tuple(failed))
+    folder = None if full_maps_dir is None else Path(full_maps_dir)
+    result = explain_batch(model, np.stack(pixels), layer=layer, map_size=map_size,
+                           full=folder is not None)
+    files = []
+    if folder is not None:
+        paths = dict(batch)
+        for i, position in enumerate(positions):
+            name = folder / map_file_name(position, paths[position])
+            np.save(name, result.full_maps[i])
+            files.append(str(name))
+    return EntriesResult(np.asarray(positions, np.int64), result.probabilities, result.predicted,
+                         result.maps, tuple(files), tuple(failed))
+
+
+def check_run_options(model: LoadedModel, *, batch_size: int, layer: str | None, method: str,
+                      map_size: int) -> str:
+    """The layer path to explain, once the options are checked (both engines).
+
+    Raises
+    ------
+    ParameterError
+    """
+    if method not in METHODS:
+        raise ParameterError(f"Dataset runs explain with {', '.join(METHODS)}; got {method!r}.")
+    if not 1 <= int(batch_size) <= MAX_BATCH_SIZE:
+        raise ParameterError(f"The batch size must be 1 to {MAX_BATCH_SIZE}; got {batch_size}.")
+    if not 4 <= int(map_size) <= 64:
+        raise ParameterError(f"The small map size must be 4 to 64 pixels; got {map_size}.")
+    return _layer(model, layer)
+
+
+class RunCollector:
+    """Puts batches' results together into a :class:`DatasetRun`, in dataset order whatever
+    order the batches arrive in (the Ray engine's come as workers finish)."""
+
+    def __init__(self, model: LoadedModel, dataset: Dataset, *, layer: str, method: str,
+                 with_files: bool):
+        self.model, self.dataset, self.layer, self.method = model, dataset, layer, method
+        self.with_files = with_files
+        self.parts: list[EntriesResult] = []
+        self.done = 0
+        self.started = time.perf_counter()
+
+    def add(self, part: EntriesResult) -> int:
+        """Keep one batch's rows; returns the number of entries done so far."""
+        self.parts.append(part)
+        self.done += len(part.positions) + len(part.failed)
+        return self.done
+
+    def message(self) -> str:
+        total = len(self.dataset.entries)
+        elapsed = time.perf_counter() - self.started
+        left = elapsed / self.done * (total - self.done) if self.done else 0.0
+        return f"{self.done} of {total} images, about {left:.0f} s left"
+
+    def finish(self) -> DatasetRun:
+        dataset, total = self.dataset, len(self.dataset.entries)
+        failed = sorted((f for part in self.parts for f in part.failed), key=lambda f: f[0])
+        skipped = list(dataset.skipped) + [f[1] for f in failed]
+        k = len(self.model.labels)
+        positions = np.concatenate([p.positions for p in self.parts] or [np.zeros(0, np.int64)])
+        if not len(positions):
+            raise ParameterError(f"None of the {total} images of {dataset.name!r} could be read; "
+                                 f"the first problem: "
+                                 f"{skipped[0].reason if skipped else 'none'}.")
+        order = np.argsort(positions, kind="stable")
+        entries = [dataset.entries[int(i)] for i in positions[order]]
+        files = [f for p in self.parts for f in p.files]
+        return DatasetRun(
+            dataset=dataset.name,
+            classes=tuple(self.model.labels),
+            paths=tuple(e.path for e in entries),
+            labels=tuple(e.label for e in entries),
+            label_indices=np.asarray([-1 if e.class_index is None else e.class_index
+                                      for e in entries], np.int64),
+            probabilities=np.concatenate([p.probabilities for p in self.parts]
+                                         ).reshape(-1, k)[order],
+            predicted=np.concatenate([p.predicted for p in self.parts])[order],
+            maps=np.concatenate([p.maps for p in self.parts])[order],
+            skipped=tuple(skipped),
+            unknown_labels=dataset.unknown_labels,
+            layer=self.layer,
+            method=self.method,
+            map_files=tuple(files[int(i)] for i in order) if self.with_files else None,
+            seconds=time.perf_counter() - self.started,
+        )
 
 
 def run_dataset(model: LoadedModel, dataset: Dataset, *, batch_size: int = DEFAULT_BATCH_SIZE,
@@ -366,62 +511,23 @@ def run_dataset(model: LoadedModel, dataset: Dataset, *, batch_size: int = DEFAU
     Cancelled
         ``should_stop()`` returned True.
     """
-    if method not in METHODS:
-        raise ParameterError(f"Dataset runs explain with {', '.join(METHODS)}; got {method!r}.")
-    if not 1 <= int(batch_size) <= MAX_BATCH_SIZE:
-        raise ParameterError(f"The batch size must be 1 to {MAX_BATCH_SIZE}; got {batch_size}.")
-    layer_path = _layer(model, layer)
+    layer_path = check_run_options(model, batch_size=batch_size, layer=layer, method=method,
+                                   map_size=map_size)
     folder = None if full_maps_dir is None else Path(full_maps_dir)
     if folder is not None:
         folder.mkdir(parents=True, exist_ok=True)
-    total = len(dataset.entries)
-    started = time.perf_counter()
-    paths, labels, label_indices, files = [], [], [], []
-    probabilities, predicted, maps = [], [], []
-    skipped = list(dataset.skipped)
-    done = 0
+    entries, total = dataset.entries, len(dataset.entries)
+    collector = RunCollector(model, dataset, layer=layer_path, method=method,
+                             with_files=folder is not None)
     if progress is not None:
         progress(0.0, f"0 of {total} images")
-    for entries, pixels, failed in _batches(model, dataset, int(batch_size)):
+    for start in range(0, total, int(batch_size)):
         if should_stop is not None and should_stop():
-            raise Cancelled(f"The dataset run was stopped after {done} of {total} images.")
-        skipped.extend(failed)
-        if len(entries):
-            result = explain_batch(model, pixels, layer=layer_path, map_size=map_size,
-                                   full=folder is not None)
-            for i, entry in enumerate(entries):
-                if folder is not None:
-                    name = folder / map_file_name(len(paths), entry.path)
-                    np.save(name, result.full_maps[i])
-                    files.append(str(name))
-                paths.append(entry.path)
-                labels.append(entry.label)
-                label_indices.append(-1 if entry.class_index is None else entry.class_index)
-            probabilities.append(result.probabilities)
-            predicted.append(result.predicted)
-            maps.append(result.maps)
-        done += len(entries) + len(failed)
+            raise Cancelled(f"The dataset run was stopped after {collector.done} of {total} "
+                            "images.")
+        batch = [(i, entries[i].path) for i in range(start, min(total, start + int(batch_size)))]
+        done = collector.add(explain_entries(model, dataset.reader, batch, layer=layer_path,
+                                             map_size=map_size, full_maps_dir=folder))
         if progress is not None:
-            elapsed = time.perf_counter() - started
-            left = elapsed / done * (total - done) if done else 0.0
-            progress(done / max(1, total), f"{done} of {total} images, about {left:.0f} s left")
-    if not paths:
-        raise ParameterError(f"None of the {total} images of {dataset.name!r} could be read; "
-                             f"the first problem: {skipped[0].reason if skipped else 'none'}.")
-    k = len(model.labels)
-    return DatasetRun(
-        dataset=dataset.name,
-        classes=tuple(model.labels),
-        paths=tuple(paths),
-        labels=tuple(labels),
-        label_indices=np.asarray(label_indices, np.int64),
-        probabilities=np.concatenate(probabilities).reshape(-1, k),
-        predicted=np.concatenate(predicted),
-        maps=np.concatenate(maps),
-        skipped=tuple(skipped),
-        unknown_labels=dataset.unknown_labels,
-        layer=layer_path,
-        method=method,
-        map_files=tuple(files) if folder is not None else None,
-        seconds=time.perf_counter() - started,
-    )
+            progress(done / max(1, total), collector.message())
+    return collector.finish()

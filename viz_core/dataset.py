@@ -160,6 +160,16 @@ class Dataset:
             return got
         return load_image(got, entry.path)
 
+    @property
+    def reader(self) -> Callable[[str], LoadedImage | bytes]:
+        """The callable that reads one entry's path (bytes, or a drawn image for samples).
+
+        It pickles (a folder path, an archive's path or bytes, a sample's seeds), so a worker
+        process or machine can read the dataset's images itself (the Ray engine); a folder or
+        archive must then be at the same path there.
+        """
+        return self._read
+
     def subset(self, count: int) -> Dataset:
         """The first ``count`` entries (every ``len // count``-th, so classes stay mixed)."""
         if count >= len(self.entries):
@@ -168,6 +178,68 @@ class Dataset:
         picked = tuple(self.entries[int(i * step)] for i in range(count))
         return Dataset(self.name, self.layout, picked, self.skipped, self.classes,
                        self.unknown_labels, f"{self.identity}[:{count}]", self._read)
+
+
+# --------------------------------------------------------------------------------------------
+# Readers: small picklable callables (path -> bytes or image), so another process can read
+# the same dataset (viz_core.ray_engine); closures would not travel.
+# --------------------------------------------------------------------------------------------
+class FolderReader:
+    """Reads ``root / path`` as bytes."""
+
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root)
+
+    def __call__(self, rel: str) -> bytes:
+        try:
+            return (self.root / rel).read_bytes()
+        except OSError as exc:
+            raise ImageError(f"The file '{rel}' cannot be read ({exc.strerror}).") from None
+
+
+class ZipReader:
+    """Reads one listed member of a ZIP (its bytes or its path), at most ``max_file_bytes``.
+
+    The open archive is not pickled: a copy in another process opens the archive again on its
+    first read.
+    """
+
+    def __init__(self, source: bytes | Path, members: dict[str, zipfile.ZipInfo],
+                 max_file_bytes: int, archive: zipfile.ZipFile | None = None):
+        self.source, self.members, self.max_file_bytes = source, members, max_file_bytes
+        self._archive = archive
+
+    def __getstate__(self):
+        return {**self.__dict__, "_archive": None}
+
+    def __call__(self, member: str) -> bytes:
+        info = self.members[member]
+        try:
+            if self._archive is None:
+                self._archive = zipfile.ZipFile(io.BytesIO(self.source)
+                                                if isinstance(self.source, bytes) else self.source)
+            with self._archive.open(info) as fh:
+                got = fh.read(self.max_file_bytes + 1)  # never more than the limit in memory
+        except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError,
+                EOFError) as exc:
+            raise ImageError(f"The archive member '{member}' cannot be read ({exc}).") from None
+        if len(got) > self.max_file_bytes:
+            raise ImageError(f"The archive member '{member}' is larger than declared.")
+        return got
+
+
+class SampleReader:
+    """Draws a built-in sample's scene from its seed (``draw[path]``)."""
+
+    def __init__(self, name: str, draw: dict):
+        self.name, self.draw = name, draw
+
+    def __call__(self, path: str) -> LoadedImage:
+        if self.name == "shapes":
+            from .demo.shapes import dataset_scene
+            return image_from_array(dataset_scene(self.draw[path]).image, path)
+        from .demo.shortcut import shortcut_scene
+        return image_from_array(shortcut_scene(*self.draw[path]), path)
 
 
 # --------------------------------------------------------------------------------------------
@@ -350,14 +422,8 @@ def open_folder(root: str | os.PathLike, classes: Sequence[str], *,
     stat = root.stat()
     identity = f"folder:{root.resolve()}:{stat.st_mtime_ns}"
 
-    def read(rel: str) -> bytes:
-        try:
-            return (root / rel).read_bytes()
-        except OSError as exc:
-            raise ImageError(f"The file '{rel}' cannot be read ({exc.strerror}).") from None
-
     return _finished(_build(root.name, None, files, classes, csv_labels, limits, skipped,
-                            identity, read))
+                            identity, FolderReader(root)))
 
 
 def _csv_for(files: dict[str, int], labels_csv, read_member, limits: DatasetLimits):
@@ -448,18 +514,7 @@ def open_zip(source: bytes | str | os.PathLike, classes: Sequence[str], *,
             continue
         files[member], members[member] = info.file_size, info
 
-    def read(member: str) -> bytes:
-        info = members[member]
-        try:
-            with archive.open(info) as fh:
-                got = fh.read(limits.max_file_bytes + 1)  # never more than the limit in memory
-        except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError,
-                EOFError) as exc:
-            raise ImageError(f"The archive member '{member}' cannot be read ({exc}).") from None
-        if len(got) > limits.max_file_bytes:
-            raise ImageError(f"The archive member '{member}' is larger than declared.")
-        return got
-
+    read = ZipReader(data, members, limits.max_file_bytes, archive)
     csv_bytes = labels_csv
     if csv_bytes is not None:
         csv_labels = read_labels_csv(csv_bytes)
@@ -537,7 +592,7 @@ def sample_dataset(name: str, classes: Sequence[str], count: int | None = None) 
     count = SAMPLE_SIZES[name] if count is None else int(count)
     if not 4 <= count <= 10_000:
         raise ParameterError(f"A sample dataset has 4 to 10,000 images; got {count}.")
-    from .demo.shapes import CLASS_NAMES, dataset_scene
+    from .demo.shapes import CLASS_NAMES
     if name == "shapes":
         paths, labels, draw = [], [], {}
         for i in range(count):
@@ -548,10 +603,9 @@ def sample_dataset(name: str, classes: Sequence[str], count: int | None = None) 
             labels.append(label)
             draw[path] = seed
 
-        def read(path: str) -> LoadedImage:
-            return image_from_array(dataset_scene(draw[path]).image, path)
+        read = SampleReader(name, draw)
     else:
-        from .demo.shortcut import HELD_OUT_FIRST_SEED, plan_held_out, shortcut_scene
+        from .demo.shortcut import HELD_OUT_FIRST_SEED, plan_held_out
         _, label_idx, tagged, groups = plan_held_out(max(1, count // 4))
         paths, labels, draw = [], [], {}
         for i, (k, tag, group) in enumerate(zip(label_idx, tagged, groups)):
@@ -561,8 +615,7 @@ def sample_dataset(name: str, classes: Sequence[str], count: int | None = None) 
             labels.append(label)
             draw[path] = (HELD_OUT_FIRST_SEED + i, label, bool(tag))
 
-        def read(path: str) -> LoadedImage:
-            return image_from_array(shortcut_scene(*draw[path]), path)
+        read = SampleReader(name, draw)
     indices, unknown = match_labels(labels, classes)
     order = np.argsort(paths, kind="stable")
     entries = tuple(DatasetEntry(paths[i], labels[i], indices[i]) for i in order)
