@@ -22,6 +22,7 @@ from viz_core.activations import (
     feature_maps,
     layer_chunks,
     layer_groups,
+    named_layers,
 )
 from viz_core.errors import VizError
 from viz_core.render import COLORMAPS, png_bytes
@@ -159,7 +160,7 @@ def all_layers_zip() -> bytes:
     maps = [bench.run(feature_maps, model, views[which], layers=chunk)
             for which in shown for chunk in chunks]
     stems = [names[which] for which in shown for _ in chunks]
-    return zip_bytes(grid_files(maps, names=stems, per_row=per_row,
+    return zip_bytes(grid_files(named_layers(maps, stems), per_row=per_row,
                                 tile=None if tile_choice == "auto" else int(tile_choice),
                                 scale=scale, colormap=cmap, sort=sort))
 

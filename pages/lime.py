@@ -16,6 +16,7 @@ from viz_core.lime_explain import (
     HIDE_COLOURS,
     HIDE_HELP,
     STABILITY_K,
+    explanation_plane,
     explanation_stability,
     fit_explanation,
     perturbed_predictions,
@@ -215,8 +216,9 @@ pictures = st.columns(len(explanation.class_indices))
 for column, k, label_text, p, r2, local in zip(
         pictures, explanation.class_indices, explanation.labels, explanation.probabilities,
         explanation.r2, explanation.local_predictions):
-    picture = explanation_picture(explanation, k, style=style, num_features=num_features,
-                                  negative=negative, rest=rest, scale=factor)
+    plane = explanation_plane(explanation, k, style=style, num_features=num_features,
+                              negative=negative)
+    picture = explanation_picture(explanation.image, plane, style=style, rest=rest, scale=factor)
     with column:
         st.markdown(f"**{literal(label_text)}** ({k})")
         st.image(picture, width="stretch",

@@ -132,7 +132,7 @@ def test_scale_rest_and_stability_options(capsys, files, tmp_path):
 def test_export_bundle_remakes_the_page_picture(files, tmp_path):
     """The page's "Export bundle" runs this command in-process with the page's workbench."""
     from viz_core.bundle import export_bundle
-    from viz_core.lime_explain import lime_explanation
+    from viz_core.lime_explain import explanation_plane, lime_explanation
     from viz_core.render.lime_view import explanation_picture
 
     bench = Workbench(disk_dir=tmp_path / "cache", allow_download=False)
@@ -147,6 +147,6 @@ def test_export_bundle_remakes_the_page_picture(files, tmp_path):
     got = np.asarray(Image.open(io.BytesIO(archive.read("pictures/square_lime_1.png"))))
     explanation = lime_explanation(model, model.view(image), [1], n_superpixels=12, samples=60,
                                    hide="blurred", seed=2)
-    want = explanation_picture(explanation, 1, style="fill", num_features=2, rest="dim",
-                               scale=3)
+    plane = explanation_plane(explanation, 1, style="fill", num_features=2)
+    want = explanation_picture(explanation.image, plane, style="fill", rest="dim", scale=3)
     np.testing.assert_array_equal(got, want)

@@ -166,14 +166,14 @@ def test_colorscale_matches_the_lookup_table_and_zip_round_trip():
 def test_grid_files_are_named_like_the_tutorial_and_hold_each_layer_grid():
     from PIL import Image
 
-    from viz_core.activations import FeatureMaps, LayerActivation
+    from viz_core.activations import FeatureMaps, LayerActivation, named_layers
     from viz_core.render.montage import auto_tile, grid_files
 
     small, large = hot_pixels(channels=4, size=5), hot_pixels(channels=3, size=200)
     maps = FeatureMaps(model="m", image="cat", digest="d", layers=(
         LayerActivation("conv2d", 1, "Conv2D", small),
         LayerActivation("base/pool", 2, "MaxPooling2D", large)))
-    files = grid_files([maps, maps], names=["cat", "dog"], per_row=2, colormap="gray")
+    files = grid_files(named_layers([maps, maps], ["cat", "dog"]), per_row=2, colormap="gray")
     assert [name for name, _ in files] == [
         "cat_activations_1_conv2d.png", "cat_activations_2_base_pool.png",
         "dog_activations_1_conv2d.png", "dog_activations_2_base_pool.png"]

@@ -367,3 +367,21 @@ def export_name(image_name: str, index: int, layer: str, suffix: str = ".png") -
     stem = file_stem(image_name)
     leaf = re.sub(r"[^A-Za-z0-9_-]+", "_", str(layer).replace("/", "_")).strip("_")
     return f"{stem}_activations_{int(index)}_{leaf}{suffix}"
+
+
+def named_layers(maps: Sequence[FeatureMaps], names: Sequence[str] | None = None,
+                 ) -> list[tuple[str, np.ndarray]]:
+    """Every layer of every image with its export file name (:func:`export_name`), in order.
+
+    Parameters
+    ----------
+    maps : sequence of FeatureMaps
+    names : image stems to use in file names (default each ``FeatureMaps.image``).
+
+    Returns
+    -------
+    list of (file name, (H, W, C) float32 activation)
+    """
+    return [(export_name(names[k] if names is not None else fm.image, act.index, act.layer),
+             act.values)
+            for k, fm in enumerate(maps) for act in fm.layers]

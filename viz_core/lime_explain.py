@@ -586,6 +586,41 @@ def weight_map(explanation: LimeExplanation, class_index: int) -> np.ndarray:
     return scaled[explanation.segments].astype("float32")
 
 
+def explanation_plane(
+    explanation: LimeExplanation,
+    class_index: int,
+    *,
+    style: str = "outline",
+    num_features: int = 5,
+    negative: bool = False,
+) -> np.ndarray:
+    """What a picture of one explained class shows, as numbers: the input of
+    :func:`viz_core.render.lime_view.explanation_picture`.
+
+    Parameters
+    ----------
+    explanation : LimeExplanation
+    class_index : int
+        One of ``explanation.class_indices``.
+    style : {"outline", "fill", "weights"}
+        ``weights``: :func:`weight_map` (``num_features`` and ``negative`` are ignored);
+        otherwise :func:`evidence_mask`.
+    num_features : int
+        Superpixels shown (strongest first).
+    negative : bool
+        Also show superpixels against the class.
+
+    Returns
+    -------
+    np.ndarray
+        (H, W): float32 in [0, 1] for ``weights``, int8 in {-1, 0, 1} otherwise.
+    """
+    if style == "weights":
+        return weight_map(explanation, class_index)
+    return evidence_mask(explanation, class_index, num_features=num_features,
+                         positive_only=not negative)
+
+
 # -- stability --------------------------------------------------------------------------------
 
 

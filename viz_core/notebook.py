@@ -68,9 +68,11 @@ def picture(result, image=None, *, colormap: str = "viridis", opacity: float = 0
         extra = {} if alpha is None else {"alpha": alpha}
         return [pattern_grid(result.patterns, dead=result.dead, **extra).image]
     if hasattr(result, "class_indices") and hasattr(result, "segments"):
+        from .lime_explain import explanation_plane
         from .render.lime_view import explanation_picture
 
-        return [explanation_picture(result, k) for k in result.class_indices]
+        return [explanation_picture(result.image, explanation_plane(result, k))
+                for k in result.class_indices]
     if isinstance(result, np.ndarray) and result.ndim in (2, 3):
         return [result if result.dtype == np.uint8 else apply_colormap(result, colormap)]
     raise ParameterError(f"show() draws heatmaps, feature maps, filter patterns and LIME "

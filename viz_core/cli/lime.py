@@ -92,6 +92,7 @@ def cmd_lime(args, bench: Workbench | None = None) -> int:
 
     from ..lime_explain import (
         default_classes,
+        explanation_plane,
         explanation_stability,
         fit_explanation,
         perturbed_predictions,
@@ -140,8 +141,9 @@ def cmd_lime(args, bench: Workbench | None = None) -> int:
         lines.append(f"{path}: {segmentation.count} superpixels ({args.algorithm}), "
                      f"{args.samples} samples -> {boundaries_path}")
         for row, k in enumerate(explanation.class_indices):
-            picture = explanation_picture(explanation, k, style=args.style,
-                                          num_features=args.features, negative=args.negative,
+            plane = explanation_plane(explanation, k, style=args.style,
+                                      num_features=args.features, negative=args.negative)
+            picture = explanation_picture(explanation.image, plane, style=args.style,
                                           rest=args.rest, scale=args.scale)
             png_path = folder / f"{stem}_lime_{k}.png"
             png_path.write_bytes(png_bytes(picture))

@@ -217,29 +217,27 @@ def enlarge(values: np.ndarray, factor: int, *, smooth: bool = False) -> np.ndar
 
 
 def explanation_picture(
-    explanation,
-    class_index: int,
+    image: np.ndarray,
+    plane: np.ndarray,
     *,
     style: str = "outline",
-    num_features: int = 5,
-    negative: bool = False,
     rest: str = "keep",
     scale: int = 1,
 ) -> np.ndarray:
-    """The picture of one explained class, as the page and the command line draw it.
+    """The picture of one explained class, as the page, the command line and the notebook draw it.
 
     Parameters
     ----------
-    explanation : viz_core.lime_explain.LimeExplanation
-    class_index : int
-        One of ``explanation.class_indices``.
+    image : (H, W, 3) uint8 RGB
+        The image as the model sees it (``LimeExplanation.image``).
+    plane : (H, W) array
+        What :func:`viz_core.lime_explain.explanation_plane` returns for ``style``: the evidence
+        mask (int, 1 supports, -1 opposes, 0 not shown) for ``outline`` and ``fill``, the weight
+        map (float in [0, 1], 0.5 no effect) for ``weights``.
     style : {"outline", "fill", "weights"}
-        See :data:`STYLE_HELP`; ``weights`` ignores ``num_features``, ``negative`` and ``rest``.
-    num_features : int
-        Superpixels shown (strongest first).
-    negative : bool
-        Also show superpixels against the class.
+        See :data:`STYLE_HELP`.
     rest : {"keep", "dim", "hide"}
+        Ignored by ``weights``.
     scale : int >= 1
         Whole enlargement (outlines stay ``scale + 1`` pixels wide).
 
@@ -248,13 +246,9 @@ def explanation_picture(
     np.ndarray
         (H * scale, W * scale, 3) uint8 RGB.
     """
-    from ..lime_explain import evidence_mask, weight_map  # compute lives there; cheap calls
-
     if style not in STYLES:
         raise ParameterError(f"Unknown style {style!r}; choose one of {', '.join(STYLES)}.")
-    image = enlarge(explanation.image, scale, smooth=True)
+    big = enlarge(image, scale, smooth=True)
     if style == "weights":
-        return weights_image(image, enlarge(weight_map(explanation, class_index), scale))
-    mask = evidence_mask(explanation, class_index, num_features=num_features,
-                         positive_only=not negative)
-    return evidence_image(image, enlarge(mask, scale), style=style, rest=rest, width=scale + 1)
+        return weights_image(big, enlarge(plane, scale))
+    return evidence_image(big, enlarge(plane, scale), style=style, rest=rest, width=scale + 1)

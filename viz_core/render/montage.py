@@ -296,21 +296,21 @@ def auto_tile(height: int, width: int, smallest: int = 32, largest: int = 96) ->
 
 
 def grid_files(
-    maps: Sequence,
+    named_maps: Sequence[tuple[str, np.ndarray]],
     *,
-    names: Sequence[str] | None = None,
     per_row: int = 16,
     tile: int | None = None,
     scale: str = "channel",
     colormap: str = "viridis",
     sort: str = "index",
 ) -> list[tuple[str, bytes]]:
-    """One grid PNG per image and layer, named like the tutorial's ``cat_activations_1_conv2d.png``.
+    """One grid PNG per named layer activation (a ZIP's members).
 
     Parameters
     ----------
-    maps : sequence of :class:`~viz_core.activations.FeatureMaps`
-    names : image stems to use in file names (default each ``FeatureMaps.image``).
+    named_maps : sequence of (file name, (H, W, C) array)
+        For feature maps, :func:`viz_core.activations.named_layers` names them like the
+        tutorial's ``cat_activations_1_conv2d.png``.
     per_row, scale, colormap, sort : see :func:`montage`.
     tile : int or None
         None: :func:`auto_tile` per layer.
@@ -319,15 +319,12 @@ def grid_files(
     -------
     list of (file name, PNG bytes)
     """
-    from ..activations import export_name  # render stays importable without Keras
     from .images import png_bytes
 
     files = []
-    for k, fm in enumerate(maps):
-        stem = names[k] if names is not None else fm.image
-        for act in fm.layers:
-            h, w = act.values.shape[:2]
-            grid = montage(act.values, per_row=per_row, tile=tile or auto_tile(h, w),
-                           scale=scale, colormap=colormap, sort=sort)
-            files.append((export_name(stem, act.index, act.layer), png_bytes(grid.image)))
+    for name, values in named_maps:
+        h, w = np.asarray(values).shape[:2]
+        grid = montage(values, per_row=per_row, tile=tile or auto_tile(h, w),
+                       scale=scale, colormap=colormap, sort=sort)
+        files.append((name, png_bytes(grid.image)))
     return files
