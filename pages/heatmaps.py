@@ -5,7 +5,7 @@ import streamlit as st
 
 from ui import notes
 from ui.export import bundle_button, model_options
-from ui.feedback import ProgressBar, show_error, stopped_note
+from ui.feedback import ProgressBar, run_button, show_error
 from ui.presenter import colormap_choices
 from ui.share import url_value
 from ui.state import require_model_and_image, selection, workbench
@@ -190,8 +190,21 @@ if todo and not spec.fast:
         st.stop()
     st.info(f"{spec.title} takes {cost_text(passes, len(todo))}.",
             icon=":material/hourglass:")
-    stopped_note(f"Computing {spec.title}")
-    if not st.button(f"Compute {spec.title}", type="primary", key="cam_run"):
+
+    def compute_missing(progress) -> None:
+        """Every missing map, into the workbench's cache (run by the server's job queue)."""
+        for n, (v, k) in enumerate(todo):
+            args, kwargs = compute_args(v, k)
+            bench.run(*args, progress=lambda f, m, n=n: progress((n + f) / len(todo), m),
+                      **kwargs)
+
+    # Heavy work waits its turn in the server's queue (light methods below never do); the
+    # same maps asked for by several sessions are one job.
+    if not run_button(f"Compute {spec.title}", f"Computing {spec.title}", "cam_run",
+                      compute_missing,
+                      job_key=("heatmaps", model.identity, method, layer_arg, score,
+                               tuple(sorted(params.items())),
+                               tuple((v.digest, k) for v, k in todo))):
         st.stop()
 
 notes.show(notes.heatmaps(model, model.label(choice), spec.title, layer_arg), where=note)
@@ -203,7 +216,7 @@ with st.expander("Which method when", icon=":material/table_chart:"):
 
 results = {}
 try:
-    bar = ProgressBar(f"Computing {spec.title}", stoppable=not spec.fast) if todo else None
+    bar = ProgressBar(f"Computing {spec.title}") if todo else None  # light methods only
     pairs = [(v, k) for _, v in images for k in classes_of[v.digest]]
     for n, (v, k) in enumerate(pairs):
 

@@ -9,6 +9,7 @@ from typing import Callable, MutableMapping
 import streamlit as st
 
 from viz_core.errors import VizError
+from viz_core.jobs import OwnerBusy
 
 _LOG = logging.getLogger(__name__)
 
@@ -128,7 +129,8 @@ class ProgressBar:
 
 
 def run_button(label: str, progress_label: str, key: str, compute, *,
-               job_key=None, disabled: bool = False) -> bool:
+               job_key=None, disabled: bool = False, auto: bool = False,
+               tick: Callable[[], None] | None = None) -> bool:
     """A primary button that queues ``compute(progress)`` as heavy work, follows it under a
     stoppable progress bar, then reruns the page so it is drawn from the caches.
 
@@ -138,37 +140,55 @@ def run_button(label: str, progress_label: str, key: str, compute, *,
     the work so that identical requests of several sessions share one job (default: this
     session's own). A failure is shown as a message. Returns False when no work was started
     (after a stop, a note says so).
+
+    With ``auto`` the work is queued without a click (a page that draws on arrival), except
+    for the request (``job_key``) this session last stopped or saw fail: that one waits for
+    the button. ``tick()`` is called about twice a second while the work runs or waits, for a
+    page that fills in parts as they are ready.
     """
     from .state import job_queue, session_owner
 
     queue, owner = job_queue(), session_owner()
-    held = f"_job_{key}"
+    held, stopped = f"_job_{key}", f"_stopped_{key}"
+    job_key = job_key if job_key is not None else (key, owner)
     job = st.session_state.get(held)
     if job is not None:
         if st.session_state.get(_stop_key(progress_label)):
             queue.cancel(job, owner)
             st.session_state.pop(held, None)
+            st.session_state[stopped] = job.key  # not started again on its own
         else:
-            return _follow(queue, owner, job, held, progress_label)
+            return _follow(queue, owner, job, key, progress_label, tick)
     stopped_note(progress_label)
-    if not st.button(label, type="primary", key=key, disabled=disabled):
+    clicked = st.button(label, type="primary", key=key, disabled=disabled)
+    if not (clicked or auto and not disabled and st.session_state.get(stopped) != job_key):
         return False
     try:
-        job = queue.submit(job_key if job_key is not None else (key, owner), compute,
-                           owner=owner, label=progress_label)
+        job = queue.submit(job_key, compute, owner=owner, label=progress_label)
+    except OwnerBusy as exc:
+        if clicked:
+            show_error(exc)
+        else:  # a page's own start, not the user's: say when it will happen
+            st.info(f"{exc} This page starts its own once that one has ended.",
+                    icon=":material/hourglass:")
+        return False
     except VizError as exc:
         show_error(exc)
         return False
+    st.session_state.pop(stopped, None)
     st.session_state[held] = job
-    return _follow(queue, owner, job, held, progress_label)
+    return _follow(queue, owner, job, key, progress_label, tick)
 
 
-def _follow(queue, owner, job, held: str, label: str) -> bool:
+def _follow(queue, owner, job, key: str, label: str, tick=None) -> bool:
     """Draw ``job``'s place or progress until it ends (a click anywhere, Stop included, ends
     this run but not the job), then rerun for its result or say why it failed."""
+    held = f"_job_{key}"
     bar = ProgressBar(label, stoppable=True)
     running = False
     while not job.finished.wait(0.5):  # each bar update lets a click end this run
+        if tick is not None:
+            tick()
         status = queue.status(job)
         if status.state == "queued":
             bar.queued(status.ahead, status.wait_seconds)
@@ -182,6 +202,7 @@ def _follow(queue, owner, job, held: str, label: str) -> bool:
     queue.forget(owner)
     if status.state == "done":
         st.rerun()
+    st.session_state[f"_stopped_{key}"] = job.key  # not started again on its own
     if status.state == "failed":
         show_message(f"{label}: {status.error}")
     else:
