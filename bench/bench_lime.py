@@ -34,8 +34,8 @@ from viz_core.lime_explain import (  # noqa: E402
     evidence_mask,
     fit_explanation,
     perturbed_predictions,
-    probability_function,
 )
+from viz_core.predict import probability_function  # noqa: E402
 from viz_core.render import png_bytes  # noqa: E402
 from viz_core.render.lime_view import evidence_image  # noqa: E402
 from viz_core.samples import sample_bytes  # noqa: E402

@@ -21,10 +21,10 @@ from viz_core.lime_explain import (
     jaccard,
     lime_explanation,
     perturbed_predictions,
-    probability_function,
     top_superpixels,
     weight_map,
 )
+from viz_core.predict import probability_function
 from viz_core.superpixels import superpixels
 
 SIDE = 32

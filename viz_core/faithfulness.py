@@ -47,8 +47,8 @@ from .lime_explain import (
     hidden_image,
     lime_explanation,
     perturbed_predictions,
-    probability_function,
 )
+from .predict import probability_function
 from .render import apply_colormap, overlay_heatmap, resize_map
 from .superpixels import superpixels
 from .targets import Target

@@ -30,7 +30,6 @@ from typing import Callable, Sequence
 
 import numpy as np
 import sklearn.metrics
-import tensorflow as tf
 from lime.lime_image import ImageExplanation, LimeImageExplainer
 from skimage.filters import gaussian
 
@@ -38,9 +37,8 @@ from .catalog import LoadedModel
 from .errors import Cancelled, ParameterError
 from .intake import ModelImage
 from .limits import LIME_SAMPLES
-from .preprocess import preprocessing_function
+from .predict import probability_function
 from .superpixels import Superpixels, superpixels
-from .targets import class_probabilities
 
 HIDE_COLOURS = ("mean", "white", "black", "blurred")
 # Blurred, not the tutorial's white: on the demo model, white (and black) patches make new
@@ -284,30 +282,6 @@ def default_batch_size(model: LoadedModel) -> int:
         largest = max(largest, size)
     per_image = 3 * 4 * largest  # a layer's input, output and one temporary, float32
     return int(np.clip(_ACTIVATION_BUDGET // per_image, 8, 64))
-
-
-def probability_function(model: LoadedModel) -> Callable[[np.ndarray], np.ndarray]:
-    """The model's class probabilities for pixels, compiled once per model.
-
-    The returned function maps (N, H, W, C) pixels in [0, 255] to (N, num_classes) float32
-    probabilities (:func:`viz_core.targets.class_probabilities`). Preprocessing and the forward
-    pass run as one ``tf.function`` (on CPU about twice as fast as calling the model eagerly);
-    the batch axis is left open so the last, smaller batch does not retrace.
-    """
-
-    def build():
-        normalise = preprocessing_function(model.preprocessing)
-        spec = tf.TensorSpec((None, *model.info.input_shape), tf.float32)
-        compiled = tf.function(lambda x: model.model(normalise(x), training=False),
-                               input_signature=[spec])
-
-        def run(pixels: np.ndarray) -> np.ndarray:
-            output = compiled(np.asarray(pixels, dtype="float32")).numpy()
-            return class_probabilities(output, model.info.output_kind)
-
-        return run
-
-    return model.derived(("lime_probabilities",), build)
 
 
 def perturbed_predictions(

@@ -2,13 +2,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
+import tensorflow as tf
 
 from .catalog import LoadedModel
 from .intake import ModelImage
 from .limits import TOP
+from .preprocess import preprocessing_function
 from .targets import class_probabilities
 
 # Images per forward pass: VGG16 holds about 30 MB of activations per 224 px image.
@@ -41,6 +43,31 @@ class Prediction:
     top: tuple[ClassScore, ...]
 
 
+def probability_function(model: LoadedModel) -> Callable[[np.ndarray], np.ndarray]:
+    """The model's class probabilities for pixels, compiled once per model: the one path from a
+    model to probabilities (predictions, LIME, deletion/insertion, ROAD and the sanity check).
+
+    The returned function maps (N, H, W, C) pixels in [0, 255] to (N, num_classes) float32
+    probabilities (:func:`viz_core.targets.class_probabilities`). Preprocessing and the forward
+    pass run as one ``tf.function`` (on CPU about twice as fast as calling the model eagerly);
+    the batch axis is left open so the last, smaller batch does not retrace.
+    """
+
+    def build():
+        normalise = preprocessing_function(model.preprocessing)
+        spec = tf.TensorSpec((None, *model.info.input_shape), tf.float32)
+        compiled = tf.function(lambda x: model.model(normalise(x), training=False),
+                               input_signature=[spec])
+
+        def run(pixels: np.ndarray) -> np.ndarray:
+            output = compiled(np.asarray(pixels, dtype="float32")).numpy()
+            return class_probabilities(output, model.info.output_kind)
+
+        return run
+
+    return model.derived(("probabilities",), build)
+
+
 def predict(model: LoadedModel, images: Sequence[ModelImage], top: int = 5) -> tuple[Prediction, ...]:
     """Run the model on the images (in batches of :data:`BATCH`) and rank the classes.
 
@@ -54,9 +81,9 @@ def predict(model: LoadedModel, images: Sequence[ModelImage], top: int = 5) -> t
     """
     top = TOP.check(top)
     images = list(images)
+    forward = probability_function(model)
     probs = np.concatenate([
-        class_probabilities(np.asarray(model.model(model.batch(images[start:start + BATCH]),
-                                                   training=False)), model.info.output_kind)
+        forward(np.stack([image.pixels for image in images[start:start + BATCH]]))
         for start in range(0, len(images), BATCH)]) if images else []
     results = []
     for image, p in zip(images, probs):

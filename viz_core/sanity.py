@@ -47,7 +47,7 @@ from .faithfulness import LIME, explanation_map, map_methods, rank_correlation
 from .faithfulness import method_title as map_title
 from .inspect import iter_layers
 from .intake import ModelImage
-from .lime_explain import probability_function
+from .predict import probability_function
 from .render import apply_colormap
 from .targets import Target
 
