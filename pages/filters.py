@@ -15,7 +15,7 @@ import streamlit as st
 
 from ui import notes
 from ui.export import bundle_button, model_options
-from ui.feedback import ProgressBar, run_button, show_error
+from ui.feedback import finished_here, run_button, show_error
 from ui.settings import within
 from ui.state import selection, workbench
 from ui.text import literal, literal_code
@@ -88,8 +88,9 @@ def number(value: float, digits: int = 2) -> str:
     return "–" if value != value else f"{value:.{digits}f}"
 
 
-def grid_caption(result, extra: str = "") -> str:
-    made = ("from the disk cache" if result.from_cache
+def grid_caption(result, extra: str = "", *, fresh: bool = False) -> str:
+    """``fresh``: read back from the disk cache but made for this user just now."""
+    made = ("from the disk cache" if result.from_cache and not fresh
             else f"computed in {result.seconds:.1f} s")
     dead = int(result.dead.sum())
     return (f"{len(result)} filters of {literal_code(result.layer)} · {result.method}, {result.steps} steps"
@@ -183,32 +184,26 @@ def one_layer() -> None:
         return
     filters = tuple(range(low, high))
     request = (model.identity, layer, filters, method, steps, size)
+    job_key = ("filter_patterns", *request, SEED)
     result = cached_filter_patterns(model, layer, filters, disk=bench.disk, **params)
     if result is None:
-        stopped = st.session_state.get("fp_stopped") == request
-        slot = st.empty()
-        clicked = slot.button(f"Draw {len(filters)} patterns", type="primary",
-                              icon=":material/play_arrow:", key="fp_draw")
-        if not (clicked or method == PAGE_METHOD and not stopped):
-            st.caption("Stopped. Press the button to draw the patterns." if stopped else
-                       f"The {method} method takes a while; press the button to start.")
-            return
-        box = slot.container()
-        # Any click (Stop, or another widget) interrupts this run; the marker below, left in
-        # place by the interruption, keeps the next run from starting again on its own.
-        box.button("Stop", icon=":material/stop:", key="fp_stop")
-        st.session_state["fp_stopped"] = request
-        with box:
-            bar = ProgressBar(f"{literal(layer)}: {len(filters)} filters ({method})")
-        result = compute(layer, filters, bar)
-        slot.empty()
-        st.session_state.pop("fp_stopped", None)
+        # Drawn in the server's job queue, so a class full of students waits its turn instead
+        # of slowing everyone's light pages; the fast method starts on arrival (unless this
+        # session stopped this very request), the others on the button.
+        run_button(f"Draw {len(filters)} patterns",
+                   f"{literal(layer)}: {len(filters)} filters ({method})", "fp_draw",
+                   lambda progress: compute(layer, filters, progress),
+                   job_key=job_key, auto=method == PAGE_METHOD)
+        st.caption("Press the button to draw the patterns." if method == PAGE_METHOD
+                   else f"The {method} method takes a while; press the button to start.")
+        return
 
     grid = pattern_grid(result.patterns, columns=per_row, dead=result.dead, alpha=result.alpha)
     event = st.plotly_chart(grid_figure(result, grid), key=f"fp_grid_{hash(request)}",
                             on_select="rerun", selection_mode="points", width="stretch",
                             config={"displayModeBar": False})
-    st.caption(grid_caption(result, " · click a pattern to see it large"))
+    st.caption(grid_caption(result, " · click a pattern to see it large",
+                            fresh=finished_here("fp_draw", job_key)))
     st.caption(summary_caption(result), help=READABILITY_HELP)
 
     points = [p for p in (event.selection.points if event else []) if "point_index" in p]
@@ -269,59 +264,62 @@ def one_layer() -> None:
 def gallery() -> None:
     st.write(f"The first filters of every convolution layer of **{literal(model.title)}** "
              f"({len(conv_layers)} layers), one grid per layer, filled in as they are ready.")
-    c = st.columns([2, 2, 1])
+    c = st.columns([2, 3])
     per_layer = int(c[0].select_slider("Filters per layer", GALLERY_COUNTS, value=16,
                                        key="fp_gallery_count"))
-    want = (model.identity, per_layer, method, steps, size)
-    if c[1].button("Build the gallery", type="primary", icon=":material/grid_view:",
-                   key="fp_gallery_go"):
-        st.session_state["fp_gallery"] = want
-    if c[2].button("Stop", icon=":material/stop:", key="fp_gallery_stop"):
-        st.session_state.pop("fp_gallery", None)
-    running = st.session_state.get("fp_gallery") == want
     jobs = [(path, tuple(range(min(per_layer, filter_count(model, path)))))
             for path in conv_layers]
     ready = {path: cached_filter_patterns(model, path, filters, disk=bench.disk, **params)
              for path, filters in jobs}
-    if not running and not any(ready.values()):
+    todo = [(path, filters) for path, filters in jobs if ready[path] is None]
+    go_place = st.container()  # the button and its progress bar, above the grids
+    slots = {path: st.empty() for path, _ in jobs}
+    files = {}
+
+    def fill() -> None:
+        """Draw every layer whose grid is ready and not drawn yet (also while the job runs)."""
+        for path, filters in jobs:
+            if path in files:
+                continue
+            result = ready[path] or cached_filter_patterns(model, path, filters,
+                                                           disk=bench.disk, **params)
+            if result is None:
+                slots[path].caption(f"{layer_label(path)} · not drawn yet")
+                continue
+            ready[path] = result
+            grid = pattern_grid(result.patterns, columns=per_row, dead=result.dead,
+                                alpha=result.alpha)
+            files[path] = png_bytes(grid.image)
+            with slots[path].container():
+                st.markdown(f"**{layer_label(path)}**")
+                st.image(grid.image, width="stretch", output_format="PNG")
+                st.caption(grid_caption(result) + " · " + summary_caption(result))
+
+    if any(ready.values()):
+        fill()
+    else:
         st.caption("Nothing drawn yet for these settings. The gallery keeps what it has "
                    "drawn, so it can be stopped and continued.")
-        return
-    bar = ProgressBar(f"All conv layers ({len(jobs)})") if running else None
-    slots = {}
-    for path, _ in jobs:
-        slots[path] = st.empty()
-        slots[path].caption(f"{layer_label(path)} · waiting…")
-    todo = [path for path, _ in jobs if ready[path] is None]  # the ETA counts only these
-    files = {}
-    for path, filters in jobs:
-        result = ready[path]
-        if result is None and running:
-            n = todo.index(path)
 
-            def progress(fraction, message, n=n, path=path):
-                bar((n + fraction) / len(todo), f"{literal(path)} ({n + 1} of {len(todo)} to draw): "
-                    f"{message}")
+    def work(progress) -> None:
+        """Every missing layer's grid, into the disk cache (run by the server's job queue)."""
+        for n, (path, filters) in enumerate(todo):
+            filter_patterns(model, path, filters, disk=bench.disk,
+                            progress=lambda f, m, n=n, path=path: progress(
+                                (n + f) / len(todo),
+                                f"{path} ({n + 1} of {len(todo)} to draw): {m}"), **params)
 
-            result = compute(path, filters, progress)
-        if result is None:
-            slots[path].caption(f"{layer_label(path)} · not drawn yet")
-            continue
-        grid = pattern_grid(result.patterns, columns=per_row, dead=result.dead,
-                            alpha=result.alpha)
-        files[f"{path.replace('/', '__')}_{method}_grid.png"] = png_bytes(grid.image)
-        with slots[path].container():
-            st.markdown(f"**{layer_label(path)}**")
-            st.image(grid.image, width="stretch", output_format="PNG")
-            st.caption(grid_caption(result) + " · " + summary_caption(result))
-    if bar is not None:
-        bar.done()
-        st.session_state.pop("fp_gallery", None)
+    if todo:
+        with go_place:
+            run_button("Build the gallery", f"All conv layers ({len(todo)} to draw)",
+                       "fp_gallery_go", work, tick=fill,
+                       job_key=("filter_gallery", model.identity, per_layer, method, steps,
+                                size, SEED))
     if files:
         buffer = io.BytesIO()
         with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
-            for name, data in files.items():
-                archive.writestr(name, data)
+            for path, data in files.items():
+                archive.writestr(f"{path.replace('/', '__')}_{method}_grid.png", data)
         st.download_button(f"All {len(files)} grids (ZIP)", buffer.getvalue(),
                            f"{model.name}_filter_patterns.zip", mime="application/zip",
                            icon=":material/download:", key="fp_dl_gallery")

@@ -180,6 +180,12 @@ def run_button(label: str, progress_label: str, key: str, compute, *,
     return _follow(queue, owner, job, key, progress_label, tick)
 
 
+def finished_here(key: str, job_key) -> bool:
+    """Whether this session's last job under the button ``key`` was ``job_key`` and it
+    finished (so a result read back from a cache was made for this user just now)."""
+    return st.session_state.get(f"_done_{key}") == job_key
+
+
 def _follow(queue, owner, job, key: str, label: str, tick=None) -> bool:
     """Draw ``job``'s place or progress until it ends (a click anywhere, Stop included, ends
     this run but not the job), then rerun for its result or say why it failed."""
@@ -201,6 +207,7 @@ def _follow(queue, owner, job, key: str, label: str, tick=None) -> bool:
     st.session_state.pop(held, None)
     queue.forget(owner)
     if status.state == "done":
+        st.session_state[f"_done_{key}"] = job.key
         st.rerun()
     st.session_state[f"_stopped_{key}"] = job.key  # not started again on its own
     if status.state == "failed":
