@@ -228,6 +228,17 @@ class ZipReader:
         return got
 
 
+class PrefixedReader:
+    """Reads a path shown without the archive's wrapper folder (``cats/1.jpg`` is read as
+    ``shapes/cats/1.jpg``)."""
+
+    def __init__(self, read: Callable[[str], bytes], prefix: str):
+        self.read, self.prefix = read, prefix
+
+    def __call__(self, path: str) -> bytes:
+        return self.read(self.prefix + path)
+
+
 class SampleReader:
     """Draws a built-in sample's scene from its seed (``draw[path]``)."""
 
@@ -377,12 +388,11 @@ def _build(name: str, layout_hint: str | None, files: dict[str, int], classes: S
         layout = "class folders" if any(lab is not None for lab in labels) else "unlabelled"
     indices, unknown = match_labels(labels, classes)
     entries = tuple(DatasetEntry(s, lab, idx) for s, lab, idx in zip(shown, labels, indices))
-    originals = dict(zip(shown, paths))
     digest = hashlib.sha256(identity.encode())
     for entry in entries:
-        digest.update(f"{entry.path}\0{entry.label}\0{images[originals[entry.path]]}\n".encode())
+        digest.update(f"{entry.path}\0{entry.label}\0{images[wrapper + entry.path]}\n".encode())
     return Dataset(name, layout_hint or layout, entries, tuple(skipped), tuple(classes), unknown,
-                   digest.hexdigest(), lambda shown_path: read(originals[shown_path]))
+                   digest.hexdigest(), PrefixedReader(read, wrapper) if wrapper else read)
 
 
 def open_folder(root: str | os.PathLike, classes: Sequence[str], *,
