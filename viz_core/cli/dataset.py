@@ -1,7 +1,8 @@
 """Command ``dataset``: a model over a whole folder, ZIP or sample of images.
 
 ``python -m viz_core dataset --model demo --data DIR_OR_ZIP [--labels CSV] [--clusters auto|K]
-[--batch-size N] --out OUT --json`` writes, in OUT:
+[--batch-size N] [--engine local|ray [--ray-address ADDRESS] [--ray-workers N]] --out OUT --json``
+writes, in OUT:
 
 * ``maps/<n>_<path>.npy``: each image's Grad-CAM of its predicted class, float32 in [0, 1] at the
   model's input size (what ``heatmap`` gives for that image);
@@ -22,6 +23,7 @@ import argparse
 import json
 import re
 import sys
+from pathlib import Path
 
 import numpy as np
 
@@ -58,7 +60,13 @@ def register(commands) -> None:
     p.add_argument("--clusters", default="auto",
                    help="heatmap clusters per class: auto (eigengap) or a number 1-12")
     p.add_argument("--engine", default="local", choices=ENGINES,
-                   help="where batches run (default local; ray is not available yet)")
+                   help="where batches run: local (in this process, the default) or ray (Ray "
+                   "Data actors, each loading the model once; needs the ray extra)")
+    p.add_argument("--ray-address", default=None, metavar="ADDRESS",
+                   help="a running Ray cluster for --engine ray (default: RAY_ADDRESS, else a "
+                   "local Ray started for this run)")
+    p.add_argument("--ray-workers", type=int, default=2, metavar="N",
+                   help="actors for --engine ray, one model each (default 2)")
     p.add_argument("--batch-size", type=int, default=32, help="images per batch (default 32)")
     p.add_argument("--limit", type=int, default=None,
                    help="use only this many images, spread over the dataset")
@@ -84,6 +92,20 @@ def _model(args):
     forwarded = argparse.Namespace(**vars(args))
     forwarded.labels = args.class_names
     return open_model(bench, forwarded)
+
+
+def _recipe(args):
+    """How each Ray worker loads the same model as this process."""
+    from ..ray_engine import ModelRecipe
+    from .common import DEFAULT_PREPROCESS, is_model_file, read_labels
+
+    if args.model == "shortcut_demo" or not is_model_file(args):
+        return ModelRecipe(builtin=args.model, weights=args.weights or "imagenet",
+                           allow_download=not args.offline)
+    path = Path(args.model)
+    return ModelRecipe(file_bytes=path.read_bytes(), filename=path.name,
+                       preprocessing=args.preprocess or DEFAULT_PREPROCESS,
+                       labels=tuple(read_labels(args.class_names)) if args.class_names else None)
 
 
 def _stem(text: str) -> str:
@@ -119,8 +141,13 @@ def cmd_dataset(args) -> int:
     from ..shortcuts import find_shortcuts
     from .common import TerminalProgress, emit, out_dir
 
-    if args.engine != "local":
-        raise ParameterError("The Ray engine is not available yet; use --engine local.")
+    if args.engine == "ray":
+        from ..ray_engine import import_ray
+        import_ray()  # before any work: without Ray, one line saying how to install it
+        if args.ray_workers < 1:
+            raise ParameterError(f"--ray-workers must be at least 1; got {args.ray_workers}.")
+    elif args.ray_address:
+        raise ParameterError("--ray-address goes with --engine ray.")
     if args.clusters != "auto" and not (args.clusters.isdigit() and 1 <= int(args.clusters) <= 12):
         raise ParameterError(f"--clusters is auto or a number from 1 to 12; got {args.clusters!r}.")
     if args.limit is not None and args.limit < 1:
@@ -130,9 +157,16 @@ def cmd_dataset(args) -> int:
     if args.limit is not None:
         data = data.subset(args.limit)
     folder = out_dir(args)
-    run = run_dataset(model, data, batch_size=args.batch_size, layer=args.layer,
-                      method=args.method, full_maps_dir=folder / "maps",
-                      progress=TerminalProgress(enabled=not args.json))
+    progress = TerminalProgress(enabled=not args.json)
+    if args.engine == "ray":
+        from ..ray_engine import run_dataset_ray
+        run = run_dataset_ray(model, _recipe(args), data, batch_size=args.batch_size,
+                              layer=args.layer, method=args.method, full_maps_dir=folder / "maps",
+                              address=args.ray_address, workers=args.ray_workers,
+                              progress=progress)
+    else:
+        run = run_dataset(model, data, batch_size=args.batch_size, layer=args.layer,
+                          method=args.method, full_maps_dir=folder / "maps", progress=progress)
     report = find_shortcuts(run.maps, run.predicted, run.classes, clusters=args.clusters)
     (folder / "clusters").mkdir(exist_ok=True)
     index = {entry.path: entry for entry in data.entries}
