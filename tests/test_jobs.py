@@ -169,3 +169,22 @@ def test_a_job_that_tries_to_end_the_process_fails_and_the_worker_goes_on(queue)
     assert queue.status(first).state == FAILED
     assert queue.status(first).error == "something went wrong (SystemExit: 2)"
     assert queue.status(second).state == DONE
+
+
+def test_a_job_cancelled_while_queued_lets_go_of_what_its_work_held(queue):
+    import gc
+    import weakref
+
+    import numpy as np
+
+    run, release, started = gate()
+    queue.submit("a", run, owner="ann")
+    held = np.zeros(1000)  # stands for a model and images the work's closure keeps
+    gone = weakref.ref(held)
+    waiting = queue.submit("b", lambda p, held=held: held.sum(), owner="bob")
+    assert started.wait(10)
+    del held
+    queue.cancel(waiting, "bob")
+    gc.collect()
+    assert gone() is None  # the queue still knows the job ("b"), not its work
+    release.set()

@@ -13,13 +13,20 @@ from __future__ import annotations
 
 import ctypes
 import gc
+import json
+import os
 import threading
+import time
+import tracemalloc
 import weakref
 
 from viz_core.workbench import Workbench
 
 IDLE_SECONDS = 60.0  # longer than server.disconnectedSessionTTL, so closed sessions are gone
 CHECK_SECONDS = 10.0
+#: When set, a file that gets one JSON line per trim: the memory before and after (benches read
+#: it to tell what held the memory; nothing is written otherwise).
+REPORT_ENV = "CNN_VIZ_TRIM_REPORT"
 
 
 def _activity(bench: Workbench) -> tuple[int, ...]:
@@ -35,6 +42,37 @@ def release_memory() -> None:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):
         pass
+
+
+def resident_mb() -> float | None:
+    """This process's resident memory (MB), from ``/proc`` (None where there is none)."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
+def memory_report(bench: Workbench, *, top: int = 8) -> dict:
+    """What holds memory now: resident MB, the caches' entries and bytes, live threads and
+    Python objects, and (when :mod:`tracemalloc` traces) the largest allocation sites."""
+    report = {
+        "rss_mb": resident_mb(),
+        "results": [len(bench.results), bench.results.total_bytes],
+        "images": [len(bench.images), bench.images.total_bytes],
+        "models": len(bench.models),
+        "threads": threading.active_count(),
+        "python_objects": len(gc.get_objects()),
+    }
+    if tracemalloc.is_tracing():
+        current, peak = tracemalloc.get_traced_memory()
+        report["traced_mb"] = round(current / 2**20, 1)
+        report["top"] = [f"{stat.size / 2**20:.1f} MB {stat.traceback[0]}" for stat in
+                         tracemalloc.take_snapshot().statistics("lineno")[:top]]
+    return report
 
 
 def trim(bench: Workbench) -> int:
@@ -81,8 +119,21 @@ class IdleTrim:
             else:
                 quiet += self.check
             if quiet >= self.idle and not trimmed:
+                path = os.environ.get(REPORT_ENV)
+                before = memory_report(bench) if path else None
                 trim(bench)
+                if path:
+                    _append(path, {"time": time.time(), "before": before,
+                                   "after": memory_report(bench)})
                 self.trims += 1
                 trimmed = True
                 last = _activity(bench)  # clearing changed the sizes; that is not activity
             del bench
+
+
+def _append(path: str, record: dict) -> None:
+    try:
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(record) + "\n")
+    except OSError:
+        pass  # a report is a bench's aid; the trim itself happened

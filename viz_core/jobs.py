@@ -246,6 +246,7 @@ class JobQueue:
             if job.state == QUEUED and job in self._waiting:
                 self._waiting.remove(job)
                 job.state, job.ended = CANCELLED, time.monotonic()
+                job._run = None  # what the work would have held (model, images) goes now
                 job.finished.set()
 
     def counts(self) -> dict[str, int]:
@@ -260,7 +261,7 @@ class JobQueue:
             self._closed = True
             for job in self._waiting:
                 job.cancel()
-                job.state = CANCELLED
+                job.state, job._run = CANCELLED, None
                 job.finished.set()
             self._waiting.clear()
             self._lock.notify_all()
