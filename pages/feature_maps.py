@@ -12,7 +12,8 @@ from ui import notes
 from ui.export import bundle_button, model_options
 from ui.feedback import download_data, show_error
 from ui.presenter import colormap_choices
-from ui.state import require_model_and_image, selection, workbench
+from ui.page import page_setup, remember
+from ui.state import workbench
 from ui.text import literal, plotly_text
 from viz_core.activations import (
     channel_stats,
@@ -39,15 +40,12 @@ ONE, ALL = "One layer", "All layers"
 TILES = ("auto", 16, 24, 32, 48, 64, 96, 128)
 LAYERS_PER_PAGE = 6
 
-st.title("Feature maps")
-st.caption(
+page = page_setup(
+    "Feature maps",
     "Each small square is one channel of the layer: the output of one filter over the image. "
     "Bright means the filter responded strongly there. Early layers find edges and colours; "
-    "deeper layers respond to larger, more abstract parts."
-)
-model, image = require_model_and_image()
-note = notes.place()
-second = selection().second
+    "deeper layers respond to larger, more abstract parts.")
+model, image, second, note = page.model, page.image, page.second, page.note
 bench = workbench()
 info = model.info
 layers = feature_map_layers(info)
@@ -81,9 +79,9 @@ def layer_label(path: str) -> str:
 # ---- controls -------------------------------------------------------------------------------
 top = st.columns([2, 3])
 # Picking a second image in the sidebar turns the comparison on (it can be turned off again).
-if second is not None and st.session_state.get("fm_second_seen") != second.digest:
+second_digest = None if second is None else second.digest
+if remember("fm_second_seen", second_digest) != second_digest and second is not None:
     st.session_state["fm_compare"] = True
-st.session_state["fm_second_seen"] = None if second is None else second.digest
 mode = top[0].segmented_control("View", (ONE, ALL), default=ONE, key="fm_view") or ONE
 compare = top[1].toggle(
     "Compare with the second image", key="fm_compare", disabled=second is None,

@@ -7,7 +7,8 @@ from ui import notes
 from ui.export import bundle_button, model_options
 from ui.feedback import run_button, show_error
 from ui.settings import within
-from ui.state import require_model_and_image, workbench
+from ui.page import page_setup, remember
+from ui.state import workbench
 from ui.text import literal, plotly_text
 from viz_core.cam import forward_seconds
 from viz_core.errors import VizError
@@ -53,14 +54,12 @@ def _quick_preset() -> None:
     st.session_state["lime_samples"] = QUICK_SAMPLES
 
 
-st.title("LIME")
-st.caption(
+page = page_setup(
+    "LIME",
     "LIME cuts the image into superpixels, hides random sets of them and asks the model about "
     "each copy. A linear model fitted to the answers gives every superpixel a weight: "
-    ":green[green] superpixels support the class, :red[red] ones speak against it."
-)
-model, image = require_model_and_image()
-note = notes.place()
+    ":green[green] superpixels support the class, :red[red] ones speak against it.")
+model, image, note = page.model, page.image, page.note
 bench = workbench()
 view = model.view(image)
 
@@ -137,8 +136,7 @@ with right:
     # A new model or image starts from its own two most probable classes (the tutorial's
     # n_labels = 2); on a session's first run, classes restored from the URL are kept.
     shown_for = (model.identity, image.digest)
-    fresh = st.session_state.get("_lime_for") not in (None, shown_for)
-    st.session_state["_lime_for"] = shown_for
+    fresh = remember("_lime_for", shown_for) not in (None, shown_for)
     if fresh or st.session_state.get("lime_class_1") not in ranked:
         st.session_state["lime_class_1"] = ranked[0]
     first = p1.selectbox("First class", ranked, key="lime_class_1", format_func=class_name)

@@ -4,7 +4,8 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from ui import notes
-from ui.state import require_model_and_image, workbench
+from ui.page import page_setup
+from ui.state import workbench
 from ui.text import literal
 from viz_core.predict import predict
 
@@ -18,17 +19,22 @@ START_HERE = (  # page, the question it answers
     ("pages/dataset.py", "How does the model do on a whole folder, and does it cheat?"),
 )
 
-st.title("Overview")
-with st.container(border=True):
-    st.markdown("**Start here** · 1. pick a model in the sidebar (the demo model works "
-                "offline) · 2. pick or upload an image · 3. open the page for your question:")
-    for column, (path, question) in zip(st.columns(4) + st.columns(4), START_HERE):
-        column.page_link(path, help=question)
-        column.caption(question)
-model, image = require_model_and_image()
+
+
+def start_here() -> None:
+    with st.container(border=True):
+        st.markdown("**Start here** · 1. pick a model in the sidebar (the demo model works "
+                    "offline) · 2. pick or upload an image · 3. open the page for your question:")
+        for column, (path, question) in zip(st.columns(4) + st.columns(4), START_HERE):
+            column.page_link(path, help=question)
+            column.caption(question)
+
+
+page = page_setup("Overview", intro=start_here)
+model, image = page.model, page.image
 info = model.info
 view = model.view(image)
-notes.show(notes.overview(model))
+notes.show(notes.overview(model), where=page.note)
 
 card, picture = st.columns([3, 2])
 with card:
