@@ -38,7 +38,7 @@ def model_options(model: LoadedModel) -> list[str]:
             options += ["--labels", LABELS_FILE]
         return options
     options = ["--model", model.name]
-    if model.name != "demo":
+    if model.weights in ("imagenet", "none"):  # the bundled models' weights are in their files
         options += ["--weights", model.weights]
     return options
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import streamlit as st
 
 from viz_core.catalog import BUILTIN_MODELS, MAX_MODEL_BYTES, builtin, keras_cache_dir
+from viz_core.downloads import describe_progress
 from viz_core.errors import VizError
 from viz_core.intake import MAX_BYTES, SUPPORTED_EXTENSIONS
 from viz_core.preprocess import PREPROCESSING_HELP, PREPROCESSING_NAMES
@@ -106,27 +107,69 @@ def _model_picker():
                                              labels=labels)
             _renamed_note(model)
             return model
+        spec = builtin(choice)
         weights = "bundled"
-        if choice != "demo":
+        download = None
+        if not spec.bundled:
             # Offline classrooms: start from random weights when ImageNet's are not cached,
             # instead of a download that cannot work.
-            cached = (keras_cache_dir() / builtin(choice).weights_file).exists()
+            cached = (keras_cache_dir() / spec.weights_file).exists()
             weights = st.radio("Weights", ("imagenet", "none"), horizontal=True, key="weights",
                                index=0 if cached else 1,
                                format_func={"imagenet": "ImageNet", "none": "random (untrained)"}.get)
             if not cached and weights == "none":
-                st.caption(f"ImageNet weights are not in Keras' cache ({keras_cache_dir()}); "
-                           "choose ImageNet to download them where there is a network.")
-        with st.spinner(f"Loading {titles[choice]}…"):
-            return bench.builtin_model(choice, weights)
+                st.caption(f"ImageNet weights ({spec.weights_mb:,} MB) are not in Keras' cache "
+                           f"({keras_cache_dir()}); choose ImageNet to download them where "
+                           "there is a network.")
+            if not cached and weights == "imagenet":
+                download = DownloadBar(spec.title, st.empty())
+        try:
+            with st.spinner(f"Loading {titles[choice]}…"):
+                return bench.builtin_model(choice, weights, progress=download)
+        except VizError:
+            if download is not None:
+                download.clear()
+            raise
     except VizError as exc:
         show_error(exc, st.sidebar)
         return None
 
 
+class DownloadBar:
+    """A ``progress(done_bytes, total_bytes, seconds)`` callback (:mod:`viz_core.downloads`)
+    drawing a progress bar with the size and the time left in ``slot`` (an ``st.empty``).
+
+    Redrawn at most every :attr:`EVERY` seconds (a download reports every megabyte) and at the
+    end; the finished bar stays, saying how long the download took, until the next rerun.
+    """
+
+    EVERY = 0.25
+
+    def __init__(self, title: str, slot):
+        self.title = title
+        self.slot = slot
+        self._drawn_at = -1.0
+
+    def __call__(self, done: int, total: int | None, seconds: float) -> None:
+        finished = total is not None and done >= total
+        if not finished and 0 <= self._drawn_at and seconds - self._drawn_at < self.EVERY:
+            return
+        self._drawn_at = seconds
+        fraction, text = describe_progress(done, total, seconds)
+        verb = "Downloaded" if finished else "Downloading"
+        self.slot.progress(fraction or 0.0, text=f"{verb} {self.title}'s ImageNet weights: {text}")
+
+    def clear(self) -> None:
+        self.slot.empty()
+
+
+# Models that see the generated shapes scenes: their images come first in the image list.
+SHAPES_MODELS = frozenset({m.name for m in BUILTIN_MODELS if m.bundled} | {UPLOAD})
+
+
 def _image_picker(label: str, key: str, model, *, optional: bool):
     samples = list_samples()
-    wanted_kind = "shapes" if model is None or model.name in ("demo", UPLOAD) else "photo"
+    wanted_kind = "shapes" if model is None or model.name in SHAPES_MODELS else "photo"
     ordered = [s for s in samples if s.kind == wanted_kind] + [
         s for s in samples if s.kind != wanted_kind]
     options = ([NO_SECOND] if optional else []) + [s.name for s in ordered] + [UPLOAD]

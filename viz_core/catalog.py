@@ -27,6 +27,7 @@ import keras
 import numpy as np
 
 from .cache import BoundedCache
+from .downloads import DownloadProgress, fetch
 from .errors import ModelError, ParameterError, UnsafeModelError, WeightsUnavailableError
 from .graph import side_model
 from .inspect import MAX_INPUT_SIDE, ModelInfo, inspect_model, make_names_scope_safe
@@ -86,9 +87,16 @@ class BuiltinModel:
     preprocessing : str
         One of :data:`viz_core.preprocess.PREPROCESSING_NAMES`.
     constructor : str
-        Name of the ``keras.applications`` function; empty for the demo model.
+        Name of the ``keras.applications`` function; empty for the bundled models.
     weights_file : str
         File Keras stores ImageNet weights under, in ``$KERAS_HOME/models``.
+    weights_url, weights_hash : str
+        Where Keras downloads that file from and its MD5 or SHA-256, exactly as the Keras
+        Application passes them to ``keras.utils.get_file`` (``tests/test_downloads.py``
+        checks them against the installed Keras); the hash is empty where Keras has none.
+    weights_mb : int
+        The file's size in MB as keras.io lists it, to say what a download costs before it
+        starts.
     """
 
     name: str
@@ -97,28 +105,58 @@ class BuiltinModel:
     preprocessing: str
     constructor: str = ""
     weights_file: str = ""
+    weights_url: str = ""
+    weights_hash: str = ""
+    weights_mb: int = 0
+
+    @property
+    def bundled(self) -> bool:
+        """Whether the model ships with the project (no Keras Application, no weights choice)."""
+        return not self.constructor
 
 
+_KERAS_WEIGHTS = "https://storage.googleapis.com/tensorflow/keras-applications/"
 BUILTIN_MODELS: tuple[BuiltinModel, ...] = (
     BuiltinModel("demo", "Demo: shapes CNN", (150, 150), "unit"),
+    # viz_core.demo.shortcut: the Dataset page's "shortcut scenes" are explained by this model
+    BuiltinModel("shortcut_demo", "Shortcut demo: a shapes CNN that cheats", (64, 64), "unit"),
     BuiltinModel("vgg16", "VGG16", (224, 224), "caffe", "VGG16",
-                 "vgg16_weights_tf_dim_ordering_tf_kernels.h5"),
+                 "vgg16_weights_tf_dim_ordering_tf_kernels.h5",
+                 _KERAS_WEIGHTS + "vgg16/vgg16_weights_tf_dim_ordering_tf_kernels.h5",
+                 "64373286793e3c8b2b4e3219cbf3544b", 528),
     BuiltinModel("vgg19", "VGG19", (224, 224), "caffe", "VGG19",
-                 "vgg19_weights_tf_dim_ordering_tf_kernels.h5"),
+                 "vgg19_weights_tf_dim_ordering_tf_kernels.h5",
+                 _KERAS_WEIGHTS + "vgg19/vgg19_weights_tf_dim_ordering_tf_kernels.h5",
+                 "cbe5617147190e668d6c5d5026f83318", 549),
     BuiltinModel("resnet50", "ResNet50", (224, 224), "caffe", "ResNet50",
-                 "resnet50_weights_tf_dim_ordering_tf_kernels.h5"),
+                 "resnet50_weights_tf_dim_ordering_tf_kernels.h5",
+                 _KERAS_WEIGHTS + "resnet/resnet50_weights_tf_dim_ordering_tf_kernels.h5",
+                 "2cb95161c43110f7111970584f804107", 98),
     BuiltinModel("mobilenet_v2", "MobileNetV2", (224, 224), "symmetric", "MobileNetV2",
-                 "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224.h5"),
+                 "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224.h5",
+                 _KERAS_WEIGHTS
+                 + "mobilenet_v2/mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224.h5",
+                 "", 14),
     BuiltinModel("efficientnet_b0", "EfficientNetB0", (224, 224), "none", "EfficientNetB0",
-                 "efficientnetb0.h5"),
+                 "efficientnetb0.h5",
+                 "https://storage.googleapis.com/keras-applications/efficientnetb0.h5",
+                 "902e53a9f72be733fc0bcb005b3ebbac", 29),
     BuiltinModel("inception_v3", "InceptionV3", (299, 299), "symmetric", "InceptionV3",
-                 "inception_v3_weights_tf_dim_ordering_tf_kernels.h5"),
+                 "inception_v3_weights_tf_dim_ordering_tf_kernels.h5",
+                 _KERAS_WEIGHTS
+                 + "inception_v3/inception_v3_weights_tf_dim_ordering_tf_kernels.h5",
+                 "9a0d58056eeedaa3f26cb7ebd46da564", 92),
     BuiltinModel("densenet121", "DenseNet121", (224, 224), "torch", "DenseNet121",
-                 "densenet121_weights_tf_dim_ordering_tf_kernels.h5"),
+                 "densenet121_weights_tf_dim_ordering_tf_kernels.h5",
+                 _KERAS_WEIGHTS + "densenet/densenet121_weights_tf_dim_ordering_tf_kernels.h5",
+                 "9d60b8095a5708f2dcce2bca79d332c7", 33),
     BuiltinModel("xception", "Xception", (299, 299), "symmetric", "Xception",
-                 "xception_weights_tf_dim_ordering_tf_kernels.h5"),
+                 "xception_weights_tf_dim_ordering_tf_kernels.h5",
+                 _KERAS_WEIGHTS + "xception/xception_weights_tf_dim_ordering_tf_kernels.h5",
+                 "0a58e3b7378bc2990ea3b43d5981f1f6", 88),
     BuiltinModel("convnext_tiny", "ConvNeXtTiny", (224, 224), "none", "ConvNeXtTiny",
-                 "convnext_tiny.h5"),
+                 "convnext_tiny.h5", _KERAS_WEIGHTS + "convnext/convnext_tiny.h5",
+                 "8ae6e78ce2933352b1ef4008e6dd2f17bc40771563877d156bc6426c7cf503ff", 110),
 )
 BUILTIN_NAMES = tuple(m.name for m in BUILTIN_MODELS)
 
@@ -295,30 +333,37 @@ def load_builtin_model(
     *,
     allow_download: bool = True,
     seed: int = RANDOM_WEIGHTS_SEED,
+    progress: DownloadProgress | None = None,
 ) -> LoadedModel:
     """Load a built-in model by name.
 
     Parameters
     ----------
     name : str
-        ``demo`` or a Keras Application name from :data:`BUILTIN_NAMES`.
+        A name from :data:`BUILTIN_NAMES`: a bundled model (``demo``, ``shortcut_demo``) or a
+        Keras Application.
     weights : {"imagenet", "none"}
         ImageNet weights from the Keras cache (or downloaded), or seeded random weights.
+        Ignored for the bundled models, whose weights are in their files.
     allow_download : bool
         If False, weights missing from the Keras cache are an error without trying the network.
     seed : int
         Seed for random weights.
+    progress : callable, optional
+        ``progress(done_bytes, total_bytes, seconds)`` while ImageNet weights download (see
+        :func:`viz_core.downloads.fetch`); not called when they are already cached.
 
     Raises
     ------
     WeightsUnavailableError
         ImageNet weights are not in the cache and cannot be downloaded; the message names the
-        file and the folder to put it in.
+        file and the folder to put it in (a :class:`viz_core.downloads.DownloadError` says why
+        the download failed).
     """
-    if name == "shortcut_demo":  # bundled, for Dataset mode: viz_core.demo.shortcut
+    spec = builtin(name)
+    if spec.name == "shortcut_demo":  # bundled, trained by viz_core.demo.shortcut
         from .demo.shortcut import load_shortcut_model
         return load_shortcut_model()
-    spec = builtin(name)
     if spec.name == "demo":
         return load_demo_model()
     if weights not in WEIGHT_CHOICES:
@@ -333,21 +378,20 @@ def load_builtin_model(
         identity = f"{name}@none:{seed}"
     else:
         path = keras_cache_dir() / spec.weights_file
-        if path.exists():
-            source = str(path)
-        elif allow_download:
-            source = "imagenet"
-        else:
-            raise WeightsUnavailableError(_missing_weights_message(spec, path))
+        if not path.exists():
+            if not allow_download:
+                raise WeightsUnavailableError(_missing_weights_message(spec, path))
+            # Our download, not Keras' get_file: progress, plain errors, no partial file
+            # (viz_core.downloads says why). Keras then reads the file from its cache.
+            fetch(spec.weights_url, path, file_hash=spec.weights_hash,
+                  what=f"{spec.title}'s ImageNet weights", progress=progress)
         try:
-            model = constructor(weights=source, **kwargs)
-        except (OSError, ValueError, Exception) as exc:  # network errors come in many types
-            if path.exists() and source != "imagenet":
-                raise WeightsUnavailableError(
-                    f"The weights file {path} could not be read ({exc}). Delete it and try "
-                    "again, or choose weights 'none'."
-                ) from None
-            raise WeightsUnavailableError(_missing_weights_message(spec, path)) from None
+            model = constructor(weights=str(path), **kwargs)
+        except Exception as exc:  # h5py and Keras raise many types for a damaged file
+            raise WeightsUnavailableError(
+                f"The weights file {path} could not be read ({_short_reason(str(exc))}). "
+                "Delete it and try again, or choose weights 'none'."
+            ) from None
         identity = f"{name}@imagenet"
     return _finish(
         model,

@@ -17,8 +17,10 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from .cache import BoundedCache, DiskCache, content_key, default_cache_dir
-from .catalog import LoadedModel, load_builtin_model, load_uploaded_model
+from .catalog import LoadedModel, builtin, load_builtin_model, load_uploaded_model
+from .downloads import DownloadProgress
 from .intake import LoadedImage, load_image
+from .settings import Settings
 
 # Arguments that steer how work is reported, not what it computes: never part of a key.
 _NOT_IN_KEY = frozenset({"progress", "should_stop"})
@@ -55,18 +57,34 @@ class Workbench:
         self.disk = DiskCache(disk_dir or default_cache_dir(), max_bytes=disk_bytes)
         self.allow_download = allow_download
 
+    @classmethod
+    def from_settings(cls, settings: Settings, **options) -> "Workbench":
+        """A workbench bounded by ``settings`` (see :func:`viz_core.settings.read_settings`);
+        ``options`` are the other constructor arguments."""
+        return cls(max_models=settings.models, max_result_entries=settings.cache_entries,
+                   max_result_bytes=settings.cache_bytes, **options)
+
     # -- models and images -------------------------------------------------------------
     def builtin_model(
-        self, name: str, weights: str = "imagenet", *, allow_download: bool | None = None
+        self,
+        name: str,
+        weights: str = "imagenet",
+        *,
+        allow_download: bool | None = None,
+        progress: DownloadProgress | None = None,
     ) -> LoadedModel:
         """A built-in model (``demo``, ``vgg16``...), loaded once per process.
 
-        ``allow_download`` overrides the workbench's setting for this call.
+        ``allow_download`` overrides the workbench's setting for this call; ``progress``
+        (``progress(done_bytes, total_bytes, seconds)``) hears about a weights download, if
+        this call is the one that loads the model. A bundled model has one entry whatever
+        ``weights`` says.
         """
-        key = ("builtin", name, "bundled" if name == "demo" else weights)
+        key = ("builtin", name, "bundled" if builtin(name).bundled else weights)
         download = self.allow_download if allow_download is None else allow_download
         return self.models.get_or_compute(
-            key, lambda: load_builtin_model(name, weights, allow_download=download)
+            key, lambda: load_builtin_model(name, weights, allow_download=download,
+                                            progress=progress)
         )
 
     def uploaded_model(
