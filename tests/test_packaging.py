@@ -4,6 +4,7 @@ Offline and without touching the checkout: the sources are copied to a temporary
 wheel is built there with the virtual environment's own setuptools (``--no-build-isolation``,
 so nothing is downloaded), and installed with ``pip install --no-deps --target`` (the
 dependencies are the environment's). The installed copy then runs from another folder.
+The container's files (Dockerfile, compose.yaml) are read in ``tests/test_container.py``.
 """
 from __future__ import annotations
 
@@ -136,21 +137,6 @@ def test_the_installed_app_serves(installed, tmp_path):
             server.wait(timeout=20)
         except subprocess.TimeoutExpired:
             server.kill()
-
-
-def test_the_dockerfile_installs_the_package_and_starts_the_app():
-    text = (ROOT / "Dockerfile").read_text()
-    assert text.startswith("#") and "FROM python:3.11-slim" in text
-    assert "RUN pip install ." in text and "EXPOSE 8501" in text and "USER explorer" in text
-    assert "/_stcore/health" in text
-    assert 'CMD ["cnn-explorer", "app", "--address", "0.0.0.0", "--port", "8501"]' in text
-    copied = {word for line in text.splitlines() if line.startswith("COPY")
-              for word in line.split()[1:-1]}
-    assert set(SOURCES) <= copied  # the image gets what the wheel is built from
-    readme = (ROOT / "README.md").read_text()
-    for command in ("docker build -t cnn-explorer .",
-                    "docker run -p 8501:8501 -v cnn-data:/data cnn-explorer"):
-        assert command in readme and command in text  # the README says what the file says
 
 
 def test_an_editable_install_points_at_the_sources(wheel, tmp_path):
