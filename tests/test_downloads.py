@@ -253,3 +253,31 @@ def test_a_failed_download_names_the_file_and_leaves_the_cache_empty(tmp_path, m
     assert text.startswith("Could not download VGG16's ImageNet weights: ")
     assert f"Put the file {spec.weights_file} in {tmp_path / 'keras' / 'models'}/" in text
     assert leftovers(tmp_path / "keras" / "models") == []
+
+
+def test_the_command_line_draws_the_download_on_its_progress_line(monkeypatch, tmp_path, capsys):
+    import argparse
+
+    import viz_core.workbench
+    from tests.conftest import tiny_cnn, wrap
+    from viz_core.cli.common import open_model
+    from viz_core.workbench import Workbench
+
+    loaded = wrap(tiny_cnn(), name="vgg16")
+
+    def loader(name, weights="imagenet", *, progress=None, **kw):
+        for done, seconds in ((0, 0.0), (132 * MB, 30.0), (528 * MB, 120.0)):
+            progress(done, 528 * MB, seconds)
+        return loaded
+
+    monkeypatch.setattr(viz_core.workbench, "load_builtin_model", loader)
+    args = argparse.Namespace(model="vgg16", weights=None, offline=False, progress=True,
+                              quiet=False, json=False, labels=None, preprocess=None)
+    assert open_model(Workbench(disk_dir=tmp_path), args) is loaded
+    lines = capsys.readouterr().err.split("\r")
+    assert "25.0% weights: 132.0 of 528.0 MB, about 2 min left" in lines[2]
+    assert lines[3].startswith("[" + "#" * 30 + "] 100.0% weights: 528.0 MB in 2 min")
+    args.quiet = True
+    capsys.readouterr()
+    open_model(Workbench(disk_dir=tmp_path), args)
+    assert capsys.readouterr().err == ""  # --quiet: no line

@@ -299,7 +299,8 @@ def open_model(bench: Workbench, args) -> LoadedModel:
                 f"{name!r} is neither a built-in model ({', '.join(BUILTIN_NAMES)}) nor a file."
             )
         return bench.builtin_model(name, args.weights or "imagenet",
-                                   allow_download=not getattr(args, "offline", False))
+                                   allow_download=not getattr(args, "offline", False),
+                                   progress=download_line(args))
     path = Path(name)
     labels = read_labels(args.labels) if args.labels else None
     return bench.uploaded_model(path.read_bytes(), path.name,
@@ -400,6 +401,19 @@ def progress_bar(args) -> TerminalProgress:
     return TerminalProgress(enabled=not getattr(args, "json", False))
 
 
+def download_line(args) -> Callable[[int, int | None, float], None]:
+    """A weights download's ``progress(done_bytes, total_bytes, seconds)`` drawn on the
+    command's progress line (:func:`progress_bar`): size so far and time left."""
+    from ..downloads import describe_progress  # no TensorFlow there
+
+    bar = progress_bar(args)
+
+    def progress(done: int, total: int | None, seconds: float) -> None:
+        fraction, text = describe_progress(done, total, seconds)
+        bar(fraction or 0.0, f"weights: {text}")
+    return progress
+
+
 class TerminalProgress:
     """A ``progress(fraction, message)`` callback drawing a bar on stderr: only when stderr is
     a terminal, unless ``always``."""
@@ -413,7 +427,7 @@ class TerminalProgress:
             return
         filled = int(round(max(0.0, min(1.0, fraction)) * self.width))
         bar = "#" * filled + "-" * (self.width - filled)
-        sys.stderr.write(f"\r[{bar}] {fraction * 100:5.1f}% {message[:40]:<40}")
+        sys.stderr.write(f"\r[{bar}] {fraction * 100:5.1f}% {message[:48]:<48}")
         if fraction >= 1.0:
             sys.stderr.write("\n")
         sys.stderr.flush()
