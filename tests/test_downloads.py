@@ -99,6 +99,22 @@ def test_a_damaged_download_is_not_kept(tmp_path):
     assert leftovers(target.parent) == []
 
 
+def test_a_web_page_instead_of_weights_is_not_kept(tmp_path):
+    """With no hash to check (Keras has none for MobileNetV2), a proxy's page served with
+    status 200 is caught by the HDF5 signature."""
+    page = b"<!DOCTYPE html><html><body>Please log in to the wifi</body></html>"
+    target = tmp_path / "models" / "w.h5"
+    with pytest.raises(DownloadError) as info:
+        fetch("https://h/w.h5", target, starts_with=catalog.HDF5_SIGNATURE,
+              opener=opener_of(FakeResponse(page, length=len(page))), what="the weights")
+    assert "What h sent for the weights is not a weights file" in str(info.value)
+    assert leftovers(target.parent) == []
+    fine = catalog.HDF5_SIGNATURE + b"rest of the file"
+    fetch("https://h/w.h5", target, starts_with=catalog.HDF5_SIGNATURE,
+          opener=opener_of(FakeResponse(fine, length=len(fine))))
+    assert target.read_bytes() == fine
+
+
 def test_a_cut_connection_leaves_no_partial_file(tmp_path):
     target = tmp_path / "models" / "w.h5"
     cut = FakeResponse(payload(600_000), length=1_000_000)  # says 1,000,000, sends 600,000

@@ -56,6 +56,7 @@ MAX_LAYERS = 5_000  # DenseNet201 has about 700
 MAX_ARCHIVE_MEMBERS = 1_000
 MAX_INPUT_VALUES = MAX_INPUT_SIDE * MAX_INPUT_SIDE * 4  # per example, any input of any sub-model
 RANDOM_WEIGHTS_SEED = 1234
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"  # how every .h5 file begins (Keras' weights files are)
 # A member or dataset this large that also expands more than _BOMB_RATIO times is a bomb:
 # Keras stores weights uncompressed, and below the floor a high ratio does no harm.
 _BOMB_FLOOR_BYTES = 16 * 2**20
@@ -383,7 +384,7 @@ def load_builtin_model(
                 raise WeightsUnavailableError(_missing_weights_message(spec, path))
             # Our download, not Keras' get_file: progress, plain errors, no partial file
             # (viz_core.downloads says why). Keras then reads the file from its cache.
-            fetch(spec.weights_url, path, file_hash=spec.weights_hash,
+            fetch(spec.weights_url, path, file_hash=spec.weights_hash, starts_with=HDF5_SIGNATURE,
                   what=f"{spec.title}'s ImageNet weights", progress=progress)
         try:
             model = constructor(weights=str(path), **kwargs)
@@ -415,7 +416,7 @@ def _missing_weights_message(spec: BuiltinModel, path: Path) -> str:
 def _sniff_model_format(data: bytes) -> str:
     if data[:4] == b"PK\x03\x04":
         return "keras"
-    if data[:8] == b"\x89HDF\r\n\x1a\n":
+    if data[:8] == HDF5_SIGNATURE:
         return "h5"
     return ""
 

@@ -118,6 +118,7 @@ def fetch(
     target: str | os.PathLike,
     *,
     file_hash: str = "",
+    starts_with: bytes = b"",
     what: str = "the weights",
     progress: DownloadProgress | None = None,
     opener: Callable | None = None,
@@ -136,6 +137,10 @@ def fetch(
     file_hash : str
         Expected MD5 (32 hex digits) or SHA-256 (64) of the file, as Keras gives it; empty
         skips the check (Keras has none for MobileNetV2).
+    starts_with : bytes
+        The file format's signature (HDF5's for weights); a file that does not begin with it
+        is not kept. It catches what a hash cannot when there is none: a proxy's or captive
+        portal's HTML page served with status 200.
     what : str
         What is downloaded, in the user's words, for messages ("VGG16's ImageNet weights").
     progress : callable, optional
@@ -213,6 +218,11 @@ def fetch(
                 raise DownloadError(
                     f"The download of {what} stopped after {_mb(done)} of {_mb(total)} (the "
                     f"connection to {host} was cut). Nothing was kept; try again, or {instead}.")
+            if starts_with and not _begins_with(tmp_name, starts_with):
+                raise DownloadError(
+                    f"What {host} sent for {what} is not a weights file (it does not begin as "
+                    "an HDF5 file does; a login or error page of a proxy?); it was not kept. "
+                    f"Try again on another network, or {instead}.")
             if file_hash and not file_hash_matches(hasher.hexdigest(), file_hash):
                 raise DownloadError(
                     f"The downloaded file for {what} is damaged (its checksum does not match "
@@ -232,6 +242,11 @@ def fetch(
                 os.remove(tmp_name)
             except OSError:
                 pass
+
+
+def _begins_with(path: str, signature: bytes) -> bool:
+    with open(path, "rb") as fh:
+        return fh.read(len(signature)) == signature
 
 
 def _check_free_space(folder: Path, total: int, what: str, where: str) -> None:
