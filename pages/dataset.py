@@ -5,7 +5,8 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from ui.feedback import run_button, show_error
-from ui.state import selection, workbench
+from ui.page import selection
+from ui.state import workbench
 from ui.text import literal
 from viz_core.batch import DEFAULT_BATCH_SIZE, run_dataset
 from viz_core.dataset import UPLOAD_LIMITS, open_zip, sample_dataset
@@ -33,7 +34,7 @@ st.caption(
     "from the objects stands out."
 )
 bench = workbench()
-chosen = selection()  # first: draws the app's shell on a page's first run (ui.state)
+chosen = selection()  # first: draws the app's shell on a page's first run (ui.page)
 source = st.radio("Images", list(SOURCES), format_func=SOURCES.get, key="ds_source",
                   horizontal=True)
 

@@ -17,7 +17,8 @@ from ui import notes
 from ui.export import bundle_button, model_options
 from ui.feedback import finished_here, run_button, show_error
 from ui.settings import within
-from ui.state import selection, workbench
+from ui.page import selection
+from ui.state import workbench
 from ui.text import literal, literal_code
 from viz_core.errors import VizError
 from viz_core.filters import (

@@ -8,7 +8,8 @@ from ui.export import bundle_button, model_options
 from ui.feedback import ProgressBar, run_button, show_error
 from ui.presenter import colormap_choices
 from ui.share import url_value
-from ui.state import require_model_and_image, selection, workbench
+from ui.page import require_model_and_image, selection
+from ui.state import workbench
 from ui.text import literal, literal_code
 from viz_core import methods as registry
 from viz_core.cam import class_heatmap, forward_seconds, top_classes

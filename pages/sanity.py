@@ -9,7 +9,8 @@ from ui.export import bundle_button, model_options
 from ui.feedback import run_button, show_error
 from ui.presenter import colormap_choices
 from ui.settings import within
-from ui.state import require_model_and_image, workbench
+from ui.page import require_model_and_image
+from ui.state import workbench
 from ui.text import literal
 from viz_core import methods as registry
 from viz_core.cam import top_classes

@@ -11,12 +11,60 @@ import streamlit as st
 from viz_core.catalog import LoadedModel
 from viz_core.intake import LoadedImage
 
-from .state import selection
+from .shell import draw_shell
+from .state import SELECTION_KEY, selected
 
 NEEDS_TEXT = {
     "model": "Choose a model in the sidebar that loads, to see this page.",
     "image": "Choose or upload an image in the sidebar.",
 }
+
+
+def ensure_app_shell() -> None:
+    """Make sure the shell (sidebar, URL state) ran, also for a first request to a page URL.
+
+    Streamlit treats a folder called ``pages/`` as its old multipage layout until the first
+    ``st.navigation`` call in the process (``PagesManager.uses_pages_directory``), so the very
+    first request for ``/heatmaps`` (and every AppTest run after ``switch_page``) runs that page
+    alone, without ``app.py``. Then the shell is drawn here, in the same run, and the flag is
+    cleared so later runs go through ``app.py``. On a session's first run (a browser opening
+    a shared link to a page) the run then starts again through ``app.py``, so the page gets
+    its navigation bar and wide layout; later runs are not restarted, as that would lose a
+    button click.
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+        ctx = get_script_run_ctx()
+        first_run = SELECTION_KEY not in st.session_state
+        # Drawn as app.py draws it (the main script's hash), so the sidebar widgets keep the
+        # same identity, and so their values, as in every other run.
+        with ctx.run_with_active_hash(ctx.pages_manager.main_script_hash):
+            draw_shell()
+        if first_run:
+            st.rerun()
+
+
+def selection():
+    """The sidebar's selection (:class:`ui.state.Selection`); draws the app's shell first when
+    this run did not (a page opened directly)."""
+    ensure_app_shell()
+    return selected()
+
+
+def require_model_and_image() -> tuple[LoadedModel, LoadedImage]:
+    """The selected model and image, or stop the page with a line saying what to choose."""
+    chosen = selection()
+    if chosen.model is None:
+        st.info(NEEDS_TEXT["model"])
+        st.stop()
+    if chosen.image is None:
+        st.info(NEEDS_TEXT["image"])
+        st.stop()
+    return chosen.model, chosen.image
 
 
 @dataclass(frozen=True)
