@@ -275,7 +275,7 @@ def gallery() -> None:
     todo = [(path, filters) for path, filters in jobs if ready[path] is None]
     go_place = st.container()  # the button and its progress bar, above the grids
     slots = {path: st.empty() for path, _ in jobs}
-    files = {}
+    files, noted = {}, set()
 
     def fill() -> None:
         """Draw every layer whose grid is ready and not drawn yet (also while the job runs)."""
@@ -285,7 +285,9 @@ def gallery() -> None:
             result = ready[path] or cached_filter_patterns(model, path, filters,
                                                            disk=bench.disk, **params)
             if result is None:
-                slots[path].caption(f"{layer_label(path)} · not drawn yet")
+                if path not in noted:  # once, not at every check while the job runs
+                    slots[path].caption(f"{layer_label(path)} · not drawn yet")
+                    noted.add(path)
                 continue
             ready[path] = result
             grid = pattern_grid(result.patterns, columns=per_row, dead=result.dead,
