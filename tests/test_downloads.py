@@ -258,6 +258,22 @@ def test_choosing_imagenet_downloads_into_the_keras_cache(tmp_path, served_weigh
     assert seen == []
 
 
+def test_downloaded_weights_keras_cannot_read_are_removed(tmp_path, monkeypatch, served_weights):
+    """An HDF5 file with the right hash but no weights in it (what a wrong URL could give):
+    Keras refuses it, and it does not stay in the cache for the next student."""
+    _, source, spec = served_weights
+    with h5py.File(source, "w") as f:
+        f.attrs["note"] = "no layers here"
+    monkeypatch.setattr(catalog, "BUILTIN_MODELS", (dataclasses.replace(
+        spec, weights_hash=hashlib.md5(source.read_bytes()).hexdigest()),))
+    with pytest.raises(WeightsUnavailableError) as info:
+        catalog.load_builtin_model("mobilenet_v2", "imagenet")
+    assert str(info.value).startswith("The weights just downloaded for MobileNetV2 could not "
+                                      "be read (")
+    assert str(info.value).endswith("the file was removed. Try again, or choose weights 'none'.")
+    assert leftovers(tmp_path / "keras" / "models") == []
+
+
 def test_a_failed_download_names_the_file_and_leaves_the_cache_empty(tmp_path, monkeypatch):
     spec = dataclasses.replace(catalog.builtin("vgg16"),
                                weights_url=(tmp_path / "nowhere.h5").as_uri())

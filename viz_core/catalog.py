@@ -120,7 +120,7 @@ _KERAS_WEIGHTS = "https://storage.googleapis.com/tensorflow/keras-applications/"
 BUILTIN_MODELS: tuple[BuiltinModel, ...] = (
     BuiltinModel("demo", "Demo: shapes CNN", (150, 150), "unit"),
     # viz_core.demo.shortcut: the Dataset page's "shortcut scenes" are explained by this model
-    BuiltinModel("shortcut_demo", "Shortcut demo: a shapes CNN that cheats", (64, 64), "unit"),
+    BuiltinModel("shortcut_demo", "Shortcut demo: CNN that cheats", (64, 64), "unit"),
     BuiltinModel("vgg16", "VGG16", (224, 224), "caffe", "VGG16",
                  "vgg16_weights_tf_dim_ordering_tf_kernels.h5",
                  _KERAS_WEIGHTS + "vgg16/vgg16_weights_tf_dim_ordering_tf_kernels.h5",
@@ -379,7 +379,8 @@ def load_builtin_model(
         identity = f"{name}@none:{seed}"
     else:
         path = keras_cache_dir() / spec.weights_file
-        if not path.exists():
+        downloaded = not path.exists()
+        if downloaded:
             if not allow_download:
                 raise WeightsUnavailableError(_missing_weights_message(spec, path))
             # Our download, not Keras' get_file: progress, plain errors, no partial file
@@ -389,8 +390,15 @@ def load_builtin_model(
         try:
             model = constructor(weights=str(path), **kwargs)
         except Exception as exc:  # h5py and Keras raise many types for a damaged file
+            reason = _short_reason(str(exc))
+            if downloaded:  # useless to keep, and a student on a class server cannot delete it
+                path.unlink(missing_ok=True)
+                raise WeightsUnavailableError(
+                    f"The weights just downloaded for {spec.title} could not be read "
+                    f"({reason}); the file was removed. Try again, or choose weights 'none'."
+                ) from None
             raise WeightsUnavailableError(
-                f"The weights file {path} could not be read ({_short_reason(str(exc))}). "
+                f"The weights file {path} could not be read ({reason}). "
                 "Delete it and try again, or choose weights 'none'."
             ) from None
         identity = f"{name}@imagenet"

@@ -121,7 +121,7 @@ def test_the_shortcut_demo_is_a_sidebar_model():
     assert not at.exception, at.exception
     picker = at.sidebar.selectbox(key="model")
     assert picker.value == "shortcut_demo"
-    assert "Shortcut demo: a shapes CNN that cheats" in picker.options  # its title in the list
+    assert "Shortcut demo: CNN that cheats" in picker.options  # its title in the list
     assert not at.sidebar.radio  # a bundled model has no weights to choose
     metrics = {m.label: m.value for m in at.metric}
     reference = load_builtin_model("shortcut_demo")
