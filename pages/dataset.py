@@ -6,6 +6,7 @@ import streamlit as st
 
 from ui.feedback import run_button, show_error
 from ui.page import selection
+from ui.sidebar import DATASET_CHOICE, DATASET_IMAGE_KEY
 from ui.state import workbench
 from ui.text import literal
 from viz_core.batch import DEFAULT_BATCH_SIZE, run_dataset
@@ -98,6 +99,25 @@ def caption(i: int) -> str:
             f"({run.confidence[i]:.0%})")
 
 
+def clicked_cell(event, classes) -> tuple[str, str] | None:
+    """(label, predicted) class names of the confusion cell the chart's selection names."""
+    points = (event or {}).get("selection", {}).get("points") or []
+    for point in points:
+        data = point.get("customdata")
+        if data is not None and len(data) >= 2:
+            return classes[int(data[0])], classes[int(data[1])]
+    return None
+
+
+def open_in_pages(i: int) -> None:
+    """Make the i-th image the sidebar's image (and, for the shortcut scenes, the shortcut
+    model the sidebar's model): a callback, as widget values can only be set before a run."""
+    st.session_state[DATASET_IMAGE_KEY] = (run.paths[i], data.load(index[run.paths[i]]))
+    st.session_state["image"] = DATASET_CHOICE
+    if source == "shortcut":
+        st.session_state["model"] = "shortcut_demo"
+
+
 # -- summary ------------------------------------------------------------------------------------
 st.subheader("Summary")
 m1, m2, m3, m4 = st.columns(4)
@@ -126,12 +146,23 @@ if confusion is not None:
             if confusion[k].sum() or confusion[:, k].sum()]
     names = [run.classes[k] for k in used]
     matrix = confusion[np.ix_(used, used)]
+    hover = "label %{y}, predicted %{x}: %{customdata[2]} image(s)<extra>click to see them</extra>"
     figure = go.Figure(go.Heatmap(z=matrix, x=names, y=names, colorscale="Blues",
-                                  text=matrix, texttemplate="%{text}",
-                                  hovertemplate="label %{y}, predicted %{x}: %{z}<extra></extra>"))
-    figure.update_layout(title="Confusion matrix", xaxis_title="predicted", yaxis_title="label",
-                         yaxis_autorange="reversed", height=380, margin=dict(t=50, b=40))
-    g1.plotly_chart(figure, width="stretch", key="ds_confusion_chart")
+                                  text=matrix, texttemplate="%{text}", hoverinfo="skip"))
+    # Plotly cannot select a heatmap's cells (streamlit#8760), so each cell carries a clear
+    # square marker: clicking the cell selects the marker, which names the cell.
+    cells = [(r, c) for r in range(len(names)) for c in range(len(names))]
+    figure.add_trace(go.Scatter(
+        x=[names[c] for _, c in cells], y=[names[r] for r, _ in cells], mode="markers",
+        marker=dict(symbol="square", size=max(14, 240 // len(names)),
+                    color="rgba(0,0,0,0.01)"),
+        customdata=[[used[r], used[c], int(matrix[r, c])] for r, c in cells],
+        hovertemplate=hover, showlegend=False))
+    figure.update_layout(title="Confusion matrix (click a cell)", xaxis_title="predicted",
+                         yaxis_title="label", yaxis_autorange="reversed", height=380,
+                         margin=dict(t=50, b=40))
+    event = g1.plotly_chart(figure, width="stretch", key="ds_confusion_chart",
+                            on_select="rerun", selection_mode="points")
 hist = go.Figure()
 for title, pick in (("right", run.correct), ("wrong", run.labelled & ~run.correct),
                     ("no label", ~run.labelled)):
@@ -144,31 +175,54 @@ hist.update_layout(title="Confidence of the predicted class", barmode="overlay",
 g2.plotly_chart(hist, width="stretch", key="ds_confidence_chart")
 
 if confusion is not None:
-    # the largest confusion first (the diagonal when there is no mistake)
-    off = matrix - np.diag(np.diag(matrix))
-    worst = np.unravel_index(int(np.argmax(off if off.any() else matrix)), matrix.shape)
+    clicked = clicked_cell(event, run.classes)
+    if clicked is not None and clicked != st.session_state.get("_ds_clicked_cell"):
+        # a new click chooses the cell; the boxes below stay the keyboard's way to choose
+        st.session_state["_ds_clicked_cell"] = clicked
+        st.session_state["ds_cell_label"], st.session_state["ds_cell_pred"] = clicked
+    if (st.session_state.get("ds_cell_label") not in names
+            or st.session_state.get("ds_cell_pred") not in names):
+        # the largest confusion first (the diagonal when there is no mistake)
+        off = matrix - np.diag(np.diag(matrix))
+        worst = np.unravel_index(int(np.argmax(off if off.any() else matrix)), matrix.shape)
+        st.session_state["ds_cell_label"] = names[int(worst[0])]
+        st.session_state["ds_cell_pred"] = names[int(worst[1])]
     c1, c2 = st.columns(2)
-    cell_label = c1.selectbox("Images labelled", names, key="ds_cell_label",
-                              index=int(worst[0]))
-    cell_pred = c2.selectbox("and predicted as", names, key="ds_cell_pred", index=int(worst[1]))
+    cell_label = c1.selectbox("Images labelled", names, key="ds_cell_label")
+    cell_pred = c2.selectbox("and predicted as", names, key="ds_cell_pred")
     k_label, k_pred = run.classes.index(cell_label), run.classes.index(cell_pred)
     cell = np.flatnonzero((run.label_indices == k_label) & (run.predicted == k_pred))
     if len(cell):
         order = cell[np.argsort(-run.confidence[cell], kind="stable")][:GALLERY]
+        more = f" (the {GALLERY} most confident shown)" if len(cell) > GALLERY else ""
+        st.caption(f"{len(cell)} image(s) labelled {literal(cell_label)} and predicted as "
+                   f"{literal(cell_pred)}{more}:")
         st.image([picture(i) for i in order], caption=[caption(i) for i in order], width=TILE)
     else:
         st.caption(f"No image labelled {literal(cell_label)} was predicted as "
                    f"{literal(cell_pred)}.")
 
 # -- table --------------------------------------------------------------------------------------
-with st.expander("All images (sortable table)"):
-    st.dataframe(
+with st.expander("All images (sortable table; choose a row to open the image in the other "
+                 "pages)", expanded=bool(st.session_state.get("ds_table", {}).get(
+                     "selection", {}).get("rows"))):
+    picked = st.dataframe(
         [{"image": p, "label": lab, "predicted": run.classes[int(k)],
           "probability": float(c), "correct": (bool(ok) if has else None)}
          for p, lab, k, c, ok, has in zip(run.paths, run.labels, run.predicted, run.confidence,
                                           run.correct, run.labelled)],
-        hide_index=True, key="ds_table",
+        hide_index=True, key="ds_table", on_select="rerun", selection_mode="single-row",
         column_config={"probability": st.column_config.NumberColumn(format="%.3f")})
+    rows = picked.selection.rows
+    if rows and 0 <= rows[0] < len(run):
+        i = int(rows[0])
+        st.image(picture(i), caption=caption(i), width=2 * TILE)
+        target = "the shortcut demo model" if source == "shortcut" else "the sidebar's model"
+        if st.button(f"Open {run.paths[i]} in the other pages", key="ds_open_go",
+                     icon=":material/open_in_new:",
+                     help=f"It becomes the sidebar's image (with {target}); Class heatmaps opens.",
+                     on_click=open_in_pages, args=(i,)):
+            st.switch_page("pages/heatmaps.py")
 
 # -- mistakes -----------------------------------------------------------------------------------
 st.subheader("Most confident mistakes")

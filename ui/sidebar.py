@@ -19,6 +19,9 @@ UPLOAD = "upload"
 MODEL_FILE_KEY = "model_file"  # widget keys the export bundle reads the upload back from
 MODEL_LABELS_KEY = "model_labels"
 NO_SECOND = "none"
+# The Dataset page's "Open in the other pages": (path, LoadedImage) of the image it opened
+DATASET_CHOICE = "dataset"
+DATASET_IMAGE_KEY = "_dataset_image"
 MAX_MODEL_MB = MAX_MODEL_BYTES // 2**20  # the limits live in viz_core; the widgets echo them
 MAX_IMAGE_MB = MAX_BYTES // 2**20
 
@@ -172,15 +175,23 @@ def _image_picker(label: str, key: str, model, *, optional: bool):
     wanted_kind = "shapes" if model is None or model.name in SHAPES_MODELS else "photo"
     ordered = [s for s in samples if s.kind == wanted_kind] + [
         s for s in samples if s.kind != wanted_kind]
-    options = ([NO_SECOND] if optional else []) + [s.name for s in ordered] + [UPLOAD]
+    opened = None if optional else st.session_state.get(DATASET_IMAGE_KEY)
+    options = ([NO_SECOND] if optional else []) + [s.name for s in ordered] + (
+        [DATASET_CHOICE] if opened else []) + [UPLOAD]
     titles = {s.name: s.title for s in samples}
     titles[UPLOAD] = "Upload an image…"
     titles[NO_SECOND] = "(none)"
+    if opened:
+        titles[DATASET_CHOICE] = f"From the dataset: {opened[0]}"
+    elif st.session_state.get(key) == DATASET_CHOICE:  # e.g. a link from another session
+        st.session_state[key] = options[0]
     choice = st.selectbox(label, options, format_func=titles.get, key=key)
     bench = workbench()
     try:
         if choice == NO_SECOND:
             return None
+        if choice == DATASET_CHOICE:
+            return opened[1]
         if choice == UPLOAD:
             file = st.file_uploader(f"{label} file", type=list(SUPPORTED_EXTENSIONS),
                                     key=f"{key}_file", max_upload_size=MAX_IMAGE_MB)

@@ -2,6 +2,9 @@
 mean maps and the shortcut finder, checked against viz_core called directly."""
 from __future__ import annotations
 
+import json
+
+import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -25,6 +28,14 @@ def app():
     workbench.clear()
 
 
+@pytest.fixture(scope="module")
+def shortcut():
+    """The shortcut model's run over the 48-image shortcut sample, as the page makes it."""
+    model = load_builtin_model("shortcut_demo")
+    data = sample_dataset("shortcut", model.labels, count=48)
+    return data, run_dataset(model, data)
+
+
 def test_the_page_runs_on_the_shapes_sample(app):
     at = app
     at.select_slider(key="ds_count").set_value(24).run()
@@ -45,17 +56,72 @@ def test_the_page_runs_on_the_shapes_sample(app):
     assert at.success[0].value.startswith("No group's evidence concentrates in a corner")
 
 
-def test_the_shortcut_sample_is_flagged(app):
+def test_the_shortcut_sample_is_flagged(app, shortcut):
     at = app
     at.radio(key="ds_source").set_value("shortcut").run()
     at.select_slider(key="ds_count").set_value(48).run()
     at.button(key="ds_run").click().run()
     assert not at.exception, at.exception
-    model = load_builtin_model("shortcut_demo")
-    run = run_dataset(model, sample_dataset("shortcut", model.labels, count=48))
+    _, run = shortcut
     report = find_shortcuts(run.maps, run.predicted, run.classes)
     assert report.flagged and all(c.label == "star" for c in report.flagged)
     warnings = [w.value for w in at.warning]
     assert len(warnings) == len(report.flagged)
     assert all("star" in w and "top left corner" in w for w in warnings)
     assert {m.label: m.value for m in at.metric}["Accuracy"] == f"{run.accuracy:.1%}"
+
+
+def select(at, key: str, state: dict):
+    """Rerun as if the user had selected in the chart or table ``key``: AppTest cannot click a
+    plotly chart or a table row, so the selection goes in as the browser would send it (the
+    widget's JSON state), beside every other widget's current value."""
+    (element,) = [e for e in list(at.get("plotly_chart")) + list(at.get("dataframe"))
+                  if e.proto.id.endswith(key)]
+    states = at._tree.get_widget_states()
+    widget = states.widgets.add()
+    widget.id, widget.string_value = element.proto.id, json.dumps(state)
+    return at._run(states)
+
+
+def test_a_confusion_cell_clicked_shows_exactly_its_images(app, shortcut):
+    """On the shortcut sample (see above): the cell 'star labelled, predicted square'."""
+    at = app
+    _, run = shortcut
+    star, square = run.classes.index("star"), run.classes.index("square")
+    expected = [i for i in range(len(run))
+                if run.label_indices[i] == star and run.predicted[i] == square]
+    assert expected  # the shortcut model misses untagged stars
+    point = {"curve_number": 1, "point_number": 13, "point_index": 13, "x": "square",
+             "y": "star", "customdata": [star, square, len(expected)]}
+    select(at, "ds_confusion_chart", {"selection": {"points": [point], "point_indices": [13],
+                                                    "box": [], "lasso": []}})
+    assert not at.exception, at.exception
+    assert at.selectbox(key="ds_cell_label").value == "star"
+    assert at.selectbox(key="ds_cell_pred").value == "square"
+    galleries = [[c.split(":")[0] for c in e.captions] for e in at.get("image")]
+    assert sorted(run.paths[i] for i in expected) in [sorted(g) for g in galleries]
+    assert any(c.value.startswith(f"{len(expected)} image(s) labelled star and predicted as "
+                                  "square") for c in at.caption)
+    # the boxes stay the keyboard's way: they win until the chart is clicked again
+    at.selectbox(key="ds_cell_pred").set_value("star").run()
+    assert at.selectbox(key="ds_cell_pred").value == "star"
+
+
+def test_an_image_opened_from_the_table_becomes_the_sidebars_image(app, shortcut):
+    """Choosing a row of the shortcut run's table and 'Open in the other pages' switches to
+    Class heatmaps with that image and the shortcut model in the sidebar."""
+    at = app
+    data, run = shortcut
+    select(at, "ds_table", {"selection": {"rows": [5], "columns": [], "cells": []}})
+    assert not at.exception, at.exception
+    (button,) = [b for b in at.button if b.key == "ds_open_go"]
+    assert button.label == f"Open {run.paths[5]} in the other pages"
+    button.click().run()
+    assert not at.exception, at.exception
+    assert at.session_state["model"] == "shortcut_demo" and at.session_state["image"] == "dataset"
+    assert at.title[0].value == "Class heatmaps"
+    image = at.session_state["_dataset_image"][1]
+    entry = {e.path: e for e in data.entries}[run.paths[5]]
+    np.testing.assert_array_equal(image.pixels, data.load(entry).pixels)
+    assert at.selectbox(key="image").value == "dataset"
+    assert at.selectbox(key="model").value == "shortcut_demo"
