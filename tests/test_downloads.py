@@ -138,7 +138,7 @@ def test_http_s_own_incomplete_read_is_a_cut_connection(tmp_path):
     (urllib.error.HTTPError("https://h/w.h5", 404, "Not Found", {}, None),
      "the server h answered HTTP 404 (Not Found)"),
     (urllib.error.URLError(socket.gaierror(-3, "Temporary failure in name resolution")),
-     "h could not be found: is this machine connected to the internet?"),
+     "h could not be found (is this machine connected to the internet?)"),
     (urllib.error.URLError(ConnectionRefusedError(111, "Connection refused")),
      "the connection to h failed (Connection refused)"),
     (socket.timeout("timed out"), "h stopped answering"),

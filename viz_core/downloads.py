@@ -263,7 +263,7 @@ def _network_message(exc: BaseException, what: str, host: str, where: str) -> st
     if isinstance(reason, socket.timeout) or isinstance(exc, socket.timeout):
         why = f"{host} stopped answering (no data for {TIMEOUT_SECONDS:.0f} s)"
     elif isinstance(reason, socket.gaierror):
-        why = f"{host} could not be found: is this machine connected to the internet?"
+        why = f"{host} could not be found (is this machine connected to the internet?)"
     elif isinstance(reason, ConnectionError):
         why = f"the connection to {host} failed ({reason.strerror or type(reason).__name__})"
     else:

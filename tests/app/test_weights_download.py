@@ -68,7 +68,7 @@ def test_a_failed_download_gives_its_reason_and_the_app_keeps_working(monkeypatc
         progress(132 * MB, 528 * MB, 30.0)
         reported.append(name)
         raise DownloadError("Could not download VGG16's ImageNet weights: storage.googleapis.com "
-                            "could not be found: is this machine connected to the internet?")
+                            "could not be found (is this machine connected to the internet?)")
 
     at = app_with_loader(monkeypatch, tmp_path, loader)
     at.sidebar.radio(key="weights").set_value("imagenet").run()
@@ -76,7 +76,7 @@ def test_a_failed_download_gives_its_reason_and_the_app_keeps_working(monkeypatc
     assert reported == ["vgg16"]
     errors = [e.value for e in at.sidebar.error]
     assert errors == ["Could not download VGG16's ImageNet weights: storage.googleapis.com "
-                      "could not be found: is this machine connected to the internet?"]
+                      "could not be found (is this machine connected to the internet?)"]
     assert not at.sidebar.get("progress")  # the bar gave way to the message
     assert "Choose a model in the sidebar" in at.info[0].value  # the page keeps working
     at.sidebar.radio(key="weights").set_value("none").run()  # random weights still work
