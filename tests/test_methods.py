@@ -301,6 +301,20 @@ def test_eigencam_is_the_first_principal_component_with_the_activation_sign():
     assert float((maps[0].raw.ravel()) @ total) > 0
 
 
+@pytest.mark.parametrize("shape", [(3, 4, 20), (6, 5, 4)])  # fewer positions / fewer channels
+def test_eigencam_map_equals_the_svd_projection_on_either_side(shape):
+    acts = np.random.default_rng(7).random(shape).astype("float32") ** 2
+    flat = acts.reshape(-1, shape[-1]).astype("float64")
+    centred = flat - flat.mean(0)
+    u, s, _ = np.linalg.svd(centred, full_matrices=False)  # the textbook route
+    reference = u[:, 0] * s[0]
+    total = flat.sum(1)
+    reference *= np.sign(reference @ (total - total.mean()))
+    np.testing.assert_allclose(cam.eigencam_map(acts), reference.reshape(shape[:2]), rtol=1e-4,
+                               atol=1e-5)
+    assert not np.any(cam.eigencam_map(np.ones(shape, "float32")))  # nothing varies: zeros
+
+
 def test_ablationcam_runs_only_the_back_half_and_equals_zeroing_in_the_whole_model():
     model = wrap(tiny_cnn(classes=3, seed=6))
     view = model.view(_image(6))
@@ -392,6 +406,37 @@ def test_rise_equals_the_centred_weighted_sum_of_masks():
     expected = np.tensordot(scores - scores.mean(), masks, axes=(0, 0)) / (count * 0.5)
     result = class_heatmap(model, view, Target(k), "rise", masks=count, cells=3, seed=2)
     np.testing.assert_allclose(result.raw, expected, rtol=1e-3, atol=1e-4)
+
+
+def test_perturbation_batches_are_even_and_carry_the_image_itself():
+    model, u, w = _linear()
+    view = model.view(_image(10, 10, 8))
+    asked = []
+
+    def batch(lo, hi):
+        asked.append((lo, hi))
+        return np.stack([view.pixels * (1.0 - 0.01 * (n + 1)) for n in range(lo, hi)])
+
+    ctx = cam.MethodContext(model, view, Target(1))
+    scores = ctx.image_scores(50, batch, with_image=True)
+    # 51 images (the image first): 13 + 13 + 12 + 13, never 16 + 16 + 16 + 3
+    assert asked == [(0, 12), (12, 25), (25, 37), (37, 50)]
+    head = model.model.get_layer("head")
+    kernel, bias = head.get_weights()
+    features = keras.Model(model.model.inputs, head.input)
+    image_logit = float((np.asarray(features(view.pixels[None] / 255.0)) @ kernel + bias)[0, 1])
+    assert ctx.image_score() == pytest.approx(image_logit, abs=1e-4)
+    # a linear logit: scaling the pixels by s moves it by (s - 1) grad . x from the image's
+    grad = _pixel_gradient(u, w, 1)
+    expected = image_logit - 0.01 * np.arange(1, 51) * float((grad * view.pixels).sum())
+    np.testing.assert_allclose(scores, expected, rtol=1e-4, atol=1e-4)
+    # the image's own scores were kept: Occlusion's map needs no forward pass of its own
+    assert ("scores", view.cache_key) in cam._steps(model)
+    assert ("forward", view.cache_key, model.info.last_conv_layer) not in cam._steps(model)
+    result = class_heatmap(model, view, Target(1), "occlusion", patch=4, stride=4)
+    probs = np.asarray(model.model(view.pixels[None] / 255.0))[0]
+    assert result.probability == pytest.approx(float(probs[1]), abs=1e-5)
+    assert ("forward", view.cache_key, model.info.last_conv_layer) not in cam._steps(model)
 
 
 # ----------------------------------------------------------------------------------------------

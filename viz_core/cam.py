@@ -48,7 +48,9 @@ from typing import Callable
 import keras
 import numpy as np
 import tensorflow as tf
+from scipy.linalg import eigh
 from skimage.transform import resize
+from threadpoolctl import threadpool_limits
 
 from . import methods
 from .cache import BoundedCache
@@ -570,6 +572,13 @@ def image_scores(model: LoadedModel, image: ModelImage) -> tuple[np.ndarray | No
     return forward.logits, forward.output
 
 
+def _image_outputs(model: LoadedModel, image: ModelImage):
+    """:func:`image_scores`, or the same numbers kept when a perturbation method scored the
+    unchanged image with its copies (:meth:`MethodContext.image_scores`)."""
+    kept = _steps(model).get(("scores", image.cache_key))
+    return kept if kept is not None else image_scores(model, image)
+
+
 # --------------------------------------------------------------------------------------------
 # Channel weights: the one piece in which the layer methods differ
 # --------------------------------------------------------------------------------------------
@@ -744,11 +753,14 @@ def xgradcam_map(activations: np.ndarray, grads: np.ndarray) -> np.ndarray:
 def eigencam_map(activations: np.ndarray) -> np.ndarray:
     """EigenCAM (Muhammad & Yeasin 2020): the first principal component of the activations.
 
-    Positions are samples and channels features: the (h*w, k) matrix is centred per channel,
-    its first right-singular vector found, and the centred activations projected on it. The
-    sign of a singular vector is arbitrary; it is chosen so the map correlates positively with
-    the layer's summed activation (``sum_k A_k``, centred), i.e. it points where the layer is
-    active. No gradient and no class: every class gets the same map.
+    Positions are samples and channels features: the (h*w, k) matrix ``X`` is centred per
+    channel and projected on its first principal direction. The projection is ``X v`` with
+    ``v`` the top eigenvector of the (k, k) Gram matrix ``X^T X``, or equally ``s u`` with
+    ``u`` the top eigenvector of the (h*w, h*w) matrix ``X X^T`` and ``s^2`` its eigenvalue:
+    whichever side is smaller is decomposed (196 x 196 instead of a 196 x 512 SVD at VGG16's
+    last layer). The sign of an eigenvector is arbitrary; it is chosen so the map correlates
+    positively with the layer's summed activation (``sum_k A_k``, centred), i.e. it points
+    where the layer is active. No gradient and no class: every class gets the same map.
 
     Parameters
     ----------
@@ -764,8 +776,20 @@ def eigencam_map(activations: np.ndarray) -> np.ndarray:
     centred = a - a.mean(axis=0)
     if not np.any(centred):
         return np.zeros((h, w), dtype="float32")
-    _, _, vt = np.linalg.svd(centred, full_matrices=False)
-    projection = centred @ vt[0]
+    # One BLAS thread: on small matrices OpenBLAS's thread pool costs far more than it saves
+    # when the machine is busy (measured: a 196 x 512 SVD took 1.1 s with 2 threads under load,
+    # 0.06 s with one; this Gram route 3 ms).
+    with threadpool_limits(1, user_api="blas"):
+        if h * w <= k:
+            gram = centred @ centred.T
+            n = gram.shape[0]
+            values, vectors = eigh(gram, subset_by_index=[n - 1, n - 1])
+            projection = vectors[:, 0] * math.sqrt(max(float(values[0]), 0.0))
+        else:
+            gram = centred.T @ centred
+            n = gram.shape[0]
+            _, vectors = eigh(gram, subset_by_index=[n - 1, n - 1])
+            projection = centred @ vectors[:, 0]
     total = a.sum(axis=1)
     if float(projection @ (total - total.mean())) < 0:
         projection = -projection
@@ -815,8 +839,13 @@ class MethodContext:
 
     def image_scores(self, count: int, batch: Callable[[int, int], np.ndarray],
                      what: str = "images",
-                     scored: Callable[[int, int, np.ndarray], None] | None = None) -> np.ndarray:
+                     scored: Callable[[int, int, np.ndarray], None] | None = None, *,
+                     with_image: bool = False) -> np.ndarray:
         """The target score of ``count`` changed copies of the image, in batches.
+
+        Batches hold at most :data:`BATCH_SIZE` images and are of (nearly) equal size: 50
+        images go as 13 + 13 + 12 + 12, not 16 + 16 + 16 + 2, since a small last batch costs
+        more per image.
 
         Parameters
         ----------
@@ -827,6 +856,10 @@ class MethodContext:
         scored : callable(start, stop, scores) or None
             Called after each batch with its (stop - start,) float32 scores, so a method can
             use what it built for the batch before the next one replaces it.
+        with_image : bool
+            Also score the unchanged image, in the first batch: its logits and output are kept
+            (see :meth:`image_score`), so :func:`class_heatmap` needs no pass of its own for
+            the class probability.
 
         Returns
         -------
@@ -840,17 +873,36 @@ class MethodContext:
         units = int(model.model.outputs[0].shape[-1])
         v_logit, v_prob, offset = score_coefficients(self.target, model.info.output_kind, units)
         result = np.zeros(count, dtype="float32")
-        batches = max(1, math.ceil(count / BATCH_SIZE))
+        extra = 1 if with_image else 0  # position 0 of the first batch is the image itself
+        total = count + extra
+        batches = max(1, math.ceil(total / BATCH_SIZE))
+        bounds = [round(b * total / batches) for b in range(batches + 1)]
+        pixels = self.image.pixels.astype("float32")[None]
         for b in range(batches):
             self.check_stop()
-            lo, hi = b * BATCH_SIZE, min(count, (b + 1) * BATCH_SIZE)
-            lg, out = scores(tf.constant(batch(lo, hi), dtype=tf.float32))
-            result[lo:hi] = np.asarray(_score(lg, out, v_logit, v_prob, offset,
-                                              model.info.output_kind))
-            if scored is not None:
+            lo, hi = max(0, bounds[b] - extra), bounds[b + 1] - extra
+            images = batch(lo, hi) if hi > lo else pixels[:0]
+            if b == 0 and extra:
+                images = np.concatenate([pixels, np.asarray(images, dtype="float32")])
+            lg, out = scores(tf.constant(images, dtype=tf.float32))
+            batch_scores = np.asarray(_score(lg, out, v_logit, v_prob, offset,
+                                             model.info.output_kind), dtype="float32")
+            if b == 0 and extra:
+                _steps(model).put(("scores", self.image.cache_key),
+                                  (np.asarray(lg[0]) if has_logits else None,
+                                   np.asarray(out[0])))
+                batch_scores = batch_scores[1:]
+            result[lo:hi] = batch_scores
+            if scored is not None and hi > lo:
                 scored(lo, hi, result[lo:hi])
-            self.report(hi / count, f"{hi} of {count} {what} scored")
+            self.report(hi / max(1, count), f"{hi} of {count} {what} scored")
         return result
+
+    def image_score(self) -> float:
+        """The target score of the unchanged image (kept by ``image_scores(with_image=True)``,
+        else one forward pass, cached)."""
+        logits, output = _image_outputs(self.model, self.image)
+        return _target_score(logits, output, self.target, self.model.info.output_kind)
 
 
 def scorecam_map(ctx: MethodContext, *, max_channels: int | None = None) -> np.ndarray:
@@ -908,19 +960,20 @@ def ablationcam_weights(ctx: MethodContext) -> np.ndarray:
     todo = np.array([c for c, row in rows.items() if row is None], dtype=int)
     size = max(1, min(64, _ABLATION_BATCH_BYTES // max(1, acts.nbytes)))
     batches = math.ceil(todo.size / size)
+    bounds = [round(b * todo.size / max(1, batches)) for b in range(batches + 1)]  # equal
+    run_ablated = _ablated_back(model, layer)
+    acts_in = tf.constant(acts[None])
+    context = [tf.constant(c) for c in forward.context]
     for b in range(batches):
         ctx.check_stop()
-        chunk = todo[b * size:(b + 1) * size]
-        copies = np.repeat(acts[None], chunk.size, axis=0)
-        copies[np.arange(chunk.size), :, :, chunk] = 0.0
-        context = [tf.constant(np.repeat(c, chunk.size, axis=0)) for c in forward.context]
-        lg, out = (np.asarray(t, dtype="float32") for t in split.back(tf.constant(copies),
-                                                                     context))
+        chunk = todo[bounds[b]:bounds[b + 1]]
+        lg, out = (np.asarray(t, dtype="float32")
+                   for t in run_ablated(acts_in, context, tf.constant(chunk, dtype=tf.int32)))
         for i, c in enumerate(chunk):
-            rows[int(c)] = (lg[i].copy(), out[i].copy())
+            # rows are views of the batch's arrays: every row is kept, so nothing is wasted
+            rows[int(c)] = (lg[i], out[i])
             cache.put((base, int(c)), rows[int(c)], size=lg[i].nbytes + out[i].nbytes)
-        ctx.report((b + 1) / batches, f"{b * size + chunk.size} of {todo.size} channels "
-                   "ablated")
+        ctx.report((b + 1) / batches, f"{bounds[b + 1]} of {todo.size} channels ablated")
     weights = np.zeros(k, dtype="float32")
     if usable.size:
         lg = np.stack([rows[int(c)][0] for c in usable])
@@ -929,6 +982,26 @@ def ablationcam_weights(ctx: MethodContext) -> np.ndarray:
         score = _target_score(forward.logits, forward.output, ctx.target, kind)
         weights[usable] = (score - ablated) / max(abs(score), _EPS)
     return weights
+
+
+def _ablated_back(model: LoadedModel, layer: str) -> Callable:
+    """Compiled ``(acts (1, h, w, k), context, channels (n,) int32) -> (logits, output)``:
+    the back half of the model on ``n`` copies of the activations, copy ``i`` with channel
+    ``channels[i]`` zeroed. The copies are made inside the graph, so a batch of 64 copies of
+    VGG16's last layer (25 MB) is never built in numpy and copied into TensorFlow."""
+    split = _split(model, layer)
+
+    def build():
+        @tf.function(reduce_retracing=True)
+        def ablated(acts, context, channels):
+            n = tf.shape(channels)[0]
+            keep = 1.0 - tf.one_hot(channels, tf.shape(acts)[-1], dtype=acts.dtype)
+            copies = acts * keep[:, None, None, :]
+            return split.back(copies, [tf.repeat(c, n, axis=0) for c in context])
+
+        return ablated
+
+    return model.derived(("cam_ablated_back", layer), build)
 
 
 def ablationcam_map(ctx: MethodContext) -> np.ndarray:
@@ -1045,14 +1118,14 @@ def occlusion_map(ctx: MethodContext, *, patch: int, stride: int, fill: float) -
 
     def batch(lo: int, hi: int) -> np.ndarray:
         copies = np.repeat(pixels[None], hi - lo, axis=0)
-        for i, n in enumerate(range(lo, hi)):
-            if n > 0:  # copy 0 is the image itself
-                y, x = corners[n - 1]
-                copies[i, y:y + ph, x:x + pw, :] = fill
+        for i, (y, x) in enumerate(corners[lo:hi]):
+            copies[i, y:y + ph, x:x + pw, :] = fill
         return copies
 
-    scores = ctx.image_scores(len(corners) + 1, batch, "occluded copies").astype("float64")
-    drops = scores[0] - scores[1:]
+    # the unoccluded image is scored in the same batches
+    scores = ctx.image_scores(len(corners), batch, "occluded copies",
+                              with_image=True).astype("float64")
+    drops = ctx.image_score() - scores
     total = np.zeros((h, w))
     count = np.zeros((h, w))
     for (y, x), drop in zip(corners, drops):
@@ -1123,7 +1196,8 @@ def rise_map(ctx: MethodContext, *, masks: int, cells: int, keep: float,
         weighted += np.tensordot(batch_scores.astype("float64"), current["masks"], axes=(0, 0))
         covered += current["masks"].sum(axis=0)
 
-    scores = ctx.image_scores(masks, batch, "masked copies", scored).astype("float64")
+    scores = ctx.image_scores(masks, batch, "masked copies", scored,
+                              with_image=True).astype("float64")
     return ((weighted - scores.mean() * covered) / (masks * keep)).astype("float32")
 
 
@@ -1211,7 +1285,7 @@ def class_heatmap(
         layer_path = PIXEL_LAYER
         ctx = MethodContext(model, image, target, None, progress, should_stop, spec.title)
         raw, extras = _with_extras(compute(ctx, **settings))
-        logits, output = image_scores(model, image)
+        logits, output = _image_outputs(model, image)
         score = _target_score(logits, output, target, kind)
         probabilities = class_probabilities(output[None], kind)[0]
     raw = np.asarray(raw, dtype="float32")
