@@ -31,7 +31,14 @@ def test_overview_on_demo_model_shows_card_image_and_predictions():
 
 
 def test_missing_weights_are_explained_and_random_weights_work(monkeypatch, tmp_path):
+    import urllib.error
+    import urllib.request
+
+    def offline(url, timeout=None):  # never the network, also on a machine that has one
+        raise urllib.error.URLError("offline in this test")
+
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
     at = fresh_app()
     at.sidebar.selectbox(key="model").set_value("mobilenet_v2").run()
     assert not at.exception
