@@ -72,12 +72,13 @@ def test_the_wheel_holds_the_backend_the_app_and_the_assets(wheel):
         names = set(archive.namelist())
         meta = {Path(n).name: archive.read(n).decode() for n in names if ".dist-info/" in n}
     expected = {p.as_posix() for p in files_under(source, "viz_core") if p.suffix == ".py"}
-    expected |= {p.as_posix() for p in files_under(source, "assets")}
+    expected |= {f"viz_core/{p.as_posix()}" for p in files_under(source, "assets")}
     expected |= {f"cnn_explorer/{p.as_posix()}" for folder in ("pages", "ui")
                  for p in files_under(source, folder) if p.suffix == ".py"}
     expected |= {"cnn_explorer/app.py", "cnn_explorer/.streamlit/config.toml"}
     assert expected - names == set()
-    assert not any(n.startswith(("tests/", "bench/", "ui/", "pages/", "app.py")) for n in names)
+    assert not any(n.startswith(("tests/", "bench/", "ui/", "pages/", "app.py", "assets/"))
+                   for n in names)
     assert "cnn-explorer = viz_core.cli:main" in meta["entry_points.txt"]
     requirements = [line.strip() for line in (source / "requirements.txt").read_text().splitlines()
                     if line.strip() and not line.startswith("#")]
@@ -99,6 +100,9 @@ def test_the_installed_command_runs_from_any_folder(installed, tmp_path):
                          capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
     assert out.returncode == 0 and out.stderr == "", out.stderr
     assert '"label": "star"' in out.stdout  # the demo model came from the installed assets/
+    found = subprocess.run([sys.executable, "-c", "from viz_core.paths import ASSETS; print(ASSETS)"],
+                           capture_output=True, text=True, cwd=tmp_path, env=env, check=True)
+    assert Path(found.stdout.strip()) == installed / "viz_core" / "assets"
 
     out = subprocess.run([str(command), "app", "--dry-run", "--port", "8600"],
                          capture_output=True, text=True, cwd=tmp_path, env=env, timeout=60)

@@ -32,9 +32,9 @@ from .errors import ModelError, ParameterError, UnsafeModelError, WeightsUnavail
 from .graph import side_model
 from .inspect import MAX_INPUT_SIDE, ModelInfo, inspect_model, make_names_scope_safe
 from .intake import LoadedImage, ModelImage, model_view
+from .paths import ASSETS
 from .preprocess import PREPROCESSING_NAMES, preprocess
 
-ASSETS = Path(__file__).resolve().parent.parent / "assets"
 DEMO_MODEL_FILE = ASSETS / "demo" / "shapes_cnn.keras"
 DEMO_CARD_FILE = ASSETS / "demo" / "shapes_cnn.json"
 IMAGENET_CLASSES_FILE = ASSETS / "imagenet_classes.json"

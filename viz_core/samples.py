@@ -10,12 +10,13 @@ from __future__ import annotations
 import io
 import json
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
+from .paths import ASSETS
+
+ASSETS_DIR = ASSETS
 SAMPLES_DIR = ASSETS_DIR / "samples"
 INDEX_FILE = SAMPLES_DIR / "samples.json"
 

@@ -15,8 +15,9 @@ from pathlib import Path
 from PIL import Image
 
 from viz_core.demo.shapes import draw_scene
+from viz_core.paths import ASSETS
 
-DEFAULT_OUT = Path(__file__).resolve().parent.parent.parent / "assets" / "samples"
+DEFAULT_OUT = ASSETS / "samples"
 INDEX_FILE = "samples.json"
 # Far from every training, validation and held-out seed of viz_core.demo.train.
 GALLERY_FIRST_SEED = 3_000_000_000

@@ -28,10 +28,11 @@ import numpy as np
 
 from viz_core.demo.shapes import CLASS_NAMES, draw_scene
 from viz_core.demo.train import _EpochLog, build_model
+from viz_core.paths import ASSETS
 
 SIDE = 64
 MODEL_NAME = "shortcut_cnn"
-DEFAULT_OUT = Path(__file__).resolve().parent.parent.parent / "assets" / "shortcut_demo"
+DEFAULT_OUT = ASSETS / "shortcut_demo"
 SHORTCUT_CLASS = "star"
 TAG_CELL = 3  # the tag is a 2x2 checkerboard of TAG_CELL-pixel squares
 TAG_MARGIN = 2

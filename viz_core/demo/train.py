@@ -32,9 +32,10 @@ import numpy as np
 
 from viz_core.demo.evaluate import HeldOutReport, evaluate_held_out, two_shape_pointing
 from viz_core.demo.shapes import CLASS_NAMES, IMAGE_SIDE, class_pairs, draw_scene, make_dataset
+from viz_core.paths import ASSETS
 
 MODEL_NAME = "shapes_cnn"
-DEFAULT_OUT = Path(__file__).resolve().parent.parent.parent / "assets" / "demo"
+DEFAULT_OUT = ASSETS / "demo"
 FILTERS = (32, 64, 128, 128)
 # Scene seeds: run ``seed`` trains on [seed * RUN_SEED_SPAN, + train_size), its two-shape scenes
 # start at seed * RUN_SEED_SPAN + TWO_SHAPE_OFFSET, and it validates on [seed * RUN_SEED_SPAN +

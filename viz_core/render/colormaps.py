@@ -4,13 +4,13 @@
 from __future__ import annotations
 
 from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
 
 from ..errors import ParameterError
+from ..paths import ASSETS
 
-_LUT_FILE = Path(__file__).resolve().parents[2] / "assets" / "colormaps.npz"
+_LUT_FILE = ASSETS / "colormaps.npz"
 COLORMAPS = ("viridis", "magma", "inferno", "plasma", "cividis", "gray", "terrain", "jet",
              "turbo", "coolwarm", "rdbu_r")
 
