@@ -4,6 +4,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from ui import notes
+from ui.charts import plotly_chart
 from ui.page import page_setup
 from ui.state import workbench
 from ui.text import literal
@@ -75,4 +76,4 @@ figure = go.Figure(go.Bar(x=probs, y=labels, orientation="h", marker_color="#3b6
                           hovertemplate="%{y}: %{x:.2%}<extra></extra>"))
 figure.update_layout(height=60 + 40 * len(labels), margin=dict(l=10, r=10, t=10, b=10),
                      xaxis=dict(range=[0, 1], tickformat=".0%", title="probability"))
-st.plotly_chart(figure, width="stretch")
+plotly_chart(figure, width="stretch")

@@ -13,6 +13,9 @@ from viz_core.warmup import warm_up
 from .state import workbench
 
 PRESENTER_KEY = "presenter"
+#: How much larger presenter mode draws everything: the root font size below, and the explicit
+#: font sizes of charts (ui.charts), which do not follow the root.
+PRESENTER_SCALE = 1.25
 # Perceptually uniform maps that stay readable with the common colour-vision deficiencies.
 SAFE_COLORMAPS = ("viridis", "cividis", "magma", "inferno", "plasma", "gray")
 
@@ -26,12 +29,28 @@ html { font-size: 125%; }
 [data-testid="stTopNavLink"] * { font-size: 0.7rem; }
 /* metric values a little smaller than 1.25x, so "150×150×3" fits a third of a column */
 [data-testid="stMetricValue"] { font-size: 1.6rem; }
+/* less empty space above the title (Streamlit leaves 6rem for its header, 120 px here, where
+   the top bar needs about 60), so a page's first picture starts on a 1280x720 screen */
+[data-testid="stMainBlockContainer"] { padding-top: 4rem; }
 </style>
 """
 
 
 def presenter_on() -> bool:
     return bool(st.session_state.get(PRESENTER_KEY, False))
+
+
+def controls(label: str, *, border: bool = True):
+    """Where a page puts its controls.
+
+    A bordered box normally; in presenter mode a collapsed expander titled ``label``, so the
+    page's picture starts on the first screen of a 1280x720 projector instead of below a screen
+    and a half of widgets (the widgets keep working and keep their values while collapsed).
+    Use as ``with controls("Class and method"):`` or ``controls("Display").columns(4)``.
+    """
+    if presenter_on():
+        return st.expander(label, expanded=False, icon=":material/tune:")
+    return st.container(border=border)
 
 
 def colormap_choices(all_maps) -> tuple[str, ...]:
