@@ -5,6 +5,8 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from ui import notes
+from ui.charts import plotly_chart
+from ui.cost import SLOW_SECONDS, cost_text, run_seconds
 from ui.export import bundle_button, model_options
 from ui.feedback import run_button, show_error
 from ui.presenter import colormap_choices
@@ -12,7 +14,7 @@ from ui.page import require_model_and_image
 from ui.state import workbench
 from ui.text import literal, literal_code, plotly_text
 from viz_core import methods as registry
-from viz_core.cam import forward_seconds, page_params, top_classes
+from viz_core.cam import page_params, top_classes
 from viz_core.errors import VizError
 from viz_core.faithfulness import (
     BASELINE_HELP,
@@ -44,8 +46,18 @@ PALETTE = ("#636EFA", "#EF553B", "#00CC96", "#AB63FA", "#FFA15A", "#19D3F3", "#F
            "#FB0D0D")
 COLOURS = {m: PALETTE[i % len(PALETTE)] for i, m in enumerate(map_methods())}
 COLOURS[RANDOM] = "#888888"
+# The quick look for slow models: one method of each kind (layer gradients, no gradient, pixel
+# gradients) and coarser curves, about a quarter of the default's passes.
+QUICK_METHODS = ("gradcam", "eigencam", "saliency")
+QUICK_STEPS = 10
 BASELINE_WORDS = {"blurred": "a blurred copy of the image", "black": "black", "white": "white",
                   "mean": "the image's mean colour"}
+
+
+def _quick_preset() -> None:
+    st.session_state["cmp_methods"] = [m for m in QUICK_METHODS if m in map_methods()]
+    st.session_state["cmp_steps"] = QUICK_STEPS
+
 
 st.title("Compare methods")
 st.caption(
@@ -127,17 +139,32 @@ pending = bool(pending_maps) or not all(
     for m in methods) or not bench.is_cached(deletion_insertion, model, view, k, random_map,
                                              **curve_kwargs())
 
+
+def passes_for(chosen, curve_steps: int) -> float:
+    """Forward passes' worth of the maps of ``chosen`` not computed yet, plus every curve."""
+    channels = max(2, int(info.layer(info.last_conv_layer).output_shape[-1] or 2))
+    images = (len(chosen) + 1) * 2 * (curve_steps + 1)
+    return images + sum(
+        LIME_DEFAULTS["samples"] if m == LIME else registry.get(m).passes(
+            info, page_params(m, channels)) for m in chosen if not map_cached(m))
+
+
+quick = steps <= QUICK_STEPS
 if pending:
     slow = ", ".join(method_title(m) for m in pending_maps) or "none"
     images = (len(methods) + 1) * 2 * (steps + 1)
-    channels = max(2, int(info.layer(info.last_conv_layer).output_shape[-1] or 2))
-    passes = images + sum(
-        LIME_DEFAULTS["samples"] if m == LIME else registry.get(m).passes(
-            info, page_params(m, channels)) for m in pending_maps)
-    seconds = passes * forward_seconds(model)  # measured once per model
+    passes = passes_for(methods, steps)
     st.info(f"Maps still to compute: {slow}. Then {images} images go through the model for the "
-            f"deletion and insertion curves: about {registry.format_passes(passes)}' worth in "
-            f"all, ~{max(1.0, seconds):.0f} s here.", icon=":material/hourglass:")
+            f"deletion and insertion curves: {cost_text(model, passes)}.",
+            icon=":material/hourglass:")
+    quick_methods = [m for m in QUICK_METHODS if m in options]
+    if run_seconds(model, passes) > SLOW_SECONDS and not (
+            quick and len(methods) <= len(quick_methods)):
+        st.button(f"Quick look: {len(quick_methods)} methods, {QUICK_STEPS} curve steps ("
+                  f"{cost_text(model, passes_for(quick_methods, QUICK_STEPS))})",
+                  key="cmp_quick_go", icon=":material/bolt:", on_click=_quick_preset,
+                  help="One method of each kind (" + ", ".join(map(method_title, quick_methods))
+                  + ") and coarser curves: a first answer in a fraction of the time.")
 
     def compare_all(bar) -> None:
         """Every pending map, then every curve; ``bar`` shows the share of these parts done."""
@@ -196,7 +223,10 @@ left.caption("0: none")
 middle.image(colorbar(colormap, length=256, thickness=12, vertical=False), width="stretch")
 right.caption("1: strongest")
 st.caption("Every map is scaled so its strongest point is 1 and drawn with the same colours, "
-           f"over the original {image.pixels.shape[1]}×{image.pixels.shape[0]} image.")
+           f"over the original {image.pixels.shape[1]}×{image.pixels.shape[0]} image."
+           + (f" Quick look: {len(methods)} method{'s' if len(methods) > 1 else ''} and "
+              f"{steps} curve steps, so the curves below are coarse; more steps give smoother "
+              "curves." if quick else ""))
 bundle_button(
     "compare",
     model_options(model) + ["--class", str(k), "--methods", ",".join(methods), "--steps",
@@ -247,8 +277,8 @@ def curve_figure(kind: str) -> go.Figure:
 
 
 g1, g2 = st.columns(2)
-g1.plotly_chart(curve_figure("deletion"), width="stretch", key="cmp_deletion_chart")
-g2.plotly_chart(curve_figure("insertion"), width="stretch", key="cmp_insertion_chart")
+plotly_chart(curve_figure("deletion"), g1, width="stretch", key="cmp_deletion_chart")
+plotly_chart(curve_figure("insertion"), g2, width="stretch", key="cmp_insertion_chart")
 
 rows = [{"Method": method_title(m), "Deletion AUC ↓": curves[m].deletion_auc,
          "Insertion AUC ↑": curves[m].insertion_auc,
@@ -277,12 +307,13 @@ else:
     figure = go.Figure(go.Heatmap(
         z=matrix, x=names, y=names, zmin=-1, zmax=1, colorscale="RdBu", reversescale=True,
         text=text, texttemplate="%{text}", textfont=dict(size=13),
-        colorbar=dict(title=dict(text="Spearman ρ"), thickness=12),
+        # the title beside the bar, not above it, where the chart's toolbar appears on hover
+        colorbar=dict(title=dict(text="Spearman ρ", side="right"), thickness=12),
         hovertemplate="%{y} vs %{x}<br>ρ = %{z:.3f}<extra></extra>"))
-    figure.update_layout(height=120 + 60 * len(names), margin=dict(l=10, r=10, t=10, b=10))
+    figure.update_layout(height=120 + 60 * len(names), margin=dict(l=10, r=10, t=30, b=10))
     figure.update_yaxes(autorange="reversed")
     chart, note = st.columns([3, 2])
-    chart.plotly_chart(figure, width="stretch", key="cmp_agreement_chart")
+    plotly_chart(figure, chart, width="stretch", key="cmp_agreement_chart")
     note.caption("Spearman's rank correlation of every pair of maps over all pixels: 1 = the same "
                "order of importance, 0 = unrelated, −1 = opposite. n/a: an empty map ranks "
                "nothing.")

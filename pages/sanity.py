@@ -5,6 +5,8 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from ui import notes
+from ui.charts import plotly_chart
+from ui.cost import SLOW_SECONDS, cost_text, run_seconds
 from ui.export import bundle_button, model_options
 from ui.feedback import run_button, show_error
 from ui.presenter import colormap_choices
@@ -15,7 +17,7 @@ from ui.text import literal
 from viz_core import methods as registry
 from viz_core.cam import top_classes
 from viz_core.errors import VizError
-from viz_core.faithfulness import map_methods
+from viz_core.faithfulness import LIME, map_methods
 from viz_core.pointing import DEFAULT_TOLERANCE, pointing_game
 from viz_core.sanity import (
     DEFAULT_METRIC,
@@ -44,6 +46,15 @@ PALETTE = ("#636EFA", "#EF553B", "#00CC96", "#AB63FA", "#FFA15A", "#19D3F3", "#F
            "#FB0D0D")
 COLOURS = {m: PALETTE[i % len(PALETTE)] for i, m in enumerate(sanity_methods())}
 COLOURS[EDGE_CONTROL] = "#888888"
+# The quick look for slow models: a layer method, a pixel-gradient method and the control, on
+# the top three layers (the ones whose randomisation a faithful map shows first).
+QUICK_METHODS = ("gradcam", "saliency", EDGE_CONTROL)
+QUICK_LAYERS = 3
+
+
+def _quick_preset() -> None:
+    st.session_state["san_methods"] = [m for m in QUICK_METHODS if m in sanity_methods()]
+    st.session_state["san_steps"] = QUICK_LAYERS
 
 
 st.title("Sanity check")
@@ -113,11 +124,34 @@ sanity_ready = bench.is_cached(*call[0], **call[1])
 # call the starting point "trained".
 original = "untrained" if model.weights == "none" else "trained"
 
+
+
+def passes_for(chosen, layer_count: int) -> float:
+    """Forward passes' worth of the check: every map of ``chosen`` (at the check's cheaper
+    settings) and the class probability, once per version of the model."""
+    cheap = fast_params(chosen)
+    per_version = 1.0 + sum(
+        0.0 if m == EDGE_CONTROL else float(cheap[m]["samples"]) if m == LIME
+        else registry.get(m).passes(model.info, cheap.get(m)) for m in chosen)
+    return per_version * (layer_count + 1)
+
+
+quick_methods = [m for m in QUICK_METHODS if m in sanity_methods()]
+quick_layers = min(QUICK_LAYERS, len(layers))
+quick = steps < default_steps(len(layers))
 st.subheader("Cascading randomisation")
 if not sanity_ready:
+    passes = passes_for(methods, steps)
     st.info(f"{len(methods)} methods × {steps + 1} versions of the model ({original}, then "
-            f"{steps} layer{'s' if steps > 1 else ''} randomised one after the other).",
-            icon=":material/casino:")
+            f"{steps} layer{'s' if steps > 1 else ''} randomised one after the other): "
+            f"{cost_text(model, passes)}.", icon=":material/casino:")
+    if run_seconds(model, passes) > SLOW_SECONDS and not (
+            steps <= quick_layers and len(methods) <= len(quick_methods)):
+        st.button(f"Quick look: {len(quick_methods)} methods, top {quick_layers} layers ("
+                  f"{cost_text(model, passes_for(quick_methods, quick_layers))})",
+                  key="san_quick_go", icon=":material/bolt:", on_click=_quick_preset,
+                  help="Grad-CAM, Saliency and the edge control with the top "
+                  f"{quick_layers} layers randomised: a first answer in a fraction of the time.")
     run_button("Run sanity check", "Randomising layers", "san_run",
                lambda bar: bench.run(*call[0], progress=bar, **call[1]))
 
@@ -162,7 +196,7 @@ if bench.is_cached(*call[0], **call[1]):
         xaxis=dict(title="layers randomised, from the output down", tickmode="array",
                    tickvals=list(range(report.steps + 1)), ticktext=step_names, tickangle=-30),
         yaxis=dict(title={"spearman": "Spearman ρ", "ssim": "SSIM"}[metric], range=[min(-0.1, float(np.nanmin(similarity)) - 0.05), 1.05]))
-    st.plotly_chart(figure, width="stretch", key="san_similarity_chart")
+    plotly_chart(figure, width="stretch", key="san_similarity_chart")
     moved = abs(report.probability[-1] - report.probability[0]) >= ANSWER_MOVED
     st.caption(
         f"p({literal(report.label)}) on this image: {report.probability[0]:.1%} with the "
@@ -171,6 +205,9 @@ if bench.is_cached(*call[0], **call[1]):
         + ("randomising changed the model's answer." if moved else
            "the answer hardly moved, so it did not rest on these layers' weights"
            + (" (an untrained model's never does)." if original == "untrained" else "."))
+        + (f" Quick look: only the top {report.steps} of the model's {len(layers)} weighted "
+           "layers were randomised; more layers show how far down each map still changes."
+           if quick else "")
     )
 
     # -- grid of maps ---------------------------------------------------------------------
