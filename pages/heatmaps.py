@@ -4,9 +4,10 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from ui import notes
+from ui.classes import second_class
 from ui.export import bundle_button, model_options
 from ui.feedback import ProgressBar, run_button, show_error
-from ui.presenter import colormap_choices
+from ui.presenter import colormap_choices, controls, presenter_on
 from ui.share import url_value
 from ui.page import require_model_and_image, selection
 from ui.state import workbench
@@ -49,8 +50,9 @@ def class_title(k: int) -> str:
     return f"{model.label(k)} ({k})"
 
 
-# A new model or image starts from its own top class, compared with its runner-up; a new
-# model also from its last conv layer (widget values of another model may not exist here).
+# A new model or image starts from its own top class, compared with its runner-up (on a sample
+# scene, the other shape in it: ui.classes); a new model also from its last conv layer (widget
+# values of another model may not exist here).
 context = (model.identity, view.digest)
 if st.session_state.get("cam_context") != context:
     # A shared link's classes win on the page's first visit (see ui.share).
@@ -62,7 +64,8 @@ if st.session_state.get("cam_context") != context:
         wanted if wanted in [k for k, _, _ in top] else top[0][0])
     st.session_state["cam_class_2"] = (
         wanted_2 if wanted_2 is not None and 0 <= wanted_2 < len(model.labels)
-        else (top[1][0] if len(top) > 1 else NONE))
+        else second_class(model, image, [k for k, _, _ in top], st.session_state["cam_class"],
+                          none=NONE))
 if st.session_state.get("cam_model") != model.identity or (
         st.session_state.get("cam_layer") not in info.spatial_layers):
     # A shared link's layer wins on the page's first visit (see ui.share).
@@ -76,7 +79,8 @@ if st.session_state.get("cam_model") != model.identity or (
 
 
 # -- class and method -------------------------------------------------------------------------
-with st.container(border=True):
+settings = controls("Class, method and display")  # collapsed in presenter mode
+with settings:
     pick, method_column = st.columns([1, 1])
     with pick:
         options = [k for k, _, _ in top] + [NONE]
@@ -143,7 +147,7 @@ with st.container(border=True):
                 params[param.name] = None  # every channel
 
 # -- display options (never recompute) --------------------------------------------------------
-d1, d2, d3, d4 = st.columns(4)
+d1, d2, d3, d4 = (settings if presenter_on() else st).columns(4)
 colormap = d1.selectbox("Colour map", colormap_choices(COLOUR_MAPS), key="cam_colormap")
 opacity = d2.slider("Opacity", 0.0, 1.0, 0.5, step=0.05, key="cam_opacity")
 threshold = d3.slider("Threshold", 0.0, 0.95, 0.0, step=0.05, key="cam_threshold",

@@ -4,13 +4,14 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from ui import notes
+from ui.classes import second_class
+from ui.cost import SLOW_SECONDS, duration, run_seconds
 from ui.export import bundle_button, model_options
 from ui.feedback import run_button, show_error
 from ui.settings import within
 from ui.page import page_setup, remember
 from ui.state import workbench
 from ui.text import literal, plotly_text
-from viz_core.cam import forward_seconds
 from viz_core.errors import VizError
 from viz_core.lime_explain import (
     PAGE_DEFAULTS,
@@ -40,15 +41,10 @@ from viz_core.render.lime_view import (
 from viz_core.superpixels import ALGORITHM_HELP, ALGORITHMS, superpixels
 
 SAMPLE_CHOICES = (100, 250, 500, 1000, 2000)
-SLOW_SECONDS = 60  # above this a run offers the quick preset
 QUICK_SAMPLES = 250
 WEAK_FIT_R2 = 0.5  # below this the linear surrogate explains under half of the answers' variance
 ALGORITHM_TITLES = {"slic": "SLIC", "quickshift": "Quickshift", "felzenszwalb": "Felzenszwalb"}
 NO_CLASS = -1
-
-def _duration(seconds: float) -> str:
-    return f"~{max(1.0, seconds):.0f} s" if seconds < 90 else f"~{seconds / 60:.0f} min"
-
 
 def _quick_preset() -> None:
     st.session_state["lime_samples"] = QUICK_SAMPLES
@@ -142,7 +138,7 @@ with right:
     first = p1.selectbox("First class", ranked, key="lime_class_1", format_func=class_name)
     second_options = [NO_CLASS] + [k for k in ranked if k != first]
     if fresh or st.session_state.get("lime_class_2") not in second_options:
-        st.session_state["lime_class_2"] = second_options[min(1, len(second_options) - 1)]
+        st.session_state["lime_class_2"] = second_class(model, image, ranked, first, none=NO_CLASS)
     second = p2.selectbox("Second class (side by side)", second_options, key="lime_class_2",
                           format_func=class_name)
     classes = (first,) if second == NO_CLASS else (first, second)
@@ -166,13 +162,13 @@ with right:
                job_key=("lime", model.identity, view.digest, algorithm, n_superpixels,
                         compactness, tuple(missing), samples, hide))
     passes = samples * max(1, runs)
-    seconds = passes * forward_seconds(model)  # measured once per model
+    seconds = run_seconds(model, passes)  # this model's pass, measured once
     st.caption(f"{samples} perturbed images per seed through {literal(model.title)}: about "
-               f"{passes} forward passes, {_duration(seconds)} here. Changing the display below "
+               f"{passes} forward passes, {duration(seconds)} here. Changing the display below "
                "reuses the model's answers.")
     if missing and seconds > SLOW_SECONDS and samples > QUICK_SAMPLES:
         st.button(f"Quick look: {QUICK_SAMPLES} samples (about "
-                  f"{_duration(seconds * QUICK_SAMPLES / samples)})", key="lime_quick_go",
+                  f"{duration(seconds * QUICK_SAMPLES / samples)})", key="lime_quick_go",
                   icon=":material/bolt:", on_click=_quick_preset,
                   help="Fewer perturbed images: a first answer in a fraction of the time, with a "
                   "less steady fit (its R² says how steady).")
