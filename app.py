@@ -12,6 +12,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import streamlit as st  # noqa: E402
 
+from viz_core.quiet import import_tensorflow_quietly, quiet_library_logs  # noqa: E402
+
+import_tensorflow_quietly()
+quiet_library_logs()
+
 from ui.guard import page_guard  # noqa: E402
 from ui.share import write_to_url  # noqa: E402
 from ui.shell import draw_shell  # noqa: E402

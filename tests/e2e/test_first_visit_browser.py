@@ -45,3 +45,9 @@ def test_a_cold_start_says_it_is_starting_and_the_overview_says_where_to_start(
         assert other.get_by_text(STARTING).count() == 0
     finally:
         context.close()
+    # The server loaded TensorFlow and a model without TensorFlow's start-up lines on its
+    # stderr (absl's "All log messages before absl::InitializeLog()...", oneDNN, CUDA).
+    log = (artifacts / "fresh_server.log").read_text(encoding="utf-8", errors="replace")
+    assert "Uvicorn server started" in log or "You can now view" in log
+    assert [line for line in log.splitlines()
+            if "absl::InitializeLog" in line or "oneDNN" in line or "cuda" in line] == []

@@ -88,36 +88,15 @@ def build_parser(parser_class=argparse.ArgumentParser, *, command: str | None = 
 
 
 def quiet_libraries() -> None:
-    """Load TensorFlow with its start-up logs silenced, and quiet the libraries' Python logs.
-
-    TensorFlow 2.21 writes its C++ start-up messages (absl's "All log messages before
-    absl::InitializeLog()...", oneDNN, CUDA) straight to file descriptor 2 whatever
-    ``TF_CPP_MIN_LOG_LEVEL`` says, so the descriptor points at /dev/null while it loads."""
-    import logging
+    """Load TensorFlow with its start-up logs silenced (:mod:`viz_core.quiet`) and quiet the
+    libraries' Python logs and warnings: a command's stderr is its own error line."""
     import warnings
 
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    warnings.simplefilter("ignore")
-    if "tensorflow" not in sys.modules:
-        sys.stderr.flush()
-        saved = os.dup(2)
-        try:
-            with open(os.devnull, "w") as devnull:
-                os.dup2(devnull.fileno(), 2)
-                try:
-                    import tensorflow  # noqa: F401
-                finally:
-                    os.dup2(saved, 2)
-        finally:
-            os.close(saved)
-    for name in ("tensorflow", "keras", "absl", "h5py"):
-        logging.getLogger(name).setLevel(logging.ERROR)
-    try:
-        from absl import logging as absl_logging
+    from ..quiet import import_tensorflow_quietly, quiet_library_logs
 
-        absl_logging.set_verbosity(absl_logging.ERROR)
-    except ImportError:  # absl comes with TensorFlow; nothing to quiet without it
-        pass
+    warnings.simplefilter("ignore")
+    import_tensorflow_quietly()
+    quiet_library_logs()
 
 
 def main(argv: list[str] | None = None) -> int:
