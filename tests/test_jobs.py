@@ -188,3 +188,19 @@ def test_a_job_cancelled_while_queued_lets_go_of_what_its_work_held(queue):
     gc.collect()
     assert gone() is None  # the queue still knows the job ("b"), not its work
     release.set()
+
+
+def test_each_job_is_logged_queued_started_and_ended_by_number(queue, caplog):
+    run, release, started = gate()
+    with caplog.at_level("INFO", logger="viz_core.jobs"):
+        jobs = [queue.submit(0, run, owner=0, label="LIME")]
+        assert started.wait(10)
+        jobs.append(queue.submit(1, lambda p: None, owner=1, label="Compare"))
+        release.set()
+        assert all(j.finished.wait(10) for j in jobs)
+        wait_for(lambda: sum("after" in r.getMessage() for r in caplog.records) == 2)
+    lines = [r.getMessage().split(" after ")[0] for r in caplog.records]
+    first, second = (j.number for j in jobs)
+    assert lines == [f"job {first} queued (LIME), 1 waiting", f"job {first} started (LIME)",
+                     f"job {second} queued (Compare), 1 waiting", f"job {first} done (LIME)",
+                     f"job {second} started (Compare)", f"job {second} done (Compare)"]

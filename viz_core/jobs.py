@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import collections
 import itertools
+import logging
 import os
 import threading
 import time
@@ -33,6 +34,7 @@ from .errors import Cancelled, VizError
 
 QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
 FINISHED = (DONE, FAILED, CANCELLED)
+_LOG = logging.getLogger(__name__)  # one line per job event (queued, started, ended), INFO
 MAX_QUEUED = 64  # jobs waiting at once; a class of 30 with one job each fits twice
 KEEP_FINISHED = 256  # finished jobs remembered for their owners to pick up (oldest dropped)
 
@@ -206,6 +208,7 @@ class JobQueue:
             self._by_key[key] = job
             self._by_owner[owner] = job
             self._lock.notify()
+            _LOG.info("job %d queued (%s), %d waiting", job.number, label, len(self._waiting))
             return job
 
     def job_of(self, owner: Hashable) -> Job | None:
@@ -280,7 +283,10 @@ class JobQueue:
                     return
                 job = self._waiting.popleft()
                 job.state = RUNNING  # seen as running before the lock is released
+                _LOG.info("job %d started (%s)", job.number, job.label)
             job.execute()
+            _LOG.info("job %d %s (%s) after %.1f s", job.number, job.state, job.label,
+                      job.ended - job.started)
             with self._lock:
                 if job.state == DONE:
                     self._durations.append(job.ended - job.started)
