@@ -1015,7 +1015,8 @@ def ablationcam_map(ctx: MethodContext) -> np.ndarray:
 def _pixel_gradients(model: LoadedModel, pixels: np.ndarray, target: Target, what: str,
                      progress: ProgressFn | None, should_stop: StopFn | None,
                      start: float = 0.0, share: float = 1.0):
-    """Scores (N,) and gradients (N, H, W, C) for many pixel arrays, in batches."""
+    """Scores (N,) and gradients (N, H, W, C) for many pixel arrays, in batches of at most
+    :data:`BATCH_SIZE`, of (nearly) equal size: a last batch of one image costs more per image."""
     has_logits, _, pixel_gradient = _scorer(model)
     _require_logits(has_logits, model, target)
     units = int(model.model.outputs[0].shape[-1])
@@ -1024,9 +1025,10 @@ def _pixel_gradients(model: LoadedModel, pixels: np.ndarray, target: Target, wha
     scores = np.zeros(n, dtype="float32")
     grads = np.zeros(pixels.shape, dtype="float32")
     batches = max(1, math.ceil(n / BATCH_SIZE))
+    bounds = [round(b * n / batches) for b in range(batches + 1)]  # 65 steps: 5 x 13, not 4 x 16 + 1
     for b in range(batches):
         _stop_check(should_stop, what)
-        sl = slice(b * BATCH_SIZE, min(n, (b + 1) * BATCH_SIZE))
+        sl = slice(bounds[b], bounds[b + 1])
         s, g = pixel_gradient(tf.constant(pixels[sl], dtype=tf.float32), v_logit, v_prob, offset)
         scores[sl] = np.asarray(s)
         grads[sl] = np.asarray(g)
