@@ -10,7 +10,7 @@ from ui.cost import SLOW_SECONDS, cost_text, run_seconds
 from ui.export import bundle_button, model_options
 from ui.feedback import run_button, show_error
 from ui.presenter import colormap_choices
-from ui.page import require_model_and_image
+from ui.page import page_setup
 from ui.state import workbench
 from ui.text import literal, literal_code, plotly_text
 from viz_core import methods as registry
@@ -59,14 +59,14 @@ def _quick_preset() -> None:
     st.session_state["cmp_steps"] = QUICK_STEPS
 
 
-st.title("Compare methods")
-st.caption(
+page = page_setup(
+    "Compare methods",
     "One image, one class, several explanation methods side by side at the same scale. Below "
     "them: how *faithful* each map is to the model (remove the pixels it calls important and "
-    "watch the class probability) and how much the methods agree with each other."
+    "watch the class probability) and how much the methods agree with each other.",
 )
-model, image = require_model_and_image()
-notes.show(notes.compare(model))
+model, image = page.model, page.image
+notes.show(notes.compare(model), where=page.note)
 with st.expander("Which method when", icon=":material/table_chart:"):
     st.dataframe(registry.which_method_rows(model.info), hide_index=True, width="stretch",
                  key="cmp_which_table")

@@ -5,7 +5,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from ui.feedback import run_button, show_error
-from ui.page import selection
+from ui.page import page_setup
 from ui.sidebar import DATASET_CHOICE, DATASET_IMAGE_KEY
 from ui.state import workbench
 from ui.text import literal
@@ -25,17 +25,17 @@ CLUSTER_CHOICES = ("auto", 1, 2, 3, 4, 5, 6)
 GALLERY = 8
 TILE = 112
 
-st.title("Dataset")
-st.caption(
+page = page_setup(
+    "Dataset",
     "Check the model on a whole set of images: which ones it gets wrong, where it looks for "
     "each class, and whether it found a shortcut (the *Clever Hans* effect: a classifier that "
     "recognised horses by a copyright tag in the corner). Each image is predicted and explained "
     "with Grad-CAM in batches; the heatmaps of each predicted class are then grouped by "
     "spectral clustering (SpRAy, Lapuschkin et al. 2019), so a group whose evidence sits away "
-    "from the objects stands out."
+    "from the objects stands out.",
+    needs="nothing",
 )
 bench = workbench()
-chosen = selection()  # first: draws the app's shell on a page's first run (ui.page)
 source = st.radio("Images", list(SOURCES), format_func=SOURCES.get, key="ds_source",
                   horizontal=True)
 
@@ -43,7 +43,7 @@ try:
     if source == "shortcut":
         model = bench.builtin_model("shortcut_demo", "imagenet")
     else:
-        model = chosen.model
+        model = page.model
         if model is None:
             st.info("Choose a model in the sidebar that loads, to see this page.")
             st.stop()

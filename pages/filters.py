@@ -17,7 +17,7 @@ from ui import notes
 from ui.export import bundle_button, model_options
 from ui.feedback import finished_here, run_button, show_error
 from ui.settings import within
-from ui.page import selection
+from ui.page import page_setup
 from ui.state import workbench
 from ui.text import literal, literal_code
 from viz_core.errors import VizError
@@ -61,18 +61,15 @@ SIZES = (64, 96, 128, 150, 192, 224)
 GALLERY_COUNTS = (8, 16, 32, 64)
 SEED = 0  # of the noisy starts; the same for the page, its bundle and the warm-up
 
-st.title("Filter patterns")
-st.caption(
+page = page_setup(
+    "Filter patterns",
     "What does one filter look for? Start from a grey picture with a little noise and change "
     "it, step by step, so that the filter responds as strongly as possible (gradient ascent "
     "in input space). What remains is the filter's favourite pattern. First layers look for "
-    "edges and colours, deeper layers for textures."
+    "edges and colours, deeper layers for textures.",
+    needs="model",
 )
-model = selection().model
-if model is None:
-    st.info("Choose a model in the sidebar that loads, to see this page.")
-    st.stop()
-note = notes.place()
+model, note = page.model, page.note
 bench = workbench()
 info = model.info
 layers = pattern_layers(model, conv_only=False)

@@ -9,7 +9,7 @@ from ui.export import bundle_button, model_options
 from ui.feedback import ProgressBar, run_button, show_error
 from ui.presenter import colormap_choices, controls, presenter_on
 from ui.share import url_value
-from ui.page import require_model_and_image, selection
+from ui.page import page_setup, remember
 from ui.state import workbench
 from ui.text import literal, literal_code
 from viz_core import methods as registry
@@ -26,17 +26,16 @@ SCORE_TITLES = {
     "probability": "Probability (after softmax, as in the R tutorial)",
 }
 
-st.title("Class heatmaps")
-st.caption(
+page = page_setup(
+    "Class heatmaps",
     "Which parts of the image made the model choose a class? Grad-CAM weighs every feature map "
     "of a convolutional layer by how much the class score grows with it, adds them up and keeps "
-    "the positive part: bright = evidence for the class."
+    "the positive part: bright = evidence for the class.",
 )
-model, image = require_model_and_image()
-note = notes.place()
+model, image, note = page.model, page.image, page.note
 bench = workbench()
 view = model.view(image)
-second_image = selection().second
+second_image = page.second
 info = model.info
 
 try:
@@ -54,23 +53,23 @@ def class_title(k: int) -> str:
 # scene, the other shape in it: ui.classes); a new model also from its last conv layer (widget
 # values of another model may not exist here).
 context = (model.identity, view.digest)
-if st.session_state.get("cam_context") != context:
+previous = remember("cam_context", context)
+if previous != context:
     # A shared link's classes win on the page's first visit (see ui.share).
-    first_visit = "cam_context" not in st.session_state
+    first_visit = previous is None
     wanted, wanted_2 = (url_value("cam_class"), url_value("cam_class_2")) if first_visit else (
         None, None)
-    st.session_state["cam_context"] = context
     st.session_state["cam_class"] = (
         wanted if wanted in [k for k, _, _ in top] else top[0][0])
     st.session_state["cam_class_2"] = (
         wanted_2 if wanted_2 is not None and 0 <= wanted_2 < len(model.labels)
         else second_class(model, image, [k for k, _, _ in top], st.session_state["cam_class"],
                           none=NONE))
-if st.session_state.get("cam_model") != model.identity or (
+previous_model = remember("cam_model", model.identity)
+if previous_model != model.identity or (
         st.session_state.get("cam_layer") not in info.spatial_layers):
     # A shared link's layer wins on the page's first visit (see ui.share).
-    wanted = url_value("cam_layer") if "cam_model" not in st.session_state else None
-    st.session_state["cam_model"] = model.identity
+    wanted = url_value("cam_layer") if previous_model is None else None
     st.session_state["cam_layer"] = (wanted if wanted in info.spatial_layers
                                      else info.last_conv_layer)
     st.session_state.pop("cam_class_any", None)

@@ -11,7 +11,7 @@ from ui.export import bundle_button, model_options
 from ui.feedback import run_button, show_error
 from ui.presenter import colormap_choices
 from ui.settings import within
-from ui.page import require_model_and_image
+from ui.page import page_setup
 from ui.state import workbench
 from ui.text import literal
 from viz_core import methods as registry
@@ -57,16 +57,16 @@ def _quick_preset() -> None:
     st.session_state["san_steps"] = QUICK_LAYERS
 
 
-st.title("Sanity check")
-st.caption(
+page = page_setup(
+    "Sanity check",
     "An explanation of a model should change when the model changes. One click re-initialises "
     "the model's layers with random weights, one at a time from the output down (Adebayo et "
     "al., *Sanity Checks for Saliency Maps*), and redraws every method's map after each step. "
     "A map that stays the same although the model is now random explains the image, not the "
-    "model: it is flagged. Your model is never changed; the check works on a copy."
+    "model: it is flagged. Your model is never changed; the check works on a copy.",
 )
-model, image = require_model_and_image()
-notes.show(notes.sanity(model))
+model, image = page.model, page.image
+notes.show(notes.sanity(model), where=page.note)
 bench = workbench()
 view = model.view(image)
 

@@ -72,15 +72,9 @@ def lime(model: LoadedModel, label: str) -> str:
             "model's answers.")
 
 
-def place():
-    """Keep the note's place right under the page's introduction (every page the same), for a
-    note that can only be written once the page knows its layer and class."""
-    return st.empty()
-
-
 def show(text: str, where=None) -> None:
-    """Draw a note as a collapsed "What am I looking at?" box, in ``where`` (from
-    :func:`place`) or here."""
+    """Draw a note as a collapsed "What am I looking at?" box, in ``where`` (the page's
+    :attr:`ui.page.Page.note` place) or here."""
     box = where.container() if where is not None else st.container()
     with box, st.expander("What am I looking at?", icon=":material/school:"):
         st.markdown(text)
