@@ -11,6 +11,10 @@ import streamlit as st
 from viz_core.errors import VizError
 from viz_core.jobs import OwnerBusy
 
+from .presenter import presenter_on
+from .state import job_queue, session_owner
+from .text import literal  # messages echo names the user chose (layers, classes, files)
+
 _LOG = logging.getLogger(__name__)
 
 
@@ -28,10 +32,6 @@ def short_message(exc: VizError) -> str:
 def show_error(exc: VizError, where=st) -> None:
     """A domain error as a red box with the message only (never a traceback); in presenter
     mode only its first sentence, without details."""
-    from .presenter import presenter_on
-
-    from .text import literal  # messages echo names the user chose (layers, classes, files)
-
     text = short_message(exc) if presenter_on() else str(exc)
     where.error(literal(text), icon=":material/error:")
 
@@ -146,8 +146,6 @@ def run_button(label: str, progress_label: str, key: str, compute, *,
     the button. ``tick()`` is called about twice a second while the work runs or waits, for a
     page that fills in parts as they are ready.
     """
-    from .state import job_queue, session_owner
-
     queue, owner = job_queue(), session_owner()
     held, stopped = f"_job_{key}", f"_stopped_{key}"
     job_key = job_key if job_key is not None else (key, owner)

@@ -14,6 +14,8 @@ from viz_core.jobs import JobQueue
 from viz_core.settings import Settings, read_settings
 from viz_core.workbench import Workbench
 
+from .idle import IdleTrim
+
 SELECTION_KEY = "_selection"
 
 
@@ -27,8 +29,6 @@ def workbench() -> Workbench:
     after a minute in which no session used them (:class:`ui.idle.IdleTrim`), so memory comes
     back after sessions close.
     """
-    from .idle import IdleTrim
-
     try:
         settings = read_settings()
     except ParameterError as exc:
