@@ -38,6 +38,8 @@ INSTALL_HINT = "pip install -r requirements-ray.txt (or pip install 'cnn-explore
 LOCAL_CPUS = 2
 LOCAL_OBJECT_STORE_BYTES = 200 * 2**20
 DEFAULT_WORKERS = 2
+#: CPUs each actor asks Ray for, and the TensorFlow threads it uses.
+WORKER_CPUS = 1
 
 
 class RayUnavailableError(ParameterError):
@@ -92,7 +94,14 @@ class ExplainWorker:
     """
 
     def __init__(self, recipe: ModelRecipe, read, layer: str, map_size: int,
-                 full_maps_dir: str | None):
+                 full_maps_dir: str | None, threads: int = 1):
+        import tensorflow as tf
+
+        try:  # as many TensorFlow threads as the actor has CPUs, not one per core of the node
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+            tf.config.threading.set_inter_op_parallelism_threads(threads)
+        except RuntimeError:  # TensorFlow already started in this worker process
+            pass
         self.model = recipe.load()
         self.read, self.layer, self.map_size = read, layer, map_size
         self.full_maps_dir = full_maps_dir
@@ -230,10 +239,11 @@ def run_dataset_ray(model: LoadedModel, recipe: ModelRecipe, dataset: Dataset, *
         items = [{"position": i, "path": e.path} for i, e in enumerate(dataset.entries)]
         stream = ray.data.from_items(items).map_batches(
             ExplainWorker, batch_size=int(batch_size), batch_format="numpy",
-            compute=ray.data.ActorPoolStrategy(size=int(workers)), num_cpus=1,
+            compute=ray.data.ActorPoolStrategy(size=int(workers)), num_cpus=WORKER_CPUS,
             fn_constructor_kwargs=dict(recipe=recipe, read=dataset.reader, layer=layer_path,
                                        map_size=int(map_size),
-                                       full_maps_dir=None if folder is None else str(folder)))
+                                       full_maps_dir=None if folder is None else str(folder),
+                                       threads=WORKER_CPUS))
         for rows in stream.iter_batches(batch_size=None, batch_format="numpy"):
             done = collector.add(from_rows(rows, folder is not None))
             if progress is not None:
