@@ -1,0 +1,114 @@
+"""Issue 16, findings 11 and 14, in a real browser.
+
+11. Before Compare or the Sanity check runs on a big model (VGG16, random weights: nothing to
+    download), the page states the cost in forward passes and in time from this model's
+    measured pass, and offers a quick look that cuts methods, curve steps or layers; a result
+    made with fewer curve steps says so under its pictures.
+14. On "Circle and star" the second class shown is the circle (the other shape in the
+    picture), not the square the demo model ranks a hair above it; the Compare agreement
+    chart's colour-bar title is clear of the chart's toolbar.
+"""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.e2e.test_browser import QUERY, WAIT_MS, assert_no_crash, settle
+
+pytestmark = pytest.mark.e2e
+BIG = "model=vgg16&weights=none&"
+COST = re.compile(r"about ([\d,]+) forward passes, ~(\d+) (s|min) here")
+
+
+def cost_of(page) -> tuple[int, float]:
+    """Passes and seconds of the first cost line on the page."""
+    text = page.locator('[data-testid="stMain"] [data-testid="stAlert"]').filter(
+        has_text=COST).first.inner_text()
+    passes, amount, unit = COST.search(text).groups()
+    return int(passes.replace(",", "")), float(amount) * (60 if unit == "min" else 1)
+
+
+def chips(page, label: str) -> list[str]:
+    box = page.locator('[data-testid="stMultiSelect"]').filter(has_text=label).first
+    return [tag.get_attribute("aria-label") for tag in box.locator("[data-tag]").all()]
+
+
+def test_big_models_state_the_cost_and_offer_a_quick_look(page, server, artifacts):
+    page.set_viewport_size({"width": 1440, "height": 900})
+    page.goto(f"{server}/compare?{BIG}image=circle")
+    settle(page)
+    assert_no_crash(page)
+    passes, seconds = cost_of(page)
+    methods = chips(page, "Methods")
+    assert len(methods) == 7, methods  # the registry's fast methods
+    # (methods + the random order) x (deletion + insertion) x (20 steps + 1) images at least
+    assert passes >= (len(methods) + 1) * 2 * 21, (passes, methods)
+    assert seconds > 60
+    page.screenshot(path=str(artifacts / "compare_cost_vgg16.png"))
+    quick = page.get_by_role("button", name=re.compile(r"^Quick look: 3 methods, 10 curve steps"))
+    quick.click()
+    settle(page)
+    assert chips(page, "Methods") == ["Grad-CAM", "EigenCAM", "Vanilla saliency (gradient)"]
+    quick_passes, quick_seconds = cost_of(page)
+    assert quick_passes <= passes / 3 and quick_passes >= 4 * 2 * 11, (passes, quick_passes)
+    assert page.get_by_role("button", name=re.compile(r"^Quick look")).count() == 0
+
+    page.goto(f"{server}/sanity?{BIG}image=circle")
+    settle(page)
+    assert_no_crash(page)
+    passes, seconds = cost_of(page)
+    page.screenshot(path=str(artifacts / "sanity_cost_vgg16.png"))
+    page.get_by_role("button", name=re.compile(r"^Quick look: 3 methods, top 3 layers")).click()
+    settle(page)
+    assert chips(page, "Methods") == ["Grad-CAM", "Vanilla saliency (gradient)",
+                                      "Edge detector (control)"]
+    quick_passes, _ = cost_of(page)
+    assert quick_passes < passes / 2, (passes, quick_passes)
+    assert page.get_by_text(re.compile(r"× 4 versions of the model")).count() == 1
+
+
+def test_a_coarse_comparison_says_so_and_its_colour_bar_title_is_clear(page, server, artifacts):
+    page.set_viewport_size({"width": 1440, "height": 900})
+    page.goto(f"{server}/compare?{QUERY}image=circle_and_star")
+    settle(page)
+    steps = page.get_by_role("slider", name="Curve steps")
+    steps.focus()
+    steps.press("ArrowLeft")  # 20 -> 10 steps
+    settle(page)
+    page.get_by_role("button", name=re.compile(r"^Compare \d+ methods$")).click()
+    page.get_by_text(re.compile(r"Quick look: \d+ methods and 10 curve steps")).wait_for(
+        timeout=WAIT_MS)
+    settle(page)
+    assert_no_crash(page)
+    chart = page.locator('[data-testid="stPlotlyChart"]').filter(
+        has=page.locator(".colorbar")).first
+    chart.scroll_into_view_if_needed()
+    chart.hover()  # the toolbar shows on hover
+    page.locator('[data-testid="stPlotlyChart"] .modebar').first.wait_for(state="visible")
+    boxes = page.evaluate("""() => {
+      const chart = [...document.querySelectorAll('[data-testid=stPlotlyChart]')]
+          .find(e => e.querySelector('.colorbar'));
+      const box = e => { const b = e.getBoundingClientRect();
+                         return [b.left, b.top, b.right, b.bottom]; };
+      return {title: box(chart.querySelector('.cbtitle')),
+              toolbar: box(chart.querySelector('.modebar'))};
+    }""")
+    chart.screenshot(path=str(artifacts / "compare_agreement_chart.png"))
+    (l1, t1, r1, b1), (l2, t2, r2, b2) = boxes["title"], boxes["toolbar"]
+    assert r1 <= l2 or r2 <= l1 or b1 <= t2 or b2 <= t1, boxes  # no overlap
+
+
+def test_circle_and_star_explains_the_star_beside_the_circle(page, server, artifacts):
+    page.goto(f"{server}/heatmaps?{QUERY}image=circle_and_star")
+    settle(page)
+    assert_no_crash(page)
+    titles = page.locator('[data-testid="stMain"] [data-testid="stMarkdownContainer"]')
+    for name in ("star (3)", "circle (0)"):
+        titles.filter(has_text=re.compile(rf"^{re.escape(name)}$")).first.wait_for()
+    assert titles.filter(has_text=re.compile(r"^square \(1\)$")).count() == 0
+    page.screenshot(path=str(artifacts / "heatmaps_circle_and_star.png"), full_page=True)
+    page.goto(f"{server}/lime?{QUERY}image=circle_and_star")
+    settle(page)
+    second = page.get_by_role("combobox", name="Second class (side by side)", exact=True)
+    assert second.input_value().startswith("circle (0)"), second.input_value()

@@ -1,0 +1,98 @@
+"""Presenter mode beyond the page's own type (issue 16, finding 9): on a 1920x1080 projector
+the charts' text grows with the page (a legend a page sets to 11 px stayed 11 px), and on a
+1280x720 one a page's picture starts on the first screen: its controls collapse into an
+expander instead of pushing the heatmaps a screen and a half down."""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.e2e.test_browser import FIRST, QUERY, WAIT_MS, assert_no_crash, settle
+
+pytestmark = pytest.mark.e2e
+
+CHART_TEXT = """() => {
+  const chart = document.querySelector('[data-testid=stMain] .js-plotly-plot');
+  const px = selector => [...chart.querySelectorAll(selector)].map(
+      t => parseFloat(getComputedStyle(t).fontSize));
+  return {legend: px('.legendtext'), ticks: px('.xtick text, .ytick text'),
+          title: px('.gtitle')};
+}"""
+
+
+def chart_text(browser, server: str, presenter: bool, artifacts) -> dict:
+    context = browser.new_context(viewport={"width": 1920, "height": 1080})
+    try:
+        page = context.new_page()
+        page.set_default_timeout(WAIT_MS)
+        page.goto(f"{server}/compare?{QUERY}image={FIRST}" + ("&presenter=1" if presenter
+                                                             else ""))
+        settle(page)
+        run = page.get_by_role("button", name=re.compile(r"^Compare \d+ methods$"))
+        if run.count():  # the first visit computes; the second finds the results cached
+            run.click()
+        page.locator('[data-testid="stMain"] .js-plotly-plot .legendtext').first.wait_for(
+            timeout=WAIT_MS)
+        settle(page)
+        assert_no_crash(page)
+        name = "presenter" if presenter else "normal"
+        page.screenshot(path=str(artifacts / f"compare_chart_text_{name}_1920.png"))
+        return page.evaluate(CHART_TEXT)
+    finally:
+        context.close()
+
+
+def test_presenter_mode_scales_chart_text_at_1920x1080(browser, server, artifacts):
+    normal = chart_text(browser, server, False, artifacts)
+    presenter = chart_text(browser, server, True, artifacts)
+    assert normal["legend"] and presenter["legend"], (normal, presenter)
+    # The page's own type is 1.25x in presenter mode; the chart's legend and title follow.
+    assert min(presenter["legend"]) >= 1.25 * max(normal["legend"]) - 0.01, (normal, presenter)
+    assert min(presenter["title"]) >= 1.25 * max(normal["title"]) - 0.01, (normal, presenter)
+    assert min(presenter["ticks"]) >= 1.25 * max(normal["ticks"]) - 0.01, (normal, presenter)
+    # and nothing in the chart is smaller than its axis labels
+    assert min(presenter["legend"]) >= min(presenter["ticks"]), presenter
+
+
+def first_picture_top(browser, server: str, presenter: bool, artifacts) -> float:
+    context = browser.new_context(viewport={"width": 1280, "height": 720})
+    try:
+        page = context.new_page()
+        page.set_default_timeout(WAIT_MS)
+        page.goto(f"{server}/heatmaps?{QUERY}image={FIRST}" + ("&presenter=1" if presenter
+                                                              else ""))
+        settle(page)
+        assert_no_crash(page)
+        picture = page.locator('[data-testid="stMain"] [data-testid="stImage"] img').first
+        picture.wait_for(timeout=WAIT_MS)
+        classes = page.get_by_role("radiogroup", name="Class to explain (top-5 predictions)")
+        if presenter:
+            # the controls are one click away, collapsed, and still work
+            controls = page.locator('[data-testid="stExpander"] summary').filter(
+                has_text="Class, method and display")
+            assert controls.count() == 1 and not classes.is_visible()
+            page.screenshot(path=str(artifacts / "heatmaps_presenter_1280x720.png"))
+            top = picture.bounding_box()["y"]
+            controls.click()
+            classes.wait_for(state="visible")
+            before = picture.get_attribute("src")
+            classes.get_by_role("radio").nth(1).check(force=True)
+            page.wait_for_function(
+                "(src) => document.querySelector('[data-testid=stMain] [data-testid=stImage] "
+                "img').getAttribute('src') !== src", arg=before, timeout=WAIT_MS)
+            settle(page)
+            assert_no_crash(page)
+            return top
+        assert classes.is_visible()  # outside presenter mode the controls stay open
+        return picture.bounding_box()["y"]
+    finally:
+        context.close()
+
+
+def test_presenter_mode_puts_the_first_picture_on_the_first_screen_at_1280x720(
+        browser, server, artifacts):
+    normal = first_picture_top(browser, server, False, artifacts)
+    presenter = first_picture_top(browser, server, True, artifacts)
+    assert presenter < 720 - 40, (normal, presenter)  # at least its top edge is on screen
+    assert normal > 720, normal  # without presenter mode the controls come first
