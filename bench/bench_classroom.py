@@ -84,9 +84,12 @@ JOB_LINE = re.compile(r"^(?P<t>[\d.]+) job (?P<n>\d+) (?P<event>queued|started|d
                       r"cancelled) \((?P<label>[^)]*)\)")
 
 
-def start_server(port: int, cache_dir: str, jobs_log: Path, trim_report: Path):
+def start_server(port: int, cache_dir: str, jobs_log: Path, trim_report: Path,
+                 arena_max: int | None = None):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CNN_VIZ_CACHE": cache_dir,
            "PYTHONPATH": str(ROOT), TRIM_REPORT_ENV: str(trim_report)}
+    if arena_max:  # glibc's malloc arenas (default 8 per core): fewer, less fragmentation
+        env["MALLOC_ARENA_MAX"] = str(arena_max)
     return subprocess.Popen(
         [sys.executable, "-c", SERVER, str(jobs_log), "run", "app.py", "--server.port",
          str(port), "--server.address", "127.0.0.1", "--server.headless", "true"],
@@ -260,13 +263,15 @@ def per_page(light: list[dict]) -> dict:
     return {p: round(p95([s["seconds"][p] for s in light]), 2) for p in pages}
 
 
-def run(think: float = 5.0, seed: int = 0, port: int = PORT) -> dict:
+def run(think: float = 5.0, seed: int = 0, port: int = PORT,
+        arena_max: int | None = None) -> dict:
     from viz_core.jobs import default_workers  # the server's worker count (same machine)
 
     cache_dir = tempfile.mkdtemp(prefix="bench_classroom_")
     report, jobs_log = Path(cache_dir) / "trim_report.jsonl", Path(cache_dir) / "jobs.log"
-    server = start_server(port, cache_dir, jobs_log, report)
-    out = {"think_s": think, "workers": default_workers(), "load_at_start": load()}
+    server = start_server(port, cache_dir, jobs_log, report, arena_max)
+    out = {"think_s": think, "arena_max": arena_max, "workers": default_workers(),
+           "load_at_start": load()}
     settle = session_ttl() + IDLE_TRIM_S + 40  # sessions dropped, then the idle trim
     try:
         wait_healthy(port)
@@ -355,8 +360,10 @@ def main(argv=None) -> None:
                              "0: every link at once)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--port", type=int, default=PORT)
+    parser.add_argument("--arena-max", type=int, default=None,
+                        help="the server's MALLOC_ARENA_MAX (default: glibc's own)")
     args = parser.parse_args(argv)
-    print(json.dumps(run(args.think, args.seed, args.port), indent=2))
+    print(json.dumps(run(args.think, args.seed, args.port, args.arena_max), indent=2))
 
 
 if __name__ == "__main__":
