@@ -12,6 +12,18 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import streamlit as st  # noqa: E402
 
+st.set_page_config(page_title="CNN Explorer", page_icon=":material/visibility:", layout="wide")
+
+# A session's first run loads TensorFlow and the model (5-9 s on a cold, quiet server; half a
+# minute on a busy one): say so first, before the heavy imports, instead of an empty page. The
+# message goes once the sidebar has the model, before the page runs (a page may end its run
+# early with st.stop(), after which nothing can be removed).
+STARTED_KEY = "_app_started"
+starting = None if st.session_state.get(STARTED_KEY) else st.empty()
+if starting is not None:
+    starting.info("Starting CNN Explorer: loading the model…",
+                  icon=":material/hourglass_top:")
+
 from viz_core.quiet import import_tensorflow_quietly, quiet_library_logs  # noqa: E402
 
 import_tensorflow_quietly()
@@ -20,9 +32,6 @@ quiet_library_logs()
 from ui.guard import page_guard  # noqa: E402
 from ui.share import write_to_url  # noqa: E402
 from ui.shell import draw_shell  # noqa: E402
-from ui.state import SELECTION_KEY  # noqa: E402
-
-st.set_page_config(page_title="CNN Explorer", page_icon=":material/visibility:", layout="wide")
 
 PAGES = (
     ("pages/overview.py", "Overview", ":material/home:"),
@@ -41,19 +50,13 @@ navigation = st.navigation(
      for i, (path, title, icon) in enumerate(PAGES) if (ROOT / path).exists()],
     position="top",
 )
-# A session's first run loads the model (5-9 s on a cold server, TensorFlow included): say so at
-# the top instead of showing an empty page; removed once the sidebar has the model, before the
-# page runs (a page may end its run early with st.stop(), after which nothing can be removed).
-starting = st.empty() if SELECTION_KEY not in st.session_state else None
-if starting is not None:
-    starting.info("Starting CNN Explorer: loading the model…",
-                  icon=":material/hourglass_top:")
 try:
     # Any unexpected error becomes "Something went wrong with this model: ..." and a log entry;
     # st.stop() / st.rerun() are BaseExceptions and pass through.
     with page_guard():
         draw_shell()
         if starting is not None:
+            st.session_state[STARTED_KEY] = True
             starting.empty()
         navigation.run()
 finally:  # also when a page stops early with st.stop()
