@@ -1,4 +1,5 @@
-"""The command line through a subprocess: models, info, predict, and bad input -> exit 2."""
+"""The command line: models, info and predict through ``main`` in this process (their JSON is
+what is checked), and bad input -> exit 2 through a real subprocess (status, stderr lines)."""
 from __future__ import annotations
 
 import json
@@ -12,14 +13,17 @@ import pytest
 from PIL import Image
 
 from tests.conftest import tiny_cnn
+from viz_core.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run_cli(*args, cwd=None):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=str(ROOT))
-    return subprocess.run([sys.executable, "-m", "viz_core", *args], capture_output=True,
-                          text=True, cwd=cwd or ROOT, env=env, timeout=300)
+def run_json(capsys, *args):
+    """``python -m viz_core *args`` run in this process (a subprocess would import TensorFlow
+    again, some 10 s of CPU each); its exit status must be 0 and its stdout one JSON object."""
+    capsys.readouterr()
+    assert main(list(args)) == 0, capsys.readouterr().err
+    return json.loads(capsys.readouterr().out)
 
 
 @pytest.fixture(scope="module")
@@ -35,31 +39,25 @@ def model_files(tmp_path_factory):
     return folder, model, img
 
 
-def test_models_lists_builtins_as_json():
-    out = run_cli("models", "--json")
-    assert out.returncode == 0, out.stderr
-    rows = json.loads(out.stdout)["models"]
+def test_models_lists_builtins_as_json(capsys):
+    rows = run_json(capsys, "models", "--json")["models"]
     names = [r["name"] for r in rows]
     assert names[0] == "demo" and "vgg16" in names and "convnext_tiny" in names
     assert {r["name"]: r["input_shape"] for r in rows}["inception_v3"] == [299, 299, 3]
 
 
-def test_info_and_predict_on_a_model_file(model_files):
+def test_info_and_predict_on_a_model_file(model_files, capsys):
     folder, model, img = model_files
-    out = run_cli("info", "--model", str(folder / "tiny.keras"), "--labels",
-                  str(folder / "labels.txt"), "--json")
-    assert out.returncode == 0, out.stderr
-    info = json.loads(out.stdout)
+    info = run_json(capsys, "info", "--model", str(folder / "tiny.keras"), "--labels",
+                    str(folder / "labels.txt"), "--json")
     assert info["input_shape"] == [32, 32, 3] and info["output_kind"] == "softmax"
     assert info["labels"] == ["cat", "dog", "bird"] and info["last_conv_layer"] == "conv_b"
     assert [layer["name"] for layer in info["layers"]][:2] == ["conv_a", "pool_a"]
     assert info["layers"][0]["output_shape"] == [32, 32, 4] and info["layers"][0]["conv"]
 
-    out = run_cli("predict", "--model", str(folder / "tiny.keras"), "--labels",
-                  str(folder / "labels.txt"), "--image", str(folder / "half.png"),
-                  "--top", "2", "--json")
-    assert out.returncode == 0, out.stderr
-    top = json.loads(out.stdout)["predictions"][0]["top"]
+    top = run_json(capsys, "predict", "--model", str(folder / "tiny.keras"), "--labels",
+                   str(folder / "labels.txt"), "--image", str(folder / "half.png"),
+                   "--top", "2", "--json")["predictions"][0]["top"]
     # Independent reference: resize as Pillow does, scale by 1/255, run the model directly.
     x = np.asarray(Image.fromarray(img).resize((32, 32), Image.Resampling.BILINEAR,
                                                 reducing_gap=3.0), dtype="float32")[None] / 255
