@@ -1,6 +1,8 @@
 """Presenter warm-up: afterwards the pages' default calls are answered from the caches."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -43,24 +45,73 @@ def test_warm_up_fills_the_caches_the_pages_read(bench):
     assert top.top[0].label == "circle"
 
 
+@dataclass(frozen=True)
+class Stopped:
+    """What a warm-up stopped by the user did, read right after it stopped."""
+
+    messages: tuple[str, ...]
+    done: int
+    ready: dict[str, bool]  # comparison method -> its map cached
+    sanity_cached: bool
+    questions_after_curves: int = 0
+
+
 @pytest.fixture(scope="module")
 def warmed(tmp_path_factory):
-    """The dashboard's own workbench (a private disk cache), warmed up on the circle only."""
+    """The dashboard's own workbench (a private disk cache), warmed up on the circle only.
+
+    Three runs on the same workbench, each going on from where the caches left off, so that
+    together they cost about one warm-up: stopped between steps at the first comparison,
+    stopped inside the sanity check, then to the end. Yields the workbench, the last run's
+    messages and step count, and what each stopped run left behind.
+    """
     from ui.state import workbench
 
     patch = pytest.MonkeyPatch()
     patch.setenv("CNN_VIZ_CACHE", str(tmp_path_factory.mktemp("warm_disk")))
     workbench.clear()
     bench = workbench()
+    stops = []
     messages = []
-    done = warm_up(bench, samples=("circle",), progress=lambda f, m: messages.append((f, m)))
-    yield bench, messages, done
+    done = warm_up(bench, samples=("circle",), progress=lambda f, m: messages.append(m),
+                   should_stop=lambda: messages[-1].startswith("circle: compare"))
+    model = bench.builtin_model("demo")
+    view = model.view(bench.image(sample_bytes("circle"), "circle"))
+    k = bench.run(predict, model, (view,), top=5)[0].top[0].class_index
+    params = {m: FAST_PARAMS[m] for m in DEFAULT_METHODS if m in FAST_PARAMS}
+
+    def sanity_cached() -> bool:
+        return bench.is_cached(cascading_randomisation, model, view, Target(k),
+                               methods=tuple(DEFAULT_METHODS), steps=8, params=params, seed=0)
+
+    stops.append(Stopped(tuple(messages), done, {
+        m: compared_map_ready(bench, model, view, Target(k), m) for m in ("gradcam", "lime")},
+        sanity_cached()))
+
+    # A stop asked inside a long step ends it there (Cancelled), without caching a result:
+    # let the step before the sanity check finish, then say stop when the check asks.
+    asked_after = []
+
+    def stop_inside_sanity() -> bool:
+        if messages[-1] != "circle: compare, random-order curves":
+            return False
+        asked_after.append(True)
+        return len(asked_after) > 1  # the first question is the one between steps
+
+    messages = []
+    done = warm_up(bench, samples=("circle",), progress=lambda f, m: messages.append(m),
+                   should_stop=stop_inside_sanity)
+    stops.append(Stopped(tuple(messages), done, {}, sanity_cached(), len(asked_after)))
+
+    progress = []
+    done = warm_up(bench, samples=("circle",), progress=lambda f, m: progress.append((f, m)))
+    yield bench, progress, done, stops
     workbench.clear()
     patch.undo()
 
 
 def test_compare_and_sanity_come_last_and_are_cached_as_the_pages_ask(warmed):
-    bench, messages, done = warmed
+    bench, messages, done, _ = warmed
     model = bench.builtin_model("demo")
     assert done == len(messages) and messages[-1] == (1.0, "circle: sanity check")
     texts = [m for _, m in messages]
@@ -88,7 +139,7 @@ def test_compare_and_sanity_come_last_and_are_cached_as_the_pages_ask(warmed):
 
 
 def test_compare_and_sanity_pages_open_from_the_warm_caches(warmed):
-    bench, _, _ = warmed
+    bench, _, _, _ = warmed
     misses = bench.results.stats.misses
     at = AppTest.from_file("../app.py", default_timeout=120)
     at.run()
@@ -107,32 +158,16 @@ def test_compare_and_sanity_pages_open_from_the_warm_caches(warmed):
     assert bench.results.stats.misses == misses  # nothing was computed again
 
 
-def test_stopping_inside_the_last_steps_leaves_them_undone(bench):
-    messages = []
-    done = warm_up(bench, samples=("circle",), progress=lambda f, m: messages.append(m),
-                   should_stop=lambda: messages[-1].startswith("circle: compare"))
-    assert messages[-1] == "circle: compare, gradcam" and done == len(messages)
-    model = bench.builtin_model("demo")
-    view = model.view(bench.image(sample_bytes("circle"), "circle"))
-    k = bench.run(predict, model, (view,), top=5)[0].top[0].class_index
-    assert compared_map_ready(bench, model, view, Target(k), "gradcam")
-    assert not compared_map_ready(bench, model, view, Target(k), "lime")
+def test_stopping_inside_the_last_steps_leaves_them_undone(warmed):
+    # The warm-up stopped between steps at the first comparison, then inside the sanity check
+    # (the `warmed` fixture's first two runs, read when each stopped).
+    between, inside = warmed[3]
+    assert between.messages[-1] == "circle: compare, gradcam"
+    assert between.done == len(between.messages)
+    assert between.ready == {"gradcam": True, "lime": False}
+    assert not between.sanity_cached
 
-    # A stop asked inside a long step ends it there (Cancelled), without caching a result:
-    # let the step before the sanity check finish, then say stop when the check asks.
-    asked_after = []
-
-    def stop_inside_sanity() -> bool:
-        if messages[-1] != "circle: compare, random-order curves":
-            return False
-        asked_after.append(True)
-        return len(asked_after) > 1  # the first question is the one between steps
-
-    messages.clear()
-    done = warm_up(bench, samples=("circle",), progress=lambda f, m: messages.append(m),
-                   should_stop=stop_inside_sanity)
-    assert messages[-1] == "circle: compare, random-order curves" and done == len(messages)
-    assert len(asked_after) == 2  # stopped at the sanity check's first question
-    params = {m: FAST_PARAMS[m] for m in DEFAULT_METHODS if m in FAST_PARAMS}
-    assert not bench.is_cached(cascading_randomisation, model, view, Target(k),
-                               methods=tuple(DEFAULT_METHODS), steps=8, params=params, seed=0)
+    assert inside.messages[-1] == "circle: compare, random-order curves"
+    assert inside.done == len(inside.messages)
+    assert inside.questions_after_curves == 2  # stopped at the sanity check's first question
+    assert not inside.sanity_cached
