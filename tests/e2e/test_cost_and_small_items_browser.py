@@ -6,16 +6,21 @@
     made with fewer curve steps says so under its pictures.
 14. On "Circle and star" the second class shown is the circle (the other shape in the
     picture), not the square the demo model ranks a hair above it; the Compare agreement
-    chart's colour-bar title is clear of the chart's toolbar.
+    chart's colour-bar title is clear of the chart's toolbar; Feature maps' ZIP button counts
+    the layers the ZIP holds and says how they relate to the layers listed (the walk: "8
+    layers" listed, "all 11 layers (ZIP)" offered); a LIME fit with a low R² gets a caution
+    under its picture, a good fit none.
 """
 from __future__ import annotations
 
+import io
 import re
+import zipfile
+from pathlib import Path
 
 import pytest
 
 from tests.e2e.test_browser import QUERY, WAIT_MS, assert_no_crash, settle
-from ui.cost import SLOW_SECONDS
 
 pytestmark = pytest.mark.e2e
 BIG = "model=vgg16&weights=none&"
@@ -36,6 +41,8 @@ def chips(page, label: str) -> list[str]:
 
 
 def test_big_models_state_the_cost_and_offer_a_quick_look(page, server, artifacts):
+    from ui.cost import SLOW_SECONDS
+
     page.set_viewport_size({"width": 1440, "height": 900})
     page.goto(f"{server}/compare?{BIG}image=circle")
     settle(page)
@@ -123,3 +130,61 @@ def test_circle_and_star_explains_the_star_beside_the_circle(page, server, artif
     settle(page)
     second = page.get_by_role("combobox", name="Second class (side by side)", exact=True)
     assert second.input_value().startswith("circle (0)"), second.input_value()
+
+
+def test_feature_maps_zip_label_counts_the_layers_it_holds_and_those_listed(page, server):
+    page.set_viewport_size({"width": 1440, "height": 900})
+    page.goto(f"{server}/feature_maps?{QUERY}image=circle")
+    settle(page)
+    page.locator('[data-testid="stMain"]').get_by_text("All layers", exact=True).click()
+    settle(page)
+    assert_no_crash(page)
+    pager = page.locator('[data-testid="stSelectbox"]').filter(
+        has_text=re.compile(r"\d+ layers, \d+ at a time")).first.inner_text()
+    listed = int(re.search(r"(\d+) layers, \d+ at a time", pager).group(1))
+    button = page.locator('[data-testid="stDownloadButton"]').filter(
+        has_text=re.compile(r"Download all \d+ layers")).first
+    label = button.inner_text()
+    total = int(re.search(r"Download all (\d+) layers", label).group(1))
+    with page.expect_download(timeout=WAIT_MS) as info:
+        button.click()
+    with zipfile.ZipFile(io.BytesIO(Path(info.value.path()).read_bytes())) as archive:
+        pngs = [n for n in archive.namelist() if n.endswith(".png")]
+    assert total == len(pngs), (label, pngs)  # one grid per layer of the one image
+    assert listed <= total, (pager, label)
+    if not QUERY:  # the demo model: 8 convolution and pooling layers listed of 11
+        assert (listed, total) == (8, 11), (pager, label)
+    if listed < total:
+        assert f"these {listed} and {total - listed} more" in label, (pager, label)
+
+
+def test_a_weak_lime_fit_is_cautioned_and_a_good_one_is_not(page, server, artifacts):
+    # The square with 5 superpixels and 100 samples (seed 0): the square's fit explains most
+    # of the answers (R² ~0.87), the circle's little (R² ~0.38), the same in every run.
+    page.set_viewport_size({"width": 1440, "height": 900})
+    page.goto(f"{server}/lime?{QUERY}image=square")
+    settle(page)
+    for name in ("Number of superpixels", "Samples (perturbed images)"):
+        slider = page.get_by_role("slider", name=name)
+        slider.focus()
+        slider.press("Home")  # 5 superpixels, 100 samples
+        settle(page)
+    second = page.get_by_role("combobox", name="Second class (side by side)", exact=True)
+    second.click()
+    page.get_by_role("option", name=re.compile(r"^circle \(0\)")).click()
+    settle(page)
+    page.get_by_role("button", name="Run LIME").click()
+    page.get_by_role("heading", name="Explanation").wait_for(timeout=WAIT_MS)
+    settle(page)
+    assert_no_crash(page)
+    columns = page.evaluate("""() => [...document.querySelectorAll(
+        '[data-testid=stMain] [data-testid=stColumn]')]
+      .filter(c => c.querySelector('[data-testid=stImageCaption]')?.innerText.includes('R² ='))
+      .map(c => c.innerText)""")
+    fits = [(float(re.search(r"R² = (-?[\d.]+)", c).group(1)),
+             "explains little" in c, c) for c in columns]
+    (good, good_cautioned, _), (weak, weak_cautioned, weak_text) = fits  # square, circle
+    assert good >= 0.5 > weak, fits
+    assert not good_cautioned and weak_cautioned, fits
+    assert f"(R² {weak:.2f} < 0.5)" in weak_text, weak_text
+    page.screenshot(path=str(artifacts / "lime_weak_fit_caution.png"), full_page=True)
