@@ -9,7 +9,7 @@ from ui.charts import plotly_chart
 from ui.cost import SLOW_SECONDS, cost_text, run_seconds
 from ui.export import bundle_button, model_options
 from ui.feedback import run_button, show_error
-from ui.presenter import colormap_choices
+from ui.presenter import colormap_choices, controls
 from ui.page import page_setup
 from ui.state import workbench
 from ui.text import literal, literal_code, plotly_text
@@ -85,7 +85,8 @@ except VizError as exc:
 probability_of = {k: p for k, _, p in top}
 
 # -- what to compare ----------------------------------------------------------------------------
-with st.container(border=True):
+settings = controls("Methods, class and display")  # collapsed in presenter mode
+with settings:
     options = map_methods()
     if any(m not in options for m in st.session_state.get("cmp_methods", [])):
         st.session_state.pop("cmp_methods")  # a method no longer registered
@@ -195,7 +196,7 @@ except VizError as exc:
 
 # -- the maps, side by side -------------------------------------------------------------------
 st.subheader(f"{literal(model.label(k))} ({k}): where each method sees the evidence")
-d1, d2, d3 = st.columns(3)
+d1, d2, d3 = controls("Display", normal="plain", into=settings).columns(3)
 colormap = d1.selectbox("Colour map", colormap_choices(COLOUR_MAPS), key="cmp_colormap")
 show = d2.radio("Show", ("overlay", "heatmap"), key="cmp_show", horizontal=True,
                 format_func={"overlay": "Overlay", "heatmap": "Map alone"}.get)

@@ -4,8 +4,10 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
+from ui.charts import plotly_chart
 from ui.feedback import run_button, show_error
 from ui.page import page_setup
+from ui.presenter import controls
 from ui.sidebar import DATASET_CHOICE, DATASET_IMAGE_KEY
 from ui.state import workbench
 from ui.text import literal
@@ -36,8 +38,11 @@ page = page_setup(
     needs="nothing",
 )
 bench = workbench()
-source = st.radio("Images", list(SOURCES), format_func=SOURCES.get, key="ds_source",
-                  horizontal=True)
+# Collapsed in presenter mode, so the results start on a 1280x720 projector's first screen; an
+# upload's file pickers stay out, as the page waits on them.
+settings = controls("Images", normal="plain")
+source = settings.radio("Images", list(SOURCES), format_func=SOURCES.get, key="ds_source",
+                        horizontal=True)
 
 try:
     if source == "shortcut":
@@ -63,8 +68,9 @@ try:
         data = open_zip(archive.getvalue(), model.labels, name=archive.name,
                         labels_csv=None if labels_file is None else labels_file.getvalue())
     else:
-        count = st.select_slider("Number of images", SAMPLE_COUNTS, value=48, key="ds_count",
-                                 help="Generated scenes, drawn on demand (the same every time).")
+        count = settings.select_slider(
+            "Number of images", SAMPLE_COUNTS, value=48, key="ds_count",
+            help="Generated scenes, drawn on demand (the same every time).")
         data = sample_dataset(source, model.labels, count=count)
 except VizError as exc:
     show_error(exc)
@@ -161,8 +167,8 @@ if confusion is not None:
     figure.update_layout(title="Confusion matrix (click a cell)", xaxis_title="predicted",
                          yaxis_title="label", yaxis_autorange="reversed", height=380,
                          margin=dict(t=50, b=40))
-    event = g1.plotly_chart(figure, width="stretch", key="ds_confusion_chart",
-                            on_select="rerun", selection_mode="points")
+    event = plotly_chart(figure, g1, width="stretch", key="ds_confusion_chart",
+                         on_select="rerun", selection_mode="points")
 hist = go.Figure()
 for title, pick in (("right", run.correct), ("wrong", run.labelled & ~run.correct),
                     ("no label", ~run.labelled)):
@@ -172,7 +178,7 @@ for title, pick in (("right", run.correct), ("wrong", run.labelled & ~run.correc
 hist.update_layout(title="Confidence of the predicted class", barmode="overlay", height=380,
                    xaxis_title="probability", yaxis_title="images", margin=dict(t=50, b=40),
                    legend=dict(orientation="h", y=-0.25))
-g2.plotly_chart(hist, width="stretch", key="ds_confidence_chart")
+plotly_chart(hist, g2, width="stretch", key="ds_confidence_chart")
 
 if confusion is not None:
     clicked = clicked_cell(event, run.classes)

@@ -9,9 +9,10 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from ui import notes
+from ui.charts import plotly_chart
 from ui.export import bundle_button, model_options
 from ui.feedback import download_data, show_error
-from ui.presenter import colormap_choices
+from ui.presenter import colormap_choices, controls
 from ui.page import page_setup, remember
 from ui.state import workbench
 from ui.text import literal, plotly_text
@@ -77,7 +78,10 @@ def layer_label(path: str) -> str:
 
 
 # ---- controls -------------------------------------------------------------------------------
-top = st.columns([2, 3])
+# In presenter mode all of them (view, display, layer) are one collapsed expander, so the grid
+# starts on a 1280x720 projector's first screen; otherwise the page looks as it always did.
+settings = controls("View, layer and display", normal="plain")
+top = settings.columns([2, 3])
 # Picking a second image in the sidebar turns the comparison on (it can be turned off again).
 second_digest = None if second is None else second.digest
 if remember("fm_second_seen", second_digest) != second_digest and second is not None:
@@ -90,7 +94,7 @@ compare = top[1].toggle(
 ) and second is not None
 shown = ("first", "second") if compare else ("first",)
 
-with st.expander("Display", expanded=True, icon=":material/tune:"):
+with controls("Display", normal="expander", into=settings):
     d = st.columns(5)
     sort = d[0].selectbox("Order channels by", ("index", "mean"), key="fm_sort",
                           format_func={"index": "channel number",
@@ -173,7 +177,7 @@ if mode == ONE:
         st.session_state["fm_block"] = next(
             (g for g, members in groups if st.session_state.get("fm_layer") in members),
             group_names[0])
-    pick = st.columns([1, 2])
+    pick = controls("Layer", normal="plain", into=settings).columns([1, 2])
     group = pick[0].selectbox("Block", group_names, key="fm_block",
                               help="Layers grouped by block where the layer names say so.")
     members = dict(groups)[group]
@@ -201,9 +205,10 @@ if mode == ONE:
             m[1].metric("Dead on this image", len(dead),
                         help="Channels that are zero everywhere (outlined in red).")
             m[2].metric("Mean activation", f"{float(s.mean.mean()):.3g}")
-            event = st.plotly_chart(
+            event = plotly_chart(
                 grid_figure(grids[which], s), key=f"fm_grid_{which}_{path}", on_select="rerun",
-                selection_mode="points", width="stretch", config={"displayModeBar": False})
+                selection_mode="points", width="stretch", config={"displayModeBar": False},
+                picture=True)
             clicked = [p["point_index"] for p in (event.selection.points if event else [])
                        if "point_index" in p]
             if clicked:
@@ -278,11 +283,11 @@ if mode == ONE:
                        f"{s.fraction_active[channel]:.0%}", font=dict(size=14)),
             yaxis=dict(autorange="reversed", scaleanchor="x", constrain="domain"),
             xaxis=dict(constrain="domain"))
-        right.plotly_chart(figure, width="stretch", key=f"fm_zoom_{which}")
+        plotly_chart(figure, right, width="stretch", key=f"fm_zoom_{which}")
 
 # ---- all layers -----------------------------------------------------------------------------
 else:
-    o = st.columns([2, 3])
+    o = controls("Layers", normal="plain", into=settings).columns([2, 3])
     which_layers = o[0].radio(
         "Layers", ("conv", "all"), horizontal=True, key="fm_all_filter",
         format_func={"conv": "convolution and pooling (as the tutorial)",

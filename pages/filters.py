@@ -14,10 +14,12 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from ui import notes
+from ui.charts import plotly_chart
 from ui.export import bundle_button, model_options
 from ui.feedback import finished_here, run_button, show_error
 from ui.settings import within
 from ui.page import page_setup
+from ui.presenter import controls
 from ui.state import workbench
 from ui.text import literal, literal_code
 from viz_core.errors import VizError
@@ -113,9 +115,12 @@ def shown(item):
 
 
 # ---- controls -------------------------------------------------------------------------------
-view = st.segmented_control("View", (ONE, GALLERY, COMPARE), default=ONE,
-                            key="fp_view") or ONE
-with st.expander("Method", expanded=True, icon=":material/tune:"):
+# In presenter mode all of them (view, method, layer) are one collapsed expander, so the
+# patterns start on a 1280x720 projector's first screen; otherwise the page looks as always.
+settings = controls("View, method and layer", normal="plain")
+view = settings.segmented_control("View", (ONE, GALLERY, COMPARE), default=ONE,
+                                  key="fp_view") or ONE
+with controls("Method", normal="expander", into=settings):
     # the four methods' names need a row of their own (in a column they were cut off)
     method = st.segmented_control(
         "Method", METHODS, default=PAGE_METHOD, key="fp_method",
@@ -164,7 +169,7 @@ def grid_figure(result, grid):
 
 
 def one_layer() -> None:
-    pick = st.columns([3, 2])
+    pick = controls("Layer", normal="plain", into=settings).columns([3, 2])
     start_layer = default_layer(model)
     if st.session_state.get("fp_layer") not in layers:
         st.session_state["fp_layer"] = start_layer
@@ -197,9 +202,9 @@ def one_layer() -> None:
         return
 
     grid = pattern_grid(result.patterns, columns=per_row, dead=result.dead, alpha=result.alpha)
-    event = st.plotly_chart(grid_figure(result, grid), key=f"fp_grid_{hash(request)}",
-                            on_select="rerun", selection_mode="points", width="stretch",
-                            config={"displayModeBar": False})
+    event = plotly_chart(grid_figure(result, grid), key=f"fp_grid_{hash(request)}",
+                         on_select="rerun", selection_mode="points", width="stretch",
+                         config={"displayModeBar": False}, picture=True)
     st.caption(grid_caption(result, " · click a pattern to see it large",
                             fresh=finished_here("fp_draw", job_key)))
     st.caption(summary_caption(result), help=READABILITY_HELP)
@@ -235,7 +240,7 @@ def one_layer() -> None:
         trace.update_layout(height=240, margin=dict(l=10, r=10, t=30, b=10),
                             title=dict(text="Objective at each step", font=dict(size=14)),
                             xaxis_title="step", yaxis_title="mean activation")
-        st.plotly_chart(trace, width="stretch", config={"displayModeBar": False})
+        plotly_chart(trace, width="stretch", config={"displayModeBar": False})
         d1, d2, d3 = st.columns(3)
         stem = f"{layer.replace('/', '__')}_{result.method}"
         d1.download_button("Grid (PNG)", png_bytes(grid.image), f"{stem}_grid.png",
@@ -262,7 +267,7 @@ def one_layer() -> None:
 def gallery() -> None:
     st.write(f"The first filters of every convolution layer of **{literal(model.title)}** "
              f"({len(conv_layers)} layers), one grid per layer, filled in as they are ready.")
-    c = st.columns([2, 3])
+    c = controls("Filters per layer", normal="plain", into=settings).columns([2, 3])
     per_layer = int(c[0].select_slider("Filters per layer", GALLERY_COUNTS, value=16,
                                        key="fp_gallery_count"))
     jobs = [(path, tuple(range(min(per_layer, filter_count(model, path)))))
@@ -329,7 +334,7 @@ def gallery() -> None:
 def compare_methods() -> None:
     st.write("One filter drawn by all four methods, each at its default steps, with the "
              "numbers that say how readable each picture is.")
-    c = st.columns([3, 1])
+    c = controls("Layer and filter", normal="plain", into=settings).columns([3, 1])
     if st.session_state.get("fp_cmp_layer") not in layers:
         st.session_state["fp_cmp_layer"] = default_layer(model)
     layer = c[0].selectbox("Layer", layers, key="fp_cmp_layer", format_func=layer_label)

@@ -4,10 +4,11 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from ui import notes
+from ui.charts import plotly_chart
 from ui.classes import second_class
 from ui.export import bundle_button, model_options
 from ui.feedback import ProgressBar, run_button, show_error
-from ui.presenter import colormap_choices, controls, presenter_on
+from ui.presenter import colormap_choices, controls
 from ui.share import url_value
 from ui.page import page_setup, remember
 from ui.state import workbench
@@ -146,7 +147,7 @@ with settings:
                 params[param.name] = None  # every channel
 
 # -- display options (never recompute) --------------------------------------------------------
-d1, d2, d3, d4 = (settings if presenter_on() else st).columns(4)
+d1, d2, d3, d4 = controls("Display", normal="plain", into=settings).columns(4)
 colormap = d1.selectbox("Colour map", colormap_choices(COLOUR_MAPS), key="cam_colormap")
 opacity = d2.slider("Opacity", 0.0, 1.0, 0.5, step=0.05, key="cam_opacity")
 threshold = d3.slider("Threshold", 0.0, 0.95, 0.0, step=0.05, key="cam_threshold",
@@ -344,6 +345,6 @@ with interactive_tab:
                                     font=dict(size=14)))
     figure.update_yaxes(autorange="reversed", scaleanchor="x", constrain="domain")
     figure.update_xaxes(constrain="domain")
-    st.plotly_chart(figure, width="stretch")
+    plotly_chart(figure, width="stretch")
     st.caption(f"{w}×{h} values (the model's input resolution) drawn over the {w0}×{h0} image; "
                "hover for the heat at a pixel.")

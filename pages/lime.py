@@ -4,12 +4,14 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from ui import notes
+from ui.charts import plotly_chart
 from ui.classes import second_class
 from ui.cost import SLOW_SECONDS, duration, run_seconds
 from ui.export import bundle_button, model_options
 from ui.feedback import run_button, show_error
 from ui.settings import within
 from ui.page import page_setup, remember
+from ui.presenter import controls
 from ui.state import workbench
 from ui.text import literal, plotly_text
 from viz_core.errors import VizError
@@ -65,7 +67,7 @@ def rgb(colour):
 
 
 # -- parameters -------------------------------------------------------------------------------
-with st.container(border=True):
+with controls("Superpixels and samples"):  # collapsed in presenter mode
     a, b, c = st.columns(3)
     algorithm = a.selectbox("Superpixel algorithm", ALGORITHMS, key="lime_algorithm",
                             index=ALGORITHMS.index(PAGE_DEFAULTS["algorithm"]),
@@ -187,7 +189,7 @@ except VizError as exc:
 
 # -- display options (never recompute the model) --------------------------------------------
 st.subheader("Explanation")
-d1, d2, d3, d4 = st.columns(4)
+d1, d2, d3, d4 = controls("Display", normal="plain").columns(4)
 style = d1.radio("Show", STYLES, key="lime_style", format_func=lambda s: s.capitalize(),
                  help="\n\n".join(f"**{k}**: {v}" for k, v in STYLE_HELP.items()))
 num_features = 1
@@ -266,7 +268,7 @@ figure.update_layout(
     xaxis=dict(title=f"superpixel (sorted by weight for {plotly_text(explanation.labels[0])})",
                type="category"),
     yaxis=dict(title="weight (change in probability)", zeroline=True))
-st.plotly_chart(figure, width="stretch")
+plotly_chart(figure, width="stretch")
 st.caption("Superpixel numbers match the ids in the downloaded segments (`python -m viz_core "
            "lime` writes them as .npy). The fit's R² says how well a straight line in "
            "\"superpixel shown or hidden\" explains the model's answers.")

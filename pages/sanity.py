@@ -9,7 +9,7 @@ from ui.charts import plotly_chart
 from ui.cost import SLOW_SECONDS, cost_text, run_seconds
 from ui.export import bundle_button, model_options
 from ui.feedback import run_button, show_error
-from ui.presenter import colormap_choices
+from ui.presenter import colormap_choices, controls
 from ui.settings import within
 from ui.page import page_setup
 from ui.state import workbench
@@ -79,7 +79,7 @@ except VizError as exc:
 probability_of = {k: p for k, _, p in top}
 
 # -- settings -------------------------------------------------------------------------------------
-with st.container(border=True):
+with controls("Methods and settings"):  # collapsed in presenter mode
     methods = st.multiselect(
         "Methods", sanity_methods(), default=list(default_methods()), key="san_methods",
         format_func=method_title,

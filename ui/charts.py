@@ -32,20 +32,28 @@ def _scale_fonts(node, scale: float, smallest: float) -> None:
             _scale_fonts(item, scale, smallest)
 
 
-def presenter_figure(figure: go.Figure, scale: float = PRESENTER_SCALE) -> go.Figure:
-    """A copy of ``figure`` with its explicit font sizes and its height times ``scale`` (at
-    least the chart's default text size times ``scale``); the figure itself is not changed."""
+def presenter_figure(figure: go.Figure, scale: float = PRESENTER_SCALE, *,
+                     grow: bool = True) -> go.Figure:
+    """A copy of ``figure`` with its explicit font sizes times ``scale`` (at least the chart's
+    default text size times ``scale``) and, when ``grow``, its height too; the figure itself
+    is not changed."""
     data = figure.to_dict()
     _scale_fonts(data, scale, DEFAULT_CHART_PX * scale)
     layout = data.setdefault("layout", {})
-    if isinstance(layout.get("height"), (int, float)):
+    if grow and isinstance(layout.get("height"), (int, float)):
         layout["height"] = round(layout["height"] * scale)
     return go.Figure(data)
 
 
-def plotly_chart(figure: go.Figure, where=None, **kwargs):
+def plotly_chart(figure: go.Figure, where=None, *, picture: bool = False, **kwargs):
     """``st.plotly_chart`` (or ``where.plotly_chart``, e.g. a column) of ``figure``, with its
     text scaled in presenter mode; returns what Streamlit returns (the selection event when
-    ``on_select`` is given)."""
-    shown = presenter_figure(figure) if presenter_on() else figure
+    ``on_select`` is given).
+
+    Every page's plotly figure goes through here (tests/test_presenter_pages.py checks).
+    ``picture``: the figure is an image whose height the page sized to the image's aspect
+    ratio (a grid of feature maps or filter patterns): its height stays, as a taller chart
+    would only add empty space beside the picture.
+    """
+    shown = presenter_figure(figure, grow=not picture) if presenter_on() else figure
     return (where if where is not None else st).plotly_chart(shown, **kwargs)

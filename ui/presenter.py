@@ -40,17 +40,27 @@ def presenter_on() -> bool:
     return bool(st.session_state.get(PRESENTER_KEY, False))
 
 
-def controls(label: str, *, border: bool = True):
+def controls(label: str, *, normal: str = "box", into=None):
     """Where a page puts its controls.
 
-    A bordered box normally; in presenter mode a collapsed expander titled ``label``, so the
-    page's picture starts on the first screen of a 1280x720 projector instead of below a screen
-    and a half of widgets (the widgets keep working and keep their values while collapsed).
+    Outside presenter mode the page looks as it always did: ``normal`` is ``"box"`` (a bordered
+    box), ``"plain"`` (an invisible container, for controls that were not boxed) or
+    ``"expander"`` (an expander titled ``label``, open). In presenter mode they are a collapsed
+    expander titled ``label``, so the page's picture starts on the first screen of a 1280x720
+    projector instead of below a screen and a half of widgets (the widgets keep working and
+    keep their values while collapsed); ``into`` (an earlier ``controls(...)`` of the page)
+    puts them in that expander instead of a second one.
     Use as ``with controls("Class and method"):`` or ``controls("Display").columns(4)``.
     """
+    if normal not in ("box", "plain", "expander"):
+        raise ValueError(f"normal must be 'box', 'plain' or 'expander', not {normal!r}")
     if presenter_on():
+        if into is not None:
+            return into
         return st.expander(label, expanded=False, icon=":material/tune:")
-    return st.container(border=border)
+    if normal == "expander":
+        return st.expander(label, expanded=True, icon=":material/tune:")
+    return st.container(border=normal == "box")
 
 
 def colormap_choices(all_maps) -> tuple[str, ...]:
