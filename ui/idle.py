@@ -36,8 +36,16 @@ def _activity(bench: Workbench) -> tuple[int, ...]:
 
 
 def release_memory() -> None:
-    """Collect garbage, then return free heap pages to the system (glibc; elsewhere a no-op)."""
+    """Collect garbage, then return free heap pages to the system (glibc; elsewhere a no-op).
+
+    Objects frozen by ``ui.script_runs`` (what imports made) are collected too: they are
+    unfrozen for this one collection and the survivors frozen again."""
+    frozen = gc.get_freeze_count() > 0
+    if frozen:
+        gc.unfreeze()
     gc.collect()
+    if frozen:
+        gc.freeze()
     try:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):
