@@ -287,7 +287,10 @@ def test_demo_model_filters_rise_for_both_methods():
     demo = load_demo_model()
     raised = {"fast": [], "classic": []}
     for layer in demo.info.conv_layers:
-        for method, filters, size in (("fast", None, 150), ("classic", tuple(range(6)), 48)):
+        # Both at 48 px: the fast ascent runs on its own small canvas whatever the size, and
+        # measuring the first 64 filters' patterns at 150 px cost four times as much (seeded,
+        # 191 of 191 live filters rose at 48 px, 186 of 186 at 150 px).
+        for method, filters, size in (("fast", None, 48), ("classic", tuple(range(6)), 48)):
             result = filter_patterns(demo, layer, filters, method=method, size=size)
             start = mean_activations(demo, layer, starting_images(
                 demo, layer, result.filters, method=method, size=size), result.filters)
