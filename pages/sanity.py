@@ -189,10 +189,14 @@ if bench.is_cached(*call[0], **call[1]):
                      annotation_text=f"flag above {threshold:.2f}",
                      annotation_position="bottom right")
     figure.update_layout(
-        height=460, margin=dict(l=10, r=10, t=90, b=10),
-        title=dict(text=f"Similarity to the {original} model's map ({METRIC_TITLES[metric]})",
-                   font=dict(size=14)),
-        legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0),
+        height=460, margin=dict(l=10, r=10, t=10, b=10),
+        # The title heads the legend above the plot, so however many rows the legend wraps to
+        # (four in presenter mode's larger text), the margin grows to fit both; as the chart's
+        # own title it sat in a fixed margin and the legend's rows ran over it.
+        legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0,
+                    title=dict(text=f"<b>Similarity to the {original} model's map</b> "
+                               f"({METRIC_TITLES[metric]})", side="top",
+                               font=dict(size=14))),
         xaxis=dict(title="layers randomised, from the output down", tickmode="array",
                    tickvals=list(range(report.steps + 1)), ticktext=step_names, tickangle=-30),
         yaxis=dict(title={"spearman": "Spearman ρ", "ssim": "SSIM"}[metric], range=[min(-0.1, float(np.nanmin(similarity)) - 0.05), 1.05]))
