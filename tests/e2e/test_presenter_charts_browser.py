@@ -1,7 +1,8 @@
 """Presenter mode beyond the page's own type (issue 16, finding 9): on a 1920x1080 projector
 the charts' text grows with the page (a legend a page sets to 11 px stayed 11 px), and on a
 1280x720 one a page's picture starts on the first screen: its controls collapse into an
-expander instead of pushing the heatmaps a screen and a half down."""
+expander instead of pushing the heatmaps a screen and a half down. The same on two more pages
+(Feature maps, LIME after a run), whose charts' text also grows."""
 from __future__ import annotations
 
 import re
@@ -9,6 +10,8 @@ import re
 import pytest
 
 from tests.e2e.test_browser import FIRST, QUERY, WAIT_MS, assert_no_crash, settle
+from ui.charts import DEFAULT_CHART_PX
+from ui.presenter import PRESENTER_SCALE
 
 pytestmark = pytest.mark.e2e
 
@@ -96,3 +99,51 @@ def test_presenter_mode_puts_the_first_picture_on_the_first_screen_at_1280x720(
     presenter = first_picture_top(browser, server, True, artifacts)
     assert presenter < 720 - 40, (normal, presenter)  # at least its top edge is on screen
     assert normal > 720, normal  # without presenter mode the controls come first
+
+
+PICTURES_AND_TEXT = """() => {
+  // as the page opens: scrolled to the top (a run scrolls its progress into view)
+  for (const e of document.querySelectorAll('*')) if (e.scrollTop) e.scrollTop = 0;
+  const main = document.querySelector('[data-testid=stMain]');
+  const pictures = [...main.querySelectorAll('[data-testid=stImage] img, .js-plotly-plot')]
+      .filter(e => e.getBoundingClientRect().height > 0);
+  const px = selector => [...main.querySelectorAll('.js-plotly-plot ' + selector)].map(
+      t => parseFloat(getComputedStyle(t).fontSize));
+  return {top: Math.min(...pictures.map(e => e.getBoundingClientRect().top)),
+          title: px('.gtitle'), legend: px('.legendtext')};
+}"""
+
+
+def pictures_and_text(page, url: str, artifacts, name: str, chart_text: str) -> dict:
+    page.goto(url)
+    settle(page)
+    run = page.get_by_role("button", name=re.compile(r"^Run LIME"))
+    if run.count() and run.is_enabled():  # LIME waits for its button
+        run.click()
+    page.locator(f'[data-testid="stMain"] .js-plotly-plot {chart_text}').first.wait_for()
+    settle(page)
+    assert_no_crash(page)
+    page.screenshot(path=str(artifacts / f"{name}_1280x720.png"))
+    return page.evaluate(PICTURES_AND_TEXT)
+
+
+def test_presenter_mode_on_feature_maps_and_lime_at_1280x720(browser, server, artifacts):
+    """The first picture (the grid; LIME's superpixels, after a run) on the first screen, and
+    the charts' text 1.25x: the channel's title on Feature maps against the same page outside
+    presenter mode, the weights chart's legend on LIME against the chart's default text."""
+    context = browser.new_context(viewport={"width": 1280, "height": 720})
+    try:
+        page = context.new_page()
+        page.set_default_timeout(WAIT_MS)
+        fm_url = f"{server}/feature_maps?{QUERY}image={FIRST}"
+        fm = pictures_and_text(page, fm_url + "&presenter=1", artifacts,
+                               "feature_maps_presenter", ".gtitle")
+        lime = pictures_and_text(page, f"{server}/lime?{QUERY}image={FIRST}&lime_samples=100"
+                                 "&presenter=1", artifacts, "lime_presenter", ".legendtext")
+        normal = pictures_and_text(page, fm_url, artifacts, "feature_maps_normal", ".gtitle")
+    finally:
+        context.close()
+    assert fm["top"] < 720 - 40 and lime["top"] < 720 - 40, (fm, lime, normal)
+    assert normal["top"] > fm["top"], normal  # outside presenter mode the controls come first
+    assert min(fm["title"]) >= PRESENTER_SCALE * max(normal["title"]) - 0.01, (fm, normal)
+    assert min(lime["legend"]) >= PRESENTER_SCALE * DEFAULT_CHART_PX - 0.01, lime
