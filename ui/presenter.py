@@ -27,6 +27,12 @@ html { font-size: 125%; }
 /* page links at the usual size (0.7 x 125% = 14 px), so all of them fit in one row at
    1280 px instead of the last ones going into a "more" menu */
 [data-testid="stTopNavLink"] * { font-size: 0.7rem; }
+/* that alone left "Sanity check" and "Dataset" in a "2 more" menu beside the sidebar at
+   1280 px: on screens that narrow the links also drop their icons and some padding */
+@media (max-width: 1500px) {
+  [data-testid="stTopNavLink"] > span:has([data-testid="stIconMaterial"]) { display: none; }
+  [data-testid="stTopNavLink"] { padding-left: 0.4rem; padding-right: 0.4rem; }
+}
 /* metric values a little smaller than 1.25x, so "150×150×3" fits a third of a column */
 [data-testid="stMetricValue"] { font-size: 1.6rem; }
 /* less empty space above the title (Streamlit leaves 6rem for its header, 120 px here, where

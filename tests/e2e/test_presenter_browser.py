@@ -23,9 +23,14 @@ def test_presenter_mode_keeps_every_page_link_and_shows_live_warm_up(browser, fr
         assert_no_crash(page)
         links = page.locator('a[data-testid="stTopNavLink"]')
         assert links.count() == len(PAGES)
+        row = links.first.bounding_box()["y"]
         for i in range(links.count()):
             box = links.nth(i).bounding_box()
             assert links.nth(i).is_visible() and box["x"] + box["width"] <= 1280, i
+            # a link moved to the "more" menu stays in the page, invisible, below the row
+            assert box["y"] == row, (i, box, row)
+        more = page.locator('[data-testid="stTopNav"]').get_by_text(re.compile(r"^\d+ more$"))
+        assert more.count() == 0, "some page links are in a 'more' menu"
         page.screenshot(path=str(artifacts / "presenter_1280x720.png"))
         caption = page.locator('[data-testid="stSidebar"]').get_by_text(
             re.compile(r"Preparing the demo pictures… \d+%"))
