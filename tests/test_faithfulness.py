@@ -210,6 +210,24 @@ def test_rank_agreement_matrix():
         rank_agreement({"a": m})
 
 
+def test_rank_agreement_is_every_pair_of_rank_correlation():
+    # All maps ranked at once must give what ranking each pair gives, ties included (coarse
+    # maps, like Grad-CAM's upsampled 7x7, tie many pixels).
+    rng = np.random.default_rng(1)
+    maps = {"fine": rng.random((30, 40)), "tied": np.round(rng.random((30, 40)) * 4) / 4,
+            "flat": np.full((30, 40), 0.5), "mixed": rng.random((30, 40)) ** 2}
+    maps["near"] = maps["fine"] + 0.2 * rng.random((30, 40))
+    result = rank_agreement(maps)
+    for i, a in enumerate(maps):
+        for j, b in enumerate(maps):
+            expected = 1.0 if a == b and a != "flat" else rank_correlation(maps[a], maps[b])
+            np.testing.assert_allclose(result.matrix[i, j], expected, atol=1e-6,
+                                       equal_nan=True)
+    assert result.pair("fine", "near") > 0.9
+    with pytest.raises(ParameterError, match=r"\(30, 40\) and \(3, 3\)"):
+        rank_agreement({"a": maps["fine"], "b": np.zeros((3, 3))})
+
+
 def test_compared_call_passes_the_heatmaps_page_defaults_by_hand():
     """The Class heatmaps page's untouched sliders, written out: the Compare page must ask the
     workbench with exactly these arguments to reuse that page's maps."""
