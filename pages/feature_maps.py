@@ -227,8 +227,10 @@ if mode == ONE:
     notes.show(notes.feature_maps(model, path), where=note)
     buttons = st.columns(len(shown) + 2)
     for button, which in zip(buttons, shown):
-        button.download_button(
-            f"Grid of {literal(names[which])} (PNG)", png_bytes(grids[which].image),
+        button.download_button(  # encoded when clicked, not on every visit
+            f"Grid of {literal(names[which])} (PNG)",
+            download_data(lambda grid=grids[which]: png_bytes(grid.image),
+                          what="The grid's PNG", key=f"fm_png_{which}", where=button),
             file_name=export_name(names[which], first.index, path), mime="image/png",
             key=f"fm_png_{which}", icon=":material/download:", on_click="ignore")
     export_images = [image] + ([second] if "second" in shown else [])

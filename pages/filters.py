@@ -6,6 +6,7 @@ shown large) never recompute anything. Every pattern comes with three numbers th
 readable it is (activation, robustness, spectral slope); "Compare methods" shows one filter
 by all four methods with their numbers.
 """
+import base64
 import io
 import zipfile
 
@@ -16,7 +17,7 @@ import streamlit as st
 from ui import notes
 from ui.charts import plotly_chart
 from ui.export import bundle_button, model_options
-from ui.feedback import finished_here, run_button, show_error
+from ui.feedback import download_data, finished_here, run_button, show_error
 from ui.settings import within
 from ui.page import page_setup
 from ui.presenter import controls
@@ -150,7 +151,10 @@ def grid_figure(result, grid):
     xs = origins[:, 1] + grid.tile[1] / 2
     custom = np.stack([np.asarray(result.filters, float), result.activations,
                        result.robustness, result.spectral_slopes], axis=-1)
-    figure = go.Figure(go.Image(z=grid.image, hoverinfo="skip"))
+    # The grid as PNG bytes made once per grid (the workbench's cache): given as ``z``, plotly
+    # encoded the whole grid again on every visit of every student.
+    encoded = base64.b64encode(bench.run(png_bytes, grid.image)).decode("ascii")
+    figure = go.Figure(go.Image(source=f"data:image/png;base64,{encoded}", hoverinfo="skip"))
     figure.add_trace(go.Scatter(
         x=xs, y=ys, mode="markers", customdata=custom,
         marker=dict(size=28, color="rgba(0,0,0,0)", symbol="square"),
@@ -243,9 +247,15 @@ def one_layer() -> None:
         plotly_chart(trace, width="stretch", config={"displayModeBar": False})
         d1, d2, d3 = st.columns(3)
         stem = f"{layer.replace('/', '__')}_{result.method}"
-        d1.download_button("Grid (PNG)", png_bytes(grid.image), f"{stem}_grid.png",
-                           mime="image/png", icon=":material/download:", key="fp_dl_grid")
-        d2.download_button(f"Filter {index} (PNG)", png_bytes(shown(item)),
+        # Encoded when clicked, not on every visit.
+        d1.download_button("Grid (PNG)", download_data(
+                               lambda: bench.run(png_bytes, grid.image),
+                               what="The grid's PNG", key="fp_dl_grid", where=d1),
+                           f"{stem}_grid.png", mime="image/png",
+                           icon=":material/download:", key="fp_dl_grid")
+        d2.download_button(f"Filter {index} (PNG)", download_data(
+                               lambda: png_bytes(shown(item)), what="The pattern's PNG",
+                               key="fp_dl_one", where=d2),
                            f"{stem}_filter_{index:03d}.png", mime="image/png",
                            icon=":material/download:", key="fp_dl_one")
         # The filters command with exactly these settings: answered from the disk cache, so

@@ -264,12 +264,13 @@ def draw_panel(column, loaded_image, v, k, title_image: bool) -> None:
     with column:
         prefix = f"{literal(loaded_image.name)} · " if title_image else ""
         st.markdown(f"{prefix}**{literal(result.label)}** ({k})")
-        st.image(shown, width="stretch", caption=panel_caption(result))
+        encoded = png_bytes(shown)  # once, for the picture and its download
+        st.image(encoded, width="stretch", caption=panel_caption(result))
         if result.empty:
             st.warning("No positive evidence for this class here: the map is empty.",
                        icon=":material/info:")
         st.download_button(
-            "Download PNG", png_bytes(shown), mime="image/png",
+            "Download PNG", encoded, mime="image/png",
             file_name=f"{loaded_image.name}_{method.replace('+', 'p')}_{k}.png",
             key=f"cam_download_{loaded_image.digest[:12]}_{k}", icon=":material/download:")
 

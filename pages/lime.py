@@ -8,7 +8,7 @@ from ui.charts import plotly_chart
 from ui.classes import second_class
 from ui.cost import SLOW_SECONDS, duration, run_seconds
 from ui.export import bundle_button, model_options
-from ui.feedback import run_button, show_error
+from ui.feedback import download_data, run_button, show_error
 from ui.settings import within
 from ui.page import page_setup, remember
 from ui.presenter import controls
@@ -225,7 +225,9 @@ for column, k, label_text, p, r2, local in zip(
             st.caption(f":material/warning: The straight-line fit explains little of the model's "
                        f"answers (R² {r2:.2f} < {WEAK_FIT_R2}): read these superpixels with "
                        "caution; more samples or fewer superpixels usually give a better fit.")
-        st.download_button("Download PNG", png_bytes(picture),
+        st.download_button("Download PNG",  # encoded when clicked, not on every visit
+                           download_data(lambda picture=picture: png_bytes(picture),
+                                         what="The PNG", key=f"lime_download_{k}"),
                            file_name=f"{image.name}_lime_{k}.png", mime="image/png",
                            key=f"lime_download_{k}", icon=":material/download:")
 notes.show(notes.lime(model, explanation.labels[0]), where=note)

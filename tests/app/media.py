@@ -6,32 +6,48 @@ import io
 
 import numpy as np
 from PIL import Image
+from streamlit.runtime.media_file_manager import MediaFileManager
 from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 
 
-def capture_media(patch, store: dict[str, bytes] | None = None) -> dict[str, bytes]:
+def capture_media(patch, store: dict | None = None) -> dict:
     """Keep the bytes of every image and download the app registers, by file id, in ``store``
-    (a new dict by default); ``patch`` is a ``pytest.MonkeyPatch``."""
+    (a new dict by default), and the callable of every download made on click (deferred);
+    ``patch`` is a ``pytest.MonkeyPatch``."""
     store = {} if store is None else store
     original = MemoryMediaFileStorage.load_and_get_id
+    original_deferred = MediaFileManager.add_deferred
 
     def capture(self, data, mimetype, kind, filename=None):
         file_id = original(self, data, mimetype, kind, filename)
         store[file_id] = data
         return file_id
 
+    def capture_deferred(self, data_callable, *args, **kwargs):
+        file_id = original_deferred(self, data_callable, *args, **kwargs)
+        store[file_id] = data_callable
+        return file_id
+
     patch.setattr(MemoryMediaFileStorage, "load_and_get_id", capture)
+    patch.setattr(MediaFileManager, "add_deferred", capture_deferred)
     return store
 
 
-def file_of(media: dict[str, bytes], url: str) -> bytes:
-    """The bytes behind a media URL such as ``/media/<id>.png``."""
-    return media[url.rsplit("/", 1)[-1].split(".")[0]]
+def file_of(media: dict, where) -> bytes:
+    """The bytes behind a media URL such as ``/media/<id>.png``, or behind a download button
+    (an AppTest element): its stored file, or what its callable makes, as a click would."""
+    if isinstance(where, str):
+        return media[where.rsplit("/", 1)[-1].split(".")[0]]
+    proto = where.proto
+    if proto.HasField("deferred_file_id"):
+        data = media[proto.deferred_file_id]()
+        return data.encode() if isinstance(data, str) else bytes(data)
+    return file_of(media, proto.url)
 
 
-def png_of(media: dict[str, bytes], url: str) -> np.ndarray:
-    """The picture behind a media URL, (H, W, 3) uint8 RGB."""
-    return np.asarray(Image.open(io.BytesIO(file_of(media, url))).convert("RGB"))
+def png_of(media: dict, where) -> np.ndarray:
+    """The picture behind a media URL or a download button, (H, W, 3) uint8 RGB."""
+    return np.asarray(Image.open(io.BytesIO(file_of(media, where))).convert("RGB"))
 
 
 def values(data) -> np.ndarray:

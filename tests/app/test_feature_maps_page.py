@@ -89,7 +89,7 @@ def test_one_layer_grid_zoom_and_display_options(app):
 
     # The downloadable grid is the montage of the independently computed activation.
     button = next(b for b in at.get("download_button") if b.key == "fm_png_first")
-    grid = png_of(media, button.proto.url)
+    grid = png_of(media, button)
     np.testing.assert_array_equal(grid, montage(expected, tile=32).image)
     assert button.proto.label.startswith(f"Grid of {image}")
 
@@ -110,7 +110,7 @@ def test_one_layer_grid_zoom_and_display_options(app):
     assert workbench().results.stats.misses == misses
     button = next(b for b in at.get("download_button") if b.key == "fm_png_first")
     np.testing.assert_array_equal(
-        png_of(media, button.proto.url),
+        png_of(media, button),
         montage(expected, tile=32, colormap="terrain", scale="layer", sort="mean").image)
 
 
@@ -139,7 +139,7 @@ def test_compare_mode_shows_both_images_side_by_side(app):
     low, high = min(a.min(), b.min()), max(a.max(), b.max())
     button = next(x for x in at.get("download_button") if x.key == "fm_png_second")
     np.testing.assert_array_equal(
-        png_of(media, button.proto.url),
+        png_of(media, button),
         montage(b, tile=48, scale="layer", value_range=(low, high)).image)  # 48x48 kept
     labels = [x.proto.label for x in at.get("download_button")]
     assert f"Grid of {first} (PNG)" in labels and f"Grid of {second} (PNG)" in labels

@@ -89,7 +89,7 @@ def test_grid_drawn_on_arrival_and_a_filter_shown_large(loaded, media):
         assert shown == pytest.approx(expected, rel=1e-3, abs=1e-6)
 
     labels = {b.proto.label: b for b in at.get("download_button")}
-    grid = np.asarray(Image.open(io.BytesIO(file_of(media, labels["Grid (PNG)"].proto.url))))
+    grid = np.asarray(Image.open(io.BytesIO(file_of(media, labels["Grid (PNG)"]))))
     assert grid.shape == (4 + 1 * 154, 4 + 4 * 154, 3)  # one row of four 150 px patterns
     for k, picture in pictures.items():  # inside the 2 px outline that marks dead filters
         tile = grid[4:154, 4 + k * 154:154 + k * 154]
@@ -132,9 +132,9 @@ def test_bundle_holds_the_pictures_the_page_shows(loaded, media, monkeypatch):
     index = at.selectbox(key="fp_pick").value
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
         assert archive.read("pictures/conv_a_fast_grid.png") == file_of(
-            media, labels["Grid (PNG)"].proto.url)
+            media, labels["Grid (PNG)"])
         assert archive.read(f"pictures/conv_a_fast_filter_{index:03d}.png") == file_of(
-            media, labels[f"Filter {index} (PNG)"].proto.url)
+            media, labels[f"Filter {index} (PNG)"])
         assert json.loads(archive.read("parameters.json"))["steps"] == 4
 
 
@@ -215,7 +215,7 @@ def test_gallery_fills_every_conv_layer(loaded, media):
     assert captions[0].startswith("4 filters of `conv_a`")  # fewer than 8 exist
     assert captions[1].startswith("6 filters of `conv_b`")
     button = next(b for b in at.get("download_button") if b.key == "fp_dl_gallery")
-    with zipfile.ZipFile(io.BytesIO(file_of(media, button.proto.url))) as archive:
+    with zipfile.ZipFile(io.BytesIO(file_of(media, button))) as archive:
         assert sorted(archive.namelist()) == ["conv_a_fast_grid.png", "conv_b_fast_grid.png"]
         grid = np.asarray(Image.open(io.BytesIO(archive.read("conv_b_fast_grid.png"))))
     assert grid.shape == (4 + 1 * 154, 4 + 6 * 154, 3)

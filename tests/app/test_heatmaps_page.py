@@ -60,7 +60,7 @@ def downloaded(at, media, image, k) -> np.ndarray:
     keys = [b.key for b in at.get("download_button")]
     assert key in keys, (key, keys, [e.value for e in at.error], [i.value for i in at.info], [b.label for b in at.button], at.title[0].value if at.title else None)
     button = next(b for b in at.get("download_button") if b.key == key)
-    return png_of(media, button.proto.url)
+    return png_of(media, button)
 
 
 def captions(at) -> list[str]:

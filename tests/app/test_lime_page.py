@@ -114,7 +114,7 @@ def test_superpixels_then_run_then_display_changes_without_rerunning(app):
                           style="fill", rest="dim", width=factor + 1)
     assert (mask != 0).sum() > 0 and (want != enlarge(view.display, factor, smooth=True)).any()
     button = next(b for b in at.get("download_button") if b.key == "lime_download_1")
-    np.testing.assert_array_equal(png_of(media, button.proto.url), want)
+    np.testing.assert_array_equal(png_of(media, button), want)
 
     # Another second class needs only lime's cheap fit, not the model.
     at.selectbox(key="lime_class_2").set_value(-1).run()
