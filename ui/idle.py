@@ -66,7 +66,7 @@ def resident_mb() -> float | None:
 
 def memory_report(bench: Workbench, *, top: int = 8) -> dict:
     """What holds memory now: resident MB, the caches' entries and bytes, live threads and
-    Python objects, and (when :mod:`tracemalloc` traces) the largest allocation sites."""
+    Python objects (those the collector tracks, and those frozen apart), and (when :mod:`tracemalloc` traces) the largest allocation sites."""
     report = {
         "rss_mb": resident_mb(),
         "results": [len(bench.results), bench.results.total_bytes],
@@ -74,6 +74,7 @@ def memory_report(bench: Workbench, *, top: int = 8) -> dict:
         "models": len(bench.models),
         "threads": threading.active_count(),
         "python_objects": len(gc.get_objects()),
+        "frozen_objects": gc.get_freeze_count(),  # what imports made (ui.script_runs)
     }
     if tracemalloc.is_tracing():
         current, peak = tracemalloc.get_traced_memory()
