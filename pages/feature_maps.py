@@ -12,7 +12,7 @@ from ui import notes
 from ui.charts import plotly_chart
 from ui.export import bundle_button, model_options
 from ui.feedback import download_data, show_error
-from ui.presenter import colormap_choices, controls
+from ui.presenter import colormap_choices, control_columns, controls, presenter_on
 from ui.page import page_setup, remember
 from ui.state import workbench
 from ui.text import literal, plotly_text
@@ -95,7 +95,7 @@ compare = top[1].toggle(
 shown = ("first", "second") if compare else ("first",)
 
 with controls("Display", normal="expander", into=settings):
-    d = st.columns(5)
+    d = control_columns(st, 5, widest=3)
     sort = d[0].selectbox("Order channels by", ("index", "mean"), key="fm_sort",
                           format_func={"index": "channel number",
                                        "mean": "mean activation"}.get,
@@ -278,10 +278,13 @@ if mode == ONE:
             z=values, colorscale=plotly_colorscale(cmap), zmin=low,
             zmax=high if high > low else low + 1e-6,
             hovertemplate="row %{y}, column %{x}<br>activation %{z:.4g}<extra></extra>"))
+        # presenter mode's larger title does not fit one line beside the picture: two lines
+        two_lines = presenter_on()
         figure.update_layout(
-            height=420, margin=dict(l=10, r=10, t=40, b=10),
-            title=dict(text=f"{plotly_text(names[which])} · {plotly_text(path)} · channel {channel} · mean "
-                       f"{s.mean[channel]:.3g}, max {s.max[channel]:.3g}, active "
+            height=420, margin=dict(l=10, r=10, t=64 if two_lines else 40, b=10),
+            title=dict(text=f"{plotly_text(names[which])} · {plotly_text(path)} · channel {channel}"
+                       + ("<br>" if two_lines else " · ")
+                       + f"mean {s.mean[channel]:.3g}, max {s.max[channel]:.3g}, active "
                        f"{s.fraction_active[channel]:.0%}", font=dict(size=14)),
             yaxis=dict(autorange="reversed", scaleanchor="x", constrain="domain"),
             xaxis=dict(constrain="domain"))

@@ -11,7 +11,7 @@ from ui.export import bundle_button, model_options
 from ui.feedback import download_data, run_button, show_error
 from ui.settings import within
 from ui.page import page_setup, remember
-from ui.presenter import controls
+from ui.presenter import control_columns, controls
 from ui.state import workbench
 from ui.text import literal, plotly_text
 from viz_core.errors import VizError
@@ -189,7 +189,7 @@ except VizError as exc:
 
 # -- display options (never recompute the model) --------------------------------------------
 st.subheader("Explanation")
-d1, d2, d3, d4 = controls("Display", normal="plain").columns(4)
+d1, d2, d3, d4 = control_columns(controls("Display", normal="plain"), 4, widest=2)
 style = d1.radio("Show", STYLES, key="lime_style", format_func=lambda s: s.capitalize(),
                  help="\n\n".join(f"**{k}**: {v}" for k, v in STYLE_HELP.items()))
 num_features = 1

@@ -120,3 +120,29 @@ def test_controls_collapse_in_presenter_mode_and_look_as_before_otherwise():
                           ("expander", "Plain", False, ["b"]),
                           ("expander", "Open", False, ["c"])]
     assert [at.slider(key=k).value for k in "abcd"] == [1, 2, 3, 4]
+
+
+def _columns_page():
+    import streamlit as st
+
+    from ui.presenter import control_columns
+
+    st.session_state["presenter"] = st.query_params.get("presenter") == "1"
+    for i, column in enumerate(control_columns(st, 5, widest=3)):
+        column.slider(f"e{i}", 0, 9, i, key=f"e{i}")
+
+
+def test_a_row_of_controls_wraps_in_presenter_mode_only():
+    at = AppTest.from_function(_columns_page)
+    at.run()
+
+    def rows():
+        return [[sorted(w.key for w in column.get("slider")) for column in row.children.values()]
+                for row in at.main.children.values()]
+
+    assert rows() == [[["e0"], ["e1"], ["e2"], ["e3"], ["e4"]]]
+    at.query_params["presenter"] = "1"
+    at.run()
+    # three a row, the last row as wide as the first (an empty third column)
+    assert rows() == [[["e0"], ["e1"], ["e2"]], [["e3"], ["e4"], []]]
+    assert [at.slider(key=f"e{i}").value for i in range(5)] == [0, 1, 2, 3, 4]

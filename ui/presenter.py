@@ -69,6 +69,21 @@ def controls(label: str, *, normal: str = "box", into=None):
     return st.container(border=normal == "box")
 
 
+def control_columns(where, count: int, *, widest: int = 3) -> list:
+    """``count`` columns for a row of controls in ``where`` (a container, or ``st``).
+
+    Outside presenter mode one row, as ``where.columns(count)``; in presenter mode's larger
+    type rows of at most ``widest`` (the last row keeps the same widths), as four or five side
+    by side cut their labels at 1280 px ("Also agains...").
+    """
+    if not presenter_on() or count <= widest:
+        return list(where.columns(count))
+    columns = []
+    while len(columns) < count:
+        columns += where.columns(widest)
+    return columns[:count]
+
+
 def colormap_choices(all_maps) -> tuple[str, ...]:
     """The colour maps to offer: only colour-blind-safe ones in presenter mode (viridis first)."""
     if presenter_on():
