@@ -84,7 +84,14 @@ def _model_picker():
     bench = workbench()
     try:
         if choice == UPLOAD:
-            file = st.file_uploader("Model file", type=["keras", "h5"], key=MODEL_FILE_KEY,
+            # Streamlit states an uploader's limit in whole units, rounding over half a unit
+            # up: 600 MB reads "1GB per file". Its line is hidden for this uploader and the
+            # limit enforced is said in the label.
+            st.html(f"<style>.st-key-{MODEL_FILE_KEY} "
+                    "[data-testid='stFileUploaderDropzoneInstructions'] div > span "
+                    "{display: none}</style>")
+            file = st.file_uploader(f"Model file (.keras or .h5, up to {MAX_MODEL_MB} MB)",
+                                    type=["keras", "h5"], key=MODEL_FILE_KEY,
                                     max_upload_size=MAX_MODEL_MB,
                                     help="Loaded with Keras safe mode: files with code are refused.")
             data = (received_bytes(file, MAX_MODEL_BYTES, "model file", st.sidebar)
