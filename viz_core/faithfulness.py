@@ -863,13 +863,5 @@ def check_methods(methods: Sequence[str],
 
     ``allowed`` defaults to :func:`map_methods` (read now, so registered methods count).
     """
-    allowed = map_methods() if allowed is None else tuple(allowed)
-    chosen = tuple(dict.fromkeys(str(m).strip() for m in methods if str(m).strip()))
-    if not chosen:
-        raise ParameterError(f"Choose at least one method from {', '.join(allowed)}.")
-    unknown = [m for m in chosen if m not in allowed]
-    if unknown:
-        raise ParameterError(
-            f"Unknown method {unknown[0]!r}; choose from {', '.join(allowed)}."
-        )
-    return chosen
+    # the check itself is TensorFlow-free (the command line runs it while parsing)
+    return registry.check_names(methods, map_methods() if allowed is None else allowed)

@@ -38,7 +38,7 @@ import math
 import numbers
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 from .errors import ModelError, ParameterError
 
@@ -322,6 +322,29 @@ def names(family: str | None = None, *, fast: bool | None = None) -> tuple[str, 
     """Registered method names in order, optionally of one family and/or speed."""
     return tuple(s.name for s in _REGISTRY.values()
                  if (family is None or s.family == family) and (fast is None or s.fast == fast))
+
+
+def check_names(chosen: Iterable[str], allowed: Sequence[str]) -> tuple[str, ...]:
+    """``chosen`` method names checked against ``allowed``: blanks and duplicates removed,
+    order kept, at least one left.
+
+    The one check of a list of methods: :func:`viz_core.faithfulness.check_methods` (Compare,
+    the pointing game, the sanity check) calls it, and so does the command line's ``--methods``
+    while parsing, before TensorFlow loads (this module has no TensorFlow).
+
+    Raises
+    ------
+    ParameterError
+        No name left, or a name not in ``allowed``; the message lists ``allowed``.
+    """
+    allowed = tuple(allowed)
+    picked = tuple(dict.fromkeys(str(m).strip() for m in chosen if str(m).strip()))
+    if not picked:
+        raise ParameterError(f"Choose at least one method from {', '.join(allowed)}.")
+    unknown = [m for m in picked if m not in allowed]
+    if unknown:
+        raise ParameterError(f"Unknown method {unknown[0]!r}; choose from {', '.join(allowed)}.")
+    return picked
 
 
 def specs() -> tuple[MethodSpec, ...]:
