@@ -1,6 +1,9 @@
 """The command line starts lazily and quietly (issue 15), and its bounds are the backend's.
 
-* ``--help`` and argument errors never import TensorFlow (checked with ``-X importtime``);
+* ``--help`` and argument errors never import TensorFlow: they run with ``tensorflow`` and
+  ``keras`` blocked in ``sys.modules`` (an import of either fails with a traceback), and
+  ``-X importtime`` lists what was imported (it cannot see TensorFlow on its own: the command
+  imports it with file descriptor 2 silenced, timing lines included);
 * a command that runs prints nothing of TensorFlow's start-up on stderr;
 * choices read from source (``static_constant``) and the bounds in ``viz_core.limits`` equal
   what the backend modules hold.
@@ -16,19 +19,26 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from viz_core import limits
+from viz_core import limits, methods
 from viz_core.errors import ParameterError
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "assets" / "samples" / "circle.png"
 
 
-def run(*args, importtime=False):
+# ``python -m viz_core`` with TensorFlow and Keras unimportable: importing either raises
+# ModuleNotFoundError ("import of tensorflow halted"), a traceback and exit status 1.
+WITHOUT_TENSORFLOW = ("import runpy, sys; sys.modules.update(tensorflow=None, keras=None); "
+                      "runpy.run_module('viz_core', run_name='__main__', alter_sys=True)")
+
+
+def run(*args, importtime=False, without_tensorflow=False):
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     env.pop("TF_CPP_MIN_LOG_LEVEL", None)  # the command must quiet TensorFlow by itself
     flags = ["-X", "importtime"] if importtime else []
+    entry = ["-c", WITHOUT_TENSORFLOW] if without_tensorflow else ["-m", "viz_core"]
     start = time.monotonic()
-    out = subprocess.run([sys.executable, *flags, "-m", "viz_core", *args], capture_output=True,
+    out = subprocess.run([sys.executable, *flags, *entry, *args], capture_output=True,
                          text=True, cwd=ROOT, env=env, timeout=300)
     return out, time.monotonic() - start
 
@@ -39,20 +49,50 @@ def imported(stderr: str) -> set[str]:
             for line in stderr.splitlines() if line.startswith("import time:")}
 
 
-@pytest.mark.parametrize("args", [
-    ["--help"],
-    ["predict", "--help"],
-    ["lime", "--help"],
-    ["activations", "--help"],
-    ["filters", "--help"],
-    ["predict", "--image", str(SAMPLE), "--top", "-3"],
-    ["lime", "--image", str(SAMPLE), "--out", "x", "--samples", "1000000000"],
-    ["info", "--model", "vgg17"],
-    ["predict", "--image", str(ROOT / "README.md")],
-], ids=["help", "predict help", "lime help", "activations help", "filters help", "bad top",
-        "bad samples", "unknown model", "text as image"])
-def test_help_and_argument_errors_never_import_tensorflow(args):
-    out, _ = run(*args, importtime=True)
+IMAGE_OUT = ["--image", str(SAMPLE), "--out", "x"]  # "x" is never made: parsing fails first
+# what compare and evaluate accept: every registered method, then LIME
+METHODS = ", ".join((*methods.names(), "lime"))
+
+
+# (id, arguments, what the one error line must say: the flag, the bad value, what is allowed)
+ARGUMENT_CASES = [
+    ("help", ["--help"], None),
+    ("predict help", ["predict", "--help"], None),
+    ("lime help", ["lime", "--help"], None),
+    ("activations help", ["activations", "--help"], None),
+    ("filters help", ["filters", "--help"], None),
+    ("bad top", ["predict", "--image", str(SAMPLE), "--top", "-3"],
+     "argument --top: the number of top classes must be a whole number from 1 to 100000; "
+     "got -3"),
+    ("bad samples", ["lime", *IMAGE_OUT, "--samples", "1000000000"],
+     "from 10 to 20000; got 1000000000"),
+    ("unknown model", ["info", "--model", "vgg17"], "'vgg17' is neither a built-in model"),
+    ("text as image", ["predict", "--image", str(ROOT / "README.md")],
+     "is a text file, not a supported image"),
+    # issue 17: these once loaded TensorFlow (about 10 s) before refusing the value
+    ("heatmap opacity 2", ["heatmap", *IMAGE_OUT, "--opacity", "2"],
+     "argument --opacity: the heatmap opacity must be a number from 0 to 1; got 2.0"),
+    ("heatmap threshold nan", ["heatmap", *IMAGE_OUT, "--threshold", "nan"],
+     "argument --threshold: the heat threshold must be a number from 0 to 1; got nan"),
+    ("compare unknown method", ["compare", *IMAGE_OUT, "--methods", "gradcam,nope"],
+     f"argument --methods: unknown method 'nope'; choose from {METHODS} "),
+    ("compare opacity 5", ["compare", *IMAGE_OUT, "--opacity", "5"],
+     "argument --opacity: the heatmap opacity must be a number from 0 to 1; got 5.0"),
+    ("sanity threshold 5", ["sanity", *IMAGE_OUT, "--threshold", "5"],
+     "argument --threshold: the similarity threshold must be a number from -1 to 1; got 5.0"),
+    ("sanity unknown method", ["sanity", *IMAGE_OUT, "--methods", "nope"],
+     f"argument --methods: unknown method 'nope'; choose from {METHODS}, edges "),
+    ("evaluate unknown method", ["evaluate", "--methods", "nope"],
+     f"argument --methods: unknown method 'nope'; choose from {METHODS} "),
+    ("evaluate no method", ["evaluate", "--methods", " , "],
+     f"argument --methods: choose at least one method from {METHODS} "),
+]
+
+
+@pytest.mark.parametrize("args, says", [case[1:] for case in ARGUMENT_CASES],
+                         ids=[case[0] for case in ARGUMENT_CASES])
+def test_help_and_argument_errors_never_import_tensorflow(args, says):
+    out, _ = run(*args, importtime=True, without_tensorflow=True)
     modules = imported(out.stderr)
     assert "viz_core" in modules  # the timing lines are there
     assert not modules & {"tensorflow", "keras"}
@@ -61,8 +101,28 @@ def test_help_and_argument_errors_never_import_tensorflow(args):
     messages = [line for line in out.stderr.splitlines() if not line.startswith("import time:")]
     if args[-1] == "--help":
         assert out.returncode == 0 and messages == [] and "usage:" in out.stdout
-    else:
-        assert out.returncode == 2 and len(messages) == 1 and messages[0].startswith("error: ")
+    else:  # a TensorFlow import would be a traceback and exit status 1
+        assert out.returncode == 2 and len(messages) == 1, out.stderr[-2000:]
+        assert messages[0].startswith("error: ") and says in messages[0]
+    assert not (ROOT / "x").exists()
+
+
+def test_the_guard_catches_a_tensorflow_import():
+    """The guard of the test above: a command that loads TensorFlow fails loudly under it."""
+    out, _ = run("predict", "--image", str(SAMPLE), "--top", "1", without_tensorflow=True)
+    assert out.returncode == 1 and "halted; None in sys.modules" in out.stderr
+
+
+def test_methods_are_parsed_into_the_checked_list():
+    from viz_core.cli import build_parser
+
+    parser = build_parser(command="compare")
+    base = ["compare", "--image", str(SAMPLE), "--out", "x"]
+    args = parser.parse_args([*base, "--methods", " saliency, ,gradcam,saliency ,lime"])
+    assert args.methods == ("saliency", "gradcam", "lime")  # blanks and repeats dropped
+    assert parser.parse_args(base).methods == methods.names(fast=True)
+    args = build_parser(command="sanity").parse_args(["sanity", *base[1:]])
+    assert args.methods == (*methods.names(fast=True), "edges")
 
 
 def test_help_answers_fast_and_lists_every_command():
@@ -123,6 +183,23 @@ def test_limits_are_the_backend_checks():
         limits.SUPERPIXELS.low, limits.SUPERPIXELS.high)
     assert filters.MAX_STEPS == limits.FILTER_STEPS.high
     assert tuple(filters.SIZE_RANGE) == (limits.FILTER_SIZE.low, limits.FILTER_SIZE.high)
+
+
+def test_the_opacity_bound_is_the_overlays_check():
+    """--opacity (heatmap, compare) is refused while parsing exactly where the overlay would
+    refuse it later."""
+    from viz_core.render import overlay_heatmap
+
+    black, heat = np.zeros((2, 2, 3), dtype="uint8"), np.ones((2, 2), dtype="float32")
+    bound = limits.OPACITY
+    assert overlay_heatmap(black, heat, opacity=bound.low).max() == 0  # the image alone
+    full = overlay_heatmap(black, heat, opacity=bound.high)
+    assert (full == full[0, 0]).all() and full.max() > 0  # the colour of heat 1 alone
+    for outside in (bound.low - 1e-9, bound.high + 1e-9):
+        with pytest.raises(ParameterError):
+            overlay_heatmap(black, heat, opacity=outside)
+        with pytest.raises(ParameterError, match="heatmap opacity"):
+            bound.check(outside)
 
 
 def test_the_help_table_matches_what_each_module_registers():

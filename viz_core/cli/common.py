@@ -111,10 +111,28 @@ def bounded(bound: Bound) -> Callable[[str], float]:
         try:
             return bound.check(value)
         except ParameterError as exc:
-            message = str(exc)
-            raise argparse.ArgumentTypeError(message[0].lower() + message[1:]) from None
+            raise _argument_error(exc) from None
     parse.__name__ = bound.what
     return parse
+
+
+def checked(check: Callable[[str], object], what: str) -> Callable[[str], object]:
+    """An argparse ``type`` made of a backend check (``check(text)`` returns the value or
+    raises :class:`ParameterError`): a bad value is argparse's own one-line error (exit status
+    2) while parsing, before TensorFlow loads, in the words the backend would use."""
+    def parse(text: str):
+        try:
+            return check(text)
+        except ParameterError as exc:
+            raise _argument_error(exc) from None
+    parse.__name__ = what
+    return parse
+
+
+def _argument_error(exc: ParameterError) -> argparse.ArgumentTypeError:
+    # argparse writes "argument --flag: <message>": the sentence goes on in lower case
+    message = str(exc)
+    return argparse.ArgumentTypeError(message[:1].lower() + message[1:])
 
 
 def input_file(what: str = "file") -> Callable[[str], str]:
@@ -164,8 +182,7 @@ def labels_argument(text: str) -> str:
     try:
         read_labels(text)
     except ParameterError as exc:
-        message = str(exc)
-        raise argparse.ArgumentTypeError(message[0].lower() + message[1:]) from None
+        raise _argument_error(exc) from None
     return text
 
 

@@ -18,13 +18,15 @@ import json
 from typing import TYPE_CHECKING
 
 from .. import methods as registry
-from ..errors import ParameterError
+from ..limits import OPACITY, SIMILARITY_THRESHOLD
 from .common import (
     COLORMAPS,
     TerminalProgress,
     add_image_args,
     add_model_args,
     add_output_args,
+    bounded,
+    checked,
     emit,
     open_images,
     open_model,
@@ -83,7 +85,14 @@ def register(commands) -> None:
 
 
 def _methods_arg(parser, default, allowed) -> None:
+    """``--methods a,b``: checked while parsing (before TensorFlow loads) by the registry's
+    check, the one the backend runs (:func:`viz_core.methods.check_names`); the value is the
+    tuple of names, duplicates removed (argparse passes the text default through it too)."""
+    def method_list(text: str) -> tuple[str, ...]:
+        return registry.check_names(text.split(","), allowed)
+
     parser.add_argument("--methods", default=",".join(default),
+                        type=checked(method_list, "method list"),
                         help=f"comma-separated methods from {', '.join(allowed)} "
                         f"(default: {','.join(default)})")
 
@@ -99,12 +108,6 @@ def _class_of(model, view, args) -> int:
 
         return top_classes(model, view, 1)[0][0]
     return model.class_index(args.target)
-
-
-def _unit(value: float, flag: str) -> float:
-    if not 0.0 <= value <= 1.0:
-        raise ParameterError(f"{flag} must be between 0 and 1; got {value}.")
-    return value
 
 
 # --------------------------------------------------------------------------------------------
@@ -134,7 +137,7 @@ def _register_evaluate(commands) -> None:
 def cmd_evaluate(args, bench: Workbench | None = None) -> int:
     _, faithfulness, pointing, _, _, _, _, Workbench = _backend()
     pointing_game, method_title = pointing.pointing_game, faithfulness.method_title
-    methods = faithfulness.check_methods(args.methods.split(","), map_methods())
+    methods = args.methods  # checked while parsing
     bench = bench or Workbench()
     model = open_model(bench, args)
     result = bench.run(pointing_game, model, methods=methods, scenes=args.scenes,
@@ -173,8 +176,9 @@ def _register_compare(commands) -> None:
                    help=f"what removed pixels become (default {DEFAULT_BASELINE})")
     p.add_argument("--colormap", default="viridis", choices=COLORMAPS,
                    help="colour map of the pictures (default viridis)")
-    p.add_argument("--opacity", type=float, default=0.5,
-                   help="heatmap opacity over the image, 0 to 1 (default 0.5)")
+    p.add_argument("--opacity", type=bounded(OPACITY), default=0.5,
+                   help=f"heatmap opacity over the image, {OPACITY.low:g} to {OPACITY.high:g} "
+                   "(default 0.5)")
     p.add_argument("--show", default="overlay", choices=SHOW,
                    help="overlay on the image, or the map alone (default overlay)")
     add_output_args(p)
@@ -186,8 +190,7 @@ def cmd_compare(args, bench: Workbench | None = None) -> int:
     compare_picture, compared_map = faithfulness.compare_picture, faithfulness.compared_map
     deletion_insertion, method_title = faithfulness.deletion_insertion, faithfulness.method_title
     rank_agreement = faithfulness.rank_agreement
-    methods = faithfulness.check_methods(args.methods.split(","), map_methods())
-    _unit(args.opacity, "--opacity")
+    methods = args.methods  # checked while parsing, as --opacity
     bench = bench or Workbench()
     model = open_model(bench, args)
     images = open_images(bench, args.image)
@@ -274,8 +277,10 @@ def _register_sanity(commands) -> None:
                    help=f"seed of the random weights (default {DEFAULT_SEED})")
     p.add_argument("--metric", default=DEFAULT_METRIC, choices=METRICS,
                    help=f"similarity the flag uses (default {DEFAULT_METRIC})")
-    p.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
-                   help=f"flag when the similarity stays above this (default {DEFAULT_THRESHOLD})")
+    p.add_argument("--threshold", type=bounded(SIMILARITY_THRESHOLD), default=DEFAULT_THRESHOLD,
+                   help="flag when the similarity stays above this, "
+                   f"{SIMILARITY_THRESHOLD.low:g} to {SIMILARITY_THRESHOLD.high:g} "
+                   f"(default {DEFAULT_THRESHOLD})")
     p.add_argument("--colormap", default="viridis", choices=COLORMAPS,
                    help="colour map of the pictures (default viridis)")
     add_output_args(p)
@@ -283,13 +288,11 @@ def _register_sanity(commands) -> None:
 
 
 def cmd_sanity(args, bench: Workbench | None = None) -> int:
-    np, faithfulness, _, sanity, _, png_bytes, Target, Workbench = _backend()
+    np, _, _, sanity, _, png_bytes, Target, Workbench = _backend()
     cascading_randomisation, fast_params = sanity.cascading_randomisation, sanity.fast_params
     flag_rule, sanity_picture, sanity_title = (sanity.flag_rule, sanity.sanity_picture,
                                                sanity.method_title)
-    methods = faithfulness.check_methods(args.methods.split(","), sanity_methods())
-    if not -1.0 <= args.threshold <= 1.0:
-        raise ParameterError(f"--threshold is a similarity from -1 to 1; got {args.threshold}.")
+    methods = args.methods  # checked while parsing, as --threshold
     bench = bench or Workbench()
     model = open_model(bench, args)
     images = open_images(bench, args.image)

@@ -9,13 +9,14 @@ from __future__ import annotations
 import argparse
 
 from .. import methods
-from ..errors import ParameterError
+from ..limits import HEAT_THRESHOLD, OPACITY
 from .common import (
     COLORMAPS,
     TerminalProgress,
     add_image_args,
     add_model_args,
     add_output_args,
+    bounded,
     emit,
     open_images,
     open_model,
@@ -92,10 +93,12 @@ def register(commands) -> None:
                    "probability (as the R tutorial)")
     p.add_argument("--colormap", default="viridis", choices=COLORMAPS,
                    help="colour map of the overlay (default viridis)")
-    p.add_argument("--opacity", type=float, default=0.5,
-                   help="heatmap opacity in the overlay, 0 to 1 (default 0.5)")
-    p.add_argument("--threshold", type=float, default=0.0,
-                   help="heat below this (0 to 1) is not coloured (default 0)")
+    p.add_argument("--opacity", type=bounded(OPACITY), default=0.5,
+                   help=f"heatmap opacity in the overlay, {OPACITY.low:g} to {OPACITY.high:g} "
+                   "(default 0.5)")
+    p.add_argument("--threshold", type=bounded(HEAT_THRESHOLD), default=0.0,
+                   help=f"heat below this ({HEAT_THRESHOLD.low:g} to {HEAT_THRESHOLD.high:g}) is "
+                   "not coloured (default 0)")
     _add_method_flags(p)
     add_output_args(p)
     p.set_defaults(handler=cmd_heatmap)
@@ -110,10 +113,6 @@ def cmd_heatmap(args, bench=None) -> int:
     from ..targets import Target
     from ..workbench import Workbench
 
-    if not 0.0 <= args.threshold <= 1.0:
-        raise ParameterError(f"--threshold must be between 0 and 1; got {args.threshold}.")
-    if not 0.0 <= args.opacity <= 1.0:
-        raise ParameterError(f"--opacity must be between 0 and 1; got {args.opacity}.")
     bench = bench or Workbench()
     model = open_model(bench, args)
     images = open_images(bench, args.image)
