@@ -33,6 +33,7 @@ from ui.guard import page_guard  # noqa: E402
 from ui.share import write_to_url  # noqa: E402
 from ui.script_runs import keep_keras_state  # noqa: E402
 from ui.shell import draw_shell  # noqa: E402
+from ui.state import job_queue  # noqa: E402
 
 # After every run of every session Streamlit would reset Keras (its kernel cache and a full
 # garbage collection) and collect all of TensorFlow's objects: 6x the CPU of a page visit.
@@ -57,8 +58,9 @@ navigation = st.navigation(
 )
 try:
     # Any unexpected error becomes "Something went wrong with this model: ..." and a log entry;
-    # st.stop() / st.rerun() are BaseExceptions and pass through.
-    with page_guard():
+    # st.stop() / st.rerun() are BaseExceptions and pass through. While the page is drawn,
+    # heavy jobs give way at their next progress report (viz_core.jobs.PageRuns).
+    with page_guard(), job_queue().pages.drawing():
         draw_shell()
         if starting is not None:
             st.session_state[STARTED_KEY] = True

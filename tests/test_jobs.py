@@ -205,3 +205,83 @@ def test_each_job_is_logged_queued_started_and_ended_by_number(queue, caplog):
     assert lines == [f"job {first} queued (LIME), 1 waiting", f"job {first} started (LIME)",
                      f"job {second} queued (Compare), 1 waiting", f"job {first} done (LIME)",
                      f"job {second} started (Compare)", f"job {second} done (Compare)"]
+
+
+def counting_job(steps: list[int], n: int = 3):
+    """A job body that appends 0..n-1 to ``steps``, reporting progress after each."""
+    def run(progress):
+        for i in range(n):
+            steps.append(i)
+            progress((i + 1) / n, f"step {i + 1} of {n}")
+    return run
+
+
+def test_a_running_job_gives_way_while_a_page_is_drawn():
+    q = JobQueue(workers=1, give_way=30.0)  # far longer than the test: only the page ends it
+    steps: list[int] = []
+    try:
+        with q.pages.drawing():
+            assert q.pages.now == 1
+            job = q.submit("k", counting_job(steps), owner="a")
+            wait_for(lambda: steps == [0])
+            time.sleep(0.3)  # the job reported once and now waits for the page
+            assert steps == [0] and job.state == RUNNING and job.fraction == pytest.approx(1 / 3)
+        wait_for(job.finished.is_set)
+        assert steps == [0, 1, 2] and job.state == DONE and q.pages.now == 0
+    finally:
+        q.close()
+
+
+def test_a_job_waits_at_most_its_bound_so_a_busy_class_still_gets_results():
+    q = JobQueue(workers=1, give_way=0.05)
+    steps: list[int] = []
+    try:
+        with q.pages.drawing():  # pages drawn without a pause, for the whole job
+            job = q.submit("k", counting_job(steps), owner="a")
+            wait_for(job.finished.is_set)
+            assert steps == [0, 1, 2] and job.state == DONE
+    finally:
+        q.close()
+
+
+def test_a_page_waiting_for_a_job_does_not_hold_it_up_and_a_stop_still_ends_it():
+    q = JobQueue(workers=1, give_way=30.0)
+    steps: list[int] = []
+    try:
+        with q.pages.drawing():
+            with q.pages.waiting():  # the page only draws the job's bar
+                assert q.pages.now == 0
+                job = q.submit("k", counting_job(steps), owner="a")
+                wait_for(job.finished.is_set)  # never waits 30 s at a report
+                assert steps == [0, 1, 2] and job.state == DONE
+            assert q.pages.now == 1  # drawing again after the wait
+        # another thread's page: a job waiting for it is stopped by its owner's Stop
+        release = threading.Event()
+
+        def other_page():
+            with q.pages.drawing():
+                release.wait(10)
+
+        drawer = threading.Thread(target=other_page)
+        drawer.start()
+        wait_for(lambda: q.pages.now == 1)
+        steps.clear()
+        job = q.submit("k2", counting_job(steps), owner="b")
+        wait_for(lambda: steps == [0])
+        q.cancel(job, "b")
+        release.set()
+        drawer.join(10)
+        wait_for(job.finished.is_set)
+        assert job.state == CANCELLED and steps == [0]  # nothing after the stop
+    finally:
+        q.close()
+
+
+def test_waiting_outside_a_drawn_page_changes_nothing():
+    q = JobQueue(workers=1)
+    try:
+        with q.pages.waiting():
+            assert q.pages.now == 0
+        assert q.pages.now == 0 and q.pages.give_way(5.0) < 1.0  # nobody drawing: no wait
+    finally:
+        q.close()

@@ -190,16 +190,17 @@ def _follow(queue, owner, job, key: str, label: str, tick=None) -> bool:
     held = f"_job_{key}"
     bar = ProgressBar(label, stoppable=True)
     running = False
-    while not job.finished.wait(0.5):  # each bar update lets a click end this run
-        if tick is not None:
-            tick()
-        status = queue.status(job)
-        if status.state == "queued":
-            bar.queued(status.ahead, status.wait_seconds)
-            continue
-        if not running:  # the time left is estimated from the work's own pace
-            running, bar.start = True, time.monotonic()
-        bar(status.fraction, status.message)
+    with queue.pages.waiting():  # this run only waits: jobs need not give way to it
+        while not job.finished.wait(0.5):  # each bar update lets a click end this run
+            if tick is not None:
+                tick()
+            status = queue.status(job)
+            if status.state == "queued":
+                bar.queued(status.ahead, status.wait_seconds)
+                continue
+            if not running:  # the time left is estimated from the work's own pace
+                running, bar.start = True, time.monotonic()
+            bar(status.fraction, status.message)
     bar.done()
     status = queue.status(job)
     st.session_state.pop(held, None)
