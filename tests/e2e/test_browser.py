@@ -342,7 +342,9 @@ def test_presenter_mode_makes_everything_larger(page, server, artifacts):
                                                          else ""))
         settle(page)
         assert_no_crash(page)
-        sizes[mode] = page.evaluate("""() => {
+        # polled until every element is there: a rerun (presenter mode's warm-up reports)
+        # can replace the sidebar between the settle and the measurement
+        sizes[mode] = page.wait_for_function("""() => {
             // the size the text is drawn at: that of the element holding the text itself
             const px = el => {
               const walk = document.createTreeWalker(el, NodeFilter.SHOW_TEXT,
@@ -353,13 +355,15 @@ def test_presenter_mode_makes_everything_larger(page, server, artifacts):
             };
             const main = document.querySelector('[data-testid=stMain]');
             const values = [...main.querySelectorAll('[data-testid=stMetricValue]')];
+            const label = document.querySelector('[data-testid=stSidebar] label p');
+            if (!main.querySelector('h1') || !label || !values.length) return null;
             return {
               title: px(main.querySelector('h1')),
-              label: px(document.querySelector('[data-testid=stSidebar] label p')),
+              label: px(label),
               metric: px(values[0]),
               clipped: values.filter(v => v.scrollWidth > v.clientWidth + 1).length,
             };
-        }""")
+        }""", timeout=WAIT_MS).json_value()
         page.screenshot(path=str(artifacts / f"overview_{mode}.png"), full_page=True)
     normal, presenter = sizes["normal"], sizes["presenter"]
     assert presenter["title"] >= 1.2 * normal["title"], sizes
