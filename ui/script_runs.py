@@ -24,8 +24,18 @@ server CPU per page visit, the same machine under the same load): 0.83-1.06 s be
 without the Keras reset and the file watcher (which ``.streamlit/config.toml`` turns off);
 0.14 s with the imports frozen as well. The page's wall time went from 2.6-3.0 s to 0.15-0.29 s.
 
+Even on the runs' own objects a full collection holds the GIL, so every other session waits for
+it: with a class of 25 and 5 heavy jobs, Streamlit's collection after each run was 30% of the
+time any thread held the GIL (py-spy ``--gil``), the largest single share. So
+``.streamlit/config.toml`` turns ``runner.postScriptGC`` off, and the hook here collects after a
+run only when :data:`COLLECT_EVERY_S` have passed since the last collection (or when new modules
+were imported, just before freezing them): one user alone still gets a collection after a
+visit, a class gets one every few seconds instead of several per second. Python's own
+generational collection runs as always, and the idle trim collects everything once a class
+has gone.
+
 :func:`keep_keras_state` puts a hook in place that does the rest of Streamlit's clean-up (closing
-matplotlib figures), freezes new imports' objects and leaves Keras alone. It is idempotent. If
+matplotlib figures), collects and freezes as above and leaves Keras alone. It is idempotent. If
 a later Streamlit renames the hook, nothing is patched and a warning is logged once per process.
 """
 from __future__ import annotations
@@ -34,6 +44,7 @@ import gc
 import logging
 import sys
 import threading
+import time
 from typing import Any
 
 LOG = logging.getLogger("cnn_explorer")
@@ -52,39 +63,57 @@ def _close_matplotlib_figures() -> None:
             LOG.debug("could not close matplotlib figures", exc_info=True)
 
 
-class _Frozen:
-    """How many modules were loaded when the collector last froze the live objects.
+COLLECT_EVERY_S = 5.0  # the least time between two post-run full collections, process-wide
+
+
+class _Tidy:
+    """When the collector last ran after a run, and how many modules were loaded when it last
+    froze the live objects.
 
     Process-wide by nature (there is one collector); a lock because sessions' runs end in their
     own threads."""
 
     lock = threading.Lock()
     modules = 0
+    collected = float("-inf")  # time.monotonic() of the last post-run collection
 
 
-def freeze_new_imports() -> bool:
-    """Freeze the collector's live objects if modules were imported since the last freeze.
+def tidy_after_run(now: float | None = None) -> str:
+    """Collect garbage after a run if :data:`COLLECT_EVERY_S` have passed since the last
+    collection, and freeze the live objects after a run that imported modules.
 
-    Called right after Streamlit's own post-run collection, so what is frozen is alive. A
-    process imports a bounded set of modules, so this happens a handful of times (first run,
-    first visit of each kind of page), not per run.
+    A freeze follows a collection, so what is frozen is alive. A process imports a bounded set
+    of modules, so a freeze happens a handful of times (first run, first visit of each kind of
+    page), not per run.
+
+    Parameters
+    ----------
+    now : float, optional
+        ``time.monotonic()`` (default: read here).
 
     Returns
     -------
-    bool
-        Whether it froze now.
+    str
+        ``"froze"`` (collected, then froze), ``"collected"`` or ``"skipped"``.
     """
-    with _Frozen.lock:
+    now = time.monotonic() if now is None else now
+    with _Tidy.lock:
         loaded = len(sys.modules)
-        if loaded <= _Frozen.modules:
-            return False
+        imported = loaded > _Tidy.modules
+        if not imported and now - _Tidy.collected < COLLECT_EVERY_S:
+            return "skipped"
+        gc.collect()
+        _Tidy.collected = now
+        if not imported:
+            return "collected"
         gc.freeze()
-        _Frozen.modules = loaded
-        return True
+        _Tidy.modules = loaded
+        return "froze"
 
 
 def _after_run() -> None:
-    """Streamlit's clean-up without the Keras reset, and new imports frozen in a server.
+    """Streamlit's clean-up without the Keras reset; in a server, a collection now and then
+    and new imports frozen.
 
     Not under ``AppTest``, whose runtime is a mock: the test process holds other tests' models,
     which a freeze would keep from the collector for the rest of the test session."""
@@ -92,7 +121,7 @@ def _after_run() -> None:
 
     _close_matplotlib_figures()
     if runtime.exists() and type(runtime.get_instance()) is runtime.Runtime:
-        freeze_new_imports()
+        tidy_after_run()
 
 
 setattr(_after_run, _MARK, True)

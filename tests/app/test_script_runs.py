@@ -63,22 +63,59 @@ def test_new_imports_are_frozen_once_and_the_idle_trim_collects_them(monkeypatch
     from ui import script_runs
     from ui.idle import release_memory
 
-    monkeypatch.setattr(script_runs._Frozen, "modules", 0)
+    monkeypatch.setattr(script_runs._Tidy, "modules", 0)
+    monkeypatch.setattr(script_runs._Tidy, "collected", float("-inf"))
     before = gc.get_freeze_count()
     node = _Node()
     node.me = node  # a cycle: only the collector frees it
     alive = weakref.ref(node)
     try:
-        assert script_runs.freeze_new_imports()
+        assert script_runs.tidy_after_run(now=1000.0) == "froze"
         frozen = gc.get_freeze_count()
         assert frozen > before + 100_000  # the imports' objects (TensorFlow, Keras, Streamlit)
-        assert not script_runs.freeze_new_imports()  # nothing imported since: no new freeze
+        # nothing imported since: no new freeze, and no collection before COLLECT_EVERY_S
+        assert script_runs.tidy_after_run(now=1000.0 + script_runs.COLLECT_EVERY_S / 2) \
+            == "skipped"
         assert gc.get_freeze_count() == frozen
         del node
         gc.collect()
-        assert alive() is not None  # frozen: Streamlit's collection after a run skips it
+        assert alive() is not None  # frozen: a collection after a run skips it
         release_memory()  # the idle trim
         assert alive() is None  # collected
         assert gc.get_freeze_count() > 100_000  # and the survivors frozen again
     finally:
         gc.unfreeze()
+
+
+def test_a_run_collects_garbage_at_most_once_every_few_seconds(monkeypatch):
+    import gc
+    import weakref
+
+    from ui import script_runs
+
+    monkeypatch.setattr(script_runs._Tidy, "modules", len(sys.modules) + 10**6)  # no freeze
+    monkeypatch.setattr(script_runs._Tidy, "collected", 500.0)
+    every = script_runs.COLLECT_EVERY_S
+    kept = []
+    for moment in (500.0 + every * 0.5, 500.0 + every * 0.99, 500.0 + every, 500.0 + every * 1.5):
+        node = _Node()
+        node.me = node
+        alive = weakref.ref(node)
+        del node
+        gc.disable()  # only tidy_after_run may collect here
+        try:
+            outcome = script_runs.tidy_after_run(now=moment)
+        finally:
+            gc.enable()
+        kept.append((outcome, alive() is not None))
+        gc.collect()
+    assert kept == [("skipped", True), ("skipped", True), ("collected", False),
+                    ("skipped", True)]
+
+
+def test_the_server_config_leaves_collection_to_the_hook():
+    import tomllib
+    from pathlib import Path
+
+    config = tomllib.loads((Path(__file__).parents[2] / ".streamlit" / "config.toml").read_text())
+    assert config["runner"]["postScriptGC"] is False
