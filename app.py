@@ -29,6 +29,7 @@ from viz_core.quiet import import_tensorflow_quietly, quiet_library_logs  # noqa
 import_tensorflow_quietly()
 quiet_library_logs()
 
+from ui.config_reads import read_without_lock  # noqa: E402
 from ui.guard import page_guard  # noqa: E402
 from ui.share import write_to_url  # noqa: E402
 from ui.script_runs import keep_keras_state  # noqa: E402
@@ -38,6 +39,8 @@ from ui.state import job_queue  # noqa: E402
 # After every run of every session Streamlit would reset Keras (its kernel cache and a full
 # garbage collection) and collect all of TensorFlow's objects: 6x the CPU of a page visit.
 keep_keras_state()
+# Every message and widget reads a config option under one lock: a convoy with 30 sessions.
+read_without_lock()
 
 PAGES = (
     ("pages/overview.py", "Overview", ":material/home:"),
