@@ -202,6 +202,19 @@ def test_the_opacity_bound_is_the_overlays_check():
             bound.check(outside)
 
 
+def test_the_similarity_threshold_bound_is_the_sanity_checks():
+    """--threshold (sanity) is refused while parsing with the words the sanity check itself
+    uses: both read limits.SIMILARITY_THRESHOLD."""
+    from viz_core.sanity import cascading_randomisation
+
+    bound = limits.SIMILARITY_THRESHOLD
+    assert (bound.low, bound.high) == (-1.0, 1.0)  # a correlation or SSIM
+    for outside in (bound.low - 1e-9, bound.high + 1e-9, float("nan")):
+        with pytest.raises(ParameterError, match="similarity threshold must be a number "
+                                                 "from -1 to 1"):
+            cascading_randomisation(None, None, None, threshold=outside)  # refused before any model use
+
+
 def test_the_help_table_matches_what_each_module_registers():
     import argparse
 

@@ -47,6 +47,7 @@ from .faithfulness import LIME, explanation_map, map_methods, rank_correlation
 from .faithfulness import method_title as map_title
 from .inspect import iter_layers
 from .intake import ModelImage
+from .limits import SIMILARITY_THRESHOLD
 from .predict import probability_function
 from .render import apply_colormap
 from .targets import Target
@@ -391,8 +392,7 @@ def cascading_randomisation(
     chosen = _resolve_methods(default_methods() if methods is None else methods)
     if metric not in METRICS:
         raise ParameterError(f"Unknown similarity {metric!r}; choose 'spearman' or 'ssim'.")
-    if not -1.0 <= float(threshold) <= 1.0:
-        raise ParameterError(f"The threshold is a similarity from -1 to 1; got {threshold}.")
+    threshold = SIMILARITY_THRESHOLD.check(threshold)
     params = {name: dict(p) for name, p in (params or {}).items()}
     for name in params:
         if name not in dict(chosen):

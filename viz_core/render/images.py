@@ -8,6 +8,7 @@ from PIL import Image
 from skimage.transform import resize
 
 from ..errors import ParameterError
+from ..limits import OPACITY
 from .colormaps import apply_colormap
 
 
@@ -63,8 +64,7 @@ def overlay_heatmap(
     np.ndarray
         (H, W, 3) uint8 RGB.
     """
-    if not 0.0 <= opacity <= 1.0:
-        raise ParameterError(f"Opacity must be between 0 and 1; got {opacity}.")
+    opacity = OPACITY.check(opacity)
     img = np.asarray(image, dtype="uint8")
     height, width = img.shape[:2]
     heat = np.clip(resize_map(heatmap, height, width), 0.0, 1.0)
