@@ -6,6 +6,7 @@ import streamlit as st
 from ui import notes
 from ui.charts import plotly_chart
 from ui.page import page_setup
+from ui.presenter import presenter_on
 from ui.state import workbench
 from ui.text import literal
 from viz_core.predict import predict
@@ -23,7 +24,12 @@ START_HERE = (  # page, the question it answers
 
 
 def start_here() -> None:
-    with st.container(border=True):
+    # A class's guide; in presenter mode the teacher guides: folded, so that the model card
+    # and the picture come first on a projector's screen.
+    box = (st.expander("Start here: which page answers which question",
+                       icon=":material/signpost:") if presenter_on()
+           else st.container(border=True))
+    with box:
         st.markdown("**Start here** · 1. pick a model in the sidebar (the demo model works "
                     "offline) · 2. pick or upload an image · 3. open the page for your question:")
         for column, (path, question) in zip(st.columns(4) + st.columns(4), START_HERE):

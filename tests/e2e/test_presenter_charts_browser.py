@@ -128,9 +128,10 @@ def pictures_and_text(page, url: str, artifacts, name: str, chart_text: str) -> 
 
 
 def test_presenter_mode_on_feature_maps_and_lime_at_1280x720(browser, server, artifacts):
-    """The first picture (the grid; LIME's superpixels, after a run) on the first screen, and
-    the charts' text 1.25x: the channel's title on Feature maps against the same page outside
-    presenter mode, the weights chart's legend on LIME against the chart's default text."""
+    """The first picture (the grid; LIME's superpixels, after a run; Overview's image) on the
+    first screen, and the charts' text 1.25x: the channel's title on Feature maps against the
+    same page outside presenter mode, the weights chart's legend on LIME against the chart's
+    default text."""
     context = browser.new_context(viewport={"width": 1280, "height": 720})
     try:
         page = context.new_page()
@@ -140,10 +141,17 @@ def test_presenter_mode_on_feature_maps_and_lime_at_1280x720(browser, server, ar
                                "feature_maps_presenter", ".gtitle")
         lime = pictures_and_text(page, f"{server}/lime?{QUERY}image={FIRST}&lime_samples=100"
                                  "&presenter=1", artifacts, "lime_presenter", ".legendtext")
+        overview = pictures_and_text(page, f"{server}/?{QUERY}image={FIRST}&presenter=1",
+                                     artifacts, "overview_presenter", "")
+        guide = page.locator('[data-testid="stExpander"] details',
+                             has_text="Start here: which page answers which question")
+        folded = guide.count() == 1 and guide.get_attribute("open") is None
         normal = pictures_and_text(page, fm_url, artifacts, "feature_maps_normal", ".gtitle")
     finally:
         context.close()
     assert fm["top"] < 720 - 40 and lime["top"] < 720 - 40, (fm, lime, normal)
+    # Overview's "Start here" guide is folded for the teacher: the model card's picture is up
+    assert folded and overview["top"] < 720 - 40, overview
     assert normal["top"] > fm["top"], normal  # outside presenter mode the controls come first
     assert min(fm["title"]) >= PRESENTER_SCALE * max(normal["title"]) - 0.01, (fm, normal)
     assert min(lime["legend"]) >= PRESENTER_SCALE * DEFAULT_CHART_PX - 0.01, lime
