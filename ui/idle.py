@@ -20,6 +20,7 @@ import time
 import tracemalloc
 import weakref
 
+from ui.script_runs import collect_everything
 from viz_core.workbench import Workbench
 
 IDLE_SECONDS = 60.0  # longer than server.disconnectedSessionTTL, so closed sessions are gone
@@ -38,14 +39,9 @@ def _activity(bench: Workbench) -> tuple[int, ...]:
 def release_memory() -> None:
     """Collect garbage, then return free heap pages to the system (glibc; elsewhere a no-op).
 
-    Objects frozen by ``ui.script_runs`` (what imports made) are collected too: they are
-    unfrozen for this one collection and the survivors frozen again."""
-    frozen = gc.get_freeze_count() > 0
-    if frozen:
-        gc.unfreeze()
-    gc.collect()
-    if frozen:
-        gc.freeze()
+    Objects frozen by ``ui.script_runs`` (what imports made) are collected too
+    (:func:`ui.script_runs.collect_everything`)."""
+    collect_everything()
     try:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):

@@ -111,6 +111,19 @@ def tidy_after_run(now: float | None = None) -> str:
         return "froze"
 
 
+def collect_everything() -> None:
+    """A full collection that includes the frozen objects: unfrozen for this one collection,
+    the survivors frozen again (what the idle trim runs once a class has gone)."""
+    with _Tidy.lock:
+        frozen = gc.get_freeze_count() > 0
+        if frozen:
+            gc.unfreeze()
+        gc.collect()
+        if frozen:
+            gc.freeze()
+        _Tidy.collected = time.monotonic()
+
+
 def _after_run() -> None:
     """Streamlit's clean-up without the Keras reset; in a server, a collection now and then
     and new imports frozen.
