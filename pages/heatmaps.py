@@ -14,6 +14,7 @@ from ui.page import page_setup, remember
 from ui.state import workbench
 from ui.text import literal, literal_code
 from viz_core import methods as registry
+from viz_core.activations import feature_map_layers
 from viz_core.cam import class_heatmap, forward_seconds, top_classes
 from viz_core.errors import VizError
 from viz_core.render import apply_colormap, colorbar, overlay_heatmap, png_bytes, resize_map
@@ -38,6 +39,8 @@ bench = workbench()
 view = model.view(image)
 second_image = page.second
 info = model.info
+# the layers with feature maps, as on Feature maps: the input layer is the image itself
+cam_layers = feature_map_layers(info)
 
 try:
     top = top_classes(model, view, 5)
@@ -68,10 +71,10 @@ if previous != context:
                           none=NONE))
 previous_model = remember("cam_model", model.identity)
 if previous_model != model.identity or (
-        st.session_state.get("cam_layer") not in info.spatial_layers):
+        st.session_state.get("cam_layer") not in cam_layers):
     # A shared link's layer wins on the page's first visit (see ui.share).
     wanted = url_value("cam_layer") if previous_model is None else None
-    st.session_state["cam_layer"] = (wanted if wanted in info.spatial_layers
+    st.session_state["cam_layer"] = (wanted if wanted in cam_layers
                                      else info.last_conv_layer)
     st.session_state.pop("cam_class_any", None)
     for key in [k for k in st.session_state if str(k).startswith("cam_param_")]:
@@ -109,7 +112,7 @@ with settings:
                               help="\n\n".join(f"**{s.title}**: {s.help}"
                                                for s in registry.specs()))
         spec = registry.get(method)
-        layers = list(info.spatial_layers)
+        layers = list(cam_layers)
         shapes = {entry.path: entry.output_shape for entry in info.layers}
         layer = st.selectbox(
             "Layer", layers, key="cam_layer",

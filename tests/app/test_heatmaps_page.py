@@ -28,20 +28,26 @@ from viz_core.targets import Target
 LABELS = ["circle", "square", "triangle", "star"]
 
 
-@pytest.fixture
-def app(monkeypatch):
-    from ui.state import workbench
-
-    loaded = wrap(tiny_cnn(size=48, classes=4), labels=LABELS, name="demo")
+def open_heatmaps(monkeypatch, loaded):
+    """The Class heatmaps page with ``loaded`` as the demo model; the AppTest and the media."""
     monkeypatch.setattr(viz_core.workbench, "load_builtin_model",
                         lambda name, weights="imagenet", **kw: loaded)
     media = capture_media(monkeypatch)
-    workbench.clear()
     at = AppTest.from_file("../../app.py", default_timeout=120)
     at.run()
     at.switch_page("pages/heatmaps.py")
     at.run()
     assert not at.exception, at.exception
+    return at, media
+
+
+@pytest.fixture
+def app(monkeypatch):
+    from ui.state import workbench
+
+    loaded = wrap(tiny_cnn(size=48, classes=4), labels=LABELS, name="demo")
+    workbench.clear()
+    at, media = open_heatmaps(monkeypatch, loaded)
     yield at, loaded, media
     workbench.clear()
 
@@ -160,6 +166,29 @@ def test_score_cam_layer_switch_keeps_channel_slider_in_range(app):
     assert not at.exception
     assert at.slider(key="cam_param_scorecam_max_channels").max == 4 and at.slider(key="cam_param_scorecam_max_channels").value == 4
     assert not at.warning
+
+
+def test_the_layer_list_leaves_out_the_input_layer(monkeypatch):
+    import keras
+
+    from ui.state import workbench
+
+    inputs = keras.Input((48, 48, 3), name="picture")
+    x = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="conv_a")(inputs)
+    x = keras.layers.MaxPooling2D(2, name="pool_a")(x)
+    x = keras.layers.Conv2D(6, 3, padding="same", activation="relu", name="conv_b")(x)
+    x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
+    outputs = keras.layers.Dense(4, activation="softmax", name="head")(x)
+    loaded = wrap(keras.Model(inputs, outputs), labels=LABELS, name="demo")
+    assert "picture" in loaded.info.spatial_layers  # the model lists its input with the maps
+    workbench.clear()
+    try:
+        at, _ = open_heatmaps(monkeypatch, loaded)
+        layers = [option.split(" · ")[0] for option in at.selectbox(key="cam_layer").options]
+        assert layers == ["conv_a", "pool_a", "conv_b"]  # as on Feature maps: no "picture"
+        assert at.selectbox(key="cam_layer").value == "conv_b"  # the last conv layer
+    finally:
+        workbench.clear()
 
 
 def test_each_method_at_its_defaults_is_the_map_the_compare_page_reuses(app):
