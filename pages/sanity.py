@@ -9,7 +9,7 @@ from ui.charts import plotly_chart
 from ui.cost import SLOW_SECONDS, cost_text, run_seconds
 from ui.export import bundle_button, model_options
 from ui.feedback import run_button, show_error
-from ui.presenter import colormap_choices, controls
+from ui.presenter import colormap_choices, controls, presenter_on
 from ui.settings import within
 from ui.page import page_setup
 from ui.state import workbench
@@ -162,7 +162,8 @@ if bench.is_cached(*call[0], **call[1]):
     step_names = [original] + [f"+ {path}" for path in report.layers]
 
     # -- verdicts --------------------------------------------------------------------------
-    columns = st.columns(min(len(report.methods), 4))
+    # two a row in presenter mode: four columns of its larger type wrapped each box to ~330 px
+    columns = st.columns(min(len(report.methods), 2 if presenter_on() else 4))
     for i, method in enumerate(report.methods):
         lowest = float(np.min(similarity[1:, i]))
         with columns[i % len(columns)]:
