@@ -244,6 +244,41 @@ def test_a_job_waits_at_most_its_bound_so_a_busy_class_still_gets_results():
         q.close()
 
 
+def test_a_job_waits_in_proportion_to_what_it_computed_between_two_reports(monkeypatch):
+    from viz_core import jobs
+
+    q = JobQueue(workers=1, give_way=0.2)
+    bounds: list[tuple[float, float]] = []  # (seconds computed before the report, wait bound)
+    waited = q.pages.give_way
+
+    def give_way(at_most: float) -> float:
+        bounds.append(at_most)
+        return waited(at_most)
+
+    monkeypatch.setattr(q.pages, "give_way", give_way)
+    computed: list[float] = []
+
+    def run(progress):
+        for seconds in (0.01, 0.5, 0.01):  # a short batch, a long one, a short one
+            start = time.monotonic()
+            time.sleep(seconds)
+            computed.append(time.monotonic() - start)
+            progress(len(computed) / 3)
+
+    try:
+        with q.pages.drawing():  # a page drawn the whole time: every report waits its bound
+            job = q.submit("k", run, owner="a")
+            wait_for(job.finished.is_set, seconds=20)
+        assert job.state == DONE and len(bounds) == 3
+        assert bounds[0] == pytest.approx(0.2)  # short: the least wait
+        assert bounds[1] >= jobs.PAGE_SHARE * computed[1]  # long: three times as long
+        assert bounds[1] < jobs.PAGE_SHARE * (computed[1] + 0.2)  # (+ the report's own time)
+        assert bounds[2] == pytest.approx(0.2)  # the waiting itself does not count
+        assert q.wait_bound(1e6) == jobs.MAX_GIVE_WAY_S and q.wait_bound(-1.0) == 0.2
+    finally:
+        q.close()
+
+
 def test_a_page_waiting_for_a_job_does_not_hold_it_up_and_a_stop_still_ends_it():
     q = JobQueue(workers=1, give_way=30.0)
     steps: list[int] = []

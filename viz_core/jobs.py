@@ -14,11 +14,16 @@ stays in the users' own threads, always finds a core), first come first served, 
 * a job that outlives the page that started it: leaving the page does not stop it, and coming
   back finds it running or finished;
 * page runs first (:class:`PageRuns`): while any page is being drawn, a running job waits at
-  its next progress report (at most :data:`GIVE_WAY_S` each time), so students' feature maps
-  and Grad-CAM do not share the cores with a LIME run. Measured on the classroom bench before
-  this: with the worker pool alone, 25 students' light pages had a p95 of 0.95 s, and 3.94 s
-  once 5 heavy jobs ran beside them (TensorFlow's thread pool is shared by the whole process,
-  so a job's batches took the cores the pages' convolutions needed).
+  its next progress report, so students' feature maps and Grad-CAM do not share the cores with
+  a LIME run. Measured on the classroom bench before this: with the worker pool alone, 25
+  students' light pages had a p95 of 0.95 s, and 3.94 s once 5 heavy jobs ran beside them
+  (TensorFlow's thread pool is shared by the whole process, so a job's batches took the cores
+  the pages' convolutions needed). The wait is at least :data:`GIVE_WAY_S` and at least
+  :data:`PAGE_SHARE` times what the job computed since its last report (at most
+  :data:`MAX_GIVE_WAY_S`): with a class clicking without a pause a job still gets about a
+  quarter of the time, whatever the size of its batches. A fixed second let a job whose
+  batches took 3 s under load run three quarters of the time (py-spy: the job's thread was
+  busy 76% of a full class).
 
 Why not :class:`concurrent.futures.ThreadPoolExecutor`: it can report neither a queued job's
 place nor cancel a running one, and cannot share one job between identical requests.
@@ -44,7 +49,9 @@ FINISHED = (DONE, FAILED, CANCELLED)
 _LOG = logging.getLogger(__name__)  # one line per job event (queued, started, ended), INFO
 MAX_QUEUED = 64  # jobs waiting at once; a class of 30 with one job each fits twice
 KEEP_FINISHED = 256  # finished jobs remembered for their owners to pick up (oldest dropped)
-GIVE_WAY_S = 1.0  # the longest a job waits for page runs at one progress report
+GIVE_WAY_S = 1.0  # the least a job may wait for page runs at one progress report
+PAGE_SHARE = 3.0  # ... and this many times what it computed since its previous report
+MAX_GIVE_WAY_S = 10.0  # the longest it waits at one report, however long its batches
 
 
 def default_workers() -> int:
@@ -162,9 +169,11 @@ class Job:
 
     def __init__(self, key: Hashable, label: str, owner: Hashable,
                  run: Callable[[Callable[[float, str], None]], object], number: int,
-                 give_way: Callable[[], object] | None = None):
+                 give_way: Callable[[float], object] | None = None):
         self.key = key
-        self._give_way = give_way  # called at each progress report: page runs go first
+        # called at each progress report with the seconds computed since the previous one
+        self._give_way = give_way
+        self._since = time.monotonic()  # when the job last resumed computing
         self.label = label
         self.owners = {owner}
         self.number = number  # order of submission
@@ -186,7 +195,8 @@ class Job:
         self.fraction = float(min(1.0, max(0.0, fraction)))
         self.message = str(message)
         if self._give_way is not None:
-            self._give_way()
+            self._give_way(time.monotonic() - self._since)
+            self._since = time.monotonic()
             if self._cancel.is_set():
                 raise Cancelled(f"{self.label} was stopped.")
 
@@ -200,6 +210,7 @@ class Job:
     def execute(self) -> None:
         """Run the work (in a worker thread) and record how it ended."""
         self.state, self.started = RUNNING, time.monotonic()
+        self._since = self.started
         try:
             if self._cancel.is_set():
                 raise Cancelled(f"{self.label} was stopped.")
@@ -228,8 +239,10 @@ class JobQueue:
     max_queued : int, optional
         Jobs that may wait at once; more raise :class:`QueueFull`.
     give_way : float, optional
-        The longest a running job waits for page runs (:attr:`pages`) at one progress report,
-        in seconds (default :data:`GIVE_WAY_S`; 0: jobs never wait).
+        The least time a running job may wait for page runs (:attr:`pages`) at one progress
+        report, in seconds (default :data:`GIVE_WAY_S`; 0: jobs never wait); a job that
+        computed longer since its last report may wait :data:`PAGE_SHARE` times that (see
+        :meth:`wait_bound`).
     """
 
     def __init__(self, workers: int | None = None, *, max_queued: int = MAX_QUEUED,
@@ -285,7 +298,7 @@ class JobQueue:
                 raise QueueFull(f"{len(self._waiting)} heavy jobs are already waiting on this "
                                 "server; try again in a few minutes.")
             job = Job(key, label, owner, run, next(self._numbers),
-                      give_way=(lambda: self.pages.give_way(self._give_way_s))
+                      give_way=(lambda ran: self.pages.give_way(self.wait_bound(ran)))
                       if self._give_way_s > 0 else None)
             self._waiting.append(job)
             self._by_key[key] = job
@@ -293,6 +306,12 @@ class JobQueue:
             self._lock.notify()
             _LOG.info("job %d queued (%s), %d waiting", job.number, label, len(self._waiting))
             return job
+
+    def wait_bound(self, ran: float) -> float:
+        """The longest a job that computed ``ran`` seconds since its last progress report
+        waits for page runs there: ``give_way`` seconds, or :data:`PAGE_SHARE` times ``ran``
+        when longer, at most :data:`MAX_GIVE_WAY_S` (and never less than ``give_way``)."""
+        return max(self._give_way_s, min(MAX_GIVE_WAY_S, PAGE_SHARE * max(0.0, ran)))
 
     def job_of(self, owner: Hashable) -> Job | None:
         """The owner's latest job (unfinished, or finished and not yet forgotten)."""
