@@ -187,3 +187,11 @@ def test_evidence_image_outlines_tints_and_hides_by_hand():
     assert tuple(dimmed[4, 9]) == (193, 193, 193)  # 60% towards white: 100 * 0.4 + 153
     with pytest.raises(ParameterError, match="'blue'"):
         evidence_image(img, mask, rest="blue")
+    # the opacity's range is viz_core.limits.MASK_OPACITY: both ends allowed, nothing beyond
+    full = evidence_image(img, mask, style="fill", rest="keep", opacity=1.0, width=1)
+    assert tuple(full[9, 9]) == SUPPORT_COLOUR
+    assert tuple(evidence_image(img, mask, style="fill", opacity=0.0, width=1)[9, 9]) == \
+        (100, 100, 100)
+    for outside in (-0.01, 1.01, float("nan")):
+        with pytest.raises(ParameterError, match="mask's opacity must be a number from 0 to 1"):
+            evidence_image(img, mask, style="fill", opacity=outside)

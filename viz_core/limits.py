@@ -89,6 +89,7 @@ LIME_FEATURES = Bound("the number of superpixels shown", 1, 500)
 # about 450 px (a factor of 28 for a 16-pixel model); the side it gives is bounded separately.
 LIME_SCALE = Bound("the enlargement factor", 1, 32)
 LIME_PICTURE_SIDE = 4096  # pixels per side of an enlarged picture (48 MB as RGB)
+MASK_OPACITY = Bound("the evidence mask's opacity", 0.0, 1.0, integer=False)
 
 # Filter patterns: steps and sizes as viz_core.filters checks them (MAX_STEPS, SIZE_RANGE);
 # at most 1,024 filters in one run (the widest layers of the built-in models have 2,048).

@@ -10,6 +10,7 @@ from scipy.ndimage import binary_erosion
 from skimage.segmentation import mark_boundaries
 
 from ..errors import ParameterError
+from ..limits import MASK_OPACITY
 from .images import overlay_heatmap
 
 STYLES = ("outline", "fill", "weights")
@@ -136,8 +137,7 @@ def evidence_image(
     _check_same_size(img, m, "mask")
     if style not in ("outline", "fill"):
         raise ParameterError(f"Unknown style {style!r} for an evidence mask; choose outline or fill.")
-    if not 0.0 <= opacity <= 1.0:
-        raise ParameterError(f"Opacity must be between 0 and 1; got {opacity}.")
+    opacity = MASK_OPACITY.check(opacity)
     if isinstance(width, bool) or not isinstance(width, (int, np.integer)) or width < 1:
         raise ParameterError(f"The outline width must be a whole number >= 1; got {width!r}.")
     out = _rest(img, m != 0, rest)
