@@ -200,6 +200,12 @@ def test_the_opacity_bound_is_the_overlays_check():
             overlay_heatmap(black, heat, opacity=outside)
         with pytest.raises(ParameterError, match="heatmap opacity"):
             bound.check(outside)
+    # --threshold (heatmap) likewise: heat at or above it is coloured, nothing outside 0-1
+    heat_bound = limits.HEAT_THRESHOLD
+    assert overlay_heatmap(black, heat, opacity=1.0, threshold=heat_bound.high).max() > 0
+    for outside in (heat_bound.low - 1e-9, heat_bound.high + 1e-9, float("nan")):
+        with pytest.raises(ParameterError, match="heat threshold must be a number from 0 to 1"):
+            overlay_heatmap(black, heat, threshold=outside)
 
 
 def test_the_similarity_threshold_bound_is_the_sanity_checks():

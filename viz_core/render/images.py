@@ -8,7 +8,7 @@ from PIL import Image
 from skimage.transform import resize
 
 from ..errors import ParameterError
-from ..limits import OPACITY
+from ..limits import HEAT_THRESHOLD, OPACITY
 from .colormaps import apply_colormap
 
 
@@ -65,6 +65,7 @@ def overlay_heatmap(
         (H, W, 3) uint8 RGB.
     """
     opacity = OPACITY.check(opacity)
+    threshold = HEAT_THRESHOLD.check(threshold)
     img = np.asarray(image, dtype="uint8")
     height, width = img.shape[:2]
     heat = np.clip(resize_map(heatmap, height, width), 0.0, 1.0)
