@@ -24,7 +24,7 @@ if starting is not None:
     starting.info("Starting CNN Explorer: loading the model…",
                   icon=":material/hourglass_top:")
 
-from viz_core.quiet import import_tensorflow_quietly, quiet_library_logs  # noqa: E402
+from viz_core.runtime.quiet import import_tensorflow_quietly, quiet_library_logs  # noqa: E402
 
 import_tensorflow_quietly()
 quiet_library_logs()
@@ -62,7 +62,7 @@ navigation = st.navigation(
 try:
     # Any unexpected error becomes "Something went wrong with this model: ..." and a log entry;
     # st.stop() / st.rerun() are BaseExceptions and pass through. While the page is drawn,
-    # heavy jobs give way at their next progress report (viz_core.jobs.PageRuns).
+    # heavy jobs give way at their next progress report (viz_core.runtime.jobs.PageRuns).
     with page_guard(), job_queue().pages.drawing():
         draw_shell()
         if starting is not None:

@@ -38,12 +38,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from viz_core import cam, methods  # noqa: E402
-from viz_core.cam import class_heatmap  # noqa: E402
-from viz_core.catalog import load_builtin_model  # noqa: E402
-from viz_core.intake import image_from_array  # noqa: E402
-from viz_core.preprocess import preprocessing_function  # noqa: E402
-from viz_core.targets import Target  # noqa: E402
+from viz_core.methods import cam  # noqa: E402
+from viz_core.methods import registry as methods  # noqa: E402
+from viz_core.methods.cam import class_heatmap  # noqa: E402
+from viz_core.models.catalog import load_builtin_model  # noqa: E402
+from viz_core.inputs.intake import image_from_array  # noqa: E402
+from viz_core.models.preprocess import preprocessing_function  # noqa: E402
+from viz_core.models.targets import Target  # noqa: E402
 
 MAX_NEW_IMAGE_RATIO = 1.3
 MAX_CLASS_SWITCH_RATIO = 0.3

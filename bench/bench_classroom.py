@@ -13,7 +13,7 @@ websocket, as a click). Measured:
   first, which splits the slow-down into what 25 students cost each other and what the heavy
   jobs add;
 * heavy jobs: all finish, and they start (and, with one worker, finish) in the order the server
-  queued them. The order is read from the server's own job log (``viz_core.jobs`` logs each job
+  queued them. The order is read from the server's own job log (``viz_core.runtime.jobs`` logs each job
   queued, started and ended, by number), not from the clients' clocks: under load a click's run
   reaches the queue tens of seconds after the press, and a client busy reading 30 sockets
   timestamps late, so neither press order nor arrival times are the queue's order;
@@ -76,11 +76,11 @@ RERUN_FINISHED = 2  # ForwardMsg.script_finished: FINISHED_EARLY_FOR_RERUN
 TRIM_REPORT_ENV = "CNN_VIZ_TRIM_REPORT"  # ui.idle.REPORT_ENV (not imported: no Streamlit here)
 
 
-# `streamlit run`, with the job queue's events (viz_core.jobs logs one INFO line per job queued,
+# `streamlit run`, with the job queue's events (viz_core.runtime.jobs logs one INFO line per job queued,
 # started and ended) written to a file: the server's own order, not the clients' clocks.
 SERVER = ("import logging, sys; handler = logging.FileHandler(sys.argv.pop(1)); "
           "handler.setFormatter(logging.Formatter('%(created).3f %(message)s')); "
-          "log = logging.getLogger('viz_core.jobs'); log.addHandler(handler); "
+          "log = logging.getLogger('viz_core.runtime.jobs'); log.addHandler(handler); "
           "log.setLevel(logging.INFO); from streamlit.web.cli import main; "
           "main(prog_name='streamlit')")
 JOB_LINE = re.compile(r"^(?P<t>[\d.]+) job (?P<n>\d+) (?P<event>queued|started|done|failed|"
@@ -268,7 +268,7 @@ def per_page(light: list[dict]) -> dict:
 
 def run(think: float = 5.0, seed: int = 0, port: int = PORT,
         arena_max: int | None = None) -> dict:
-    from viz_core.jobs import default_workers  # the server's worker count (same machine)
+    from viz_core.runtime.jobs import default_workers  # the server's worker count (same machine)
 
     cache_dir = tempfile.mkdtemp(prefix="bench_classroom_")
     report, jobs_log = Path(cache_dir) / "trim_report.jsonl", Path(cache_dir) / "jobs.log"

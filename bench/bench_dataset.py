@@ -8,7 +8,7 @@ In one process, on the demo model and the built-in shapes sample:
   - ``forward``: batched forward passes only (the model in a ``tf.function``, batches of 32):
     the baseline of the issue's goal, engine at most **1.6x** of it (three rounds alternating
     with the engine's, the fastest of each compared);
-  - ``engine``: :func:`viz_core.batch.run_dataset` (predictions + batched Grad-CAM + small maps);
+  - ``engine``: :func:`viz_core.dataset.engine.run_dataset` (predictions + batched Grad-CAM + small maps);
   - ``loop``: one image at a time, ``top_classes`` then ``class_heatmap`` of the top class (what
     a user's loop over ``heatmap`` does), on 32 images, per image;
 
@@ -54,11 +54,11 @@ def timing(model) -> dict:
     import numpy as np
     import tensorflow as tf
 
-    from viz_core.batch import run_dataset
-    from viz_core.cam import class_heatmap, top_classes
-    from viz_core.dataset import Dataset, sample_dataset
-    from viz_core.intake import image_from_array
-    from viz_core.targets import Target
+    from viz_core.dataset.engine import run_dataset
+    from viz_core.methods.cam import class_heatmap, top_classes
+    from viz_core.dataset.readers import Dataset, sample_dataset
+    from viz_core.inputs.intake import image_from_array
+    from viz_core.models.targets import Target
 
     sample = sample_dataset("shapes", model.labels, count=IMAGES)
     loaded = {e.path: sample.load(e) for e in sample.entries}  # drawn once, not timed
@@ -105,8 +105,8 @@ def timing(model) -> dict:
 
 
 def memory(model) -> dict:
-    from viz_core.batch import run_dataset
-    from viz_core.dataset import sample_dataset
+    from viz_core.dataset.engine import run_dataset
+    from viz_core.dataset.readers import sample_dataset
 
     def after(count: int) -> tuple[float, float, int]:
         data = sample_dataset("shapes", model.labels, count=count)
@@ -139,7 +139,7 @@ def memory(model) -> dict:
 
 
 def run() -> dict:
-    from viz_core.catalog import load_demo_model
+    from viz_core.models.catalog import load_demo_model
 
     model = load_demo_model()
     load = os.getloadavg()

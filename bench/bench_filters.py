@@ -8,7 +8,7 @@ Readability (issue 14), in one process, every method compiled and warmed up firs
 model's last two conv layers, filters 0-15, and VGG16 (random weights) ``block3_conv1``,
 filters 0-7. For each method: seconds per filter (the whole request: ascent and measuring) and
 the medians, over the filters that responded, of the activation of the displayed 8-bit
-pattern, its robustness and its spectral slope (:mod:`viz_core.readability`). Targets:
+pattern, its robustness and its spectral slope (:mod:`viz_core.metrics.readability`). Targets:
 
 * ``fourier``: median robustness >= 0.8, spectral slope <= -2.0 and activation at least
   ``classic``'s on both demo layers; ``maco``: robustness >= 0.7 and slope <= -1.5;
@@ -43,9 +43,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 
-from viz_core.catalog import builtin, keras_cache_dir, load_builtin_model  # noqa: E402
-from viz_core.catalog import load_demo_model  # noqa: E402
-from viz_core.filters import (  # noqa: E402
+from viz_core.models.catalog import builtin, keras_cache_dir, load_builtin_model  # noqa: E402
+from viz_core.models.catalog import load_demo_model  # noqa: E402
+from viz_core.features.filters import (  # noqa: E402
     DEFAULT_STEPS,
     METHODS,
     filter_patterns,

@@ -27,20 +27,20 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np  # noqa: E402
 from lime.lime_image import LimeImageExplainer  # noqa: E402
 
-from viz_core.catalog import DEMO_MODEL_FILE, LoadedModel  # noqa: E402
-from viz_core.inspect import inspect_model  # noqa: E402
-from viz_core.lime_explain import (  # noqa: E402
+from viz_core.models.catalog import DEMO_MODEL_FILE, LoadedModel  # noqa: E402
+from viz_core.models.inspect import inspect_model  # noqa: E402
+from viz_core.methods.lime import (  # noqa: E402
     default_batch_size,
     evidence_mask,
     fit_explanation,
     perturbed_predictions,
 )
-from viz_core.predict import probability_function  # noqa: E402
+from viz_core.models.predict import probability_function  # noqa: E402
 from viz_core.render import png_bytes  # noqa: E402
 from viz_core.render.lime_view import evidence_image  # noqa: E402
-from viz_core.samples import sample_bytes  # noqa: E402
-from viz_core.superpixels import superpixels  # noqa: E402
-from viz_core.workbench import Workbench  # noqa: E402
+from viz_core.inputs.samples import sample_bytes  # noqa: E402
+from viz_core.methods.superpixels import superpixels  # noqa: E402
+from viz_core.runtime.workbench import Workbench  # noqa: E402
 
 SAMPLES = 300
 REPEATS = 2  # best of two: the machine is shared, the minimum is the least disturbed run

@@ -48,7 +48,7 @@ def run(reruns: int = RERUNS) -> dict:
     from streamlit.testing.v1 import AppTest
 
     from ui.state import workbench
-    from viz_core.catalog import DEMO_MODEL_FILE
+    from viz_core.models.catalog import DEMO_MODEL_FILE
 
     if not DEMO_MODEL_FILE.exists():
         return {"skipped": f"the demo model {DEMO_MODEL_FILE} is not built yet"}

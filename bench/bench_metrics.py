@@ -4,10 +4,10 @@ Run: ``python -m bench metrics`` (or ``python bench/bench_metrics.py``). Prints 
 with the numbers per image, their mean per method and a Markdown table (``markdown``).
 
 For each sample image, the class explained is the model's top class; each fast method
-(:func:`viz_core.faithfulness.compare_methods`) makes its compare-view map, and that map gets
+(:func:`viz_core.metrics.faithfulness.compare_methods`) makes its compare-view map, and that map gets
 every metric of the Compare page: deletion and insertion areas (blurred baseline, 20 steps),
 ROAD's MoRF and LeRF areas, sparseness (Gini), the random-logit SSIM and max-sensitivity
-(:func:`viz_core.faithfulness.map_metrics`), and the mean rank agreement (Spearman) with the
+(:func:`viz_core.metrics.faithfulness.map_metrics`), and the mean rank agreement (Spearman) with the
 other methods' maps. No target: this reports what the metrics measured, for the notes.
 """
 from __future__ import annotations
@@ -25,18 +25,18 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
-from viz_core import methods  # noqa: E402
-from viz_core.cam import top_classes  # noqa: E402
-from viz_core.catalog import load_demo_model  # noqa: E402
-from viz_core.faithfulness import (  # noqa: E402
+from viz_core.methods import registry as methods  # noqa: E402
+from viz_core.methods.cam import top_classes  # noqa: E402
+from viz_core.models.catalog import load_demo_model  # noqa: E402
+from viz_core.metrics.faithfulness import (  # noqa: E402
     _map_call,
     compare_methods,
     deletion_insertion,
     map_metrics,
     rank_agreement,
 )
-from viz_core.intake import load_image  # noqa: E402
-from viz_core.targets import Target  # noqa: E402
+from viz_core.inputs.intake import load_image  # noqa: E402
+from viz_core.models.targets import Target  # noqa: E402
 
 SAMPLES = ("circle.png", "star.png", "circle_and_star.png", "square_and_triangle.png")
 COLUMNS = (("deletion", "deletion AUC (lower better)"), ("insertion", "insertion AUC (higher)"),

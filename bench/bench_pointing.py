@@ -24,9 +24,9 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from viz_core import methods  # noqa: E402
-from viz_core.catalog import load_demo_model  # noqa: E402
-from viz_core.pointing import DEFAULT_TOLERANCE, POINTING_FIRST_SEED, pointing_game  # noqa: E402
+from viz_core.methods import registry as methods  # noqa: E402
+from viz_core.models.catalog import load_demo_model  # noqa: E402
+from viz_core.metrics.pointing import DEFAULT_TOLERANCE, POINTING_FIRST_SEED, pointing_game  # noqa: E402
 
 NEW_LAYER_METHODS = ("layercam", "hirescam", "xgradcam", "eigencam", "ablationcam")
 MIN_HIT_RATE = 0.85

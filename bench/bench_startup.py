@@ -13,9 +13,9 @@ ROOT = Path(__file__).resolve().parents[1]
 _COLD = r"""
 import json, time
 t0 = time.perf_counter()
-from viz_core.workbench import Workbench
-from viz_core.samples import sample_bytes
-from viz_core.predict import predict
+from viz_core.runtime.workbench import Workbench
+from viz_core.inputs.samples import sample_bytes
+from viz_core.models.predict import predict
 t1 = time.perf_counter()
 bench = Workbench()
 model = bench.builtin_model("demo")

@@ -13,10 +13,10 @@ from ui.presenter import colormap_choices, controls
 from ui.page import page_setup
 from ui.state import workbench
 from ui.text import literal, literal_code, plotly_text
-from viz_core import methods as registry
-from viz_core.cam import page_params, top_classes
+from viz_core.methods import registry
+from viz_core.methods.cam import page_params, top_classes
 from viz_core.errors import VizError
-from viz_core.faithfulness import (
+from viz_core.metrics.faithfulness import (
     BASELINE_HELP,
     BASELINES,
     DEFAULT_BASELINE,
@@ -35,7 +35,7 @@ from viz_core.faithfulness import (
     rank_agreement,
 )
 from viz_core.render import colorbar
-from viz_core.targets import Target
+from viz_core.models.targets import Target
 
 COLOUR_MAPS = ("viridis", "jet", "magma", "inferno", "plasma", "cividis", "turbo", "gray")
 STEP_CHOICES = (10, 20, 50)

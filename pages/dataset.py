@@ -11,11 +11,11 @@ from ui.presenter import controls
 from ui.sidebar import DATASET_CHOICE, DATASET_IMAGE_KEY
 from ui.state import workbench
 from ui.text import literal
-from viz_core.batch import DEFAULT_BATCH_SIZE, run_dataset
-from viz_core.dataset import UPLOAD_LIMITS, open_zip, sample_dataset
+from viz_core.dataset.engine import DEFAULT_BATCH_SIZE, run_dataset
+from viz_core.dataset.readers import UPLOAD_LIMITS, open_zip, sample_dataset
 from viz_core.errors import VizError
 from viz_core.render import apply_colormap, overlay_heatmap, resize_map
-from viz_core.shortcuts import CORNER_FRACTION, FLAG_SHARE, find_shortcuts
+from viz_core.dataset.shortcuts import CORNER_FRACTION, FLAG_SHARE, find_shortcuts
 
 SOURCES = {
     "shapes": "Sample: shapes scenes (the sidebar's model)",

@@ -16,7 +16,7 @@ from ui.presenter import colormap_choices, control_columns, controls, presenter_
 from ui.page import page_setup, remember
 from ui.state import workbench
 from ui.text import literal, plotly_text
-from viz_core.activations import (
+from viz_core.features.activations import (
     channel_stats,
     chunk_of,
     export_name,

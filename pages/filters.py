@@ -24,7 +24,7 @@ from ui.presenter import controls
 from ui.state import workbench
 from ui.text import literal, literal_code
 from viz_core.errors import VizError
-from viz_core.filters import (
+from viz_core.features.filters import (
     DEFAULT_COUNT,
     DEFAULT_SIZE,
     DEFAULT_STEPS,

@@ -13,13 +13,13 @@ from ui.share import url_value
 from ui.page import page_setup, remember
 from ui.state import workbench
 from ui.text import literal, literal_code
-from viz_core import methods as registry
-from viz_core.activations import feature_map_layers
-from viz_core.cam import class_heatmap, forward_seconds, top_classes
+from viz_core.methods import registry
+from viz_core.features.activations import feature_map_layers
+from viz_core.methods.cam import class_heatmap, forward_seconds, top_classes
 from viz_core.errors import VizError
 from viz_core.render import apply_colormap, colorbar, overlay_heatmap, png_bytes, resize_map
 from viz_core.render.colormaps import lookup_table
-from viz_core.targets import Target
+from viz_core.models.targets import Target
 
 COLOUR_MAPS = ("viridis", "jet", "magma", "inferno", "plasma", "cividis", "turbo", "gray")
 NONE = -1

@@ -15,7 +15,7 @@ from ui.presenter import control_columns, controls
 from ui.state import workbench
 from ui.text import literal, plotly_text
 from viz_core.errors import VizError
-from viz_core.lime_explain import (
+from viz_core.methods.lime import (
     PAGE_DEFAULTS,
     HIDE_COLOURS,
     HIDE_HELP,
@@ -26,7 +26,7 @@ from viz_core.lime_explain import (
     perturbed_predictions,
     stability_seeds,
 )
-from viz_core.predict import predict
+from viz_core.models.predict import predict
 from viz_core.render import png_bytes
 from viz_core.render.lime_view import (
     OPPOSE_COLOUR,
@@ -40,7 +40,7 @@ from viz_core.render.lime_view import (
     explanation_picture,
     superpixel_boundaries,
 )
-from viz_core.superpixels import ALGORITHM_HELP, ALGORITHMS, superpixels
+from viz_core.methods.superpixels import ALGORITHM_HELP, ALGORITHMS, superpixels
 
 SAMPLE_CHOICES = (100, 250, 500, 1000, 2000)
 QUICK_SAMPLES = 250

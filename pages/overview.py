@@ -9,7 +9,7 @@ from ui.page import page_setup
 from ui.presenter import presenter_on
 from ui.state import workbench
 from ui.text import literal
-from viz_core.predict import predict
+from viz_core.models.predict import predict
 
 START_HERE = (  # page, the question it answers
     ("pages/feature_maps.py", "What does each layer see in this image?"),

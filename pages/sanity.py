@@ -14,12 +14,12 @@ from ui.settings import within
 from ui.page import page_setup
 from ui.state import workbench
 from ui.text import literal
-from viz_core import methods as registry
-from viz_core.cam import top_classes
+from viz_core.methods import registry
+from viz_core.methods.cam import top_classes
 from viz_core.errors import VizError
-from viz_core.faithfulness import LIME, map_methods
-from viz_core.pointing import DEFAULT_TOLERANCE, pointing_game
-from viz_core.sanity import (
+from viz_core.metrics.faithfulness import LIME, map_methods
+from viz_core.metrics.pointing import DEFAULT_TOLERANCE, pointing_game
+from viz_core.metrics.sanity import (
     DEFAULT_METRIC,
     DEFAULT_SEED,
     DEFAULT_THRESHOLD,
@@ -34,8 +34,8 @@ from viz_core.sanity import (
     sanity_picture,
     weighted_layers,
 )
-from viz_core.sanity import method_title
-from viz_core.targets import Target
+from viz_core.metrics.sanity import method_title
+from viz_core.models.targets import Target
 
 COLOUR_MAPS = ("viridis", "magma", "inferno", "plasma", "cividis", "gray", "jet", "turbo")
 METRIC_TITLES = {"spearman": "Spearman rank correlation", "ssim": "SSIM (structural similarity)"}

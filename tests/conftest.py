@@ -9,9 +9,9 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from viz_core.catalog import LoadedModel  # noqa: E402
-from viz_core.inspect import inspect_model  # noqa: E402
-from viz_core.workbench import Workbench  # noqa: E402
+from viz_core.models.catalog import LoadedModel  # noqa: E402
+from viz_core.models.inspect import inspect_model  # noqa: E402
+from viz_core.runtime.workbench import Workbench  # noqa: E402
 
 
 def wrap(model, *, labels=None, preprocessing="unit", name="test") -> LoadedModel:

@@ -4,7 +4,7 @@ Keras accepts any layer name without ``/``; class names come from a labels box o
 page, export and command must treat them as data (issue: an uploaded model could end the
 server through Export bundle). Layer names TensorFlow cannot use as a name scope are renamed
 when the model is loaded (``-h`` becomes ``layer_-h``, see
-:func:`viz_core.inspect.make_names_scope_safe`); :func:`shown` gives the name the app shows.
+:func:`viz_core.models.inspect.make_names_scope_safe`); :func:`shown` gives the name the app shows.
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ CLASS_NAMES = ("-h", "--out=/tmp/x", "$(touch x)", LONG)
 
 def shown(name: str) -> str:
     """The name the app shows for the layer ``name`` of an uploaded model."""
-    from viz_core.inspect import _SCOPE_SAFE, scope_safe_name
+    from viz_core.models.inspect import _SCOPE_SAFE, scope_safe_name
 
     return name if _SCOPE_SAFE.fullmatch(name) else scope_safe_name(name)
 

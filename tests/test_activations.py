@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import nested_cnn, tiny_cnn, wrap
-from viz_core.activations import (
+from viz_core.features.activations import (
     channel_stats,
     chunk_of,
     export_name,
@@ -17,9 +17,9 @@ from viz_core.activations import (
     layer_index,
     resolve_layers,
 )
-from viz_core.catalog import DEMO_MODEL_FILE
+from viz_core.models.catalog import DEMO_MODEL_FILE
 from viz_core.errors import Cancelled, ParameterError
-from viz_core.intake import image_from_array
+from viz_core.inputs.intake import image_from_array
 
 
 @pytest.fixture(scope="module")
@@ -190,7 +190,7 @@ def test_progress_cancel_and_cached_runs(tiny, picture, bench):
 @pytest.mark.slow
 @pytest.mark.skipif(not DEMO_MODEL_FILE.exists(), reason="demo model not trained yet")
 def test_demo_model_maps_equal_a_direct_pass_on_a_sample(bench):
-    from viz_core.samples import sample_bytes
+    from viz_core.inputs.samples import sample_bytes
 
     demo = bench.builtin_model("demo")
     image = bench.image(sample_bytes("circle"), "circle")

@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 
 from tests.conftest import clashing_names_cnn, nested_cnn, tiny_cnn, wrap
-from viz_core.batch import explain_batch, map_file_name, run_dataset
-from viz_core.cam import class_heatmap
-from viz_core.dataset import sample_dataset
+from viz_core.dataset.engine import explain_batch, map_file_name, run_dataset
+from viz_core.methods.cam import class_heatmap
+from viz_core.dataset.readers import sample_dataset
 from viz_core.errors import Cancelled, ParameterError
-from viz_core.intake import image_from_array
+from viz_core.inputs.intake import image_from_array
 from viz_core.render import resize_map
-from viz_core.targets import Target
+from viz_core.models.targets import Target
 
 
 def images(model, n, seed=0):
@@ -55,7 +55,7 @@ def test_explicit_targets_and_bad_input():
 
 
 def test_engine_on_the_demo_model(tmp_path):
-    from viz_core.catalog import load_demo_model
+    from viz_core.models.catalog import load_demo_model
     model = load_demo_model()
     data = sample_dataset("shapes", model.labels, count=12)
     seen = []
@@ -76,7 +76,7 @@ def test_engine_on_the_demo_model(tmp_path):
 
 
 def test_bad_images_are_skipped_and_the_run_goes_on():
-    from viz_core.dataset import Dataset, DatasetEntry
+    from viz_core.dataset.readers import Dataset, DatasetEntry
     model = wrap(tiny_cnn(classes=3))
     good = images(model, 1)[0].original
 

@@ -15,11 +15,11 @@ import numpy as np
 import pytest
 
 from tests.conftest import tiny_cnn
-from viz_core.bundle import bundle_command, export_bundle
-from viz_core.catalog import DEMO_MODEL_FILE
+from viz_core.cli.bundle import bundle_command, export_bundle
+from viz_core.models.catalog import DEMO_MODEL_FILE
 from viz_core.errors import ParameterError
-from viz_core.filters import default_layer, filter_patterns
-from viz_core.intake import image_from_array
+from viz_core.features.filters import default_layer, filter_patterns
+from viz_core.inputs.intake import image_from_array
 from viz_core.render import png_bytes
 from viz_core.render.filter_grid import pattern_grid
 
@@ -159,7 +159,7 @@ def test_bundle_files_must_stay_inside_the_bundle(bench, name):
 # --- names that look like options, shell code or nothing are data ---------------------------
 
 from tests.hostile_names import CLASS_NAMES, LAYER_NAMES, hostile_names_cnn, shown  # noqa: E402
-from viz_core.bundle import option_pairs  # noqa: E402
+from viz_core.cli.bundle import option_pairs  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -6,8 +6,8 @@ import time
 
 import numpy as np
 
-from viz_core.cache import BoundedCache, DiskCache, content_key
-from viz_core.workbench import Workbench
+from viz_core.runtime.cache import BoundedCache, DiskCache, content_key
+from viz_core.runtime.workbench import Workbench
 
 
 def test_entries_bound_evicts_least_recently_used():

@@ -1,4 +1,4 @@
-"""Class heatmaps (viz_core.cam): hand-computed maps, references, nested models, sign rules,
+"""Class heatmaps (viz_core.methods.cam): hand-computed maps, references, nested models, sign rules,
 pointing on generated scenes, completeness of Integrated Gradients."""
 from __future__ import annotations
 
@@ -9,14 +9,14 @@ import tensorflow as tf
 from skimage.transform import resize
 
 from tests.conftest import clashing_names_cnn, nested_cnn, tiny_cnn, wrap
-from viz_core import methods
-from viz_core import cam
-from viz_core.cam import class_heatmap, layer_forward, score_coefficients
-from viz_core.catalog import DEMO_MODEL_FILE
+from viz_core.methods import registry as methods
+from viz_core.methods import cam
+from viz_core.methods.cam import class_heatmap, layer_forward, score_coefficients
+from viz_core.models.catalog import DEMO_MODEL_FILE
 from viz_core.errors import Cancelled, ParameterError
-from viz_core.intake import ModelImage, image_from_array
+from viz_core.inputs.intake import ModelImage, image_from_array
 from viz_core.render import resize_map
-from viz_core.targets import Target, class_score
+from viz_core.models.targets import Target, class_score
 
 
 def _image(seed=0, height=32, width=32):

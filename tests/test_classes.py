@@ -3,8 +3,8 @@ runner-up."""
 from types import SimpleNamespace
 
 from ui.classes import second_class, shapes_present
-from viz_core.intake import load_image
-from viz_core.samples import sample_bytes
+from viz_core.inputs.intake import load_image
+from viz_core.inputs.samples import sample_bytes
 
 LABELS = ("circle", "square", "triangle", "star")
 MODEL = SimpleNamespace(label=lambda k: LABELS[k])

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from tests.conftest import nested_cnn, tiny_cnn
-from viz_core.catalog import DEMO_MODEL_FILE
+from viz_core.models.catalog import DEMO_MODEL_FILE
 from viz_core.cli import main
 
 
@@ -117,9 +117,9 @@ def test_each_image_gets_its_own_files_also_with_non_ascii_and_repeated_names(
 @pytest.mark.slow
 @pytest.mark.skipif(not DEMO_MODEL_FILE.exists(), reason="demo model not trained yet")
 def test_default_demo_model_exports_every_layer(capsys, tmp_path):
-    from viz_core.activations import feature_map_layers
-    from viz_core.catalog import load_demo_model
-    from viz_core.samples import sample_bytes
+    from viz_core.features.activations import feature_map_layers
+    from viz_core.models.catalog import load_demo_model
+    from viz_core.inputs.samples import sample_bytes
 
     (tmp_path / "circle.png").write_bytes(sample_bytes("circle"))
     payload = run_json(capsys, ["activations", "--image", str(tmp_path / "circle.png"),
@@ -136,7 +136,7 @@ def test_default_demo_model_exports_every_layer(capsys, tmp_path):
 
 
 def demo_image(path):
-    from viz_core.intake import load_image
+    from viz_core.inputs.intake import load_image
 
     return load_image(path.read_bytes(), path.name)
 

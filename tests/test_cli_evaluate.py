@@ -16,17 +16,17 @@ import pytest
 from PIL import Image
 
 from tests.conftest import tiny_cnn
-from viz_core.bundle import export_bundle
-from viz_core.cam import class_heatmap
-from viz_core.catalog import DEMO_MODEL_FILE, load_uploaded_model
+from viz_core.cli.bundle import export_bundle
+from viz_core.methods.cam import class_heatmap
+from viz_core.models.catalog import DEMO_MODEL_FILE, load_uploaded_model
 from viz_core.cli import build_parser, main
 from viz_core.demo.shapes import CLASS_NAMES
-from viz_core.faithfulness import compare_picture, deletion_insertion, rank_correlation
-from viz_core.intake import image_from_array, load_image
-from viz_core.pointing import pointing_game
+from viz_core.metrics.faithfulness import compare_picture, deletion_insertion, rank_correlation
+from viz_core.inputs.intake import image_from_array, load_image
+from viz_core.metrics.pointing import pointing_game
 from viz_core.render import png_bytes
-from viz_core.sanity import cascading_randomisation, sanity_picture
-from viz_core.targets import Target
+from viz_core.metrics.sanity import cascading_randomisation, sanity_picture
+from viz_core.models.targets import Target
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -192,7 +192,9 @@ def test_bundle_command_reproduces_pictures_bit_for_bit(shape_model_file, tmp_pa
 
 
 def test_method_lists_read_without_tensorflow_equal_the_backends():
-    from viz_core import faithfulness, pointing, sanity
+    from viz_core.metrics import faithfulness
+    from viz_core.metrics import pointing
+    from viz_core.metrics import sanity
     from viz_core.cli import evaluate
 
     assert evaluate.map_methods() == faithfulness.map_methods()

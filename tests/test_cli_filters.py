@@ -117,7 +117,7 @@ def test_prior_methods_report_readability_in_json(files, capsys, monkeypatch, me
 
 
 def test_readability_numbers_match_the_written_pngs(files, capsys, monkeypatch):
-    from viz_core.readability import spectral_slope
+    from viz_core.metrics.readability import spectral_slope
 
     code, stdout, err = run_main(capsys, monkeypatch, "--model", str(files / "tiny.keras"),
                                  "--layer", "conv_a", "--filters", "0:2", "--size", "32",

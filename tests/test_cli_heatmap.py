@@ -12,12 +12,12 @@ import pytest
 from PIL import Image
 
 from tests.conftest import tiny_cnn
-from viz_core.cam import class_heatmap
-from viz_core.catalog import load_uploaded_model
+from viz_core.methods.cam import class_heatmap
+from viz_core.models.catalog import load_uploaded_model
 from viz_core.cli import main
-from viz_core.intake import load_image
+from viz_core.inputs.intake import load_image
 from viz_core.render import overlay_heatmap
-from viz_core.targets import Target
+from viz_core.models.targets import Target
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -12,9 +12,9 @@ from PIL import Image
 
 from tests.test_lime_explain import box_mask, red_square_image, red_square_model
 from viz_core.cli import main
-from viz_core.lime_explain import jaccard
+from viz_core.methods.lime import jaccard
 from viz_core.render.lime_view import SUPPORT_COLOUR
-from viz_core.workbench import Workbench
+from viz_core.runtime.workbench import Workbench
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +56,7 @@ def test_json_files_and_weights_match_the_library(capsys, files, tmp_path):
     assert Image.open(first["superpixels_png"]).size == (32, 32)
 
     # The same numbers through the library, with the model the CLI loaded.
-    from viz_core.lime_explain import lime_explanation
+    from viz_core.methods.lime import lime_explanation
 
     bench = Workbench(disk_dir=tmp_path / "cache", allow_download=False)
     model = bench.uploaded_model(open(files["model"], "rb").read(), "red.keras",
@@ -131,8 +131,8 @@ def test_scale_rest_and_stability_options(capsys, files, tmp_path):
 
 def test_export_bundle_remakes_the_page_picture(files, tmp_path):
     """The page's "Export bundle" runs this command in-process with the page's workbench."""
-    from viz_core.bundle import export_bundle
-    from viz_core.lime_explain import explanation_plane, lime_explanation
+    from viz_core.cli.bundle import export_bundle
+    from viz_core.methods.lime import explanation_plane, lime_explanation
     from viz_core.render.lime_view import explanation_picture
 
     bench = Workbench(disk_dir=tmp_path / "cache", allow_download=False)

@@ -5,7 +5,7 @@
   ``-X importtime`` lists what was imported (it cannot see TensorFlow on its own: the command
   imports it with file descriptor 2 silenced, timing lines included);
 * a command that runs prints nothing of TensorFlow's start-up on stderr;
-* choices read from source (``static_constant``) and the bounds in ``viz_core.limits`` equal
+* choices read from source (``static_constant``) and the bounds in ``viz_core.runtime.limits`` equal
   what the backend modules hold.
 """
 from __future__ import annotations
@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from viz_core import limits, methods
+from viz_core.runtime import limits
+from viz_core.methods import registry as methods
 from viz_core.errors import ParameterError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -152,7 +153,11 @@ def test_a_run_prints_nothing_on_stderr_and_a_late_error_one_line(tmp_path):
 
 
 def test_choices_read_from_source_equal_the_modules():
-    from viz_core import catalog, filters, lime_explain, preprocess, superpixels
+    from viz_core.models import catalog
+    from viz_core.features import filters
+    from viz_core.methods import lime as lime_explain
+    from viz_core.models import preprocess
+    from viz_core.methods import superpixels
     from viz_core.cli import activations as cli_activations
     from viz_core.cli import common
     from viz_core.cli import filters as cli_filters
@@ -175,7 +180,9 @@ def test_choices_read_from_source_equal_the_modules():
 
 
 def test_limits_are_the_backend_checks():
-    from viz_core import filters, lime_explain, superpixels
+    from viz_core.features import filters
+    from viz_core.methods import lime as lime_explain
+    from viz_core.methods import superpixels
 
     assert (lime_explain.MIN_SAMPLES, lime_explain.MAX_SAMPLES) == (
         limits.LIME_SAMPLES.low, limits.LIME_SAMPLES.high)
@@ -211,7 +218,7 @@ def test_the_opacity_bound_is_the_overlays_check():
 def test_the_similarity_threshold_bound_is_the_sanity_checks():
     """--threshold (sanity) is refused while parsing with the words the sanity check itself
     uses: both read limits.SIMILARITY_THRESHOLD."""
-    from viz_core.sanity import cascading_randomisation
+    from viz_core.metrics.sanity import cascading_randomisation
 
     bound = limits.SIMILARITY_THRESHOLD
     assert (bound.low, bound.high) == (-1.0, 1.0)  # a correlation or SSIM

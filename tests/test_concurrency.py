@@ -1,6 +1,6 @@
 """Six sessions at once: different images, different pages, one shared workbench.
 
-The dashboard keeps one :class:`~viz_core.workbench.Workbench` per server process, so every
+The dashboard keeps one :class:`~viz_core.runtime.workbench.Workbench` per server process, so every
 browser session shares its caches (and the models' compiled steps). Here six threads, started
 together, each make the calls one page makes for its own image, three times over (reruns), on
 one workbench. Each must get exactly what it gets alone (same numbers as a run on a fresh
@@ -22,15 +22,15 @@ import numpy as np
 import pytest
 
 from tests.conftest import tiny_cnn, wrap
-from viz_core.activations import feature_maps
-from viz_core.cam import class_heatmap, top_classes
-from viz_core.filters import filter_patterns
-from viz_core.lime_explain import fit_explanation, perturbed_predictions
-from viz_core.predict import predict
-from viz_core.samples import sample_bytes
-from viz_core.superpixels import superpixels
-from viz_core.targets import Target
-from viz_core.workbench import Workbench
+from viz_core.features.activations import feature_maps
+from viz_core.methods.cam import class_heatmap, top_classes
+from viz_core.features.filters import filter_patterns
+from viz_core.methods.lime import fit_explanation, perturbed_predictions
+from viz_core.models.predict import predict
+from viz_core.inputs.samples import sample_bytes
+from viz_core.methods.superpixels import superpixels
+from viz_core.models.targets import Target
+from viz_core.runtime.workbench import Workbench
 
 LABELS = ["circle", "square", "triangle", "star"]
 IMAGES = ("circle", "square", "triangle", "star", "circle_and_star", "square_and_triangle")

@@ -11,10 +11,10 @@ import pytest
 import yaml
 
 from tests.test_packaging import SOURCES  # what the wheel is built from
-from viz_core import settings as settings_module
+from viz_core.runtime import settings as settings_module
 from viz_core.errors import ParameterError
-from viz_core.settings import VARIABLES, Settings, read_settings
-from viz_core.workbench import Workbench
+from viz_core.runtime.settings import VARIABLES, Settings, read_settings
+from viz_core.runtime.workbench import Workbench
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -97,14 +97,14 @@ def test_the_dashboard_s_workbench_is_bounded_by_the_environment(monkeypatch, ca
 
 def test_only_the_settings_module_reads_these_variables():
     """Every ``CNN_EXPLORER_*`` name in the code is one of :data:`VARIABLES`, and only
-    ``viz_core/settings.py`` names them: one reader, so compose.yaml cannot drift from it."""
+    ``viz_core/runtime/settings.py`` names them: one reader, so compose.yaml cannot drift from it."""
     named: dict[str, set[str]] = {}
     for path in [ROOT / "app.py", *(ROOT / "viz_core").rglob("*.py"), *(ROOT / "ui").rglob("*.py"),
                  *(ROOT / "pages").rglob("*.py")]:
         for name in re.findall(r"\bCNN_EXPLORER_[A-Z_]+\b", path.read_text(encoding="utf-8")):
             named.setdefault(name, set()).add(path.relative_to(ROOT).as_posix())
     assert set(named) == set(VARIABLES)
-    assert all(files == {"viz_core/settings.py"} for files in named.values()), named
+    assert all(files == {"viz_core/runtime/settings.py"} for files in named.values()), named
     assert set(VARIABLES) == {s.variable for s in settings_module.SETTINGS}
 
 

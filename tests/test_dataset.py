@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from tests.images import encode
-from viz_core.dataset import (
+from viz_core.dataset.readers import (
     DatasetLimits,
     is_tagged_path,
     match_labels,

@@ -11,7 +11,7 @@ from PIL import Image
 
 from viz_core.demo.evaluate import class_heatmaps, evaluate_held_out, last_conv_layer, pointing_hits
 from viz_core.demo.shapes import CLASS_NAMES
-from viz_core.samples import list_samples, sample_bytes
+from viz_core.inputs.samples import list_samples, sample_bytes
 
 DEMO = Path(__file__).resolve().parent.parent / "assets" / "demo"
 # Scene seeds used by no training run and not by the training command's own held-out check.

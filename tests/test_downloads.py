@@ -19,8 +19,8 @@ import keras
 import numpy as np
 import pytest
 
-from viz_core import catalog
-from viz_core.downloads import DownloadError, describe_progress, fetch
+from viz_core.models import catalog
+from viz_core.models.downloads import DownloadError, describe_progress, fetch
 from viz_core.errors import WeightsUnavailableError
 
 MB = 2**20
@@ -154,7 +154,7 @@ def test_network_failures_say_what_happened_and_what_to_do(tmp_path, failure, wo
 
 
 def test_a_full_disk_is_said_before_downloading(tmp_path, monkeypatch):
-    import viz_core.downloads as downloads
+    import viz_core.models.downloads as downloads
 
     usage = downloads.shutil.disk_usage(tmp_path)
     monkeypatch.setattr(downloads.shutil, "disk_usage",
@@ -290,10 +290,10 @@ def test_a_failed_download_names_the_file_and_leaves_the_cache_empty(tmp_path, m
 def test_the_command_line_draws_the_download_on_its_progress_line(monkeypatch, tmp_path, capsys):
     import argparse
 
-    import viz_core.workbench
+    import viz_core.runtime.workbench
     from tests.conftest import tiny_cnn, wrap
     from viz_core.cli.common import open_model
-    from viz_core.workbench import Workbench
+    from viz_core.runtime.workbench import Workbench
 
     loaded = wrap(tiny_cnn(), name="vgg16")
 
@@ -302,7 +302,7 @@ def test_the_command_line_draws_the_download_on_its_progress_line(monkeypatch, t
             progress(done, 528 * MB, seconds)
         return loaded
 
-    monkeypatch.setattr(viz_core.workbench, "load_builtin_model", loader)
+    monkeypatch.setattr(viz_core.runtime.workbench, "load_builtin_model", loader)
     args = argparse.Namespace(model="vgg16", weights=None, offline=False, progress=True,
                               quiet=False, json=False, labels=None, preprocess=None)
     assert open_model(Workbench(disk_dir=tmp_path), args) is loaded

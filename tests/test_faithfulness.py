@@ -9,9 +9,9 @@ import pytest
 from skimage.filters import gaussian
 
 from tests.conftest import tiny_cnn, wrap
-from viz_core.catalog import DEMO_MODEL_FILE
+from viz_core.models.catalog import DEMO_MODEL_FILE
 from viz_core.errors import Cancelled, ParameterError
-from viz_core.faithfulness import (
+from viz_core.metrics.faithfulness import (
     auc,
     baseline_image,
     batch_size,
@@ -24,9 +24,9 @@ from viz_core.faithfulness import (
     rank_correlation,
     step_counts,
 )
-from viz_core.intake import image_from_array
-from viz_core.lime_explain import LimeExplanation
-from viz_core.targets import Target
+from viz_core.inputs.intake import image_from_array
+from viz_core.methods.lime import LimeExplanation
+from viz_core.models.targets import Target
 
 SIDE = 8
 GAIN = 0.25  # logit of class 1 per fully bright pixel of the watched region
@@ -272,7 +272,7 @@ def test_explanation_map_matches_class_heatmap_and_lime(known):
     model = wrap(tiny_cnn(size=32))
     pixels = np.random.default_rng(1).integers(0, 256, (32, 32, 3)).astype("uint8")
     view = model.view(image_from_array(pixels, "noise"))
-    from viz_core.cam import class_heatmap
+    from viz_core.methods.cam import class_heatmap
 
     gradcam = explanation_map(model, view, Target(0), "gradcam")
     np.testing.assert_array_equal(gradcam, class_heatmap(model, view, Target(0)).heatmap)
@@ -292,9 +292,9 @@ def test_explanation_map_matches_class_heatmap_and_lime(known):
 def test_demo_model_gradcam_is_more_faithful_than_its_reverse():
     """On fresh one-shape scenes, removing Grad-CAM's top pixels first kills the class faster
     (and revealing them first restores it faster) than taking the same pixels in reverse order."""
-    from viz_core.cam import class_heatmap
+    from viz_core.methods.cam import class_heatmap
     from viz_core.demo.shapes import draw_scene
-    from viz_core.workbench import Workbench
+    from viz_core.runtime.workbench import Workbench
 
     demo = Workbench(allow_download=False).builtin_model("demo")
     for seed, label in ((1_600_000_000, "circle"), (1_600_000_001, "star")):
@@ -313,7 +313,7 @@ def test_demo_model_gradcam_is_more_faithful_than_its_reverse():
 # More metrics: sparseness, ROAD's imputation and curves, random-logit, max-sensitivity
 # ----------------------------------------------------------------------------------------------
 def test_sparseness_is_the_gini_index_by_hand():
-    from viz_core.faithfulness import sparseness
+    from viz_core.metrics.faithfulness import sparseness
 
     # sorted a = 0, 0, 1, 3: sum((2i - n - 1) a_i) = -3*0 - 1*0 + 1*1 + 3*3 = 10; n sum a = 16
     assert sparseness(np.array([[3.0, 0.0], [1.0, 0.0]])) == pytest.approx(10 / 16, abs=1e-6)
@@ -325,7 +325,7 @@ def test_sparseness_is_the_gini_index_by_hand():
 
 
 def test_noisy_linear_imputation_by_hand():
-    from viz_core.faithfulness import noisy_linear_imputation
+    from viz_core.metrics.faithfulness import noisy_linear_imputation
 
     # a linear ramp: every interior pixel is the weighted mean of its symmetric neighbours
     i, j = np.mgrid[0:9, 0:9]
@@ -349,7 +349,7 @@ def test_noisy_linear_imputation_by_hand():
 
 
 def test_road_curves_follow_the_watched_region(known):
-    from viz_core.faithfulness import noisy_linear_imputation, road
+    from viz_core.metrics.faithfulness import noisy_linear_imputation, road
 
     model, view = known
     on_region = distinct(np.where(region(), 1.0, 0.1))
@@ -371,8 +371,8 @@ def test_road_curves_follow_the_watched_region(known):
 def test_random_logit_and_max_sensitivity_by_reference():
     from skimage.metrics import structural_similarity
 
-    from viz_core.cam import class_heatmap
-    from viz_core.faithfulness import map_metrics, max_sensitivity, random_logit
+    from viz_core.methods.cam import class_heatmap
+    from viz_core.metrics.faithfulness import map_metrics, max_sensitivity, random_logit
 
     model = wrap(tiny_cnn(classes=4, seed=2))
     view = model.view(image_from_array(np.random.default_rng(3).integers(
@@ -392,7 +392,7 @@ def test_random_logit_and_max_sensitivity_by_reference():
     worst = 0.0
     for _ in range(3):
         noisy = np.clip(view.pixels + rng.uniform(-5.1, 5.1, view.pixels.shape), 0, 255)
-        from viz_core.intake import ModelImage
+        from viz_core.inputs.intake import ModelImage
 
         copy = ModelImage(view.original, noisy.astype("float32"), "n", f"n{_}")
         other_map = class_heatmap(model, copy, Target(1), "gradcam").heatmap

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from viz_core.feature_vis import (
+from viz_core.features.feature_vis import (
     COLOR_MATRIX,
     affine_transforms,
     fourier_image,

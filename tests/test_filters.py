@@ -11,10 +11,10 @@ import pytest
 import tensorflow as tf
 
 from tests.conftest import nested_cnn, tiny_cnn, wrap
-from viz_core.cache import DiskCache
-from viz_core.catalog import DEMO_MODEL_FILE
+from viz_core.runtime.cache import DiskCache
+from viz_core.models.catalog import DEMO_MODEL_FILE
 from viz_core.errors import Cancelled, ParameterError
-from viz_core.filters import (
+from viz_core.features.filters import (
     METHODS,
     deprocess_image,
     filter_patterns,
@@ -23,8 +23,8 @@ from viz_core.filters import (
     receptive_field,
     starting_images,
 )
-from viz_core.preprocess import PREPROCESSING_NAMES, preprocess
-from viz_core.readability import robustness, spectral_slopes
+from viz_core.models.preprocess import PREPROCESSING_NAMES, preprocess
+from viz_core.metrics.readability import robustness, spectral_slopes
 from viz_core.render.filter_grid import DEAD_COLOR, pattern_grid
 
 
@@ -282,7 +282,7 @@ def test_pattern_grid_places_tiles_and_outlines_dead():
 @pytest.mark.slow
 @pytest.mark.skipif(not DEMO_MODEL_FILE.exists(), reason="demo model not trained yet")
 def test_demo_model_filters_rise_for_both_methods():
-    from viz_core.catalog import load_demo_model
+    from viz_core.models.catalog import load_demo_model
 
     demo = load_demo_model()
     raised = {"fast": [], "classic": []}

@@ -7,7 +7,7 @@ import pytest
 
 from tests.conftest import clashing_names_cnn, nested_cnn, tiny_cnn
 from viz_core.errors import ModelError
-from viz_core.graph import flat_graph, side_model, split_at
+from viz_core.models.graph import flat_graph, side_model, split_at
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 """Hostile and bad input: a catalogue of files, each one bytes in and a message out.
 
-Images go through :func:`viz_core.intake.load_image`, models through
-:func:`viz_core.catalog.load_uploaded_model`. Every refusal is a :class:`VizError` whose message
+Images go through :func:`viz_core.inputs.intake.load_image`, models through
+:func:`viz_core.models.catalog.load_uploaded_model`. Every refusal is a :class:`VizError` whose message
 says what is wrong; every accepted oddity (16-bit, CMYK, EXIF rotation...) is checked on its
 pixels. Files that carry code prove that the code did not run (the file it would create does
 not exist), and files that would make Keras allocate gigabytes are refused before Keras is
@@ -30,10 +30,10 @@ from PIL import Image, PngImagePlugin
 
 from tests.conftest import nested_cnn, tiny_cnn
 from tests.images import encode, png_with_declared_size
-from viz_core import catalog
-from viz_core.catalog import DEMO_MODEL_FILE, load_uploaded_model
+from viz_core.models import catalog
+from viz_core.models.catalog import DEMO_MODEL_FILE, load_uploaded_model
 from viz_core.errors import ImageError, ModelError, ParameterError, UnsafeModelError, VizError
-from viz_core.intake import load_image
+from viz_core.inputs.intake import load_image
 
 ROOT = Path(__file__).resolve().parent.parent
 # Pillow warns about the 100-megapixel header before our own check refuses it.
@@ -767,13 +767,13 @@ def app(monkeypatch):
     the real demo model)."""
     from streamlit.testing.v1 import AppTest
 
-    import viz_core.workbench
+    import viz_core.runtime.workbench
     from tests.conftest import wrap
     from ui.state import workbench
 
     loaded = wrap(tiny_cnn(size=48, classes=4), labels=["circle", "square", "triangle", "star"],
                   name="demo")
-    monkeypatch.setattr(viz_core.workbench, "load_builtin_model",
+    monkeypatch.setattr(viz_core.runtime.workbench, "load_builtin_model",
                         lambda name, weights="imagenet", **kw: loaded)
     workbench.clear()
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
@@ -859,7 +859,7 @@ def test_app_keeps_working_after_bad_uploads(app, tmp_path):
 @pytest.mark.skipif(not DEMO_MODEL_FILE.exists(), reason="demo model not built")
 def test_the_demo_model_file_passes_every_check_as_an_upload():
     """The bundled model, uploaded as a user would, is accepted and identical to the built-in."""
-    from viz_core.catalog import load_demo_model
+    from viz_core.models.catalog import load_demo_model
 
     uploaded = load_uploaded_model(DEMO_MODEL_FILE.read_bytes(), "shapes_cnn.keras",
                                    labels=["circle", "square", "triangle", "star"])

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from tests.conftest import nested_cnn, tiny_cnn
-from viz_core import catalog
-from viz_core.catalog import imagenet_labels, load_builtin_model, load_uploaded_model
+from viz_core.models import catalog
+from viz_core.models.catalog import imagenet_labels, load_builtin_model, load_uploaded_model
 from viz_core.errors import ModelError, ParameterError, UnsafeModelError, WeightsUnavailableError
-from viz_core.inspect import inspect_model
+from viz_core.models.inspect import inspect_model
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ from PIL import Image
 
 from tests.images import encode, png_with_declared_size
 from viz_core.errors import ImageError
-from viz_core.intake import image_from_array, load_image, model_view, resize_for_model
+from viz_core.inputs.intake import image_from_array, load_image, model_view, resize_for_model
 
 
 

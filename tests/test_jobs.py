@@ -7,7 +7,7 @@ import time
 import pytest
 
 from viz_core.errors import ParameterError
-from viz_core.jobs import CANCELLED, DONE, FAILED, QUEUED, RUNNING, JobQueue, OwnerBusy, QueueFull
+from viz_core.runtime.jobs import CANCELLED, DONE, FAILED, QUEUED, RUNNING, JobQueue, OwnerBusy, QueueFull
 
 
 def gate():
@@ -192,7 +192,7 @@ def test_a_job_cancelled_while_queued_lets_go_of_what_its_work_held(queue):
 
 def test_each_job_is_logged_queued_started_and_ended_by_number(queue, caplog):
     run, release, started = gate()
-    with caplog.at_level("INFO", logger="viz_core.jobs"):
+    with caplog.at_level("INFO", logger="viz_core.runtime.jobs"):
         jobs = [queue.submit(0, run, owner=0, label="LIME")]
         assert started.wait(10)
         jobs.append(queue.submit(1, lambda p: None, owner=1, label="Compare"))
@@ -245,7 +245,7 @@ def test_a_job_waits_at_most_its_bound_so_a_busy_class_still_gets_results():
 
 
 def test_a_job_waits_in_proportion_to_what_it_computed_between_two_reports(monkeypatch):
-    from viz_core import jobs
+    from viz_core.runtime import jobs
 
     q = JobQueue(workers=1, give_way=0.2)
     bounds: list[tuple[float, float]] = []  # (seconds computed before the report, wait bound)

@@ -8,10 +8,10 @@ import pytest
 from lime.lime_image import LimeImageExplainer
 
 from tests.conftest import wrap
-from viz_core.catalog import DEMO_MODEL_FILE
+from viz_core.models.catalog import DEMO_MODEL_FILE
 from viz_core.errors import Cancelled, ParameterError
-from viz_core.intake import image_from_array
-from viz_core.lime_explain import (
+from viz_core.inputs.intake import image_from_array
+from viz_core.methods.lime import (
     LimeExplanation,
     _BatchedLimeExplainer,
     evidence_mask,
@@ -24,8 +24,8 @@ from viz_core.lime_explain import (
     top_superpixels,
     weight_map,
 )
-from viz_core.predict import probability_function
-from viz_core.superpixels import superpixels
+from viz_core.models.predict import probability_function
+from viz_core.methods.superpixels import superpixels
 
 SIDE = 32
 BOX = (8, 8, 20, 20)  # x0, y0, x1, y1 (exclusive) of the red square

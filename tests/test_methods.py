@@ -1,4 +1,4 @@
-"""The method registry (viz_core.methods) and the methods added with it: validation, costs, a toy
+"""The method registry (viz_core.methods.registry) and the methods added with it: validation, costs, a toy
 method seen everywhere, and LayerCAM, HiResCAM, XGradCAM, EigenCAM, AblationCAM, Occlusion and
 RISE against hand-computed or independent numpy references."""
 from __future__ import annotations
@@ -14,12 +14,13 @@ import pytest
 import tensorflow as tf
 
 from tests.conftest import nested_cnn, tiny_cnn, wrap
-from viz_core import cam, methods
-from viz_core.cam import class_heatmap, layer_forward, rise_masks
+from viz_core.methods import cam
+from viz_core.methods import registry as methods
+from viz_core.methods.cam import class_heatmap, layer_forward, rise_masks
 from viz_core.errors import ParameterError
-from viz_core.intake import ModelImage, image_from_array
-from viz_core.methods import MethodSpec, ParamSpec
-from viz_core.targets import Target
+from viz_core.inputs.intake import ModelImage, image_from_array
+from viz_core.methods.registry import MethodSpec, ParamSpec
+from viz_core.models.targets import Target
 
 ROOT = Path(__file__).resolve().parents[1]
 NEW_METHODS = ("layercam", "hirescam", "xgradcam", "eigencam", "ablationcam", "occlusion", "rise")
@@ -36,7 +37,7 @@ def _image(seed=0, height=32, width=32, channels=3):
 # The registry itself
 # ----------------------------------------------------------------------------------------------
 def test_registry_imports_without_tensorflow():
-    code = ("import sys, viz_core.methods as m; m.get('rise').function; "
+    code = ("import sys, viz_core.methods.registry as m; m.get('rise').function; "
             "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules, "
             "sorted(k for k in sys.modules if k.startswith(('tensorflow', 'keras')))[:3]; "
             "print(len(m.names()))")
@@ -161,9 +162,9 @@ def toy():
 
 def test_a_registered_toy_method_is_computed_and_listed(toy, tmp_path, capsys):
     from viz_core.cli import build_parser, main
-    from viz_core.faithfulness import compare_methods, explanation_map, map_methods
-    from viz_core.pointing import default_methods
-    from viz_core.sanity import sanity_methods
+    from viz_core.metrics.faithfulness import compare_methods, explanation_map, map_methods
+    from viz_core.metrics.pointing import default_methods
+    from viz_core.metrics.sanity import sanity_methods
 
     model = wrap(tiny_cnn(classes=3))
     view = model.view(_image(1))
@@ -193,7 +194,7 @@ def test_a_registered_toy_method_is_computed_and_listed(toy, tmp_path, capsys):
 
 def test_a_toy_method_plays_the_pointing_game(toy):
     from viz_core.demo.shapes import CLASS_NAMES
-    from viz_core.pointing import pointing_game
+    from viz_core.metrics.pointing import pointing_game
 
     model = wrap(tiny_cnn(size=48, classes=4, seed=1), labels=CLASS_NAMES)
     result = pointing_game(model, scenes=2, seed=40)

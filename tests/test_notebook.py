@@ -5,15 +5,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from viz_core.activations import feature_maps
-from viz_core.cam import class_heatmap
+from viz_core.features.activations import feature_maps
+from viz_core.methods.cam import class_heatmap
 from viz_core.errors import ParameterError
-from viz_core.filters import filter_patterns
-from viz_core.lime_explain import lime_explanation
+from viz_core.features.filters import filter_patterns
+from viz_core.methods.lime import lime_explanation
 from viz_core.notebook import open_image, open_model, picture, show
 from viz_core.render import overlay_heatmap
-from viz_core.samples import ASSETS_DIR
-from viz_core.targets import Target
+from viz_core.inputs.samples import ASSETS_DIR
+from viz_core.models.targets import Target
 
 SAMPLE = ASSETS_DIR / "samples" / "circle_and_star.png"
 

@@ -13,15 +13,18 @@ import keras
 import numpy as np
 import pytest
 
-from viz_core import activations, cam, filters, lime_explain
-from viz_core.catalog import load_uploaded_model
-from viz_core.inspect import make_names_scope_safe, scope_safe_name
-from viz_core.intake import load_image
-from viz_core.samples import sample_bytes
-from viz_core.targets import Target
+from viz_core.features import activations
+from viz_core.methods import cam
+from viz_core.features import filters
+from viz_core.methods import lime as lime_explain
+from viz_core.models.catalog import load_uploaded_model
+from viz_core.models.inspect import make_names_scope_safe, scope_safe_name
+from viz_core.inputs.intake import load_image
+from viz_core.inputs.samples import sample_bytes
+from viz_core.models.targets import Target
 
 try:  # the method registry, where it exists; the heatmap module's list otherwise
-    from viz_core.methods import names as _method_names
+    from viz_core.methods.registry import names as _method_names
 
     HEATMAP_METHODS = _method_names()
 except ImportError:  # pragma: no cover

@@ -5,12 +5,12 @@ import numpy as np
 import pytest
 
 from tests.conftest import tiny_cnn, wrap
-from viz_core.cam import class_heatmap
-from viz_core.catalog import DEMO_MODEL_FILE
+from viz_core.methods.cam import class_heatmap
+from viz_core.models.catalog import DEMO_MODEL_FILE
 from viz_core.demo.shapes import CLASS_NAMES, draw_scene
 from viz_core.errors import Cancelled, ParameterError
-from viz_core.intake import image_from_array
-from viz_core.pointing import (
+from viz_core.inputs.intake import image_from_array
+from viz_core.metrics.pointing import (
     POINTING_FIRST_SEED,
     heatmap_peak,
     hit_rate,
@@ -19,7 +19,7 @@ from viz_core.pointing import (
     pointing_scenes,
     scene_classes,
 )
-from viz_core.targets import Target
+from viz_core.models.targets import Target
 
 
 def spot(x: int, y: int, size: int = 20) -> np.ndarray:
@@ -120,7 +120,7 @@ def test_game_refuses_models_without_shape_classes_and_bad_values(shape_model):
 @pytest.mark.slow
 @pytest.mark.skipif(not DEMO_MODEL_FILE.exists(), reason="the demo model is not committed yet")
 def test_demo_model_gradcam_points_at_the_shape():
-    from viz_core.workbench import Workbench
+    from viz_core.runtime.workbench import Workbench
 
     demo = Workbench(allow_download=False).builtin_model("demo")
     result = pointing_game(demo, ["gradcam"], scenes=8)

@@ -1,15 +1,15 @@
-"""viz_core.predict: batches of at most BATCH images give what one image at a time gives."""
+"""viz_core.models.predict: batches of at most BATCH images give what one image at a time gives."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from viz_core import predict as predict_module
-from viz_core.catalog import load_demo_model
+from viz_core.models import predict as predict_module
+from viz_core.models.catalog import load_demo_model
 from viz_core.errors import ParameterError
-from viz_core.intake import load_image
-from viz_core.predict import predict
-from viz_core.samples import sample_bytes
+from viz_core.inputs.intake import load_image
+from viz_core.models.predict import predict
+from viz_core.inputs.samples import sample_bytes
 
 
 def test_many_images_run_in_batches_with_the_same_answers(monkeypatch):

@@ -4,7 +4,7 @@ from __future__ import annotations
 import keras
 import pytest
 
-from viz_core.preprocess_guess import guess_preprocessing, model_config
+from viz_core.models.preprocess_guess import guess_preprocessing, model_config
 
 
 def saved(model, tmp_path, suffix=".keras") -> bytes:

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from viz_core.errors import ParameterError
-from viz_core.preprocess import preprocess
-from viz_core.targets import Target, class_probabilities, class_score
+from viz_core.models.preprocess import preprocess
+from viz_core.models.targets import Target, class_probabilities, class_score
 
 
 def test_preprocessing_values():

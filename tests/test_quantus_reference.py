@@ -13,15 +13,15 @@ import numpy as np
 import pytest
 
 from tests.conftest import tiny_cnn, wrap
-from viz_core.cam import class_heatmap
-from viz_core.faithfulness import (
+from viz_core.methods.cam import class_heatmap
+from viz_core.metrics.faithfulness import (
     SENSITIVITY_RADIUS,
     max_sensitivity,
     noisy_linear_imputation,
     sparseness,
 )
-from viz_core.intake import ModelImage, image_from_array
-from viz_core.targets import Target
+from viz_core.inputs.intake import ModelImage, image_from_array
+from viz_core.models.targets import Target
 
 quantus = pytest.importorskip("quantus")
 from quantus.functions.perturb_func import noisy_linear_imputation as quantus_imputation  # noqa: E402

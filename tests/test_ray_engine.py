@@ -17,9 +17,9 @@ import pytest
 from PIL import Image
 
 from tests.conftest import tiny_cnn, wrap
-from viz_core.batch import RunCollector, explain_entries, run_dataset
-from viz_core.dataset import Dataset, DatasetEntry, open_dataset, open_zip, sample_dataset
-from viz_core.ray_engine import from_rows, to_rows
+from viz_core.dataset.engine import RunCollector, explain_entries, run_dataset
+from viz_core.dataset.readers import Dataset, DatasetEntry, open_dataset, open_zip, sample_dataset
+from viz_core.dataset.ray_engine import from_rows, to_rows
 
 
 def scenes_folder(root, count=12):

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from viz_core.errors import ParameterError
-from viz_core.readability import (
+from viz_core.metrics.readability import (
     TRANSFORMS,
     robustness,
     robustness_transforms,

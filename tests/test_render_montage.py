@@ -166,7 +166,7 @@ def test_colorscale_matches_the_lookup_table_and_zip_round_trip():
 def test_grid_files_are_named_like_the_tutorial_and_hold_each_layer_grid():
     from PIL import Image
 
-    from viz_core.activations import FeatureMaps, LayerActivation, named_layers
+    from viz_core.features.activations import FeatureMaps, LayerActivation, named_layers
     from viz_core.render.montage import auto_tile, grid_files
 
     small, large = hot_pixels(channels=4, size=5), hot_pixels(channels=3, size=200)

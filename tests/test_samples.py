@@ -8,7 +8,7 @@ from PIL import Image
 
 from viz_core.demo.gallery import GALLERY, write_gallery
 from viz_core.demo.shapes import CLASS_NAMES, draw_scene
-from viz_core.samples import INDEX_FILE, SAMPLES_DIR, Sample, list_samples, sample_bytes
+from viz_core.inputs.samples import INDEX_FILE, SAMPLES_DIR, Sample, list_samples, sample_bytes
 
 
 def test_list_samples_has_the_gallery_and_the_four_photos():

@@ -6,10 +6,10 @@ import pytest
 from skimage.filters import sobel
 
 from tests.conftest import nested_cnn, tiny_cnn, wrap
-from viz_core.catalog import DEMO_MODEL_FILE
+from viz_core.models.catalog import DEMO_MODEL_FILE
 from viz_core.errors import Cancelled, ParameterError
-from viz_core.intake import image_from_array
-from viz_core.sanity import (
+from viz_core.inputs.intake import image_from_array
+from viz_core.metrics.sanity import (
     EDGE_CONTROL,
     cascading_randomisation,
     default_steps,
@@ -20,7 +20,7 @@ from viz_core.sanity import (
     similarity_scores,
     weighted_layers,
 )
-from viz_core.targets import Target
+from viz_core.models.targets import Target
 
 
 def sobel_of_image(model, image, target):
@@ -57,7 +57,7 @@ def test_flags_the_edge_detector_and_passes_gradcam(tiny):
     np.testing.assert_allclose(report.ssim[:, sobel_column], 1.0, atol=1e-6)
     assert report.spearman[1, 0] < 0.9  # random head: Grad-CAM already differs
     # the map at step 0 is the trained model's Grad-CAM
-    from viz_core.cam import class_heatmap
+    from viz_core.methods.cam import class_heatmap
 
     np.testing.assert_allclose(report.maps[0, 0], class_heatmap(model, view, Target(1)).heatmap,
                                atol=1e-6)
@@ -191,7 +191,7 @@ def test_progress_goes_from_zero_to_one(tiny):
 
 def test_each_step_matches_a_model_randomised_from_scratch(tiny):
     """Steps share compiled functions; their maps must equal a fresh copy randomised alone."""
-    from viz_core.cam import class_heatmap
+    from viz_core.methods.cam import class_heatmap
 
     model, view = tiny
     report = cascading_randomisation(model, view, Target(2), ["gradcam", "saliency"], seed=4)
@@ -208,9 +208,9 @@ def test_each_step_matches_a_model_randomised_from_scratch(tiny):
 @pytest.mark.slow
 @pytest.mark.skipif(not DEMO_MODEL_FILE.exists(), reason="the demo model is not committed yet")
 def test_demo_model_gradcam_passes_and_the_edge_control_fails():
-    from viz_core.samples import sample_bytes
-    from viz_core.intake import load_image
-    from viz_core.workbench import Workbench
+    from viz_core.inputs.samples import sample_bytes
+    from viz_core.inputs.intake import load_image
+    from viz_core.runtime.workbench import Workbench
 
     demo = Workbench(allow_download=False).builtin_model("demo")
     view = demo.view(load_image(sample_bytes("star"), "star"))

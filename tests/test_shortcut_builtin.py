@@ -8,11 +8,11 @@ import json
 import numpy as np
 from PIL import Image
 
-from viz_core import catalog
+from viz_core.models import catalog
 from viz_core.cli import main
 from viz_core.cli.common import BUILTIN_NAMES
 from viz_core.demo.shortcut import add_tag
-from viz_core.workbench import Workbench
+from viz_core.runtime.workbench import Workbench
 
 ROOT = catalog.ASSETS.parent
 

@@ -6,7 +6,7 @@ import pytest
 from sklearn.metrics import adjusted_rand_score
 
 from viz_core.errors import ParameterError
-from viz_core.shortcuts import CORNERS, corner_shares, eigengap_count, find_shortcuts
+from viz_core.dataset.shortcuts import CORNERS, corner_shares, eigengap_count, find_shortcuts
 
 
 def blob(cx, cy, side=28, width=3.0):
@@ -74,9 +74,9 @@ def test_alike_maps_are_one_cluster():
 def test_the_bundled_shortcut_model_is_caught():
     """The shortcut demo model calls a star a star by the corner tag: plain stars are missed,
     and the finder flags the star heatmaps' top-left corner; every cluster is pure in the tag."""
-    from viz_core.batch import run_dataset
-    from viz_core.catalog import load_builtin_model
-    from viz_core.dataset import is_tagged_path, sample_dataset
+    from viz_core.dataset.engine import run_dataset
+    from viz_core.models.catalog import load_builtin_model
+    from viz_core.dataset.readers import is_tagged_path, sample_dataset
 
     model = load_builtin_model("shortcut_demo")
     run = run_dataset(model, sample_dataset("shortcut", model.labels, count=80))

@@ -7,7 +7,7 @@ import pytest
 from skimage import segmentation as sk
 
 from viz_core.errors import ImageError, ParameterError
-from viz_core.intake import image_from_array, load_image, model_view
+from viz_core.inputs.intake import image_from_array, load_image, model_view
 from viz_core.render.lime_view import (
     BOUNDARY_COLOUR,
     OPPOSE_COLOUR,
@@ -18,8 +18,8 @@ from viz_core.render.lime_view import (
     evidence_image,
     superpixel_boundaries,
 )
-from viz_core.samples import sample_bytes
-from viz_core.superpixels import ALGORITHMS, _cut_tree, superpixels
+from viz_core.inputs.samples import sample_bytes
+from viz_core.methods.superpixels import ALGORITHMS, _cut_tree, superpixels
 
 QUADRANT_COLOURS = ((230, 20, 20), (20, 200, 40), (30, 40, 220), (240, 230, 30))
 
@@ -187,7 +187,7 @@ def test_evidence_image_outlines_tints_and_hides_by_hand():
     assert tuple(dimmed[4, 9]) == (193, 193, 193)  # 60% towards white: 100 * 0.4 + 153
     with pytest.raises(ParameterError, match="'blue'"):
         evidence_image(img, mask, rest="blue")
-    # the opacity's range is viz_core.limits.MASK_OPACITY: both ends allowed, nothing beyond
+    # the opacity's range is viz_core.runtime.limits.MASK_OPACITY: both ends allowed, nothing beyond
     full = evidence_image(img, mask, style="fill", rest="keep", opacity=1.0, width=1)
     assert tuple(full[9, 9]) == SUPPORT_COLOUR
     assert tuple(evidence_image(img, mask, style="fill", opacity=0.0, width=1)[9, 9]) == \

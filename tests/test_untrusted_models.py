@@ -19,8 +19,8 @@ import numpy as np
 import pytest
 
 from tests.conftest import tiny_cnn
-from viz_core import catalog
-from viz_core.catalog import load_uploaded_model
+from viz_core.models import catalog
+from viz_core.models.catalog import load_uploaded_model
 from viz_core.errors import ModelError
 
 

@@ -7,21 +7,21 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from viz_core.activations import feature_map_layers, feature_maps, layer_chunks
-from viz_core.cam import class_heatmap
-from viz_core.catalog import DEMO_MODEL_FILE
-from viz_core.faithfulness import (
+from viz_core.features.activations import feature_map_layers, feature_maps, layer_chunks
+from viz_core.methods.cam import class_heatmap
+from viz_core.models.catalog import DEMO_MODEL_FILE
+from viz_core.metrics.faithfulness import (
     COMPARE_METHODS,
     compared_map,
     compared_map_ready,
     deletion_insertion,
 )
-from viz_core.filters import cached_filter_patterns, pattern_layers
-from viz_core.predict import predict
-from viz_core.samples import sample_bytes
-from viz_core.sanity import DEFAULT_METHODS, FAST_PARAMS, cascading_randomisation
-from viz_core.targets import Target
-from viz_core.warmup import warm_up
+from viz_core.features.filters import cached_filter_patterns, pattern_layers
+from viz_core.models.predict import predict
+from viz_core.inputs.samples import sample_bytes
+from viz_core.metrics.sanity import DEFAULT_METHODS, FAST_PARAMS, cascading_randomisation
+from viz_core.models.targets import Target
+from viz_core.runtime.warmup import warm_up
 
 pytestmark = pytest.mark.skipif(not DEMO_MODEL_FILE.exists(), reason="demo model not built")
 

@@ -5,7 +5,7 @@ import functools
 import hashlib
 from collections.abc import Sequence
 
-from viz_core.samples import list_samples, sample_bytes
+from viz_core.inputs.samples import list_samples, sample_bytes
 
 
 @functools.cache  # the sample scenes are files shipped with the app: read them once

@@ -1,10 +1,10 @@
 """What a slow run will cost, said before it runs, the same way on every page (LIME, Compare,
 Sanity): forward passes of the model, and the time they take from this model's forward pass
-as measured on this machine (:func:`viz_core.cam.forward_seconds`, looked up at each call)."""
+as measured on this machine (:func:`viz_core.methods.cam.forward_seconds`, looked up at each call)."""
 from __future__ import annotations
 
-from viz_core import methods as registry
-from viz_core import cam
+from viz_core.methods import registry
+from viz_core.methods import cam
 
 #: Above this estimate a page offers its quick preset.
 SLOW_SECONDS = 60

@@ -6,9 +6,9 @@ from typing import Sequence
 
 import streamlit as st
 
-from viz_core.bundle import export_bundle
-from viz_core.catalog import LoadedModel
-from viz_core.intake import LoadedImage
+from viz_core.cli.bundle import export_bundle
+from viz_core.models.catalog import LoadedModel
+from viz_core.inputs.intake import LoadedImage
 
 from .feedback import download_data
 from .sidebar import MODEL_FILE_KEY, MODEL_LABELS_KEY, class_names

@@ -9,7 +9,7 @@ from typing import Callable, MutableMapping
 import streamlit as st
 
 from viz_core.errors import VizError
-from viz_core.jobs import OwnerBusy
+from viz_core.runtime.jobs import OwnerBusy
 
 from .presenter import presenter_on
 from .state import job_queue, session_owner

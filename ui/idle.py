@@ -21,7 +21,7 @@ import tracemalloc
 import weakref
 
 from ui.script_runs import collect_everything
-from viz_core.workbench import Workbench
+from viz_core.runtime.workbench import Workbench
 
 IDLE_SECONDS = 60.0  # longer than server.disconnectedSessionTTL, so closed sessions are gone
 CHECK_SECONDS = 10.0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from viz_core.catalog import LoadedModel
+from viz_core.models.catalog import LoadedModel
 
 from .text import literal
 

@@ -8,8 +8,8 @@ from typing import Any, Callable, Literal
 
 import streamlit as st
 
-from viz_core.catalog import LoadedModel
-from viz_core.intake import LoadedImage
+from viz_core.models.catalog import LoadedModel
+from viz_core.inputs.intake import LoadedImage
 
 from .shell import draw_shell
 from .state import SELECTION_KEY, selected

@@ -1,6 +1,6 @@
 """Presenter mode: large type for a projector, colour-blind-safe colour maps, short error
 messages, and the demo model's results computed ahead so a class demo never waits (every
-page's defaults for every sample scene, Compare and Sanity last; see viz_core.warmup)."""
+page's defaults for every sample scene, Compare and Sanity last; see viz_core.runtime.warmup)."""
 from __future__ import annotations
 
 import atexit
@@ -8,7 +8,7 @@ import threading
 
 import streamlit as st
 
-from viz_core.warmup import warm_up
+from viz_core.runtime.warmup import warm_up
 
 from .state import workbench
 

@@ -3,7 +3,7 @@
 Streamlit's script runner ends every run of every session by calling
 ``keras.backend.clear_session()`` (``_clean_problem_modules`` in
 ``streamlit.runtime.scriptrunner.script_runner``), for apps that build a new Keras model in each
-run. This app builds each model once and shares it between sessions (``viz_core.workbench``),
+run. This app builds each model once and shares it between sessions (``viz_core.runtime.workbench``),
 so the reset only costs. With TensorFlow it clears the whole process's eager kernel cache and
 runs a full garbage collection, on every rerun of every student's page, and also while other
 sessions' jobs are computing. A page visit whose results were already cached spent most of its

@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import streamlit as st
 
-from viz_core.catalog import BUILTIN_MODELS, MAX_MODEL_BYTES, builtin, keras_cache_dir
-from viz_core.downloads import describe_progress
+from viz_core.models.catalog import BUILTIN_MODELS, MAX_MODEL_BYTES, builtin, keras_cache_dir
+from viz_core.models.downloads import describe_progress
 from viz_core.errors import VizError
-from viz_core.intake import MAX_BYTES, SUPPORTED_EXTENSIONS
-from viz_core.preprocess import PREPROCESSING_HELP, PREPROCESSING_NAMES
-from viz_core.preprocess_guess import guess_preprocessing, model_config
-from viz_core.samples import list_samples, sample_bytes
+from viz_core.inputs.intake import MAX_BYTES, SUPPORTED_EXTENSIONS
+from viz_core.models.preprocess import PREPROCESSING_HELP, PREPROCESSING_NAMES
+from viz_core.models.preprocess_guess import guess_preprocessing, model_config
+from viz_core.inputs.samples import list_samples, sample_bytes
 
 from .feedback import show_error
 from .state import Selection, set_selection, workbench
@@ -61,7 +61,7 @@ def _renamed_note(model) -> None:
 
 def _suggest_preprocessing(file, data: bytes | None):
     """The preprocessing guessed from a newly uploaded model's config
-    (:mod:`viz_core.preprocess_guess`), made the choice once per file; the user may change it."""
+    (:mod:`viz_core.models.preprocess_guess`), made the choice once per file; the user may change it."""
     if file is None or data is None:
         return None
     if st.session_state.get("_preprocessing_for") != file.file_id:
@@ -146,7 +146,7 @@ def _model_picker():
 
 
 class DownloadBar:
-    """A ``progress(done_bytes, total_bytes, seconds)`` callback (:mod:`viz_core.downloads`)
+    """A ``progress(done_bytes, total_bytes, seconds)`` callback (:mod:`viz_core.models.downloads`)
     drawing a progress bar with the size and the time left in ``slot`` (an ``st.empty``).
 
     Redrawn at most every :attr:`EVERY` seconds (a download reports every megabyte) and at the

@@ -7,12 +7,12 @@ from dataclasses import dataclass
 
 import streamlit as st
 
-from viz_core.catalog import LoadedModel
+from viz_core.models.catalog import LoadedModel
 from viz_core.errors import ParameterError
-from viz_core.intake import LoadedImage
-from viz_core.jobs import JobQueue
-from viz_core.settings import Settings, read_settings
-from viz_core.workbench import Workbench
+from viz_core.inputs.intake import LoadedImage
+from viz_core.runtime.jobs import JobQueue
+from viz_core.runtime.settings import Settings, read_settings
+from viz_core.runtime.workbench import Workbench
 
 from .idle import IdleTrim
 
@@ -23,7 +23,7 @@ SELECTION_KEY = "_selection"
 def workbench() -> Workbench:
     """One workbench (and so one set of bounded caches) per server process, shared by sessions.
 
-    Its memory bounds come from the environment (:mod:`viz_core.settings`, as
+    Its memory bounds come from the environment (:mod:`viz_core.runtime.settings`, as
     ``compose.yaml`` sets them); a bad value is reported in the server's log and the defaults
     are used, so the class can still work. Its in-memory caches are emptied
     after a minute in which no session used them (:class:`ui.idle.IdleTrim`), so memory comes

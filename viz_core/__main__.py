@@ -5,6 +5,6 @@ import sys
 # Program entry, not library code: quiet TensorFlow's C++ start-up logs before it is imported.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from .cli import main  # noqa: E402
+from viz_core.cli import main  # noqa: E402
 
 sys.exit(main())

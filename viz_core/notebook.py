@@ -1,8 +1,8 @@
 """Results as pictures in a Jupyter notebook: ``show(result)``.
 
     from viz_core.notebook import open_model, open_image, show
-    from viz_core.cam import class_heatmap
-    from viz_core.targets import Target
+    from viz_core.methods.cam import class_heatmap
+    from viz_core.models.targets import Target
 
     model = open_model("demo")                      # or a .keras/.h5 path
     image = open_image("assets/samples/circle_and_star.png")
@@ -19,14 +19,14 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .errors import ParameterError
+from viz_core.errors import ParameterError
 
 
 def open_model(name_or_path: str = "demo", *, weights: str = "imagenet",
                preprocessing: str = "unit", labels=None):
     """A built-in model by name, or a model file (``preprocessing`` and ``labels`` apply to
     files only), loaded as the dashboard loads it."""
-    from .catalog import BUILTIN_NAMES, load_builtin_model, load_uploaded_model
+    from viz_core.models.catalog import BUILTIN_NAMES, load_builtin_model, load_uploaded_model
 
     if name_or_path in BUILTIN_NAMES:
         return load_builtin_model(name_or_path, weights)
@@ -36,8 +36,8 @@ def open_model(name_or_path: str = "demo", *, weights: str = "imagenet",
 
 
 def open_image(path: str | Path):
-    """An image file, checked and decoded as an upload is (:func:`viz_core.intake.load_image`)."""
-    from .intake import load_image
+    """An image file, checked and decoded as an upload is (:func:`viz_core.inputs.intake.load_image`)."""
+    from viz_core.inputs.intake import load_image
 
     path = Path(path)
     return load_image(path.read_bytes(), path.name)
@@ -50,7 +50,7 @@ def picture(result, image=None, *, colormap: str = "viridis", opacity: float = 0
     ``FeatureMaps`` (one grid per layer), a ``FilterPatterns`` (one grid), a
     ``LimeExplanation`` (one picture per explained class) or an image array.
     """
-    from .render import apply_colormap, overlay_heatmap
+    from viz_core.render import apply_colormap, overlay_heatmap
 
     if hasattr(result, "heatmap"):
         if image is None:
@@ -58,18 +58,18 @@ def picture(result, image=None, *, colormap: str = "viridis", opacity: float = 0
         return [overlay_heatmap(image.pixels, result.heatmap, opacity=opacity,
                                 colormap=colormap)]
     if hasattr(result, "layers") and hasattr(result, "paths"):
-        from .render.montage import montage
+        from viz_core.render.montage import montage
 
         return [montage(act.values, colormap=colormap).image for act in result.layers]
     if hasattr(result, "patterns"):
-        from .render.filter_grid import pattern_grid
+        from viz_core.render.filter_grid import pattern_grid
 
         alpha = getattr(result, "alpha", None)  # transparency of the methods that have it
         extra = {} if alpha is None else {"alpha": alpha}
         return [pattern_grid(result.patterns, dead=result.dead, **extra).image]
     if hasattr(result, "class_indices") and hasattr(result, "segments"):
-        from .lime_explain import explanation_plane
-        from .render.lime_view import explanation_picture
+        from viz_core.methods.lime import explanation_plane
+        from viz_core.render.lime_view import explanation_picture
 
         return [explanation_picture(result.image, explanation_plane(result, k))
                 for k in result.class_indices]

@@ -13,13 +13,13 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-import viz_core.workbench
+import viz_core.runtime.workbench
 from tests.app.media import capture_media, png_of, values
 from tests.conftest import tiny_cnn, wrap
 from ui.state import SELECTION_KEY
-from viz_core.cam import class_heatmap, top_classes
-from viz_core import methods
-from viz_core.faithfulness import (
+from viz_core.methods.cam import class_heatmap, top_classes
+from viz_core.methods import registry as methods
+from viz_core.metrics.faithfulness import (
     compare_methods,
     compare_picture,
     deletion_insertion,
@@ -27,11 +27,11 @@ from viz_core.faithfulness import (
     method_title,
     rank_agreement,
 )
-from viz_core.intake import load_image
-from viz_core.lime_explain import fit_explanation, perturbed_predictions
-from viz_core.samples import sample_bytes
-from viz_core.superpixels import superpixels
-from viz_core.targets import Target
+from viz_core.inputs.intake import load_image
+from viz_core.methods.lime import fit_explanation, perturbed_predictions
+from viz_core.inputs.samples import sample_bytes
+from viz_core.methods.superpixels import superpixels
+from viz_core.models.targets import Target
 
 LABELS = ["circle", "square", "triangle", "star"]
 # one method of each kind the page draws (layer, pixel-gradient, LIME), checked in detail
@@ -44,7 +44,7 @@ def app():
 
     loaded = wrap(tiny_cnn(size=48, classes=4, seed=4), labels=LABELS, name="demo")
     patch = pytest.MonkeyPatch()
-    patch.setattr(viz_core.workbench, "load_builtin_model",
+    patch.setattr(viz_core.runtime.workbench, "load_builtin_model",
                   lambda name, weights="imagenet", **kw: loaded)
     media = capture_media(patch)
     workbench.clear()
@@ -199,7 +199,7 @@ def test_a_registered_toy_method_can_be_compared_with_no_other_edit(app):
 
 
 def test_more_metrics_table_equals_map_metrics(app):
-    from viz_core.faithfulness import map_metrics
+    from viz_core.metrics.faithfulness import map_metrics
 
     at, loaded, media = app
     at.switch_page("pages/compare.py")

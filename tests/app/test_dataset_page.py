@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from viz_core.batch import run_dataset
-from viz_core.catalog import load_builtin_model
-from viz_core.dataset import sample_dataset
-from viz_core.shortcuts import find_shortcuts
+from viz_core.dataset.engine import run_dataset
+from viz_core.models.catalog import load_builtin_model
+from viz_core.dataset.readers import sample_dataset
+from viz_core.dataset.shortcuts import find_shortcuts
 
 
 @pytest.fixture(scope="module")

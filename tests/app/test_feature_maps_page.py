@@ -15,14 +15,14 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-import viz_core.workbench
+import viz_core.runtime.workbench
 from tests.app.media import capture_media, png_of
 from tests.conftest import tiny_cnn, wrap
 from ui.state import SELECTION_KEY
-from viz_core.catalog import DEMO_MODEL_FILE
-from viz_core.intake import load_image
+from viz_core.models.catalog import DEMO_MODEL_FILE
+from viz_core.inputs.intake import load_image
 from viz_core.render.montage import montage
-from viz_core.samples import sample_bytes
+from viz_core.inputs.samples import sample_bytes
 
 
 @pytest.fixture
@@ -31,7 +31,7 @@ def app(monkeypatch):
     from ui.state import workbench
 
     loaded = wrap(tiny_cnn(size=48, classes=4), name="demo")
-    monkeypatch.setattr(viz_core.workbench, "load_builtin_model",
+    monkeypatch.setattr(viz_core.runtime.workbench, "load_builtin_model",
                         lambda name, weights="imagenet", **kw: loaded)
     media = capture_media(monkeypatch)
     workbench.clear()  # a fresh process-wide workbench, so the patched loader is used
@@ -164,8 +164,8 @@ def test_all_layers_view_lists_every_layer_with_its_grid(app):
 @pytest.mark.skipif(not DEMO_MODEL_FILE.exists(), reason="demo model not trained yet")
 def test_page_on_the_real_demo_model():
     from ui.state import workbench
-    from viz_core.activations import feature_map_layers, layer_groups
-    from viz_core.catalog import load_demo_model
+    from viz_core.features.activations import feature_map_layers, layer_groups
+    from viz_core.models.catalog import load_demo_model
 
     workbench.clear()
     at = AppTest.from_file("../../app.py", default_timeout=180)

@@ -17,11 +17,11 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 import ui.export
-import viz_core.workbench
+import viz_core.runtime.workbench
 from tests.app.media import capture_media, file_of
 from tests.conftest import tiny_cnn, wrap
-from viz_core.bundle import export_bundle
-from viz_core.catalog import DEMO_MODEL_FILE
+from viz_core.cli.bundle import export_bundle
+from viz_core.models.catalog import DEMO_MODEL_FILE
 
 
 @pytest.fixture
@@ -34,7 +34,7 @@ def media(monkeypatch):
 @pytest.fixture
 def loaded(monkeypatch, tmp_path):
     model = wrap(tiny_cnn(size=48, classes=4, seed=11), name="demo")
-    monkeypatch.setattr(viz_core.workbench, "load_builtin_model",
+    monkeypatch.setattr(viz_core.runtime.workbench, "load_builtin_model",
                         lambda name, weights="imagenet", **kw: model)
     monkeypatch.setenv("CNN_VIZ_CACHE", str(tmp_path / "disk"))
     return model
@@ -157,7 +157,7 @@ def test_classic_waits_for_the_button_then_draws(loaded, media):
 
 
 def test_readability_numbers_are_those_of_the_picture_shown(loaded, media):
-    from viz_core.readability import spectral_slope
+    from viz_core.metrics.readability import spectral_slope
 
     at = open_page()
     picture = large_pattern(at, media)
@@ -224,8 +224,8 @@ def test_gallery_fills_every_conv_layer(loaded, media):
 @pytest.mark.slow
 @pytest.mark.skipif(not DEMO_MODEL_FILE.exists(), reason="demo model not trained yet")
 def test_page_on_the_real_demo_model(monkeypatch, tmp_path, media):
-    from viz_core.catalog import load_demo_model
-    from viz_core.filters import default_layer
+    from viz_core.models.catalog import load_demo_model
+    from viz_core.features.filters import default_layer
 
     monkeypatch.setenv("CNN_VIZ_CACHE", str(tmp_path / "disk"))
     at = open_page()

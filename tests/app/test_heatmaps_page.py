@@ -1,7 +1,7 @@
 """AppTest for the Class heatmaps page, on a tiny model standing in for the demo model.
 
 The sidebar's "demo" choice is patched to load a seeded two-conv model, so the page is fast and
-what it shows can be checked against viz_core.cam called directly. After ``at.switch_page``
+what it shows can be checked against viz_core.methods.cam called directly. After ``at.switch_page``
 AppTest runs the page without ``app.py`` (no sidebar), so the selection is read from, and the
 second image put into, the session state, as the sidebar would.
 """
@@ -15,22 +15,22 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-import viz_core.workbench
+import viz_core.runtime.workbench
 from ui.state import SELECTION_KEY
 from tests.app.media import capture_media, png_of, values
 from tests.conftest import tiny_cnn, wrap
-from viz_core.cam import class_heatmap
-from viz_core.intake import load_image
+from viz_core.methods.cam import class_heatmap
+from viz_core.inputs.intake import load_image
 from viz_core.render import overlay_heatmap
-from viz_core.samples import sample_bytes
-from viz_core.targets import Target
+from viz_core.inputs.samples import sample_bytes
+from viz_core.models.targets import Target
 
 LABELS = ["circle", "square", "triangle", "star"]
 
 
 def open_heatmaps(monkeypatch, loaded):
     """The Class heatmaps page with ``loaded`` as the demo model; the AppTest and the media."""
-    monkeypatch.setattr(viz_core.workbench, "load_builtin_model",
+    monkeypatch.setattr(viz_core.runtime.workbench, "load_builtin_model",
                         lambda name, weights="imagenet", **kw: loaded)
     media = capture_media(monkeypatch)
     at = AppTest.from_file("../../app.py", default_timeout=120)
@@ -195,8 +195,8 @@ def test_each_method_at_its_defaults_is_the_map_the_compare_page_reuses(app):
     """The Compare page reuses the Class heatmaps page's results only while both call a
     method with the same arguments; this catches one of them changing its defaults alone."""
     from ui.state import workbench
-    from viz_core import methods as registry
-    from viz_core.faithfulness import compared_map_ready
+    from viz_core.methods import registry
+    from viz_core.metrics.faithfulness import compared_map_ready
 
     at, loaded, media = app
     view = loaded.view(selected(at))
@@ -216,7 +216,7 @@ def test_an_uploaded_model_is_copied_into_the_export_bundle(tmp_path, monkeypatc
     sidebar, so it runs anywhere; the copy is the uploaded file, byte for byte."""
     import ui.export
     from ui.state import workbench
-    from viz_core.bundle import export_bundle
+    from viz_core.cli.bundle import export_bundle
 
     path = tmp_path / "my net.keras"
     tiny_cnn(size=40, classes=3, seed=2).save(path)
@@ -257,7 +257,7 @@ def test_an_uploaded_model_is_copied_into_the_export_bundle(tmp_path, monkeypatc
 def test_every_registered_method_renders_its_heatmap(app):
     """Walk the registry: each method states its cost before a slow run, then draws the map
     class_heatmap makes with the page's defaults, with no exception and no error."""
-    from viz_core import methods
+    from viz_core.methods import registry as methods
 
     at, loaded, media = app
     original = selected(at)
@@ -284,7 +284,7 @@ def test_every_registered_method_renders_its_heatmap(app):
 
 def test_a_registered_toy_method_gets_its_widgets_and_map_with_no_other_edit(app):
     from tests.test_methods import TOY
-    from viz_core import methods
+    from viz_core.methods import registry as methods
 
     at, loaded, media = app
     original = selected(at)

@@ -92,13 +92,13 @@ def test_every_page_and_export_treats_hostile_names_as_data(tmp_path, monkeypatc
 def test_a_bundle_that_tries_to_end_the_process_fails_with_a_message(monkeypatch, deferred):
     """A SystemExit inside the bundle (argparse's way out) becomes a failed download and a
     message under the button on the next run; the test process (the server) goes on."""
-    import viz_core.bundle
+    import viz_core.cli.bundle
     from ui.state import workbench
 
     def exits(*args, **kwargs):
         raise SystemExit(2)
 
-    monkeypatch.setattr(viz_core.bundle, "export_bundle", exits)
+    monkeypatch.setattr(viz_core.cli.bundle, "export_bundle", exits)
     monkeypatch.setattr("ui.export.export_bundle", exits)
     workbench.clear()
     at = AppTest.from_file("../../app.py", default_timeout=180)

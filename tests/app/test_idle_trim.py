@@ -7,7 +7,7 @@ import time
 import numpy as np
 
 from ui.idle import IdleTrim, trim
-from viz_core.workbench import Workbench
+from viz_core.runtime.workbench import Workbench
 
 
 def filled(tmp_path) -> Workbench:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 import re
 
-import viz_core.lime_explain
+import viz_core.methods.lime
 from tests.app.test_lime_page import app  # noqa: F401 - the page on the stand-in model
 
 CAUTION = "The straight-line fit explains little of the model's answers"
@@ -14,13 +14,13 @@ CAUTION = "The straight-line fit explains little of the model's answers"
 
 def test_a_weak_fit_is_cautioned_and_a_good_one_is_not(app, monkeypatch):  # noqa: F811
     at, _, _ = app
-    real = viz_core.lime_explain.fit_explanation
+    real = viz_core.methods.lime.fit_explanation
 
     def weak_first(*args, **kwargs):
         explanation = real(*args, **kwargs)
         return dataclasses.replace(explanation, r2=(0.3, *explanation.r2[1:]))
 
-    monkeypatch.setattr(viz_core.lime_explain, "fit_explanation", weak_first)
+    monkeypatch.setattr(viz_core.methods.lime, "fit_explanation", weak_first)
     at.button(key="lime_run").click().run()
     assert not at.exception, at.exception
     r2 = [float(re.search(r"R² = (-?[\d.]+)", c).group(1))

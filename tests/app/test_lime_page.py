@@ -12,21 +12,21 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-import viz_core.workbench
+import viz_core.runtime.workbench
 from ui.state import SELECTION_KEY
 from tests.app.media import capture_media, png_of, values
 from tests.conftest import wrap
 from tests.test_lime_explain import red_square_model
-from viz_core.intake import load_image
-from viz_core.lime_explain import (
+from viz_core.inputs.intake import load_image
+from viz_core.methods.lime import (
     evidence_mask,
     explanation_stability,
     fit_explanation,
     perturbed_predictions,
 )
 from viz_core.render.lime_view import display_factor, enlarge, evidence_image
-from viz_core.samples import list_samples, sample_bytes
-from viz_core.superpixels import superpixels
+from viz_core.inputs.samples import list_samples, sample_bytes
+from viz_core.methods.superpixels import superpixels
 
 
 @pytest.fixture
@@ -35,7 +35,7 @@ def app(monkeypatch):
     from ui.state import workbench
 
     loaded = wrap(red_square_model(), labels=("background", "red square"), name="demo")
-    monkeypatch.setattr(viz_core.workbench, "load_builtin_model",
+    monkeypatch.setattr(viz_core.runtime.workbench, "load_builtin_model",
                         lambda name, weights="imagenet", **kw: loaded)
     media = capture_media(monkeypatch)
     workbench.clear()

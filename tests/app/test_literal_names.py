@@ -16,12 +16,12 @@ import keras
 import pytest
 from streamlit.testing.v1 import AppTest
 
-import viz_core.workbench
+import viz_core.runtime.workbench
 from tests.conftest import wrap
 from ui.sidebar import MAX_IMAGE_MB, MAX_MODEL_MB, received_bytes
 from ui.text import literal
-from viz_core.catalog import MAX_MODEL_BYTES
-from viz_core.intake import MAX_BYTES
+from viz_core.models.catalog import MAX_MODEL_BYTES
+from viz_core.inputs.intake import MAX_BYTES
 
 PX_LAYER = "![px](px_layer.png)"
 ODD_LABELS = ["**x**", "<img src=x>", "![c](c.png)", "_y_"]
@@ -44,7 +44,7 @@ def cnn(layer_names=("conv_a", "conv_b"), classes=4) -> keras.Model:
 def start(monkeypatch, loaded, page: str) -> AppTest:
     from ui.state import workbench
 
-    monkeypatch.setattr(viz_core.workbench, "load_builtin_model",
+    monkeypatch.setattr(viz_core.runtime.workbench, "load_builtin_model",
                         lambda name, weights="imagenet", **kw: loaded)
     workbench.clear()
     at = AppTest.from_file("../../app.py", default_timeout=120)
@@ -111,15 +111,15 @@ def test_markdown_class_names_are_shown_as_typed(monkeypatch, page, run, shown):
 
 def test_unexpected_errors_reach_the_page_as_a_message(monkeypatch, caplog):
     """The app's page guard (app.py): no traceback element, no server path, a log entry."""
-    import viz_core.predict
+    import viz_core.models.predict
     from ui.state import workbench
 
     def broken(*args, **kwargs):
         raise RuntimeError("tensor rank 7 is odd at /srv/app/viz_core/secret.py line 3\nmore")
 
-    monkeypatch.setattr(viz_core.workbench, "load_builtin_model",
+    monkeypatch.setattr(viz_core.runtime.workbench, "load_builtin_model",
                         lambda name, weights="imagenet", **kw: wrap(cnn(), name="demo"))
-    monkeypatch.setattr(viz_core.predict, "predict", broken)
+    monkeypatch.setattr(viz_core.models.predict, "predict", broken)
     workbench.clear()
     at = AppTest.from_file("../../app.py", default_timeout=120)
     with caplog.at_level(logging.ERROR, logger="cnn_explorer"):

@@ -11,21 +11,21 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-import viz_core.workbench
+import viz_core.runtime.workbench
 from tests.app.media import capture_media
 from tests.conftest import tiny_cnn, wrap
 from ui.state import SELECTION_KEY
-from viz_core.intake import load_image
-from viz_core.pointing import pointing_game
-from viz_core.samples import sample_bytes
-from viz_core.sanity import (
+from viz_core.inputs.intake import load_image
+from viz_core.metrics.pointing import pointing_game
+from viz_core.inputs.samples import sample_bytes
+from viz_core.metrics.sanity import (
     DEFAULT_METHODS,
     FAST_PARAMS,
     cascading_randomisation,
     flag_rule,
     sanity_picture,
 )
-from viz_core.targets import Target
+from viz_core.models.targets import Target
 
 LABELS = ["circle", "square", "triangle", "star"]
 MEDIA: dict[str, bytes] = {}
@@ -37,7 +37,7 @@ def app():
 
     loaded = wrap(tiny_cnn(size=48, classes=4, seed=6), labels=LABELS, name="demo")
     patch = pytest.MonkeyPatch()
-    patch.setattr(viz_core.workbench, "load_builtin_model",
+    patch.setattr(viz_core.runtime.workbench, "load_builtin_model",
                   lambda name, weights="imagenet", **kw: loaded)
     capture_media(patch, MEDIA)
     workbench.clear()

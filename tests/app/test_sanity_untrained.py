@@ -8,7 +8,7 @@ import re
 
 from streamlit.testing.v1 import AppTest
 
-import viz_core.workbench
+import viz_core.runtime.workbench
 from tests.conftest import tiny_cnn, wrap
 
 
@@ -18,7 +18,7 @@ def test_an_untrained_model_is_called_untrained(monkeypatch):
     loaded = dataclasses.replace(
         wrap(tiny_cnn(size=48, classes=4, seed=6), name="vgg16"), weights="none",
         title="VGG16 (random weights)")
-    monkeypatch.setattr(viz_core.workbench, "load_builtin_model",
+    monkeypatch.setattr(viz_core.runtime.workbench, "load_builtin_model",
                         lambda name, weights="imagenet", **kw: loaded)
     workbench.clear()
     at = AppTest.from_file("../../app.py", default_timeout=180)

@@ -10,7 +10,7 @@ from streamlit.runtime.scriptrunner import script_runner
 from streamlit.testing.v1 import AppTest
 
 from ui.script_runs import HOOK, STREAMLIT_HOOK, keep_keras_state
-from viz_core.catalog import DEMO_MODEL_FILE
+from viz_core.models.catalog import DEMO_MODEL_FILE
 
 
 @pytest.fixture

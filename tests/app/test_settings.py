@@ -14,7 +14,7 @@ from streamlit.testing.v1 import AppTest
 
 from tests.app.media import capture_media, png_of
 from ui.settings import is_setting
-from viz_core.catalog import DEMO_MODEL_FILE
+from viz_core.models.catalog import DEMO_MODEL_FILE
 
 ROOT = Path(__file__).resolve().parents[2]
 VALUE_WIDGETS = {"selectbox", "radio", "slider", "select_slider", "toggle", "checkbox",

@@ -1,17 +1,17 @@
 """The sidebar while ImageNet weights download (issue 15, item 4): a bar with the size and the
 time left, then how long it took; a failed download's reason in the sidebar, the app still
 working. And the bundled shortcut model in the model list (issue 13). The loader is a fake
-(no network, no VGG16): it reports progress as :func:`viz_core.downloads.fetch` would."""
+(no network, no VGG16): it reports progress as :func:`viz_core.models.downloads.fetch` would."""
 from __future__ import annotations
 
 import dataclasses
 
 from streamlit.testing.v1 import AppTest
 
-import viz_core.workbench
+import viz_core.runtime.workbench
 from tests.conftest import tiny_cnn, wrap
-from viz_core.catalog import load_builtin_model
-from viz_core.downloads import DownloadError
+from viz_core.models.catalog import load_builtin_model
+from viz_core.models.downloads import DownloadError
 
 MB = 2**20
 
@@ -20,7 +20,7 @@ def app_with_loader(monkeypatch, tmp_path, loader) -> AppTest:
     from ui.state import workbench
 
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))  # an empty Keras cache: nothing is cached
-    monkeypatch.setattr(viz_core.workbench, "load_builtin_model", loader)
+    monkeypatch.setattr(viz_core.runtime.workbench, "load_builtin_model", loader)
     workbench.clear()
     at = AppTest.from_file("../../app.py", default_timeout=180)
     at.run()

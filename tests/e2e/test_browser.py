@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageDraw
 
-from viz_core.catalog import DEMO_MODEL_FILE
+from viz_core.models.catalog import DEMO_MODEL_FILE
 
 pytestmark = pytest.mark.e2e
 
@@ -273,7 +273,7 @@ def test_download_a_png(page, server, tmp_path):
 
 
 def _sample(name: str) -> bytes:
-    from viz_core.samples import sample_bytes
+    from viz_core.inputs.samples import sample_bytes
 
     return sample_bytes(name)
 

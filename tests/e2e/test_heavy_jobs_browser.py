@@ -8,7 +8,7 @@ import re
 import pytest
 
 from tests.e2e.test_browser import QUERY, WAIT_MS, assert_no_crash, settle
-from viz_core.jobs import default_workers
+from viz_core.runtime.jobs import default_workers
 
 pytestmark = pytest.mark.e2e
 VIEWPORT = {"width": 1440, "height": 900}

@@ -114,7 +114,7 @@ def test_the_model_uploader_states_the_limit_the_app_enforces(page, server):
     # Streamlit 1.67 writes an uploader's limit in whole units, rounding over half a unit up:
     # max_upload_size=600 read "1GB per file" while 600 MB is enforced. The sidebar hides that
     # line for the model uploader and states the limit in the label.
-    from viz_core.catalog import MAX_MODEL_BYTES
+    from viz_core.models.catalog import MAX_MODEL_BYTES
 
     page.set_viewport_size(VIEWPORT)
     open_app(page, server)

@@ -17,7 +17,7 @@ import importlib.util
 import os
 import sys
 
-from ..errors import VizError
+from viz_core.errors import VizError
 
 # Command -> (module defining it, one-line help), in the order ``--help`` lists them. The help
 # texts are the ones the modules register (a test keeps them equal).
@@ -88,11 +88,11 @@ def build_parser(parser_class=argparse.ArgumentParser, *, command: str | None = 
 
 
 def quiet_libraries() -> None:
-    """Load TensorFlow with its start-up logs silenced (:mod:`viz_core.quiet`) and quiet the
+    """Load TensorFlow with its start-up logs silenced (:mod:`viz_core.runtime.quiet`) and quiet the
     libraries' Python logs and warnings: a command's stderr is its own error line."""
     import warnings
 
-    from ..quiet import import_tensorflow_quietly, quiet_library_logs
+    from viz_core.runtime.quiet import import_tensorflow_quietly, quiet_library_logs
 
     warnings.simplefilter("ignore")
     import_tensorflow_quietly()
@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse printed the help or its one-line error
         return int(exc.code or 0)
-    from .common import check_images, model_option_problem
+    from viz_core.cli.common import check_images, model_option_problem
 
     problem = model_option_problem(args)
     if problem:

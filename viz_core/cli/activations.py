@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..limits import ACTIVATION_PER_ROW, ACTIVATION_TILE
-from .common import (
+from viz_core.runtime.limits import ACTIVATION_PER_ROW, ACTIVATION_TILE
+from viz_core.cli.common import (
     COLORMAPS,
     add_image_args,
     add_model_args,
@@ -26,7 +26,7 @@ from .common import (
 )
 
 if TYPE_CHECKING:
-    from ..workbench import Workbench
+    from viz_core.runtime.workbench import Workbench
 
 SCALES = static_constant("viz_core.render.montage", "SCALES")
 ORDERS = static_constant("viz_core.render.montage", "ORDERS")
@@ -62,7 +62,7 @@ def register(commands) -> None:
 def cmd_activations(args, bench: Workbench | None = None) -> int:
     import numpy as np
 
-    from ..activations import (
+    from viz_core.features.activations import (
         channel_stats,
         export_name,
         feature_maps,
@@ -70,9 +70,9 @@ def cmd_activations(args, bench: Workbench | None = None) -> int:
         layer_chunks,
         resolve_layers,
     )
-    from ..render import png_bytes
-    from ..render.montage import montage
-    from ..workbench import Workbench
+    from viz_core.render import png_bytes
+    from viz_core.render.montage import montage
+    from viz_core.runtime.workbench import Workbench
 
     per_row = ACTIVATION_PER_ROW.check(args.per_row)
     tile = None if args.tile is None else ACTIVATION_TILE.check(args.tile)

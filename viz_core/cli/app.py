@@ -16,9 +16,9 @@ import shlex
 import sys
 from pathlib import Path
 
-from ..errors import VizError
-from ..limits import Bound
-from .common import bounded
+from viz_core.errors import VizError
+from viz_core.runtime.limits import Bound
+from viz_core.cli.common import bounded
 
 PORT = Bound("the port", 1, 65535)
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..limits import TOP
-from .common import (
+from viz_core.runtime.limits import TOP
+from viz_core.cli.common import (
     add_image_args,
     add_model_args,
     add_output_args,
@@ -15,7 +15,7 @@ from .common import (
 )
 
 if TYPE_CHECKING:
-    from ..workbench import Workbench
+    from viz_core.runtime.workbench import Workbench
 
 
 def register(commands) -> None:
@@ -38,7 +38,7 @@ def register(commands) -> None:
 
 
 def cmd_models(args, bench: Workbench | None = None) -> int:
-    from ..catalog import BUILTIN_MODELS
+    from viz_core.models.catalog import BUILTIN_MODELS
 
     rows = [
         {"name": m.name, "title": m.title, "input_shape": [*m.input_size, 3],
@@ -51,7 +51,7 @@ def cmd_models(args, bench: Workbench | None = None) -> int:
 
 
 def cmd_info(args, bench: Workbench | None = None) -> int:
-    from ..workbench import Workbench
+    from viz_core.runtime.workbench import Workbench
 
     model = open_model(bench or Workbench(), args)
     info = model.info
@@ -80,8 +80,8 @@ def cmd_info(args, bench: Workbench | None = None) -> int:
 
 
 def cmd_predict(args, bench: Workbench | None = None) -> int:
-    from ..predict import predict
-    from ..workbench import Workbench
+    from viz_core.models.predict import predict
+    from viz_core.runtime.workbench import Workbench
 
     bench = bench or Workbench()
     model = open_model(bench, args)

@@ -15,13 +15,13 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
 
-from ..errors import ImageError, ModelError, ParameterError
-from ..limits import IMAGES, Bound
+from viz_core.errors import ImageError, ModelError, ParameterError
+from viz_core.runtime.limits import IMAGES, Bound
 
 if TYPE_CHECKING:
-    from ..catalog import LoadedModel
-    from ..intake import LoadedImage
-    from ..workbench import Workbench
+    from viz_core.models.catalog import LoadedModel
+    from viz_core.inputs.intake import LoadedImage
+    from viz_core.runtime.workbench import Workbench
 
 DEFAULT_MODEL = "demo"
 DEFAULT_PREPROCESS = "unit"
@@ -35,7 +35,7 @@ def static_constant(module: str, name: str):
     """The value of ``module.name`` when it is written as a literal (a tuple of names, a dict,
     ``MappingProxyType({...})``, possibly naming other such constants of the module), read from
     the module's source without importing it, so choices such as
-    ``viz_core.preprocess.PREPROCESSING_NAMES`` stay written once and argparse can list them
+    ``viz_core.models.preprocess.PREPROCESSING_NAMES`` stay written once and argparse can list them
     before TensorFlow loads. Anything else is read by importing the module."""
     top, *rest = module.split(".")
     # Found from the top package's folder: find_spec would import the parent packages.
@@ -78,9 +78,9 @@ class _Inline(ast.NodeTransformer):
 
 
 def builtin_model_names() -> tuple[str, ...]:
-    """Names of the built-in models (``viz_core.catalog.BUILTIN_NAMES``), read from the first
+    """Names of the built-in models (``viz_core.models.catalog.BUILTIN_NAMES``), read from the first
     argument of each ``BuiltinModel(...)`` in the catalog's source, without importing Keras."""
-    source = Path(importlib.import_module("viz_core").__file__).parent / "catalog.py"
+    source = Path(importlib.import_module("viz_core").__file__).parent / "models" / "catalog.py"
     for node in ast.parse(source.read_text(encoding="utf-8")).body:
         target = node.target if isinstance(node, ast.AnnAssign) else (
             node.targets[0] if isinstance(node, ast.Assign) else None)
@@ -90,11 +90,11 @@ def builtin_model_names() -> tuple[str, ...]:
                 return tuple(ast.literal_eval(call.args[0]) for call in node.value.elts)
             except (AttributeError, IndexError, ValueError):
                 break
-    return tuple(importlib.import_module("viz_core.catalog").BUILTIN_NAMES)
+    return tuple(importlib.import_module("viz_core.models.catalog").BUILTIN_NAMES)
 
 
 BUILTIN_NAMES = builtin_model_names()
-PREPROCESSING_NAMES = static_constant("viz_core.preprocess", "PREPROCESSING_NAMES")
+PREPROCESSING_NAMES = static_constant("viz_core.models.preprocess", "PREPROCESSING_NAMES")
 COLORMAPS = static_constant("viz_core.render.colormaps", "COLORMAPS")
 
 
@@ -334,7 +334,7 @@ def check_images(paths) -> None:
     ImageError
         A path that is not a readable image file, with the reason.
     """
-    from ..intake import load_image
+    from viz_core.inputs.intake import load_image
 
     if paths:
         IMAGES.check(len(paths))
@@ -343,7 +343,7 @@ def check_images(paths) -> None:
 
 
 def _image_bytes(p: str) -> bytes:
-    from ..intake import MAX_BYTES
+    from viz_core.inputs.intake import MAX_BYTES
 
     problem = file_problem(p, "image file")
     if problem:
@@ -421,7 +421,7 @@ def progress_bar(args) -> TerminalProgress:
 def download_line(args) -> Callable[[int, int | None, float], None]:
     """A weights download's ``progress(done_bytes, total_bytes, seconds)`` drawn on the
     command's progress line (:func:`progress_bar`): size so far and time left."""
-    from ..downloads import describe_progress  # no TensorFlow there
+    from viz_core.models.downloads import describe_progress  # no TensorFlow there
 
     bar = progress_bar(args)
 

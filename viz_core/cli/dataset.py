@@ -32,7 +32,7 @@ ENGINES = ("local", "ray")
 
 
 def register(commands) -> None:
-    from .common import DEFAULT_MODEL, PREPROCESSING_NAMES, output_folder
+    from viz_core.cli.common import DEFAULT_MODEL, PREPROCESSING_NAMES, output_folder
 
     p = commands.add_parser(
         "dataset", help=HELP,
@@ -79,9 +79,9 @@ def register(commands) -> None:
 
 
 def _model(args):
-    from ..errors import ParameterError
-    from ..workbench import Workbench
-    from .common import open_model
+    from viz_core.errors import ParameterError
+    from viz_core.runtime.workbench import Workbench
+    from viz_core.cli.common import open_model
 
     bench = Workbench(allow_download=not args.offline)
     if args.model == "shortcut_demo":
@@ -96,8 +96,8 @@ def _model(args):
 
 def _recipe(args):
     """How each Ray worker loads the same model as this process."""
-    from ..ray_engine import ModelRecipe
-    from .common import DEFAULT_PREPROCESS, is_model_file, read_labels
+    from viz_core.dataset.ray_engine import ModelRecipe
+    from viz_core.cli.common import DEFAULT_PREPROCESS, is_model_file, read_labels
 
     if args.model == "shortcut_demo" or not is_model_file(args):
         return ModelRecipe(builtin=args.model, weights=args.weights or "imagenet",
@@ -115,7 +115,7 @@ def _stem(text: str) -> str:
 def _tile(image: np.ndarray, heat: np.ndarray | None, side: int) -> np.ndarray:
     from PIL import Image
 
-    from ..render import apply_colormap, overlay_heatmap, resize_map
+    from viz_core.render import apply_colormap, overlay_heatmap, resize_map
 
     if image is None:
         return apply_colormap(resize_map(heat, side, side), "viridis")
@@ -134,15 +134,15 @@ def cluster_picture(mean_map: np.ndarray, images: list, maps: list, side: int = 
 
 
 def cmd_dataset(args) -> int:
-    from ..batch import run_dataset
-    from ..dataset import open_dataset
-    from ..errors import ParameterError
-    from ..render import apply_colormap, png_bytes, resize_map
-    from ..shortcuts import find_shortcuts
-    from .common import TerminalProgress, emit, out_dir
+    from viz_core.dataset.engine import run_dataset
+    from viz_core.dataset.readers import open_dataset
+    from viz_core.errors import ParameterError
+    from viz_core.render import apply_colormap, png_bytes, resize_map
+    from viz_core.dataset.shortcuts import find_shortcuts
+    from viz_core.cli.common import TerminalProgress, emit, out_dir
 
     if args.engine == "ray":
-        from ..ray_engine import import_ray
+        from viz_core.dataset.ray_engine import import_ray
         import_ray()  # before any work: without Ray, one line saying how to install it
         if args.ray_workers < 1:
             raise ParameterError(f"--ray-workers must be at least 1; got {args.ray_workers}.")
@@ -159,7 +159,7 @@ def cmd_dataset(args) -> int:
     folder = out_dir(args)
     progress = TerminalProgress(enabled=not args.json)
     if args.engine == "ray":
-        from ..ray_engine import run_dataset_ray
+        from viz_core.dataset.ray_engine import run_dataset_ray
         run = run_dataset_ray(model, _recipe(args), data, batch_size=args.batch_size,
                               layer=args.layer, method=args.method, full_maps_dir=folder / "maps",
                               address=args.ray_address, workers=args.ray_workers,

@@ -17,9 +17,9 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
-from .. import methods as registry
-from ..limits import OPACITY, SIMILARITY_THRESHOLD
-from .common import (
+from viz_core.methods import registry
+from viz_core.runtime.limits import OPACITY, SIMILARITY_THRESHOLD
+from viz_core.cli.common import (
     COLORMAPS,
     TerminalProgress,
     add_image_args,
@@ -36,22 +36,22 @@ from .common import (
 )
 
 if TYPE_CHECKING:
-    from ..workbench import Workbench
+    from viz_core.runtime.workbench import Workbench
 
 # Read from the modules' source, so argparse lists them before TensorFlow loads.
-BASELINES = static_constant("viz_core.faithfulness", "BASELINES")
-DEFAULT_BASELINE = static_constant("viz_core.faithfulness", "DEFAULT_BASELINE")
-DEFAULT_CURVE_STEPS = static_constant("viz_core.faithfulness", "DEFAULT_CURVE_STEPS")
-SHOW = static_constant("viz_core.faithfulness", "SHOW")
-LIME = static_constant("viz_core.faithfulness", "LIME")
-DEFAULT_SCENES = static_constant("viz_core.pointing", "DEFAULT_SCENES")
-DEFAULT_TOLERANCE = static_constant("viz_core.pointing", "DEFAULT_TOLERANCE")
-POINTING_FIRST_SEED = static_constant("viz_core.pointing", "POINTING_FIRST_SEED")
-EDGE_CONTROL = static_constant("viz_core.sanity", "EDGE_CONTROL")
-DEFAULT_METRIC = static_constant("viz_core.sanity", "DEFAULT_METRIC")
-DEFAULT_SEED = static_constant("viz_core.sanity", "DEFAULT_SEED")
-DEFAULT_THRESHOLD = static_constant("viz_core.sanity", "DEFAULT_THRESHOLD")
-METRICS = static_constant("viz_core.sanity", "METRICS")
+BASELINES = static_constant("viz_core.metrics.faithfulness", "BASELINES")
+DEFAULT_BASELINE = static_constant("viz_core.metrics.faithfulness", "DEFAULT_BASELINE")
+DEFAULT_CURVE_STEPS = static_constant("viz_core.metrics.faithfulness", "DEFAULT_CURVE_STEPS")
+SHOW = static_constant("viz_core.metrics.faithfulness", "SHOW")
+LIME = static_constant("viz_core.metrics.faithfulness", "LIME")
+DEFAULT_SCENES = static_constant("viz_core.metrics.pointing", "DEFAULT_SCENES")
+DEFAULT_TOLERANCE = static_constant("viz_core.metrics.pointing", "DEFAULT_TOLERANCE")
+POINTING_FIRST_SEED = static_constant("viz_core.metrics.pointing", "POINTING_FIRST_SEED")
+EDGE_CONTROL = static_constant("viz_core.metrics.sanity", "EDGE_CONTROL")
+DEFAULT_METRIC = static_constant("viz_core.metrics.sanity", "DEFAULT_METRIC")
+DEFAULT_SEED = static_constant("viz_core.metrics.sanity", "DEFAULT_SEED")
+DEFAULT_THRESHOLD = static_constant("viz_core.metrics.sanity", "DEFAULT_THRESHOLD")
+METRICS = static_constant("viz_core.metrics.sanity", "METRICS")
 
 
 # The method lists, from the registry (as faithfulness.map_methods / compare_methods,
@@ -69,11 +69,13 @@ def _backend():
     """The modules that compute (they import TensorFlow), loaded when a command runs."""
     import numpy as np
 
-    from .. import faithfulness, pointing, sanity
-    from ..cam import top_classes
-    from ..render import png_bytes
-    from ..targets import Target
-    from ..workbench import Workbench
+    from viz_core.metrics import faithfulness
+    from viz_core.metrics import pointing
+    from viz_core.metrics import sanity
+    from viz_core.methods.cam import top_classes
+    from viz_core.render import png_bytes
+    from viz_core.models.targets import Target
+    from viz_core.runtime.workbench import Workbench
 
     return np, faithfulness, pointing, sanity, top_classes, png_bytes, Target, Workbench
 
@@ -86,7 +88,7 @@ def register(commands) -> None:
 
 def _methods_arg(parser, default, allowed) -> None:
     """``--methods a,b``: checked while parsing (before TensorFlow loads) by the registry's
-    check, the one the backend runs (:func:`viz_core.methods.check_names`); the value is the
+    check, the one the backend runs (:func:`viz_core.methods.registry.check_names`); the value is the
     tuple of names, duplicates removed (argparse passes the text default through it too)."""
     def method_list(text: str) -> tuple[str, ...]:
         return registry.check_names(text.split(","), allowed)
@@ -104,7 +106,7 @@ def _tag(method: str) -> str:
 
 def _class_of(model, view, args) -> int:
     if args.target is None:
-        from ..cam import top_classes
+        from viz_core.methods.cam import top_classes
 
         return top_classes(model, view, 1)[0][0]
     return model.class_index(args.target)

@@ -11,8 +11,8 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from ..errors import ParameterError
-from ..limits import (
+from viz_core.errors import ParameterError
+from viz_core.runtime.limits import (
     FILTER_COUNT,
     FILTER_INDEX,
     FILTER_PER_ROW,
@@ -21,7 +21,7 @@ from ..limits import (
     SEED,
     filter_indices,
 )
-from .common import (
+from viz_core.cli.common import (
     add_model_args,
     add_output_args,
     bounded,
@@ -33,13 +33,13 @@ from .common import (
 )
 
 if TYPE_CHECKING:
-    from ..workbench import Workbench
+    from viz_core.runtime.workbench import Workbench
 
-# Read from viz_core.filters' source: importing it would load TensorFlow before parsing.
-METHODS = static_constant("viz_core.filters", "METHODS")
-METHOD_HELP = static_constant("viz_core.filters", "METHOD_HELP")
-DEFAULT_STEPS = static_constant("viz_core.filters", "DEFAULT_STEPS")
-DEFAULT_SIZE = static_constant("viz_core.filters", "DEFAULT_SIZE")
+# Read from viz_core.features.filters' source: importing it would load TensorFlow before parsing.
+METHODS = static_constant("viz_core.features.filters", "METHODS")
+METHOD_HELP = static_constant("viz_core.features.filters", "METHOD_HELP")
+DEFAULT_STEPS = static_constant("viz_core.features.filters", "DEFAULT_STEPS")
+DEFAULT_SIZE = static_constant("viz_core.features.filters", "DEFAULT_SIZE")
 
 
 def filter_selection(text: str) -> str:
@@ -103,10 +103,10 @@ def _number(value: float) -> float | None:
 
 
 def cmd_filters(args, bench: Workbench | None = None) -> int:
-    from ..filters import filter_count, filter_patterns, parse_filters
-    from ..render import png_bytes
-    from ..render.filter_grid import pattern_grid, with_alpha
-    from ..workbench import Workbench
+    from viz_core.features.filters import filter_count, filter_patterns, parse_filters
+    from viz_core.render import png_bytes
+    from viz_core.render.filter_grid import pattern_grid, with_alpha
+    from viz_core.runtime.workbench import Workbench
 
     FILTER_PER_ROW.check(args.per_row)
     SEED.check(args.seed)

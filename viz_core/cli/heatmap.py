@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import argparse
 
-from .. import methods
-from ..limits import HEAT_THRESHOLD, OPACITY
-from .common import (
+from viz_core.methods import registry as methods
+from viz_core.runtime.limits import HEAT_THRESHOLD, OPACITY
+from viz_core.cli.common import (
     COLORMAPS,
     TerminalProgress,
     add_image_args,
@@ -24,7 +24,7 @@ from .common import (
     unique_stems,
 )
 
-SCORE_KINDS = ("logit", "probability")  # viz_core.targets.SCORE_KINDS, without TensorFlow
+SCORE_KINDS = ("logit", "probability")  # viz_core.models.targets.SCORE_KINDS, without TensorFlow
 
 
 def _bounded(kind: str, low, high, flag: str):
@@ -108,10 +108,10 @@ def register(commands) -> None:
 def cmd_heatmap(args, bench=None) -> int:
     import numpy as np
 
-    from ..cam import class_heatmap, top_classes
-    from ..render import overlay_heatmap, png_bytes
-    from ..targets import Target
-    from ..workbench import Workbench
+    from viz_core.methods.cam import class_heatmap, top_classes
+    from viz_core.render import overlay_heatmap, png_bytes
+    from viz_core.models.targets import Target
+    from viz_core.runtime.workbench import Workbench
 
     bench = bench or Workbench()
     model = open_model(bench, args)

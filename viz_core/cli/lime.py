@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..errors import ParameterError
-from ..limits import (
+from viz_core.errors import ParameterError
+from viz_core.runtime.limits import (
     COMPACTNESS,
     LIME_FEATURES,
     LIME_PICTURE_SIDE,
@@ -13,7 +13,7 @@ from ..limits import (
     SEED,
     SUPERPIXELS,
 )
-from .common import (
+from viz_core.cli.common import (
     add_image_args,
     add_model_args,
     add_output_args,
@@ -28,13 +28,13 @@ from .common import (
 )
 
 if TYPE_CHECKING:
-    from ..workbench import Workbench
+    from viz_core.runtime.workbench import Workbench
 
 # Read from their modules' source: importing them would load TensorFlow before parsing.
-HIDE_COLOURS = static_constant("viz_core.lime_explain", "HIDE_COLOURS")
-PAGE_DEFAULTS = static_constant("viz_core.lime_explain", "PAGE_DEFAULTS")
-STABILITY_K = static_constant("viz_core.lime_explain", "STABILITY_K")
-ALGORITHMS = static_constant("viz_core.superpixels", "ALGORITHMS")
+HIDE_COLOURS = static_constant("viz_core.methods.lime", "HIDE_COLOURS")
+PAGE_DEFAULTS = static_constant("viz_core.methods.lime", "PAGE_DEFAULTS")
+STABILITY_K = static_constant("viz_core.methods.lime", "STABILITY_K")
+ALGORITHMS = static_constant("viz_core.methods.superpixels", "ALGORITHMS")
 STYLES = static_constant("viz_core.render.lime_view", "STYLES")
 RESTS = static_constant("viz_core.render.lime_view", "RESTS")
 
@@ -90,7 +90,7 @@ def register(commands) -> None:
 def cmd_lime(args, bench: Workbench | None = None) -> int:
     import numpy as np
 
-    from ..lime_explain import (
+    from viz_core.methods.lime import (
         default_classes,
         explanation_plane,
         explanation_stability,
@@ -98,10 +98,10 @@ def cmd_lime(args, bench: Workbench | None = None) -> int:
         perturbed_predictions,
         stability_seeds,
     )
-    from ..render import png_bytes
-    from ..render.lime_view import enlarge, explanation_picture, superpixel_boundaries
-    from ..superpixels import superpixels
-    from ..workbench import Workbench
+    from viz_core.render import png_bytes
+    from viz_core.render.lime_view import enlarge, explanation_picture, superpixel_boundaries
+    from viz_core.methods.superpixels import superpixels
+    from viz_core.runtime.workbench import Workbench
 
     for bound, value in ((LIME_FEATURES, args.features), (LIME_SCALE, args.scale),
                          (SEED, args.seed)):

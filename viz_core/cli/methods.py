@@ -1,4 +1,4 @@
-"""Command ``methods``: the registry of explanation methods (:mod:`viz_core.methods`).
+"""Command ``methods``: the registry of explanation methods (:mod:`viz_core.methods.registry`).
 
 ``python -m viz_core methods --json`` prints ``[{"name", "title", "family", "params":
 {name: default}}]``, one entry per registered method, in the registry's order. No TensorFlow
@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sys
 
-from .. import methods
+from viz_core.methods import registry as methods
 
 HELP = "list the explanation methods: names, families, parameters and their defaults"
 

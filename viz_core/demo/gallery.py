@@ -2,7 +2,7 @@
 
 Writes one PNG per entry of ``GALLERY`` and ``samples.json`` describing each file: its title, the
 seed/classes/clutter that re-draw it, and each shape's label, class index and box. The result is
-committed under ``assets/samples/``; ``viz_core.samples`` serves it to the app.
+committed under ``assets/samples/``; ``viz_core.inputs.samples`` serves it to the app.
 """
 
 from __future__ import annotations

@@ -94,9 +94,9 @@ def load_shortcut_model():
     """
     import hashlib
 
-    from viz_core.catalog import LoadedModel
+    from viz_core.models.catalog import LoadedModel
     from viz_core.errors import WeightsUnavailableError
-    from viz_core.inspect import inspect_model
+    from viz_core.models.inspect import inspect_model
 
     if not MODEL_FILE.exists():
         raise WeightsUnavailableError(f"The shortcut demo model is missing: {MODEL_FILE}. "

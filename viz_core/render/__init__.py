@@ -3,8 +3,8 @@ scikit-image only; no plotting library and no Streamlit.
 
 Modules: :mod:`.colormaps` (lookup tables), :mod:`.images` (PNG bytes, overlays, colour bars).
 """
-from .colormaps import COLORMAPS, apply_colormap, normalize
-from .images import colorbar, overlay_heatmap, png_bytes, resize_map
+from viz_core.render.colormaps import COLORMAPS, apply_colormap, normalize
+from viz_core.render.images import colorbar, overlay_heatmap, png_bytes, resize_map
 
 __all__ = [
     "COLORMAPS",

@@ -7,8 +7,8 @@ from functools import lru_cache
 
 import numpy as np
 
-from ..errors import ParameterError
-from ..paths import ASSETS
+from viz_core.errors import ParameterError
+from viz_core.paths import ASSETS
 
 _LUT_FILE = ASSETS / "colormaps.npz"
 COLORMAPS = ("viridis", "magma", "inferno", "plasma", "cividis", "gray", "terrain", "jet",

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import ParameterError
+from viz_core.errors import ParameterError
 
 DEAD_COLOR = (230, 40, 40)  # same red as dead channels in feature-map montages
 CHECKER = (204, 153)  # grey levels of the transparency checkerboard (light, dark)

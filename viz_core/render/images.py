@@ -7,9 +7,9 @@ import numpy as np
 from PIL import Image
 from skimage.transform import resize
 
-from ..errors import ParameterError
-from ..limits import HEAT_THRESHOLD, OPACITY
-from .colormaps import apply_colormap
+from viz_core.errors import ParameterError
+from viz_core.runtime.limits import HEAT_THRESHOLD, OPACITY
+from viz_core.render.colormaps import apply_colormap
 
 
 def png_bytes(image: np.ndarray) -> bytes:

@@ -9,9 +9,9 @@ from PIL import Image
 from scipy.ndimage import binary_erosion
 from skimage.segmentation import mark_boundaries
 
-from ..errors import ParameterError
-from ..limits import MASK_OPACITY
-from .images import overlay_heatmap
+from viz_core.errors import ParameterError
+from viz_core.runtime.limits import MASK_OPACITY
+from viz_core.render.images import overlay_heatmap
 
 STYLES = ("outline", "fill", "weights")
 STYLE_HELP = {
@@ -117,7 +117,7 @@ def evidence_image(
         The image as the model sees it.
     mask : (H, W) int
         1 where superpixels support the class, -1 where they oppose it, 0 elsewhere
-        (:func:`viz_core.lime_explain.evidence_mask`).
+        (:func:`viz_core.methods.lime.evidence_mask`).
     style : {"outline", "fill"}
         Outline the chosen superpixels, or tint them.
     rest : {"keep", "dim", "hide"}
@@ -163,7 +163,7 @@ def weights_image(
     opacity: float = 0.55,
     colormap: str = "rdbu_r",
 ) -> np.ndarray:
-    """Every superpixel coloured by its weight (:func:`viz_core.lime_explain.weight_map`).
+    """Every superpixel coloured by its weight (:func:`viz_core.methods.lime.weight_map`).
 
     Parameters
     ----------
@@ -231,7 +231,7 @@ def explanation_picture(
     image : (H, W, 3) uint8 RGB
         The image as the model sees it (``LimeExplanation.image``).
     plane : (H, W) array
-        What :func:`viz_core.lime_explain.explanation_plane` returns for ``style``: the evidence
+        What :func:`viz_core.methods.lime.explanation_plane` returns for ``style``: the evidence
         mask (int, 1 supports, -1 opposes, 0 not shown) for ``outline`` and ``fill``, the weight
         map (float in [0, 1], 0.5 no effect) for ``weights``.
     style : {"outline", "fill", "weights"}

@@ -15,8 +15,8 @@ import numpy as np
 from PIL import Image
 from skimage.measure import block_reduce
 
-from ..errors import ParameterError
-from .colormaps import lookup_table
+from viz_core.errors import ParameterError
+from viz_core.render.colormaps import lookup_table
 
 SCALES = ("channel", "layer")
 ORDERS = ("index", "mean")
@@ -168,7 +168,7 @@ def montage(
 
     Parameters
     ----------
-    values : (h, w, c) float activation, or a :class:`~viz_core.activations.LayerActivation`.
+    values : (h, w, c) float activation, or a :class:`~viz_core.features.activations.LayerActivation`.
     per_row : int
         Tiles per row (the tutorial's ``images_per_row = 16``).
     tile : int, (th, tw) or None
@@ -309,7 +309,7 @@ def grid_files(
     Parameters
     ----------
     named_maps : sequence of (file name, (H, W, C) array)
-        For feature maps, :func:`viz_core.activations.named_layers` names them like the
+        For feature maps, :func:`viz_core.features.activations.named_layers` names them like the
         tutorial's ``cat_activations_1_conv2d.png``.
     per_row, scale, colormap, sort : see :func:`montage`.
     tile : int or None
@@ -319,7 +319,7 @@ def grid_files(
     -------
     list of (file name, PNG bytes)
     """
-    from .images import png_bytes
+    from viz_core.render.images import png_bytes
 
     files = []
     for name, values in named_maps:

@@ -1,0 +1,1 @@
+"""Features: what a layer computes (feature maps) and what a unit responds to (filter patterns, feature visualisation)."""

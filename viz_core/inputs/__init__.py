@@ -1,0 +1,1 @@
+"""Inputs: bytes to a validated image the model can read, and the bundled sample images."""

@@ -1,0 +1,1 @@
+"""Methods: the registry of explanation methods and their kernels (layer, pixel-gradient, perturbation, LIME)."""

@@ -1,0 +1,587 @@
+"""The registry of explanation methods: one :class:`MethodSpec` per method, read by everything.
+
+The Class heatmaps, Compare and Sanity pages, the pointing game, the presenter warm-up and the
+``heatmap`` / ``compare`` / ``sanity`` / ``evaluate`` / ``methods`` commands list methods from
+here, and :func:`viz_core.methods.cam.class_heatmap` validates a method's parameters here, once. Adding
+a method is one :func:`register` call with its compute function (see README, "Adding a method").
+
+This module imports neither TensorFlow nor Keras (``python -m viz_core --help`` stays fast): a
+spec names its compute function as ``"module:function"``, imported on first use.
+
+Families and compute function shapes (``inputs``):
+
+* ``"layer"`` methods work on one layer's activations ``A`` (h, w, k) float32:
+
+  - ``inputs="gradients"``: ``fn(A, G, **params) -> (h, w)`` with ``G`` the gradient of the
+    class score with respect to ``A`` (same shape); the function returns the whole map, so
+    per-pixel weightings (LayerCAM, HiResCAM) fit as well as channel weights (Grad-CAM);
+  - ``inputs="activations"``: ``fn(A, **params) -> (h, w)`` (no gradient: EigenCAM);
+  - ``inputs="context"``: ``fn(ctx, **params)`` with ``ctx`` a
+    :class:`viz_core.methods.cam.MethodContext` (model, image, target, layer, progress, stop), for
+    methods that run the model again (Score-CAM, AblationCAM).
+* ``"pixel-gradient"`` and ``"perturbation"`` methods work on the pixels: ``inputs="context"``,
+  ``fn(ctx, **params)`` returns an (H, W) map at the model's input resolution.
+
+A ``"context"`` function may return ``(raw, extras)`` with ``extras`` a dict
+(``attribution_sum``, ``score_difference``). Raw maps are signed; ``class_heatmap`` rectifies,
+resizes and scales them to [0, 1].
+
+Cost is counted in *forward passes' worth* of the whole model: a gradient with respect to the
+pixels is 3 (one forward, about two for the backward pass); a pass through the part of the
+network after a layer counts as the share of the model's multiply-adds after that layer
+(estimated from the layer list, see :func:`share_after`).
+"""
+from __future__ import annotations
+
+import importlib
+import math
+import numbers
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
+
+from viz_core.errors import ModelError, ParameterError
+
+FAMILIES = ("layer", "pixel-gradient", "perturbation")
+FAMILY_TITLES = {"layer": "layer (feature maps)", "pixel-gradient": "pixel gradients",
+                 "perturbation": "perturbation (model runs on changed images)"}
+INPUTS = ("gradients", "activations", "context")
+KINDS = ("int", "float")
+#: A gradient with respect to the pixels costs about this many forward passes (backward ~ 2x).
+GRADIENT_PASSES = 3.0
+#: What a method may cost at most, in forward passes' worth (about 10 minutes of VGG16 on a
+#: 2-core machine); checked where a cost depends on several parameters (Occlusion).
+MAX_PASSES = 4096
+SEED_HIGH = 2**32 - 1
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One parameter of a method: its default, its range, and how the page offers it.
+
+    Attributes
+    ----------
+    name : str
+        Keyword of the compute function; the command line's flag is ``--name`` (``_`` -> ``-``).
+    default : int, float or None
+        None only when ``none_means`` says what None stands for.
+    low, high : int or float
+        Inclusive range every value must lie in (the registry refuses others).
+    kind : {"int", "float"}
+    help : str
+        One line in plain words.
+    none_means : str or None
+        When set, None is allowed and means this (e.g. ``"every channel"``).
+    page : tuple (low, high, step) or None
+        The Class heatmaps page's slider; None: no widget (the default is used).
+    page_default : int, float or None
+        The page's value when it differs from ``default`` (what Compare and the warm-up use too).
+    quick : int, float or None
+        A cheaper value for runs that draw many maps (the sanity check); None: ``default``.
+    channels : bool
+        The value counts channels of the layer: the page's slider ends at the layer's channel
+        count, and that count (every channel) is passed as None.
+    """
+
+    name: str
+    default: Any
+    low: float
+    high: float
+    kind: str
+    help: str
+    none_means: str | None = None
+    page: tuple | None = None
+    page_default: Any = None
+    quick: Any = None
+    channels: bool = False
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise ParameterError(f"Parameter kind {self.kind!r} is not one of {KINDS}.")
+        if self.default is None and self.none_means is None:
+            raise ParameterError(f"Parameter {self.name!r} has no default.")
+
+    @property
+    def flag(self) -> str:
+        """The command-line flag, e.g. ``--max-channels``."""
+        return "--" + self.name.replace("_", "-")
+
+    @property
+    def on_page(self):
+        """The value the page starts from (``page_default`` or ``default``)."""
+        return self.default if self.page_default is None else self.page_default
+
+    def check(self, value, method: str = ""):
+        """``value`` as an int or float inside the range, or None when allowed.
+
+        Raises
+        ------
+        ParameterError
+            Wrong type (a bool, text, a fraction for an int) or out of range; the message names
+            the value and the range.
+        """
+        owner = f"{method} " if method else ""
+        if value is None:
+            if self.none_means is None:
+                raise ParameterError(f"{owner}{self.name} needs a value from {self.low} to "
+                                     f"{self.high}; got None.")
+            return None
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise ParameterError(f"{owner}{self.name} must be a number from {self.low} to "
+                                 f"{self.high}; got {value!r}.")
+        if self.kind == "int":
+            if not float(value).is_integer():
+                raise ParameterError(f"{owner}{self.name} must be a whole number from "
+                                     f"{self.low} to {self.high}; got {value!r}.")
+            value = int(value)
+        else:
+            value = float(value)
+            if not math.isfinite(value):
+                raise ParameterError(f"{owner}{self.name} must be from {self.low} to "
+                                     f"{self.high}; got {value!r}.")
+        if not self.low <= value <= self.high:
+            allowed = f" (or None for {self.none_means})" if self.none_means else ""
+            raise ParameterError(f"{owner}{self.name} must be from {self.low} to {self.high}"
+                                 f"{allowed}; got {value!r}.")
+        return value
+
+
+CostFn = Callable[[Any, Mapping, str | None], float]
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """One explanation method.
+
+    Attributes
+    ----------
+    name : str
+        What the command line and URLs use (``"gradcam"``).
+    title : str
+        What users read (``"Grad-CAM"``).
+    family : {"layer", "pixel-gradient", "perturbation"}
+    help : str
+        One paragraph in plain words, naming the paper.
+    params : tuple of ParamSpec
+    cost : callable(info, params, layer) -> float
+        Forward passes' worth for one map; ``info`` is a
+        :class:`viz_core.models.inspect.ModelInfo`, ``params`` the validated parameters, ``layer`` a
+        layer path or None (the last conv layer).
+    compute : str or callable
+        ``"module:function"`` (imported on first use) or the function itself; its call shape
+        depends on ``inputs`` (see the module docstring).
+    inputs : {"gradients", "activations", "context"}
+    fast : bool
+        The map costs a pass or two whatever the parameters: the page draws it at once, Compare
+        and the sanity check run it by default.
+    answers : str
+        What question the map answers, in a few words ("which table" column).
+    weakness : str
+        Its best-known weakness, in a few words.
+    """
+
+    name: str
+    title: str
+    family: str
+    help: str
+    cost: CostFn
+    compute: Any
+    inputs: str = "context"
+    params: tuple = ()
+    fast: bool = False
+    answers: str = ""
+    weakness: str = ""
+
+    def __post_init__(self):
+        if self.family not in FAMILIES:
+            raise ParameterError(f"Method family {self.family!r} is not one of {FAMILIES}.")
+        if self.inputs not in INPUTS:
+            raise ParameterError(f"Method inputs {self.inputs!r} is not one of {INPUTS}.")
+        if self.family != "layer" and self.inputs != "context":
+            raise ParameterError(f"A {self.family} method takes inputs='context'.")
+        names = [p.name for p in self.params]
+        if len(set(names)) != len(names):
+            raise ParameterError(f"Method {self.name!r} lists a parameter twice: {names}.")
+
+    @property
+    def uses_layer(self) -> bool:
+        return self.family == "layer"
+
+    def param(self, name: str) -> ParamSpec:
+        for p in self.params:
+            if p.name == name:
+                return p
+        raise ParameterError(f"The method {self.name!r} has no parameter {name!r}.")
+
+    def defaults(self) -> dict:
+        """``{name: default}`` of every parameter."""
+        return {p.name: p.default for p in self.params}
+
+    def validate(self, params: Mapping | None = None) -> dict:
+        """``params`` checked (names, types, ranges), defaults filled in.
+
+        Raises
+        ------
+        ParameterError
+            A parameter the method does not take, or a value of the wrong type or out of range.
+        """
+        params = dict(params or {})
+        known = {p.name: p for p in self.params}
+        for name in params:
+            if name not in known:
+                takes = ", ".join(known) or "no parameters"
+                raise ParameterError(f"The method {self.name!r} does not take a parameter "
+                                     f"{name!r}; it takes {takes}.")
+        return {p.name: p.check(params.get(p.name, p.default), self.title) for p in self.params}
+
+    def page_params(self, channels: int = 0) -> dict:
+        """The parameters the Class heatmaps page passes with its widgets untouched.
+
+        Only parameters with a widget are passed (the others keep their default inside
+        ``class_heatmap``), so the page, Compare and the warm-up share one cached result.
+        ``channels`` is the layer's channel count for parameters that count channels: the
+        page's value, or None (every channel) when the layer has no more than that.
+        """
+        values = {}
+        for p in self.params:
+            if p.page is None:
+                continue
+            value = p.on_page
+            if p.channels and value is not None and channels and channels <= value:
+                value = None
+            values[p.name] = value
+        return values
+
+    def quick_params(self) -> dict:
+        """Parameters with a cheaper ``quick`` value, at that value (for the sanity check)."""
+        return {p.name: p.quick for p in self.params if p.quick is not None}
+
+    def function(self) -> Callable:
+        """The compute function (imported now if given as ``"module:function"``)."""
+        if callable(self.compute):
+            return self.compute
+        module, _, name = str(self.compute).partition(":")
+        return getattr(importlib.import_module(module), name)
+
+    def passes(self, info, params: Mapping | None = None, layer: str | None = None) -> float:
+        """Forward passes' worth of one map with ``params`` (validated, defaults filled)."""
+        return float(self.cost(info, self.validate(params), layer))
+
+
+# --------------------------------------------------------------------------------------------
+# The registry
+# --------------------------------------------------------------------------------------------
+_REGISTRY: dict[str, MethodSpec] = {}
+
+
+def register(spec: MethodSpec, *, replace: bool = False) -> MethodSpec:
+    """Add ``spec`` to the registry (listed after the methods already there).
+
+    Raises
+    ------
+    ParameterError
+        A method of that name exists (unless ``replace``).
+    """
+    if spec.name in _REGISTRY and not replace:
+        raise ParameterError(f"A method called {spec.name!r} is already registered.")
+    _REGISTRY[spec.name] = spec
+    return spec
+
+
+def unregister(name: str) -> None:
+    """Remove a method (tests use :func:`registered` instead)."""
+    _REGISTRY.pop(name, None)
+
+
+@contextmanager
+def registered(spec: MethodSpec) -> Iterator[MethodSpec]:
+    """``with registered(spec):`` the method is in the registry, and removed afterwards."""
+    register(spec)
+    try:
+        yield spec
+    finally:
+        unregister(spec.name)
+
+
+def get(name: str) -> MethodSpec:
+    """The spec of ``name``.
+
+    Raises
+    ------
+    ParameterError
+        No such method; the message lists the known ones.
+    """
+    try:
+        return _REGISTRY[str(name)]
+    except KeyError:
+        raise ParameterError(
+            f"Unknown method {name!r}; choose one of {', '.join(_REGISTRY)}.") from None
+
+
+def names(family: str | None = None, *, fast: bool | None = None) -> tuple[str, ...]:
+    """Registered method names in order, optionally of one family and/or speed."""
+    return tuple(s.name for s in _REGISTRY.values()
+                 if (family is None or s.family == family) and (fast is None or s.fast == fast))
+
+
+def check_names(chosen: Iterable[str], allowed: Sequence[str]) -> tuple[str, ...]:
+    """``chosen`` method names checked against ``allowed``: blanks and duplicates removed,
+    order kept, at least one left.
+
+    The one check of a list of methods: :func:`viz_core.metrics.faithfulness.check_methods` (Compare,
+    the pointing game, the sanity check) calls it, and so does the command line's ``--methods``
+    while parsing, before TensorFlow loads (this module has no TensorFlow).
+
+    Raises
+    ------
+    ParameterError
+        No name left, or a name not in ``allowed``; the message lists ``allowed``.
+    """
+    allowed = tuple(allowed)
+    picked = tuple(dict.fromkeys(str(m).strip() for m in chosen if str(m).strip()))
+    if not picked:
+        raise ParameterError(f"Choose at least one method from {', '.join(allowed)}.")
+    unknown = [m for m in picked if m not in allowed]
+    if unknown:
+        raise ParameterError(f"Unknown method {unknown[0]!r}; choose from {', '.join(allowed)}.")
+    return picked
+
+
+def specs() -> tuple[MethodSpec, ...]:
+    return tuple(_REGISTRY.values())
+
+
+def title(name: str) -> str:
+    spec = _REGISTRY.get(name)
+    return spec.title if spec is not None else name
+
+
+def uses_layer(name: str) -> bool:
+    return get(name).uses_layer
+
+
+def as_json() -> list[dict]:
+    """``[{name, title, family, params: {name: default}}]`` (``python -m viz_core methods``)."""
+    return [{"name": s.name, "title": s.title, "family": s.family, "params": s.defaults()}
+            for s in _REGISTRY.values()]
+
+
+def which_method_rows(info=None) -> list[dict]:
+    """The "which method when" table: one row per method, in plain words.
+
+    Parameters
+    ----------
+    info : ModelInfo or None
+        With a model, the cost column gives its forward passes at the page's defaults.
+    """
+    rows = []
+    for s in _REGISTRY.values():
+        if info is not None:
+            cost = f"about {format_passes(s.passes(info, s.page_params(_channels(info))))}"
+        else:
+            cost = "a pass or two" if s.fast else "many passes"
+        rows.append({"Method": s.title, "Kind": FAMILY_TITLES[s.family],
+                     "Answers": s.answers, "Cost": cost, "Weakness": s.weakness})
+    return rows
+
+
+def format_passes(passes: float) -> str:
+    n = max(1, int(round(passes)))
+    return f"{n} forward pass" + ("" if n == 1 else "es")
+
+
+# --------------------------------------------------------------------------------------------
+# Cost helpers (ModelInfo in, numbers out; no TensorFlow)
+# --------------------------------------------------------------------------------------------
+def _layer_work(layer) -> float:
+    """Rough multiply-adds of one layer for one image: weights x output positions."""
+    if layer.nested:
+        return 0.0  # its own layers are listed after it
+    shape = [d or 1 for d in (layer.output_shape or ())]
+    positions = shape[0] * shape[1] if layer.spatial and len(shape) >= 3 else 1
+    values = math.prod(shape) if shape else 1
+    return float(layer.params * positions + values)
+
+
+def share_after(info, layer: str | None) -> float:
+    """Share of the model's work done after ``layer`` (None: the last conv layer), in [0, 1]."""
+    path = layer or info.last_conv_layer
+    work = [_layer_work(entry) for entry in info.layers]
+    total = sum(work) or 1.0
+    for i, entry in enumerate(info.layers):
+        if entry.path == path:
+            return min(1.0, sum(work[i + 1:]) / total)
+    return 1.0
+
+
+def _channels(info, layer: str | None = None) -> int:
+    path = layer or info.last_conv_layer
+    try:
+        return int(info.layer(path).output_shape[-1] or 1)
+    except (ModelError, IndexError, TypeError):  # class_heatmap reports a bad layer itself
+        return 1
+
+
+def _layer_gradient_cost(info, params, layer):
+    return 1.0 + 2.0 * share_after(info, layer)
+
+
+def _occlusion_positions(size: int, patch: int, stride: int) -> list[int]:
+    """Top-left corners along one side: every ``stride``, plus one flush with the far edge."""
+    patch = min(patch, size)
+    starts = list(range(0, size - patch + 1, stride))
+    if starts[-1] != size - patch:
+        starts.append(size - patch)
+    return starts
+
+
+def occlusion_windows(height: int, width: int, patch: int, stride: int) -> int:
+    """How many patch positions Occlusion tries on an image of ``height`` x ``width``."""
+    return (len(_occlusion_positions(height, patch, stride))
+            * len(_occlusion_positions(width, patch, stride)))
+
+
+# --------------------------------------------------------------------------------------------
+# Built-in methods
+# --------------------------------------------------------------------------------------------
+_CAM = "viz_core.methods.cam"
+_SEED = ParamSpec("seed", 0, 0, SEED_HIGH, "int", "random seed (same seed, same map)")
+
+register(MethodSpec(
+    name="gradcam", title="Grad-CAM", family="layer", inputs="gradients", fast=True,
+    compute=f"{_CAM}:gradcam_map", cost=_layer_gradient_cost,
+    help="Gradient of the class score at a layer, averaged per channel: weights for the layer's "
+         "feature maps, added up and the positive part kept (Selvaraju et al. 2017, "
+         "\"Grad-CAM\"). One forward and one backward pass.",
+    answers="which regions of a layer's feature maps raise the class score",
+    weakness="coarse (the layer's resolution); averaging can cancel opposite gradients"))
+register(MethodSpec(
+    name="gradcam++", title="Grad-CAM++", family="layer", inputs="gradients", fast=True,
+    compute=f"{_CAM}:gradcam_pp_map", cost=_layer_gradient_cost,
+    help="Like Grad-CAM, but each channel is weighted by where its gradient is positive, with "
+         "higher-order terms (Chattopadhyay et al. 2018, \"Grad-CAM++\"); better when several "
+         "objects of one class are in the image.",
+    answers="the same, counting every instance of the class",
+    weakness="coarse; the higher-order terms assume an exponential score"))
+register(MethodSpec(
+    name="scorecam", title="Score-CAM", family="layer", inputs="context",
+    compute=f"{_CAM}:scorecam_map",
+    cost=lambda info, p, layer: 1.0 + (p["max_channels"] or _channels(info, layer)),
+    params=(ParamSpec("max_channels", None, 1, 4096, "int",
+                      "score only this many channels, those with the largest mean activation",
+                      none_means="every channel", page=(1, 4096, 1), page_default=64, quick=32,
+                      channels=True),),
+    help="No gradients: each channel of the layer, scaled to [0, 1], masks the image and the "
+         "model scores what is left; the scores weigh the channels (Wang et al. 2020, "
+         "\"Score-CAM\"). One forward pass per channel, so it is slow on big models.",
+    answers="which feature maps, used as masks, keep the class score high",
+    weakness="one pass per channel; small differences between channels after the softmax"))
+register(MethodSpec(
+    name="layercam", title="LayerCAM", family="layer", inputs="gradients", fast=True,
+    compute=f"{_CAM}:layercam_map", cost=_layer_gradient_cost,
+    help="Every position of every feature map weighted by its own positive gradient, then "
+         "added up: ReLU(sum_k ReLU(dS/dA_k) * A_k) (Jiang et al. 2021, \"LayerCAM\"). Fine "
+         "maps from earlier layers too.",
+    answers="where, position by position, the layer pushes the class score up",
+    weakness="ignores negative gradients; noisy at early layers"))
+register(MethodSpec(
+    name="hirescam", title="HiResCAM", family="layer", inputs="gradients", fast=True,
+    compute=f"{_CAM}:hirescam_map", cost=_layer_gradient_cost,
+    help="Gradient times activation, element by element, summed over channels: "
+         "ReLU(sum_k dS/dA_k * A_k) (Draelos & Carin 2020, \"HiResCAM\"). For a model ending in "
+         "global average pooling and one dense layer it shows exactly the locations the score "
+         "adds up from.",
+    answers="the locations the class score is computed from",
+    weakness="coarse at deep layers; mixes positive and negative evidence before the ReLU"))
+register(MethodSpec(
+    name="xgradcam", title="XGradCAM", family="layer", inputs="gradients", fast=True,
+    compute=f"{_CAM}:xgradcam_map", cost=_layer_gradient_cost,
+    help="Channel weights sum(dS/dA_k * A_k) / sum(A_k): the gradient averaged where the "
+         "channel is active (Fu et al. 2020, \"Axiom-based Grad-CAM\"), chosen to satisfy two "
+         "axioms, sensitivity and conservation.",
+    answers="like Grad-CAM, weighting each channel where it is active",
+    weakness="coarse; channels with tiny activations get unstable weights"))
+register(MethodSpec(
+    name="eigencam", title="EigenCAM", family="layer", inputs="activations", fast=True,
+    compute=f"{_CAM}:eigencam_map", cost=lambda info, p, layer: 1.0,
+    help="No gradient and no class: the first principal component of the layer's feature maps "
+         "(positions as samples, channels as features, centred), projected back on the "
+         "positions (Muhammad & Yeasin 2020, \"Eigen-CAM\"). Its sign is arbitrary; it is "
+         "chosen so the map correlates positively with the layer's summed activation.",
+    answers="what the layer attends to most, whatever the class",
+    weakness="the same map for every class; cannot tell two objects apart"))
+register(MethodSpec(
+    name="ablationcam", title="AblationCAM", family="layer", inputs="context",
+    compute=f"{_CAM}:ablationcam_map",
+    cost=lambda info, p, layer: 1.0 + _channels(info, layer) * share_after(info, layer),
+    help="Each channel of the layer is set to zero in turn and the rest of the network runs "
+         "again; the drop of the class score, relative to the score, weighs the channel "
+         "(Desai & Ramaswamy 2020, \"Ablation-CAM\"). No gradients; only the part of the "
+         "model after the layer runs, channels in batches.",
+    answers="which feature maps the class score cannot do without",
+    weakness="one pass of the network's back part per channel; channels that stand in for "
+             "each other look unimportant"))
+register(MethodSpec(
+    name="saliency", title="Vanilla saliency (gradient)", family="pixel-gradient",
+    compute=f"{_CAM}:saliency_map", cost=lambda info, p, layer: GRADIENT_PASSES, fast=True,
+    help="Gradient of the class score with respect to each pixel, the largest over the colour "
+         "channels (Simonyan et al. 2014, \"Deep Inside Convolutional Networks\").",
+    answers="which pixels, changed a little, change the score most",
+    weakness="noisy; sensitive to edges more than to the object"))
+register(MethodSpec(
+    name="smoothgrad", title="SmoothGrad", family="pixel-gradient",
+    compute=f"{_CAM}:smoothgrad_map",
+    cost=lambda info, p, layer: GRADIENT_PASSES * p["samples"],
+    params=(ParamSpec("samples", 25, 1, 256, "int", "noisy copies to average",
+                      page=(5, 100, 5), quick=10),
+            ParamSpec("noise", 0.15, 0.0, 1.0, "float",
+                      "noise as a fraction of the pixel range", page=(0.0, 0.5, 0.05)),
+            _SEED),
+    help="The pixel gradient averaged over noisy copies of the image (Smilkov et al. 2017, "
+         "\"SmoothGrad\"): less speckle than the plain gradient.",
+    answers="which pixels matter, with the noise of single gradients averaged out",
+    weakness="one gradient per copy; the noise level changes the picture"))
+register(MethodSpec(
+    name="integrated_gradients", title="Integrated Gradients", family="pixel-gradient",
+    compute=f"{_CAM}:integrated_gradients_map",
+    cost=lambda info, p, layer: GRADIENT_PASSES * (p["steps"] + 1),
+    params=(ParamSpec("steps", 64, 2, 512, "int", "steps from the baseline to the image",
+                      page=(8, 256, 8), quick=16),
+            ParamSpec("baseline", 0.0, 0.0, 255.0, "float",
+                      "baseline pixel value, 0 = black")),
+    help="Pixel gradients summed along a straight path from a black image to the image "
+         "(Sundararajan et al. 2017, \"Axiomatic Attribution for Deep Networks\"); the pixels' "
+         "attributions add up to the change of the score.",
+    answers="how much each pixel adds to the score compared with a black image",
+    weakness="depends on the baseline; one gradient per step"))
+register(MethodSpec(
+    name="occlusion", title="Occlusion", family="perturbation",
+    compute=f"{_CAM}:occlusion_map",
+    cost=lambda info, p, layer: 1.0 + occlusion_windows(info.input_shape[0],
+                                                        info.input_shape[1], p["patch"],
+                                                        p["stride"]),
+    params=(ParamSpec("patch", 24, 2, 512, "int", "side of the square patch, in model pixels",
+                      page=(4, 64, 2)),
+            ParamSpec("stride", 12, 1, 512, "int", "pixels the patch moves each step",
+                      page=(2, 64, 2)),
+            ParamSpec("fill", 0.0, 0.0, 255.0, "float",
+                      "pixel value of the patch, 0 = black")),
+    help="A grey-box patch slides over the image and the model scores each occluded copy; a "
+         "pixel's heat is the average drop of the class score over the patches covering it "
+         "(Zeiler & Fergus 2014, \"Visualizing and Understanding Convolutional Networks\").",
+    answers="which patches the class score cannot do without",
+    weakness="one pass per patch position; the patch size sets the detail"))
+register(MethodSpec(
+    name="rise", title="RISE", family="perturbation",
+    compute=f"{_CAM}:rise_map", cost=lambda info, p, layer: 1.0 + p["masks"],
+    params=(ParamSpec("masks", 500, 1, 4096, "int", "random masks to score",
+                      page=(50, 2000, 50), quick=100),
+            ParamSpec("cells", 7, 2, 32, "int", "grid cells per side of each low-resolution mask"),
+            ParamSpec("keep", 0.5, 0.05, 0.95, "float", "share of the cells each mask keeps"),
+            _SEED),
+    help="Random low-resolution masks, smoothly upsampled and shifted, hide parts of the "
+         "image; a pixel's heat is the average class score of the masks that keep it, minus "
+         "the average over all masks (Petsiuk et al. 2018, \"RISE\"). Seeded: the same seed "
+         "gives the same map.",
+    answers="which regions, when kept, keep the class score high",
+    weakness="needs hundreds of passes; grainy with few masks"))

@@ -1,0 +1,1 @@
+"""Metrics: how far to trust an explanation (faithfulness, randomisation sanity, localisation) and how readable a filter pattern is."""
