@@ -14,7 +14,8 @@ from ui.text import literal
 from viz_core.dataset.engine import DEFAULT_BATCH_SIZE, run_dataset
 from viz_core.dataset.readers import UPLOAD_LIMITS, open_zip, sample_dataset
 from viz_core.errors import VizError
-from viz_core.render import apply_colormap, overlay_heatmap, resize_map
+from viz_core.render import apply_colormap, overlay_heatmap
+from viz_core.maps import resize_map
 from viz_core.dataset.shortcuts import CORNER_FRACTION, FLAG_SHARE, find_shortcuts
 
 SOURCES = {

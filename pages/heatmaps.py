@@ -17,7 +17,8 @@ from viz_core.methods import registry
 from viz_core.features.activations import feature_map_layers
 from viz_core.methods.cam import class_heatmap, forward_seconds, top_classes
 from viz_core.errors import VizError
-from viz_core.render import apply_colormap, colorbar, overlay_heatmap, png_bytes, resize_map
+from viz_core.render import apply_colormap, colorbar, overlay_heatmap, png_bytes
+from viz_core.maps import resize_map
 from viz_core.render.colormaps import lookup_table
 from viz_core.models.targets import Target
 

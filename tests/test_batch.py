@@ -12,7 +12,7 @@ from viz_core.methods.cam import class_heatmap
 from viz_core.dataset.readers import sample_dataset
 from viz_core.errors import Cancelled, ParameterError
 from viz_core.inputs.intake import image_from_array
-from viz_core.render import resize_map
+from viz_core.maps import resize_map
 from viz_core.models.targets import Target
 
 

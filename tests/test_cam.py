@@ -15,7 +15,7 @@ from viz_core.methods.cam import class_heatmap, layer_forward, score_coefficient
 from viz_core.models.catalog import DEMO_MODEL_FILE
 from viz_core.errors import Cancelled, ParameterError
 from viz_core.inputs.intake import ModelImage, image_from_array
-from viz_core.render import resize_map
+from viz_core.maps import resize_map
 from viz_core.models.targets import Target, class_score
 
 

@@ -115,7 +115,8 @@ def _stem(text: str) -> str:
 def _tile(image: np.ndarray, heat: np.ndarray | None, side: int) -> np.ndarray:
     from PIL import Image
 
-    from viz_core.render import apply_colormap, overlay_heatmap, resize_map
+    from viz_core.render import apply_colormap, overlay_heatmap
+    from viz_core.maps import resize_map
 
     if image is None:
         return apply_colormap(resize_map(heat, side, side), "viridis")
@@ -137,7 +138,8 @@ def cmd_dataset(args) -> int:
     from viz_core.dataset.engine import run_dataset
     from viz_core.dataset.readers import open_dataset
     from viz_core.errors import ParameterError
-    from viz_core.render import apply_colormap, png_bytes, resize_map
+    from viz_core.render import apply_colormap, png_bytes
+    from viz_core.maps import resize_map
     from viz_core.dataset.shortcuts import find_shortcuts
     from viz_core.cli.common import TerminalProgress, emit, out_dir
 

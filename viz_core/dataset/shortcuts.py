@@ -22,7 +22,7 @@ from sklearn.cluster import SpectralClustering
 from sklearn.neighbors import kneighbors_graph
 
 from viz_core.errors import ParameterError
-from viz_core.render import resize_map
+from viz_core.maps import resize_map
 
 CLUSTER_SIZE = 14  # maps are compared at 14 x 14, as SpRAy compares downsized maps
 MAX_CLUSTERS = 6

@@ -59,7 +59,7 @@ from viz_core.errors import Cancelled, ModelError, ParameterError
 from viz_core.models.graph import FlatGraph, flat_graph, split_at
 from viz_core.inputs.intake import ModelImage
 from viz_core.models.preprocess import preprocessing_function
-from viz_core.render import resize_map
+from viz_core.maps import resize_map
 from viz_core.models.targets import Target, class_probabilities
 
 #: Score-CAM on the dashboard scores at most this many channels unless the user asks for more

@@ -49,7 +49,8 @@ from viz_core.methods.lime import (
     perturbed_predictions,
 )
 from viz_core.models.predict import probability_function
-from viz_core.render import apply_colormap, overlay_heatmap, resize_map
+from viz_core.render import apply_colormap, overlay_heatmap
+from viz_core.maps import resize_map
 from viz_core.methods.superpixels import superpixels
 from viz_core.models.targets import Target
 

@@ -4,7 +4,7 @@ scikit-image only; no plotting library and no Streamlit.
 Modules: :mod:`.colormaps` (lookup tables), :mod:`.images` (PNG bytes, overlays, colour bars).
 """
 from viz_core.render.colormaps import COLORMAPS, apply_colormap, normalize
-from viz_core.render.images import colorbar, overlay_heatmap, png_bytes, resize_map
+from viz_core.render.images import colorbar, overlay_heatmap, png_bytes
 
 __all__ = [
     "COLORMAPS",
@@ -13,5 +13,4 @@ __all__ = [
     "normalize",
     "overlay_heatmap",
     "png_bytes",
-    "resize_map",
 ]

@@ -5,9 +5,9 @@ import io
 
 import numpy as np
 from PIL import Image
-from skimage.transform import resize
 
 from viz_core.errors import ParameterError
+from viz_core.maps import resize_map
 from viz_core.runtime.limits import HEAT_THRESHOLD, OPACITY
 from viz_core.render.colormaps import apply_colormap
 
@@ -20,21 +20,6 @@ def png_bytes(image: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(arr).save(buffer, format="PNG", compress_level=3)
     return buffer.getvalue()
-
-
-def resize_map(values: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Resize a 2-D map (e.g. a heatmap in [0, 1]) with bilinear interpolation.
-
-    Returns
-    -------
-    np.ndarray
-        (height, width) float32; values stay within the input's range.
-    """
-    v = np.asarray(values, dtype="float32")
-    if v.shape == (height, width):
-        return v
-    return resize(v, (height, width), order=1, mode="edge", anti_aliasing=False,
-                  preserve_range=True).astype("float32")
 
 
 def overlay_heatmap(
