@@ -22,6 +22,7 @@ NO_SECOND = "none"
 # The Dataset page's "Open in the other pages": (path, LoadedImage) of the image it opened
 DATASET_CHOICE = "dataset"
 DATASET_IMAGE_KEY = "_dataset_image"
+MODEL_FILE_TYPES = ("keras", "h5", "hdf5")  # the command line's MODEL_SUFFIXES, without dots
 MAX_MODEL_MB = MAX_MODEL_BYTES // 2**20  # the limits live in viz_core; the widgets echo them
 MAX_IMAGE_MB = MAX_BYTES // 2**20
 
@@ -90,8 +91,10 @@ def _model_picker():
             st.html(f"<style>.st-key-{MODEL_FILE_KEY} "
                     "[data-testid='stFileUploaderDropzoneInstructions'] div > span "
                     "{display: none}</style>")
-            file = st.file_uploader(f"Model file (.keras or .h5, up to {MAX_MODEL_MB} MB)",
-                                    type=["keras", "h5"], key=MODEL_FILE_KEY,
+            # .hdf5 is the usual extension of Keras 2 files; the loader reads the format
+            # from the bytes, so the extension only has to get past the browser's filter.
+            file = st.file_uploader(f"Model file (.keras, .h5 or .hdf5, up to {MAX_MODEL_MB} MB)",
+                                    type=list(MODEL_FILE_TYPES), key=MODEL_FILE_KEY,
                                     max_upload_size=MAX_MODEL_MB,
                                     help="Loaded with Keras safe mode: files with code are refused.")
             data = (received_bytes(file, MAX_MODEL_BYTES, "model file", st.sidebar)
