@@ -1,12 +1,10 @@
 """The command line: models, info and predict through ``main`` in this process (their JSON is
-what is checked), and bad input -> exit 2 through a real subprocess (status, stderr lines)."""
+what is checked), and bad input -> exit 2 with one ``error:`` line, also through ``main`` (what
+``python -m viz_core`` runs; real processes are tested in test_cli_hostile and
+test_cli_startup)."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,8 +12,6 @@ from PIL import Image
 
 from tests.conftest import tiny_cnn
 from viz_core.cli import main
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def run_json(capsys, *args):
@@ -79,15 +75,14 @@ def test_info_and_predict_on_a_model_file(model_files, capsys):
     ],
     ids=["unknown model", "html image", "missing image", "missing weights"],
 )
-def test_bad_input_exits_2_with_one_line(model_files, args, message, tmp_path):
+def test_bad_input_exits_2_with_one_line(model_files, args, message, tmp_path, capsys,
+                                        monkeypatch):
     folder, _, _ = model_files
     args = [a.format(tiny=folder / "tiny.keras", notes=folder / "notes.png") for a in args]
-    env_home = tmp_path / "keras_home"
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=str(ROOT),
-               KERAS_HOME=str(env_home))
-    out = subprocess.run([sys.executable, "-m", "viz_core", *args], capture_output=True,
-                         text=True, cwd=ROOT, env=env, timeout=300)
-    assert out.returncode == 2
-    lines = [line for line in out.stderr.splitlines() if line.strip()]
-    assert lines[-1].startswith("error: ") and message in lines[-1]
-    assert "Traceback" not in out.stderr
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras_home"))  # no weights in it
+    capsys.readouterr()
+    code = main(args)  # an exception other than the refusal would end the test here
+    out, err = capsys.readouterr()
+    assert code == 2 and out == ""
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0]
