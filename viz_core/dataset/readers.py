@@ -24,6 +24,8 @@ import csv
 import hashlib
 import io
 import os
+import stat
+import struct
 import zipfile
 from collections import Counter
 from dataclasses import dataclass, field
@@ -53,6 +55,11 @@ class DatasetLimits:
         compressed size is a bomb: the archive is refused.
     bomb_floor_bytes : int
     max_csv_bytes : int
+        A labels CSV, wherever it comes from (beside the images, inside a ZIP, ``--labels``).
+    max_csv_rows : int
+        Rows of a labels CSV.
+    max_archive_bytes : int or None
+        A ZIP archive as received (bytes or file); None: twice ``max_total_bytes``.
     """
 
     max_files: int
@@ -61,10 +68,23 @@ class DatasetLimits:
     max_ratio: int = 100
     bomb_floor_bytes: int = 4 * 2**20
     max_csv_bytes: int = 8 * 2**20
+    max_csv_rows: int = 500_000
+    max_archive_bytes: int | None = None
+
+    @property
+    def archive_bytes(self) -> int:
+        """The largest ZIP archive accepted, in bytes."""
+        return self.max_archive_bytes or 2 * self.max_total_bytes
+
+    @property
+    def max_entries(self) -> int:
+        """Files (or archive entries) listed at most: images, and room for other files."""
+        return 2 * self.max_files + 1000
 
 
-#: Uploads in the dashboard.
-UPLOAD_LIMITS = DatasetLimits(max_files=2_000, max_total_bytes=200 * 2**20)
+#: Uploads in the dashboard (the archive's limit is the page's uploader's).
+UPLOAD_LIMITS = DatasetLimits(max_files=2_000, max_total_bytes=200 * 2**20,
+                              max_csv_rows=50_000, max_archive_bytes=200 * 2**20)
 #: Folders and archives given on the command line.
 LOCAL_LIMITS = DatasetLimits(max_files=1_000_000, max_total_bytes=200 * 2**30)
 
@@ -75,6 +95,52 @@ SAMPLE_DATASETS = {
 SAMPLE_SIZES = {"shapes": 240, "shortcut": 200}
 _SHAPES_FIRST_SEED = 2_200_000_000  # beyond every training and held-out range of the demo
 _IGNORED_PARTS = ("__MACOSX", ".DS_Store", "Thumbs.db", "desktop.ini")
+UNMATCHED_SHOWN = 20  # CSV rows naming files not in the dataset, listed one by one
+_FILE_KINDS = ((stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISSOCK, "a socket"),
+               (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+               (stat.S_ISDIR, "a folder"), (stat.S_ISLNK, "a link"))
+
+
+def readable_name(name: str) -> str:
+    """A file-system name as text: bytes that are not UTF-8 (kept by Python as lone
+    surrogates) shown as ``\\xNN`` escapes, so the name can be shown, hashed and written."""
+    return os.fsencode(name).decode("utf-8", "backslashreplace")
+
+
+def _is_text(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _kind(mode: int) -> str:
+    """What a file that is not a regular one is, in the user's words."""
+    return next((words for test, words in _FILE_KINDS if test(mode)), "not a regular file")
+
+
+def _read_regular(path: str | os.PathLike, max_bytes: int | None = None) -> bytes:
+    """The bytes of a regular file, opened without blocking and without following a link:
+    a named pipe put in place of a listed file is refused, never waited on.
+
+    Raises
+    ------
+    OSError
+        Cannot be opened; ``errno`` 0 with the reason when it is not a regular file or
+        holds more than ``max_bytes``.
+    """
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0))
+    with os.fdopen(fd, "rb") as fh:
+        mode = os.fstat(fh.fileno()).st_mode
+        if not stat.S_ISREG(mode):
+            raise OSError(0, f"{_kind(mode)}; only regular files are read")
+        if max_bytes is None:
+            return fh.read()
+        data = fh.read(max_bytes + 1)  # never more than the limit in memory
+    if len(data) > max_bytes:
+        raise OSError(0, f"larger than {max_bytes:,} bytes")
+    return data
 
 
 @dataclass(frozen=True)
@@ -192,7 +258,7 @@ class FolderReader:
 
     def __call__(self, rel: str) -> bytes:
         try:
-            return (self.root / rel).read_bytes()
+            return _read_regular(self.root / rel)
         except OSError as exc:
             raise ImageError(f"The file '{rel}' cannot be read ({exc.strerror}).") from None
 
@@ -291,30 +357,51 @@ def match_labels(labels: Sequence[str | None], classes: Sequence[str]):
     return indices, tuple(sorted(unknown.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
-def read_labels_csv(data: bytes, what: str = "labels CSV") -> dict[str, str]:
+def read_labels_csv(data: bytes, what: str = "labels CSV", *,
+                    max_rows: int | None = None) -> dict[str, str]:
     """``{filename: label}`` from CSV bytes with rows ``filename,label`` (a header is optional).
+
+    Parameters
+    ----------
+    data : bytes
+    what : str
+        How messages name the file.
+    max_rows : int or None
+        Rows allowed; reading stops at the first row over it.
 
     Raises
     ------
     ParameterError
-        Not UTF-8 text, or a row without two columns (the message names the row).
+        Not UTF-8 text, not CSV, more than ``max_rows`` rows, or a row without two columns
+        (the message names the row).
     """
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise ParameterError(f"The {what} is not UTF-8 text; save it as CSV (UTF-8).") from None
-    rows = [row for row in csv.reader(io.StringIO(text)) if row and any(c.strip() for c in row)]
-    if rows and [c.strip().lower() for c in rows[0][:2]] in (["filename", "label"],
-                                                            ["file", "label"]):
-        rows = rows[1:]
     labels: dict[str, str] = {}
-    for number, row in enumerate(rows, start=1):
-        if len(row) < 2 or not row[0].strip() or not row[1].strip():
-            raise ParameterError(
-                f"Row {number} of the {what} is {','.join(row)!r}; each row needs a file name "
-                "and a label: filename,label."
-            )
-        labels[row[0].strip().replace("\\", "/")] = row[1].strip()
+    number, first = 0, True
+    try:
+        for row in csv.reader(io.StringIO(text)):  # row by row: no second copy of the rows
+            if not row or not any(c.strip() for c in row):
+                continue
+            header = first and [c.strip().lower() for c in row[:2]] in (["filename", "label"],
+                                                                         ["file", "label"])
+            first = False
+            if header:
+                continue
+            number += 1
+            if max_rows is not None and number > max_rows:
+                raise ParameterError(f"The {what} has more than {max_rows:,} rows; the limit "
+                                     f"is {max_rows:,}.")
+            if len(row) < 2 or not row[0].strip() or not row[1].strip():
+                raise ParameterError(
+                    f"Row {number} of the {what} is {','.join(row)[:200]!r}; each row needs a "
+                    "file name and a label: filename,label."
+                )
+            labels[row[0].strip().replace("\\", "/")] = row[1].strip()
+    except csv.Error as exc:
+        raise ParameterError(f"The {what} cannot be read as CSV ({exc}).") from None
     return labels
 
 
@@ -377,10 +464,17 @@ def _build(name: str, layout_hint: str | None, files: dict[str, int], classes: S
         by_name = {PurePosixPath(k).name: v for k, v in csv_labels.items()}
         labels = [by_path.get(s, by_name.get(PurePosixPath(s).name)) for s in shown]
         found = set(shown) | {PurePosixPath(s).name for s in shown}
-        for listed in sorted(csv_labels):
-            if listed not in found and PurePosixPath(listed).name not in found:
-                skipped.append(SkippedFile(listed, "listed in the labels CSV but not in the "
-                                                   "dataset"))
+        unmatched = [listed for listed in sorted(csv_labels)
+                     if listed not in found and PurePosixPath(listed).name not in found]
+        for listed in unmatched[:UNMATCHED_SHOWN]:
+            skipped.append(SkippedFile(listed, "listed in the labels CSV but not in the "
+                                               "dataset"))
+        if len(unmatched) > UNMATCHED_SHOWN:  # a summary, not one object per row
+            more = len(unmatched) - UNMATCHED_SHOWN
+            skipped.append(SkippedFile(f"(labels CSV: {more:,} more rows)",
+                                       f"{len(unmatched):,} rows of the labels CSV name files "
+                                       f"that are not in the dataset; the first "
+                                       f"{UNMATCHED_SHOWN} are listed"))
         layout = "csv"
     else:
         labels = [PurePosixPath(s).parts[0] if len(PurePosixPath(s).parts) > 1 else None
@@ -388,9 +482,11 @@ def _build(name: str, layout_hint: str | None, files: dict[str, int], classes: S
         layout = "class folders" if any(lab is not None for lab in labels) else "unlabelled"
     indices, unknown = match_labels(labels, classes)
     entries = tuple(DatasetEntry(s, lab, idx) for s, lab, idx in zip(shown, labels, indices))
-    digest = hashlib.sha256(identity.encode())
+    # surrogateescape: a folder's own path may hold bytes that are not UTF-8
+    digest = hashlib.sha256(identity.encode("utf-8", "surrogateescape"))
     for entry in entries:
-        digest.update(f"{entry.path}\0{entry.label}\0{images[wrapper + entry.path]}\n".encode())
+        digest.update(f"{entry.path}\0{entry.label}\0{images[wrapper + entry.path]}\n"
+                      .encode("utf-8", "surrogateescape"))
     return Dataset(name, layout_hint or layout, entries, tuple(skipped), tuple(classes), unknown,
                    digest.hexdigest(), PrefixedReader(read, wrapper) if wrapper else read)
 
@@ -400,7 +496,9 @@ def open_folder(root: str | os.PathLike, classes: Sequence[str], *,
                 limits: DatasetLimits = LOCAL_LIMITS) -> Dataset:
     """List a folder (class folders, or flat with ``labels_csv`` / one ``*.csv`` at the top).
 
-    Symbolic links are skipped (a dataset cannot point outside its folder).
+    Only regular files are read: links (a dataset cannot point outside its folder), named
+    pipes, sockets and devices are skipped with the reason, never opened. A file or folder
+    whose name is not UTF-8 is skipped and shown with ``\\xNN`` escapes.
 
     Raises
     ------
@@ -413,43 +511,152 @@ def open_folder(root: str | os.PathLike, classes: Sequence[str], *,
     files: dict[str, int] = {}
     skipped: list[SkippedFile] = []
     for folder, dirs, names in os.walk(root, followlinks=False):
-        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in _IGNORED_PARTS)
-        for filename in names:
-            full = Path(folder) / filename
+        here = Path(folder)
+        kept = []
+        for name in sorted(dirs):
+            if name.startswith(".") or name in _IGNORED_PARTS:
+                continue
+            if not _is_text(name):
+                rel = readable_name((here / name).relative_to(root).as_posix())
+                skipped.append(SkippedFile(rel + "/", "a folder whose name is not UTF-8 text; "
+                                                      "rename it to read its images"))
+                continue
+            kept.append(name)
+        dirs[:] = kept
+        for filename in sorted(names):
+            full = here / filename
             rel = full.relative_to(root).as_posix()
             if _ignored(rel):
                 continue
-            if full.is_symlink():
-                skipped.append(SkippedFile(rel, "a link; only plain files are read"))
-                continue
-            files[rel] = full.stat().st_size
-            if len(files) > 2 * limits.max_files + 1000:
+            if not _is_text(filename):
+                skipped.append(SkippedFile(readable_name(rel), "its name is not UTF-8 text; "
+                                                               "rename it to read it"))
+            else:
+                try:
+                    info = os.lstat(full)
+                except OSError as exc:
+                    skipped.append(SkippedFile(rel, f"cannot be read ({exc.strerror})"))
+                    continue
+                if stat.S_ISREG(info.st_mode):
+                    files[rel] = info.st_size
+                elif stat.S_ISLNK(info.st_mode):
+                    skipped.append(SkippedFile(rel, "a link; only plain files are read"))
+                else:
+                    skipped.append(SkippedFile(rel, f"{_kind(info.st_mode)}; only regular "
+                                                    "files are read"))
+            if len(files) + len(skipped) > limits.max_entries:
                 raise ParameterError(
                     f"The folder {str(root)!r} has more than {2 * limits.max_files:,} files; the "
                     f"limit is {limits.max_files:,} images."
                 )
-    csv_labels = _csv_for(files, labels_csv, lambda rel: (root / rel).read_bytes(), limits)
-    stat = root.stat()
-    identity = f"folder:{root.resolve()}:{stat.st_mtime_ns}"
+    csv_labels = _csv_for(files, labels_csv, lambda rel: _read_regular(root / rel), limits)
+    stat_root = root.stat()
+    identity = f"folder:{root.resolve()}:{stat_root.st_mtime_ns}"
 
-    return _finished(_build(root.name, None, files, classes, csv_labels, limits, skipped,
-                            identity, FolderReader(root)))
+    return _finished(_build(readable_name(root.name), None, files, classes, csv_labels, limits,
+                            skipped, identity, FolderReader(root)))
+
+
+def labels_file(labels_csv: str | os.PathLike, limits: DatasetLimits = LOCAL_LIMITS) -> bytes:
+    """The bytes of a labels CSV named by the user (``--labels``), within ``limits``.
+
+    Raises
+    ------
+    ParameterError
+        Missing, a folder or another file that is not a regular one (a named pipe is never
+        opened), or larger than ``limits.max_csv_bytes`` (refused before it is read).
+    """
+    shown = readable_name(str(labels_csv))
+    try:
+        info = os.stat(labels_csv)  # a link the user named is followed; the target is checked
+    except FileNotFoundError:
+        raise ParameterError(f"The labels file {shown!r} does not exist.") from None
+    except OSError as exc:
+        raise ParameterError(f"The labels file {shown!r} cannot be read ({exc.strerror}).") \
+            from None
+    if stat.S_ISDIR(info.st_mode):
+        raise ParameterError(f"The labels file {shown!r} is a folder; give the CSV file itself.")
+    if not stat.S_ISREG(info.st_mode):
+        raise ParameterError(f"The labels file {shown!r} is {_kind(info.st_mode)}, not a "
+                             "regular file; give a CSV file.")
+    _check_csv_size(info.st_size, f"labels file {shown!r}", limits)
+    try:
+        return _read_regular(os.path.realpath(labels_csv), limits.max_csv_bytes)
+    except OSError as exc:
+        raise ParameterError(f"The labels file {shown!r} cannot be read ({exc.strerror}).") \
+            from None
+
+
+def _amount(size: int) -> str:
+    """A size in the unit that reads best: ``75 MB``, ``26 KB``, ``900 bytes``."""
+    for unit, scale in (("MB", 2**20), ("KB", 2**10)):
+        if size >= scale:
+            return f"{size / scale:,.3g} {unit}"
+    return f"{size:,} bytes"
+
+
+def _check_csv_size(size: int, what: str, limits: DatasetLimits) -> None:
+    if size > limits.max_csv_bytes:
+        raise ParameterError(f"The {what} has {_amount(size)}; a labels CSV may have up to "
+                             f"{_amount(limits.max_csv_bytes)}.")
 
 
 def _csv_for(files: dict[str, int], labels_csv, read_member, limits: DatasetLimits):
     """Labels from an explicit CSV file, or from the one ``*.csv`` at the dataset's top level."""
     if labels_csv is not None:
         path = Path(labels_csv)
-        if not path.is_file():
-            raise ParameterError(f"The labels file {str(labels_csv)!r} does not exist.")
-        if path.stat().st_size > limits.max_csv_bytes:
-            raise ParameterError(f"The labels file {str(labels_csv)!r} is larger than "
-                                 f"{limits.max_csv_bytes // 2**20} MB.")
-        return read_labels_csv(path.read_bytes(), f"labels file {path.name!r}")
+        return read_labels_csv(labels_file(path, limits), f"labels file {path.name!r}",
+                               max_rows=limits.max_csv_rows)
     top = [p for p in files if p.lower().endswith(".csv") and "/" not in p]
-    if len(top) == 1 and files[top[0]] <= limits.max_csv_bytes:
-        return read_labels_csv(read_member(top[0]), f"labels file {top[0]!r}")
+    if len(top) == 1:
+        what = f"labels file {top[0]!r}"
+        _check_csv_size(files[top[0]], what, limits)  # the declared size, before reading
+        try:
+            data = read_member(top[0])
+        except (OSError, ImageError) as exc:
+            raise ParameterError(f"The {what} cannot be read "
+                                 f"({getattr(exc, 'strerror', None) or exc}).") from None
+        _check_csv_size(len(data), what, limits)
+        return read_labels_csv(data, what, max_rows=limits.max_csv_rows)
     return None
+
+
+_EOCD = b"PK\x05\x06"  # end of central directory record
+_EOCD_SIZE = 22
+_ZIP64_LOCATOR, _ZIP64_EOCD = b"PK\x06\x07", b"PK\x06\x06"
+_ENTRY_BYTES = 1024  # central directory bytes allowed per entry: a name of ~980 characters
+
+
+def declared_entries(fh) -> tuple[int, int]:
+    """``(entries, central directory bytes)`` as a ZIP's end record declares them.
+
+    Read from the last 64 KB + 22 bytes (the record and its comment), before
+    :class:`zipfile.ZipFile` is made: it parses the whole central directory as it opens,
+    one ``ZipInfo`` per entry (2,000,000 entries: 48 s and 1.3 GB), and only then could the
+    count be refused. A small parser rather than ``zipfile._EndRecData``: no private API.
+    The directory's size bounds what ``ZipFile`` parses even when the count lies.
+
+    Raises
+    ------
+    zipfile.BadZipFile
+        No end record.
+    """
+    size = fh.seek(0, io.SEEK_END)
+    tail_size = min(size, _EOCD_SIZE + 0xFFFF)
+    fh.seek(size - tail_size)
+    tail = fh.read(tail_size)
+    at = tail.rfind(_EOCD)
+    if at < 0 or len(tail) - at < _EOCD_SIZE:
+        raise zipfile.BadZipFile("no end of central directory record")
+    entries, directory = struct.unpack("<HI", tail[at + 10:at + 16])
+    if entries == 0xFFFF or directory == 0xFFFFFFFF:  # ZIP64: the locator sits just before
+        locator = tail[at - 20:at] if at >= 20 else b""
+        if locator[:4] == _ZIP64_LOCATOR:
+            fh.seek(struct.unpack("<Q", locator[8:16])[0])
+            record = fh.read(56)
+            if record[:4] == _ZIP64_EOCD and len(record) == 56:
+                entries, directory = struct.unpack("<QQ", record[32:48])
+    return entries, directory
 
 
 def open_zip(source: bytes | str | os.PathLike, classes: Sequence[str], *,
@@ -474,27 +681,41 @@ def open_zip(source: bytes | str | os.PathLike, classes: Sequence[str], *,
         Not a ZIP, encrypted, a ZIP bomb, no images, or over the limits (checked from the
         declared sizes, before any member is decompressed).
     """
-    display = PurePosixPath(str(name).replace("\\", "/")).name or "dataset.zip"
+    display = readable_name(PurePosixPath(str(name).replace("\\", "/")).name) or "dataset.zip"
+    if labels_csv is not None:  # the CSV given beside the archive: size first, then rows
+        _check_csv_size(len(labels_csv), "labels CSV", limits)
     if isinstance(source, (bytes, bytearray)):
+        if len(source) > limits.archive_bytes:  # the bytes received, whatever the browser checked
+            raise ParameterError(f"The archive {display!r} has {len(source) / 2**20:,.0f} MB; "
+                                 f"the limit is {limits.archive_bytes / 2**20:,.0f} MB.")
         data = bytes(source)
         identity = "zip:" + hashlib.sha256(data).hexdigest()
     else:
         path = Path(source)
         if not path.is_file():
             raise ParameterError(f"The dataset archive {str(source)!r} does not exist.")
-        stat = path.stat()
-        if stat.st_size > limits.max_total_bytes * 2:
+        info = path.stat()
+        if info.st_size > limits.archive_bytes:
             raise ParameterError(f"The archive {str(source)!r} is larger than "
-                                 f"{limits.max_total_bytes * 2 / 2**20:,.0f} MB.")
+                                 f"{limits.archive_bytes / 2**20:,.0f} MB.")
         data = path  # read from the file member by member, not loaded whole
-        identity = f"zip:{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
-        display = path.name
+        identity = f"zip:{path.resolve()}:{info.st_size}:{info.st_mtime_ns}"
+        display = readable_name(path.name)
+    try:
+        with (io.BytesIO(data) if isinstance(data, bytes) else open(data, "rb")) as fh:
+            entries, directory_bytes = declared_entries(fh)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise ParameterError(f"The file {display!r} is not a readable ZIP archive ({exc}).") from None
+    if entries > limits.max_entries or directory_bytes > limits.max_entries * _ENTRY_BYTES:
+        raise ParameterError(f"The archive {display!r} has {entries:,} entries "
+                             f"({directory_bytes / 2**20:,.1f} MB of names and sizes); the "
+                             f"limit is {limits.max_files:,} images. It was not opened.")
     try:
         archive = zipfile.ZipFile(io.BytesIO(data) if isinstance(data, bytes) else data)
         infos = archive.infolist()
     except (zipfile.BadZipFile, OSError, ValueError) as exc:
         raise ParameterError(f"The file {display!r} is not a readable ZIP archive ({exc}).") from None
-    if len(infos) > 2 * limits.max_files + 1000:
+    if len(infos) > limits.max_entries:
         raise ParameterError(f"The archive {display!r} has {len(infos):,} entries; the limit is "
                              f"{limits.max_files:,} images.")
     files: dict[str, int] = {}
@@ -525,9 +746,8 @@ def open_zip(source: bytes | str | os.PathLike, classes: Sequence[str], *,
         files[member], members[member] = info.file_size, info
 
     read = ZipReader(data, members, limits.max_file_bytes, archive)
-    csv_bytes = labels_csv
-    if csv_bytes is not None:
-        csv_labels = read_labels_csv(csv_bytes)
+    if labels_csv is not None:
+        csv_labels = read_labels_csv(labels_csv, max_rows=limits.max_csv_rows)
     else:
         csv_labels = _csv_for(files, None, read, limits)
     stem = display.rsplit(".", 1)[0] if "." in display else display
@@ -561,11 +781,7 @@ def open_dataset(source: str | os.PathLike, classes: Sequence[str], *,
     if path.is_dir():
         return open_folder(path, classes, labels_csv=labels_csv, limits=limits)
     if path.is_file():
-        csv_bytes = None
-        if labels_csv is not None:
-            if not Path(labels_csv).is_file():
-                raise ParameterError(f"The labels file {str(labels_csv)!r} does not exist.")
-            csv_bytes = Path(labels_csv).read_bytes()
+        csv_bytes = None if labels_csv is None else labels_file(labels_csv, limits)
         return open_zip(path, classes, labels_csv=csv_bytes, limits=limits)
     raise ParameterError(
         f"{text!r} is neither a folder, a ZIP file nor a sample "
