@@ -62,8 +62,17 @@ def test_grid_and_one_png_per_filter_with_json(files, capsys, monkeypatch):
     assert isinstance(first["activation"], float) and first["dead"] in (True, False)
     assert payload["from_cache"] is False
 
-    again = run_cli("--model", str(files / "tiny.keras"), "--layer", "conv_b", "--filters",
-                    "1:5", "--size", "40", "--out", str(out), "--json", cache=files / "cache")
+
+@pytest.mark.slow  # a second process, importing TensorFlow again
+def test_a_second_process_is_answered_from_the_disk_cache(files, capsys, monkeypatch, tmp_path):
+    args = ("--model", str(files / "tiny.keras"), "--layer", "conv_b", "--filters", "1:5",
+            "--size", "40", "--out", str(tmp_path / "out"), "--json")
+    code, stdout, err = run_main(capsys, monkeypatch, *args, cache=tmp_path / "cache")
+    assert code == 0, err
+    payload = json.loads(stdout)
+    assert payload["from_cache"] is False
+
+    again = run_cli(*args, cache=tmp_path / "cache")
     assert again.returncode == 0, again.stderr
     second = json.loads(again.stdout)
     assert second["from_cache"] is True
