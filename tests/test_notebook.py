@@ -1,4 +1,5 @@
-"""viz_core.notebook: every kind of result shows as a picture a notebook can draw."""
+"""viz_core.notebook: every kind of result shows as a picture a notebook can draw, the
+lower-level results too (``vc.show``)."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,22 +7,23 @@ import pytest
 from PIL import Image
 
 from viz_core.features.activations import feature_maps
-from viz_core.methods.cam import class_heatmap
+from viz_core.methods.heatmap import class_heatmap
 from viz_core.errors import ParameterError
 from viz_core.features.filters import filter_patterns
 from viz_core.methods.lime import lime_explanation
-from viz_core.notebook import open_image, open_model, picture, show
+from viz_core.notebook import picture, show
 from viz_core.render import overlay_heatmap
 from viz_core.inputs.samples import ASSETS_DIR
 from viz_core.models.targets import Target
+import viz_core as vc
 
 SAMPLE = ASSETS_DIR / "samples" / "circle_and_star.png"
 
 
 @pytest.fixture(scope="module")
 def demo():
-    model = open_model("demo")
-    image = open_image(SAMPLE)
+    model = vc.load_model("demo")
+    image = vc.load_image(SAMPLE)
     return model, image, model.view(image)
 
 
@@ -49,3 +51,15 @@ def test_feature_maps_filters_and_lime_show(demo):
     assert (lime_picture.size[1], lime_picture.size[0]) == explanation.segments.shape
     with pytest.raises(ParameterError, match="got str"):
         show("not a result")
+
+
+def test_explain_results_show_with_options(demo):
+    model, image, _ = demo
+    result = vc.explain(model, image, target="star")
+    shown = show(result, colormap="magma", opacity=0.8)
+    np.testing.assert_array_equal(
+        np.asarray(shown), overlay_heatmap(image.pixels, result.map, colormap="magma",
+                                           opacity=0.8))
+    pair = vc.explain(model, [image, image], target=["star", "circle"])
+    height, width = model.info.input_shape[:2]
+    assert show(pair).size == (4 + 2 * (width + 4), 4 + height + 4)

@@ -1,57 +1,44 @@
-"""Results as pictures in a Jupyter notebook: ``show(result)``.
+"""Results as pictures in a notebook: the drawing half of :mod:`viz_core.api`.
 
-    from viz_core.notebook import open_model, open_image, show
-    from viz_core.methods.cam import class_heatmap
-    from viz_core.models.targets import Target
+The API's results draw themselves in Jupyter through this module (``_repr_png_`` and
+``_repr_html_``); :func:`show` draws any result, the lower-level ones too, with options::
 
-    model = open_model("demo")                      # or a .keras/.h5 path
-    image = open_image("assets/samples/circle_and_star.png")
-    show(class_heatmap(model, model.view(image), Target(model.class_index("star"))), image)
+    import viz_core as vc
+
+    model = vc.load_model("demo")
+    vc.show(vc.explain(model, "assets/samples/circle_and_star.png"), colormap="magma")
 
 ``show`` returns a Pillow image, which Jupyter draws (Pillow images have ``_repr_png_``); for
-feature maps it returns one picture per layer and displays them in order when IPython is
-there. Drawing uses :mod:`viz_core.render`, so a notebook shows what the dashboard shows.
+several pictures (feature maps of several layers, LIME of several classes) it displays them
+in order when IPython is there. Drawing uses :mod:`viz_core.render`, so a notebook shows what
+the dashboard shows. Nothing here computes a result.
 """
 from __future__ import annotations
 
-from pathlib import Path
+import base64
+import html as _html
+from typing import Sequence
 
 import numpy as np
 from PIL import Image
 
 from viz_core.errors import ParameterError
 
-
-def open_model(name_or_path: str = "demo", *, weights: str = "imagenet",
-               preprocessing: str = "unit", labels=None):
-    """A built-in model by name, or a model file (``preprocessing`` and ``labels`` apply to
-    files only), loaded as the dashboard loads it."""
-    from viz_core.models.catalog import BUILTIN_NAMES, load_builtin_model, load_uploaded_model
-
-    if name_or_path in BUILTIN_NAMES:
-        return load_builtin_model(name_or_path, weights)
-    path = Path(name_or_path)
-    return load_uploaded_model(path.read_bytes(), path.name, preprocessing=preprocessing,
-                               labels=labels)
-
-
-def open_image(path: str | Path):
-    """An image file, checked and decoded as an upload is (:func:`viz_core.inputs.intake.load_image`)."""
-    from viz_core.inputs.intake import load_image
-
-    path = Path(path)
-    return load_image(path.read_bytes(), path.name)
+GRID_COLUMNS = 4
 
 
 def picture(result, image=None, *, colormap: str = "viridis", opacity: float = 0.5):
     """``result`` drawn as (H, W, 3) uint8 RGB arrays, one per picture (a list).
 
-    ``result`` is a ``ClassHeatmap`` (over ``image``, a ``LoadedImage``, when given), a
+    ``result`` is an :class:`viz_core.api.Explanation` (its map over its image, at the image's
+    size), a ``ClassHeatmap`` (over ``image``, a ``LoadedImage``, when given), a
     ``FeatureMaps`` (one grid per layer), a ``FilterPatterns`` (one grid), a
     ``LimeExplanation`` (one picture per explained class) or an image array.
     """
     from viz_core.render import apply_colormap, overlay_heatmap
 
+    if hasattr(result, "map") and hasattr(result, "image"):
+        return [overlay_heatmap(result.image, result.map, opacity=opacity, colormap=colormap)]
     if hasattr(result, "heatmap"):
         if image is None:
             return [apply_colormap(np.asarray(result.heatmap), colormap)]
@@ -75,13 +62,70 @@ def picture(result, image=None, *, colormap: str = "viridis", opacity: float = 0
                 for k in result.class_indices]
     if isinstance(result, np.ndarray) and result.ndim in (2, 3):
         return [result if result.dtype == np.uint8 else apply_colormap(result, colormap)]
-    raise ParameterError(f"show() draws heatmaps, feature maps, filter patterns and LIME "
-                         f"explanations; got {type(result).__name__}.")
+    raise ParameterError(f"show() draws explanations, heatmaps, feature maps, filter patterns "
+                         f"and LIME explanations; got {type(result).__name__}.")
+
+
+def grid(explanations: Sequence, *, columns: int = GRID_COLUMNS, colormap: str = "viridis",
+         opacity: float = 0.5) -> np.ndarray:
+    """Explanations side by side, row by row: each map over its image as the model sees it.
+
+    Returns
+    -------
+    np.ndarray
+        (rows * (H + 4) + 4, columns * (W + 4) + 4, 3) uint8 RGB, with (H, W) the maps' size
+        (the model's input size) and 4-pixel white gaps.
+    """
+    from viz_core.inputs.intake import resize_for_model
+    from viz_core.render import overlay_heatmap
+    from viz_core.render.filter_grid import pattern_grid
+
+    tiles = []
+    for item in explanations:
+        height, width = item.map.shape
+        seen = np.clip(resize_for_model(item.image, height, width, 3) + 0.5, 0, 255)
+        tiles.append(overlay_heatmap(seen.astype("uint8"), item.map, opacity=opacity,
+                                     colormap=colormap))
+    return pattern_grid(np.stack(tiles), columns=columns).image
+
+
+def html(result, captions: Sequence[str] = (), **options) -> str:
+    """The pictures of ``result`` (:func:`picture`) as HTML, each with its caption above it."""
+    from viz_core.render import png_bytes
+
+    parts = []
+    for k, pixels in enumerate(picture(result, **options)):
+        data = base64.b64encode(png_bytes(pixels)).decode("ascii")
+        caption = _html.escape(str(captions[k])) if k < len(captions) else ""
+        parts.append(f'<figure style="display:inline-block;margin:4px">'
+                     f'<figcaption>{caption}</figcaption>'
+                     f'<img src="data:image/png;base64,{data}"/></figure>')
+    return "<div>" + "".join(parts) + "</div>"
+
+
+def metrics_table(evaluations: Sequence) -> str:
+    """Evaluations (:class:`viz_core.api.Evaluation`) as an HTML table: one row per image, one
+    column per metric, titled with its arrow (which way is better) and in its number format."""
+    from viz_core.metrics import registry
+
+    names = list(dict.fromkeys(name for e in evaluations for name in e.values))
+    specs = [registry.get(name) for name in names]
+    head = "".join(f"<th>{_html.escape(s.column)}</th>" for s in specs)
+    rows = []
+    for e in evaluations:
+        cells = "".join(f"<td>{s.formatted(e.values.get(s.name))}</td>" for s in specs)
+        method = f" ({_html.escape(e.method)})" if e.method else ""
+        rows.append(f"<tr><td>{_html.escape(e.name)}</td><td>{_html.escape(e.label)}{method}"
+                    f"</td>{cells}</tr>")
+    return (f"<table><tr><th>image</th><th>class</th>{head}</tr>{''.join(rows)}</table>")
 
 
 def show(result, image=None, **options):
     """``result`` as a Pillow image (Jupyter draws it); several pictures are displayed one
-    after the other when IPython is there, and returned as a list."""
+    after the other when IPython is there, and returned as a list. A list of explanations is
+    one grid."""
+    if isinstance(result, list) and result and all(hasattr(r, "map") for r in result):
+        return Image.fromarray(grid(result, **options))
     pictures = [Image.fromarray(p) for p in picture(result, image, **options)]
     if len(pictures) == 1:
         return pictures[0]
