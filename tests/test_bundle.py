@@ -56,6 +56,7 @@ def rerun_bundle(data: bytes, folder: Path, **env) -> dict[str, bytes]:
             for p in sorted((folder / "pictures").rglob("*")) if p.is_file()}
 
 
+@pytest.mark.slow  # runs the bundle's command in a new process (TensorFlow imported again)
 @pytest.mark.parametrize(
     "command,options",
     [
@@ -87,6 +88,7 @@ def test_bundle_command_reproduces_pictures_bit_for_bit(model_path, bench, tmp_p
         assert again[name] == content, name
 
 
+@pytest.mark.slow  # runs the bundle's command in a new process (TensorFlow imported again)
 @pytest.mark.skipif(not DEMO_MODEL_FILE.exists(), reason="demo model not built")
 def test_filters_bundle_holds_the_patterns_shown_and_remakes_them_bit_for_bit(bench, tmp_path):
     model = bench.builtin_model("demo")
@@ -127,6 +129,7 @@ def test_bundle_command_uses_relative_paths_and_unique_names():
                     "input/cat_2.png", "--out", "pictures"]
 
 
+@pytest.mark.slow  # runs the bundle's command in a new process (TensorFlow imported again)
 def test_an_uploaded_model_travels_in_the_bundle_with_its_class_names(model_path, bench,
                                                                      tmp_path):
     model_bytes = model_path.read_bytes()
@@ -195,6 +198,7 @@ def test_a_bad_export_command_raises_instead_of_ending_the_process(bench, option
                       [image_from_array(scene(), "s")], {}, bench=bench)
 
 
+@pytest.mark.slow  # runs the bundle's command in a new process (TensorFlow imported again)
 @pytest.mark.parametrize("layer", LAYER_NAMES)
 def test_hostile_layer_and_class_names_export_and_reproduce(hostile_model_path, bench, tmp_path,
                                                             monkeypatch, layer):

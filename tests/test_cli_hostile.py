@@ -245,6 +245,7 @@ def test_the_table_is_large_and_covers_every_command():
             "compare", "sanity", "evaluate"} <= commands
 
 
+@pytest.mark.slow  # starts a python -m viz_core process per case
 @pytest.mark.parametrize("case_id", [case_id for case_id, _ in CASES])
 def test_hostile_arguments_end_with_one_error_line(outcomes, case_id):
     result = outcomes[case_id]
@@ -256,6 +257,7 @@ def test_hostile_arguments_end_with_one_error_line(outcomes, case_id):
     assert result.seconds < TIME_LIMIT and result.peak_kb < RSS_LIMIT_KB
 
 
+@pytest.mark.slow  # starts a python -m viz_core process per case
 def test_messages_name_the_problem(outcomes, files):
     folder, names = files
     said = {case_id: result.stderr for case_id, result in outcomes.items()}

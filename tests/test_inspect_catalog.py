@@ -14,6 +14,7 @@ from viz_core.errors import ModelError, ParameterError, UnsafeModelError, Weight
 from viz_core.models.inspect import inspect_model
 
 
+@pytest.mark.slow  # builds ImageNet-size models
 @pytest.mark.parametrize(
     "name,size,last_conv,n_conv",
     [
@@ -34,6 +35,7 @@ def test_builtin_models_with_random_weights(name, size, last_conv, n_conv):
     assert loaded.identity == f"{name}@none:{catalog.RANDOM_WEIGHTS_SEED}"
 
 
+@pytest.mark.slow  # builds ImageNet-size models
 def test_random_weights_are_seeded():
     a = load_builtin_model("mobilenet_v2", "none", allow_download=False)
     b = load_builtin_model("mobilenet_v2", "none", allow_download=False)
@@ -48,6 +50,7 @@ def test_imagenet_labels_are_offline_and_in_keras_order():
     assert labels[0] == "tench" and labels[285] == "Egyptian cat" and labels[999] == "toilet tissue"
 
 
+@pytest.mark.slow  # builds ImageNet-size models
 def test_nested_transfer_model_layers_are_named_by_path():
     base = keras.applications.VGG16(include_top=False, weights=None, input_shape=(64, 64, 3))
     model = keras.Sequential([keras.Input((64, 64, 3)), base, keras.layers.Flatten(),
@@ -179,6 +182,7 @@ def test_missing_imagenet_weights_name_the_file(tmp_path, monkeypatch):
     assert str(tmp_path / "models") in text
 
 
+@pytest.mark.slow  # builds ImageNet-size models
 def test_imagenet_weights_found_in_keras_cache(tmp_path, monkeypatch):
     """A weights file the test writes into a temporary Keras cache is found and used."""
     from keras.src.legacy.saving import legacy_h5_format

@@ -19,6 +19,7 @@ def small_head(base, classes=1):
                              keras.layers.Dense(classes, activation="sigmoid")])
 
 
+@pytest.mark.slow  # builds a Keras Applications MobileNetV2
 def test_a_nested_keras_applications_base_gives_its_preprocessing(tmp_path):
     base = keras.applications.MobileNetV2(input_shape=(96, 96, 3), include_top=False,
                                           weights=None)

@@ -98,6 +98,7 @@ def test_without_ray_the_engine_is_one_error_line(monkeypatch, tmp_path, capsys)
     assert "--ray-address goes with --engine ray" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # starts a Ray cluster (worker processes)
 def test_both_engines_write_the_same_results(tmp_path, capsys):
     """12 scenes and a broken file, read by the Ray actors from the folder: same JSON (paths
     and time aside) and the same full-size maps as the local engine."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import keras
+import pytest
 from streamlit.testing.v1 import AppTest
 
 
@@ -12,6 +13,7 @@ def upload(at, path) -> None:
         (path.name, path.read_bytes(), "application/octet-stream")).run()
 
 
+@pytest.mark.slow  # builds a Keras Applications MobileNetV2
 def test_a_nested_mobilenet_upload_is_given_symmetric_with_its_reason(tmp_path):
     from ui.state import workbench
 
