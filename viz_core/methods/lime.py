@@ -472,6 +472,51 @@ def lime_explanation(
     return fit_explanation(model, predictions, class_indices)
 
 
+def lime_heatmap(explanation: LimeExplanation, class_index: int) -> np.ndarray:
+    """LIME as a heatmap: each superpixel painted with its positive weight.
+
+    Returns
+    -------
+    np.ndarray
+        (H, W) float32 in [0, 1], 1 on the strongest supporting superpixel, 0 on superpixels
+        that do not support the class (all zeros when none does).
+    """
+    weights = np.maximum(explanation.weights_for(class_index).astype("float32"), 0.0)
+    top = float(weights.max()) if weights.size else 0.0
+    scaled = weights / top if top > 0 else np.zeros_like(weights)
+    return scaled[explanation.segments].astype("float32")
+
+
+def lime_map(ctx, *, n_superpixels: int = PAGE_DEFAULTS["n_superpixels"],
+             compactness: float = PAGE_DEFAULTS["compactness"],
+             samples: int = PAGE_DEFAULTS["samples"], seed: int = PAGE_DEFAULTS["seed"],
+             algorithm: str = PAGE_DEFAULTS["algorithm"],
+             hide: str = PAGE_DEFAULTS["hide"]) -> np.ndarray:
+    """LIME as a registered perturbation method (``"lime"`` in :mod:`viz_core.methods.registry`).
+
+    Parameters
+    ----------
+    ctx : MethodContext
+        ``ctx.model``, ``ctx.image``, ``ctx.target`` (only its class: LIME explains the
+        probability), ``ctx.progress`` and ``ctx.should_stop``.
+    n_superpixels, compactness, samples, seed, algorithm, hide
+        As :func:`lime_explanation`; the defaults are the LIME page's (:data:`PAGE_DEFAULTS`).
+
+    Returns
+    -------
+    np.ndarray
+        (H, W) float32: every superpixel painted with its signed weight for the class
+        (``class_heatmap`` keeps the positive part and scales it, which is
+        :func:`lime_heatmap`).
+    """
+    k = int(ctx.target.class_index)
+    explanation = lime_explanation(ctx.model, ctx.image, (k,), algorithm=algorithm,
+                                   n_superpixels=n_superpixels, compactness=compactness,
+                                   samples=samples, hide=hide, seed=seed,
+                                   progress=ctx.progress, should_stop=ctx.should_stop)
+    return explanation.weights_for(k).astype("float32")[explanation.segments]
+
+
 # -- display: cheap functions of a finished explanation ------------------------------------
 
 

@@ -585,3 +585,20 @@ register(MethodSpec(
          "gives the same map.",
     answers="which regions, when kept, keep the class score high",
     weakness="needs hundreds of passes; grainy with few masks"))
+register(MethodSpec(
+    name="lime", title="LIME", family="perturbation",
+    compute="viz_core.methods.lime:lime_map", cost=lambda info, p, layer: 1.0 + p["samples"],
+    params=(ParamSpec("n_superpixels", 35, 2, 500, "int", "superpixels the image is cut into",
+                      page=(5, 150, 1)),
+            ParamSpec("compactness", 10.0, 0.0, 1000.0, "float",
+                      "SLIC's compactness: higher = squarer superpixels, lower = follow colour"),
+            ParamSpec("samples", 500, 10, 20000, "int",
+                      "perturbed images (random superpixels hidden, blurred)",
+                      page=(100, 2000, 100), quick=200),
+            _SEED),
+    help="The image is cut into superpixels; random sets of them are hidden (blurred) and the "
+         "model scores each copy; a weighted linear model from \"which superpixels were shown\" "
+         "to the class probability gives each superpixel a weight; the map paints the positive "
+         "ones (Ribeiro et al. 2016, \"Why Should I Trust You?\"). The LIME page shows more.",
+    answers="which superpixels, when shown, raise the class probability",
+    weakness="hundreds of passes; superpixels set the detail; weights vary with the seed"))
