@@ -77,7 +77,8 @@ with controls("Superpixels and samples"):  # collapsed in presenter mode
                              key="lime_superpixels",
                              help="The tutorial's n_superpixels (a target; the algorithm gets "
                              "as close as it can).")
-    compactness = b.slider("Compactness", 0.0, 100.0, PAGE_DEFAULTS["compactness"], step=1.0,
+    # from 1: limits.COMPACTNESS excludes 0 (SLIC divides by it); ui.share reads the same range
+    compactness = b.slider("Compactness", 1.0, 100.0, PAGE_DEFAULTS["compactness"], step=1.0,
                            key="lime_compactness",
                            disabled=algorithm == "felzenszwalb",
                            help="The tutorial's weight: higher gives rounder, more regular "

@@ -125,6 +125,7 @@ def test_higher_compactness_gives_more_even_slic_superpixels(scene):
     (dict(n_superpixels=1), "got 1"),
     (dict(n_superpixels=2.5), "got 2.5"),
     (dict(compactness=-3.0), "got -3.0"),
+    (dict(compactness=0.0), "above 0, up to 1000; got 0.0"),
 ])
 def test_bad_parameters_are_named_in_the_error(kwargs, words):
     with pytest.raises(ParameterError, match=words):

@@ -13,6 +13,9 @@ from typing import Callable
 
 import streamlit as st
 
+from viz_core.errors import ParameterError
+from viz_core.runtime.limits import COMPACTNESS, Bound
+
 RESTORED_KEY = "_url_restored"
 
 
@@ -34,6 +37,19 @@ def _within(low, high, kind=int):
         value = kind(text)
         if value != value:  # nan
             raise ValueError(text)
+        return min(high, max(low, value))
+    return parse
+
+
+def _bounded(bound: Bound, low: float, high: float):
+    """A slider's value: refused (so ignored) outside ``bound``, the range the backend and the
+    command line check (``?lime_compactness=0`` is refused there too), then clamped to the
+    slider's range."""
+    def parse(text: str) -> float:
+        try:
+            value = bound.check(float(text))
+        except ParameterError:
+            raise ValueError(text) from None
         return min(high, max(low, value))
     return parse
 
@@ -76,7 +92,7 @@ SHAREABLE: dict[str, Callable[[str], object]] = {
     # the ranges are those of the LIME page's sliders (pages/lime.py)
     "lime_algorithm": str,
     "lime_superpixels": _within(5, 150),
-    "lime_compactness": _within(0.0, 100.0, float),
+    "lime_compactness": _bounded(COMPACTNESS, 1.0, 100.0),
     "lime_hide": str,
     "lime_samples": _one_of(100, 250, 500, 1000, 2000),
     "lime_seed": _within(0, 2**31 - 1),

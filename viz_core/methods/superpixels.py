@@ -25,6 +25,7 @@ from skimage import segmentation
 
 from viz_core.errors import ImageError, ParameterError
 from viz_core.inputs.intake import ModelImage
+from viz_core.runtime.limits import COMPACTNESS
 
 ALGORITHMS = ("slic", "quickshift", "felzenszwalb")
 ALGORITHM_HELP = {
@@ -192,7 +193,8 @@ def superpixels(
     n_superpixels : int
         Target number of regions, between 2 and 500 (the tutorial's ``n_superpixels``).
     compactness : float
-        >= 0; the tutorial's ``weight``. Higher gives rounder, more regular regions.
+        Above 0, up to 1000 (:data:`viz_core.runtime.limits.COMPACTNESS`); the tutorial's
+        ``weight``. Higher gives rounder, more regular regions.
     seed : int
         Seed for quickshift's tie-breaking noise.
 
@@ -204,7 +206,7 @@ def superpixels(
     Raises
     ------
     ParameterError
-        Unknown algorithm, a count out of range or negative compactness.
+        Unknown algorithm, a count out of range or a compactness of 0 or less.
     ImageError
         The image is not an (H, W, 3) array.
     """
@@ -218,8 +220,7 @@ def superpixels(
             f"The number of superpixels must be a whole number from {MIN_SUPERPIXELS} to "
             f"{MAX_SUPERPIXELS}; got {n_superpixels!r}."
         )
-    if not np.isfinite(compactness) or compactness < 0:
-        raise ParameterError(f"Compactness must be zero or more; got {compactness!r}.")
+    compactness = COMPACTNESS.check(compactness)  # above 0: SLIC divides by it
     pixels = _pixels01(image)
     target = int(n_superpixels)
     if target > pixels.shape[0] * pixels.shape[1] // 4:

@@ -15,7 +15,9 @@ from viz_core.errors import ParameterError
 
 @dataclass(frozen=True)
 class Bound:
-    """A closed range ``[low, high]`` of whole numbers (``integer``) or finite floats.
+    """A range ``[low, high]`` of whole numbers (``integer``) or finite floats; with
+    ``above_low`` the low end is excluded, ``(low, high]``, for a value that is divided by
+    (or loops) at ``low``.
 
     ``what`` names the parameter in a user's words ("the number of LIME samples").
     """
@@ -24,10 +26,18 @@ class Bound:
     low: float
     high: float
     integer: bool = True
+    above_low: bool = False
 
     def describe(self) -> str:
         kind = "a whole number" if self.integer else "a number"
+        if self.above_low:
+            return f"{kind} above {self.low:g}, up to {self.high:g}"
         return f"{kind} from {self.low:g} to {self.high:g}"
+
+    def contains(self, value: float) -> bool:
+        """Whether a number already of the right kind lies in the range."""
+        low_ok = value > self.low if self.above_low else value >= self.low
+        return low_ok and value <= self.high
 
     def check(self, value):
         """``value`` as ``int`` (or ``float``) when it lies in the range.
@@ -48,7 +58,7 @@ class Bound:
                 ok = False
             else:
                 ok = math.isfinite(value)
-        if not ok or not self.low <= value <= self.high:
+        if not ok or not self.contains(value):
             raise ParameterError(f"{self.what[0].upper()}{self.what[1:]} must be "
                                  f"{self.describe()}; got {value!r}.")
         return value
@@ -83,7 +93,9 @@ ACTIVATION_TILE = Bound("the tile size in pixels", 4, 256)
 # LIME: 20,000 perturbed images is about 40 minutes of VGG16 on 2 cores; 1,000 is lime's default.
 LIME_SAMPLES = Bound("the number of LIME samples", 10, 20000)
 SUPERPIXELS = Bound("the number of superpixels", 2, 500)
-COMPACTNESS = Bound("the superpixel compactness", 0.0, 1000.0, integer=False)
+# SLIC divides by the compactness (0 was "float division by zero"); quickshift's ratio
+# 10 / (10 + c) is the colour weight, so one range serves both.
+COMPACTNESS = Bound("the superpixel compactness", 0.0, 1000.0, integer=False, above_low=True)
 LIME_FEATURES = Bound("the number of superpixels shown", 1, 500)
 # Pictures are enlarged by whole factors: the LIME page draws a model input's longer side at
 # about 450 px (a factor of 28 for a 16-pixel model); the side it gives is bounded separately.
