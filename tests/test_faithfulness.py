@@ -11,21 +11,18 @@ from skimage.filters import gaussian
 from tests.conftest import tiny_cnn, wrap
 from viz_core.models.catalog import DEMO_MODEL_FILE
 from viz_core.errors import Cancelled, ParameterError
+from viz_core.metrics.agreement import rank_agreement, rank_correlation
 from viz_core.metrics.faithfulness import (
     auc,
     baseline_image,
     batch_size,
-    compared_call,
     deletion_insertion,
-    explanation_map,
-    lime_heatmap,
     pixel_ranking,
-    rank_agreement,
-    rank_correlation,
     step_counts,
 )
+from viz_core.metrics.maps import compared_call, explanation_map
 from viz_core.inputs.intake import image_from_array
-from viz_core.methods.lime import LimeExplanation
+from viz_core.methods.lime import LimeExplanation, lime_explanation, lime_heatmap
 from viz_core.models.targets import Target
 
 SIDE = 8
@@ -252,8 +249,9 @@ def test_compared_call_passes_the_heatmaps_page_defaults_by_hand():
     wide_view = wide.view(image_from_array(np.zeros((8, 8, 3), "uint8"), "black"))
     assert compared_call(wide, wide_view, Target(0), "scorecam")[2] == {
         "method": "scorecam", "layer": "wide", "max_channels": 64}
-    with pytest.raises(ParameterError, match="'lime'"):
-        compared_call(model, view, Target(1), "lime")
+    # LIME is a registered method: the Class heatmaps page's sliders (superpixels, samples)
+    assert compared_call(model, view, Target(1), "lime")[2] == {
+        "method": "lime", "layer": None, "n_superpixels": 35, "samples": 500}
 
 
 def test_lime_heatmap_paints_positive_weights():
@@ -272,17 +270,25 @@ def test_explanation_map_matches_class_heatmap_and_lime(known):
     model = wrap(tiny_cnn(size=32))
     pixels = np.random.default_rng(1).integers(0, 256, (32, 32, 3)).astype("uint8")
     view = model.view(image_from_array(pixels, "noise"))
-    from viz_core.methods.cam import class_heatmap
+    from viz_core.methods.heatmap import class_heatmap
 
     gradcam = explanation_map(model, view, Target(0), "gradcam")
     np.testing.assert_array_equal(gradcam, class_heatmap(model, view, Target(0)).heatmap)
-    # LIME on the region model: hiding the (white) region in black is all that lowers class 1
+    # LIME through the registry is the LIME page's explanation, painted (lime_heatmap)
     region_net, region_view = known
     lime = explanation_map(region_net, region_view, Target(1), "lime", samples=100,
-                           n_superpixels=4, hide="black")
+                           n_superpixels=4)
+    page = lime_explanation(region_net, region_view, (1,), samples=100, n_superpixels=4)
+    np.testing.assert_array_equal(lime, lime_heatmap(page, 1))
     assert lime.shape == (SIDE, SIDE) and lime.dtype == np.float32
-    assert lime.max() == pytest.approx(1.0)
-    assert lime[region()].mean() > lime[~region()].mean()
+    # on the region model, hiding the (white) region in black is all that lowers class 1
+    from viz_core.methods.context import MethodContext
+    from viz_core.methods.lime import lime_map
+
+    raw = lime_map(MethodContext(region_net, region_view, Target(1)), samples=100,
+                   n_superpixels=4, hide="black")
+    assert raw.shape == (SIDE, SIDE) and raw.max() > 0
+    assert raw[region()].mean() > raw[~region()].mean()
     with pytest.raises(ParameterError, match="'deconvnet'"):
         explanation_map(model, view, Target(0), "deconvnet")
 
@@ -292,7 +298,7 @@ def test_explanation_map_matches_class_heatmap_and_lime(known):
 def test_demo_model_gradcam_is_more_faithful_than_its_reverse():
     """On fresh one-shape scenes, removing Grad-CAM's top pixels first kills the class faster
     (and revealing them first restores it faster) than taking the same pixels in reverse order."""
-    from viz_core.methods.cam import class_heatmap
+    from viz_core.methods.heatmap import class_heatmap
     from viz_core.demo.shapes import draw_scene
     from viz_core.runtime.workbench import Workbench
 
@@ -313,7 +319,7 @@ def test_demo_model_gradcam_is_more_faithful_than_its_reverse():
 # More metrics: sparseness, ROAD's imputation and curves, random-logit, max-sensitivity
 # ----------------------------------------------------------------------------------------------
 def test_sparseness_is_the_gini_index_by_hand():
-    from viz_core.metrics.faithfulness import sparseness
+    from viz_core.metrics.complexity import sparseness
 
     # sorted a = 0, 0, 1, 3: sum((2i - n - 1) a_i) = -3*0 - 1*0 + 1*1 + 3*3 = 10; n sum a = 16
     assert sparseness(np.array([[3.0, 0.0], [1.0, 0.0]])) == pytest.approx(10 / 16, abs=1e-6)
@@ -325,7 +331,7 @@ def test_sparseness_is_the_gini_index_by_hand():
 
 
 def test_noisy_linear_imputation_by_hand():
-    from viz_core.metrics.faithfulness import noisy_linear_imputation
+    from viz_core.metrics.road import noisy_linear_imputation
 
     # a linear ramp: every interior pixel is the weighted mean of its symmetric neighbours
     i, j = np.mgrid[0:9, 0:9]
@@ -349,7 +355,7 @@ def test_noisy_linear_imputation_by_hand():
 
 
 def test_road_curves_follow_the_watched_region(known):
-    from viz_core.metrics.faithfulness import noisy_linear_imputation, road
+    from viz_core.metrics.road import noisy_linear_imputation, road
 
     model, view = known
     on_region = distinct(np.where(region(), 1.0, 0.1))
@@ -371,22 +377,28 @@ def test_road_curves_follow_the_watched_region(known):
 def test_random_logit_and_max_sensitivity_by_reference():
     from skimage.metrics import structural_similarity
 
-    from viz_core.methods.cam import class_heatmap
-    from viz_core.metrics.faithfulness import map_metrics, max_sensitivity, random_logit
+    from viz_core.methods.heatmap import class_heatmap
+    from viz_core.metrics.evaluation import map_metrics
+    from viz_core.metrics.randomisation import random_logit
+    from viz_core.metrics.robustness import max_sensitivity
+
+    def explain(method, net=None):
+        return lambda image, target: class_heatmap(net or model, image, target, method).heatmap
 
     model = wrap(tiny_cnn(classes=4, seed=2))
     view = model.view(image_from_array(np.random.default_rng(3).integers(
         0, 256, (32, 32, 3), dtype=np.uint8), "metrics"))
-    other, ssim = random_logit(model, view, Target(1), "gradcam", seed=5)
+    other, ssim = random_logit(model, view, Target(1), explain("gradcam"), seed=5)
     assert other == int(np.random.default_rng(5).choice([0, 2, 3]))
     a = class_heatmap(model, view, Target(1), "gradcam").heatmap
     b = class_heatmap(model, view, Target(other), "gradcam").heatmap
     assert ssim == pytest.approx(structural_similarity(a.astype("float64"), b.astype("float64"),
                                                        data_range=1.0, win_size=7), abs=1e-6)
     # EigenCAM has no class: the other class's map is the same map
-    assert random_logit(model, view, Target(1), "eigencam")[1] == pytest.approx(1.0)
+    assert random_logit(model, view, Target(1), explain("eigencam"))[1] == pytest.approx(1.0)
     binary = wrap(tiny_cnn(classes=1, activation="sigmoid"), labels=["no", "yes"])
-    assert random_logit(binary, binary.view(view_image()), Target(1), "gradcam")[0] == 0
+    assert random_logit(binary, binary.view(view_image()), Target(1),
+                        explain("gradcam", binary))[0] == 0
     # max-sensitivity by hand: the noisy copies' maps, the same seed
     rng = np.random.default_rng(0)
     worst = 0.0
@@ -397,12 +409,19 @@ def test_random_logit_and_max_sensitivity_by_reference():
         copy = ModelImage(view.original, noisy.astype("float32"), "n", f"n{_}")
         other_map = class_heatmap(model, copy, Target(1), "gradcam").heatmap
         worst = max(worst, np.linalg.norm(other_map - a) / np.linalg.norm(a))
-    assert max_sensitivity(model, view, Target(1), "gradcam", samples=3) == pytest.approx(
+    assert max_sensitivity(view, Target(1), explain("gradcam"), samples=3) == pytest.approx(
         worst, rel=1e-5)
-    metrics = map_metrics(model, view, Target(1), "gradcam")
-    assert metrics.random_logit_ssim == pytest.approx(random_logit(model, view, Target(1),
-                                                                   "gradcam")[1])
-    assert 0.0 <= metrics.sparseness < 1.0 and 0.0 <= metrics.road_morf <= 1.0
+    # map_metrics: every registered metric by its name, the same numbers
+    metrics = map_metrics(model, view, Target(1), "gradcam",
+                          params={"max_sensitivity": {"samples": 3}})
+    other0, ssim0 = random_logit(model, view, Target(1), explain("gradcam"))
+    assert metrics["random_logit"] == pytest.approx(ssim0, abs=1e-9)
+    assert metrics.random_logit_class == other0
+    assert metrics["max_sensitivity"] == pytest.approx(worst, rel=1e-5)
+    assert metrics["deletion_auc"] == pytest.approx(
+        deletion_insertion(model, view, 1, a).deletion_auc, abs=1e-9)
+    assert 0.0 <= metrics["sparseness"] < 1.0 and 0.0 <= metrics["road_morf"] <= 1.0
+    assert metrics.as_dict()["random_logit_class"] == other0
 
 
 def view_image():

@@ -30,7 +30,7 @@ from viz_core.methods import registry
 from viz_core.models.catalog import LoadedModel
 from viz_core.demo.shapes import CLASS_NAMES, Scene, draw_scene
 from viz_core.errors import Cancelled, ParameterError
-from viz_core.metrics.faithfulness import check_methods, explanation_map, method_title
+from viz_core.metrics.maps import check_methods, explanation_map, method_title
 from viz_core.inputs.intake import image_from_array
 from viz_core.models.targets import Target
 
@@ -41,8 +41,7 @@ MAX_SCENES = 2000
 
 
 def default_methods() -> tuple[str, ...]:
-    """Every registered method (:mod:`viz_core.methods.registry`), read now; LIME on request only
-    (hundreds of passes per scene)."""
+    """Every registered method (:mod:`viz_core.methods.registry`), read now."""
     return registry.names()
 
 
@@ -254,7 +253,7 @@ def pointing_game(
     model : LoadedModel
         A model with the shape classes (the demo model); not modified.
     methods : sequence of str
-        Names from :func:`viz_core.metrics.faithfulness.map_methods`; None: :func:`default_methods`.
+        Names from :func:`viz_core.metrics.maps.map_methods`; None: :func:`default_methods`.
     scenes : int
         Number of scenes, 1 to :data:`MAX_SCENES`.
     seed : int
@@ -264,7 +263,7 @@ def pointing_game(
     tolerance : int
         Pixels (in the 150 px scene) the boxes are widened by, 0 to 20.
     params : mapping of method -> dict, or None
-        Method parameters for :func:`viz_core.metrics.faithfulness.explanation_map`.
+        Method parameters for :func:`viz_core.metrics.maps.explanation_map`.
     progress : callable(fraction, message) or None
     should_stop : callable() -> bool or None
         Checked before every map; True raises :class:`~viz_core.errors.Cancelled`.

@@ -24,7 +24,7 @@ randomisation step computed, i.e. even with the top layers random the map keeps 
 pixels. Methods that depend on the weights fall far below 0.9 as soon as the output layer is
 random; an edge detector stays at 1.
 
-Built-in methods are those of :func:`viz_core.metrics.faithfulness.explanation_map` plus
+Built-in methods are the registry's (:func:`viz_core.metrics.maps.explanation_map`) plus
 :data:`EDGE_CONTROL` ("edges": a Sobel edge map of the image, which ignores the model and so
 must be flagged: a control). Any other ``(name, function)`` pair can be passed, where
 ``function(model, image, target)`` returns an (H, W) map.
@@ -43,13 +43,13 @@ from skimage.metrics import structural_similarity
 from viz_core.models.catalog import LoadedModel
 from viz_core.errors import Cancelled, ModelError, ParameterError
 from viz_core.methods import registry
-from viz_core.metrics.faithfulness import LIME, explanation_map, map_methods, rank_correlation
-from viz_core.metrics.faithfulness import method_title as map_title
+from viz_core.metrics.agreement import rank_correlation
+from viz_core.metrics.maps import explanation_map, map_methods
+from viz_core.metrics.maps import method_title as map_title
 from viz_core.models.inspect import iter_layers
 from viz_core.inputs.intake import ModelImage
 from viz_core.runtime.limits import SIMILARITY_THRESHOLD
 from viz_core.models.predict import probability_function
-from viz_core.render import apply_colormap
 from viz_core.models.targets import Target
 
 MapFn = Callable[[LoadedModel, ModelImage, Target], np.ndarray]
@@ -60,7 +60,7 @@ EDGE_CONTROL = "edges"
 
 
 def sanity_methods() -> tuple[str, ...]:
-    """Every method the check knows, read now: the registry's, LIME and the edge control."""
+    """Every method the check knows, read now: the registry's and the edge control."""
     return map_methods() + (EDGE_CONTROL,)
 
 
@@ -77,17 +77,14 @@ DEFAULT_THRESHOLD = 0.9
 DEFAULT_SEED = 0
 #: The dashboard randomises every weighted layer by default, but at most this many (top first).
 DEFAULT_MAX_STEPS = 8
-#: LIME's cheaper setting for the check (the registry's methods carry theirs as ``quick``).
-LIME_QUICK = {"samples": 200}
 
 
 def _quick_params() -> dict[str, dict]:
-    quick = {s.name: s.quick_params() for s in registry.specs() if s.quick_params()}
-    return {**quick, LIME: dict(LIME_QUICK)}
+    return {s.name: s.quick_params() for s in registry.specs() if s.quick_params()}
 
 
 #: Cheaper settings for the methods that run many passes per map (a map per step and method):
-#: the registry's ``quick`` values (built-in methods) and LIME's.
+#: the registry's ``quick`` values.
 FAST_PARAMS = _quick_params()
 _MIN_SSIM_SIDE = 7  # skimage's default SSIM window
 
@@ -179,21 +176,6 @@ class SanityReport:
 def method_title(method: str) -> str:
     """What users read for a method of the check (``"edges"`` is the control)."""
     return "Edge detector (control)" if method == EDGE_CONTROL else map_title(method)
-
-
-def sanity_picture(report: "SanityReport", method: str, step: int,
-                   colormap: str = "viridis") -> np.ndarray:
-    """One cell of the grid: ``method``'s map at ``step``, coloured.
-
-    Returns
-    -------
-    np.ndarray
-        (H, W, 3) uint8 RGB at the model's input resolution.
-    """
-    if not 0 <= int(step) <= report.steps:
-        raise ParameterError(f"Step {step} is out of range; the check has steps 0 to "
-                             f"{report.steps}.")
-    return apply_colormap(report.maps[int(step), report._index(method)], colormap)
 
 
 def edge_map(model: LoadedModel, image: ModelImage, target: Target) -> np.ndarray:
@@ -367,7 +349,7 @@ def cascading_randomisation(
         How many layers to randomise (top first); None: every weighted layer.
     params : mapping of method name -> dict, or None
         Parameters for built-in methods (e.g. ``{"smoothgrad": {"samples": 10}}``), passed to
-        :func:`viz_core.metrics.faithfulness.explanation_map`.
+        :func:`viz_core.metrics.maps.explanation_map`.
     seed : int
         Seed of the re-initialisation.
     metric : {"spearman", "ssim"}

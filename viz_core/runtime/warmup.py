@@ -16,15 +16,11 @@ from typing import Callable, Sequence
 import numpy as np
 
 from viz_core.features.activations import feature_map_layers, feature_maps, layer_chunks
-from viz_core.methods.cam import class_heatmap, top_classes
+from viz_core.methods.heatmap import class_heatmap, top_classes
 from viz_core.errors import VizError
-from viz_core.metrics.faithfulness import (
-    DEFAULT_BASELINE,
-    DEFAULT_CURVE_STEPS,
-    compare_methods,
-    compared_map,
-    deletion_insertion,
-)
+from viz_core.metrics.faithfulness import DEFAULT_BASELINE, DEFAULT_CURVE_STEPS, deletion_insertion
+from viz_core.metrics.maps import compare_methods
+from viz_core.runtime.compared import compared_map
 from viz_core.features.filters import (
     DEFAULT_COUNT,
     DEFAULT_SIZE,

@@ -22,8 +22,9 @@ from viz_core.models.downloads import DownloadProgress
 from viz_core.inputs.intake import LoadedImage, load_image
 from viz_core.runtime.settings import Settings
 
-# Arguments that steer how work is reported, not what it computes: never part of a key.
-_NOT_IN_KEY = frozenset({"progress", "should_stop"})
+# Arguments that steer how work is reported or cached (``run``: a cache runner handed down,
+# as map_metrics takes), not what it computes: never part of a key.
+_NOT_IN_KEY = frozenset({"progress", "should_stop", "run"})
 
 
 class Workbench:
