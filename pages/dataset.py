@@ -58,7 +58,8 @@ try:
         archive = c1.file_uploader("Dataset (.zip)", type=["zip"], key="ds_zip_file",
                                    max_upload_size=UPLOAD_LIMITS.max_total_bytes // 2**20)
         labels_file = c2.file_uploader("Labels (.csv, optional: filename,label)", type=["csv"],
-                                       key="ds_csv_file")
+                                       key="ds_csv_file",
+                                       max_upload_size=max(1, UPLOAD_LIMITS.max_csv_bytes // 2**20))
         st.caption(f"Up to {UPLOAD_LIMITS.max_files:,} images and "
                    f"{UPLOAD_LIMITS.max_total_bytes // 2**20} MB. The ZIP is read in memory, "
                    "never unpacked to disk; labels are folder names or the CSV's, matched to "
@@ -66,8 +67,20 @@ try:
         if archive is None:
             st.info("Upload a ZIP of images to continue.", icon=":material/upload:")
             st.stop()
-        data = open_zip(archive.getvalue(), model.labels, name=archive.name,
-                        labels_csv=None if labels_file is None else labels_file.getvalue())
+        # listed once per upload: a rerun (any click) reads the listing, or its refusal, back
+        mark = (archive.file_id, getattr(labels_file, "file_id", None), tuple(model.labels))
+        kept = st.session_state.get("_ds_listing")
+        if kept is None or kept[0] != mark:
+            try:
+                kept = (mark, open_zip(archive.getvalue(), model.labels, name=archive.name,
+                                       labels_csv=None if labels_file is None
+                                       else labels_file.getvalue()), None)
+            except VizError as exc:  # without its traceback, which holds the upload's bytes
+                kept = (mark, None, exc.with_traceback(None))
+            st.session_state["_ds_listing"] = kept
+        if kept[2] is not None:
+            raise kept[2]
+        data = kept[1]
     else:
         count = settings.select_slider(
             "Number of images", SAMPLE_COUNTS, value=48, key="ds_count",
