@@ -38,9 +38,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from viz_core.methods import cam  # noqa: E402
+from viz_core.methods import layer as layer_kernels  # noqa: E402
+from viz_core.methods import steps  # noqa: E402
 from viz_core.methods import registry as methods  # noqa: E402
-from viz_core.methods.cam import class_heatmap  # noqa: E402
+from viz_core.methods.heatmap import class_heatmap  # noqa: E402
 from viz_core.models.catalog import load_builtin_model  # noqa: E402
 from viz_core.inputs.intake import image_from_array  # noqa: E402
 from viz_core.models.preprocess import preprocessing_function  # noqa: E402
@@ -179,14 +180,14 @@ def methods_run(model, forward_s: float, rng, repeats: int = 3) -> dict:
     ``forward_s`` is unused (kept for callers); each baseline is measured here.
     """
     layer = "block5_conv3"
-    split = cam._split(model, layer)
-    acts = cam.layer_forward(model, _fresh(model, rng, "warm_acts"), layer)
+    split = steps.model_split(model, layer)
+    acts = steps.layer_forward(model, _fresh(model, rng, "warm_acts"), layer)
     channels = acts.activations.shape[-1]
-    size = max(1, min(64, cam._ABLATION_BATCH_BYTES // acts.activations.nbytes))
+    size = max(1, min(64, layer_kernels._ABLATION_BATCH_BYTES // acts.activations.nbytes))
     copies = tf.constant(np.repeat(acts.activations[None], size, axis=0))
-    _, scores, _ = cam._scorer(model)
+    _, scores, _ = steps.pixel_scorer(model)
     batch = tf.constant(np.stack([_fresh(model, rng, f"b{i}").pixels
-                                  for i in range(cam.BATCH_SIZE)]))
+                                  for i in range(steps.BATCH_SIZE)]))
     keras_model = model.model
     forward = tf.function(lambda x: keras_model(x, training=False))
     tape_gradcam, tape_ig = _tape_steps(model)
@@ -213,7 +214,7 @@ def methods_run(model, forward_s: float, rng, repeats: int = 3) -> dict:
             return wall * back_batches, cpu * back_batches
         if method in passes:  # one batch of 16, times the share of the passes
             wall, cpu = _timed_both(lambda: [np.asarray(t) for t in scores(batch)])
-            share = passes[method] / cam.BATCH_SIZE
+            share = passes[method] / steps.BATCH_SIZE
             return wall * share, cpu * share
         return _timed_both(lambda: np.asarray(forward(x)))
 

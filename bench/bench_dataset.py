@@ -55,7 +55,7 @@ def timing(model) -> dict:
     import tensorflow as tf
 
     from viz_core.dataset.engine import run_dataset
-    from viz_core.methods.cam import class_heatmap, top_classes
+    from viz_core.methods.heatmap import class_heatmap, top_classes
     from viz_core.dataset.readers import Dataset, sample_dataset
     from viz_core.inputs.intake import image_from_array
     from viz_core.models.targets import Target

@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 
 from viz_core.methods import registry as methods  # noqa: E402
-from viz_core.methods.cam import top_classes  # noqa: E402
+from viz_core.methods.heatmap import top_classes  # noqa: E402
 from viz_core.models.catalog import load_demo_model  # noqa: E402
 from viz_core.metrics.faithfulness import (  # noqa: E402
     _map_call,

@@ -14,7 +14,7 @@ from ui.page import page_setup
 from ui.state import workbench
 from ui.text import literal, literal_code, plotly_text
 from viz_core.methods import registry
-from viz_core.methods.cam import page_params, top_classes
+from viz_core.methods.heatmap import page_params, top_classes
 from viz_core.errors import VizError
 from viz_core.metrics.faithfulness import (
     BASELINE_HELP,

@@ -15,7 +15,8 @@ from ui.state import workbench
 from ui.text import literal, literal_code
 from viz_core.methods import registry
 from viz_core.features.activations import feature_map_layers
-from viz_core.methods.cam import class_heatmap, forward_seconds, top_classes
+from viz_core.methods.heatmap import class_heatmap, top_classes
+from viz_core.methods.steps import forward_seconds
 from viz_core.errors import VizError
 from viz_core.render import apply_colormap, colorbar, overlay_heatmap, png_bytes
 from viz_core.maps import resize_map

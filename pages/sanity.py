@@ -15,7 +15,7 @@ from ui.page import page_setup
 from ui.state import workbench
 from ui.text import literal
 from viz_core.methods import registry
-from viz_core.methods.cam import top_classes
+from viz_core.methods.heatmap import top_classes
 from viz_core.errors import VizError
 from viz_core.metrics.faithfulness import LIME, map_methods
 from viz_core.metrics.pointing import DEFAULT_TOLERANCE, pointing_game

@@ -8,7 +8,7 @@ import pytest
 
 from tests.conftest import clashing_names_cnn, nested_cnn, tiny_cnn, wrap
 from viz_core.dataset.engine import explain_batch, map_file_name, run_dataset
-from viz_core.methods.cam import class_heatmap
+from viz_core.methods.heatmap import class_heatmap
 from viz_core.dataset.readers import sample_dataset
 from viz_core.errors import Cancelled, ParameterError
 from viz_core.inputs.intake import image_from_array

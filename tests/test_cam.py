@@ -1,4 +1,4 @@
-"""Class heatmaps (viz_core.methods.cam): hand-computed maps, references, nested models, sign rules,
+"""Class heatmaps (viz_core.methods.heatmap and its kernels): hand-computed maps, references, nested models, sign rules,
 pointing on generated scenes, completeness of Integrated Gradients."""
 from __future__ import annotations
 
@@ -10,8 +10,10 @@ from skimage.transform import resize
 
 from tests.conftest import clashing_names_cnn, nested_cnn, tiny_cnn, wrap
 from viz_core.methods import registry as methods
-from viz_core.methods import cam
-from viz_core.methods.cam import class_heatmap, layer_forward, score_coefficients
+from viz_core.methods import layer, scores, steps
+from viz_core.methods.heatmap import class_heatmap
+from viz_core.methods.scores import score_coefficients
+from viz_core.methods.steps import layer_forward
 from viz_core.models.catalog import DEMO_MODEL_FILE
 from viz_core.errors import Cancelled, ParameterError
 from viz_core.inputs.intake import ModelImage, image_from_array
@@ -245,7 +247,7 @@ def test_models_that_cannot_be_cut_fall_back_to_the_whole_model():
     raw = (acts[0].numpy() * grads.mean(axis=(0, 1))).sum(axis=-1)
     result = class_heatmap(loaded, view, Target(0), layer="conv")
     np.testing.assert_allclose(result.raw, raw, rtol=1e-5, atol=1e-6)
-    assert cam._split(loaded, "conv").headless
+    assert steps.model_split(loaded, "conv").headless
 
 
 def test_score_coefficients_agree_with_targets_class_score(rng):
@@ -258,7 +260,7 @@ def test_score_coefficients_agree_with_targets_class_score(rng):
             for score in ("logit", "probability"):
                 target = Target(k, score)
                 v_logit, v_prob, offset = score_coefficients(target, kind, units)
-                got = cam._score(lg, out, v_logit, v_prob, offset, kind)
+                got = scores.score_tensor(lg, out, v_logit, v_prob, offset, kind)
                 want = class_score(lg, out, target, kind)
                 np.testing.assert_allclose(got, want, atol=1e-6, err_msg=f"{kind} {k} {score}")
 
@@ -362,14 +364,14 @@ def test_class_switch_reuses_the_forward_pass_and_model_is_untouched():
     x = model.batch([view])
     before = np.asarray(keras_model(x))
     weights = [w.copy() for w in keras_model.get_weights()]
-    steps = cam._steps(model)
+    cache = steps.step_cache(model)
     class_heatmap(model, view, Target(0))
-    misses = steps.stats.misses
+    misses = cache.stats.misses
     class_heatmap(model, view, Target(1))
     class_heatmap(model, view, Target(1), "gradcam++")
     # one new entry (class 1's gradient); the forward pass and class 1 again come from the cache
-    assert steps.stats.misses == misses + 1
-    assert ("forward", view.cache_key, "conv_b") in steps
+    assert cache.stats.misses == misses + 1
+    assert ("forward", view.cache_key, "conv_b") in cache
     np.testing.assert_array_equal(np.asarray(keras_model(x)), before)
     assert len(keras_model.layers) == 5
     for a, b in zip(weights, keras_model.get_weights()):
@@ -477,7 +479,7 @@ def test_softmax_layer_and_linear_outputs_are_cut_and_scored_before_the_softmax(
     raw = (acts[0].numpy() * grads.mean(axis=(0, 1))).sum(axis=-1)
     result = class_heatmap(model, view, Target(1), layer="conv")
     np.testing.assert_allclose(result.raw, raw, rtol=1e-5, atol=1e-6)
-    assert not cam._split(model, "conv").headless
+    assert not steps.model_split(model, "conv").headless
 
 
 def test_score_cam_scores_each_masked_image_once(monkeypatch):
@@ -486,7 +488,7 @@ def test_score_cam_scores_each_masked_image_once(monkeypatch):
     model = wrap(tiny_cnn(classes=3, seed=5))
     view = model.view(_image(11))
     scored = []
-    original = cam._scorer
+    original = steps.pixel_scorer
 
     def counting(loaded):
         has_logits, scores, pixel_gradient = original(loaded)
@@ -497,7 +499,7 @@ def test_score_cam_scores_each_masked_image_once(monkeypatch):
 
         return has_logits, spy, pixel_gradient
 
-    monkeypatch.setattr(cam, "_scorer", counting)
+    monkeypatch.setattr(layer, "pixel_scorer", counting)
     first = class_heatmap(model, view, Target(0), "scorecam", max_channels=3)
     assert sum(scored) == 3
     other_class = class_heatmap(model, view, Target(2), "scorecam", max_channels=3)

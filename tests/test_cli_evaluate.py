@@ -17,7 +17,7 @@ from PIL import Image
 
 from tests.conftest import tiny_cnn
 from viz_core.cli.bundle import export_bundle
-from viz_core.methods.cam import class_heatmap
+from viz_core.methods.heatmap import class_heatmap
 from viz_core.models.catalog import DEMO_MODEL_FILE, load_uploaded_model
 from viz_core.cli import build_parser, main
 from viz_core.demo.shapes import CLASS_NAMES

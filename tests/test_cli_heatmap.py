@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from tests.conftest import tiny_cnn
-from viz_core.methods.cam import class_heatmap
+from viz_core.methods.heatmap import class_heatmap
 from viz_core.models.catalog import load_uploaded_model
 from viz_core.cli import main
 from viz_core.inputs.intake import load_image

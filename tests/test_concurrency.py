@@ -23,7 +23,7 @@ import pytest
 
 from tests.conftest import tiny_cnn, wrap
 from viz_core.features.activations import feature_maps
-from viz_core.methods.cam import class_heatmap, top_classes
+from viz_core.methods.heatmap import class_heatmap, top_classes
 from viz_core.features.filters import filter_patterns
 from viz_core.methods.lime import fit_explanation, perturbed_predictions
 from viz_core.models.predict import predict

@@ -14,9 +14,11 @@ import pytest
 import tensorflow as tf
 
 from tests.conftest import nested_cnn, tiny_cnn, wrap
-from viz_core.methods import cam
+from viz_core.methods import context, heatmap, layer, steps
 from viz_core.methods import registry as methods
-from viz_core.methods.cam import class_heatmap, layer_forward, rise_masks
+from viz_core.methods.heatmap import class_heatmap
+from viz_core.methods.perturbation import rise_masks
+from viz_core.methods.steps import layer_forward
 from viz_core.errors import ParameterError
 from viz_core.inputs.intake import ModelImage, image_from_array
 from viz_core.methods.registry import MethodSpec, ParamSpec
@@ -136,7 +138,7 @@ def test_page_params_follow_the_widgets():
     assert methods.get("scorecam").page_params(32) == {"max_channels": None}  # all of them
     assert methods.get("smoothgrad").page_params() == {"samples": 25, "noise": 0.15}
     assert methods.get("rise").page_params() == {"masks": 500}
-    assert cam.page_params("occlusion", 0) == {"patch": 24, "stride": 12}
+    assert heatmap.page_params("occlusion", 0) == {"patch": 24, "stride": 12}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -170,7 +172,7 @@ def test_a_registered_toy_method_is_computed_and_listed(toy, tmp_path, capsys):
     view = model.view(_image(1))
     result = class_heatmap(model, view, Target(1), "toycam", strength=3.0)
     acts = layer_forward(model, view).activations
-    grads, _ = cam.layer_gradient(model, view, Target(1))
+    grads, _ = steps.layer_gradient(model, view, Target(1))
     np.testing.assert_allclose(result.raw, 3.0 * (acts * np.sign(grads)).sum(-1), rtol=1e-6)
     assert result.params == (("strength", 3.0),) and result.layer == "conv_b"
     np.testing.assert_array_equal(explanation_map(model, view, Target(1), "toycam", strength=3.0),
@@ -311,9 +313,9 @@ def test_eigencam_map_equals_the_svd_projection_on_either_side(shape):
     reference = u[:, 0] * s[0]
     total = flat.sum(1)
     reference *= np.sign(reference @ (total - total.mean()))
-    np.testing.assert_allclose(cam.eigencam_map(acts), reference.reshape(shape[:2]), rtol=1e-4,
+    np.testing.assert_allclose(layer.eigencam_map(acts), reference.reshape(shape[:2]), rtol=1e-4,
                                atol=1e-5)
-    assert not np.any(cam.eigencam_map(np.ones(shape, "float32")))  # nothing varies: zeros
+    assert not np.any(layer.eigencam_map(np.ones(shape, "float32")))  # nothing varies: zeros
 
 
 def test_ablationcam_runs_only_the_back_half_and_equals_zeroing_in_the_whole_model():
@@ -418,7 +420,7 @@ def test_perturbation_batches_are_even_and_carry_the_image_itself():
         asked.append((lo, hi))
         return np.stack([view.pixels * (1.0 - 0.01 * (n + 1)) for n in range(lo, hi)])
 
-    ctx = cam.MethodContext(model, view, Target(1))
+    ctx = context.MethodContext(model, view, Target(1))
     scores = ctx.image_scores(50, batch, with_image=True)
     # 51 images (the image first): 13 + 13 + 12 + 13, never 16 + 16 + 16 + 3
     assert asked == [(0, 12), (12, 25), (25, 37), (37, 50)]
@@ -432,12 +434,12 @@ def test_perturbation_batches_are_even_and_carry_the_image_itself():
     expected = image_logit - 0.01 * np.arange(1, 51) * float((grad * view.pixels).sum())
     np.testing.assert_allclose(scores, expected, rtol=1e-4, atol=1e-4)
     # the image's own scores were kept: Occlusion's map needs no forward pass of its own
-    assert ("scores", view.cache_key) in cam._steps(model)
-    assert ("forward", view.cache_key, model.info.last_conv_layer) not in cam._steps(model)
+    assert ("scores", view.cache_key) in steps.step_cache(model)
+    assert ("forward", view.cache_key, model.info.last_conv_layer) not in steps.step_cache(model)
     result = class_heatmap(model, view, Target(1), "occlusion", patch=4, stride=4)
     probs = np.asarray(model.model(view.pixels[None] / 255.0))[0]
     assert result.probability == pytest.approx(float(probs[1]), abs=1e-5)
-    assert ("forward", view.cache_key, model.info.last_conv_layer) not in cam._steps(model)
+    assert ("forward", view.cache_key, model.info.last_conv_layer) not in steps.step_cache(model)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -457,7 +459,7 @@ def test_single_sigmoid_classes_mirror_each_other():
     dog = class_heatmap(model, view, Target(1), "layercam")
     cat = class_heatmap(model, view, Target(0), "layercam")
     acts = layer_forward(model, view).activations
-    grads, _ = cam.layer_gradient(model, view, Target(1))
+    grads, _ = steps.layer_gradient(model, view, Target(1))
     np.testing.assert_allclose(cat.raw, (np.maximum(-grads, 0) * acts).sum(-1), rtol=1e-5,
                                atol=1e-7)
     np.testing.assert_array_equal(class_heatmap(model, view, Target(0), "eigencam").raw,

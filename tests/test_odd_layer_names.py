@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from viz_core.features import activations
-from viz_core.methods import cam
+from viz_core.methods import heatmap as cam
 from viz_core.features import filters
 from viz_core.methods import lime as lime_explain
 from viz_core.models.catalog import load_uploaded_model

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import tiny_cnn, wrap
-from viz_core.methods.cam import class_heatmap
+from viz_core.methods.heatmap import class_heatmap
 from viz_core.models.catalog import DEMO_MODEL_FILE
 from viz_core.demo.shapes import CLASS_NAMES, draw_scene
 from viz_core.errors import Cancelled, ParameterError

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import tiny_cnn, wrap
-from viz_core.methods.cam import class_heatmap
+from viz_core.methods.heatmap import class_heatmap
 from viz_core.metrics.faithfulness import (
     SENSITIVITY_RADIUS,
     max_sensitivity,

@@ -57,7 +57,7 @@ def test_flags_the_edge_detector_and_passes_gradcam(tiny):
     np.testing.assert_allclose(report.ssim[:, sobel_column], 1.0, atol=1e-6)
     assert report.spearman[1, 0] < 0.9  # random head: Grad-CAM already differs
     # the map at step 0 is the trained model's Grad-CAM
-    from viz_core.methods.cam import class_heatmap
+    from viz_core.methods.heatmap import class_heatmap
 
     np.testing.assert_allclose(report.maps[0, 0], class_heatmap(model, view, Target(1)).heatmap,
                                atol=1e-6)
@@ -191,7 +191,7 @@ def test_progress_goes_from_zero_to_one(tiny):
 
 def test_each_step_matches_a_model_randomised_from_scratch(tiny):
     """Steps share compiled functions; their maps must equal a fresh copy randomised alone."""
-    from viz_core.methods.cam import class_heatmap
+    from viz_core.methods.heatmap import class_heatmap
 
     model, view = tiny
     report = cascading_randomisation(model, view, Target(2), ["gradcam", "saliency"], seed=4)

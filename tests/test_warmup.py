@@ -8,7 +8,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from viz_core.features.activations import feature_map_layers, feature_maps, layer_chunks
-from viz_core.methods.cam import class_heatmap
+from viz_core.methods.heatmap import class_heatmap
 from viz_core.models.catalog import DEMO_MODEL_FILE
 from viz_core.metrics.faithfulness import (
     COMPARE_METHODS,

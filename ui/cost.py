@@ -1,10 +1,10 @@
 """What a slow run will cost, said before it runs, the same way on every page (LIME, Compare,
 Sanity): forward passes of the model, and the time they take from this model's forward pass
-as measured on this machine (:func:`viz_core.methods.cam.forward_seconds`, looked up at each call)."""
+as measured on this machine (:func:`viz_core.methods.steps.forward_seconds`, looked up at each call)."""
 from __future__ import annotations
 
 from viz_core.methods import registry
-from viz_core.methods import cam
+from viz_core.methods import steps
 
 #: Above this estimate a page offers its quick preset.
 SLOW_SECONDS = 60
@@ -17,7 +17,7 @@ def duration(seconds: float) -> str:
 
 def run_seconds(model, passes: float) -> float:
     """Seconds ``passes`` forward passes of ``model`` take here (its pass measured once)."""
-    return float(passes) * cam.forward_seconds(model)
+    return float(passes) * steps.forward_seconds(model)
 
 
 def cost_text(model, passes: float) -> str:

@@ -17,7 +17,7 @@ import viz_core.runtime.workbench
 from tests.app.media import capture_media, png_of, values
 from tests.conftest import tiny_cnn, wrap
 from ui.state import SELECTION_KEY
-from viz_core.methods.cam import class_heatmap, top_classes
+from viz_core.methods.heatmap import class_heatmap, top_classes
 from viz_core.methods import registry as methods
 from viz_core.metrics.faithfulness import (
     compare_methods,

@@ -1,7 +1,7 @@
 """AppTest for the Class heatmaps page, on a tiny model standing in for the demo model.
 
 The sidebar's "demo" choice is patched to load a seeded two-conv model, so the page is fast and
-what it shows can be checked against viz_core.methods.cam called directly. After ``at.switch_page``
+what it shows can be checked against viz_core.methods.heatmap called directly. After ``at.switch_page``
 AppTest runs the page without ``app.py`` (no sidebar), so the selection is read from, and the
 second image put into, the session state, as the sidebar would.
 """
@@ -19,7 +19,7 @@ import viz_core.runtime.workbench
 from ui.state import SELECTION_KEY
 from tests.app.media import capture_media, png_of, values
 from tests.conftest import tiny_cnn, wrap
-from viz_core.methods.cam import class_heatmap
+from viz_core.methods.heatmap import class_heatmap
 from viz_core.inputs.intake import load_image
 from viz_core.render import overlay_heatmap
 from viz_core.inputs.samples import sample_bytes

@@ -16,7 +16,7 @@ import ui.feedback
 from tests.app.media import values
 from tests.app.test_heatmaps_page import app, downloaded, selected  # noqa: F401 - fixture
 from viz_core.methods import registry as methods
-from viz_core.methods.cam import class_heatmap
+from viz_core.methods.heatmap import class_heatmap
 from viz_core.render import overlay_heatmap
 from viz_core.models.targets import Target
 

@@ -3,7 +3,7 @@ measured forward pass) and, for a slow model, offers a quick preset that says so
 result's caption."""
 from __future__ import annotations
 
-import viz_core.methods.cam
+import viz_core.methods.steps
 from tests.app.test_lime_page import app  # noqa: F401 - the page on the stand-in model
 
 
@@ -17,7 +17,7 @@ def test_cost_is_stated_and_a_slow_model_gets_a_quick_preset(app, monkeypatch): 
     assert any("about 500 forward passes" in c for c in captions(at))
     assert not any(b.key == "lime_quick_go" for b in at.button)
     # The same page for a model that takes 0.5 s per image: 500 passes are ~4 min.
-    monkeypatch.setattr(viz_core.methods.cam, "forward_seconds", lambda model: 0.5)
+    monkeypatch.setattr(viz_core.methods.steps, "forward_seconds", lambda model: 0.5)
     at.run()
     assert any("about 500 forward passes, ~4 min here" in c for c in captions(at))
     quick = at.button(key="lime_quick_go")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from viz_core.methods.cam import top_classes
+from viz_core.methods.heatmap import top_classes
 from viz_core.models.catalog import DEMO_MODEL_FILE
 
 pytestmark = pytest.mark.skipif(not DEMO_MODEL_FILE.exists(), reason="demo model not built")

@@ -72,7 +72,7 @@ def _backend():
     from viz_core.metrics import faithfulness
     from viz_core.metrics import pointing
     from viz_core.metrics import sanity
-    from viz_core.methods.cam import top_classes
+    from viz_core.methods.heatmap import top_classes
     from viz_core.render import png_bytes
     from viz_core.models.targets import Target
     from viz_core.runtime.workbench import Workbench
@@ -106,7 +106,7 @@ def _tag(method: str) -> str:
 
 def _class_of(model, view, args) -> int:
     if args.target is None:
-        from viz_core.methods.cam import top_classes
+        from viz_core.methods.heatmap import top_classes
 
         return top_classes(model, view, 1)[0][0]
     return model.class_index(args.target)

@@ -108,7 +108,7 @@ def register(commands) -> None:
 def cmd_heatmap(args, bench=None) -> int:
     import numpy as np
 
-    from viz_core.methods.cam import class_heatmap, top_classes
+    from viz_core.methods.heatmap import class_heatmap, top_classes
     from viz_core.render import overlay_heatmap, png_bytes
     from viz_core.models.targets import Target
     from viz_core.runtime.workbench import Workbench

@@ -2,7 +2,7 @@
 
 This is a deliberately small Grad-CAM, only for checking the bundled demo model in training and
 tests; the project's full Grad-CAM family (layer choice, targets, nested models) lives in
-``viz_core.methods.cam``.
+``viz_core.methods`` (:func:`viz_core.methods.heatmap.class_heatmap`).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 The Class heatmaps, Compare and Sanity pages, the pointing game, the presenter warm-up and the
 ``heatmap`` / ``compare`` / ``sanity`` / ``evaluate`` / ``methods`` commands list methods from
-here, and :func:`viz_core.methods.cam.class_heatmap` validates a method's parameters here, once. Adding
+here, and :func:`viz_core.methods.heatmap.class_heatmap` validates a method's parameters here, once. Adding
 a method is one :func:`register` call with its compute function (see README, "Adding a method").
 
 This module imports neither TensorFlow nor Keras (``python -m viz_core --help`` stays fast): a
@@ -10,21 +10,27 @@ spec names its compute function as ``"module:function"``, imported on first use.
 
 Families and compute function shapes (``inputs``):
 
-* ``"layer"`` methods work on one layer's activations ``A`` (h, w, k) float32:
+* ``"layer"`` methods work on one layer's activations ``A``, a stack (N, h, w, k) float32 (or
+  one image's (h, w, k)):
 
-  - ``inputs="gradients"``: ``fn(A, G, **params) -> (h, w)`` with ``G`` the gradient of the
+  - ``inputs="gradients"``: ``fn(A, G, **params) -> (N, h, w)`` with ``G`` the gradient of the
     class score with respect to ``A`` (same shape); the function returns the whole map, so
     per-pixel weightings (LayerCAM, HiResCAM) fit as well as channel weights (Grad-CAM);
-  - ``inputs="activations"``: ``fn(A, **params) -> (h, w)`` (no gradient: EigenCAM);
-  - ``inputs="context"``: ``fn(ctx, **params)`` with ``ctx`` a
-    :class:`viz_core.methods.cam.MethodContext` (model, image, target, layer, progress, stop), for
-    methods that run the model again (Score-CAM, AblationCAM).
-* ``"pixel-gradient"`` and ``"perturbation"`` methods work on the pixels: ``inputs="context"``,
-  ``fn(ctx, **params)`` returns an (H, W) map at the model's input resolution.
+  - ``inputs="activations"``: ``fn(A, **params) -> (N, h, w)`` (no gradient: EigenCAM);
+  - ``inputs="context"``: ``fn(ctx, **params) -> (h, w)`` with ``ctx`` a
+    :class:`viz_core.methods.context.MethodContext` (model, image, target, layer, progress,
+    stop), for methods that run the model again (Score-CAM, AblationCAM), one image at a time.
+* ``"pixel-gradient"`` methods work on the pixels: ``inputs="pixel-gradients"``,
+  ``fn(batch, **params) -> (N, H, W)`` with ``batch`` a
+  :class:`viz_core.methods.context.PixelBatch` (images, targets, ``batch.gradients(copies)``);
+  or ``inputs="context"``, ``fn(ctx, **params) -> (H, W)``, one image at a time.
+* ``"perturbation"`` methods: ``inputs="context"``, ``fn(ctx, **params)`` returns an (H, W) map
+  at the model's input resolution.
 
-A ``"context"`` function may return ``(raw, extras)`` with ``extras`` a dict
-(``attribution_sum``, ``score_difference``). Raw maps are signed; ``class_heatmap`` rectifies,
-resizes and scales them to [0, 1].
+A ``"context"`` or ``"pixel-gradients"`` function may return ``(raw, extras)`` with ``extras`` a
+dict (``attribution_sum``, ``score_difference``: one number, or one per image). Raw maps are
+signed; ``class_heatmap`` rectifies, resizes and scales them to [0, 1]. All but ``"context"``
+methods are batched by :func:`viz_core.methods.heatmap.class_heatmaps` (the dataset engine).
 
 Cost is counted in *forward passes' worth* of the whole model: a gradient with respect to the
 pixels is 3 (one forward, about two for the backward pass); a pass through the part of the
@@ -45,7 +51,11 @@ from viz_core.errors import ModelError, ParameterError
 FAMILIES = ("layer", "pixel-gradient", "perturbation")
 FAMILY_TITLES = {"layer": "layer (feature maps)", "pixel-gradient": "pixel gradients",
                  "perturbation": "perturbation (model runs on changed images)"}
-INPUTS = ("gradients", "activations", "context")
+INPUTS = ("gradients", "activations", "pixel-gradients", "context")
+#: The inputs each family may take (the first is the usual one).
+FAMILY_INPUTS = {"layer": ("gradients", "activations", "context"),
+                 "pixel-gradient": ("pixel-gradients", "context"),
+                 "perturbation": ("context",)}
 KINDS = ("int", "float")
 #: A gradient with respect to the pixels costs about this many forward passes (backward ~ 2x).
 GRADIENT_PASSES = 3.0
@@ -170,7 +180,7 @@ class MethodSpec:
     compute : str or callable
         ``"module:function"`` (imported on first use) or the function itself; its call shape
         depends on ``inputs`` (see the module docstring).
-    inputs : {"gradients", "activations", "context"}
+    inputs : {"gradients", "activations", "pixel-gradients", "context"}
     fast : bool
         The map costs a pass or two whatever the parameters: the page draws it at once, Compare
         and the sanity check run it by default.
@@ -197,8 +207,9 @@ class MethodSpec:
             raise ParameterError(f"Method family {self.family!r} is not one of {FAMILIES}.")
         if self.inputs not in INPUTS:
             raise ParameterError(f"Method inputs {self.inputs!r} is not one of {INPUTS}.")
-        if self.family != "layer" and self.inputs != "context":
-            raise ParameterError(f"A {self.family} method takes inputs='context'.")
+        if self.inputs not in FAMILY_INPUTS[self.family]:
+            raise ParameterError(f"A {self.family} method takes inputs "
+                                 f"{' or '.join(map(repr, FAMILY_INPUTS[self.family]))}.")
         names = [p.name for p in self.params]
         if len(set(names)) != len(names):
             raise ParameterError(f"Method {self.name!r} lists a parameter twice: {names}.")
@@ -444,12 +455,14 @@ def occlusion_windows(height: int, width: int, patch: int, stride: int) -> int:
 # --------------------------------------------------------------------------------------------
 # Built-in methods
 # --------------------------------------------------------------------------------------------
-_CAM = "viz_core.methods.cam"
+_LAYER = "viz_core.methods.layer"
+_PIXEL = "viz_core.methods.pixel"
+_PERTURBATION = "viz_core.methods.perturbation"
 _SEED = ParamSpec("seed", 0, 0, SEED_HIGH, "int", "random seed (same seed, same map)")
 
 register(MethodSpec(
     name="gradcam", title="Grad-CAM", family="layer", inputs="gradients", fast=True,
-    compute=f"{_CAM}:gradcam_map", cost=_layer_gradient_cost,
+    compute=f"{_LAYER}:gradcam_map", cost=_layer_gradient_cost,
     help="Gradient of the class score at a layer, averaged per channel: weights for the layer's "
          "feature maps, added up and the positive part kept (Selvaraju et al. 2017, "
          "\"Grad-CAM\"). One forward and one backward pass.",
@@ -457,7 +470,7 @@ register(MethodSpec(
     weakness="coarse (the layer's resolution); averaging can cancel opposite gradients"))
 register(MethodSpec(
     name="gradcam++", title="Grad-CAM++", family="layer", inputs="gradients", fast=True,
-    compute=f"{_CAM}:gradcam_pp_map", cost=_layer_gradient_cost,
+    compute=f"{_LAYER}:gradcam_pp_map", cost=_layer_gradient_cost,
     help="Like Grad-CAM, but each channel is weighted by where its gradient is positive, with "
          "higher-order terms (Chattopadhyay et al. 2018, \"Grad-CAM++\"); better when several "
          "objects of one class are in the image.",
@@ -465,7 +478,7 @@ register(MethodSpec(
     weakness="coarse; the higher-order terms assume an exponential score"))
 register(MethodSpec(
     name="scorecam", title="Score-CAM", family="layer", inputs="context",
-    compute=f"{_CAM}:scorecam_map",
+    compute=f"{_LAYER}:scorecam_map",
     cost=lambda info, p, layer: 1.0 + (p["max_channels"] or _channels(info, layer)),
     params=(ParamSpec("max_channels", None, 1, 4096, "int",
                       "score only this many channels, those with the largest mean activation",
@@ -478,7 +491,7 @@ register(MethodSpec(
     weakness="one pass per channel; small differences between channels after the softmax"))
 register(MethodSpec(
     name="layercam", title="LayerCAM", family="layer", inputs="gradients", fast=True,
-    compute=f"{_CAM}:layercam_map", cost=_layer_gradient_cost,
+    compute=f"{_LAYER}:layercam_map", cost=_layer_gradient_cost,
     help="Every position of every feature map weighted by its own positive gradient, then "
          "added up: ReLU(sum_k ReLU(dS/dA_k) * A_k) (Jiang et al. 2021, \"LayerCAM\"). Fine "
          "maps from earlier layers too.",
@@ -486,7 +499,7 @@ register(MethodSpec(
     weakness="ignores negative gradients; noisy at early layers"))
 register(MethodSpec(
     name="hirescam", title="HiResCAM", family="layer", inputs="gradients", fast=True,
-    compute=f"{_CAM}:hirescam_map", cost=_layer_gradient_cost,
+    compute=f"{_LAYER}:hirescam_map", cost=_layer_gradient_cost,
     help="Gradient times activation, element by element, summed over channels: "
          "ReLU(sum_k dS/dA_k * A_k) (Draelos & Carin 2020, \"HiResCAM\"). For a model ending in "
          "global average pooling and one dense layer it shows exactly the locations the score "
@@ -495,7 +508,7 @@ register(MethodSpec(
     weakness="coarse at deep layers; mixes positive and negative evidence before the ReLU"))
 register(MethodSpec(
     name="xgradcam", title="XGradCAM", family="layer", inputs="gradients", fast=True,
-    compute=f"{_CAM}:xgradcam_map", cost=_layer_gradient_cost,
+    compute=f"{_LAYER}:xgradcam_map", cost=_layer_gradient_cost,
     help="Channel weights sum(dS/dA_k * A_k) / sum(A_k): the gradient averaged where the "
          "channel is active (Fu et al. 2020, \"Axiom-based Grad-CAM\"), chosen to satisfy two "
          "axioms, sensitivity and conservation.",
@@ -503,7 +516,7 @@ register(MethodSpec(
     weakness="coarse; channels with tiny activations get unstable weights"))
 register(MethodSpec(
     name="eigencam", title="EigenCAM", family="layer", inputs="activations", fast=True,
-    compute=f"{_CAM}:eigencam_map", cost=lambda info, p, layer: 1.0,
+    compute=f"{_LAYER}:eigencam_map", cost=lambda info, p, layer: 1.0,
     help="No gradient and no class: the first principal component of the layer's feature maps "
          "(positions as samples, channels as features, centred), projected back on the "
          "positions (Muhammad & Yeasin 2020, \"Eigen-CAM\"). Its sign is arbitrary; it is "
@@ -512,7 +525,7 @@ register(MethodSpec(
     weakness="the same map for every class; cannot tell two objects apart"))
 register(MethodSpec(
     name="ablationcam", title="AblationCAM", family="layer", inputs="context",
-    compute=f"{_CAM}:ablationcam_map",
+    compute=f"{_LAYER}:ablationcam_map",
     cost=lambda info, p, layer: 1.0 + _channels(info, layer) * share_after(info, layer),
     help="Each channel of the layer is set to zero in turn and the rest of the network runs "
          "again; the drop of the class score, relative to the score, weighs the channel "
@@ -523,14 +536,15 @@ register(MethodSpec(
              "each other look unimportant"))
 register(MethodSpec(
     name="saliency", title="Vanilla saliency (gradient)", family="pixel-gradient",
-    compute=f"{_CAM}:saliency_map", cost=lambda info, p, layer: GRADIENT_PASSES, fast=True,
+    inputs="pixel-gradients", compute=f"{_PIXEL}:saliency_map",
+    cost=lambda info, p, layer: GRADIENT_PASSES, fast=True,
     help="Gradient of the class score with respect to each pixel, the largest over the colour "
          "channels (Simonyan et al. 2014, \"Deep Inside Convolutional Networks\").",
     answers="which pixels, changed a little, change the score most",
     weakness="noisy; sensitive to edges more than to the object"))
 register(MethodSpec(
     name="smoothgrad", title="SmoothGrad", family="pixel-gradient",
-    compute=f"{_CAM}:smoothgrad_map",
+    inputs="pixel-gradients", compute=f"{_PIXEL}:smoothgrad_map",
     cost=lambda info, p, layer: GRADIENT_PASSES * p["samples"],
     params=(ParamSpec("samples", 25, 1, 256, "int", "noisy copies to average",
                       page=(5, 100, 5), quick=10),
@@ -543,7 +557,7 @@ register(MethodSpec(
     weakness="one gradient per copy; the noise level changes the picture"))
 register(MethodSpec(
     name="integrated_gradients", title="Integrated Gradients", family="pixel-gradient",
-    compute=f"{_CAM}:integrated_gradients_map",
+    inputs="pixel-gradients", compute=f"{_PIXEL}:integrated_gradients_map",
     cost=lambda info, p, layer: GRADIENT_PASSES * (p["steps"] + 1),
     params=(ParamSpec("steps", 64, 2, 512, "int", "steps from the baseline to the image",
                       page=(8, 256, 8), quick=16),
@@ -556,7 +570,7 @@ register(MethodSpec(
     weakness="depends on the baseline; one gradient per step"))
 register(MethodSpec(
     name="occlusion", title="Occlusion", family="perturbation",
-    compute=f"{_CAM}:occlusion_map",
+    compute=f"{_PERTURBATION}:occlusion_map",
     cost=lambda info, p, layer: 1.0 + occlusion_windows(info.input_shape[0],
                                                         info.input_shape[1], p["patch"],
                                                         p["stride"]),
@@ -573,7 +587,7 @@ register(MethodSpec(
     weakness="one pass per patch position; the patch size sets the detail"))
 register(MethodSpec(
     name="rise", title="RISE", family="perturbation",
-    compute=f"{_CAM}:rise_map", cost=lambda info, p, layer: 1.0 + p["masks"],
+    compute=f"{_PERTURBATION}:rise_map", cost=lambda info, p, layer: 1.0 + p["masks"],
     params=(ParamSpec("masks", 500, 1, 4096, "int", "random masks to score",
                       page=(50, 2000, 50), quick=100),
             ParamSpec("cells", 7, 2, 32, "int", "grid cells per side of each low-resolution mask"),
