@@ -21,11 +21,15 @@ from viz_core.methods.heatmap import class_heatmap
 from viz_core.models.catalog import DEMO_MODEL_FILE, load_uploaded_model
 from viz_core.cli import build_parser, main
 from viz_core.demo.shapes import CLASS_NAMES
-from viz_core.metrics.faithfulness import compare_picture, deletion_insertion, rank_correlation
+from viz_core.metrics import registry as metrics
+from viz_core.metrics.agreement import rank_correlation
+from viz_core.metrics.evaluation import map_metrics
+from viz_core.metrics.faithfulness import deletion_insertion
 from viz_core.inputs.intake import image_from_array, load_image
 from viz_core.metrics.pointing import pointing_game
 from viz_core.render import png_bytes
-from viz_core.metrics.sanity import cascading_randomisation, sanity_picture
+from viz_core.metrics.sanity import cascading_randomisation
+from viz_core.render.compare import compare_picture, sanity_picture
 from viz_core.models.targets import Target
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -138,6 +142,13 @@ def test_compare_writes_the_pages_pictures_and_curves(shape_model_file, tmp_path
         np.testing.assert_array_equal(written, compare_picture(
             image.pixels, np.load(row["npy"]), opacity=0.7, colormap="magma"))
         assert written.shape == (48, 64, 3)  # at the original image's size
+        # every registered metric, by its registry name: what the Compare page shows
+        scores = map_metrics(model, view, Target(3, "logit"), method,
+                             settings={"steps": 4, "baseline": "black"})
+        for name in metrics.names():
+            assert row[name] == pytest.approx(scores[name], abs=1e-6, nan_ok=True), name
+        assert row["deletion_auc"] == pytest.approx(scores["deletion_auc"], abs=1e-9)
+        assert row["random_logit_class"] == scores.random_logit_class
     expected = rank_correlation(maps["gradcam"], maps["saliency"])
     assert payload["agreement"]["spearman"][0][1] == pytest.approx(expected, abs=1e-5)
     assert (out / "square scene_faithfulness_3.json").exists()
@@ -193,16 +204,18 @@ def test_bundle_command_reproduces_pictures_bit_for_bit(shape_model_file, tmp_pa
 
 def test_method_lists_read_without_tensorflow_equal_the_backends():
     from viz_core.metrics import faithfulness
+    from viz_core.metrics import maps
     from viz_core.metrics import pointing
     from viz_core.metrics import sanity
     from viz_core.cli import evaluate
+    from viz_core.render import compare
 
-    assert evaluate.map_methods() == faithfulness.map_methods()
+    assert evaluate.map_methods() == maps.map_methods()
     assert evaluate.sanity_methods() == sanity.sanity_methods()
     for command, expected in (("evaluate", pointing.default_methods()),
-                              ("compare", faithfulness.compare_methods()),
+                              ("compare", maps.compare_methods()),
                               ("sanity", sanity.default_methods())):
         sub = build_parser(command=command)._subparsers._group_actions[0].choices[command]
         assert sub.get_default("methods") == ",".join(expected)
     assert (evaluate.DEFAULT_BASELINE, evaluate.DEFAULT_METRIC, evaluate.SHOW) == (
-        faithfulness.DEFAULT_BASELINE, sanity.DEFAULT_METRIC, faithfulness.SHOW)
+        faithfulness.DEFAULT_BASELINE, sanity.DEFAULT_METRIC, compare.SHOW)

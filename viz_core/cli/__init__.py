@@ -31,6 +31,8 @@ COMMANDS = {
     "heatmap": ("heatmap", "class heatmaps: Grad-CAM, Grad-CAM++, Score-CAM, saliency..."),
     "methods": ("methods", "list the explanation methods: names, families, parameters and "
                 "their defaults"),
+    "metrics": ("metrics", "list the metrics of explanation maps: names, which way is "
+                "better, papers"),
     "lime": ("lime", "LIME: which superpixels carried the prediction"),
     "evaluate": ("evaluate", "pointing game: does each method's strongest point hit the shape?"),
     "compare": ("evaluate", "several explanation methods side by side, with faithfulness "

@@ -6,7 +6,9 @@ prints ``{"model", "scenes", "seed", "shapes_per_scene", "tolerance", "methods":
 
 ``compare`` writes, per image, each method's picture as the Compare methods page draws it
 (``<image>_<method>_<class>.png``) and map (``.npy``), and the deletion / insertion curves and
-rank-agreement matrix (``<image>_faithfulness_<class>.json``).
+rank-agreement matrix (``<image>_faithfulness_<class>.json``); each method's row holds every
+registered metric (:mod:`viz_core.metrics.registry`) under its registry name, as the page
+shows them.
 
 ``sanity`` writes, per image, every method's map at every randomisation step as the Sanity check
 page draws it (``<image>_sanity_<method>_step<i>.png``) and the similarities and verdicts
@@ -18,6 +20,8 @@ import json
 from typing import TYPE_CHECKING
 
 from viz_core.methods import registry
+from viz_core.metrics import registry as metric_registry
+from viz_core.metrics.registry import BASELINES, DEFAULT_BASELINE, DEFAULT_CURVE_STEPS
 from viz_core.runtime.limits import OPACITY, SIMILARITY_THRESHOLD
 from viz_core.cli.common import (
     COLORMAPS,
@@ -39,11 +43,7 @@ if TYPE_CHECKING:
     from viz_core.runtime.workbench import Workbench
 
 # Read from the modules' source, so argparse lists them before TensorFlow loads.
-BASELINES = static_constant("viz_core.metrics.faithfulness", "BASELINES")
-DEFAULT_BASELINE = static_constant("viz_core.metrics.faithfulness", "DEFAULT_BASELINE")
-DEFAULT_CURVE_STEPS = static_constant("viz_core.metrics.faithfulness", "DEFAULT_CURVE_STEPS")
-SHOW = static_constant("viz_core.metrics.faithfulness", "SHOW")
-LIME = static_constant("viz_core.metrics.faithfulness", "LIME")
+SHOW = static_constant("viz_core.render.compare", "SHOW")
 DEFAULT_SCENES = static_constant("viz_core.metrics.pointing", "DEFAULT_SCENES")
 DEFAULT_TOLERANCE = static_constant("viz_core.metrics.pointing", "DEFAULT_TOLERANCE")
 POINTING_FIRST_SEED = static_constant("viz_core.metrics.pointing", "POINTING_FIRST_SEED")
@@ -54,11 +54,11 @@ DEFAULT_THRESHOLD = static_constant("viz_core.metrics.sanity", "DEFAULT_THRESHOL
 METRICS = static_constant("viz_core.metrics.sanity", "METRICS")
 
 
-# The method lists, from the registry (as faithfulness.map_methods / compare_methods,
+# The method lists, from the registry (as maps.map_methods / compare_methods,
 # pointing.default_methods and sanity.sanity_methods / default_methods make them, which a test
 # keeps equal), without importing TensorFlow.
 def map_methods() -> tuple[str, ...]:
-    return registry.names() + (LIME,)
+    return registry.names()
 
 
 def sanity_methods() -> tuple[str, ...]:
@@ -69,7 +69,6 @@ def _backend():
     """The modules that compute (they import TensorFlow), loaded when a command runs."""
     import numpy as np
 
-    from viz_core.metrics import faithfulness
     from viz_core.metrics import pointing
     from viz_core.metrics import sanity
     from viz_core.methods.heatmap import top_classes
@@ -77,7 +76,7 @@ def _backend():
     from viz_core.models.targets import Target
     from viz_core.runtime.workbench import Workbench
 
-    return np, faithfulness, pointing, sanity, top_classes, png_bytes, Target, Workbench
+    return np, pointing, sanity, top_classes, png_bytes, Target, Workbench
 
 
 def register(commands) -> None:
@@ -137,8 +136,10 @@ def _register_evaluate(commands) -> None:
 
 
 def cmd_evaluate(args, bench: Workbench | None = None) -> int:
-    _, faithfulness, pointing, _, _, _, _, Workbench = _backend()
-    pointing_game, method_title = pointing.pointing_game, faithfulness.method_title
+    from viz_core.metrics.maps import method_title
+
+    _, pointing, _, _, _, _, Workbench = _backend()
+    pointing_game = pointing.pointing_game
     methods = args.methods  # checked while parsing
     bench = bench or Workbench()
     model = open_model(bench, args)
@@ -188,10 +189,14 @@ def _register_compare(commands) -> None:
 
 
 def cmd_compare(args, bench: Workbench | None = None) -> int:
-    np, faithfulness, _, _, _, png_bytes, Target, Workbench = _backend()
-    compare_picture, compared_map = faithfulness.compare_picture, faithfulness.compared_map
-    deletion_insertion, method_title = faithfulness.deletion_insertion, faithfulness.method_title
-    rank_agreement = faithfulness.rank_agreement
+    from viz_core.metrics.agreement import rank_agreement
+    from viz_core.metrics.evaluation import map_metrics
+    from viz_core.metrics.faithfulness import deletion_insertion
+    from viz_core.metrics.maps import method_title
+    from viz_core.render.compare import compare_picture
+    from viz_core.runtime.compared import compared_map
+
+    np, _, _, _, png_bytes, Target, Workbench = _backend()
     methods = args.methods  # checked while parsing, as --opacity
     bench = bench or Workbench()
     model = open_model(bench, args)
@@ -215,10 +220,14 @@ def cmd_compare(args, bench: Workbench | None = None) -> int:
                                                       opacity=args.opacity,
                                                       colormap=args.colormap)))
             np.save(npy, heat)
+            # every registered metric, keyed by its name (the curves' two come from the cache)
+            scores = bench.run(map_metrics, model, view, target, method,
+                               settings={"steps": args.steps, "baseline": args.baseline},
+                               run=bench.run, progress=progress)
             rows.append({"method": method, "deletion_auc": curves.deletion_auc,
                          "insertion_auc": curves.insertion_auc,
                          "deletion": curves.deletion, "insertion": curves.insertion,
-                         "png": str(png), "npy": str(npy)})
+                         "png": str(png), "npy": str(npy), **scores.as_dict()})
         random = bench.run(deletion_insertion, model, view, k,
                            np.zeros(model.info.input_shape[:2], dtype="float32"),
                            steps=args.steps, baseline=args.baseline, progress=progress)
@@ -243,7 +252,11 @@ def cmd_compare(args, bench: Workbench | None = None) -> int:
                      f"{args.steps} steps -> {summary}")
         width = max(len("Random order"), *(len(method_title(m)) for m in methods))
         lines += [f"  {method_title(r['method']):<{width}}  deletion AUC "
-                  f"{r['deletion_auc']:.3f}  insertion AUC {r['insertion_auc']:.3f}"
+                  f"{r['deletion_auc']:.3f}  insertion AUC {r['insertion_auc']:.3f}\n"
+                  f"  {'':<{width}}  " + "  ".join(
+                      f"{spec.column} {spec.formatted(r[spec.name])}"
+                      for spec in metric_registry.specs()
+                      if spec.name not in ("deletion_auc", "insertion_auc"))
                   for r in rows]
         lines.append(f"  {'Random order':<{width}}  deletion AUC {random.deletion_auc:.3f}  "
                      f"insertion AUC {random.insertion_auc:.3f}")
@@ -290,10 +303,11 @@ def _register_sanity(commands) -> None:
 
 
 def cmd_sanity(args, bench: Workbench | None = None) -> int:
-    np, _, _, sanity, _, png_bytes, Target, Workbench = _backend()
+    from viz_core.render.compare import sanity_picture
+
+    np, _, sanity, _, png_bytes, Target, Workbench = _backend()
     cascading_randomisation, fast_params = sanity.cascading_randomisation, sanity.fast_params
-    flag_rule, sanity_picture, sanity_title = (sanity.flag_rule, sanity.sanity_picture,
-                                               sanity.method_title)
+    flag_rule, sanity_title = sanity.flag_rule, sanity.method_title
     methods = args.methods  # checked while parsing, as --threshold
     bench = bench or Workbench()
     model = open_model(bench, args)
