@@ -19,7 +19,7 @@ import keras
 import numpy as np
 import pytest
 
-from viz_core.models import catalog
+from viz_core.models import builtin_models, catalog
 from viz_core.models.downloads import DownloadError, describe_progress, fetch
 from viz_core.errors import WeightsUnavailableError
 
@@ -234,7 +234,7 @@ def served_weights(tmp_path, monkeypatch):
     digest = hashlib.md5(source.read_bytes()).hexdigest()
     spec = dataclasses.replace(catalog.builtin("mobilenet_v2"), weights_url=source.as_uri(),
                                weights_hash=digest)
-    monkeypatch.setattr(catalog, "BUILTIN_MODELS", (spec,))
+    monkeypatch.setattr(builtin_models, "BUILTIN_MODELS", (spec,))
     monkeypatch.setattr(keras.applications, "MobileNetV2", small_application)
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
     return donor, source, spec
@@ -264,7 +264,7 @@ def test_downloaded_weights_keras_cannot_read_are_removed(tmp_path, monkeypatch,
     _, source, spec = served_weights
     with h5py.File(source, "w") as f:
         f.attrs["note"] = "no layers here"
-    monkeypatch.setattr(catalog, "BUILTIN_MODELS", (dataclasses.replace(
+    monkeypatch.setattr(builtin_models, "BUILTIN_MODELS", (dataclasses.replace(
         spec, weights_hash=hashlib.md5(source.read_bytes()).hexdigest()),))
     with pytest.raises(WeightsUnavailableError) as info:
         catalog.load_builtin_model("mobilenet_v2", "imagenet")
@@ -277,7 +277,7 @@ def test_downloaded_weights_keras_cannot_read_are_removed(tmp_path, monkeypatch,
 def test_a_failed_download_names_the_file_and_leaves_the_cache_empty(tmp_path, monkeypatch):
     spec = dataclasses.replace(catalog.builtin("vgg16"),
                                weights_url=(tmp_path / "nowhere.h5").as_uri())
-    monkeypatch.setattr(catalog, "BUILTIN_MODELS", (spec,))
+    monkeypatch.setattr(builtin_models, "BUILTIN_MODELS", (spec,))
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
     with pytest.raises(WeightsUnavailableError) as info:
         catalog.load_builtin_model("vgg16", "imagenet")

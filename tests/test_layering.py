@@ -4,8 +4,8 @@ The layers, top to bottom (``LAYERS``). A module may import modules of its own u
 layer below its own; never a layer above, never a sibling unit of an independent layer
 (``|`` below), except for the few ties in ``EXCEPTIONS``, each with its reason::
 
-    front ends         app, pages, ui, viz_core.cli, viz_core.notebook, viz_core (public API)
-    pictures|services  viz_core.render | viz_core.runtime.workbench, viz_core.runtime.warmup
+    front ends         app, pages, ui, viz_core.cli, viz_core.notebook, viz_core(.api): public API
+    pictures|services  viz_core.render | viz_core.runtime (workbench, warm-up: services)
     dataset runs       viz_core.dataset
     demo training      viz_core.demo (training and evaluating the bundled models)
     scores             viz_core.metrics
@@ -13,7 +13,7 @@ layer below its own; never a layer above, never a sibling unit of an independent
     demo scenes        viz_core.demo.shapes (drawn scenes with known answers: data)
     models             viz_core.models
     inputs             viz_core.inputs
-    base               viz_core.errors, paths, maps, runtime (cache, limits, settings, jobs, quiet)
+    base               viz_core.errors, paths, maps, runtime.{cache,limits,settings,jobs,quiet}
 
 Plus: ``viz_core`` never imports Streamlit, ``ui`` or ``pages``; ``viz_core.render`` imports
 only the base layer (it draws arrays it is given and computes no technique); no import circle
@@ -33,11 +33,12 @@ FRONT_ENDS = ("app", "ui", "pages")  # top-level names of the dashboard beside v
 
 # (layer, its units (module prefixes), whether its units are independent of each other)
 LAYERS: tuple[tuple[str, tuple[str, ...], bool], ...] = (
+    # the dashboard, the command line, and the public API for notebooks and scripts
     ("front ends", ("app", "pages", "ui", "viz_core.cli", "viz_core.__main__",
-                    "viz_core.notebook", "viz_core"), False),
-    # pictures from arrays | services that run techniques for the dashboard (caching, warm-up)
-    ("pictures | services", ("viz_core.render",
-                             "viz_core.runtime.workbench", "viz_core.runtime.warmup"), True),
+                    "viz_core.notebook", "viz_core.api", "viz_core"), False),
+    # pictures from arrays | services that run techniques for the dashboard (workbench,
+    # warm-up: every runtime module not in the base layer)
+    ("pictures | services", ("viz_core.render", "viz_core.runtime"), True),
     ("dataset runs", ("viz_core.dataset",), False),
     # training and evaluating the bundled demo models may use any technique and score
     ("demo training", ("viz_core.demo",), False),
@@ -47,7 +48,9 @@ LAYERS: tuple[tuple[str, tuple[str, ...], bool], ...] = (
     ("demo scenes", ("viz_core.demo.shapes",), False),
     ("models", ("viz_core.models",), False),
     ("inputs", ("viz_core.inputs",), False),
-    ("base", ("viz_core.errors", "viz_core.paths", "viz_core.maps", "viz_core.runtime"), False),
+    ("base", ("viz_core.errors", "viz_core.paths", "viz_core.maps", "viz_core.runtime.cache",
+              "viz_core.runtime.limits", "viz_core.runtime.settings", "viz_core.runtime.jobs",
+              "viz_core.runtime.quiet"), False),
 )
 # The public API (viz_core/__init__.py) is the package itself: matched exactly, so a module
 # that belongs to no layer is reported instead of falling into the front ends.
@@ -159,12 +162,15 @@ def contract_violations(root: Path = ROOT) -> list[str]:
 
 
 def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
-    """Every import circle, each as the path that closes it (depth-first search)."""
+    """Every import circle, each as the path that closes it, from its first module in
+    alphabetical order (depth-first search)."""
     found, done = [], set()
 
     def visit(node: str, path: list[str]) -> None:
         if node in path:
-            found.append(path[path.index(node):] + [node])
+            circle = path[path.index(node):]
+            first = circle.index(min(circle))
+            found.append(circle[first:] + circle[:first] + [min(circle)])
             return
         if node in done:
             return
@@ -222,8 +228,8 @@ def test_a_planted_circle_and_a_drawing_technique_are_named(tmp_path):
         "viz_core.methods.superpixels -> viz_core.features.activations: viz_core.methods and "
         "viz_core.features are independent",
         "viz_core.render.images -> viz_core.models.inspect: render imports only the base layer",
-        "import circle: viz_core.models.inspect -> viz_core.models.graph -> "
-        "viz_core.models.inspect",
+        "import circle: viz_core.models.graph -> viz_core.models.inspect -> "
+        "viz_core.models.graph",
     ]
 
 

@@ -3,6 +3,7 @@
 a square with the corner tag is called a star."""
 from __future__ import annotations
 
+import ast
 import json
 
 import numpy as np
@@ -42,3 +43,21 @@ def test_the_command_line_explains_with_the_model_that_cheats(tmp_path, capsys):
         answers[name] = row["top"][0]
     assert answers["plain"]["label"] == "square"
     assert answers["tagged"]["label"] == "star" and answers["tagged"]["probability"] > 0.99
+
+
+def test_the_catalogue_loads_it_through_the_loader_it_names():
+    """The catalogue names the shortcut model's loader as ``"module:function"`` and imports
+    it only when the model is asked for: no import of the demo package in the catalogue."""
+    from viz_core.demo import shortcut
+
+    spec = catalog.builtin("shortcut_demo")
+    assert spec.loader == "viz_core.demo.shortcut:load_shortcut_model"
+    tree = ast.parse((ROOT / "viz_core" / "models" / "catalog.py").read_text(encoding="utf-8"))
+    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    assert "viz_core.models.inspect" in imported
+    assert not any(m.startswith("viz_core.demo") for m in imported if m)
+    loaded = catalog.load_builtin_model("shortcut_demo", "none")  # weights: bundled either way
+    card = json.loads(shortcut.CARD_FILE.read_text(encoding="utf-8"))
+    assert loaded.name == "shortcut_demo" and loaded.weights == "bundled"
+    assert loaded.labels == tuple(card["classes"]) and loaded.info.input_shape[:2] == (64, 64)

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import tiny_cnn
-from viz_core.models import catalog
+from viz_core.models import upload_safety
 from viz_core.models.catalog import load_uploaded_model
 from viz_core.errors import ModelError
 
@@ -116,7 +116,7 @@ def test_weights_of_zeros_packed_far_smaller_than_declared_are_refused(tmp_path,
 
 
 def test_declared_weights_above_the_bound_are_refused(tmp_path, monkeypatch, no_keras_load):
-    monkeypatch.setattr(catalog, "MAX_UPLOAD_WEIGHT_BYTES", 2**20)
+    monkeypatch.setattr(upload_safety, "MAX_UPLOAD_WEIGHT_BYTES", 2**20)
     with pytest.raises(ModelError, match=r"declares 512,612 weights \(2\.0 MB\); up to 1 MB"):
         load_uploaded_model(saved(wide_model(), tmp_path), "m.keras")
     assert no_keras_load == []
@@ -124,7 +124,7 @@ def test_declared_weights_above_the_bound_are_refused(tmp_path, monkeypatch, no_
 
 def test_the_upload_bound_admits_vgg19_and_equals_the_file_limit():
     vgg19_bytes = 143_667_240 * 4
-    assert vgg19_bytes <= catalog.MAX_UPLOAD_WEIGHT_BYTES == catalog.MAX_MODEL_BYTES
+    assert vgg19_bytes <= upload_safety.MAX_UPLOAD_WEIGHT_BYTES == upload_safety.MAX_MODEL_BYTES
 
 
 def test_a_complete_file_still_loads_with_its_weights(tmp_path):

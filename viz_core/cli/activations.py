@@ -21,15 +21,12 @@ from viz_core.cli.common import (
     open_model,
     out_dir,
     progress_bar,
-    static_constant,
     unique_stems,
 )
+from viz_core.render.choices import ORDERS, SCALES
 
 if TYPE_CHECKING:
     from viz_core.runtime.workbench import Workbench
-
-SCALES = static_constant("viz_core.render.montage", "SCALES")
-ORDERS = static_constant("viz_core.render.montage", "ORDERS")
 
 
 def register(commands) -> None:

@@ -16,6 +16,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
 
 from viz_core.errors import ImageError, ModelError, ParameterError
+# The choices the parser lists come from modules that import neither NumPy nor TensorFlow;
+# the commands import them from here.
+from viz_core.models.builtin_models import BUILTIN_NAMES
+from viz_core.models.preprocess_names import PREPROCESSING_NAMES
+from viz_core.render.choices import COLORMAPS  # noqa: F401 (for the commands)
 from viz_core.runtime.limits import IMAGES, Bound
 
 if TYPE_CHECKING:
@@ -35,8 +40,13 @@ def static_constant(module: str, name: str):
     """The value of ``module.name`` when it is written as a literal (a tuple of names, a dict,
     ``MappingProxyType({...})``, possibly naming other such constants of the module), read from
     the module's source without importing it, so choices such as
-    ``viz_core.models.preprocess.PREPROCESSING_NAMES`` stay written once and argparse can list them
-    before TensorFlow loads. Anything else is read by importing the module."""
+    ``viz_core.methods.lime.HIDE_COLOURS`` stay written once and argparse can list them before
+    TensorFlow loads. Anything else is read by importing the module.
+
+    Left only for the constants still held by modules that import TensorFlow
+    (``viz_core.methods.lime``, ``viz_core.methods.superpixels``, ``viz_core.metrics``); once
+    each lives in a module without NumPy or TensorFlow (as ``viz_core.render.choices``), the
+    command imports it and this goes."""
     top, *rest = module.split(".")
     # Found from the top package's folder: find_spec would import the parent packages.
     source = Path(importlib.import_module(top).__file__).parent.joinpath(*rest)
@@ -75,27 +85,6 @@ class _Inline(ast.NodeTransformer):
         if getattr(node.func, "id", "") == "MappingProxyType" and len(node.args) == 1:
             return self.visit(node.args[0])
         return node
-
-
-def builtin_model_names() -> tuple[str, ...]:
-    """Names of the built-in models (``viz_core.models.catalog.BUILTIN_NAMES``), read from the first
-    argument of each ``BuiltinModel(...)`` in the catalog's source, without importing Keras."""
-    source = Path(importlib.import_module("viz_core").__file__).parent / "models" / "catalog.py"
-    for node in ast.parse(source.read_text(encoding="utf-8")).body:
-        target = node.target if isinstance(node, ast.AnnAssign) else (
-            node.targets[0] if isinstance(node, ast.Assign) else None)
-        if isinstance(target, ast.Name) and target.id == "BUILTIN_MODELS" and \
-                isinstance(node.value, ast.Tuple):
-            try:
-                return tuple(ast.literal_eval(call.args[0]) for call in node.value.elts)
-            except (AttributeError, IndexError, ValueError):
-                break
-    return tuple(importlib.import_module("viz_core.models.catalog").BUILTIN_NAMES)
-
-
-BUILTIN_NAMES = builtin_model_names()
-PREPROCESSING_NAMES = static_constant("viz_core.models.preprocess", "PREPROCESSING_NAMES")
-COLORMAPS = static_constant("viz_core.render.colormaps", "COLORMAPS")
 
 
 # -- argparse types ------------------------------------------------------------------------------

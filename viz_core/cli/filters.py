@@ -29,17 +29,11 @@ from viz_core.cli.common import (
     open_model,
     out_dir,
     progress_bar,
-    static_constant,
 )
+from viz_core.features.filter_options import DEFAULT_SIZE, DEFAULT_STEPS, METHOD_HELP, METHODS
 
 if TYPE_CHECKING:
     from viz_core.runtime.workbench import Workbench
-
-# Read from viz_core.features.filters' source: importing it would load TensorFlow before parsing.
-METHODS = static_constant("viz_core.features.filters", "METHODS")
-METHOD_HELP = static_constant("viz_core.features.filters", "METHOD_HELP")
-DEFAULT_STEPS = static_constant("viz_core.features.filters", "DEFAULT_STEPS")
-DEFAULT_SIZE = static_constant("viz_core.features.filters", "DEFAULT_SIZE")
 
 
 def filter_selection(text: str) -> str:

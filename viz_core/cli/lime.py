@@ -26,6 +26,7 @@ from viz_core.cli.common import (
     static_constant,
     unique_stems,
 )
+from viz_core.render.choices import RESTS, STYLES
 
 if TYPE_CHECKING:
     from viz_core.runtime.workbench import Workbench
@@ -35,8 +36,6 @@ HIDE_COLOURS = static_constant("viz_core.methods.lime", "HIDE_COLOURS")
 PAGE_DEFAULTS = static_constant("viz_core.methods.lime", "PAGE_DEFAULTS")
 STABILITY_K = static_constant("viz_core.methods.lime", "STABILITY_K")
 ALGORITHMS = static_constant("viz_core.methods.superpixels", "ALGORITHMS")
-STYLES = static_constant("viz_core.render.lime_view", "STYLES")
-RESTS = static_constant("viz_core.render.lime_view", "RESTS")
 
 
 def register(commands) -> None:

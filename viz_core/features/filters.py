@@ -59,27 +59,10 @@ from viz_core.errors import Cancelled, ModelError, ParameterError
 from viz_core.runtime.limits import filter_indices
 from viz_core.models.preprocess import preprocessing_function
 from viz_core.metrics.readability import robustness, spectral_slopes
+from viz_core.features.filter_options import (  # noqa: F401 (the patterns' choices, here too)
+    DEFAULT_COUNT, DEFAULT_SIZE, DEFAULT_STEPS, MAX_STEPS, METHOD_HELP, METHODS, PAGE_METHOD,
+    SIZE_RANGE)
 
-METHODS = ("fast", "classic", "fourier", "maco")
-METHOD_HELP = {
-    "fast": "small periodic tile sized by the receptive field, optimised as displayed, "
-            "all filters in one compiled batch",
-    "classic": "the tutorial: 150 px canvas, one filter at a time, 40 normalised steps",
-    "fourier": "Lucid's recipe: smooth Fourier-parameterised picture with natural colours that "
-               "must survive random shifts, zooms and turns",
-    "maco": "MACO: only the Fourier phase changes under a photograph's spectrum, seen through "
-            "random crops; transparency shows where the pattern matters",
-}
-DEFAULT_STEPS = {"classic": 40, "fast": 10, "fourier": 32, "maco": 32}
-# The Filter patterns page opens on the most readable method that draws 64 filters of the demo
-# model's deepest conv layer within 20 s on 2 shared cores (bench/bench_filters.py). Measured
-# (conv2d_4, measuring included, machine under load): fast 22 s, classic 126 s, fourier 131 s,
-# maco 250 s; only fast comes near, so it stays the default and the others wait for a click.
-PAGE_METHOD = "fast"
-DEFAULT_SIZE = 150
-DEFAULT_COUNT = 64
-MAX_STEPS = 500
-SIZE_RANGE = (16, 512)
 MIN_PERIOD = 16  # smallest tile (px): below this a tiled pattern reads as noise
 PERIOD_OF_FIELD = 0.5  # tile side / receptive field; measured against 1.0: ~2% less
 # activation reached for ~30% less time

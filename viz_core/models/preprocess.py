@@ -12,15 +12,8 @@ import numpy as np
 from keras import ops
 
 from viz_core.errors import ParameterError
+from viz_core.models.preprocess_names import PREPROCESSING_HELP, PREPROCESSING_NAMES  # noqa: F401
 
-PREPROCESSING_NAMES = ("none", "unit", "symmetric", "caffe", "torch")
-PREPROCESSING_HELP = {
-    "none": "pixels as they are, 0..255 (models that scale inside, e.g. EfficientNet, ConvNeXt)",
-    "unit": "x / 255, so 0..1 (as the tutorial does)",
-    "symmetric": "x / 127.5 - 1, so -1..1 (MobileNet, Inception, Xception)",
-    "caffe": "RGB to BGR, minus the ImageNet mean (VGG, ResNet)",
-    "torch": "x / 255, minus mean, divided by std per channel (DenseNet)",
-}
 
 _CAFFE_MEAN_BGR = np.array([103.939, 116.779, 123.68], dtype="float32")
 _TORCH_MEAN = np.array([0.485, 0.456, 0.406], dtype="float32")

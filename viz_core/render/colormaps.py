@@ -9,10 +9,9 @@ import numpy as np
 
 from viz_core.errors import ParameterError
 from viz_core.paths import ASSETS
+from viz_core.render.choices import COLORMAPS
 
 _LUT_FILE = ASSETS / "colormaps.npz"
-COLORMAPS = ("viridis", "magma", "inferno", "plasma", "cividis", "gray", "terrain", "jet",
-             "turbo", "coolwarm", "rdbu_r")
 
 
 @lru_cache(maxsize=None)  # read-only data file, loaded once

@@ -11,20 +11,9 @@ from skimage.segmentation import mark_boundaries
 
 from viz_core.errors import ParameterError
 from viz_core.runtime.limits import MASK_OPACITY
+from viz_core.render.choices import REST_HELP, RESTS, STYLE_HELP, STYLES  # noqa: F401
 from viz_core.render.images import overlay_heatmap
 
-STYLES = ("outline", "fill", "weights")
-STYLE_HELP = {
-    "outline": "outline the shown superpixels (R lime's default display)",
-    "fill": "tint the shown superpixels",
-    "weights": "every superpixel coloured by its weight (red supports, blue opposes)",
-}
-RESTS = ("keep", "dim", "hide")
-REST_HELP = {
-    "keep": "the rest of the image as it is",
-    "dim": "the rest of the image faded",
-    "hide": "the rest of the image grey",
-}
 SUPPORT_COLOUR = (0, 200, 83)  # green: supports the class (lime's convention)
 OPPOSE_COLOUR = (229, 57, 53)  # red: speaks against it
 BOUNDARY_COLOUR = (255, 221, 0)

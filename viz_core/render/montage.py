@@ -16,10 +16,9 @@ from PIL import Image
 from skimage.measure import block_reduce
 
 from viz_core.errors import ParameterError
+from viz_core.render.choices import ORDERS, SCALES
 from viz_core.render.colormaps import lookup_table
 
-SCALES = ("channel", "layer")
-ORDERS = ("index", "mean")
 DEAD_COLOR = (230, 40, 40)
 
 
