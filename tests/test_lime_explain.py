@@ -379,3 +379,27 @@ def test_demo_model_top_superpixels_sit_on_the_shape(bench):
         any_on_shape += any(on_shape)
     assert any_on_shape / scenes >= 0.8
     assert strongest_on_shape / scenes >= 0.7
+
+
+# -- LIME as a registered method (Compare, Sanity, the pointing game, the CLI) ----------------
+
+
+def test_registered_lime_map_is_the_lime_pages_explanation_painted(softmax_model, view):
+    from viz_core.methods import registry
+    from viz_core.methods.heatmap import class_heatmap
+    from viz_core.methods.lime import PAGE_DEFAULTS, lime_heatmap
+    from viz_core.models.targets import Target
+
+    result = class_heatmap(softmax_model, view, Target(1), "lime", samples=200, n_superpixels=12)
+    page = lime_explanation(softmax_model, view, (1,), samples=200, n_superpixels=12)
+    np.testing.assert_array_equal(result.raw, page.weights_for(1)[page.segments])
+    np.testing.assert_array_equal(result.heatmap, lime_heatmap(page, 1))
+    # the red square carries class 1: the map's strongest point is on it
+    row, col = np.unravel_index(int(np.argmax(result.heatmap)), result.heatmap.shape)
+    assert box_mask()[row, col]
+    spec = registry.get("lime")
+    assert spec.family == "perturbation" and not spec.fast
+    # the registry's defaults are the LIME page's (the registry cannot import this module)
+    assert spec.defaults() == {k: PAGE_DEFAULTS[k] for k in spec.defaults()}
+    # cost: one pass per sample plus the image itself
+    assert spec.passes(softmax_model.info, {"samples": 200}) == 201.0

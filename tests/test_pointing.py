@@ -11,6 +11,7 @@ from viz_core.demo.shapes import CLASS_NAMES, draw_scene
 from viz_core.errors import Cancelled, ParameterError
 from viz_core.inputs.intake import image_from_array
 from viz_core.metrics.pointing import (
+    DEFAULT_TOLERANCE,
     POINTING_FIRST_SEED,
     heatmap_peak,
     hit_rate,
@@ -101,6 +102,23 @@ def test_game_bookkeeping_matches_each_map(shape_model):
     payload = result.as_dict()
     assert payload["methods"][0]["method"] == "gradcam"
     assert payload["methods"][1]["total"] == 6
+
+
+def test_lime_plays_through_the_registry(shape_model):
+    from viz_core.methods.lime import lime_explanation, lime_heatmap
+
+    result = pointing_game(shape_model, ["lime"], scenes=1, seed=43,
+                           params={"lime": {"samples": 40, "n_superpixels": 8}})
+    scene = draw_scene(43, scene_classes(0, 1))
+    shape = scene.shapes[0]
+    view = shape_model.view(image_from_array(scene.image, "s"))
+    k = shape.class_index
+    heat = lime_heatmap(lime_explanation(shape_model, view, (k,), samples=40,
+                                         n_superpixels=8), k)
+    assert result.scores[0].method == "lime" and result.scores[0].title == "LIME"
+    assert result.hits[0, 0] == is_hit(heat, shape.box, DEFAULT_TOLERANCE, (150, 150))
+    peak = heatmap_peak(heat, (150, 150))
+    assert tuple(result.peaks[0, 0]) == (peak if peak is not None else (-1, -1))
 
 
 def test_game_refuses_models_without_shape_classes_and_bad_values(shape_model):

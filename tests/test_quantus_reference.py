@@ -14,12 +14,10 @@ import pytest
 
 from tests.conftest import tiny_cnn, wrap
 from viz_core.methods.heatmap import class_heatmap
-from viz_core.metrics.faithfulness import (
-    SENSITIVITY_RADIUS,
-    max_sensitivity,
-    noisy_linear_imputation,
-    sparseness,
-)
+from viz_core.metrics.complexity import sparseness
+from viz_core.metrics.registry import SENSITIVITY_RADIUS
+from viz_core.metrics.road import noisy_linear_imputation
+from viz_core.metrics.robustness import max_sensitivity
 from viz_core.inputs.intake import ModelImage, image_from_array
 from viz_core.models.targets import Target
 
@@ -58,7 +56,9 @@ def test_max_sensitivity_equals_quantus_on_the_same_noisy_copies():
     view = model.view(image_from_array(np.random.default_rng(8).integers(
         0, 256, (32, 32, 3), dtype=np.uint8), "sens"))
     samples, seed = 3, 4
-    ours = max_sensitivity(model, view, Target(2), "gradcam", samples=samples, seed=seed)
+    ours = max_sensitivity(view, Target(2),
+                           lambda image, target: class_heatmap(model, image, target).heatmap,
+                           samples=samples, seed=seed)
 
     # the noisy copies ours draws (uniform, +-radius x 255, clipped), handed to Quantus in turn
     rng = np.random.default_rng(seed)

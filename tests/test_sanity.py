@@ -222,3 +222,18 @@ def test_demo_model_gradcam_passes_and_the_edge_control_fails():
     assert report.probability[0] > 0.9
     for a, b in zip(before, demo.model.get_weights()):
         np.testing.assert_array_equal(a, b)
+
+
+def test_lime_is_checked_through_the_registry_at_its_quick_setting(tiny):
+    from viz_core.metrics.maps import explanation_map
+    from viz_core.metrics.sanity import fast_params, sanity_methods
+
+    model, view = tiny
+    assert "lime" in sanity_methods()
+    assert fast_params(["gradcam", "lime"]) == {"lime": {"samples": 200}}
+    report = cascading_randomisation(model, view, Target(1), ("lime",), steps=1,
+                                     params={"lime": {"samples": 30, "n_superpixels": 6}})
+    expected = explanation_map(model, view, Target(1), "lime", samples=30, n_superpixels=6)
+    top = float(expected.max())
+    np.testing.assert_allclose(report.maps[0, 0], expected / top if top > 0 else expected,
+                               atol=1e-6)
