@@ -33,7 +33,7 @@ from viz_core.features import filters as _filters
 from viz_core.inputs.intake import LoadedImage, image_from_array, load_image as _decode
 from viz_core.methods import lime as _lime
 from viz_core.methods import registry as _methods
-from viz_core.methods.heatmap import top_classes
+from viz_core.methods.heatmap import class_heatmaps, top_classes
 from viz_core.models.catalog import (
     BUILTIN_NAMES,
     LoadedModel,
@@ -311,9 +311,12 @@ def explain(model, images, method: str = "layercam", target=None, layer: str | N
     _methods.get(method).validate(params)  # before any image is read
     loaded, single = _images(images)
     views = [loaded_model.view(image) for image in loaded]
-    classes = _classes(loaded_model, views, target)
-    heatmaps = _class_heatmaps(loaded_model, views, [Target(k, score) for k in classes], method,
-                               layer=layer, params=params, progress=progress)
+    if target is None and score == "logit":
+        targets = None  # each image's top class, from the same forward pass
+    else:
+        targets = [Target(k, score) for k in _classes(loaded_model, views, target)]
+    heatmaps = class_heatmaps(loaded_model, views, targets, method, layer=layer, params=params,
+                              progress=progress)
     results = Explanations(
         Explanation(map=h.heatmap, class_index=h.class_index, label=h.label, method=h.method,
                     layer=h.layer, probability=h.probability, score=h.score,
@@ -321,16 +324,6 @@ def explain(model, images, method: str = "layercam", target=None, layer: str | N
                     image=image.pixels, name=image.name)
         for h, image in zip(heatmaps, loaded))
     return results[0] if single else results
-
-
-def _class_heatmaps(model, views, targets, method, *, layer=None, params=None, progress=None):
-    """One ClassHeatmap per image (interim: one image at a time, until the methods' batched
-    entry point lands)."""
-    from viz_core.methods.heatmap import class_heatmap
-
-    return tuple(class_heatmap(model, view, target, method, layer, progress=progress,
-                               **dict(params or {}))
-                 for view, target in zip(views, targets))
 
 
 def _classes(model: LoadedModel, views, target) -> list[int]:
@@ -611,7 +604,7 @@ def _remake(model: LoadedModel, made_by: Explanation | None):
         if made_by is None:
             raise ParameterError("This metric runs the method again; pass explain() results.")
         layer = made_by.layer if _methods.get(made_by.method).uses_layer else None
-        (heat,) = _class_heatmaps(model, [view], [target], made_by.method, layer=layer,
+        (heat,) = class_heatmaps(model, [view], [target], made_by.method, layer=layer,
                                  params=made_by.params)
         return heat.heatmap
 
