@@ -7,7 +7,17 @@ import time
 import pytest
 
 from viz_core.errors import ParameterError
-from viz_core.runtime.jobs import CANCELLED, DONE, FAILED, QUEUED, RUNNING, JobQueue, OwnerBusy, QueueFull
+from viz_core.runtime.jobs import (
+    CANCELLED,
+    DONE,
+    FAILED,
+    QUEUED,
+    RUNNING,
+    ClientBusy,
+    JobQueue,
+    OwnerBusy,
+    QueueFull,
+)
 
 
 def gate():
@@ -320,3 +330,96 @@ def test_waiting_outside_a_drawn_page_changes_nothing():
         assert q.pages.now == 0 and q.pages.give_way(5.0) < 1.0  # nobody drawing: no wait
     finally:
         q.close()
+
+
+# -- jobs belong to sessions (issue 30: 70 sessions pressed Run and closed; their jobs ran on for
+# 27 minutes) -------------------------------------------------------------------------------------
+def looping(reports: list[int]):
+    """A job body that reports progress every 10 ms until it is stopped (a long LIME run)."""
+    def run(progress):
+        while True:
+            reports.append(1)
+            progress(0.1, "working")
+            time.sleep(0.01)
+    return run
+
+
+def test_jobs_of_sessions_that_ended_are_dropped_or_stopped():
+    open_sessions = set()
+    queue = JobQueue(workers=1, give_way=0, max_per_client=100,
+                     owner_alive=lambda owner: owner in open_sessions)
+    try:
+        reports: list[int] = []
+        jobs = []
+        for i in range(10):  # ten sessions: each opens, presses Run, closes
+            open_sessions.add(f"session {i}")
+            jobs.append(queue.submit(("lime", i), looping(reports), owner=f"session {i}",
+                                     label=f"LIME {i}", client=f"10.0.0.{i}"))
+        wait_for(lambda: jobs[0].state == RUNNING and reports)
+        assert queue.counts() == {"queued": 9, "running": 1}
+        open_sessions.clear()
+        ended = time.monotonic()
+        wait_for(lambda: all(j.finished.is_set() for j in jobs), seconds=5)
+        assert time.monotonic() - ended < 1.0
+        assert queue.counts() == {"queued": 0, "running": 0}
+        assert [j.state for j in jobs] == [CANCELLED] * 10
+        assert jobs[0].started is not None and all(j.started is None for j in jobs[1:])
+        assert all(j._run is None for j in jobs)  # what the work held is let go
+        count = len(reports)
+        time.sleep(0.1)
+        assert len(reports) == count  # nothing runs any more
+    finally:
+        queue.close()
+
+
+def test_a_shared_job_goes_on_while_one_of_its_sessions_is_open():
+    open_sessions = {"a", "b"}
+    queue = JobQueue(workers=1, give_way=0, owner_alive=lambda owner: owner in open_sessions)
+    try:
+        reports: list[int] = []
+        job = queue.submit("same", looping(reports), owner="a")
+        assert queue.submit("same", looping(reports), owner="b") is job
+        wait_for(lambda: len(reports) > 2)
+        open_sessions.discard("a")
+        time.sleep(0.1)
+        assert job.state == RUNNING
+        open_sessions.discard("b")
+        assert job.finished.wait(5) and job.state == CANCELLED
+    finally:
+        queue.close()
+
+
+def test_a_check_that_fails_keeps_the_job():
+    def broken(owner):
+        raise RuntimeError("streamlit changed")
+
+    queue = JobQueue(workers=1, give_way=0, owner_alive=broken)
+    try:
+        job = queue.submit("k", lambda progress: progress(1.0, "done"), owner="a")
+        assert job.finished.wait(5) and job.state == DONE
+    finally:
+        queue.close()
+
+
+def test_one_address_may_have_two_heavy_jobs_and_the_message_names_the_limit():
+    queue = JobQueue(workers=1, give_way=0)
+    try:
+        bodies = [gate() for _ in range(4)]
+        first = queue.submit("one", bodies[0][0], owner="tab 1", client="10.0.0.5")
+        queue.submit("two", bodies[1][0], owner="tab 2", client="10.0.0.5")
+        with pytest.raises(ClientBusy) as refused:
+            queue.submit("three", bodies[2][0], owner="tab 3", client="10.0.0.5")
+        assert str(refused.value) == (
+            "Your address (10.0.0.5) already has 2 heavy jobs waiting or running on this "
+            "server; the limit is 2 per address. Try again when one of them has finished.")
+        other = queue.submit("four", bodies[3][0], owner="tab 4", client="10.0.0.6")
+        assert queue.submit("one", bodies[0][0], owner="tab 3", client="10.0.0.5") is first
+        bodies[0][1].set()
+        assert first.finished.wait(10)
+        queue.submit("three", bodies[2][0], owner="tab 5", client="10.0.0.5")  # room again
+        assert queue.counts()["queued"] + queue.counts()["running"] == 3
+        assert other.state in (QUEUED, RUNNING)
+    finally:
+        for _, release, _ in bodies:
+            release.set()
+        queue.close()

@@ -7,7 +7,12 @@ worker threads (fewer than the cores, so light work such as feature maps or Grad
 stays in the users' own threads, always finds a core), first come first served, with:
 
 * a place in the queue and an estimated wait for each job ("2 ahead of you, about 1 min");
-* at most one unfinished heavy job per owner (a browser session);
+* at most one unfinished heavy job per owner (a browser session), and at most
+  :data:`MAX_PER_CLIENT` per client (an address): one job per session did not bound one
+  client, which opened 70 sessions, pressed Run in each and closed them;
+* jobs belong to their owners: with ``owner_alive``, a queued job whose owners have all gone
+  (the tab closed) is dropped, and a running one stops at its next progress report, so
+  abandoned work does not hold the queue (it held it for 27 minutes);
 * one job for identical requests (the same ``key``), whoever asked first;
 * cancellation between two progress reports (the job's ``progress`` raises
   :class:`~viz_core.errors.Cancelled`), so nothing half-done reaches a cache;
@@ -52,6 +57,8 @@ KEEP_FINISHED = 256  # finished jobs remembered for their owners to pick up (old
 GIVE_WAY_S = 1.0  # the least a job may wait for page runs at one progress report
 PAGE_SHARE = 3.0  # ... and this many times what it computed since its previous report
 MAX_GIVE_WAY_S = 10.0  # the longest it waits at one report, however long its batches
+MAX_PER_CLIENT = 2  # unfinished heavy jobs one client (an address) may have
+SWEEP_S = 1.0  # at most this often a running job's report drops others' abandoned jobs
 
 
 def default_workers() -> int:
@@ -66,6 +73,10 @@ class QueueFull(VizError):
 
 class OwnerBusy(VizError):
     """The owner already has an unfinished heavy job."""
+
+
+class ClientBusy(VizError):
+    """The client (an address) already has :attr:`JobQueue.max_per_client` unfinished jobs."""
 
 
 @dataclass(frozen=True)
@@ -169,8 +180,12 @@ class Job:
 
     def __init__(self, key: Hashable, label: str, owner: Hashable,
                  run: Callable[[Callable[[float, str], None]], object], number: int,
-                 give_way: Callable[[float], object] | None = None):
+                 give_way: Callable[[float], object] | None = None,
+                 client: Hashable | None = None,
+                 report: Callable[[Job], object] | None = None):
         self.key = key
+        self.client = client  # who submitted it, for the per-client limit
+        self._report = report  # called at each progress report (the queue's sweep)
         # called at each progress report with the seconds computed since the previous one
         self._give_way = give_way
         self._since = time.monotonic()  # when the job last resumed computing
@@ -190,6 +205,8 @@ class Job:
     def progress(self, fraction: float, message: str = "") -> None:
         """The ``progress(fraction, message)`` callback handed to the work; raises
         :class:`Cancelled` once the job was cancelled."""
+        if self._report is not None:
+            self._report(self)  # cancels this job when its owners have gone
         if self._cancel.is_set():
             raise Cancelled(f"{self.label} was stopped.")
         self.fraction = float(min(1.0, max(0.0, fraction)))
@@ -243,15 +260,26 @@ class JobQueue:
         report, in seconds (default :data:`GIVE_WAY_S`; 0: jobs never wait); a job that
         computed longer since its last report may wait :data:`PAGE_SHARE` times that (see
         :meth:`wait_bound`).
+    max_per_client : int, optional
+        Unfinished jobs one ``client`` of :meth:`submit` may have; more raise
+        :class:`ClientBusy`.
+    owner_alive : callable, optional
+        ``owner_alive(owner)``: whether the owner (a browser session) is still there. A job
+        none of whose owners is alive is dropped while queued and stopped at its next
+        progress report while running. None: owners never go.
     """
 
     def __init__(self, workers: int | None = None, *, max_queued: int = MAX_QUEUED,
-                 give_way: float = GIVE_WAY_S):
+                 give_way: float = GIVE_WAY_S, max_per_client: int = MAX_PER_CLIENT,
+                 owner_alive: Callable[[Hashable], bool] | None = None):
         workers = default_workers() if workers is None else int(workers)
         if not 1 <= workers <= 16:
             raise ValueError(f"workers must be between 1 and 16; got {workers}.")
         self.workers = workers
         self.max_queued = max_queued
+        self.max_per_client = int(max_per_client)
+        self._owner_alive = owner_alive
+        self._swept = 0.0  # when abandoned jobs were last looked for
         self.pages = PageRuns()
         self._give_way_s = float(give_way)
         self._lock = threading.Condition()
@@ -269,20 +297,26 @@ class JobQueue:
 
     # -- asking ----------------------------------------------------------------------------
     def submit(self, key: Hashable, run: Callable[[Callable[[float, str], None]], object], *,
-               owner: Hashable, label: str = "The job") -> Job:
+               owner: Hashable, label: str = "The job", client: Hashable | None = None) -> Job:
         """Queue ``run(progress)`` under ``key`` for ``owner``, or join the unfinished job with
         the same key.
+
+        ``client`` (an address) counts the job against :attr:`max_per_client`; joining
+        another's job costs nothing.
 
         Raises
         ------
         OwnerBusy
             When ``owner`` already has an unfinished job with another key.
+        ClientBusy
+            When ``client`` already has :attr:`max_per_client` unfinished jobs.
         QueueFull
             When :attr:`max_queued` jobs are already waiting.
         """
         with self._lock:
             if self._closed:
                 raise QueueFull("The server is shutting down; try again in a moment.")
+            self._sweep()
             same = self._by_key.get(key)
             if same is not None and not same.finished.is_set() and not same.cancelled:
                 mine = self._by_owner.get(owner)
@@ -294,12 +328,21 @@ class JobQueue:
             mine = self._by_owner.get(owner)
             if mine is not None and not mine.finished.is_set():
                 raise OwnerBusy(self._busy_message(mine))
+            if client is not None:
+                theirs = sum(1 for j in self._unfinished() if j.client == client)
+                if theirs >= self.max_per_client:
+                    raise ClientBusy(
+                        f"Your address ({client}) already has {theirs} heavy jobs waiting or "
+                        f"running on this server; the limit is {self.max_per_client} per "
+                        "address. Try again when one of them has finished.")
             if len(self._waiting) >= self.max_queued:
                 raise QueueFull(f"{len(self._waiting)} heavy jobs are already waiting on this "
                                 "server; try again in a few minutes.")
             job = Job(key, label, owner, run, next(self._numbers),
                       give_way=(lambda ran: self.pages.give_way(self.wait_bound(ran)))
-                      if self._give_way_s > 0 else None)
+                      if self._give_way_s > 0 else None,
+                      client=client,
+                      report=self._reported if self._owner_alive is not None else None)
             self._waiting.append(job)
             self._by_key[key] = job
             self._by_owner[owner] = job
@@ -350,15 +393,78 @@ class JobQueue:
             job.cancel()
             if job.state == QUEUED and job in self._waiting:
                 self._waiting.remove(job)
-                job.state, job.ended = CANCELLED, time.monotonic()
-                job._run = None  # what the work would have held (model, images) goes now
-                job.finished.set()
+                self._drop(job)
 
     def counts(self) -> dict[str, int]:
-        """How many jobs wait and run now."""
+        """How many jobs wait and run now (abandoned ones dropped first)."""
         with self._lock:
+            self._sweep()
             running = sum(1 for j in self._by_key.values() if j.state == RUNNING)
             return {"queued": len(self._waiting), "running": running}
+
+    # -- owners that have gone -------------------------------------------------------------
+    def _unfinished(self):
+        return [*self._waiting, *(j for j in self._by_key.values() if j.state == RUNNING)]
+
+    def _abandoned(self, job: Job) -> bool:
+        """True when ``owner_alive`` says none of the job's owners is still there."""
+        if self._owner_alive is None or job.cancelled:
+            return False
+        for owner in list(job.owners):
+            try:
+                if self._owner_alive(owner):
+                    return False
+            except Exception:  # noqa: BLE001 - a failing check must not stop others' work
+                _LOG.exception("owner_alive failed; the job is kept")
+                return False
+        return True
+
+    def _sweep(self) -> None:
+        """Drop queued jobs whose owners have gone and cancel running ones (they stop at
+        their next progress report). Called with the lock held."""
+        if self._owner_alive is None:
+            return
+        self._swept = time.monotonic()
+        for job in [j for j in self._waiting if self._abandoned(j)]:
+            self._waiting.remove(job)
+            self._drop(job)
+            _LOG.info("job %d dropped (%s): its sessions have gone", job.number, job.label)
+        for job in self._by_key.values():
+            if job.state == RUNNING and self._abandoned(job):
+                job.cancel()
+                _LOG.info("job %d stopping (%s): its sessions have gone", job.number,
+                          job.label)
+
+    def _drop(self, job: Job) -> None:
+        job.cancel()
+        job.state, job.ended = CANCELLED, time.monotonic()
+        job._run = None  # what the work would have held (model, images) goes now
+        job.finished.set()
+        for owner in list(job.owners):
+            if self._by_owner.get(owner) is job:
+                del self._by_owner[owner]
+        self._remember(job)
+
+    def _reported(self, job: Job) -> None:
+        """A running job's progress report: it stops if its owners have gone, and now and
+        then the queue drops other abandoned jobs (no thread of its own needed)."""
+        with self._lock:
+            if self._abandoned(job):
+                job.cancel()
+            if time.monotonic() - self._swept >= SWEEP_S:
+                self._sweep()
+
+    def _remember(self, job: Job) -> None:
+        """Keep a finished job for its owners, forgetting the oldest beyond KEEP_FINISHED.
+        Called with the lock held."""
+        self._done_order.append(job)
+        while len(self._done_order) > KEEP_FINISHED:
+            old = self._done_order.popleft()
+            if self._by_key.get(old.key) is old:
+                del self._by_key[old.key]
+            for owner in list(old.owners):
+                if self._by_owner.get(owner) is old:
+                    del self._by_owner[owner]
 
     def close(self) -> None:
         """Stop the workers after the running jobs (queued ones are cancelled)."""
@@ -384,6 +490,11 @@ class JobQueue:
                 if self._closed and not self._waiting:
                     return
                 job = self._waiting.popleft()
+                if self._abandoned(job):  # its sessions went while it waited
+                    self._drop(job)
+                    _LOG.info("job %d dropped (%s): its sessions have gone", job.number,
+                              job.label)
+                    continue
                 job.state = RUNNING  # seen as running before the lock is released
                 _LOG.info("job %d started (%s)", job.number, job.label)
             job.execute()
@@ -392,11 +503,4 @@ class JobQueue:
             with self._lock:
                 if job.state == DONE:
                     self._durations.append(job.ended - job.started)
-                self._done_order.append(job)
-                while len(self._done_order) > KEEP_FINISHED:
-                    old = self._done_order.popleft()
-                    if self._by_key.get(old.key) is old:
-                        del self._by_key[old.key]
-                    for owner in list(old.owners):
-                        if self._by_owner.get(owner) is old:
-                            del self._by_owner[owner]
+                self._remember(job)
