@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from PIL import Image
+from skimage.metrics import structural_similarity
 
 import viz_core as vc
 
@@ -63,8 +64,9 @@ def bilinear(values, height, width):
     return top * (1 - fy[:, None]) + bottom * fy[:, None]
 
 
-def layercam_by_hand(model, pixels, class_index, *, sigmoid=False):
-    """LayerCAM of ``class_index`` at conv_b; ``pixels`` (H, W, C) in [0, 255]."""
+def layercam_by_hand(model, pixels, class_index, *, sigmoid=False, probability=False):
+    """LayerCAM of ``class_index`` at conv_b; ``pixels`` (H, W, C) in [0, 255]; the class's
+    logit (its probability if ``probability``) is differentiated."""
     head = model.get_layer("head")
     side = keras.Model(model.inputs, [model.get_layer("conv_b").output, head.input])
     x = tf.constant(pixels[None].astype("float32") / 255.0)
@@ -72,8 +74,12 @@ def layercam_by_hand(model, pixels, class_index, *, sigmoid=False):
         acts, pooled = side(x)
         tape.watch(acts)
         logits = tf.matmul(tf.reduce_mean(acts, axis=(1, 2)), head.kernel) + head.bias
-        score = (logits[0, 0] if class_index == 1 else -logits[0, 0]) if sigmoid \
-            else logits[0, class_index]
+        if probability:
+            score = tf.nn.softmax(logits)[0, class_index]
+        elif sigmoid:
+            score = logits[0, 0] if class_index == 1 else -logits[0, 0]
+        else:
+            score = logits[0, class_index]
     grads = tape.gradient(score, acts)[0].numpy().astype("float64")
     raw = (np.maximum(grads, 0) * acts[0].numpy()).sum(axis=-1)
     heat = bilinear(np.maximum(raw, 0), SIZE, SIZE)
@@ -156,6 +162,17 @@ def test_target_by_name_and_by_index(keras_model, model):
     np.testing.assert_allclose(by_name.map, layercam_by_hand(keras_model, pixels, 1), atol=1e-4)
     per_image = vc.explain(model, list(scenes(3)), target=["bird", 0, "dog"])
     assert [r.class_index for r in per_image] == [2, 0, 1]
+
+
+def test_the_probability_can_be_explained_instead_of_the_logit(keras_model, model):
+    images = scenes(2)
+    results = vc.explain(model, images, score="probability")
+    for result, pixels in zip(results, images):
+        top = int(np.argmax(keras_model(pixels[None] / 255.0)[0]))
+        assert (result.class_index, result.score_kind) == (top, "probability")
+        np.testing.assert_allclose(result.map,
+                                   layercam_by_hand(keras_model, pixels, top, probability=True),
+                                   atol=1e-4)
 
 
 def test_a_grayscale_model_sees_the_luminance():
@@ -284,6 +301,14 @@ def test_evaluate_scores_maps_by_metric_name(model):
                        metrics=["sparseness"], target="cat")
     assert flat["sparseness"] == pytest.approx(0.0, abs=1e-9) and flat.label == "cat"
     assert "Sparseness ↑" in scores._repr_html_()
+    # random-logit runs the map's method again for another class: SSIM of the two maps
+    other = vc.evaluate(model, images[0], maps[0], metrics=["random_logit"])
+    k = other.extras["random_logit"]["class"]
+    assert k in (0, 1, 2) and k != maps[0].class_index
+    again = vc.explain(model, images[0], target=k).map
+    assert other["random_logit"] == pytest.approx(structural_similarity(
+        maps[0].map.astype("float64"), again.astype("float64"), data_range=1.0, win_size=7),
+        abs=1e-6)
     with pytest.raises(vc.VizError, match="needs the results of explain"):
         vc.evaluate(model, images[0], maps[0].map, metrics=["random_logit"])
     with pytest.raises(vc.VizError, match="'bogus'"):

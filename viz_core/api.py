@@ -524,7 +524,9 @@ def evaluate(model, images, maps, metrics: Sequence[str] | None = None, *, targe
         needs the method given plain arrays.
     """
     from viz_core.metrics import registry as _metrics
-    from viz_core.metrics.evaluation import MetricInput, metric_params
+    # _memo: one cache for this call, so metrics sharing a computation (both deletion curves,
+    # ROAD's two orders) run it once, as in map_metrics
+    from viz_core.metrics.evaluation import MetricInput, _memo, metric_params
 
     loaded_model = _loaded(model)
     specs = [_metrics.get(m) for m in _metrics.check_names(metrics)]
@@ -547,7 +549,7 @@ def evaluate(model, images, maps, metrics: Sequence[str] | None = None, *, targe
         classes = [item.class_index if isinstance(item, Explanation)
                    else top_classes(loaded_model, view, 1)[0][0]
                    for item, view in zip(given, views)]
-    results = Evaluations()
+    results, run = Evaluations(), _memo()
     for i, (item, view, k) in enumerate(zip(given, views, classes)):
         made_by = item if isinstance(item, Explanation) else None
         for spec in specs:
@@ -557,7 +559,7 @@ def evaluate(model, images, maps, metrics: Sequence[str] | None = None, *, targe
         inp = MetricInput(model=loaded_model, image=view, target=Target(k, _score_kind(made_by)),
                           method=made_by.method if made_by else "",
                           heatmap=np.asarray(getattr(item, "map", item), dtype="float32"),
-                          explain=_remake(loaded_model, made_by), seed=int(seed))
+                          explain=_remake(loaded_model, made_by), seed=int(seed), run=run)
         values, extras = {}, {}
         for j, spec in enumerate(specs):
             if progress is not None:
