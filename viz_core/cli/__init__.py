@@ -1,13 +1,29 @@
 """The command line: ``python -m viz_core <command> ...`` (installed: ``cnn-explorer``).
 
-Every command takes ``--json`` and then prints exactly one JSON object on stdout. Bad input
-ends with exit status 2 and one line ``error: ...`` on stderr, never a traceback.
-Each command lives in its own module with ``register(subparsers)``.
+The same calls as the dashboard, with files and JSON out. Every command takes ``--json`` and
+then prints exactly one JSON object on stdout. Bad input ends with exit status 2 and one line
+``error: ...`` on stderr, never a traceback. Each command lives in its own module with
+``register(subparsers)``.
 
 Start-up is lazy: ``--help`` imports no command module, and a command's module is imported
-only when that command is asked for; its ``register`` builds the parser without TensorFlow,
-so argument errors are answered before TensorFlow loads (it loads, quietly, just before the
-command runs).
+only when that command is asked for; its ``register`` builds the parser without TensorFlow
+(choices come from modules without NumPy: ``viz_core.models.builtin_models``,
+``viz_core.render.choices``...), so argument errors are answered before TensorFlow loads (it
+loads, quietly, just before the command runs).
+
+Modules:
+    common       arguments, checks and the progress bar shared by the commands
+    basic        ``models``, ``info``, ``predict``
+    activations  ``activations``: feature-map grids and ``.npy`` arrays
+    filters      ``filters``: filter patterns as a grid and one PNG per filter
+    heatmap      ``heatmap``: class heatmaps as overlays, ``.npy`` and JSON
+    methods      ``methods``: the registry of explanation methods
+    metrics      ``metrics``: the registry of metrics
+    lime         ``lime``: superpixels and LIME explanations
+    evaluate     ``evaluate`` (pointing game), ``compare``, ``sanity``
+    dataset      ``dataset``: a model over a folder, ZIP or sample of images
+    app          ``app``: start the dashboard
+    bundle       export bundles: a view's pictures, parameters and the command remaking them
 """
 from __future__ import annotations
 

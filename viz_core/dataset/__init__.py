@@ -1,1 +1,11 @@
-"""Dataset: many images at once (readers for folders, CSVs, ZIPs and samples), the batch engine (local and Ray) and the shortcut finder."""
+"""Dataset: a model over many images at once, with bounded memory. Readers turn a folder, a ZIP,
+a CSV or a built-in sample into labelled images; the engine runs the model (predictions and
+class heatmaps) batch by batch, locally or on Ray with the same per-batch function; the
+shortcut finder groups the heatmaps into the strategies a model uses for each class.
+
+Modules:
+    readers     folders, ZIPs, CSV label files and built-in samples -> labelled images
+    engine      the local batch engine: predictions, heatmaps, small maps, files for the rest
+    ray_engine  the same batches on a Ray cluster (or a local Ray), same results
+    shortcuts   the shortcut finder: heatmaps clustered into each class's strategies
+"""

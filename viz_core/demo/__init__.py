@@ -1,9 +1,11 @@
-"""The bundled demo: generated "shapes" scenes and the small CNN trained on them, fully offline.
+"""The bundled demo: generated "shapes" scenes with known answers, and the small CNNs trained on
+them, fully offline. ``shapes`` is data that the pointing game and dataset samples draw from;
+the rest trains and evaluates the bundled models (the catalogue loads them by name).
 
-* ``shapes``: seeded scene generator (circle, square, triangle, star on cluttered backgrounds),
-  with the exact mask and box of every shape.
-* ``train``: ``python -m viz_core.demo.train`` rebuilds ``assets/demo/shapes_cnn.keras`` and its
-  card ``shapes_cnn.json``.
-* ``evaluate``: held-out accuracy and Grad-CAM pointing checks used by training and tests.
-* ``gallery``: ``python -m viz_core.demo.gallery`` rewrites the sample scenes in ``assets/samples``.
+Modules:
+    shapes    seeded scene generator (circle, square, triangle, star on clutter), exact masks
+    train     ``python -m viz_core.demo.train`` rebuilds ``assets/demo/shapes_cnn.keras``
+    evaluate  held-out accuracy and pointing checks used by training and tests
+    shortcut  the model that learned a corner tag: training, scenes, its loader
+    gallery   ``python -m viz_core.demo.gallery`` rewrites the sample scenes in ``assets/samples``
 """
