@@ -66,6 +66,17 @@ def installed_env(site: Path) -> dict:
     return env
 
 
+def test_every_subpackage_of_the_backend_is_listed_for_the_wheel():
+    """setuptools packages only what pyproject.toml lists: a new subpackage (a folder of
+    viz_core with an ``__init__.py``) must be named there, or the wheel silently lacks it."""
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+                 ["packages"])
+    found = {".".join(p.parent.relative_to(ROOT).parts)
+             for p in (ROOT / "viz_core").rglob("__init__.py") if "__pycache__" not in p.parts}
+    assert {"viz_core", "viz_core.models", "viz_core.render"} <= found
+    assert found - listed == set()
+
+
 def test_the_wheel_holds_the_backend_the_app_and_the_assets(wheel):
     source = wheel.parent.parent / "src"  # the copy the wheel was built from
     with zipfile.ZipFile(wheel) as archive:
