@@ -1,7 +1,8 @@
 """Filter patterns with a natural-image prior: the ``fourier`` and ``maco`` methods.
 
 Both optimise a picture through the model's own preprocessing, like ``fast`` and ``classic``
-(see :mod:`viz_core.features.filters`, which owns the layer cut, the cache and the results), but they
+(see :mod:`viz_core.features.ascent`, which owns the layer cut and the runs, and
+:mod:`viz_core.features.filters`, the cache and the results), but they
 change *what is optimised* so that the picture keeps the statistics of photographs:
 
 ``fourier`` (Olah et al., "Feature Visualization", Distill 2017; the Lucid library)
@@ -374,7 +375,7 @@ def maco_render(canvas: tuple[int, int], channels: int):
 # -- the runs --------------------------------------------------------------------------------
 @dataclass(frozen=True, eq=False)
 class Run:
-    """What a run hands back to :mod:`viz_core.features.filters`.
+    """What a run hands back to :mod:`viz_core.features.ascent`.
 
     Attributes
     ----------
