@@ -16,26 +16,21 @@ from ui.text import literal, literal_code, plotly_text
 from viz_core.methods import registry
 from viz_core.methods.heatmap import page_params, top_classes
 from viz_core.errors import VizError
+from viz_core.metrics import registry as metrics
+from viz_core.metrics.agreement import rank_agreement
+from viz_core.metrics.evaluation import map_metrics, metrics_passes
 from viz_core.metrics.faithfulness import (
     BASELINE_HELP,
     BASELINES,
     DEFAULT_BASELINE,
     DEFAULT_CURVE_STEPS,
-    LIME,
-    LIME_DEFAULTS,
-    SENSITIVITY_SAMPLES,
-    compare_methods,
-    compare_picture,
-    compared_map,
-    compared_map_ready,
     deletion_insertion,
-    map_methods,
-    map_metrics,
-    method_title,
-    rank_agreement,
 )
+from viz_core.metrics.maps import compare_methods, map_methods, method_title
 from viz_core.render import colorbar
+from viz_core.render.compare import compare_picture
 from viz_core.models.targets import Target
+from viz_core.runtime.compared import compared_map, compared_map_ready
 
 COLOUR_MAPS = ("viridis", "jet", "magma", "inferno", "plasma", "cividis", "turbo", "gray")
 STEP_CHOICES = (10, 20, 50)
@@ -52,6 +47,8 @@ QUICK_METHODS = ("gradcam", "eigencam", "saliency")
 QUICK_STEPS = 10
 BASELINE_WORDS = {"blurred": "a blurred copy of the image", "black": "black", "white": "white",
                   "mean": "the image's mean colour"}
+# The metrics the curves below are drawn for; every other registered metric is in "More metrics"
+CURVE_METRICS = ("deletion_auc", "insertion_auc")
 
 
 def _quick_preset() -> None:
@@ -71,8 +68,7 @@ with st.expander("Which method when", icon=":material/table_chart:"):
     st.dataframe(registry.which_method_rows(model.info), hide_index=True, width="stretch",
                  key="cmp_which_table")
     st.caption(f"Costs for {model.title} at the Class heatmaps page's settings (used here too), "
-               "in forward passes of the whole model. LIME: "
-               f"{LIME_DEFAULTS['samples']} forward passes.")
+               "in forward passes of the whole model.")
 bench = workbench()
 view = model.view(image)
 info = model.info
@@ -94,11 +90,9 @@ with settings:
                              key="cmp_methods", format_func=method_title,
                              help="By default the fast methods (a pass or two each). Layer "
                              "methods at the last conv layer "
-                             f"({literal_code(info.last_conv_layer)}), pixel-gradient methods, and LIME "
-                             f"({LIME_DEFAULTS['samples']} samples, "
-                             f"{LIME_DEFAULTS['n_superpixels']} superpixels, hidden superpixels "
-                             f"{LIME_DEFAULTS['hide']}), with the same "
-                             "settings as their own pages so results are shared.")
+                             f"({literal_code(info.last_conv_layer)}), pixel-gradient and "
+                             "perturbation methods, with the Class heatmaps page's settings, so "
+                             "results are shared.")
     c1, c2, c3 = st.columns(3)
     k = c1.selectbox("Class to explain (top-5 predictions)", [k for k, _, _ in top],
                      key="cmp_class",
@@ -119,8 +113,8 @@ if not methods:
 target = Target(k, "logit")
 
 
-# Each map is made with its own page's default settings through the shared workbench, so a
-# map computed on the Class heatmaps or LIME page is reused here, and the other way round.
+# Each map is made with the Class heatmaps page's default settings through the shared
+# workbench, so a map computed there is reused here, and the other way round.
 def map_cached(method: str) -> bool:
     return compared_map_ready(bench, model, view, target, method)
 
@@ -145,9 +139,8 @@ def passes_for(chosen, curve_steps: int) -> float:
     """Forward passes' worth of the maps of ``chosen`` not computed yet, plus every curve."""
     channels = max(2, int(info.layer(info.last_conv_layer).output_shape[-1] or 2))
     images = (len(chosen) + 1) * 2 * (curve_steps + 1)
-    return images + sum(
-        LIME_DEFAULTS["samples"] if m == LIME else registry.get(m).passes(
-            info, page_params(m, channels)) for m in chosen if not map_cached(m))
+    return images + sum(registry.get(m).passes(info, page_params(m, channels))
+                        for m in chosen if not map_cached(m))
 
 
 quick = steps <= QUICK_STEPS
@@ -281,17 +274,21 @@ g1, g2 = st.columns(2)
 plotly_chart(curve_figure("deletion"), g1, width="stretch", key="cmp_deletion_chart")
 plotly_chart(curve_figure("insertion"), g2, width="stretch", key="cmp_insertion_chart")
 
-rows = [{"Method": method_title(m), "Deletion AUC ↓": curves[m].deletion_auc,
-         "Insertion AUC ↑": curves[m].insertion_auc,
-         "Insertion − deletion ↑": curves[m].insertion_auc - curves[m].deletion_auc}
-        for m in methods]
-rows.append({"Method": "Random order (reference)", "Deletion AUC ↓": curves[RANDOM].deletion_auc,
-             "Insertion AUC ↑": curves[RANDOM].insertion_auc,
-             "Insertion − deletion ↑": curves[RANDOM].insertion_auc - curves[RANDOM].deletion_auc})
+curve_specs = [metrics.get(name) for name in CURVE_METRICS]
+GAP = "Insertion − deletion ↑"
+
+
+def auc_row(title: str, curve) -> dict:
+    row = {"Method": title, **{spec.column: getattr(curve, spec.name) for spec in curve_specs}}
+    return {**row, GAP: curve.insertion_auc - curve.deletion_auc}
+
+
+rows = [auc_row(method_title(m), curves[m]) for m in methods]
+rows.append(auc_row("Random order (reference)", curves[RANDOM]))
 st.dataframe(rows, hide_index=True, width="stretch", key="cmp_auc_table",
-             column_config={c: st.column_config.NumberColumn(format="%.3f")
-                            for c in ("Deletion AUC ↓", "Insertion AUC ↑",
-                                      "Insertion − deletion ↑")})
+             column_config={spec.column: st.column_config.NumberColumn(format=spec.format)
+                            for spec in curve_specs}
+             | {GAP: st.column_config.NumberColumn(format="%.3f")})
 best = max(methods, key=lambda m: curves[m].insertion_auc - curves[m].deletion_auc)
 st.caption(f"On this image and class, **{method_title(best)}** separates best (largest "
            "insertion − deletion). Areas are in probability × fraction of pixels, from 0 to 1.")
@@ -319,46 +316,52 @@ else:
                "order of importance, 0 = unrelated, −1 = opposite. n/a: an empty map ranks "
                "nothing.")
 
-# -- more metrics -------------------------------------------------------------------------------
-st.subheader("More metrics: ROAD, random logit, sparseness, robustness")
-st.caption(
-    "**ROAD** (Rong et al. 2022) removes 10% to 90% of the pixels, most relevant first (MoRF, "
-    "lower = more faithful) or least relevant first (LeRF, higher = more faithful), and fills "
-    "them in from their neighbours instead of a fixed colour, so the hole's shape tells the "
-    "model less. **Random logit** (Sixt et al. 2020): SSIM between this class's map and a "
-    "random other class's; lower = the method tells classes apart. **Sparseness**: the Gini "
-    "index of the map, higher = more concentrated. **Max-sensitivity** (Yeh et al. 2019): the "
-    "largest relative change of the map under small input noise (±2% of the pixel range, "
-    f"{SENSITIVITY_SAMPLES} noisy copies); lower = more robust. LIME is left out: each "
-    "noisy copy would cost it hundreds of passes.")
-metric_methods = [m for m in methods if m != LIME]
+# -- more metrics (every other registered metric) -------------------------------------------
+more = [spec for spec in metrics.specs() if spec.name not in CURVE_METRICS]
+if not more:
+    st.stop()
+st.subheader("More metrics: " + ", ".join(spec.title for spec in more))
+st.caption(" ".join(f"**{spec.title}** ({spec.paper}; {spec.direction} is better): {spec.help}"
+                    for spec in more))
+more_names = tuple(spec.name for spec in more)
+
+
+def metrics_call(method: str):
+    # run=bench.run: the map, its curves and each metric's shared work come from the workbench
+    return ((map_metrics, model, view, target, method), dict(metrics=more_names))
 
 
 def metrics_ready() -> bool:
-    return all(bench.is_cached(map_metrics, model, view, target, m) for m in metric_methods)
+    return all(bench.is_cached(*metrics_call(m)[0], **metrics_call(m)[1]) for m in methods)
 
 
-if metric_methods and not metrics_ready():
+if not metrics_ready():
+    todo = [m for m in methods if not bench.is_cached(*metrics_call(m)[0], **metrics_call(m)[1])]
+    st.caption(f"Computing them for {len(todo)} method{'s' if len(todo) > 1 else ''} costs "
+               + cost_text(model, sum(metrics_passes(model, m, more_names) for m in todo))
+               + " (fewer when maps are already made).")
+
     def compute_metrics(bar) -> None:
-        todo = [m for m in metric_methods
-                if not bench.is_cached(map_metrics, model, view, target, m)]
         for n, m in enumerate(todo):
-            bench.run(map_metrics, model, view, target, m,
+            call, kwargs = metrics_call(m)
+            bench.run(*call, run=bench.run, **kwargs,
                       progress=lambda fraction, message, n=n, m=m: bar(
                           (n + fraction) / len(todo), f"{method_title(m)}: {message}"))
 
-    run_button(f"Compute metrics for {len(metric_methods)} methods", "Computing metrics",
+    run_button(f"Compute metrics for {len(methods)} methods", "Computing metrics",
                "cmp_metrics_run", compute_metrics)
-if metric_methods and metrics_ready():
-    scores = [bench.run(map_metrics, model, view, target, m) for m in metric_methods]
-    st.dataframe(
-        [{"Method": method_title(s.method), "ROAD MoRF ↓": s.road_morf,
-          "ROAD LeRF ↑": s.road_lerf,
-          "Random logit SSIM ↓": s.random_logit_ssim,
-          "vs class": f"{model.label(s.random_logit_class)} ({s.random_logit_class})",
-          "Sparseness ↑": s.sparseness, "Max-sensitivity ↓": s.max_sensitivity}
-         for s in scores],
-        hide_index=True, width="stretch", key="cmp_metrics_table",
-        column_config={c: st.column_config.NumberColumn(format="%.3f")
-                       for c in ("ROAD MoRF ↓", "ROAD LeRF ↑", "Random logit SSIM ↓",
-                                 "Sparseness ↑", "Max-sensitivity ↓")})
+if metrics_ready():
+    scores = [bench.run(*metrics_call(m)[0], run=bench.run, **metrics_call(m)[1])
+              for m in methods]
+    table = []
+    for s in scores:
+        row = {"Method": method_title(s.method)}
+        for spec in more:
+            row[spec.column] = s.values[spec.name]
+            other = s.extras.get(spec.name, {}).get("class")
+            if other is not None:  # a metric that compares with another class names it
+                row[f"{spec.title}: vs class"] = f"{model.label(other)} ({other})"
+        table.append(row)
+    st.dataframe(table, hide_index=True, width="stretch", key="cmp_metrics_table",
+                 column_config={spec.column: st.column_config.NumberColumn(format=spec.format)
+                                for spec in more})

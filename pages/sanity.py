@@ -17,7 +17,7 @@ from ui.text import literal
 from viz_core.methods import registry
 from viz_core.methods.heatmap import top_classes
 from viz_core.errors import VizError
-from viz_core.metrics.faithfulness import LIME, map_methods
+from viz_core.metrics.maps import map_methods
 from viz_core.metrics.pointing import DEFAULT_TOLERANCE, pointing_game
 from viz_core.metrics.sanity import (
     DEFAULT_METRIC,
@@ -31,11 +31,11 @@ from viz_core.metrics.sanity import (
     fast_params,
     flag_rule,
     sanity_methods,
-    sanity_picture,
     weighted_layers,
 )
 from viz_core.metrics.sanity import method_title
 from viz_core.models.targets import Target
+from viz_core.render.compare import sanity_picture
 
 COLOUR_MAPS = ("viridis", "magma", "inferno", "plasma", "cividis", "gray", "jet", "turbo")
 METRIC_TITLES = {"spearman": "Spearman rank correlation", "ssim": "SSIM (structural similarity)"}
@@ -131,8 +131,8 @@ def passes_for(chosen, layer_count: int) -> float:
     settings) and the class probability, once per version of the model."""
     cheap = fast_params(chosen)
     per_version = 1.0 + sum(
-        0.0 if m == EDGE_CONTROL else float(cheap[m]["samples"]) if m == LIME
-        else registry.get(m).passes(model.info, cheap.get(m)) for m in chosen)
+        0.0 if m == EDGE_CONTROL else registry.get(m).passes(model.info, cheap.get(m))
+        for m in chosen)
     return per_version * (layer_count + 1)
 
 
@@ -261,7 +261,9 @@ st.caption(
 game_methods = st.multiselect("Methods", map_methods(), default=list(registry.names(fast=True)),
                               key="pg_methods", format_func=method_title,
                               help="By default the fast methods; every registered method can "
-                              "play. LIME runs 500 model passes per shape: slow.")
+                              "play. The others (" + ", ".join(
+                                  map(method_title, registry.names(fast=False)))
+                              + ") run many model passes per shape: slow.")
 p2, p3, _ = st.columns([2, 1, 2])
 scenes = p2.select_slider("Scenes", SCENE_CHOICES, value=20, key="pg_scenes")
 shapes = p3.radio("Shapes per scene", (1, 2), key="pg_shapes", horizontal=True,

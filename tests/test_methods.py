@@ -164,7 +164,7 @@ def toy():
 
 def test_a_registered_toy_method_is_computed_and_listed(toy, tmp_path, capsys):
     from viz_core.cli import build_parser, main
-    from viz_core.metrics.faithfulness import compare_methods, explanation_map, map_methods
+    from viz_core.metrics.maps import compare_methods, explanation_map, map_methods
     from viz_core.metrics.pointing import default_methods
     from viz_core.metrics.sanity import sanity_methods
 

@@ -10,12 +10,9 @@ from streamlit.testing.v1 import AppTest
 from viz_core.features.activations import feature_map_layers, feature_maps, layer_chunks
 from viz_core.methods.heatmap import class_heatmap
 from viz_core.models.catalog import DEMO_MODEL_FILE
-from viz_core.metrics.faithfulness import (
-    COMPARE_METHODS,
-    compared_map,
-    compared_map_ready,
-    deletion_insertion,
-)
+from viz_core.metrics.faithfulness import deletion_insertion
+from viz_core.metrics.maps import COMPARE_METHODS
+from viz_core.runtime.compared import compared_map, compared_map_ready
 from viz_core.features.filters import cached_filter_patterns, pattern_layers
 from viz_core.models.predict import predict
 from viz_core.inputs.samples import sample_bytes

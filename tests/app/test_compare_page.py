@@ -19,16 +19,13 @@ from tests.conftest import tiny_cnn, wrap
 from ui.state import SELECTION_KEY
 from viz_core.methods.heatmap import class_heatmap, top_classes
 from viz_core.methods import registry as methods
-from viz_core.metrics.faithfulness import (
-    compare_methods,
-    compare_picture,
-    deletion_insertion,
-    lime_heatmap,
-    method_title,
-    rank_agreement,
-)
+from viz_core.metrics import registry as metrics
+from viz_core.metrics.agreement import rank_agreement
+from viz_core.metrics.faithfulness import deletion_insertion
+from viz_core.metrics.maps import compare_methods, method_title
+from viz_core.render.compare import compare_picture
 from viz_core.inputs.intake import load_image
-from viz_core.methods.lime import fit_explanation, perturbed_predictions
+from viz_core.methods.lime import fit_explanation, lime_heatmap, perturbed_predictions
 from viz_core.inputs.samples import sample_bytes
 from viz_core.methods.superpixels import superpixels
 from viz_core.models.targets import Target
@@ -82,11 +79,12 @@ def reference(loaded, view, k):
 def test_compare_button_maps_curves_and_agreement(app):
     at, loaded, media = app
     assert at.title[0].value == "Compare methods"
-    # the fast methods by default, every registered one (and LIME) on offer
+    # the fast methods by default, every registered one (LIME is one) on offer
     assert at.multiselect(key="cmp_methods").value == list(compare_methods())
     assert compare_methods() == methods.names(fast=True)
     assert at.multiselect(key="cmp_methods").options == [
-        methods.title(m) for m in methods.names()] + ["LIME"]
+        methods.title(m) for m in methods.names()]
+    assert "LIME" in at.multiselect(key="cmp_methods").options
     at.multiselect(key="cmp_methods").set_value(list(SIX)).run()
     assert [b.label for b in at.button] == ["Compare 6 methods"]
     assert re.search(r"about \d+ forward passes, ~\d+ (s|min) here", at.info[0].value)
@@ -135,6 +133,9 @@ def test_compare_button_maps_curves_and_agreement(app):
     table = at.dataframe[1].value
     assert list(table["Method"])[:2] == ["Grad-CAM", "Grad-CAM++"]
     assert table["Deletion AUC ↓"].iloc[2] == pytest.approx(curves["scorecam"].deletion_auc)
+    # the columns come from the registry: title and the arrow of its direction
+    assert list(table.columns) == ["Method", "Deletion AUC ↓", "Insertion AUC ↑",
+                                   "Insertion − deletion ↑"]
 
 
 def test_display_options_reuse_results_and_heatmaps_page_shares_maps(app):
@@ -157,11 +158,6 @@ def test_display_options_reuse_results_and_heatmaps_page_shares_maps(app):
     assert not at.exception
     assert at.radio(key="cam_class").value == k
     assert workbench().results.stats.misses == misses + 1
-    # and the LIME page finds its default samples already drawn: nothing left to run
-    at.switch_page("pages/lime.py")
-    at.run()
-    assert not at.exception
-    assert at.button(key="lime_run").disabled
 
 
 def test_fewer_methods_and_a_new_curve_setting(app):
@@ -199,7 +195,7 @@ def test_a_registered_toy_method_can_be_compared_with_no_other_edit(app):
 
 
 def test_more_metrics_table_equals_map_metrics(app):
-    from viz_core.metrics.faithfulness import map_metrics
+    from viz_core.metrics.evaluation import map_metrics
 
     at, loaded, media = app
     at.switch_page("pages/compare.py")
@@ -207,18 +203,24 @@ def test_more_metrics_table_equals_map_metrics(app):
     at.multiselect(key="cmp_methods").set_value(["gradcam", "eigencam", "lime"]).run()
     if any(b.key == "cmp_run" for b in at.button):
         at.button(key="cmp_run").click().run()
-    assert [b.label for b in at.button] == ["Compute metrics for 2 methods"]
+    # LIME is judged like every method; the cost is said first
+    assert [b.label for b in at.button] == ["Compute metrics for 3 methods"]
+    assert any("forward passes" in c.value for c in at.caption)
     at.button(key="cmp_metrics_run").click().run()
     assert not at.exception, at.exception
     image = at.session_state[SELECTION_KEY].image
     view = loaded.view(load_image(sample_bytes(image.name), image.name))
     k = at.selectbox(key="cmp_class").value
     table = at.dataframe[-1].value
-    assert list(table["Method"]) == ["Grad-CAM", "EigenCAM"]
-    for row, method in zip(range(2), ("gradcam", "eigencam")):
+    assert list(table["Method"]) == ["Grad-CAM", "EigenCAM", "LIME"]
+    more = [s for s in metrics.specs() if s.name not in ("deletion_auc", "insertion_auc")]
+    assert [c for c in table.columns if c.endswith(("↑", "↓"))] == [s.column for s in more]
+    assert table["Random logit SSIM: vs class"].iloc[0].endswith(")")
+    for row, method in enumerate(("gradcam", "eigencam", "lime")):
         expected = map_metrics(loaded, view, Target(k, "logit"), method)
-        assert table["ROAD MoRF ↓"].iloc[row] == pytest.approx(expected.road_morf, abs=1e-6)
-        assert table["Sparseness ↑"].iloc[row] == pytest.approx(expected.sparseness, abs=1e-9)
-        assert table["Random logit SSIM ↓"].iloc[row] == pytest.approx(
-            expected.random_logit_ssim, abs=1e-6, nan_ok=True)
+        for spec in more:
+            assert table[spec.column].iloc[row] == pytest.approx(
+                expected[spec.name], abs=1e-6, nan_ok=True), (method, spec.name)
     assert table["Random logit SSIM ↓"].iloc[1] == pytest.approx(1.0)  # EigenCAM: no class
+    # the caption is the registry's: each metric's paper and which way is better
+    assert any("**ROAD MoRF** (Rong et al. 2022; lower is better)" in c.value for c in at.caption)

@@ -196,7 +196,7 @@ def test_each_method_at_its_defaults_is_the_map_the_compare_page_reuses(app):
     method with the same arguments; this catches one of them changing its defaults alone."""
     from ui.state import workbench
     from viz_core.methods import registry
-    from viz_core.metrics.faithfulness import compared_map_ready
+    from viz_core.runtime.compared import compared_map_ready
 
     at, loaded, media = app
     view = loaded.view(selected(at))

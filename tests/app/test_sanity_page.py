@@ -23,9 +23,9 @@ from viz_core.metrics.sanity import (
     FAST_PARAMS,
     cascading_randomisation,
     flag_rule,
-    sanity_picture,
 )
 from viz_core.models.targets import Target
+from viz_core.render.compare import sanity_picture
 
 LABELS = ["circle", "square", "triangle", "star"]
 MEDIA: dict[str, bytes] = {}
