@@ -12,6 +12,7 @@ from viz_core.errors import VizError
 from viz_core.runtime.jobs import OwnerBusy
 
 from .presenter import presenter_on
+from .sessions import client_address
 from .state import job_queue, session_owner
 from .text import literal  # messages echo names the user chose (layers, classes, files)
 
@@ -162,7 +163,8 @@ def run_button(label: str, progress_label: str, key: str, compute, *,
     if not (clicked or auto and not disabled and st.session_state.get(stopped) != job_key):
         return False
     try:
-        job = queue.submit(job_key, compute, owner=owner, label=progress_label)
+        job = queue.submit(job_key, compute, owner=owner, label=progress_label,
+                           client=client_address())
     except OwnerBusy as exc:
         if clicked:
             show_error(exc)

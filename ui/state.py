@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import sys
-import uuid
 from dataclasses import dataclass
 
 import streamlit as st
@@ -15,6 +14,7 @@ from viz_core.runtime.settings import Settings, read_settings
 from viz_core.runtime.workbench import Workbench
 
 from .idle import IdleTrim
+from .sessions import OpenSessions, session_id
 
 SELECTION_KEY = "_selection"
 
@@ -41,13 +41,15 @@ def workbench() -> Workbench:
 
 @st.cache_resource(show_spinner=False)
 def job_queue() -> JobQueue:
-    """One queue of heavy work per server process, shared fairly by sessions."""
-    return JobQueue()
+    """One queue of heavy work per server process, shared fairly by sessions; the work of a
+    session that ended is dropped (:class:`ui.sessions.OpenSessions`)."""
+    return JobQueue(owner_alive=OpenSessions())
 
 
 def session_owner() -> str:
-    """This browser session's name in the job queue (one unfinished heavy job each)."""
-    return st.session_state.setdefault("_owner", uuid.uuid4().hex)
+    """This browser session's name in the job queue (one unfinished heavy job each): its
+    Streamlit session id, which the queue asks the runtime about."""
+    return st.session_state.setdefault("_owner", session_id())
 
 
 @dataclass(frozen=True, eq=False)
