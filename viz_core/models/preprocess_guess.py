@@ -17,7 +17,7 @@ import re
 import zipfile
 from dataclasses import dataclass
 
-MAX_CONFIG_BYTES = 16 * 2**20  # as the catalog's limit for config.json
+MAX_CONFIG_BYTES = 16 * 2**20  # as upload_safety.MAX_CONFIG_BYTES (that module loads Keras)
 
 # Keras Applications model names (the ``name`` of the nested base) -> their preprocessing.
 _APPLICATIONS = (
