@@ -50,7 +50,7 @@ def test_explicit_targets_and_bad_input():
     np.testing.assert_allclose(result.maps[1], resize_map(single.heatmap, 4, 4), atol=1e-4)
     with pytest.raises(ParameterError, match=r"\(N, 32, 32, 3\)"):
         explain_batch(model, pixels[:, :16])
-    with pytest.raises(ParameterError, match="no convolutional-stage layer called 'head'"):
+    with pytest.raises(ParameterError, match="layer .head. has output shape"):
         explain_batch(model, pixels, layer="head")
 
 

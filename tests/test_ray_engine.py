@@ -141,3 +141,25 @@ def test_the_ray_extra_and_its_requirements_file_pin_the_same_ray():
         "optional-dependencies"]["ray"]
     assert pins == extra == ["ray[data]==2.60.0"]
     assert "-r requirements-ray.txt" in (root / "requirements-dev.txt").read_text().splitlines()
+
+
+def test_an_actor_runs_the_chosen_method_and_its_parameters():
+    """The Ray actor's per-batch call (here without Ray) passes the method and its parameters
+    to the local engine's per-batch function: the same maps as a local run."""
+    from viz_core.dataset.ray_engine import ExplainWorker, ModelRecipe
+    from viz_core.models.catalog import load_demo_model
+
+    model = load_demo_model()
+    data = sample_dataset("shapes", model.labels, count=4)
+    params = {"samples": 3, "noise": 0.1, "seed": 5}
+    local = run_dataset(model, data, batch_size=4, map_size=8, method="smoothgrad",
+                        params=params)
+    assert local.layer == "input" and dict(local.params) == params
+    worker = ExplainWorker(ModelRecipe(builtin="demo"), data.reader, local.layer, 8, None,
+                           method="smoothgrad", params=params)
+    rows = worker({"position": np.arange(4), "path": np.asarray([e.path for e in data.entries])})
+    part = from_rows(rows, with_files=False)
+    np.testing.assert_array_equal(part.predicted, local.predicted)
+    np.testing.assert_allclose(part.maps, local.maps, atol=1e-5)
+    gradcam = run_dataset(model, data, batch_size=4, map_size=8)
+    assert np.abs(gradcam.maps - local.maps).max() > 0.1  # the method did change the maps

@@ -1,18 +1,19 @@
 """Command ``dataset``: a model over a whole folder, ZIP or sample of images.
 
-``python -m viz_core dataset --model demo --data DIR_OR_ZIP [--labels CSV] [--clusters auto|K]
-[--batch-size N] [--engine local|ray [--ray-address ADDRESS] [--ray-workers N]] --out OUT --json``
-writes, in OUT:
+``python -m viz_core dataset --model demo --data DIR_OR_ZIP [--labels CSV] [--method NAME
+[--layer L] [method flags]] [--clusters auto|K] [--batch-size N] [--engine local|ray
+[--ray-address ADDRESS] [--ray-workers N]] --out OUT --json`` writes, in OUT:
 
-* ``maps/<n>_<path>.npy``: each image's Grad-CAM of its predicted class, float32 in [0, 1] at the
-  model's input size (what ``heatmap`` gives for that image);
+* ``maps/<n>_<path>.npy``: each image's heatmap of its predicted class by ``--method`` (any
+  layer or pixel-gradient method, Grad-CAM by default), float32 in [0, 1] at the model's input
+  size (what ``heatmap --method NAME`` gives for that image);
 * ``clusters/<class>_<id>.png``: each heatmap cluster (SpRAy) as its mean map beside up to six
   member images with their maps;
 * ``mean_<class>.png``: where the model looks for each predicted class, on average;
 * ``summary.json``: the JSON object printed with ``--json``: ``{"images", "skipped": [{"file",
   "reason"}], "classes", "accuracy", "confusion", "results": [{"image", "label", "predicted",
   "class_index", "probability", "correct", "npy", "cluster"}], "clusters": [{"class", "id",
-  "size", "png", "corner_share", "corner", "flagged"}], ...}``.
+  "size", "png", "corner_share", "corner", "flagged"}], "method", "layer", "params", ...}``.
 
 ``--data sample:shapes`` and ``sample:shortcut`` are the built-in generated datasets (the second
 goes with ``--model shortcut_demo``).
@@ -31,8 +32,18 @@ HELP = "a model over a folder or ZIP of images: accuracy, heatmaps, shortcut fin
 ENGINES = ("local", "ray")
 
 
+def dataset_methods() -> tuple[str, ...]:
+    """:func:`viz_core.dataset.engine.dataset_methods`, read from the registry without
+    TensorFlow (the engine imports it), so ``--help`` and parsing stay fast."""
+    from viz_core.methods import registry as methods
+
+    return methods.names("layer") + methods.names("pixel-gradient")
+
+
 def register(commands) -> None:
     from viz_core.cli.common import DEFAULT_MODEL, PREPROCESSING_NAMES, output_folder
+    from viz_core.cli.heatmap import add_method_flags
+    from viz_core.methods import registry as methods
 
     p = commands.add_parser(
         "dataset", help=HELP,
@@ -54,9 +65,14 @@ def register(commands) -> None:
     p.add_argument("--labels", dest="labels_csv", default=None, metavar="CSV",
                    help="CSV with rows filename,label (default: class folders, or one *.csv "
                    "at the dataset's top)")
-    p.add_argument("--method", default="gradcam", choices=("gradcam",),
-                   help="heatmap method (default gradcam, batched)")
-    p.add_argument("--layer", default=None, help="layer to explain (default: last conv layer)")
+    names = dataset_methods()
+    p.add_argument("--method", default="gradcam", choices=names,
+                   help="heatmap method (default gradcam): " + ", ".join(
+                       f"{n} ({methods.title(n)})" for n in names) + "; layer and "
+                   "pixel-gradient methods run in batches, Score-CAM and AblationCAM one image "
+                   "at a time")
+    p.add_argument("--layer", default=None,
+                   help="layer for the layer methods (default: last conv layer)")
     p.add_argument("--clusters", default="auto",
                    help="heatmap clusters per class: auto (eigengap) or a number 1-12")
     p.add_argument("--engine", default="local", choices=ENGINES,
@@ -75,6 +91,7 @@ def register(commands) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     p.add_argument("-v", "--verbose", action="store_true",
                    help="show TensorFlow's and the libraries' own log messages")
+    add_method_flags(p, names)
     p.set_defaults(handler=cmd_dataset)
 
 
@@ -142,6 +159,7 @@ def cmd_dataset(args) -> int:
     from viz_core.maps import resize_map
     from viz_core.dataset.shortcuts import find_shortcuts
     from viz_core.cli.common import TerminalProgress, emit, out_dir
+    from viz_core.cli.heatmap import given_params
 
     if args.engine == "ray":
         from viz_core.dataset.ray_engine import import_ray
@@ -160,15 +178,17 @@ def cmd_dataset(args) -> int:
         data = data.subset(args.limit)
     folder = out_dir(args)
     progress = TerminalProgress(enabled=not args.json)
+    params = given_params(args, dataset_methods())
     if args.engine == "ray":
         from viz_core.dataset.ray_engine import run_dataset_ray
         run = run_dataset_ray(model, _recipe(args), data, batch_size=args.batch_size,
                               layer=args.layer, method=args.method, full_maps_dir=folder / "maps",
                               address=args.ray_address, workers=args.ray_workers,
-                              progress=progress)
+                              progress=progress, params=params)
     else:
         run = run_dataset(model, data, batch_size=args.batch_size, layer=args.layer,
-                          method=args.method, full_maps_dir=folder / "maps", progress=progress)
+                          method=args.method, full_maps_dir=folder / "maps", progress=progress,
+                          params=params)
     report = find_shortcuts(run.maps, run.predicted, run.classes, clusters=args.clusters)
     (folder / "clusters").mkdir(exist_ok=True)
     index = {entry.path: entry for entry in data.entries}
@@ -209,7 +229,8 @@ def cmd_dataset(args) -> int:
         "classes": list(run.classes),
         "accuracy": None if run.accuracy is None else round(run.accuracy, 6),
         "confusion": None if confusion is None else confusion.tolist(),
-        "method": run.method, "layer": run.layer, "seconds": round(run.seconds, 2),
+        "method": run.method, "layer": run.layer, "params": dict(run.params),
+        "seconds": round(run.seconds, 2),
         "results": results, "clusters": cluster_rows, "mean_maps": means,
     }
     (folder / "summary.json").write_text(json.dumps(payload, indent=1) + "\n", encoding="utf-8")

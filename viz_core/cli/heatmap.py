@@ -43,21 +43,25 @@ def _bounded(kind: str, low, high, flag: str):
     return convert
 
 
-def method_flags() -> dict[str, list[tuple[str, "methods.ParamSpec"]]]:
-    """Every registered method's parameters by name: ``{name: [(method, ParamSpec), ...]}``.
+def method_flags(names=None) -> dict[str, list[tuple[str, "methods.ParamSpec"]]]:
+    """The parameters of every registered method (or of those ``names``) by name:
+    ``{name: [(method, ParamSpec), ...]}``.
 
     One flag serves every method with a parameter of that name (``--seed`` for SmoothGrad
     and RISE); its range is the union of theirs, and the registry checks each method's own.
     """
     flags: dict[str, list] = {}
     for spec in methods.specs():
+        if names is not None and spec.name not in names:
+            continue
         for param in spec.params:
             flags.setdefault(param.name, []).append((spec.name, param))
     return flags
 
 
-def _add_method_flags(parser) -> None:
-    for name, owners in method_flags().items():
+def add_method_flags(parser, names=None) -> None:
+    """One ``--flag`` per method parameter (:func:`method_flags`), stored as ``param_<name>``."""
+    for name, owners in method_flags(names).items():
         kinds = {p.kind for _, p in owners}
         kind = "int" if kinds == {"int"} else "float"
         low = min(p.low for _, p in owners)
@@ -68,6 +72,16 @@ def _add_method_flags(parser) -> None:
             f"{p.default if p.default is not None else p.none_means})" for method, p in owners)
         parser.add_argument(flag, dest=f"param_{name}", type=_bounded(kind, low, high, flag),
                             default=None, metavar=kind.upper(), help=text)
+
+
+def given_params(args, names=None) -> dict:
+    """The method parameters given on the command line, ``{name: value}``.
+
+    Only flags the user gave are passed on, so a flag the chosen method does not take is
+    reported (by the registry) instead of silently ignored.
+    """
+    return {name: getattr(args, f"param_{name}") for name in method_flags(names)
+            if getattr(args, f"param_{name}", None) is not None}
 
 
 def register(commands) -> None:
@@ -99,7 +113,7 @@ def register(commands) -> None:
     p.add_argument("--threshold", type=bounded(HEAT_THRESHOLD), default=0.0,
                    help=f"heat below this ({HEAT_THRESHOLD.low:g} to {HEAT_THRESHOLD.high:g}) is "
                    "not coloured (default 0)")
-    _add_method_flags(p)
+    add_method_flags(p)
     add_output_args(p)
     p.set_defaults(handler=cmd_heatmap)
 
@@ -116,10 +130,7 @@ def cmd_heatmap(args, bench=None) -> int:
     bench = bench or Workbench()
     model = open_model(bench, args)
     images = open_images(bench, args.image)
-    # only flags the user gave are passed on, so a flag the chosen method does not take is
-    # reported (by the registry) instead of silently ignored
-    params = {name: getattr(args, f"param_{name}") for name in method_flags()
-              if getattr(args, f"param_{name}", None) is not None}
+    params = given_params(args)
     progress = TerminalProgress(enabled=not args.json)
     folder = out_dir(args)
     tag = args.method.replace("+", "p")  # file-name friendly: gradcam++ -> gradcampp

@@ -1,10 +1,12 @@
-"""A model over a dataset: predictions and Grad-CAM maps in batches, with bounded memory.
+"""A model over a dataset: predictions and class heatmaps in batches, with bounded memory.
 
-:func:`explain_batch` is the one pure per-batch function: pixels in, probabilities, predicted
-classes and small heatmaps out. A batch costs one forward pass and one gradient pass through the
-back half of the model (the model cut at the explained layer by :func:`viz_core.models.graph.split_at`):
-the score summed over the batch has, for each image, the gradient of its own score, because the
-model runs in inference mode and images do not interact.
+:func:`explain_batch` is the one pure per-batch function: pixels in, probabilities, explained
+classes and small heatmaps out, by any layer or pixel-gradient method of the registry
+(:func:`dataset_methods`). The maps come from :func:`viz_core.methods.heatmap.class_heatmaps`,
+the same kernels as ``class_heatmap`` (so the same numbers as the ``heatmap`` command): a layer
+method's batch costs one forward pass and one gradient pass through the back half of the model
+(the model cut at the explained layer), a pixel-gradient method's copies are differentiated
+together; Score-CAM and AblationCAM go one image at a time.
 
 :func:`run_dataset` is the local engine: it reads a :class:`viz_core.dataset.readers.Dataset` batch by
 batch, so at any time it holds one batch of images; what it keeps per image is a probability row
@@ -23,24 +25,31 @@ import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 import tensorflow as tf
 
 from viz_core.models.catalog import LoadedModel
 from viz_core.dataset.readers import Dataset, SkippedFile
-from viz_core.errors import Cancelled, ImageError, ModelError, ParameterError
-from viz_core.models.graph import flat_graph, split_at
-from viz_core.inputs.intake import LoadedImage, load_image
+from viz_core.errors import Cancelled, ImageError, ParameterError
+from viz_core.inputs.intake import LoadedImage, ModelImage, load_image
+from viz_core.methods import registry as methods
+from viz_core.methods.checks import resolve_layer
+from viz_core.methods.heatmap import PIXEL_LAYER, class_heatmaps
+from viz_core.models.targets import Target
 
 DEFAULT_BATCH_SIZE = 32
 DEFAULT_MAP_SIZE = 28
 MAX_BATCH_SIZE = 512
-METHODS = ("gradcam",)
 
 ProgressFn = Callable[[float, str], None]
 StopFn = Callable[[], bool]
+
+
+def dataset_methods() -> tuple[str, ...]:
+    """The methods a dataset run takes: every layer and pixel-gradient method of the registry."""
+    return methods.names("layer") + methods.names("pixel-gradient")
 
 
 @dataclass(frozen=True, eq=False)
@@ -55,8 +64,8 @@ class BatchResult:
         (N,) int64: the explained class of each image (its most probable class unless targets
         were given).
     maps : np.ndarray
-        (N, map_size, map_size) float32 in [0, 1]: Grad-CAM of ``predicted``, each map scaled to
-        its own maximum (all zeros when the ReLU leaves nothing).
+        (N, map_size, map_size) float32 in [0, 1]: the heatmap of ``predicted``, each map
+        scaled to its own maximum (all zeros when there is no positive evidence).
     full_maps : np.ndarray or None
         (N, H, W) float32 in [0, 1] at the model's input size (what ``class_heatmap`` gives),
         only when asked for.
@@ -68,113 +77,31 @@ class BatchResult:
     full_maps: np.ndarray | None = None
 
 
-def _class_scores(logits, output, targets, kind: str, has_logits: bool):
-    """(probabilities (N, classes), explained classes (N,), scores (N,)) as tensors."""
-    if kind == "binary":
-        p = output[:, 0]
-        probs = tf.stack([1.0 - p, p], axis=1)
-    elif kind == "linear":
-        probs = tf.nn.softmax(output, axis=-1)
-    else:
-        probs = output
-    chosen = tf.where(targets >= 0, targets, tf.cast(tf.argmax(probs, axis=-1), tf.int32))
-    if kind == "binary":
-        sign = tf.cast(chosen, tf.float32) * 2.0 - 1.0
-        score = sign * (logits[:, 0] if has_logits else p) + (
-            0.0 if has_logits else 1.0 - tf.cast(chosen, tf.float32))
-    else:
-        source = logits if has_logits else probs
-        score = tf.gather(source, chosen, axis=1, batch_dims=1)
-    return probs, chosen, score
-
-
-def _step(model: LoadedModel, layer: str):
-    """The compiled batch step ``(x, targets) -> (probs, chosen, cam)`` for ``layer``, built once
-    per model and layer (in :meth:`LoadedModel.derived`)."""
-
-    def build():
-        kind = model.info.output_kind
-        try:
-            halves = split_at(model.model, layer,
-                              flat=model.derived(("flat_graph",), lambda: flat_graph(model.model)))
-        except ModelError:
-            return _headless_step(model, layer, kind)
-
-        @tf.function(reduce_retracing=True, autograph=False)
-        def step(x, targets):
-            acts, ctx = halves.run_front(x)
-            with tf.GradientTape() as tape:
-                tape.watch(acts)
-                logits, output = halves.run_back(acts, ctx)
-                probs, chosen, score = _class_scores(logits, output, targets, kind,
-                                                     halves.has_logits)
-                total = tf.reduce_sum(score)  # inside the tape: each image's own gradient
-            return (probs, chosen, *_cam(acts, tape.gradient(total, acts)))
-
-        return step
-
-    return model.derived(("batch_gradcam", layer), build)
-
-
-def _cam(acts, grads):
-    """((N, h, w) Grad-CAM before the ReLU,) from activations and gradients (N, h, w, k)."""
-    weights = tf.reduce_mean(grads, axis=(1, 2))
-    return (tf.einsum("nhwk,nk->nhw", acts, weights),)
-
-
-def _headless_step(model: LoadedModel, layer: str, kind: str):
-    """The batch step for graphs Keras cannot cut: the whole model runs under the tape (same
-    numbers, one full pass more per gradient)."""
-    try:
-        probe, has_logits = model.side_model([layer], logits=True, output=True), True
-    except ModelError:
-        probe, has_logits = model.side_model([layer], output=True), False
-
-    @tf.function(reduce_retracing=True, autograph=False)
-    def step(x, targets):
-        with tf.GradientTape() as tape:
-            outs = probe(x, training=False)
-            acts, logits, output = outs if has_logits else (outs[0], None, outs[1])
-            probs, chosen, score = _class_scores(logits, output, targets, kind, has_logits)
-            total = tf.reduce_sum(score)
-        return (probs, chosen, *_cam(acts, tape.gradient(total, acts)))
-
-    return step
-
-
-def _layer(model: LoadedModel, layer: str | None) -> str:
-    if layer is None or not str(layer).strip():
-        return model.info.last_conv_layer
-    known = {entry.path: entry for entry in model.info.layers}
-    path = str(layer).strip()
-    if path not in known or not known[path].spatial:
-        raise ParameterError(
-            f"The model has no convolutional-stage layer called {path!r}; try "
-            f"{model.info.last_conv_layer!r}."
-        )
-    return path
-
-
-def explain_batch(model: LoadedModel, pixels: np.ndarray, *, layer: str | None = None,
-                  map_size: int = DEFAULT_MAP_SIZE, targets: np.ndarray | None = None,
-                  full: bool = False) -> BatchResult:
-    """Predictions and Grad-CAM maps of a batch of images, in one forward and one gradient pass.
+def explain_batch(model: LoadedModel, pixels: np.ndarray | Sequence[ModelImage], *,
+                  layer: str | None = None, map_size: int = DEFAULT_MAP_SIZE,
+                  targets: np.ndarray | None = None, full: bool = False,
+                  method: str = "gradcam", params: dict | None = None) -> BatchResult:
+    """Predictions and heatmaps of a batch of images.
 
     Parameters
     ----------
     model : LoadedModel
         Never modified.
-    pixels : np.ndarray
+    pixels : np.ndarray or sequence of ModelImage
         (N, H, W, C) float32 in [0, 255] at the model's input size (``model.view(img).pixels``
-        stacked); preprocessing is applied here.
+        stacked), or the prepared images themselves; preprocessing is applied here.
     layer : str or None
-        Layer to explain; None is the last conv layer.
+        Layer to explain (layer methods); None is the last conv layer.
     map_size : int
         Side of the small maps kept, 4 to 64.
     targets : np.ndarray or None
         (N,) int classes to explain; -1 or None means the predicted class.
     full : bool
         Also return the maps at the model's input size.
+    method : str
+        One of :func:`dataset_methods`.
+    params : dict or None
+        The method's parameters (checked by the registry, defaults filled in).
 
     Returns
     -------
@@ -183,30 +110,33 @@ def explain_batch(model: LoadedModel, pixels: np.ndarray, *, layer: str | None =
     Raises
     ------
     ParameterError
-        Pixels of the wrong shape, an unknown layer or a map size out of range.
+        Pixels of the wrong shape, an unknown method, parameter or layer, or a map size out of
+        range.
     """
     expected = tuple(model.info.input_shape)
-    pixels = np.asarray(pixels, dtype="float32")
-    if pixels.ndim != 4 or tuple(pixels.shape[1:]) != expected:
-        raise ParameterError(f"Expected a batch of images shaped (N, {expected[0]}, "
-                             f"{expected[1]}, {expected[2]}); got {pixels.shape}.")
+    if isinstance(pixels, np.ndarray) or not len(pixels) or not isinstance(pixels[0],
+                                                                           ModelImage):
+        pixels = np.asarray(pixels, dtype="float32")
+        if pixels.ndim != 4 or tuple(pixels.shape[1:]) != expected:
+            raise ParameterError(f"Expected a batch of images shaped (N, {expected[0]}, "
+                                 f"{expected[1]}, {expected[2]}); got {pixels.shape}.")
     if not 4 <= int(map_size) <= 64:
         raise ParameterError(f"The small map size must be 4 to 64 pixels; got {map_size}.")
-    n = len(pixels)
-    wanted = np.full(n, -1, np.int32) if targets is None else np.asarray(targets, np.int32)
-    probs, chosen, cam = _step(model, _layer(model, layer))(
-        tf.convert_to_tensor(model.batch(pixels)), tf.convert_to_tensor(wanted))
-    # As class_heatmap: resize to the input, then scale each map to its maximum. Done for the
-    # whole batch at once: tf.image.resize (bilinear, half-pixel centres) gives resize_map's
-    # numbers (scikit-image, order 1) to 1e-6, and a loop over images cost a third of the run.
+    wanted = None if targets is None else [None if int(t) < 0 else Target(int(t))
+                                           for t in np.asarray(targets)]
+    results = class_heatmaps(model, pixels, wanted, method, layer, params,
+                             batch_size=max(1, min(MAX_BATCH_SIZE, len(pixels))))
     height, width = expected[:2]
-    heat = tf.image.resize(tf.nn.relu(cam)[..., None], (height, width), method="bilinear")
-    peak = tf.reduce_max(heat, axis=(1, 2, 3), keepdims=True)
-    heat = tf.clip_by_value(tf.math.divide_no_nan(heat, peak), 0.0, 1.0)
-    small = tf.image.resize(heat, (map_size, map_size), method="bilinear")
-    return BatchResult(probs.numpy().astype(np.float32), chosen.numpy().astype(np.int64),
+    heat = np.stack([r.heatmap for r in results]) if results else np.zeros((0, height, width),
+                                                                           np.float32)
+    small = tf.image.resize(heat[..., None], (map_size, map_size), method="bilinear")
+    k = len(model.labels)
+    probabilities = (np.stack([r.probabilities for r in results]) if results
+                     else np.zeros((0, k), np.float32))
+    return BatchResult(probabilities.astype(np.float32),
+                       np.asarray([r.class_index for r in results], np.int64),
                        small.numpy()[..., 0].astype(np.float32),
-                       heat.numpy()[..., 0].astype(np.float32) if full else None)
+                       heat.astype(np.float32) if full else None)
 
 
 # --------------------------------------------------------------------------------------------
@@ -233,15 +163,18 @@ class DatasetRun:
     predicted : np.ndarray
         (N,) int64, the most probable class.
     maps : np.ndarray
-        (N, map_size, map_size) float32 in [0, 1]: Grad-CAM of the predicted class.
+        (N, map_size, map_size) float32 in [0, 1]: the heatmap of the predicted class.
     skipped : tuple of SkippedFile
         Files left out while listing or reading, with the reason.
     unknown_labels : tuple of (str, int)
     layer, method : str
+        ``layer`` is ``"input"`` for the pixel-gradient methods.
     map_files : tuple of str or None
         With ``full_maps_dir``: the ``.npy`` file of each image's full-size map.
     seconds : float
         Wall time of the run.
+    params : tuple of (str, value)
+        The method's parameters, defaults filled in.
     """
 
     dataset: str
@@ -258,6 +191,7 @@ class DatasetRun:
     method: str
     map_files: tuple[str, ...] | None
     seconds: float
+    params: tuple = ()
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -344,7 +278,8 @@ class EntriesResult:
 def explain_entries(model: LoadedModel, read: Callable[[str], object],
                     batch: list[tuple[int, str]], *, layer: str,
                     map_size: int = DEFAULT_MAP_SIZE,
-                    full_maps_dir: str | Path | None = None) -> EntriesResult:
+                    full_maps_dir: str | Path | None = None, method: str = "gradcam",
+                    params: dict | None = None) -> EntriesResult:
     """The per-batch function of both engines: read, predict and explain some entries.
 
     The local engine calls it in-process; the Ray engine calls it in its actors
@@ -358,10 +293,14 @@ def explain_entries(model: LoadedModel, read: Callable[[str], object],
     batch : list of (int, str)
         Each entry's position in the dataset and its path.
     layer : str
-        Layer path (already checked, see :func:`resolve_layer`).
+        Layer path (already checked, see :func:`check_run_options`).
     map_size : int
     full_maps_dir : path or None
         Existing folder for the full-size maps, named by :func:`map_file_name` (position, path).
+    method : str
+        One of :func:`dataset_methods`.
+    params : dict or None
+        The method's parameters.
 
     Returns
     -------
@@ -372,7 +311,7 @@ def explain_entries(model: LoadedModel, read: Callable[[str], object],
         try:
             got = read(path)
             image = got if isinstance(got, LoadedImage) else load_image(got, path)
-            pixels.append(model.view(image).pixels)
+            pixels.append(model.view(image))
             positions.append(position)
         except ImageError as exc:
             failed.append((position, SkippedFile(path, str(exc))))
@@ -382,8 +321,9 @@ def explain_entries(model: LoadedModel, read: Callable[[str], object],
                              np.zeros(0, np.int64), np.zeros((0, map_size, map_size), np.float32),
                              (), tuple(failed))
     folder = None if full_maps_dir is None else Path(full_maps_dir)
-    result = explain_batch(model, np.stack(pixels), layer=layer, map_size=map_size,
-                           full=folder is not None)
+    result = explain_batch(model, pixels, layer=layer if methods.uses_layer(method) else None,
+                           map_size=map_size, full=folder is not None, method=method,
+                           params=params)
     files = []
     if folder is not None:
         paths = dict(batch)
@@ -396,20 +336,26 @@ def explain_entries(model: LoadedModel, read: Callable[[str], object],
 
 
 def check_run_options(model: LoadedModel, *, batch_size: int, layer: str | None, method: str,
-                      map_size: int) -> str:
-    """The layer path to explain, once the options are checked (both engines).
+                      map_size: int, params: dict | None = None) -> tuple[str, dict]:
+    """The layer path to explain (``"input"`` for a pixel-gradient method) and the method's
+    parameters with defaults filled in, once the options are checked (both engines).
 
     Raises
     ------
     ParameterError
     """
-    if method not in METHODS:
-        raise ParameterError(f"Dataset runs explain with {', '.join(METHODS)}; got {method!r}.")
+    allowed = dataset_methods()
+    if method not in allowed:
+        raise ParameterError(f"Dataset runs explain with one of {', '.join(allowed)}; "
+                             f"got {method!r}.")
+    settings = methods.get(method).validate(params)
     if not 1 <= int(batch_size) <= MAX_BATCH_SIZE:
         raise ParameterError(f"The batch size must be 1 to {MAX_BATCH_SIZE}; got {batch_size}.")
     if not 4 <= int(map_size) <= 64:
         raise ParameterError(f"The small map size must be 4 to 64 pixels; got {map_size}.")
-    return _layer(model, layer)
+    if not methods.uses_layer(method):
+        return PIXEL_LAYER, settings
+    return resolve_layer(model, layer), settings
 
 
 class RunCollector:
@@ -417,8 +363,9 @@ class RunCollector:
     order the batches arrive in (the Ray engine's come as workers finish)."""
 
     def __init__(self, model: LoadedModel, dataset: Dataset, *, layer: str, method: str,
-                 with_files: bool):
+                 with_files: bool, params: dict | None = None):
         self.model, self.dataset, self.layer, self.method = model, dataset, layer, method
+        self.params = tuple(sorted((params or {}).items()))
         self.with_files = with_files
         self.parts: list[EntriesResult] = []
         self.done = 0
@@ -466,6 +413,7 @@ class RunCollector:
             method=self.method,
             map_files=tuple(files[int(i)] for i in order) if self.with_files else None,
             seconds=time.perf_counter() - self.started,
+            params=self.params,
         )
 
 
@@ -473,7 +421,7 @@ def run_dataset(model: LoadedModel, dataset: Dataset, *, batch_size: int = DEFAU
                 layer: str | None = None, method: str = "gradcam",
                 map_size: int = DEFAULT_MAP_SIZE, full_maps_dir: str | Path | None = None,
                 progress: ProgressFn | None = None, should_stop: StopFn | None = None,
-                ) -> DatasetRun:
+                params: dict | None = None) -> DatasetRun:
     """Predict and explain every image of ``dataset``, one batch at a time.
 
     Parameters
@@ -485,9 +433,9 @@ def run_dataset(model: LoadedModel, dataset: Dataset, *, batch_size: int = DEFAU
         Images per batch, 1 to 512; memory held during the run grows with it, not with the
         dataset (plus a probability row and a small map per image).
     layer : str or None
-        Layer Grad-CAM explains; None is the last conv layer.
+        Layer a layer method explains; None is the last conv layer.
     method : str
-        ``"gradcam"`` (the one batched method).
+        One of :func:`dataset_methods` (every layer and pixel-gradient method).
     map_size : int
         Side of the small maps kept in memory.
     full_maps_dir : path or None
@@ -496,6 +444,8 @@ def run_dataset(model: LoadedModel, dataset: Dataset, *, batch_size: int = DEFAU
     progress : callable(fraction, message) or None
     should_stop : callable() -> bool, or None
         Checked between batches.
+    params : dict or None
+        The method's parameters (its registry defaults where not given).
 
     Returns
     -------
@@ -504,18 +454,18 @@ def run_dataset(model: LoadedModel, dataset: Dataset, *, batch_size: int = DEFAU
     Raises
     ------
     ParameterError
-        Bad batch size, method, layer or map size, or every image failed to load.
+        Bad batch size, method, parameter, layer or map size, or every image failed to load.
     Cancelled
         ``should_stop()`` returned True.
     """
-    layer_path = check_run_options(model, batch_size=batch_size, layer=layer, method=method,
-                                   map_size=map_size)
+    layer_path, settings = check_run_options(model, batch_size=batch_size, layer=layer,
+                                             method=method, map_size=map_size, params=params)
     folder = None if full_maps_dir is None else Path(full_maps_dir)
     if folder is not None:
         folder.mkdir(parents=True, exist_ok=True)
     entries, total = dataset.entries, len(dataset.entries)
     collector = RunCollector(model, dataset, layer=layer_path, method=method,
-                             with_files=folder is not None)
+                             with_files=folder is not None, params=settings)
     if progress is not None:
         progress(0.0, f"0 of {total} images")
     for start in range(0, total, int(batch_size)):
@@ -524,7 +474,8 @@ def run_dataset(model: LoadedModel, dataset: Dataset, *, batch_size: int = DEFAU
                             "images.")
         batch = [(i, entries[i].path) for i in range(start, min(total, start + int(batch_size)))]
         done = collector.add(explain_entries(model, dataset.reader, batch, layer=layer_path,
-                                             map_size=map_size, full_maps_dir=folder))
+                                             map_size=map_size, full_maps_dir=folder,
+                                             method=method, params=settings))
         if progress is not None:
             progress(done / max(1, total), collector.message())
     return collector.finish()

@@ -94,7 +94,8 @@ class ExplainWorker:
     """
 
     def __init__(self, recipe: ModelRecipe, read, layer: str, map_size: int,
-                 full_maps_dir: str | None, threads: int = 1):
+                 full_maps_dir: str | None, threads: int = 1, method: str = "gradcam",
+                 params: dict | None = None):
         import tensorflow as tf
 
         try:  # as many TensorFlow threads as the actor has CPUs, not one per core of the node
@@ -105,11 +106,13 @@ class ExplainWorker:
         self.model = recipe.load()
         self.read, self.layer, self.map_size = read, layer, map_size
         self.full_maps_dir = full_maps_dir
+        self.method, self.params = method, dict(params or {})
 
     def __call__(self, batch: dict) -> dict:
         pairs = [(int(i), str(p)) for i, p in zip(batch["position"], batch["path"])]
         part = explain_entries(self.model, self.read, pairs, layer=self.layer,
-                               map_size=self.map_size, full_maps_dir=self.full_maps_dir)
+                               map_size=self.map_size, full_maps_dir=self.full_maps_dir,
+                               method=self.method, params=self.params)
         return to_rows(part, len(self.model.labels), self.map_size)
 
 
@@ -185,7 +188,8 @@ def run_dataset_ray(model: LoadedModel, recipe: ModelRecipe, dataset: Dataset, *
                     method: str = "gradcam", map_size: int = DEFAULT_MAP_SIZE,
                     full_maps_dir: str | Path | None = None, address: str | None = None,
                     workers: int = DEFAULT_WORKERS, progress: ProgressFn | None = None,
-                    should_stop: StopFn | None = None) -> DatasetRun:
+                    should_stop: StopFn | None = None, params: dict | None = None,
+                    ) -> DatasetRun:
     """:func:`viz_core.dataset.engine.run_dataset` with the batches run by Ray actors.
 
     Parameters
@@ -196,8 +200,9 @@ def run_dataset_ray(model: LoadedModel, recipe: ModelRecipe, dataset: Dataset, *
         How each worker loads the same model.
     dataset : Dataset
         Its reader must work on the workers (same paths on a cluster).
-    batch_size, layer, method, map_size, full_maps_dir
-        As in :func:`viz_core.dataset.engine.run_dataset`; ``full_maps_dir`` is written by the workers.
+    batch_size, layer, method, map_size, full_maps_dir, params
+        As in :func:`viz_core.dataset.engine.run_dataset`; ``full_maps_dir`` is written by the
+        workers, which run the same per-batch function with the same method and parameters.
     address : str or None
         A running Ray cluster (``ray://host:10001`` or ``host:6379``); None uses
         ``RAY_ADDRESS`` when set, else starts a local Ray with :data:`LOCAL_CPUS` CPUs, shut
@@ -219,8 +224,8 @@ def run_dataset_ray(model: LoadedModel, recipe: ModelRecipe, dataset: Dataset, *
     ParameterError, Cancelled
         As in the local engine.
     """
-    layer_path = check_run_options(model, batch_size=batch_size, layer=layer, method=method,
-                                   map_size=map_size)
+    layer_path, settings = check_run_options(model, batch_size=batch_size, layer=layer,
+                                             method=method, map_size=map_size, params=params)
     if not 1 <= int(workers) <= 1024:
         raise ParameterError(f"The number of Ray workers must be 1 to 1024; got {workers}.")
     ray = import_ray()
@@ -229,7 +234,7 @@ def run_dataset_ray(model: LoadedModel, recipe: ModelRecipe, dataset: Dataset, *
         folder.mkdir(parents=True, exist_ok=True)
     total = len(dataset.entries)
     collector = RunCollector(model, dataset, layer=layer_path, method=method,
-                             with_files=folder is not None)
+                             with_files=folder is not None, params=settings)
     if progress is not None:
         progress(0.0, f"starting Ray; 0 of {total} images")
     _start(ray, address)
@@ -243,7 +248,8 @@ def run_dataset_ray(model: LoadedModel, recipe: ModelRecipe, dataset: Dataset, *
             fn_constructor_kwargs=dict(recipe=recipe, read=dataset.reader, layer=layer_path,
                                        map_size=int(map_size),
                                        full_maps_dir=None if folder is None else str(folder),
-                                       threads=WORKER_CPUS))
+                                       threads=WORKER_CPUS, method=method,
+                                       params=settings))
         for rows in stream.iter_batches(batch_size=None, batch_format="numpy"):
             done = collector.add(from_rows(rows, folder is not None))
             if progress is not None:

@@ -1,0 +1,58 @@
+"""``dataset --method NAME`` gives, for each image, the map ``heatmap --method NAME`` gives (the
+same kernels through :func:`viz_core.methods.heatmap.class_heatmaps`), run in-process."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from viz_core.cli import main
+from viz_core.demo.shapes import draw_scene
+
+
+@pytest.fixture(scope="module")
+def scenes(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("dataset_methods")
+    for seed in range(3):
+        Image.fromarray(draw_scene(100 + seed).image).save(folder / f"scene_{seed}.png")
+    return folder
+
+
+def _json(argv, capsys):
+    code = main(argv)
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    return json.loads(captured.out)
+
+
+@pytest.mark.parametrize("method, flags", [
+    ("gradcam", []), ("layercam", []), ("xgradcam", []), ("eigencam", []),
+    ("saliency", []), ("smoothgrad", ["--samples", "4", "--seed", "3"]),
+    ("integrated_gradients", ["--steps", "8"]),
+])
+def test_dataset_maps_equal_heatmap_maps(method, flags, scenes, tmp_path, capsys):
+    summary = _json(["dataset", "--model", "demo", "--data", str(scenes), "--method", method,
+                     *flags, "--batch-size", "2", "--clusters", "1", "--out",
+                     str(tmp_path / "d"), "--json"], capsys)
+    assert summary["method"] == method and len(summary["results"]) == 3
+    assert summary["layer"] == ("input" if method in ("saliency", "smoothgrad",
+                                                      "integrated_gradients") else "conv2d_4")
+    for row in summary["results"]:
+        single = _json(["heatmap", "--model", "demo", "--image", str(scenes / row["image"]),
+                        "--method", method, *flags, "--out", str(tmp_path / "h"), "--json"],
+                       capsys)["results"][0]
+        assert single["class_index"] == row["class_index"]
+        assert single["params"] == summary["params"]
+        np.testing.assert_allclose(np.load(row["npy"]), np.load(single["npy"]), atol=1e-4)
+
+
+def test_a_method_outside_the_dataset_list_or_a_foreign_flag_is_refused(scenes, tmp_path,
+                                                                       capsys):
+    assert main(["dataset", "--model", "demo", "--data", str(scenes), "--method", "rise",
+                 "--out", str(tmp_path), "--json"]) == 2
+    assert "invalid choice: 'rise'" in capsys.readouterr().err
+    assert main(["dataset", "--model", "demo", "--data", str(scenes), "--method", "gradcam",
+                 "--samples", "4", "--out", str(tmp_path), "--json"]) == 2
+    assert "does not take a parameter 'samples'" in capsys.readouterr().err
