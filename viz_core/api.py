@@ -282,7 +282,8 @@ def explain(model, images, method: str = "layercam", target=None, layer: str | N
         is N images.
     method : str
         A registered method (``layercam``, ``gradcam``, ``gradcam++``, ``scorecam``,
-        ``saliency``, ``occlusion``...; :func:`viz_core.methods.registry.names`).
+        ``saliency``, ``occlusion``, ``lime``...; :func:`viz_core.methods.registry.names`).
+        Layer and pixel-gradient methods run the images in batches; the others one at a time.
     target : None, class name, class index, or a list of one per image
         None explains each image's most probable class.
     layer : str or None
