@@ -63,3 +63,18 @@ def test_explain_results_show_with_options(demo):
     pair = vc.explain(model, [image, image], target=["star", "circle"])
     height, width = model.info.input_shape[:2]
     assert show(pair).size == (4 + 2 * (width + 4), 4 + height + 4)
+
+
+def test_explain_equals_the_heatmap_command_on_the_demo_model(demo, tmp_path):
+    """The same maps as ``heatmap --method layercam`` (run in this process) within 1e-4."""
+    from viz_core.cli import main
+
+    names = ["circle_and_star", "star", "square_and_triangle"]
+    paths = [str(ASSETS_DIR / "samples" / f"{name}.png") for name in names]
+    flags = [flag for path in paths for flag in ("--image", path)]
+    assert main(["heatmap", "--model", "demo", *flags, "--method", "layercam", "--out",
+                 str(tmp_path), "--json", "--quiet"]) == 0
+    results = vc.explain(demo[0], paths)
+    for name, result in zip(names, results):
+        written = np.load(tmp_path / f"{name}_layercam_{result.class_index}.npy")
+        np.testing.assert_allclose(result.map, written, atol=1e-4)
