@@ -1,8 +1,8 @@
 """Held-out checks for the demo model: accuracy and whether Grad-CAM points at the shape.
 
-This is a deliberately small Grad-CAM, only for checking the bundled demo model in training and
-tests; the project's full Grad-CAM family (layer choice, targets, nested models) lives in
-``viz_core.methods`` (:func:`viz_core.methods.heatmap.class_heatmap`).
+The maps are the project's own Grad-CAM (:func:`viz_core.methods.heatmap.class_heatmaps`, the
+kernels the dashboard, the ``heatmap`` command and dataset mode use), on the Keras model being
+trained, wrapped without copying (:func:`viz_core.models.in_memory.from_keras`).
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from dataclasses import dataclass
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from viz_core.demo.shapes import class_pairs, draw_scene, make_dataset
 
@@ -49,15 +48,16 @@ def last_conv_layer(model: keras.Model) -> keras.layers.Layer:
 def class_heatmaps(
     model: keras.Model, images: np.ndarray, class_indices: np.ndarray, batch_size: int = 64
 ) -> np.ndarray:
-    """Grad-CAM of the true class at the last conv layer, upsampled to the input size.
+    """Grad-CAM of the given class at the last ``Conv2D`` layer, at the input size.
 
-    The score is the pre-softmax logit of the class, recomputed from the final ``Dense`` layer's
-    weights; channel weights are the spatial mean of its gradient.
+    The score is the class's pre-softmax logit; channel weights are the spatial mean of its
+    gradient (:func:`viz_core.methods.layer.gradcam_map`), each map's positive part resized
+    and scaled to its maximum.
 
     Parameters
     ----------
     model : keras.Model
-        Functional model ending in ``Dense(k, activation="softmax")``.
+        Functional model ending in ``Dense(k, activation="softmax")``, taking images in [0, 1].
     images : np.ndarray
         (N, H, W, 3) float32 in [0, 1], as the model expects.
     class_indices : np.ndarray
@@ -70,36 +70,18 @@ def class_heatmaps(
     np.ndarray
         (N, H, W) float32 in [0, 1]; an all-zero map where the ReLU removes everything.
     """
-    head = model.layers[-1]
-    if not isinstance(head, keras.layers.Dense):
-        raise ValueError(
-            f"Expected the model to end in a Dense layer, found {type(head).__name__}."
-        )
-    side_model = keras.Model(model.inputs, [last_conv_layer(model).output, head.input])
+    from viz_core.methods.heatmap import class_heatmaps as explain
+    from viz_core.models.in_memory import from_keras
+    from viz_core.models.targets import Target
+
+    loaded = from_keras(model, preprocess="unit")  # pixels in [0, 255] / 255: the model's input
     height, width = images.shape[1:3]
-    maps = []
-    for start in range(0, len(images), batch_size):
-        batch = tf.convert_to_tensor(images[start : start + batch_size], dtype=tf.float32)
-        targets = tf.convert_to_tensor(class_indices[start : start + batch_size], dtype=tf.int32)
-        maps.append(
-            _gradcam_batch(
-                side_model, head.kernel, head.bias, batch, targets, height, width
-            ).numpy()
-        )
-    return np.concatenate(maps, axis=0) if maps else np.zeros((0, height, width), np.float32)
-
-
-def _gradcam_batch(side_model, kernel, bias, batch, targets, height, width):
-    with tf.GradientTape() as tape:
-        feature_maps, pooled = side_model(batch, training=False)
-        logits = tf.matmul(pooled, kernel) + bias
-        score = tf.reduce_sum(tf.gather(logits, targets, axis=1, batch_dims=1))
-    grads = tape.gradient(score, feature_maps)
-    weights = tf.reduce_mean(grads, axis=(1, 2), keepdims=True)
-    cam = tf.nn.relu(tf.reduce_sum(weights * feature_maps, axis=-1, keepdims=True))
-    cam = tf.image.resize(cam, (height, width), method="bilinear")[..., 0]
-    peak = tf.reduce_max(cam, axis=(1, 2), keepdims=True)
-    return cam / (peak + 1e-8)
+    if not len(images):
+        return np.zeros((0, height, width), np.float32)
+    results = explain(loaded, np.asarray(images, np.float32) * 255.0,
+                      [Target(int(k)) for k in class_indices], "gradcam",
+                      layer=last_conv_layer(model).name, batch_size=min(512, int(batch_size)))
+    return np.stack([r.heatmap for r in results])
 
 
 def heatmap_peaks(heatmaps: np.ndarray) -> np.ndarray:
