@@ -14,7 +14,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from viz_core.models.catalog import LoadedModel
+from viz_core.models.loaded import LoadedModel
 from viz_core.errors import Cancelled, ParameterError
 from viz_core.models.inspect import ModelInfo
 from viz_core.inputs.intake import LoadedImage, ModelImage

@@ -56,7 +56,7 @@ from viz_core.features import feature_vis
 from viz_core.features.filter_choice import (check_filters, check_layer, check_method,
                                              check_size, range_text)
 from viz_core.features.filter_options import DEFAULT_SIZE
-from viz_core.models.catalog import LoadedModel
+from viz_core.models.loaded import LoadedModel
 from viz_core.models.preprocess import preprocessing_function
 
 MIN_PERIOD = 16  # smallest tile (px): below this a tiled pattern reads as noise

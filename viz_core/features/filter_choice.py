@@ -9,7 +9,7 @@ import numpy as np
 
 from viz_core.errors import ModelError, ParameterError
 from viz_core.features.filter_options import DEFAULT_COUNT, METHODS, SIZE_RANGE
-from viz_core.models.catalog import LoadedModel
+from viz_core.models.loaded import LoadedModel
 from viz_core.runtime.limits import filter_indices
 
 

@@ -26,7 +26,7 @@ from viz_core.features.filter_options import (  # noqa: F401 (the patterns' choi
     DEFAULT_COUNT, DEFAULT_SIZE, DEFAULT_STEPS, MAX_STEPS, METHOD_HELP, METHODS, PAGE_METHOD,
     SIZE_RANGE)
 from viz_core.metrics.readability import robustness, spectral_slopes
-from viz_core.models.catalog import LoadedModel
+from viz_core.models.loaded import LoadedModel
 from viz_core.runtime.cache import DiskCache
 from viz_core.errors import ParameterError
 

@@ -4,6 +4,7 @@ predictions. Nothing here explains a prediction; the techniques above build on t
 
 Modules:
     builtin_models    the built-in table: names, titles, sizes, weights (plain data, no Keras)
+    loaded            ``LoadedModel``: the model as every technique takes it
     catalog           loading built-ins and uploads as a ``LoadedModel``
     upload_safety     whether an uploaded file may be loaded: the checks before Keras reads it
     in_memory         a Keras model built in a notebook as a ``LoadedModel``

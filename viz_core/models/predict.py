@@ -7,7 +7,7 @@ from typing import Callable, Sequence
 import numpy as np
 import tensorflow as tf
 
-from viz_core.models.catalog import LoadedModel
+from viz_core.models.loaded import LoadedModel
 from viz_core.inputs.intake import ModelImage
 from viz_core.runtime.limits import TOP
 from viz_core.models.preprocess import preprocessing_function
