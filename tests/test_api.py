@@ -158,6 +158,7 @@ def test_target_by_name_and_by_index(keras_model, model):
     by_name = vc.explain(model, pixels, target="dog")
     by_index = vc.explain(model, pixels, target=1)
     assert (by_name.class_index, by_name.label) == (1, "dog")
+    assert "label='dog'" in repr(by_name) and "array" not in repr(by_name)  # no pixel dump
     np.testing.assert_array_equal(by_name.map, by_index.map)
     np.testing.assert_allclose(by_name.map, layercam_by_hand(keras_model, pixels, 1), atol=1e-4)
     per_image = vc.explain(model, list(scenes(3)), target=["bird", 0, "dog"])

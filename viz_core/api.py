@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import inspect as _inspect
 import io
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -245,7 +245,7 @@ class Explanation:
         The image's name (file stem, or ``image N``).
     """
 
-    map: np.ndarray
+    map: np.ndarray = field(repr=False)
     class_index: int
     label: str
     method: str
@@ -254,8 +254,8 @@ class Explanation:
     score: float
     score_kind: str
     params: dict
-    raw: np.ndarray
-    image: np.ndarray
+    raw: np.ndarray = field(repr=False)
+    image: np.ndarray = field(repr=False)
     name: str
 
     def _repr_png_(self) -> bytes:
