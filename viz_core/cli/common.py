@@ -43,10 +43,10 @@ def static_constant(module: str, name: str):
     ``viz_core.methods.lime.HIDE_COLOURS`` stay written once and argparse can list them before
     TensorFlow loads. Anything else is read by importing the module.
 
-    Left only for the constants still held by modules that import TensorFlow
-    (``viz_core.methods.lime``, ``viz_core.methods.superpixels``, ``viz_core.metrics``); once
-    each lives in a module without NumPy or TensorFlow (as ``viz_core.render.choices``), the
-    command imports it and this goes."""
+    Left only for the constants still held by modules that import NumPy or TensorFlow (in
+    ``viz_core.methods``, ``viz_core.metrics`` and ``viz_core.render.compare``); once each
+    lives in a plain-data module (as ``viz_core.render.choices`` or
+    ``viz_core.features.filter_options``), the command imports it and this goes."""
     top, *rest = module.split(".")
     # Found from the top package's folder: find_spec would import the parent packages.
     source = Path(importlib.import_module(top).__file__).parent.joinpath(*rest)
