@@ -338,8 +338,8 @@ def metrics_ready() -> bool:
 if not metrics_ready():
     todo = [m for m in methods if not bench.is_cached(*metrics_call(m)[0], **metrics_call(m)[1])]
     st.caption(f"Computing them for {len(todo)} method{'s' if len(todo) > 1 else ''} costs "
-               + cost_text(model, sum(metrics_passes(model, m, more_names) for m in todo))
-               + " (fewer when maps are already made).")
+               + cost_text(model, sum(metrics_passes(model, m, more_names, with_map=False)
+                                      for m in todo)) + ".")
 
     def compute_metrics(bar) -> None:
         for n, m in enumerate(todo):

@@ -87,6 +87,13 @@ def test_a_toy_metric_is_computed_by_map_metrics(toy):
     fractions = dict((message, fraction) for fraction, message in seen)
     assert fractions["Map mean"] == pytest.approx((p + 0.5) / (p + 0.5 + 10.0))
     assert seen[-1] == (1.0, "done")
+    # the cost said before a run: one more map for random logit, 4 for max-sensitivity, the toy
+    from viz_core.metrics.evaluation import metrics_passes
+
+    chosen = ["random_logit", "max_sensitivity", "map_mean"]
+    assert metrics_passes(model, "gradcam", chosen, with_map=False) == pytest.approx(
+        p + 4 * p + 10.0)
+    assert metrics_passes(model, "gradcam", chosen) == pytest.approx(p + p + 4 * p + 10.0)
     # every registered metric by default, the toy last
     assert list(map_metrics(model, view, Target(1), "gradcam").values)[-1] == "map_mean"
     with pytest.raises(ParameterError, match="'map_median'"):

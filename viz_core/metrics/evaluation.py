@@ -138,11 +138,13 @@ def metric_params(spec: registry.MetricSpec, settings: Mapping | None,
 
 
 def metrics_passes(model: LoadedModel, method: str, metrics=None,
-                   settings: Mapping | None = None) -> float:
-    """Forward passes :func:`map_metrics` costs with nothing cached, the map included."""
+                   settings: Mapping | None = None, *, with_map: bool = True) -> float:
+    """Forward passes :func:`map_metrics` costs with nothing cached (``with_map=False``: the
+    method's map itself already made)."""
     passes = map_passes(model, method)
-    return passes + sum(registry.get(m).passes(passes, metric_params(registry.get(m), settings))
-                        for m in registry.check_names(metrics))
+    return passes * with_map + sum(
+        registry.get(m).passes(passes, metric_params(registry.get(m), settings))
+        for m in registry.check_names(metrics))
 
 
 def map_metrics(model: LoadedModel, image: ModelImage, target: Target, method: str, *,
