@@ -11,11 +11,12 @@ from ui.presenter import controls
 from ui.sidebar import DATASET_CHOICE, DATASET_IMAGE_KEY
 from ui.state import workbench
 from ui.text import literal
-from viz_core.dataset.engine import DEFAULT_BATCH_SIZE, run_dataset
+from viz_core.dataset.engine import DEFAULT_BATCH_SIZE, dataset_methods, run_dataset
 from viz_core.dataset.readers import UPLOAD_LIMITS, open_zip, sample_dataset
 from viz_core.errors import VizError
 from viz_core.render import apply_colormap, overlay_heatmap
 from viz_core.maps import resize_map
+from viz_core.methods import registry as methods
 from viz_core.dataset.shortcuts import CORNER_FRACTION, FLAG_SHARE, find_shortcuts
 
 SOURCES = {
@@ -33,9 +34,9 @@ page = page_setup(
     "Check the model on a whole set of images: which ones it gets wrong, where it looks for "
     "each class, and whether it found a shortcut (the *Clever Hans* effect: a classifier that "
     "recognised horses by a copyright tag in the corner). Each image is predicted and explained "
-    "with Grad-CAM in batches; the heatmaps of each predicted class are then grouped by "
-    "spectral clustering (SpRAy, Lapuschkin et al. 2019), so a group whose evidence sits away "
-    "from the objects stands out.",
+    "in batches, with Grad-CAM or another heatmap method; the heatmaps of each predicted class "
+    "are then grouped by spectral clustering (SpRAy, Lapuschkin et al. 2019), so a group whose "
+    "evidence sits away from the objects stands out.",
     needs="nothing",
 )
 bench = workbench()
@@ -44,6 +45,13 @@ bench = workbench()
 settings = controls("Images", normal="plain")
 source = settings.radio("Images", list(SOURCES), format_func=SOURCES.get, key="ds_source",
                         horizontal=True)
+# every layer and pixel-gradient method of the registry, at its default parameters
+method = settings.selectbox(
+    "Heatmap method", dataset_methods(), format_func=methods.title, key="ds_method",
+    help="How each image's heatmap is made (the same maps as Class heatmaps gives at the "
+    "default settings). Layer and pixel-gradient methods run in batches; Score-CAM and "
+    "AblationCAM run the model again for each image, so they take much longer.")
+method_title = methods.title(method)
 
 try:
     if source == "shortcut":
@@ -98,7 +106,7 @@ if data.unknown_labels:
                                            for label, n in data.unknown_labels),
                icon=":material/label_off:")
 
-call = ((run_dataset, model, data), dict(batch_size=DEFAULT_BATCH_SIZE))
+call = ((run_dataset, model, data), dict(batch_size=DEFAULT_BATCH_SIZE, method=method))
 if not bench.is_cached(*call[0], **call[1]):
     run_button("Run on the dataset", "Explaining the dataset", "ds_run",
                lambda bar: bench.run(*call[0], progress=bar, **call[1]))
@@ -256,7 +264,8 @@ else:
 
 # -- mean heatmaps ------------------------------------------------------------------------------
 st.subheader("Where the model looks, per predicted class")
-st.caption("The mean Grad-CAM map of all images predicted as the class (yellow = most heat).")
+st.caption(f"The mean {method_title} map of all images predicted as the class (yellow = most "
+           "heat).")
 means = run.mean_maps()
 columns = st.columns(min(6, max(1, len(means))))
 for slot, (k, mean) in enumerate(sorted(means.items())):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from viz_core.dataset.engine import run_dataset
+from viz_core.dataset.engine import DEFAULT_BATCH_SIZE, run_dataset
 from viz_core.models.catalog import load_builtin_model
 from viz_core.dataset.readers import sample_dataset
 from viz_core.dataset.shortcuts import find_shortcuts
@@ -125,3 +125,35 @@ def test_an_image_opened_from_the_table_becomes_the_sidebars_image(app, shortcut
     np.testing.assert_array_equal(image.pixels, data.load(entry).pixels)
     assert at.selectbox(key="image").value == "dataset"
     assert at.selectbox(key="model").value == "shortcut_demo"
+
+
+def test_the_method_box_lists_the_registry_and_runs_the_chosen_method(app):
+    """The method box offers every layer and pixel-gradient method of the registry; choosing
+    LayerCAM runs the engine with it and names it above the mean maps."""
+    from viz_core.methods import registry as methods
+
+    at = app
+    at.switch_page("pages/dataset.py")  # the test before opened Class heatmaps
+    at.run()
+    at.selectbox(key="model").set_value("demo").run()  # ... with the shortcut model
+    at.radio(key="ds_source").set_value("shapes").run()
+    box = at.selectbox(key="ds_method")
+    assert box.options == [methods.title(n) for n in methods.names("layer")
+                           + methods.names("pixel-gradient")]
+    assert box.value == "gradcam"
+    at.select_slider(key="ds_count").set_value(24).run()
+    box.set_value("layercam").run()
+    if any(b.key == "ds_run" for b in at.button):
+        at.button(key="ds_run").click().run()
+    assert not at.exception, at.exception
+    assert any(c.value.startswith("The mean LayerCAM map") for c in at.caption)
+    model = load_builtin_model("demo")
+    data = sample_dataset("shapes", model.labels, count=24)
+    direct = run_dataset(model, data, method="layercam")
+    assert direct.method == "layercam"
+    from ui.state import workbench
+    assert workbench().is_cached(run_dataset, model, data, batch_size=DEFAULT_BATCH_SIZE,
+                                 method="layercam")
+    assert {m.label: m.value for m in at.metric}["Accuracy"] == f"{direct.accuracy:.1%}"
+    gradcam = run_dataset(model, data)
+    assert np.abs(gradcam.maps - direct.maps).max() > 0.05
