@@ -237,3 +237,21 @@ def test_an_end_record_that_understates_the_count_is_caught_by_the_directory_siz
 def test_a_zip_without_an_end_record_is_not_a_zip():
     with pytest.raises(ParameterError, match="not a readable ZIP.*no end of central"):
         open_zip(b"PK\x03\x04" + b"\0" * 100, CLASSES)
+
+
+# -- smaller findings -----------------------------------------------------------------------------
+def test_zip_members_with_absolute_paths_are_skipped_not_labelled():
+    archive = zipped({"/abs/a.png": png(1), "C:/win/b.png": png(2), "c:\\d\\e.png": png(3),
+                      "circle/ok.png": png(4)})
+    data = open_zip(archive, CLASSES)
+    assert [(e.path, e.label) for e in data.entries] == [("circle/ok.png", "circle")]
+    assert {s.file: s.reason for s in data.skipped} == dict.fromkeys(
+        ["/abs/a.png", "C:/win/b.png", "c:/d/e.png"],
+        "an absolute path (from the root of a disk); it is not read")
+    assert data.unknown_labels == ()
+
+
+def test_a_labels_csv_with_a_sample_is_refused_not_ignored(tmp_path):
+    (tmp_path / "l.csv").write_text("a.png,circle\n")
+    with pytest.raises(ParameterError, match="the sample 'sample:shapes' has its own labels"):
+        open_dataset("sample:shapes", CLASSES, labels_csv=tmp_path / "l.csv")

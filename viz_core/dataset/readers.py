@@ -24,6 +24,7 @@ import csv
 import hashlib
 import io
 import os
+import re
 import stat
 import struct
 import zipfile
@@ -95,6 +96,7 @@ SAMPLE_DATASETS = {
 SAMPLE_SIZES = {"shapes": 240, "shortcut": 200}
 _SHAPES_FIRST_SEED = 2_200_000_000  # beyond every training and held-out range of the demo
 _IGNORED_PARTS = ("__MACOSX", ".DS_Store", "Thumbs.db", "desktop.ini")
+_DRIVE = re.compile(r"[A-Za-z]:")  # a Windows drive at the start of a member's path
 UNMATCHED_SHOWN = 20  # CSV rows naming files not in the dataset, listed one by one
 _FILE_KINDS = ((stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISSOCK, "a socket"),
                (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
@@ -722,7 +724,13 @@ def open_zip(source: bytes | str | os.PathLike, classes: Sequence[str], *,
     members: dict[str, zipfile.ZipInfo] = {}
     skipped: list[SkippedFile] = []
     for info in infos:
-        member = info.filename.replace("\\", "/").lstrip("/")
+        raw = info.filename.replace("\\", "/")
+        member = raw.lstrip("/")
+        if not info.is_dir() and (raw.startswith("/") or _DRIVE.match(raw)):
+            # its first folder would become a label ("abs", "C:")
+            skipped.append(SkippedFile(raw, "an absolute path (from the root of a disk); it "
+                                            "is not read"))
+            continue
         if not info.is_dir() and ".." in PurePosixPath(member).parts:
             skipped.append(SkippedFile(member, "its path climbs out of the archive ('..'); "
                                                "it is not read"))
@@ -776,6 +784,9 @@ def open_dataset(source: str | os.PathLike, classes: Sequence[str], *,
     """
     text = str(source)
     if text.startswith("sample:"):
+        if labels_csv is not None:  # it was silently ignored
+            raise ParameterError(f"A labels CSV goes with a folder or a ZIP; the sample {text!r} "
+                                 "has its own labels.")
         return sample_dataset(text.split(":", 1)[1], classes)
     path = Path(text)
     if path.is_dir():
