@@ -12,6 +12,12 @@ In one process, on the demo model and the built-in shapes sample:
   - ``loop``: one image at a time, ``top_classes`` then ``class_heatmap`` of the top class (what
     a user's loop over ``heatmap`` does), on 32 images, per image;
 
+* ``layercam``: :func:`viz_core.methods.heatmap.class_heatmaps` with LayerCAM on
+  ``LAYERCAM_IMAGES`` (64) demo images in batches of 32 (what ``vc.explain`` and dataset mode
+  run) against batched forward passes of the same images (the issue's goal: at most **1.2x**),
+  rounds alternating, the fastest of each compared; and the largest difference from
+  ``class_heatmap`` one image at a time (goal: 1e-4);
+
 * memory: resident memory (``VmRSS``) at the end of an engine run over ``DATASET_BENCH_SMALL``
   images (default 1,000), its result alive, and at the end of one over ``DATASET_BENCH_LARGE``
   (default 5,000), scenes drawn as
@@ -38,6 +44,7 @@ IMAGES = int(os.environ.get("DATASET_BENCH_IMAGES", "512"))
 SMALL = int(os.environ.get("DATASET_BENCH_SMALL", "1000"))
 LARGE = int(os.environ.get("DATASET_BENCH_LARGE", "5000"))
 LOOP_IMAGES = 32  # the one-image loop is timed on fewer images, reported per image
+LAYERCAM_IMAGES = 64
 BATCH = 32
 ROUNDS = 3
 
@@ -104,6 +111,52 @@ def timing(model) -> dict:
     }
 
 
+def layercam(model, rounds: int = 5) -> dict:
+    """Batched LayerCAM over 64 demo images against batched forward passes of them."""
+    import numpy as np
+    import tensorflow as tf
+
+    from viz_core.dataset.readers import sample_dataset
+    from viz_core.methods.heatmap import class_heatmap, class_heatmaps
+    from viz_core.models.targets import Target
+
+    sample = sample_dataset("shapes", model.labels, count=LAYERCAM_IMAGES)
+    views = [model.view(sample.load(e)) for e in sample.entries]
+    pixels = np.stack([v.pixels for v in views])
+    compiled = tf.function(lambda x: model.model(x, training=False), reduce_retracing=True)
+
+    def forward():
+        for i in range(0, len(pixels), BATCH):
+            compiled(model.batch(pixels[i:i + BATCH])).numpy()
+
+    def explain():
+        return class_heatmaps(model, views, None, "layercam", batch_size=BATCH)
+
+    forward()
+    explain()  # compile both
+    forwards, batched = [], []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        forward()
+        forwards.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        results = explain()
+        batched.append(time.perf_counter() - start)
+    difference = max(float(np.abs(r.heatmap - class_heatmap(
+        model, v, Target(r.class_index), "layercam").heatmap).max())
+                     for r, v in zip(results, views))
+    return {
+        "layercam_images": LAYERCAM_IMAGES,
+        "layercam_forward_s": round(min(forwards), 4),
+        "layercam_batched_s": round(min(batched), 4),
+        "layercam_over_forward": round(min(batched) / min(forwards), 2),
+        "layercam_over_forward_each_round": [round(b / f, 2)
+                                             for b, f in zip(batched, forwards)],
+        "layercam_over_forward_goal": 1.2,
+        "layercam_max_difference_from_class_heatmap": float(f"{difference:.2e}"),
+    }
+
+
 def memory(model) -> dict:
     from viz_core.dataset.engine import run_dataset
     from viz_core.dataset.readers import sample_dataset
@@ -144,6 +197,7 @@ def run() -> dict:
     model = load_demo_model()
     load = os.getloadavg()
     out = {"cpus": os.cpu_count(), "load_average_1_5_15": [round(x, 2) for x in load]}
+    out.update(layercam(model))
     out.update(timing(model))
     out.update(memory(model))
     out["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
