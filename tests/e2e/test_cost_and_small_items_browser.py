@@ -40,7 +40,21 @@ def chips(page, label: str) -> list[str]:
     return [tag.get_attribute("aria-label") for tag in box.locator("[data-tag]").all()]
 
 
+def cost_per_pass(passes: int, seconds: float) -> tuple[float, float]:
+    """The range of seconds per pass a cost line allows: its time is rounded to the second
+    ("~54 s") or, from 90 s on, to the minute ("~4 min")."""
+    slack = 0.5 if seconds < 90 else 30.0
+    return max(0.0, seconds - slack) / passes, (seconds + slack) / passes
+
+
 def test_big_models_state_the_cost_and_offer_a_quick_look(page, server, artifacts):
+    """The estimate is passes x this model's pass as measured on this machine, so its seconds
+    depend on the machine (VGG16's 345 default passes came to 52-64 s here, either side of
+    the page's 60 s threshold). What holds anywhere: the quick look is offered exactly when the
+    estimate is over the threshold, and the full and quick estimates use the same pass. Every
+    method at 50 curve steps puts the estimate far over the threshold (minutes here; a machine
+    would need a VGG16 pass some 10x faster than this one's to fall under it)."""
+    from tests.e2e.test_browser import add_every_method
     from ui.cost import SLOW_SECONDS
 
     page.set_viewport_size({"width": 1440, "height": 900})
@@ -52,15 +66,31 @@ def test_big_models_state_the_cost_and_offer_a_quick_look(page, server, artifact
     assert len(methods) == 7, methods  # the registry's fast methods
     # (methods + the random order) x (deletion + insertion) x (20 steps + 1) images at least
     assert passes >= (len(methods) + 1) * 2 * 21, (passes, methods)
-    assert seconds > 60
-    page.screenshot(path=str(artifacts / "compare_cost_vgg16.png"))
     quick = page.get_by_role("button", name=re.compile(r"^Quick look: 3 methods, 10 curve steps"))
-    quick.click()
+    assert (quick.count() == 1) == (seconds > SLOW_SECONDS), (passes, seconds)
+
+    add_every_method(page)
+    steps = page.get_by_role("slider", name="Curve steps")
+    steps.focus()
+    steps.press("End")  # 50 steps
     settle(page)
-    assert chips(page, "Methods") == ["Grad-CAM", "EigenCAM", "Vanilla saliency (gradient)"]
-    quick_passes, quick_seconds = cost_of(page)
-    assert quick_passes <= passes / 3 and quick_passes >= 4 * 2 * 11, (passes, quick_passes)
-    assert page.get_by_role("button", name=re.compile(r"^Quick look")).count() == 0
+    passes, seconds = cost_of(page)
+    methods = chips(page, "Methods")
+    assert len(methods) >= 10, methods
+    assert passes >= (len(methods) + 1) * 2 * 51, (passes, methods)
+    page.screenshot(path=str(artifacts / "compare_cost_vgg16.png"))
+    assert (quick.count() == 1) == (seconds > SLOW_SECONDS), (passes, seconds)
+    if seconds > SLOW_SECONDS:  # (a machine this fast needs no quick look)
+        quick.click()
+        settle(page)
+        assert chips(page, "Methods") == ["Grad-CAM", "EigenCAM", "Vanilla saliency (gradient)"]
+        quick_passes, quick_seconds = cost_of(page)
+        assert 4 * 2 * 11 <= quick_passes <= passes / 3, (passes, quick_passes)
+        low, high = cost_per_pass(passes, seconds)
+        quick_low, quick_high = cost_per_pass(quick_passes, quick_seconds)
+        assert quick_low <= high and low <= quick_high, (passes, seconds, quick_passes,
+                                                         quick_seconds)  # the same pass
+        assert page.get_by_role("button", name=re.compile(r"^Quick look")).count() == 0
 
     page.goto(f"{server}/sanity?{BIG}image=circle")
     settle(page)
