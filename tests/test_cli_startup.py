@@ -91,6 +91,7 @@ ARGUMENT_CASES = [
 ]
 
 
+@pytest.mark.slow  # starts python -m viz_core processes
 @pytest.mark.parametrize("args, says", [case[1:] for case in ARGUMENT_CASES],
                          ids=[case[0] for case in ARGUMENT_CASES])
 def test_help_and_argument_errors_never_import_tensorflow(args, says):
@@ -109,6 +110,7 @@ def test_help_and_argument_errors_never_import_tensorflow(args, says):
     assert not (ROOT / "x").exists()
 
 
+@pytest.mark.slow  # starts python -m viz_core processes
 def test_the_guard_catches_a_tensorflow_import():
     """The guard of the test above: a command that loads TensorFlow fails loudly under it."""
     out, _ = run("predict", "--image", str(SAMPLE), "--top", "1", without_tensorflow=True)
@@ -127,6 +129,7 @@ def test_methods_are_parsed_into_the_checked_list():
     assert args.methods == (*methods.names(fast=True), "edges")
 
 
+@pytest.mark.slow  # starts python -m viz_core processes
 def test_help_answers_fast_and_lists_every_command():
     from viz_core.cli import COMMANDS
 
@@ -144,6 +147,7 @@ def _timed(argv) -> float:
     return time.monotonic() - start
 
 
+@pytest.mark.slow  # starts python -m viz_core processes
 def test_a_run_prints_nothing_on_stderr_and_a_late_error_one_line(tmp_path):
     out, _ = run("predict", "--image", str(SAMPLE), "--top", "1", "--json")
     assert out.returncode == 0 and out.stderr == "" and '"label": "circle"' in out.stdout
