@@ -38,6 +38,7 @@ def _image(seed=0, height=32, width=32, channels=3):
 # ----------------------------------------------------------------------------------------------
 # The registry itself
 # ----------------------------------------------------------------------------------------------
+@pytest.mark.slow  # starts a new Python process
 def test_registry_imports_without_tensorflow():
     code = ("import sys, viz_core.methods.registry as m; m.get('rise').function; "
             "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules, "
@@ -204,6 +205,7 @@ def test_a_toy_method_plays_the_pointing_game(toy):
     assert result.scores[-1].method == "toycam" and result.scores[-1].total == 2
 
 
+@pytest.mark.slow  # starts a new Python process
 def test_methods_command_lists_the_registry_as_json():
     out = subprocess.run([sys.executable, "-m", "viz_core", "methods", "--json"],
                          capture_output=True, text=True, cwd=ROOT, timeout=120)
