@@ -45,6 +45,7 @@ def _reference(folder, k, method="gradcam", **params):
     return image, class_heatmap(model, model.view(image), Target(k), method, **params)
 
 
+@pytest.mark.slow  # starts python -m viz_core (TensorFlow imported again)
 def test_heatmap_command_writes_overlay_npy_and_json(files, tmp_path):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=str(ROOT))
     out = subprocess.run(
