@@ -86,3 +86,11 @@ def bench(tmp_path):
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+def pytest_collection_modifyitems(items):
+    """Every browser test (marker ``e2e``) is also ``slow``: each starts ``streamlit run``
+    and Chromium, so ``pytest -m "not slow"`` leaves them out."""
+    for item in items:
+        if item.get_closest_marker("e2e") is not None:
+            item.add_marker(pytest.mark.slow)
