@@ -18,6 +18,9 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
+import sys
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -163,24 +166,81 @@ def import_ray():
     return ray
 
 
-def _start(ray, address: str | None) -> None:
-    """Connect to ``address`` (or ``RAY_ADDRESS``), or start a small local Ray."""
+CONNECT_TIMEOUT_S = 30.0  # a cluster address that does not answer: Ray itself retried for minutes
+
+
+def _answers(address: str, timeout: float) -> None:
+    """Raise :class:`RayUnavailableError` unless something accepts a TCP connection at the
+    address's ``host:port`` (``ray://host:port`` too) within ``timeout`` seconds; other forms
+    (``auto``, ``local``) are left to Ray."""
+    host, sep, port = address.split("://", 1)[-1].rpartition(":")
+    if not sep or not port.isdigit():
+        return
+    try:
+        with socket.create_connection((host.strip("[]") or "127.0.0.1", int(port)),
+                                      timeout=timeout):
+            pass
+    except OSError as exc:
+        reason = "no answer" if isinstance(exc, TimeoutError) else (exc.strerror or str(exc))
+        raise RayUnavailableError(
+            f"Nothing answers at the Ray cluster address {address!r} ({reason}, waited up to "
+            f"{timeout:g} s); start the cluster (ray start --head) or check the address."
+        ) from None
+
+
+@contextmanager
+def _stderr_silenced(silenced: bool):
+    """File descriptor 2 points at /dev/null while Ray starts: its C++ core writes there
+    whatever the logging level says (as TensorFlow does, see viz_core.runtime.quiet)."""
+    if not silenced:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            try:
+                yield
+            finally:
+                os.dup2(saved, 2)
+    finally:
+        os.close(saved)
+
+
+def _start(ray, address: str | None, verbose: bool | None = None) -> None:
+    """Connect to ``address`` (or ``RAY_ADDRESS``), or start a small local Ray.
+
+    A ``host:port`` address is tried for :data:`CONNECT_TIMEOUT_S` seconds before Ray is asked.
+    Ray's start-up messages are kept off stderr unless ``verbose``; None: verbose when the
+    libraries' logs were left on (``-v``; the command line quiets them otherwise).
+    """
     address = address or os.environ.get("RAY_ADDRESS") or None
-    quiet = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING,
+    if verbose is None:
+        verbose = logging.getLogger("tensorflow").getEffectiveLevel() < logging.ERROR
+    if not verbose:  # the driver's C++ core logs to stderr during the run, not only at start
+        os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")
+    quiet = dict(include_dashboard=False, log_to_driver=verbose,
+                 logging_level=logging.INFO if verbose else logging.WARNING,
                  configure_logging=True)
     try:
-        if address:
-            ray.init(address=address, **quiet)
-        else:
-            # workers import viz_core from this checkout even when it is not installed
-            root = str(Path(__file__).resolve().parents[1])
-            path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)
-            ray.init(num_cpus=LOCAL_CPUS, object_store_memory=LOCAL_OBJECT_STORE_BYTES,
-                     runtime_env={"env_vars": {"PYTHONPATH": path}}, **quiet)
+        with _stderr_silenced(not verbose):
+            if address:
+                _answers(address, CONNECT_TIMEOUT_S)
+                ray.init(address=address, **quiet)
+            else:
+                # workers import viz_core from this checkout even when it is not installed
+                root = str(Path(__file__).resolve().parents[1])
+                path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)
+                ray.init(num_cpus=LOCAL_CPUS, object_store_memory=LOCAL_OBJECT_STORE_BYTES,
+                         runtime_env={"env_vars": {"PYTHONPATH": path}}, **quiet)
+    except RayUnavailableError:
+        raise
     except (ConnectionError, RuntimeError, ValueError) as exc:
         where = f"the Ray cluster at {address!r}" if address else "a local Ray"
         raise RayUnavailableError(f"Could not start or reach {where}: {exc}") from None
-    logging.getLogger("ray.data").setLevel(logging.WARNING)
+    # Ray Data's notes ("Progress bars disabled") are for -v; its errors still show
+    logging.getLogger("ray.data").setLevel(logging.INFO if verbose else logging.ERROR)
 
 
 def run_dataset_ray(model: LoadedModel, recipe: ModelRecipe, dataset: Dataset, *,
