@@ -428,7 +428,7 @@ class JobQueue:
         for job in [j for j in self._waiting if self._abandoned(j)]:
             self._waiting.remove(job)
             self._drop(job)
-            _LOG.info("job %d dropped (%s): its sessions have gone", job.number, job.label)
+            _LOG.info("job %d cancelled (%s): its sessions have gone", job.number, job.label)
         for job in self._by_key.values():
             if job.state == RUNNING and self._abandoned(job):
                 job.cancel()
@@ -492,7 +492,7 @@ class JobQueue:
                 job = self._waiting.popleft()
                 if self._abandoned(job):  # its sessions went while it waited
                     self._drop(job)
-                    _LOG.info("job %d dropped (%s): its sessions have gone", job.number,
+                    _LOG.info("job %d cancelled (%s): its sessions have gone", job.number,
                               job.label)
                     continue
                 job.state = RUNNING  # seen as running before the lock is released
