@@ -52,12 +52,12 @@ def test_registry_imports_without_tensorflow():
 
 def test_every_issue_method_is_registered_with_family_and_paper():
     assert set(NEW_METHODS + ("gradcam", "gradcam++", "scorecam", "saliency", "smoothgrad",
-                              "integrated_gradients")) == set(methods.names())
+                              "integrated_gradients", "lime")) == set(methods.names())
     for spec in methods.specs():
         assert spec.help and "20" in spec.help, spec.name  # cites a paper with its year
         assert spec.answers and spec.weakness
         assert callable(spec.function())
-    assert methods.names("perturbation") == ("occlusion", "rise")
+    assert methods.names("perturbation") == ("occlusion", "rise", "lime")
     assert methods.names("pixel-gradient") == ("saliency", "smoothgrad", "integrated_gradients")
 
 
@@ -165,6 +165,8 @@ def toy():
 
 def test_a_registered_toy_method_is_computed_and_listed(toy, tmp_path, capsys):
     from viz_core.cli import build_parser, main
+    from viz_core.dataset.engine import dataset_methods, run_dataset
+    from viz_core.maps import resize_map
     from viz_core.metrics.maps import compare_methods, explanation_map, map_methods
     from viz_core.metrics.pointing import default_methods
     from viz_core.metrics.sanity import sanity_methods
@@ -178,8 +180,22 @@ def test_a_registered_toy_method_is_computed_and_listed(toy, tmp_path, capsys):
     assert result.params == (("strength", 3.0),) and result.layer == "conv_b"
     np.testing.assert_array_equal(explanation_map(model, view, Target(1), "toycam", strength=3.0),
                                   result.heatmap)
-    for listed in (map_methods(), compare_methods(), default_methods(), sanity_methods()):
+    for listed in (map_methods(), compare_methods(), default_methods(), sanity_methods(),
+                   dataset_methods()):
         assert "toycam" in listed
+    # dataset mode runs it batched, with the same map as one image at a time
+    from viz_core.dataset.readers import Dataset, DatasetEntry
+    from viz_core.inputs.intake import image_from_array
+    pictures = {f"{i}.png": image_from_array(np.roll(view.original, 5 * i, axis=0), f"{i}.png")
+                for i in range(3)}
+    data = Dataset("toy", "unlabelled", tuple(DatasetEntry(p, None, None) for p in pictures),
+                   (), model.labels, (), "toy", pictures.__getitem__)
+    run = run_dataset(model, data, method="toycam", params={"strength": 3.0}, map_size=8)
+    assert run.method == "toycam" and run.params == (("strength", 3.0),)
+    for i, path in enumerate(run.paths):
+        single = class_heatmap(model, model.view(pictures[path]), Target(int(run.predicted[i])),
+                               "toycam", strength=3.0)
+        np.testing.assert_allclose(run.maps[i], resize_map(single.heatmap, 8, 8), atol=1e-4)
     parser = build_parser(command="heatmap")
     args = parser.parse_args(["heatmap", "--image", str(ROOT / "assets/samples/star.png"),
                               "--method", "toycam",
