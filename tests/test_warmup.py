@@ -107,7 +107,7 @@ def warmed(tmp_path_factory):
     patch.undo()
 
 
-@pytest.mark.slow  # a whole warm-up of the demo model (every layer's filter patterns, comparison, sanity check): 20-35 s
+@pytest.mark.slow  # a whole warm-up of the demo model (filter patterns, compare, sanity): 20-35 s
 def test_compare_and_sanity_come_last_and_are_cached_as_the_pages_ask(warmed):
     bench, messages, done, _ = warmed
     model = bench.builtin_model("demo")
@@ -136,7 +136,7 @@ def test_compare_and_sanity_come_last_and_are_cached_as_the_pages_ask(warmed):
                            methods=tuple(DEFAULT_METHODS), steps=8, params=params, seed=0)
 
 
-@pytest.mark.slow  # a whole warm-up of the demo model (every layer's filter patterns, comparison, sanity check): 20-35 s
+@pytest.mark.slow  # a whole warm-up of the demo model (filter patterns, compare, sanity): 20-35 s
 def test_compare_and_sanity_pages_open_from_the_warm_caches(warmed):
     bench, _, _, _ = warmed
     misses = bench.results.stats.misses
@@ -157,7 +157,7 @@ def test_compare_and_sanity_pages_open_from_the_warm_caches(warmed):
     assert bench.results.stats.misses == misses  # nothing was computed again
 
 
-@pytest.mark.slow  # a whole warm-up of the demo model (every layer's filter patterns, comparison, sanity check): 20-35 s
+@pytest.mark.slow  # a whole warm-up of the demo model (filter patterns, compare, sanity): 20-35 s
 def test_stopping_inside_the_last_steps_leaves_them_undone(warmed):
     # The warm-up stopped between steps at the first comparison, then inside the sanity check
     # (the `warmed` fixture's first two runs, read when each stopped).
