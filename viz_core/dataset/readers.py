@@ -17,6 +17,11 @@ A ZIP is never extracted to disk: members are read into memory one at a time, af
 declared sizes were checked against :class:`DatasetLimits` (file count, total size, per-file size,
 compression ratio: ZIP bombs are refused before any member is decompressed). Paths inside the
 archive are only ever shown, never used as file system paths.
+
+Every input is bounded before it is parsed: a folder's files are regular files (named pipes,
+sockets and devices are skipped, never opened; names that are not UTF-8 are skipped and shown
+escaped), a labels CSV by its size and rows wherever it comes from, a ZIP by its bytes and by
+the entry count its end record declares.
 """
 from __future__ import annotations
 
