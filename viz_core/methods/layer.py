@@ -129,15 +129,15 @@ def layercam_map(activations: np.ndarray, grads: np.ndarray) -> np.ndarray:
     np.ndarray
         (h, w) or (N, h, w) float32 (>= 0 wherever the activations are, e.g. after a ReLU).
     """
-    a = np.asarray(activations).astype("float64")
-    return (np.maximum(np.asarray(grads).astype("float64"), 0.0) * a).sum(axis=-1).astype(
-        "float32")
+    # float32 throughout: a float64 copy of a batch's activations cost more than the sum
+    return np.einsum("...k,...k->...", np.maximum(np.asarray(grads, dtype="float32"), 0.0),
+                     np.asarray(activations, dtype="float32"))
 
 
 def hirescam_map(activations: np.ndarray, grads: np.ndarray) -> np.ndarray:
     """HiResCAM (Draelos & Carin 2020): ``sum_k g_k * A_k``, element-wise; (h, w) or (N, h, w)."""
-    return (np.asarray(grads).astype("float64") * np.asarray(activations).astype("float64")
-            ).sum(axis=-1).astype("float32")
+    return np.einsum("...k,...k->...", np.asarray(grads, dtype="float32"),
+                     np.asarray(activations, dtype="float32"))
 
 
 def xgradcam_map(activations: np.ndarray, grads: np.ndarray) -> np.ndarray:
