@@ -525,9 +525,9 @@ def evaluate(model, images, maps, metrics: Sequence[str] | None = None, *, targe
         needs the method given plain arrays.
     """
     from viz_core.metrics import registry as _metrics
-    # _memo: one cache for this call, so metrics sharing a computation (both deletion curves,
+    # call_cache: one cache for this call, so metrics sharing a computation (both deletion curves,
     # ROAD's two orders) run it once, as in map_metrics
-    from viz_core.metrics.evaluation import MetricInput, _memo, metric_params
+    from viz_core.metrics.evaluation import MetricInput, call_cache, metric_params
 
     loaded_model = _loaded(model)
     specs = [_metrics.get(m) for m in _metrics.check_names(metrics)]
@@ -550,7 +550,7 @@ def evaluate(model, images, maps, metrics: Sequence[str] | None = None, *, targe
         classes = [item.class_index if isinstance(item, Explanation)
                    else top_classes(loaded_model, view, 1)[0][0]
                    for item, view in zip(given, views)]
-    results, run = Evaluations(), _memo()
+    results, run = Evaluations(), call_cache()
     for i, (item, view, k) in enumerate(zip(given, views, classes)):
         made_by = item if isinstance(item, Explanation) else None
         for spec in specs:

@@ -29,7 +29,7 @@ Runner = Callable[..., Any]
 _NOT_IN_KEY = frozenset({"progress", "should_stop"})
 
 
-def _memo() -> Runner:
+def call_cache() -> Runner:
     """A runner caching by content for one :func:`map_metrics` call (no workbench given): two
     metrics of one computation (ROAD's MoRF and LeRF) run it once."""
     store: dict = {}
@@ -186,7 +186,7 @@ def map_metrics(model: LoadedModel, image: ModelImage, target: Target, method: s
         if name not in chosen:
             raise ParameterError(f"Parameters were given for the metric {name!r}, which is not "
                                  f"among those computed: {', '.join(chosen)}.")
-    run = run or _memo()
+    run = run or call_cache()
 
     def explain(img: ModelImage, tgt: Target) -> np.ndarray:
         function, args, kwargs = compared_call(model, img, tgt, method)

@@ -60,7 +60,15 @@ def keras_cache_dir() -> Path:
     return Path(home) / "models"
 
 
-def _labels_for(info: ModelInfo, given: Sequence[str] | None) -> tuple[str, ...]:
+def class_labels(info: ModelInfo, given: Sequence[str] | None) -> tuple[str, ...]:
+    """The class names for a model: ``given`` (one per class, blanks dropped, the count
+    checked), else ``class 0``, ``class 1``...
+
+    Raises
+    ------
+    ParameterError
+        When ``given`` names a different number of classes than the model has.
+    """
     if given:
         names = tuple(str(n).strip() for n in given if str(n).strip())
         if len(names) != info.num_classes:
@@ -82,7 +90,7 @@ def _finish(model, *, name, title, identity, weights, preprocessing, labels) -> 
         identity=identity,
         weights=weights,
         preprocessing=preprocessing,
-        labels=_labels_for(info, labels),
+        labels=class_labels(info, labels),
         info=info,
         renamed_layers=renamed,
     )

@@ -14,7 +14,7 @@ from typing import Sequence
 import keras
 
 from viz_core.errors import ModelError, ParameterError
-from viz_core.models.catalog import LoadedModel, _labels_for
+from viz_core.models.catalog import LoadedModel, class_labels
 from viz_core.models.inspect import inspect_model, iter_layers, scope_safe_name
 from viz_core.models.preprocess import PREPROCESSING_NAMES
 
@@ -70,7 +70,7 @@ def from_keras(
                          "batch of images.")
     _check_names(model)
     info = inspect_model(model)
-    names = _labels_for(info, class_names(labels))
+    names = class_labels(info, class_names(labels))
     title = str(name or model.name)
     return LoadedModel(
         model=model,
