@@ -346,7 +346,8 @@ def class_heatmaps(
             results += _layer_batch(model, spec, settings, views[chunk], wanted[chunk],
                                     layer_path)
         elif batched:
-            results += _pixel_batch(model, spec, settings, views[chunk], wanted[chunk])
+            results += _pixel_batch(model, spec, settings, views[chunk], wanted[chunk],
+                                    should_stop)
         else:
             view, target = views[start], wanted[start]
             if target is None:
@@ -455,7 +456,7 @@ def _layer_batch(model, spec, settings, views, targets, layer: str) -> list[Clas
                     step.classes, kinds, step.scores, probabilities, layer, {})
 
 
-def _pixel_batch(model, spec, settings, views, targets) -> list[ClassHeatmap]:
+def _pixel_batch(model, spec, settings, views, targets, should_stop) -> list[ClassHeatmap]:
     """A batch of a pixel-gradient method: one forward pass for the classes and scores, then
     the method's copies differentiated together."""
     kind = model.info.output_kind
@@ -468,7 +469,7 @@ def _pixel_batch(model, spec, settings, views, targets) -> list[ClassHeatmap]:
               for i, t in enumerate(targets)]
     for target in chosen:
         require_logits(has_logits, model, target)
-    batch = PixelBatch(model, pixels, tuple(chosen), None, None, spec.title)
+    batch = PixelBatch(model, pixels, tuple(chosen), None, should_stop, spec.title)
     raw, extras = _with_extras(spec.function()(batch, **settings))
     scores = [target_score(None if logits is None else logits[i], out[i], t, kind)
               for i, t in enumerate(chosen)]
