@@ -73,6 +73,7 @@ def test_every_issue_method_is_registered_with_family_and_paper():
     ("occlusion", {"patch": "big"}, "'big'"),
     ("gradcam", {"steps": 3}, "takes no parameters"),
     ("scorecam", {"max_channels": 0}, "or None for every channel"),
+    ("lime", {"compactness": 0}, "above 0.0, up to 1000.0; got 0"),  # SLIC divides by it
 ])
 def test_validation_names_the_value_and_the_range(method, params, named):
     with pytest.raises(ParameterError, match=named.replace("(", r"\(")):
@@ -495,3 +496,18 @@ def test_one_channel_models_get_maps_at_input_resolution(method):
     assert 0.0 <= result.heatmap.min() and result.heatmap.max() <= 1.0
     assert result.heatmap.max() == pytest.approx(1.0) or result.empty
     assert result.raw.shape == ((12, 12) if methods.uses_layer(method) else (24, 24))
+
+
+def test_a_zero_compactness_is_refused_while_parsing(capsys):
+    """--compactness 0 would divide by zero in SLIC: refused before any model loads, with the
+    bound the backend checks (viz_core.runtime.limits.COMPACTNESS excludes 0 too)."""
+    from viz_core.cli import main
+    from viz_core.runtime.limits import COMPACTNESS
+
+    star = str(Path(__file__).resolve().parents[1] / "assets" / "samples" / "star.png")
+    code = main(["heatmap", "--image", star, "--method", "lime", "--compactness", "0"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1
+    assert "--compactness: must be above 0.0, up to 1000.0; got 0" in err
+    assert methods.get("lime").validate({"compactness": 0.5})["compactness"] == 0.5
+    assert not COMPACTNESS.contains(0.0) and COMPACTNESS.contains(0.5)

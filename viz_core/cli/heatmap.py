@@ -27,16 +27,19 @@ from viz_core.cli.common import (
 SCORE_KINDS = ("logit", "probability")  # viz_core.models.targets.SCORE_KINDS, without TensorFlow
 
 
-def _bounded(kind: str, low, high, flag: str):
-    """An argparse ``type`` for one method parameter: a number of ``kind`` in [low, high]."""
+def _bounded(kind: str, low, high, flag: str, above_low: bool = False):
+    """An argparse ``type`` for one method parameter: a number of ``kind`` in [low, high]
+    (``(low, high]`` when ``above_low``)."""
     def convert(text: str):
         try:
             value = int(text) if kind == "int" else float(text)
         except ValueError:
             word = "a whole number" if kind == "int" else "a number"
             raise argparse.ArgumentTypeError(f"takes {word}; got {text!r}") from None
-        if not low <= value <= high or value != value:
-            raise argparse.ArgumentTypeError(f"must be from {low} to {high}; got {text}")
+        low_ok = value > low if above_low else value >= low
+        if not (low_ok and value <= high):  # NaN fails both
+            span = f"above {low}, up to {high}" if above_low else f"from {low} to {high}"
+            raise argparse.ArgumentTypeError(f"must be {span}; got {text}")
         return value
 
     convert.__name__ = kind  # what argparse names in "invalid int value"
@@ -67,10 +70,12 @@ def add_method_flags(parser, names=None) -> None:
         low = min(p.low for _, p in owners)
         high = max(p.high for _, p in owners)
         flag = owners[0][1].flag
+        # the low end is excluded only when it is for every method taking the flag
+        above_low = all(p.above_low and p.low == low for _, p in owners)
         text = "; ".join(
             f"{method}: {p.help} ({p.low} to {p.high}, default "
             f"{p.default if p.default is not None else p.none_means})" for method, p in owners)
-        parser.add_argument(flag, dest=f"param_{name}", type=_bounded(kind, low, high, flag),
+        parser.add_argument(flag, dest=f"param_{name}", type=_bounded(kind, low, high, flag, above_low),
                             default=None, metavar=kind.upper(), help=text)
 
 

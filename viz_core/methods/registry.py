@@ -91,6 +91,9 @@ class ParamSpec:
     channels : bool
         The value counts channels of the layer: the page's slider ends at the layer's channel
         count, and that count (every channel) is passed as None.
+    above_low : bool
+        ``low`` itself is refused, ``(low, high]``: for a value that is divided by (as
+        :data:`viz_core.runtime.limits.COMPACTNESS`).
     """
 
     name: str
@@ -104,6 +107,7 @@ class ParamSpec:
     page_default: Any = None
     quick: Any = None
     channels: bool = False
+    above_low: bool = False
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -149,10 +153,12 @@ class ParamSpec:
             if not math.isfinite(value):
                 raise ParameterError(f"{owner}{self.name} must be from {self.low} to "
                                      f"{self.high}; got {value!r}.")
-        if not self.low <= value <= self.high:
+        low_ok = value > self.low if self.above_low else value >= self.low
+        if not (low_ok and value <= self.high):
             allowed = f" (or None for {self.none_means})" if self.none_means else ""
-            raise ParameterError(f"{owner}{self.name} must be from {self.low} to {self.high}"
-                                 f"{allowed}; got {value!r}.")
+            span = (f"above {self.low}, up to {self.high}" if self.above_low
+                    else f"from {self.low} to {self.high}")
+            raise ParameterError(f"{owner}{self.name} must be {span}{allowed}; got {value!r}.")
         return value
 
 
@@ -605,7 +611,8 @@ register(MethodSpec(
     params=(ParamSpec("n_superpixels", 35, 2, 500, "int", "superpixels the image is cut into",
                       page=(5, 150, 1)),
             ParamSpec("compactness", 10.0, 0.0, 1000.0, "float",
-                      "SLIC's compactness: higher = squarer superpixels, lower = follow colour"),
+                      "SLIC's compactness: higher = squarer superpixels, lower = follow colour",
+                      above_low=True),
             ParamSpec("samples", 500, 10, 20000, "int",
                       "perturbed images (random superpixels hidden, blurred)",
                       page=(100, 2000, 100), quick=200),
