@@ -16,10 +16,6 @@ from ui.state import workbench
 from ui.text import literal, plotly_text
 from viz_core.errors import VizError
 from viz_core.methods.lime import (
-    PAGE_DEFAULTS,
-    HIDE_COLOURS,
-    HIDE_HELP,
-    STABILITY_K,
     explanation_plane,
     explanation_stability,
     fit_explanation,
@@ -40,7 +36,9 @@ from viz_core.render.lime_view import (
     explanation_picture,
     superpixel_boundaries,
 )
-from viz_core.methods.superpixels import ALGORITHM_HELP, ALGORITHMS, superpixels
+from viz_core.methods.lime_options import (
+    ALGORITHM_HELP, ALGORITHMS, HIDE_COLOURS, HIDE_HELP, PAGE_DEFAULTS, STABILITY_K)
+from viz_core.methods.superpixels import superpixels
 
 SAMPLE_CHOICES = (100, 250, 500, 1000, 2000)
 QUICK_SAMPLES = 250

@@ -5,8 +5,7 @@
   ``-X importtime`` lists what was imported (it cannot see TensorFlow on its own: the command
   imports it with file descriptor 2 silenced, timing lines included);
 * a command that runs prints nothing of TensorFlow's start-up on stderr;
-* the parser's choices come from modules that import neither NumPy nor TensorFlow (the few
-  still read from source by ``static_constant`` equal their modules), and the bounds in
+* the parser's choices come from modules that import neither NumPy nor TensorFlow, and the bounds in
   ``viz_core.runtime.limits`` are what the backend checks.
 """
 from __future__ import annotations
@@ -157,26 +156,13 @@ def test_a_run_prints_nothing_on_stderr_and_a_late_error_one_line(tmp_path):
     assert out.stderr.startswith("error: ") and "'no_such_layer'" in out.stderr
 
 
-def test_choices_still_read_from_source_equal_the_modules():
-    """Constants of modules that import TensorFlow, read from their source by
-    ``static_constant`` (until they move to modules without NumPy or TensorFlow, as the model,
-    preprocessing, colour map, picture and filter-pattern choices did)."""
-    from viz_core.methods import lime as lime_explain
-    from viz_core.methods import superpixels
-    from viz_core.cli import lime as cli_lime
-
-    assert cli_lime.HIDE_COLOURS == lime_explain.HIDE_COLOURS
-    assert cli_lime.PAGE_DEFAULTS == dict(lime_explain.PAGE_DEFAULTS)
-    assert cli_lime.STABILITY_K == lime_explain.STABILITY_K
-    assert cli_lime.ALGORITHMS == superpixels.ALGORITHMS
-
-
 @pytest.mark.slow
 def test_the_choice_modules_import_neither_numpy_nor_tensorflow():
     """The modules the parser reads its choices from are plain data, as are the packages
     holding them (importing a module runs its package's ``__init__``)."""
     modules = ("viz_core.models.builtin_models", "viz_core.models.preprocess_names",
                "viz_core.render.choices", "viz_core.features.filter_options",
+               "viz_core.methods.lime_options", "viz_core.metrics.choices",
                "viz_core.runtime.limits")
     code = (f"import sys; import {', '.join(modules)}; "
             "print(sorted({m.split('.')[0] for m in sys.modules} & "

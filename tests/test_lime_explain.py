@@ -387,7 +387,8 @@ def test_demo_model_top_superpixels_sit_on_the_shape(bench):
 def test_registered_lime_map_is_the_lime_pages_explanation_painted(softmax_model, view):
     from viz_core.methods import registry
     from viz_core.methods.heatmap import class_heatmap
-    from viz_core.methods.lime import PAGE_DEFAULTS, lime_heatmap
+    from viz_core.methods.lime import lime_heatmap
+    from viz_core.methods.lime_options import PAGE_DEFAULTS
     from viz_core.models.targets import Target
 
     result = class_heatmap(softmax_model, view, Target(1), "lime", samples=200, n_superpixels=12)

@@ -19,7 +19,8 @@ from viz_core.render.lime_view import (
     superpixel_boundaries,
 )
 from viz_core.inputs.samples import sample_bytes
-from viz_core.methods.superpixels import ALGORITHMS, _cut_tree, superpixels
+from viz_core.methods.lime_options import ALGORITHMS
+from viz_core.methods.superpixels import _cut_tree, superpixels
 
 QUADRANT_COLOURS = ((230, 20, 20), (20, 200, 40), (30, 40, 220), (240, 230, 30))
 

@@ -7,8 +7,6 @@ Everything a handler needs from the backend is imported inside the function that
 from __future__ import annotations
 
 import argparse
-import ast
-import importlib
 import json
 import os
 import sys
@@ -33,58 +31,6 @@ DEFAULT_PREPROCESS = "unit"
 MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")
 # A class-name list is a few kB (ImageNet's 1,000 names: 22 kB); more is not a label file.
 MAX_LABELS_BYTES = 1024 * 1024
-
-
-# -- constants read without importing their (TensorFlow-importing) modules ---------------------
-def static_constant(module: str, name: str):
-    """The value of ``module.name`` when it is written as a literal (a tuple of names, a dict,
-    ``MappingProxyType({...})``, possibly naming other such constants of the module), read from
-    the module's source without importing it, so choices such as
-    ``viz_core.methods.lime.HIDE_COLOURS`` stay written once and argparse can list them before
-    TensorFlow loads. Anything else is read by importing the module.
-
-    Left only for the constants still held by modules that import NumPy or TensorFlow (in
-    ``viz_core.methods``, ``viz_core.metrics`` and ``viz_core.render.compare``); once each
-    lives in a plain-data module (as ``viz_core.render.choices`` or
-    ``viz_core.features.filter_options``), the command imports it and this goes."""
-    top, *rest = module.split(".")
-    # Found from the top package's folder: find_spec would import the parent packages.
-    source = Path(importlib.import_module(top).__file__).parent.joinpath(*rest)
-    source = source / "__init__.py" if source.is_dir() else source.with_suffix(".py")
-    if source.is_file():
-        constants = {}
-        for node in ast.parse(source.read_text(encoding="utf-8")).body:
-            if isinstance(node, ast.Assign):
-                for target in node.targets:
-                    if isinstance(target, ast.Name):
-                        constants[target.id] = node.value
-            elif isinstance(node, ast.AnnAssign) and node.value and \
-                    isinstance(node.target, ast.Name):
-                constants[node.target.id] = node.value
-        if name in constants:
-            try:
-                return ast.literal_eval(_Inline(constants).visit(constants[name]))
-            except (ValueError, RecursionError):
-                pass
-    return getattr(importlib.import_module(module), name)
-
-
-class _Inline(ast.NodeTransformer):
-    """Replaces names of the module's constants by their expressions and unwraps
-    ``MappingProxyType(...)``, so ``ast.literal_eval`` can read the result."""
-
-    def __init__(self, constants: dict):
-        self.constants = constants
-
-    def visit_Name(self, node):
-        if node.id in self.constants:
-            return self.visit(self.constants[node.id])
-        return node
-
-    def visit_Call(self, node):
-        if getattr(node.func, "id", "") == "MappingProxyType" and len(node.args) == 1:
-            return self.visit(node.args[0])
-        return node
 
 
 # -- argparse types ------------------------------------------------------------------------------

@@ -22,6 +22,10 @@ from typing import TYPE_CHECKING
 from viz_core.methods import registry
 from viz_core.metrics import registry as metric_registry
 from viz_core.metrics.registry import BASELINES, DEFAULT_BASELINE, DEFAULT_CURVE_STEPS
+from viz_core.metrics.choices import (
+    DEFAULT_METRIC, DEFAULT_SCENES, DEFAULT_SEED, DEFAULT_THRESHOLD, DEFAULT_TOLERANCE,
+    EDGE_CONTROL, METRICS, POINTING_FIRST_SEED)
+from viz_core.render.choices import SHOW
 from viz_core.runtime.limits import OPACITY, SIMILARITY_THRESHOLD
 from viz_core.cli.common import (
     COLORMAPS,
@@ -35,23 +39,12 @@ from viz_core.cli.common import (
     open_images,
     open_model,
     out_dir,
-    static_constant,
     unique_stems,
 )
 
 if TYPE_CHECKING:
     from viz_core.runtime.workbench import Workbench
 
-# Read from the modules' source, so argparse lists them before TensorFlow loads.
-SHOW = static_constant("viz_core.render.compare", "SHOW")
-DEFAULT_SCENES = static_constant("viz_core.metrics.pointing", "DEFAULT_SCENES")
-DEFAULT_TOLERANCE = static_constant("viz_core.metrics.pointing", "DEFAULT_TOLERANCE")
-POINTING_FIRST_SEED = static_constant("viz_core.metrics.pointing", "POINTING_FIRST_SEED")
-EDGE_CONTROL = static_constant("viz_core.metrics.sanity", "EDGE_CONTROL")
-DEFAULT_METRIC = static_constant("viz_core.metrics.sanity", "DEFAULT_METRIC")
-DEFAULT_SEED = static_constant("viz_core.metrics.sanity", "DEFAULT_SEED")
-DEFAULT_THRESHOLD = static_constant("viz_core.metrics.sanity", "DEFAULT_THRESHOLD")
-METRICS = static_constant("viz_core.metrics.sanity", "METRICS")
 
 
 # The method lists, from the registry (as maps.map_methods / compare_methods,

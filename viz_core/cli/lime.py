@@ -23,19 +23,14 @@ from viz_core.cli.common import (
     open_model,
     out_dir,
     progress_bar,
-    static_constant,
     unique_stems,
 )
+from viz_core.methods.lime_options import ALGORITHMS, HIDE_COLOURS, PAGE_DEFAULTS, STABILITY_K
 from viz_core.render.choices import RESTS, STYLES
 
 if TYPE_CHECKING:
     from viz_core.runtime.workbench import Workbench
 
-# Read from their modules' source: importing them would load TensorFlow before parsing.
-HIDE_COLOURS = static_constant("viz_core.methods.lime", "HIDE_COLOURS")
-PAGE_DEFAULTS = static_constant("viz_core.methods.lime", "PAGE_DEFAULTS")
-STABILITY_K = static_constant("viz_core.methods.lime", "STABILITY_K")
-ALGORITHMS = static_constant("viz_core.methods.superpixels", "ALGORITHMS")
 
 
 def register(commands) -> None:

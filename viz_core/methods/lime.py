@@ -25,7 +25,6 @@ compares explanations made with different seeds (Jaccard of their top-k superpix
 from __future__ import annotations
 
 from dataclasses import dataclass
-from types import MappingProxyType
 from typing import Callable, Sequence
 
 import numpy as np
@@ -38,31 +37,12 @@ from viz_core.errors import Cancelled, ParameterError
 from viz_core.inputs.intake import ModelImage
 from viz_core.runtime.limits import LIME_SAMPLES
 from viz_core.models.predict import probability_function
+from viz_core.methods.lime_options import DEFAULT_HIDE, HIDE_COLOURS, PAGE_DEFAULTS, STABILITY_RUNS
 from viz_core.methods.superpixels import Superpixels, superpixels
 
-HIDE_COLOURS = ("mean", "white", "black", "blurred")
-# Blurred, not the tutorial's white: on the demo model, white (and black) patches make new
-# shapes: the top superpixel sat on the shape in 2 of 12 scenes (seeds 9000-9011, 300
-# samples); blurred, in 12 of 12.
-DEFAULT_HIDE = "blurred"
-HIDE_HELP = {
-    "mean": "each hidden superpixel becomes its own mean colour (Python lime's default)",
-    "white": "hidden superpixels become white (the R tutorial's background = \"white\"); flat "
-             "patches add new edges, which a shape model can read as shapes",
-    "black": "hidden superpixels become black",
-    "blurred": "hidden superpixels become a strongly blurred copy of the image: detail goes, "
-               "no new edges appear (the default)",
-}
-#: The LIME page's starting settings: the tutorial's 35 superpixels and weight (compactness)
-#: 10, and the blurred hide colour. The Compare page explains with the same, so the two pages
-#: share results.
-PAGE_DEFAULTS = MappingProxyType({"algorithm": "slic", "n_superpixels": 35, "compactness": 10.0,
-                                  "samples": 500, "hide": DEFAULT_HIDE, "seed": 0})
 KERNEL_WIDTH = 0.25  # LimeImageExplainer's default
 MIN_SAMPLES = LIME_SAMPLES.low  # the range is stated once, in viz_core.runtime.limits
 MAX_SAMPLES = LIME_SAMPLES.high
-STABILITY_RUNS = 3
-STABILITY_K = 3  # size of the compared top sets
 _ACTIVATION_BUDGET = 768 * 2**20  # bytes of activations one batch may hold
 
 Progress = Callable[[float, str], None]
@@ -311,7 +291,7 @@ def perturbed_predictions(
     samples : int
         Size of lime's neighbourhood, 10 to 20000 (lime's default is 1000).
     hide : {"mean", "white", "black", "blurred"}
-        What hidden superpixels become, see :data:`HIDE_HELP`.
+        What hidden superpixels become, see :data:`viz_core.methods.lime_options.HIDE_HELP`.
     seed : int
         Seed of lime's random state: the same seed gives the same samples.
     batch_size : int or None

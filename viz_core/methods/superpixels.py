@@ -25,14 +25,9 @@ from skimage import segmentation
 
 from viz_core.errors import ImageError, ParameterError
 from viz_core.inputs.intake import ModelImage
+from viz_core.methods.lime_options import ALGORITHMS
 from viz_core.runtime.limits import COMPACTNESS
 
-ALGORITHMS = ("slic", "quickshift", "felzenszwalb")
-ALGORITHM_HELP = {
-    "slic": "SLIC: compact, similar-sized regions on a grid (the R tutorial's choice)",
-    "quickshift": "Quickshift: regions follow colour, sizes vary (Python lime's default)",
-    "felzenszwalb": "Felzenszwalb: graph-based, follows edges closely; compactness is ignored",
-}
 MIN_SUPERPIXELS = 2
 MAX_SUPERPIXELS = 500
 _SLIC_ROUNDS = 4

@@ -33,11 +33,8 @@ from viz_core.errors import Cancelled, ParameterError
 from viz_core.metrics.maps import check_methods, explanation_map, method_title
 from viz_core.inputs.intake import image_from_array
 from viz_core.models.targets import Target
-
-POINTING_FIRST_SEED = 1_500_000_000
-DEFAULT_TOLERANCE = 4
-DEFAULT_SCENES = 20
-MAX_SCENES = 2000
+from viz_core.metrics.choices import (  # noqa: F401 (DEFAULT_TOLERANCE: pages import it from here)
+    DEFAULT_SCENES, DEFAULT_TOLERANCE, MAX_SCENES, POINTING_FIRST_SEED)
 
 
 def default_methods() -> tuple[str, ...]:

@@ -51,12 +51,12 @@ from viz_core.inputs.intake import ModelImage
 from viz_core.runtime.limits import SIMILARITY_THRESHOLD
 from viz_core.models.predict import probability_function
 from viz_core.models.targets import Target
+from viz_core.metrics.choices import (
+    DEFAULT_METRIC, DEFAULT_SEED, DEFAULT_THRESHOLD, EDGE_CONTROL, METRICS)
 
 MapFn = Callable[[LoadedModel, ModelImage, Target], np.ndarray]
 Progress = Callable[[float, str], None]
 StopFn = Callable[[], bool]
-
-EDGE_CONTROL = "edges"
 
 
 def sanity_methods() -> tuple[str, ...]:
@@ -71,10 +71,6 @@ def default_methods() -> tuple[str, ...]:
 
 #: :func:`default_methods` of the built-in registry.
 DEFAULT_METHODS = default_methods()
-METRICS = ("spearman", "ssim")
-DEFAULT_METRIC = "spearman"  # a literal: the command line reads it without importing this
-DEFAULT_THRESHOLD = 0.9
-DEFAULT_SEED = 0
 #: The dashboard randomises every weighted layer by default, but at most this many (top first).
 DEFAULT_MAX_STEPS = 8
 

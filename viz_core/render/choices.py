@@ -19,6 +19,9 @@ STYLE_HELP = {
     "fill": "tint the shown superpixels",
     "weights": "every superpixel coloured by its weight (red supports, blue opposes)",
 }
+# Compare and Sanity: each map over the image, or the map alone
+SHOW = ("overlay", "heatmap")
+
 RESTS = ("keep", "dim", "hide")
 REST_HELP = {
     "keep": "the rest of the image as it is",

@@ -10,9 +10,8 @@ import numpy as np
 from viz_core.errors import ParameterError
 from viz_core.maps import resize_map
 from viz_core.render.colormaps import apply_colormap
+from viz_core.render.choices import SHOW
 from viz_core.render.images import overlay_heatmap
-
-SHOW = ("overlay", "heatmap")
 
 
 def compare_picture(pixels: np.ndarray, heatmap: np.ndarray, *, show: str = "overlay",
