@@ -48,7 +48,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...], bool], ...] = (
     ("demo scenes", ("viz_core.demo.shapes",), False),
     ("models", ("viz_core.models",), False),
     ("inputs", ("viz_core.inputs",), False),
-    ("base", ("viz_core.errors", "viz_core.paths", "viz_core.maps", "viz_core.runtime.cache",
+    ("base", ("viz_core.errors", "viz_core.paths", "viz_core.maps", "viz_core.registries",
+              "viz_core.runtime.cache",
               "viz_core.runtime.limits", "viz_core.runtime.settings", "viz_core.runtime.jobs",
               "viz_core.runtime.quiet"), False),
 )

@@ -39,14 +39,13 @@ network after a layer counts as the share of the model's multiply-adds after tha
 """
 from __future__ import annotations
 
-import importlib
 import math
 import numbers
-from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from viz_core.errors import ModelError, ParameterError
+from viz_core.registries import Registry, resolve
 
 FAMILIES = ("layer", "pixel-gradient", "perturbation")
 FAMILY_TITLES = {"layer": "layer (feature maps)", "pixel-gradient": "pixel gradients",
@@ -275,10 +274,7 @@ class MethodSpec:
 
     def function(self) -> Callable:
         """The compute function (imported now if given as ``"module:function"``)."""
-        if callable(self.compute):
-            return self.compute
-        module, _, name = str(self.compute).partition(":")
-        return getattr(importlib.import_module(module), name)
+        return resolve(self.compute)
 
     def passes(self, info, params: Mapping | None = None, layer: str | None = None) -> float:
         """Forward passes' worth of one map with ``params`` (validated, defaults filled)."""
@@ -288,56 +284,17 @@ class MethodSpec:
 # --------------------------------------------------------------------------------------------
 # The registry
 # --------------------------------------------------------------------------------------------
-_REGISTRY: dict[str, MethodSpec] = {}
-
-
-def register(spec: MethodSpec, *, replace: bool = False) -> MethodSpec:
-    """Add ``spec`` to the registry (listed after the methods already there).
-
-    Raises
-    ------
-    ParameterError
-        A method of that name exists (unless ``replace``).
-    """
-    if spec.name in _REGISTRY and not replace:
-        raise ParameterError(f"A method called {spec.name!r} is already registered.")
-    _REGISTRY[spec.name] = spec
-    return spec
-
-
-def unregister(name: str) -> None:
-    """Remove a method (tests use :func:`registered` instead)."""
-    _REGISTRY.pop(name, None)
-
-
-@contextmanager
-def registered(spec: MethodSpec) -> Iterator[MethodSpec]:
-    """``with registered(spec):`` the method is in the registry, and removed afterwards."""
-    register(spec)
-    try:
-        yield spec
-    finally:
-        unregister(spec.name)
-
-
-def get(name: str) -> MethodSpec:
-    """The spec of ``name``.
-
-    Raises
-    ------
-    ParameterError
-        No such method; the message lists the known ones.
-    """
-    try:
-        return _REGISTRY[str(name)]
-    except KeyError:
-        raise ParameterError(
-            f"Unknown method {name!r}; choose one of {', '.join(_REGISTRY)}.") from None
+_REGISTRY: Registry[MethodSpec] = Registry("method")
+register = _REGISTRY.register
+unregister = _REGISTRY.unregister
+registered = _REGISTRY.registered
+get = _REGISTRY.get
+specs = _REGISTRY.specs
 
 
 def names(family: str | None = None, *, fast: bool | None = None) -> tuple[str, ...]:
     """Registered method names in order, optionally of one family and/or speed."""
-    return tuple(s.name for s in _REGISTRY.values()
+    return tuple(s.name for s in _REGISTRY.specs()
                  if (family is None or s.family == family) and (fast is None or s.fast == fast))
 
 
@@ -364,12 +321,8 @@ def check_names(chosen: Iterable[str], allowed: Sequence[str]) -> tuple[str, ...
     return picked
 
 
-def specs() -> tuple[MethodSpec, ...]:
-    return tuple(_REGISTRY.values())
-
-
 def title(name: str) -> str:
-    spec = _REGISTRY.get(name)
+    spec = _REGISTRY.lookup(name)
     return spec.title if spec is not None else name
 
 
@@ -380,7 +333,7 @@ def uses_layer(name: str) -> bool:
 def as_json() -> list[dict]:
     """``[{name, title, family, params: {name: default}}]`` (``python -m viz_core methods``)."""
     return [{"name": s.name, "title": s.title, "family": s.family, "params": s.defaults()}
-            for s in _REGISTRY.values()]
+            for s in _REGISTRY.specs()]
 
 
 def which_method_rows(info=None) -> list[dict]:
@@ -392,7 +345,7 @@ def which_method_rows(info=None) -> list[dict]:
         With a model, the cost column gives its forward passes at the page's defaults.
     """
     rows = []
-    for s in _REGISTRY.values():
+    for s in _REGISTRY.specs():
         if info is not None:
             cost = f"about {format_passes(s.passes(info, s.page_params(_channels(info))))}"
         else:

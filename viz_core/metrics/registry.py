@@ -20,13 +20,12 @@ method being judged (a metric that remakes the map pays them again).
 """
 from __future__ import annotations
 
-import importlib
 import numbers
-from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Iterator, Mapping
+from typing import Any, Mapping
 
 from viz_core.errors import ParameterError
+from viz_core.registries import Registry, resolve
 from viz_core.methods.registry import ParamSpec
 
 DIRECTIONS = ("higher", "lower")
@@ -146,10 +145,7 @@ class MetricSpec:
         return {p.name: p.check(params.get(p.name, p.default), self.title) for p in self.params}
 
     def function(self):
-        if callable(self.compute):
-            return self.compute
-        module, _, name = str(self.compute).partition(":")
-        return getattr(importlib.import_module(module), name)
+        return resolve(self.compute)
 
     def passes(self, map_passes: float = 1.0, params: Mapping | None = None) -> float:
         """Forward passes of one score, for a method whose map costs ``map_passes``."""
@@ -161,58 +157,16 @@ class MetricSpec:
 # --------------------------------------------------------------------------------------------
 # The registry
 # --------------------------------------------------------------------------------------------
-_REGISTRY: dict[str, MetricSpec] = {}
-
-
-def register(spec: MetricSpec, *, replace: bool = False) -> MetricSpec:
-    """Add ``spec`` (listed after the metrics already there).
-
-    Raises
-    ------
-    ParameterError
-        A metric of that name exists (unless ``replace``).
-    """
-    if spec.name in _REGISTRY and not replace:
-        raise ParameterError(f"A metric called {spec.name!r} is already registered.")
-    _REGISTRY[spec.name] = spec
-    return spec
-
-
-def unregister(name: str) -> None:
-    _REGISTRY.pop(name, None)
-
-
-@contextmanager
-def registered(spec: MetricSpec) -> Iterator[MetricSpec]:
-    """``with registered(spec):`` the metric is in the registry, and removed afterwards."""
-    register(spec)
-    try:
-        yield spec
-    finally:
-        unregister(spec.name)
-
-
-def get(name: str) -> MetricSpec:
-    """The spec of ``name``.
-
-    Raises
-    ------
-    ParameterError
-        No such metric; the message lists the known ones.
-    """
-    try:
-        return _REGISTRY[str(name)]
-    except KeyError:
-        raise ParameterError(
-            f"Unknown metric {name!r}; choose one of {', '.join(_REGISTRY)}.") from None
+_REGISTRY: Registry[MetricSpec] = Registry("metric")
+register = _REGISTRY.register
+unregister = _REGISTRY.unregister
+registered = _REGISTRY.registered
+get = _REGISTRY.get
+specs = _REGISTRY.specs
 
 
 def names() -> tuple[str, ...]:
-    return tuple(_REGISTRY)
-
-
-def specs() -> tuple[MetricSpec, ...]:
-    return tuple(_REGISTRY.values())
+    return tuple(s.name for s in _REGISTRY.specs())
 
 
 def check_names(chosen) -> tuple[str, ...]:
@@ -228,7 +182,7 @@ def check_names(chosen) -> tuple[str, ...]:
 def as_json() -> list[dict]:
     """``[{name, title, direction, paper, params: {name: default}}]`` (``metrics --json``)."""
     return [{"name": s.name, "title": s.title, "direction": s.direction, "paper": s.paper,
-             "params": s.defaults()} for s in _REGISTRY.values()]
+             "params": s.defaults()} for s in _REGISTRY.specs()]
 
 
 def markdown_table() -> str:
@@ -236,7 +190,7 @@ def markdown_table() -> str:
     lines = ["| name | metric | better | paper | needs |", "| --- | --- | --- | --- | --- |"]
     needs = {"map": "the map", "model": "the map and model runs",
              "method": "the method run again"}
-    for s in _REGISTRY.values():
+    for s in _REGISTRY.specs():
         lines.append(f"| `{s.name}` | {s.title} | {s.arrow} {s.direction} | {s.paper} | "
                      f"{needs[s.applies_to]} |")
     return "\n".join(lines)
