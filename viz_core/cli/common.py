@@ -17,6 +17,7 @@ from viz_core.errors import ImageError, ModelError, ParameterError
 # The choices the parser lists come from modules that import neither NumPy nor TensorFlow;
 # the commands import them from here.
 from viz_core.models.builtin_models import BUILTIN_NAMES
+from viz_core.models.class_names import read_class_names
 from viz_core.models.preprocess_names import PREPROCESSING_NAMES
 from viz_core.render.choices import COLORMAPS  # noqa: F401 (for the commands)
 from viz_core.runtime.limits import IMAGES, Bound
@@ -29,8 +30,6 @@ if TYPE_CHECKING:
 DEFAULT_MODEL = "demo"
 DEFAULT_PREPROCESS = "unit"
 MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")
-# A class-name list is a few kB (ImageNet's 1,000 names: 22 kB); more is not a label file.
-MAX_LABELS_BYTES = 1024 * 1024
 
 
 # -- argparse types ------------------------------------------------------------------------------
@@ -132,23 +131,7 @@ def read_labels(text: str) -> list[str]:
     problem = file_problem(text, "labels file")
     if problem:
         raise ParameterError(problem[0].upper() + problem[1:])
-    path = Path(text)
-    if path.stat().st_size > MAX_LABELS_BYTES:
-        raise ParameterError(f"The labels file {text!r} is larger than "
-                             f"{MAX_LABELS_BYTES // 2**20} MB; it should hold one class name "
-                             "per line.")
-    data = path.read_bytes()
-    try:
-        content = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data[:exc.start].count(b"\n") + 1
-        raise ParameterError(
-            f"The labels file {text!r} is not UTF-8 text: line {line} has the byte "
-            f"0x{data[exc.start]:02x}. Save it as UTF-8 (one class name per line).") from None
-    if "\x00" in content:
-        raise ParameterError(f"The labels file {text!r} is not a text file (it holds NUL "
-                             "bytes); give one class name per line.")
-    return [line.strip() for line in content.splitlines() if line.strip()]
+    return list(read_class_names(text))
 
 
 def output_folder(text: str) -> str:

@@ -15,10 +15,10 @@ import keras
 
 from viz_core.errors import ModelError, ParameterError
 from viz_core.models.catalog import LoadedModel, class_labels
+from viz_core.models.class_names import read_class_names
 from viz_core.models.inspect import inspect_model, iter_layers, scope_safe_name
 from viz_core.models.preprocess import PREPROCESSING_NAMES
 
-MAX_LABELS_BYTES = 2**20  # a labels file holds one short name per line; ImageNet-21k's is 0.5 MB
 
 
 def from_keras(
@@ -95,32 +95,11 @@ def class_names(labels: Sequence[str] | str | Path | None) -> tuple[str, ...] | 
     if labels is None:
         return None
     if isinstance(labels, (str, Path)):
-        return _read_names(Path(labels))
+        return read_class_names(labels)
     if not isinstance(labels, Sequence) or not all(isinstance(n, str) for n in labels):
         raise ParameterError(f"Labels are a list of class names or a text file's path; got "
                              f"{type(labels).__name__} {_short(labels)}.")
     return tuple(labels)
-
-
-def _read_names(path: Path) -> tuple[str, ...]:
-    if not path.is_file():
-        raise ParameterError(f"The labels file {str(path)!r} does not exist (labels are a list "
-                             "of class names or a text file with one per line).")
-    if path.stat().st_size > MAX_LABELS_BYTES:
-        raise ParameterError(f"The labels file {str(path)!r} is larger than "
-                             f"{MAX_LABELS_BYTES // 2**20} MB; it should hold one class name per "
-                             "line.")
-    data = path.read_bytes()
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data[:exc.start].count(b"\n") + 1
-        raise ParameterError(f"The labels file {str(path)!r} is not UTF-8 text: line {line} has "
-                             f"the byte 0x{data[exc.start]:02x}.") from None
-    if "\x00" in text:
-        raise ParameterError(f"The labels file {str(path)!r} is not a text file (it holds NUL "
-                             "bytes).")
-    return tuple(line.strip() for line in text.splitlines() if line.strip())
 
 
 def _check_names(model) -> None:
