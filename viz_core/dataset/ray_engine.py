@@ -19,8 +19,6 @@ from __future__ import annotations
 import logging
 import os
 import socket
-import sys
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -32,6 +30,7 @@ from viz_core.dataset.engine import (DEFAULT_BATCH_SIZE, DEFAULT_MAP_SIZE, Datas
 from viz_core.models.catalog import LoadedModel
 from viz_core.dataset.readers import Dataset, SkippedFile
 from viz_core.errors import Cancelled, ParameterError, VizError
+from viz_core.runtime.quiet import stderr_silenced
 
 ProgressFn = Callable[[float, str], None]
 StopFn = Callable[[], bool]
@@ -188,26 +187,6 @@ def _answers(address: str, timeout: float) -> None:
         ) from None
 
 
-@contextmanager
-def _stderr_silenced(silenced: bool):
-    """File descriptor 2 points at /dev/null while Ray starts: its C++ core writes there
-    whatever the logging level says (as TensorFlow does, see viz_core.runtime.quiet)."""
-    if not silenced:
-        yield
-        return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 2)
-            try:
-                yield
-            finally:
-                os.dup2(saved, 2)
-    finally:
-        os.close(saved)
-
-
 def _start(ray, address: str | None, verbose: bool | None = None) -> None:
     """Connect to ``address`` (or ``RAY_ADDRESS``), or start a small local Ray.
 
@@ -224,7 +203,7 @@ def _start(ray, address: str | None, verbose: bool | None = None) -> None:
                  logging_level=logging.INFO if verbose else logging.WARNING,
                  configure_logging=True)
     try:
-        with _stderr_silenced(not verbose):
+        with stderr_silenced(not verbose):
             if address:
                 _answers(address, CONNECT_TIMEOUT_S)
                 ray.init(address=address, **quiet)

@@ -10,16 +10,20 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from contextlib import contextmanager
+from typing import Iterator
 
 
-def import_tensorflow_quietly() -> None:
-    """Import TensorFlow once with file descriptor 2 silenced; nothing if it is loaded.
+@contextmanager
+def stderr_silenced(silenced: bool = True) -> Iterator[None]:
+    """File descriptor 2 points at /dev/null inside the block: libraries' C++ cores
+    (TensorFlow's, Ray's) write there whatever Python's logging says.
 
-    The descriptor is the process's: in a server, another thread's line written during the
-    import (about two seconds, once per process) is lost too.
+    The descriptor is the process's: in a server, another thread's line written meanwhile is
+    lost too.
     """
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    if "tensorflow" in sys.modules:
+    if not silenced:
+        yield
         return
     sys.stderr.flush()
     saved = os.dup(2)
@@ -27,11 +31,21 @@ def import_tensorflow_quietly() -> None:
         with open(os.devnull, "w") as devnull:
             os.dup2(devnull.fileno(), 2)
             try:
-                import tensorflow  # noqa: F401
+                yield
             finally:
                 os.dup2(saved, 2)
     finally:
         os.close(saved)
+
+
+def import_tensorflow_quietly() -> None:
+    """Import TensorFlow once with file descriptor 2 silenced (about two seconds, once per
+    process); nothing if it is loaded."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if "tensorflow" in sys.modules:
+        return
+    with stderr_silenced():
+        import tensorflow  # noqa: F401
 
 
 def quiet_library_logs() -> None:
