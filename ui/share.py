@@ -107,6 +107,7 @@ SHAREABLE: dict[str, Callable[[str], object]] = {
     "san_class": _class_index,
     "san_metric": str,
     "san_colormap": str,
+    "ds_method": str,  # the Dataset page's heatmap method (unknown names fall to its default)
 }
 
 

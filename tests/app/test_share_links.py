@@ -55,3 +55,13 @@ def test_hostile_values_are_clamped_or_ignored():
             at.number_input(key="lime_seed").value) == (150, 500, 0)
     at.switch_page("pages/heatmaps.py").run()
     assert not at.exception and at.slider(key="cam_threshold").value == 0.0
+
+
+def test_a_link_names_the_dataset_pages_heatmap_method():
+    at = opened({"model": "demo", "ds_method": "layercam"})
+    at.switch_page("pages/dataset.py").run()
+    assert not at.exception, at.exception
+    assert at.selectbox(key="ds_method").value == "layercam"
+    hostile = opened({"model": "demo", "ds_method": "rm -rf /"})
+    hostile.switch_page("pages/dataset.py").run()
+    assert not hostile.exception and hostile.selectbox(key="ds_method").value == "gradcam"
