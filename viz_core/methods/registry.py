@@ -26,6 +26,8 @@ Families and compute function shapes (``inputs``):
   or ``inputs="context"``, ``fn(ctx, **params) -> (H, W)``, one image at a time.
 * ``"perturbation"`` methods: ``inputs="context"``, ``fn(ctx, **params)`` returns an (H, W) map
   at the model's input resolution.
+* ``"relevance"`` methods (LRP, :mod:`viz_core.methods.relevance`): ``inputs="context"``,
+  ``fn(ctx, **params)`` returns the (H, W) signed pixel relevance and its extras.
 
 A ``"context"`` or ``"pixel-gradients"`` function may return ``(raw, extras)`` with ``extras`` a
 dict (``attribution_sum``, ``score_difference``: one number, or one per image). Raw maps are
@@ -47,14 +49,16 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 from viz_core.errors import ModelError, ParameterError
 from viz_core.registries import Registry, resolve
 
-FAMILIES = ("layer", "pixel-gradient", "perturbation")
+FAMILIES = ("layer", "pixel-gradient", "perturbation", "relevance")
 FAMILY_TITLES = {"layer": "layer (feature maps)", "pixel-gradient": "pixel gradients",
-                 "perturbation": "perturbation (model runs on changed images)"}
+                 "perturbation": "perturbation (model runs on changed images)",
+                 "relevance": "relevance propagation (score handed back layer by layer)"}
 INPUTS = ("gradients", "activations", "pixel-gradients", "context")
 #: The inputs each family may take (the first is the usual one).
 FAMILY_INPUTS = {"layer": ("gradients", "activations", "context"),
                  "pixel-gradient": ("pixel-gradients", "context"),
-                 "perturbation": ("context",)}
+                 "perturbation": ("context",),
+                 "relevance": ("context",)}
 KINDS = ("int", "float")
 #: A gradient with respect to the pixels costs about this many forward passes (backward ~ 2x).
 GRADIENT_PASSES = 3.0
@@ -576,3 +580,53 @@ register(MethodSpec(
          "ones (Ribeiro et al. 2016, \"Why Should I Trust You?\"). The LIME page shows more.",
     answers="which superpixels, when shown, raise the class probability",
     weakness="hundreds of passes; superpixels set the detail; weights vary with the seed"))
+
+
+_RELEVANCE = "viz_core.methods.relevance"
+_LRP_EPSILON = ParamSpec("epsilon", 0.01, 0.0, 100.0, "float",
+                         "stabiliser added to each layer's output before dividing: larger = "
+                         "less noise, more relevance absorbed", above_low=True)
+_LRP_WEAKNESS = "needs a rule for every layer (custom layers are refused); rules change the picture"
+register(MethodSpec(
+    name="lrp_epsilon", title="LRP-epsilon", family="relevance",
+    compute=f"{_RELEVANCE}:lrp_epsilon_map", cost=lambda info, p, layer: GRADIENT_PASSES,
+    fast=True, params=(_LRP_EPSILON,),
+    help="Layer-wise relevance propagation (Bach et al. 2015): the class logit is handed back "
+         "layer by layer to the pixels, each input of a layer getting its share x*w/(z + "
+         "epsilon) of the output's relevance; the pixels' relevances add up to the score "
+         "(less what epsilon and biases absorb). One forward and one backward sweep.",
+    answers="how much each pixel contributes to the class logit",
+    weakness=_LRP_WEAKNESS))
+register(MethodSpec(
+    name="lrp_zplus", title="LRP-z+", family="relevance",
+    compute=f"{_RELEVANCE}:lrp_zplus_map", cost=lambda info, p, layer: GRADIENT_PASSES,
+    fast=True,
+    help="Layer-wise relevance propagation with the z+ rule (alpha 1, beta 0; Montavon et al. "
+         "2017, \"Deep Taylor Decomposition\"): each layer hands relevance back only along its "
+         "positive contributions, so every pixel's relevance is positive evidence.",
+    answers="which pixels feed the positive evidence for the class",
+    weakness="ignores counter-evidence; less class-specific than epsilon"))
+register(MethodSpec(
+    name="lrp_alphabeta", title="LRP-alpha-beta", family="relevance",
+    compute=f"{_RELEVANCE}:lrp_alphabeta_map", cost=lambda info, p, layer: GRADIENT_PASSES,
+    fast=True,
+    params=(ParamSpec("alpha", 2.0, 1.0, 10.0, "float",
+                      "weight of positive contributions (alpha - beta must be 1)"),
+            ParamSpec("beta", 1.0, 0.0, 9.0, "float",
+                      "weight of negative contributions (alpha - beta must be 1)")),
+    help="Layer-wise relevance propagation with the alpha-beta rule (Bach et al. 2015): "
+         "positive and negative contributions are handed back separately, weighted alpha and "
+         "-beta (alpha - beta = 1 keeps the total), so counter-evidence shows as negative "
+         "relevance.",
+    answers="which pixels speak for and against the class",
+    weakness="alpha and beta change the picture; only alpha - beta = 1 conserves relevance"))
+register(MethodSpec(
+    name="lrp_composite", title="LRP epsilon-plus-flat", family="relevance",
+    compute=f"{_RELEVANCE}:lrp_composite_map", cost=lambda info, p, layer: GRADIENT_PASSES,
+    fast=True, params=(_LRP_EPSILON,),
+    help="Layer-wise relevance propagation with the usual composite (Kohlbrenner et al. 2020, "
+         "\"Towards best practice in explaining neural network decisions with LRP\"): epsilon "
+         "on dense layers, z+ on convolutions, the flat rule (equal shares) on the first layer. "
+         "BatchNormalization is folded into the layer before it first.",
+    answers="which pixels the class logit comes from, with the best-practice rules",
+    weakness=_LRP_WEAKNESS))
