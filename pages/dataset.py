@@ -8,7 +8,7 @@ from ui.charts import plotly_chart
 from ui.feedback import run_button, show_error
 from ui.page import page_setup
 from ui.presenter import controls
-from ui.sidebar import DATASET_CHOICE, DATASET_IMAGE_KEY
+from ui.sidebar import DATASET_CHOICE, DATASET_IMAGE_KEY, keep_for_page_switch
 from ui.state import workbench
 from ui.text import literal
 from viz_core.dataset.engine import DEFAULT_BATCH_SIZE, dataset_methods, run_dataset
@@ -139,7 +139,9 @@ def clicked_cell(event, classes) -> tuple[str, str] | None:
 
 def open_in_pages(i: int) -> None:
     """Make the i-th image the sidebar's image (and, for the shortcut scenes, the shortcut
-    model the sidebar's model): a callback, as widget values can only be set before a run."""
+    model the sidebar's model): a callback, as widget values can only be set before a run.
+    The sidebar's other values (an uploaded model, its class names) are pinned for the switch."""
+    keep_for_page_switch()
     st.session_state[DATASET_IMAGE_KEY] = (run.paths[i], data.load(index[run.paths[i]]))
     st.session_state["image"] = DATASET_CHOICE
     if source == "shortcut":

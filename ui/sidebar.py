@@ -42,6 +42,55 @@ def received_bytes(file, limit_bytes: int, what: str, where=st) -> bytes | None:
     return None
 
 
+def kept_upload(label: str, key: str, types, limit_bytes: int, what: str, **kwargs):
+    """A file uploader whose accepted file is remembered for the session: ``(file, bytes)``;
+    ``(file, None)`` for a file over ``limit_bytes`` (said), ``(None, None)`` for none.
+
+    Streamlit forgets an uploader's file whenever the uploader is not drawn (a sample image
+    chosen, then "Upload an image…" again) and on a page switch made by code (the Dataset
+    page's "Open in the other pages"). The last accepted file comes back then, until the user
+    removes it with the uploader's own x (its ``on_change``).
+    """
+    kept_key = f"_kept_{key}"
+    file = st.file_uploader(label, type=list(types), key=key,
+                            on_change=_forget_kept, args=(key,), **kwargs)
+    if file is not None:
+        data = received_bytes(file, limit_bytes, what, st.sidebar)
+        if data is not None:
+            st.session_state[kept_key] = file
+        return file, data
+    kept = st.session_state.get(kept_key)
+    if kept is None:
+        return None, None
+    st.caption(f"Using {literal(kept.name)}, uploaded before; upload a file to replace it.")
+    return kept, kept.getvalue()
+
+
+def _forget_kept(key: str) -> None:
+    """The user changed the uploader (removed or replaced its file): forget the kept one."""
+    st.session_state.pop(f"_kept_{key}", None)
+
+
+# The sidebar's value widgets, pinned by :func:`keep_for_page_switch`.
+SIDEBAR_VALUES = ("model", "weights", "model_preprocessing", MODEL_LABELS_KEY, "image",
+                  "second", "presenter")
+
+
+def keep_for_page_switch() -> None:
+    """Pin the sidebar's values before ``st.switch_page``, which carries no widget values from
+    the browser (Streamlit drops every widget's value on it): a callback, before widgets run.
+    The uploaded files come back through :func:`kept_upload`."""
+    for key in SIDEBAR_VALUES:
+        if key in st.session_state:
+            st.session_state[key] = st.session_state[key]
+
+
+def uploaded_name(key: str) -> str | None:
+    """The name of the file the uploader ``key`` holds (or kept), for the view's link."""
+    file = st.session_state.get(key) or st.session_state.get(f"_kept_{key}")
+    return getattr(file, "name", None)
+
+
 def _forget_upload(file) -> None:
     """Drop ``file`` from Streamlit's per-session upload store (nothing to do in tests)."""
     from streamlit.runtime import Runtime, exists
@@ -93,12 +142,10 @@ def _model_picker():
                     "{display: none}</style>")
             # .hdf5 is the usual extension of Keras 2 files; the loader reads the format
             # from the bytes, so the extension only has to get past the browser's filter.
-            file = st.file_uploader(f"Model file (.keras, .h5 or .hdf5, up to {MAX_MODEL_MB} MB)",
-                                    type=list(MODEL_FILE_TYPES), key=MODEL_FILE_KEY,
-                                    max_upload_size=MAX_MODEL_MB,
-                                    help="Loaded with Keras safe mode: files with code are refused.")
-            data = (received_bytes(file, MAX_MODEL_BYTES, "model file", st.sidebar)
-                    if file is not None else None)
+            file, data = kept_upload(
+                f"Model file (.keras, .h5 or .hdf5, up to {MAX_MODEL_MB} MB)", MODEL_FILE_KEY,
+                MODEL_FILE_TYPES, MAX_MODEL_BYTES, "model file", max_upload_size=MAX_MODEL_MB,
+                help="Loaded with Keras safe mode: files with code are refused.")
             guess = _suggest_preprocessing(file, data)
             preprocessing = st.selectbox(
                 "Preprocessing", PREPROCESSING_NAMES, index=PREPROCESSING_NAMES.index("unit"),
@@ -203,11 +250,8 @@ def _image_picker(label: str, key: str, model, *, optional: bool):
         if choice == DATASET_CHOICE:
             return opened[1]
         if choice == UPLOAD:
-            file = st.file_uploader(f"{label} file", type=list(SUPPORTED_EXTENSIONS),
-                                    key=f"{key}_file", max_upload_size=MAX_IMAGE_MB)
-            if file is None:
-                return None
-            data = received_bytes(file, MAX_BYTES, "image", st.sidebar)
+            file, data = kept_upload(f"{label} file", f"{key}_file", SUPPORTED_EXTENSIONS,
+                                     MAX_BYTES, "image", max_upload_size=MAX_IMAGE_MB)
             return None if data is None else bench.image(data, file.name)
         return bench.image(sample_bytes(choice), choice)
     except VizError as exc:
