@@ -227,3 +227,52 @@ def test_mean_score_and_channel_subset(model):
     top = atlas.exemplars(0)
     assert [t["image"] for t in top] == ["img_0003.png", "img_0001.png"]
     assert top[0]["activation"] == pytest.approx(250 / 255, abs=1e-5)  # still the maximum
+
+
+# -- the command ---------------------------------------------------------------------------
+def test_atlas_command_writes_the_index_and_crops(tmp_path, monkeypatch, capsys):
+    from PIL import Image
+
+    from viz_core.cli import main
+    from viz_core.dataset.readers import sample_dataset
+    from viz_core.models.catalog import load_demo_model
+
+    monkeypatch.setenv("CNN_VIZ_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "out"
+    code = main(["atlas", "--model", "demo", "--data", "sample:shapes", "--limit", "24",
+                 "--layer", "conv2d_4", "--channels", "0:3", "--k", "3", "--out", str(out),
+                 "--json"])
+    assert code == 0
+    printed = json.loads(capsys.readouterr().out)
+    written = json.loads((out / "atlas.json").read_text(encoding="utf-8"))
+    assert printed["channels"] == written["channels"] and printed["layer"] == "conv2d_4"
+    assert [u["channel"] for u in written["channels"]] == [0, 1, 2]
+    # the top image of channel 0 is the one a brute-force pass over the same images finds
+    model = load_demo_model()
+    data = sample_dataset("shapes", model.labels).subset(24)
+    side = model.side_model(["conv2d_4"])
+    pixels = np.stack([model.view(data.load(e)).pixels for e in data.entries])
+    acts = np.asarray(side(model.batch(pixels)))
+    maxima = acts[..., 0].reshape(24, -1).max(axis=1)
+    best = int(np.argmax(maxima))
+    top = written["channels"][0]["top"][0]
+    assert top["image"] == data.entries[best].path
+    assert top["activation"] == pytest.approx(float(maxima[best]), rel=1e-4)
+    y, x = np.unravel_index(acts[best, ..., 0].argmax(), acts.shape[1:3])
+    assert top["position"] == [int(y), int(x)]
+    # conv2d_4's field: 38 px, 8 px apart, starting 15 px before the image
+    x0, y0 = -15 + 8 * int(x), -15 + 8 * int(y)
+    assert top["box"] == [max(0, x0), max(0, y0), min(150, x0 + 38), min(150, y0 + 38)]
+    crop = np.asarray(Image.open(top["crop_png"]))  # the box, enlarged twice to 64 px or more
+    x0, y0, x1, y1 = top["box"]
+    factor = crop.shape[0] // (y1 - y0)
+    assert crop.shape[:2] == ((y1 - y0) * factor, (x1 - x0) * factor) and factor >= 1
+    seen = np.clip(pixels[best] + 0.5, 0, 255).astype(np.uint8)[y0:y1, x0:x1]
+    np.testing.assert_array_equal(crop[::factor, ::factor], seen)
+
+
+def test_atlas_command_refuses_a_bad_k_while_parsing(capsys):
+    from viz_core.cli import main
+
+    assert main(["atlas", "--data", "sample:shapes", "--k", "0", "--out", "x"]) == 2
+    assert "k must be 1 to 64; got 0" in capsys.readouterr().err

@@ -57,6 +57,8 @@ COMMANDS = {
                "random?"),
     "dataset": ("dataset", "a model over a folder or ZIP of images: accuracy, heatmaps, "
                 "shortcut finder"),
+    "atlas": ("atlas", "neuron atlas: each channel's top and bottom images from a dataset, "
+              "class selectivity"),
     "app": ("app", "start the dashboard (streamlit run on the installed app)"),
 }
 DESCRIPTION = ("See inside convolutional networks: export feature maps, filter patterns, "

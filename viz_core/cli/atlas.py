@@ -1,0 +1,150 @@
+"""Command ``atlas``: what each channel of a layer responds to, shown with a dataset's images.
+
+``python -m viz_core atlas --model M --data DIR_OR_ZIP_OR_SAMPLE --layer L [--k 8]
+[--channels 0:64] [--score max|mean] --out DIR --json`` writes, in DIR:
+
+* ``crops/c<channel>_top<i>.png`` and ``..._bottom<i>.png``: the receptive-field box around
+  the channel's maximum in each exemplar (the model's view of the image, enlarged to at least
+  64 px when the field is smaller);
+* ``atlas.json``: the object printed with ``--json``: ``{layer, images, channels: [{channel,
+  top: [{image, activation, position: [y, x], box: [x0, y0, x1, y1], crop_png}], bottom,
+  mean_by_class, selective_for, selectivity, histogram}], ...}``; ``activation`` is the
+  channel's spatial maximum in that image, ``position`` is in the layer's grid, ``box`` in
+  input pixels (``x1``, ``y1`` exclusive).
+
+Results are kept in the disk cache (``CNN_VIZ_CACHE``), keyed by the model, layer, dataset, k,
+score and channels, so running the same atlas again only writes the files.
+"""
+from __future__ import annotations
+
+import json
+
+HELP = "neuron atlas: each channel's top and bottom images from a dataset, class selectivity"
+MIN_CROP = 64  # crops smaller than this are enlarged (nearest) so a 3 px field can be seen
+
+
+def _whole(what: str, low: int, high: int | None):
+    """A backend-style check of a whole number from ``low`` to ``high`` (None: no top)."""
+    def check(text: str) -> int:
+        from viz_core.errors import ParameterError
+
+        span = f"{low} to {high}" if high is not None else f"at least {low}"
+        try:
+            value = int(text)
+        except ValueError:
+            raise ParameterError(f"{what} must be a whole number, {span}; got {text!r}.") from None
+        if value < low or (high is not None and value > high):
+            raise ParameterError(f"{what} must be {span}; got {value}.")
+        return value
+    return check
+
+
+def register(commands) -> None:
+    from viz_core.cli.common import (DEFAULT_MODEL, PREPROCESSING_NAMES, checked,
+                                     output_folder)
+
+    p = commands.add_parser(
+        "atlas", help=HELP,
+        description="For each channel of a layer: the k images of a dataset that excite it "
+        "most and least, the receptive-field crop around each maximum, a histogram and how "
+        "selective the channel is for a class. Writes crops and atlas.json.")
+    p.add_argument("--model", default=DEFAULT_MODEL,
+                   help="built-in model name, shortcut_demo, or a .keras/.h5 file "
+                   f"(default: {DEFAULT_MODEL})")
+    p.add_argument("--weights", default=None, choices=("imagenet", "none"),
+                   help="weights of a Keras Applications model (default: imagenet)")
+    p.add_argument("--preprocess", default=None, choices=PREPROCESSING_NAMES,
+                   help="preprocessing of a model file (default: unit = x/255)")
+    p.add_argument("--class-names", default=None, metavar="FILE",
+                   help="text file with one class name per line, for a model file")
+    p.add_argument("--offline", action="store_true", help="never try to download weights")
+    p.add_argument("--data", required=True, metavar="DIR_OR_ZIP",
+                   help="dataset folder, .zip file, or sample:shapes / sample:shortcut")
+    p.add_argument("--labels", dest="labels_csv", default=None, metavar="CSV",
+                   help="CSV with rows filename,label (default: class folders, or one *.csv "
+                   "at the dataset's top)")
+    p.add_argument("--layer", default=None, help="layer (default: last conv layer)")
+    p.add_argument("--k", "--top", dest="k", default=8,
+                   type=checked(_whole("k", 1, 64), "k"),
+                   help="top and bottom images per channel, 1-64 (default 8)")
+    p.add_argument("--channels", default=None, metavar="RANGE",
+                   help="channels, e.g. 0:64 or 3,7 (default: all)")
+    p.add_argument("--score", default="max", choices=("max", "mean"),
+                   help="rank images by the channel's spatial maximum (default) or mean")
+    p.add_argument("--batch-size", default=32,
+                   type=checked(_whole("The batch size", 1, 512), "batch size"), help="images per batch (default 32)")
+    p.add_argument("--limit", default=None,
+                   type=checked(_whole("The limit", 1, None), "limit"),
+                   help="use only this many images, spread over the dataset")
+    p.add_argument("--no-cache", action="store_true", help="compute again, ignore the disk cache")
+    p.add_argument("--out", required=True, type=output_folder, metavar="FOLDER",
+                   help="folder to write files into (made when missing)")
+    p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="show TensorFlow's and the libraries' own log messages")
+    p.set_defaults(handler=cmd_atlas)
+
+
+def crop_picture(pixels, box, smallest: int = MIN_CROP):
+    """(h, w, 3) uint8: ``pixels[y0:y1, x0:x1]`` enlarged (nearest) to at least ``smallest``."""
+    import numpy as np
+    from PIL import Image
+
+    x0, y0, x1, y1 = box
+    crop = np.ascontiguousarray(pixels[y0:y1, x0:x1])
+    factor = max(1, -(-smallest // max(1, min(crop.shape[:2]))))
+    if factor == 1:
+        return crop
+    size = (crop.shape[1] * factor, crop.shape[0] * factor)
+    return np.asarray(Image.fromarray(crop).resize(size, Image.Resampling.NEAREST))
+
+
+def write_atlas(atlas, model, dataset, folder) -> dict:
+    """Write the crops and ``atlas.json`` into ``folder``; returns the index written."""
+    from viz_core.dataset.atlas import exemplar_pixels
+    from viz_core.render import png_bytes
+
+    index = atlas.to_index()
+    wanted = [e["entry"] for unit in index["channels"] for which in ("top", "bottom")
+              for e in unit[which]]
+    pixels = exemplar_pixels(model, dataset, atlas, wanted)
+    crops = folder / "crops"
+    crops.mkdir(exist_ok=True)
+    for unit in index["channels"]:
+        for which in ("top", "bottom"):
+            for i, entry in enumerate(unit[which]):
+                name = crops / f"c{unit['channel']:04d}_{which}{i}.png"
+                name.write_bytes(png_bytes(crop_picture(pixels[entry["entry"]], entry["box"])))
+                entry["crop_png"] = str(name)
+    (folder / "atlas.json").write_text(json.dumps(index, indent=1) + "\n", encoding="utf-8")
+    return index
+
+
+def cmd_atlas(args) -> int:
+    from viz_core.cli.common import TerminalProgress, emit, out_dir
+    from viz_core.cli.dataset import _model
+    from viz_core.dataset.atlas import cached_atlas
+    from viz_core.dataset.readers import open_dataset
+    from viz_core.runtime.cache import DiskCache, default_cache_dir
+
+    model = _model(args)
+    data = open_dataset(args.data, model.labels, labels_csv=args.labels_csv)
+    if args.limit is not None:
+        data = data.subset(args.limit)
+    folder = out_dir(args)
+    disk = None if args.no_cache else DiskCache(default_cache_dir())
+    atlas = cached_atlas(model, data, args.layer, disk=disk, k=args.k, score=args.score,
+                         channels=args.channels, batch_size=args.batch_size,
+                         progress=TerminalProgress(enabled=not args.json))
+    index = write_atlas(atlas, model, data, folder)
+    index["model"] = model.name
+    selectivity = sorted(index["channels"], key=lambda u: -u["selectivity"])[:5]
+    lines = [f"{atlas.images} images of {data.name}, layer {atlas.layer}, {len(atlas)} channels, "
+             f"k={atlas.k}; files in {folder}"]
+    for unit in selectivity:
+        top = unit["top"][0] if unit["top"] else {"image": "-", "activation": 0.0}
+        lines.append(f"  channel {unit['channel']}: selective for {unit['selective_for']} "
+                     f"({unit['selectivity']:.2f}); top image {top['image']} "
+                     f"({top['activation']:.3g})")
+    emit(args, index, lines)
+    return 0
