@@ -630,3 +630,92 @@ register(MethodSpec(
          "BatchNormalization is folded into the layer before it first.",
     answers="which pixels the class logit comes from, with the best-practice rules",
     weakness=_LRP_WEAKNESS))
+
+
+_GUIDED = "viz_core.methods.guided"
+_SHAP = "viz_core.methods.shap"
+register(MethodSpec(
+    name="input_x_gradient", title="Input x Gradient", family="pixel-gradient",
+    inputs="pixel-gradients", compute=f"{_PIXEL}:input_x_gradient_map",
+    cost=lambda info, p, layer: GRADIENT_PASSES, fast=True,
+    help="The model's input times the class score's gradient with respect to it, summed over "
+         "the colour channels (Shrikumar et al. 2016; Ancona et al. 2018). The input is the "
+         "image after the model's preprocessing (e.g. pixels / 255, or minus the ImageNet "
+         "mean), so what the preprocessing maps to zero gets no attribution.",
+    answers="how much each pixel's value, times its sensitivity, adds to the score",
+    weakness="depends on the preprocessing's zero; noisy like the plain gradient"))
+register(MethodSpec(
+    name="vargrad", title="VarGrad", family="pixel-gradient",
+    inputs="pixel-gradients", compute=f"{_PIXEL}:vargrad_map",
+    cost=lambda info, p, layer: GRADIENT_PASSES * p["samples"],
+    params=get("smoothgrad").params,  # the same noisy copies as SmoothGrad
+    help="The variance of the pixel gradients of SmoothGrad's noisy copies, summed over the "
+         "colour channels (Adebayo et al. 2018, \"Local Explanation Methods for Deep Neural "
+         "Networks Lack Sensitivity to Parameter Values\").",
+    answers="which pixels' gradients swing most when the image is jittered",
+    weakness="one gradient per copy; shows instability more than evidence"))
+register(MethodSpec(
+    name="squaregrad", title="SquareGrad", family="pixel-gradient",
+    inputs="pixel-gradients", compute=f"{_PIXEL}:squaregrad_map",
+    cost=lambda info, p, layer: GRADIENT_PASSES * p["samples"],
+    params=get("smoothgrad").params,
+    help="The mean of the squared pixel gradients of SmoothGrad's noisy copies, summed over "
+         "the colour channels (Hooker et al. 2019, \"A Benchmark for Interpretability Methods "
+         "in Deep Neural Networks\"): opposite signs do not cancel.",
+    answers="which pixels the score is most sensitive to around the image",
+    weakness="one gradient per copy; squaring lets a few pixels dominate"))
+register(MethodSpec(
+    name="guided_backprop", title="Guided Backpropagation", family="pixel-gradient",
+    inputs="pixel-gradients", compute=f"{_GUIDED}:guided_backprop_map",
+    cost=lambda info, p, layer: GRADIENT_PASSES, fast=True,
+    help="The pixel gradient with every ReLU guided: a gradient passes back only where the "
+         "ReLU's input was positive and the gradient itself is positive (Springenberg et al. "
+         "2015, \"Striving for Simplicity\"); the largest magnitude over the colour channels. "
+         "Sharp pictures, but Adebayo et al. 2018 showed they hardly change when the model's "
+         "weights are random: the Sanity page shows it.",
+    answers="which edges and textures the network's ReLUs let through",
+    weakness="fails the randomisation check: looks like an edge detector, barely class-specific"))
+register(MethodSpec(
+    name="guided_gradcam", title="Guided Grad-CAM", family="pixel-gradient",
+    inputs="pixel-gradients", compute=f"{_GUIDED}:guided_gradcam_map",
+    cost=lambda info, p, layer: GRADIENT_PASSES + _layer_gradient_cost(info, p, None),
+    help="Guided Backpropagation times Grad-CAM at the last conv layer, upsampled (Selvaraju "
+         "et al. 2017, \"Grad-CAM\"): the fine detail of the one, kept where the other finds "
+         "the class.",
+    answers="fine detail inside the region that raises the class score",
+    weakness="inherits Guided Backpropagation's insensitivity to the weights inside the region"))
+register(MethodSpec(
+    name="kernelshap", title="KernelSHAP", family="perturbation",
+    compute=f"{_SHAP}:kernelshap_map", cost=lambda info, p, layer: 2.0 + p["samples"],
+    params=(ParamSpec("n_superpixels", 16, 2, 200, "int", "superpixels the image is cut into",
+                      page=(4, 64, 1)),
+            ParamSpec("compactness", 10.0, 0.0, 1000.0, "float",
+                      "SLIC's compactness: higher = squarer superpixels, lower = follow colour",
+                      above_low=True),
+            ParamSpec("samples", 500, 10, 20000, "int",
+                      "coalitions scored (all of them when there are fewer)",
+                      page=(100, 2000, 100), quick=200),
+            _SEED),
+    help="Shapley values of superpixels (Lundberg & Lee 2017, \"A Unified Approach to "
+         "Interpreting Model Predictions\"): random sets of superpixels are shown, the rest "
+         "blurred, and a linear fit weighted by the Shapley kernel, with the all-hidden and "
+         "all-shown images fixed, gives each superpixel its share; the shares add up to "
+         "score(image) - score(all blurred). Exact when every set is scored.",
+    answers="each superpixel's fair share of the score change from a blurred image",
+    weakness="one pass per sample; superpixels set the detail; estimates vary with the seed"))
+register(MethodSpec(
+    name="gradientshap", title="GradientSHAP", family="pixel-gradient",
+    inputs="pixel-gradients", compute=f"{_SHAP}:gradientshap_map",
+    cost=lambda info, p, layer: GRADIENT_PASSES * p["samples"],
+    params=(ParamSpec("samples", 32, 1, 256, "int", "baselines (and path points) to average",
+                      page=(8, 128, 8), quick=16),
+            ParamSpec("blur", 0.0, 0.0, 64.0, "float",
+                      "0: random-noise baselines; above 0: the image blurred with this sigma "
+                      "(pixels)", page=(0.0, 32.0, 1.0)),
+            _SEED),
+    help="Expected gradients (Lundberg & Lee 2017; Erion et al. 2021): for random baselines "
+         "(noise, or the image blurred) and a random point on the straight path from each to "
+         "the image, the gradient there times (image - baseline), averaged; summed over the "
+         "colour channels.",
+    answers="how much each pixel adds to the score compared with random baselines",
+    weakness="one gradient per sample; depends on the baselines; grainy with few samples"))
