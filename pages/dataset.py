@@ -11,6 +11,7 @@ from ui.presenter import controls
 from ui.sidebar import DATASET_CHOICE, DATASET_IMAGE_KEY, keep_for_page_switch
 from ui.state import workbench
 from ui.text import literal
+from ui.untrained import say_if_untrained
 from viz_core.dataset.engine import DEFAULT_BATCH_SIZE, dataset_methods, run_dataset
 from viz_core.dataset.readers import UPLOAD_LIMITS, open_zip, sample_dataset
 from viz_core.errors import VizError
@@ -100,6 +101,7 @@ except VizError as exc:
 
 st.caption(f"Model: {literal(model.title)} · dataset {literal(data.name)} · {len(data)} images "
            f"· layout: {data.layout}")
+say_if_untrained(model)
 if data.unknown_labels:
     st.warning("Labels that match none of the model's classes (these images are predicted but "
                "not scored): " + ", ".join(f"{literal(label)} ({n})"

@@ -13,6 +13,7 @@ from viz_core.inputs.intake import LoadedImage
 
 from .shell import draw_shell
 from .state import SELECTION_KEY, selected
+from .untrained import say_if_untrained
 
 NEEDS_TEXT = {
     "model": "Choose a model in the sidebar that loads, to see this page.",
@@ -98,7 +99,8 @@ def page_setup(title: str, caption: str | None = None,
 
     The first call of a run also draws the app's shell when a page is opened directly
     (:func:`ui.state.selection`). A page that ``needs`` a model (and an image) it does not
-    have stops here with a line saying what to choose in the sidebar.
+    have stops here with a line saying what to choose in the sidebar; one whose model has
+    random weights says so (:mod:`ui.untrained`).
     """
     st.title(title)
     if caption:
@@ -113,6 +115,8 @@ def page_setup(title: str, caption: str | None = None,
     if needs == "image" and chosen.image is None:
         st.info(NEEDS_TEXT["image"])
         st.stop()
+    if needs != "nothing":  # the page shows this model's predictions or maps
+        say_if_untrained(chosen.model)
     return Page(chosen.model, chosen.image, chosen.second, note)
 
 
