@@ -330,8 +330,11 @@ def _step_relevance(step: _Step, rule: Rule, xs, r):
 def propagate(plan: RelevancePlan, x, v_logit, rule_for):
     """Input relevance (N, H, W, C) and the logits (N, units) of the model input ``x``.
 
+    ``v_logit`` (N, units) weighs the logits into the class score relevance starts from;
     ``rule_for(step) -> Rule`` picks each weighted layer's rule.
     """
+    x = tf.convert_to_tensor(x, dtype=tf.float32)
+    v_logit = tf.convert_to_tensor(v_logit, dtype=tf.float32)
     logits, *inputs = plan.recorder(x, training=False)
     values = dict(zip(plan.recorded, inputs))
     values[plan.input_id] = x
