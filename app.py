@@ -51,6 +51,7 @@ PAGES = (
     ("pages/compare.py", "Compare methods", ":material/compare:"),
     ("pages/sanity.py", "Sanity check", ":material/fact_check:"),
     ("pages/dataset.py", "Dataset", ":material/dataset:"),
+    ("pages/atlas.py", "Neuron atlas", ":material/neurology:"),
 )
 ROOT = Path(__file__).resolve().parent
 

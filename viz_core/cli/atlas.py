@@ -107,7 +107,7 @@ def write_atlas(atlas, model, dataset, folder) -> dict:
     index = atlas.to_index()
     wanted = [e["entry"] for unit in index["channels"] for which in ("top", "bottom")
               for e in unit[which]]
-    pixels = exemplar_pixels(model, dataset, atlas, wanted)
+    pixels = exemplar_pixels(model, dataset, wanted)
     crops = folder / "crops"
     crops.mkdir(exist_ok=True)
     for unit in index["channels"]:

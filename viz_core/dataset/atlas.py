@@ -755,7 +755,7 @@ def cached_atlas(model: LoadedModel, dataset: Dataset, layer: str | None = None,
 # --------------------------------------------------------------------------------------------
 # What the pictures need
 # --------------------------------------------------------------------------------------------
-def exemplar_pixels(model: LoadedModel, dataset: Dataset, atlas: Atlas,
+def exemplar_pixels(model: LoadedModel, dataset: Dataset,
                     entries: Sequence[int]) -> dict[int, np.ndarray]:
     """``{entry: (H, W, 3) uint8}`` the images at these dataset positions as the model sees
     them (its input size; grey models' images repeated to RGB), read through the dataset."""

@@ -1,0 +1,206 @@
+"""Neuron atlas: each unit (channel) of a layer shown by the dataset images that excite it most
+and least, with its class selectivity; a unit's full card shows the whole images with the
+channel's map over them and the histogram of its responses."""
+import numpy as np
+import plotly.graph_objects as go
+import streamlit as st
+
+from ui.charts import plotly_chart
+from ui.feedback import run_button, show_error
+from ui.notes import show as show_note
+from ui.page import page_setup
+from ui.presenter import controls
+from ui.state import workbench
+from ui.text import literal
+from viz_core.cli.atlas import crop_picture
+from viz_core.dataset.atlas import (atlas_key, cached_atlas, channel_maps, check_atlas_options,
+                                    exemplar_pixels, parse_channels)
+from viz_core.dataset.readers import sample_dataset
+from viz_core.errors import VizError
+from viz_core.render import overlay_heatmap
+
+SOURCES = {
+    "shapes": "Sample: shapes scenes",
+    "shortcut": "Sample: shortcut scenes (drawn for the shortcut demo model)",
+}
+SAMPLE_COUNTS = (24, 48, 96, 200)
+K_CHOICES = (4, 6, 8, 12)
+SORTS = {"selectivity": "most selective first", "class": "by class, then selectivity",
+         "channel": "channel number"}
+PER_PAGE = 24
+CROPS_ON_CARD = 4
+TILE = 120
+
+NOTE = """
+**How to read a card.** Each card is one unit (a channel of the layer). Its pictures are the
+parts of the dataset's images that made it fire most: the *receptive field* around the
+strongest position, the square of input pixels that unit can see. The bar says how
+*selective* the unit is: its mean activation for its favourite class against the mean over
+the other classes, `(a_max - a_rest) / (a_max + a_rest)`: 0 responds to every class alike,
+1 to one class only (labels, or the predicted class when the images have none). Open a card
+to see the whole images with the channel's map over them, the images that silence it, and
+how often it responds how strongly (the histogram).
+
+**Exemplars and synthetic patterns tell different things.** *Filter patterns* are pictures
+made to excite a unit as much as possible: they show what it *could* respond to, often
+exaggerated, out of context. Exemplars show what it *does* respond to in your data, with the
+context it relies on. People predict a unit's behaviour better from natural exemplars: 92 %
+against 82 % from synthetic visualisations in Borowski et al. (ICLR 2021). Exemplars are
+limited by the dataset, though: a unit can look like a "circle detector" only because the
+dataset holds nothing else that is round. Look at the bottom images too.
+"""
+
+page = page_setup(
+    "Neuron atlas",
+    "What does each unit of a layer respond to? For every channel, the images of a dataset "
+    "that excite it most (cropped to what the unit sees) and least, and which class it "
+    "prefers. Computed in one pass over the dataset in batches, keeping only the best few "
+    "images per unit.",
+    needs="model",
+)
+show_note(NOTE, page.note)
+bench = workbench()
+model = page.model
+settings = controls("Atlas", normal="plain")
+source = settings.radio("Images", list(SOURCES), format_func=SOURCES.get, key="atlas_source",
+                        horizontal=True)
+count = settings.select_slider("Number of images", SAMPLE_COUNTS, value=48, key="atlas_count",
+                               help="Generated scenes, drawn on demand (the same every time).")
+layers = [p for p in model.info.spatial_layers if model.info.layer(p).type != "InputLayer"]
+last = model.info.last_conv_layer
+layer = settings.selectbox("Layer", layers, index=layers.index(last) if last in layers else 0,
+                           key="atlas_layer")
+k = settings.select_slider("Images per unit", K_CHOICES, value=8, key="atlas_k",
+                           help="The top and the bottom images kept for each unit.")
+score = settings.radio("Rank images by", ("max", "mean"), key="atlas_score", horizontal=True,
+                       format_func={"max": "strongest position (max)",
+                                    "mean": "whole-image mean"}.get)
+
+
+def make_atlas(model, data, layer, k, score, progress=None, should_stop=None):
+    """The atlas through the disk cache (a second visit, even after a restart, is a read)."""
+    return cached_atlas(model, data, layer, disk=bench.disk, k=k, score=score,
+                        progress=progress, should_stop=should_stop)
+
+
+def image_of(model, data, entry):
+    """One dataset image as the model sees it, (H, W, 3) uint8."""
+    return exemplar_pixels(model, data, [entry])[int(entry)]
+
+
+try:
+    data = sample_dataset(source, model.labels, count=count)
+    check_atlas_options(model, layer, k, score, 32)
+except VizError as exc:
+    show_error(exc)
+    st.stop()
+
+channels = parse_channels(None, int(model.info.layer(layer).output_shape[-1]))
+call = ((make_atlas, model, data, layer, k, score), {})
+on_disk = bench.disk.get(atlas_key(model, data, layer, k, score, channels)) is not None
+if not (on_disk or bench.is_cached(*call[0])):
+    st.caption(f"{len(channels)} units of {literal(layer)} over {len(data)} images: one pass "
+               "through the model up to the layer.")
+    run_button("Build the atlas", "Building the atlas", "atlas_run",
+               lambda bar: bench.run(*call[0], progress=bar))
+    st.stop()
+try:
+    atlas = bench.run(*call[0])
+except VizError as exc:
+    show_error(exc)
+    st.stop()
+
+selective, selectivity = atlas.selective_for, atlas.selectivity
+st.caption(f"Model: {literal(model.title)} · layer {literal(atlas.layer)} · {len(atlas)} units "
+           f"· {atlas.images} images of {literal(atlas.dataset)} · classes by "
+           f"{atlas.grouped_by} · receptive field {atlas.field.size[0]}x{atlas.field.size[1]} px"
+           f", {atlas.field.jump[0]} px apart")
+
+# -- the grid of unit cards ----------------------------------------------------------------------
+c1, c2, c3 = st.columns(3)
+sort = c1.selectbox("Sort units", list(SORTS), format_func=SORTS.get, key="atlas_sort")
+wanted = c2.selectbox("Units selective for", ["any class", *atlas.classes],
+                      key="atlas_class")
+rows = np.arange(len(atlas))
+if wanted != "any class":
+    rows = rows[selective == atlas.classes.index(wanted)]
+if sort == "selectivity":
+    rows = rows[np.argsort(-selectivity[rows], kind="stable")]
+elif sort == "class":
+    rows = rows[np.lexsort((-selectivity[rows], selective[rows]))]
+pages = max(1, -(-len(rows) // PER_PAGE))
+shown_page = c3.number_input("Page", 1, pages, 1, key="atlas_page",
+                             help=f"{PER_PAGE} units per page; {len(rows)} units match.")
+shown = rows[(shown_page - 1) * PER_PAGE: shown_page * PER_PAGE]
+if not len(shown):
+    st.info(f"No unit of this layer is most selective for {literal(wanted)}.")
+
+
+def open_card(channel: int) -> None:
+    st.session_state["atlas_unit"] = int(channel)
+
+
+columns = st.columns(4)
+for slot, r in enumerate(shown):
+    channel = int(atlas.channels[r])
+    top = atlas.exemplars(channel, "top")[:CROPS_ON_CARD]
+    with columns[slot % 4].container(border=True):
+        st.markdown(f"**Unit {channel}**")
+        crops = [crop_picture(bench.run(image_of, model, data, t["entry"]), t["box"])
+                 for t in top]
+        st.image(crops, width=TILE // 2)
+        favourite = atlas.classes[selective[r]] if selective[r] >= 0 else "none"
+        st.progress(float(np.clip(selectivity[r], 0, 1)),
+                    text=f"{literal(favourite)} · selectivity {selectivity[r]:.2f}")
+        st.button("Open card", key=f"atlas_open_{channel}", on_click=open_card,
+                  args=(channel,), icon=":material/open_in_full:")
+
+# -- a unit's full card --------------------------------------------------------------------------
+st.subheader("A unit's card")
+choices = [int(c) for c in atlas.channels]
+if st.session_state.get("atlas_unit") not in choices:
+    st.session_state["atlas_unit"] = int(atlas.channels[rows[0] if len(rows) else 0])
+unit = st.selectbox("Unit", choices, key="atlas_unit")
+r = atlas.row(unit)
+top, bottom = atlas.exemplars(unit, "top"), atlas.exemplars(unit, "bottom")
+favourite = atlas.classes[selective[r]] if selective[r] >= 0 else "none"
+m1, m2, m3 = st.columns(3)
+m1.metric("Top activation", f"{top[0]['activation']:.3g}" if top else "-")
+m2.metric("Selective for", favourite)
+m3.metric("Selectivity", f"{selectivity[r]:.2f}")
+
+
+def with_maps(exemplars: list[dict], peak: float) -> list[np.ndarray]:
+    """Whole images with the channel's map over them, all on one scale (0 to ``peak``)."""
+    if not exemplars:
+        return []
+    pictures = np.stack([bench.run(image_of, model, data, e["entry"]) for e in exemplars])
+    maps = bench.run(channel_maps, model, atlas.layer, pictures, unit)
+    scaled = np.clip(maps / (peak if peak > 0 else 1.0), 0, 1)
+    return [overlay_heatmap(p, m, opacity=0.45) for p, m in zip(pictures, scaled)]
+
+
+peak = max((t["activation"] for t in top), default=1.0)
+st.markdown(f"**Top {len(top)}**: the images that excite unit {unit} most (the box in the "
+            "caption is the receptive field of the strongest position, in pixels)")
+st.image(with_maps(top, peak), width=TILE,
+         caption=[f"{t['image']}: {t['activation']:.3g} at {t['position']}, box {t['box']}"
+                  for t in top])
+st.markdown(f"**Bottom {len(bottom)}**: the images that silence it (same colour scale)")
+st.image(with_maps(bottom, peak), width=TILE,
+         caption=[f"{b['image']}: {b['activation']:.3g}" for b in bottom])
+g1, g2 = st.columns(2)
+counts, edges = atlas.histogram(unit)
+hist = go.Figure(go.Bar(x=(edges[:-1] + edges[1:]) / 2, y=counts, width=np.diff(edges),
+                        marker_color="#4c78a8"))
+hist.update_layout(title=f"How strongly unit {unit} responds ({atlas.score} per image)",
+                   xaxis_title="activation", yaxis_title="images", height=320,
+                   margin=dict(t=50, b=40))
+plotly_chart(hist, g1, width="stretch", key="atlas_hist_chart")
+means = atlas.class_means[r]
+bars = go.Figure(go.Bar(x=list(atlas.classes), y=np.nan_to_num(means),
+                        marker_color=["#e45756" if i == selective[r] else "#9d9d9d"
+                                      for i in range(len(means))]))
+bars.update_layout(title=f"Mean activation per {atlas.grouped_by} class", height=320,
+                   yaxis_title="mean activation", margin=dict(t=50, b=40))
+plotly_chart(bars, g2, width="stretch", key="atlas_class_chart")

@@ -1,0 +1,77 @@
+"""AppTest for the Neuron atlas page on the demo model's last conv layer over 24 shapes scenes:
+the unit cards and a unit's full card show the backend's numbers."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from viz_core.dataset.atlas import neuron_atlas
+from viz_core.dataset.readers import sample_dataset
+from viz_core.models.catalog import load_builtin_model
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory):
+    import os
+
+    from ui.state import workbench
+
+    os.environ["CNN_VIZ_CACHE"] = str(tmp_path_factory.mktemp("atlas_cache"))
+    workbench.clear()
+    at = AppTest.from_file("../../app.py", default_timeout=240)
+    at.run()
+    at.switch_page("pages/atlas.py")
+    at.run()
+    assert not at.exception, at.exception
+    yield at
+    workbench.clear()
+    os.environ.pop("CNN_VIZ_CACHE", None)
+
+
+@pytest.fixture(scope="module")
+def expected():
+    model = load_builtin_model("demo")
+    data = sample_dataset("shapes", model.labels, count=24)
+    return neuron_atlas(model, data, model.info.last_conv_layer, k=4)
+
+
+def test_the_atlas_page_shows_the_backends_units(app, expected):
+    at = app
+    assert at.title[0].value == "Neuron atlas"
+    at.select_slider(key="atlas_count").set_value(24)
+    at.select_slider(key="atlas_k").set_value(4).run()
+    assert at.selectbox(key="atlas_layer").value == "conv2d_4"
+    at.button(key="atlas_run").click().run()
+    assert not at.exception, at.exception
+    # the grid: most selective unit first, its bar naming its class and index
+    order = np.argsort(-expected.selectivity, kind="stable")
+    first = int(expected.channels[order[0]])
+    cards = [m.value for m in at.markdown if m.value.startswith("**Unit ")]
+    assert cards[0] == f"**Unit {first}**" and len(cards) == 24
+    favourite = expected.classes[expected.selective_for[order[0]]]
+    bars = [p for p in at.get("progress")]
+    assert f"{favourite} · selectivity {expected.selectivity[order[0]]:.2f}" in str(bars[0].proto)
+
+    # open that unit's card: its top image and activation are the backend's
+    at.button(key=f"atlas_open_{first}").click().run()
+    assert not at.exception, at.exception
+    assert at.selectbox(key="atlas_unit").value == first
+    top = expected.exemplars(first, "top")
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Top activation"] == f"{top[0]['activation']:.3g}"
+    assert metrics["Selective for"] == favourite
+    captions = [c for element in at.get("image") for c in element.captions if c]
+    assert captions[0].startswith(f"{top[0]['image']}: {top[0]['activation']:.3g} at "
+                                  f"{top[0]['position']}, box {top[0]['box']}")
+
+
+def test_filter_by_class_keeps_only_that_class(app, expected):
+    at = app
+    wanted = expected.classes[int(expected.selective_for[0])]
+    at.selectbox(key="atlas_class").set_value(wanted).run()
+    assert not at.exception, at.exception
+    cards = {m.value for m in at.markdown if m.value.startswith("**Unit ")}
+    picked = {f"**Unit {int(c)}**" for c, s in zip(expected.channels, expected.selective_for)
+              if expected.classes[s] == wanted}
+    assert cards <= picked and len(cards) == min(24, len(picked))
