@@ -6,7 +6,7 @@ import streamlit as st
 
 from ui.charts import plotly_chart
 from ui.feedback import run_button, show_error
-from ui.page import page_setup
+from ui.page import needs_text, page_setup
 from ui.presenter import controls
 from ui.sidebar import DATASET_CHOICE, DATASET_IMAGE_KEY, keep_for_page_switch
 from ui.state import workbench
@@ -60,7 +60,7 @@ try:
     else:
         model = page.model
         if model is None:
-            st.info("Choose a model in the sidebar that loads, to see this page.")
+            st.info(needs_text("model"))
             st.stop()
     if source == "upload":
         c1, c2 = st.columns(2)

@@ -11,14 +11,32 @@ import streamlit as st
 from viz_core.models.catalog import LoadedModel
 from viz_core.inputs.intake import LoadedImage
 
+from .share import UPLOADERS, upload_name
 from .shell import draw_shell
+from .sidebar import uploaded_name
 from .state import SELECTION_KEY, selected
+from .text import literal
 from .untrained import say_if_untrained
 
 NEEDS_TEXT = {
     "model": "Choose a model in the sidebar that loads, to see this page.",
     "image": "Choose or upload an image in the sidebar.",
 }
+
+
+WHERE = {"model": "Model", "image": "Image"}
+
+
+def needs_text(what: Literal["model", "image"]) -> str:
+    """What to do when no ``what`` is selected: upload the file a link names (its name, when
+    the link has it), upload one, or choose one that loads."""
+    if st.session_state.get(what) != "upload" or uploaded_name(UPLOADERS[what]):
+        return NEEDS_TEXT[what]
+    name = upload_name(what)
+    if name is None:
+        return f"Upload {'a model' if what == 'model' else 'an image'} file in the sidebar."
+    return (f"This view was made with an uploaded {what}, **{literal(name)}**: upload that file "
+            f"in the sidebar ({WHERE[what]}) to see it. The rest of the view is kept until then.")
 
 
 def ensure_app_shell() -> None:
@@ -60,10 +78,10 @@ def require_model_and_image() -> tuple[LoadedModel, LoadedImage]:
     """The selected model and image, or stop the page with a line saying what to choose."""
     chosen = selection()
     if chosen.model is None:
-        st.info(NEEDS_TEXT["model"])
+        st.info(needs_text("model"))
         st.stop()
     if chosen.image is None:
-        st.info(NEEDS_TEXT["image"])
+        st.info(needs_text("image"))
         st.stop()
     return chosen.model, chosen.image
 
@@ -110,10 +128,10 @@ def page_setup(title: str, caption: str | None = None,
     note = st.empty()
     chosen = selection()
     if needs != "nothing" and chosen.model is None:
-        st.info(NEEDS_TEXT["model"])
+        st.info(needs_text("model"))
         st.stop()
     if needs == "image" and chosen.image is None:
-        st.info(NEEDS_TEXT["image"])
+        st.info(needs_text("image"))
         st.stop()
     if needs != "nothing":  # the page shows this model's predictions or maps
         say_if_untrained(chosen.model)

@@ -16,6 +16,8 @@ import streamlit as st
 from viz_core.errors import ParameterError
 from viz_core.runtime.limits import COMPACTNESS, Bound
 
+from .sidebar import uploaded_name
+
 RESTORED_KEY = "_url_restored"
 
 
@@ -111,6 +113,13 @@ SHAREABLE: dict[str, Callable[[str], object]] = {
 }
 
 
+# An upload cannot travel in a link, its name can: ``?model=upload&model_name=cats.h5`` opens
+# a page that asks for that file (:func:`ui.page.needs_text`) and keeps the rest of the view.
+UPLOAD_NAMES = {"model": "model_name", "image": "image_name", "second": "second_name"}
+UPLOADERS = {"model": "model_file", "image": "image_file", "second": "second_file"}
+MAX_NAME = 200  # characters of a file name kept from a link
+
+
 def restore_from_url() -> dict[str, object]:
     """On the session's first run, copy known URL parameters into session state.
 
@@ -130,6 +139,10 @@ def restore_from_url() -> dict[str, object]:
         except ValueError:
             continue
         st.session_state[key] = restored[key]
+    for name in UPLOAD_NAMES.values():  # kept aside: no widget has these keys
+        text = st.query_params.get(name)
+        if text and text.strip():
+            restored[name] = text.strip()[:MAX_NAME]
     st.session_state["_url_values"] = restored
     return restored
 
@@ -139,17 +152,24 @@ def url_value(key: str):
     return (st.session_state.get("_url_values") or {}).get(key)
 
 
+def upload_name(choice: str) -> str | None:
+    """The name of the file uploaded for ``choice`` (model, image, second), else the one the
+    session's link named (so a link stays whole until the file is uploaded), else None."""
+    return uploaded_name(UPLOADERS[choice]) or url_value(UPLOAD_NAMES[choice])
+
+
 def write_to_url() -> None:
-    """Mirror the shareable widgets drawn in this run into the URL's query parameters."""
+    """Mirror the shareable widgets drawn in this run into the URL's query parameters; an
+    upload is named (``model=upload&model_name=cats.h5``), as its bytes cannot travel."""
     values = {}
     for key in SHAREABLE:
         if key in st.session_state and st.session_state[key] is not None:
             value = st.session_state[key]
-            if key in ("image", "second") and value in ("upload", "none"):
-                continue  # an upload cannot travel in a link
-            if key == "model" and value == "upload":
+            if key == "second" and value == "none":
                 continue
             values[key] = str(int(value)) if isinstance(value, bool) else str(value)
+            if key in UPLOAD_NAMES and value == "upload" and upload_name(key):
+                values[UPLOAD_NAMES[key]] = upload_name(key)
     current = {k: st.query_params.get(k) for k in st.query_params}
     if current != values:
         st.query_params.from_dict(values)

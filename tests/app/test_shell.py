@@ -90,4 +90,4 @@ def test_upload_choice_without_a_file_asks_for_one():
     at = fresh_app()
     at.sidebar.selectbox(key="image").set_value("upload").run()
     assert not at.exception
-    assert "Choose or upload an image" in at.info[0].value
+    assert at.info[0].value == "Upload an image file in the sidebar."
