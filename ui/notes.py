@@ -94,7 +94,7 @@ def sanity(model: LoadedModel) -> str:
             "model must change as the model is destroyed; one whose map stays the same (like "
             "the edge detector control) only shows the image, not the model. Guided "
             "Backpropagation is the classic case (Adebayo et al. 2018): its sharp maps show "
-            "what the ReLUs let through, mostly edges, so they hardly change when the top "
-            "layers are random (the demo model's star with its output layer random: SSIM 0.98 "
+            "what the ReLUs let through, mostly edges, so they hardly change when the output "
+            "layer is random (the demo model's star: SSIM 0.98 "
             "against 0.77 for the plain gradient and 0.22 for Grad-CAM). The pointing "
             "game counts how often a map's strongest point lands on the right shape.")
