@@ -27,9 +27,10 @@ SAMPLE_COUNTS = (24, 48, 96, 200)
 K_CHOICES = (4, 6, 8, 12)
 SORTS = {"selectivity": "most selective first", "class": "by class, then selectivity",
          "channel": "channel number"}
-PER_PAGE = 24
-CROPS_ON_CARD = 4
+PER_PAGE = 12  # three rows of four: the full card stays near the grid
+CROPS_ON_CARD = 3
 TILE = 120
+CARD_TILE = 112  # eight whole images in one row
 
 NOTE = """
 **How to read a card.** Each card is one unit (a channel of the layer). Its pictures are the
@@ -62,19 +63,22 @@ show_note(NOTE, page.note)
 bench = workbench()
 model = page.model
 settings = controls("Atlas", normal="plain")
-source = settings.radio("Images", list(SOURCES), format_func=SOURCES.get, key="atlas_source",
-                        horizontal=True)
-count = settings.select_slider("Number of images", SAMPLE_COUNTS, value=48, key="atlas_count",
-                               help="Generated scenes, drawn on demand (the same every time).")
+top_row, second_row = settings.columns(2), settings.columns(3)
+source = top_row[0].radio("Images", list(SOURCES), format_func=SOURCES.get, key="atlas_source",
+                          horizontal=True)
+count = top_row[1].select_slider("Number of images", SAMPLE_COUNTS, value=48, key="atlas_count",
+                                 help="Generated scenes, drawn on demand (the same every "
+                                 "time).")
 layers = [p for p in model.info.spatial_layers if model.info.layer(p).type != "InputLayer"]
 last = model.info.last_conv_layer
-layer = settings.selectbox("Layer", layers, index=layers.index(last) if last in layers else 0,
-                           key="atlas_layer")
-k = settings.select_slider("Images per unit", K_CHOICES, value=8, key="atlas_k",
-                           help="The top and the bottom images kept for each unit.")
-score = settings.radio("Rank images by", ("max", "mean"), key="atlas_score", horizontal=True,
-                       format_func={"max": "strongest position (max)",
-                                    "mean": "whole-image mean"}.get)
+layer = second_row[0].selectbox("Layer", layers,
+                                index=layers.index(last) if last in layers else 0,
+                                key="atlas_layer")
+k = second_row[1].select_slider("Images per unit", K_CHOICES, value=8, key="atlas_k",
+                                help="The top and the bottom images kept for each unit.")
+score = second_row[2].radio("Rank images by", ("max", "mean"), key="atlas_score",
+                            horizontal=True, format_func={"max": "strongest position",
+                                                          "mean": "whole-image mean"}.get)
 
 
 def make_atlas(model, data, layer, k, score, progress=None, should_stop=None):
@@ -170,24 +174,36 @@ m2.metric("Selective for", favourite)
 m3.metric("Selectivity", f"{selectivity[r]:.2f}")
 
 
-def with_maps(exemplars: list[dict], peak: float) -> list[np.ndarray]:
-    """Whole images with the channel's map over them, all on one scale (0 to ``peak``)."""
+def outlined(picture: np.ndarray, box, colour=(255, 255, 255)) -> np.ndarray:
+    """``picture`` with a 2 px frame on the receptive-field box ``(x0, y0, x1, y1)``."""
+    out = picture.copy()
+    x0, y0, x1, y1 = box
+    for x_lo, y_lo, x_hi, y_hi in ((x0, y0, x1, y0 + 2), (x0, y1 - 2, x1, y1),
+                                   (x0, y0, x0 + 2, y1), (x1 - 2, y0, x1, y1)):
+        out[max(0, y_lo):y_hi, max(0, x_lo):x_hi] = colour
+    return out
+
+
+def with_maps(exemplars: list[dict], peak: float, boxes: bool) -> list[np.ndarray]:
+    """Whole images with the channel's map over them, all on one scale (0 to ``peak``), and
+    the receptive field of the strongest position framed (``boxes``)."""
     if not exemplars:
         return []
     pictures = np.stack([bench.run(image_of, model, data, e["entry"]) for e in exemplars])
     maps = bench.run(channel_maps, model, atlas.layer, pictures, unit)
     scaled = np.clip(maps / (peak if peak > 0 else 1.0), 0, 1)
-    return [overlay_heatmap(p, m, opacity=0.45) for p, m in zip(pictures, scaled)]
+    shown = [overlay_heatmap(p, m, opacity=0.45) for p, m in zip(pictures, scaled)]
+    return [outlined(p, e["box"]) for p, e in zip(shown, exemplars)] if boxes else shown
 
 
 peak = max((t["activation"] for t in top), default=1.0)
-st.markdown(f"**Top {len(top)}**: the images that excite unit {unit} most (the box in the "
-            "caption is the receptive field of the strongest position, in pixels)")
-st.image(with_maps(top, peak), width=TILE,
+st.markdown(f"**Top {len(top)}**: the images that excite unit {unit} most, with its map "
+            "over them; the white frame is what the unit sees around its strongest position")
+st.image(with_maps(top, peak, boxes=True), width=CARD_TILE,
          caption=[f"{t['image']}: {t['activation']:.3g} at {t['position']}, box {t['box']}"
                   for t in top])
 st.markdown(f"**Bottom {len(bottom)}**: the images that silence it (same colour scale)")
-st.image(with_maps(bottom, peak), width=TILE,
+st.image(with_maps(bottom, peak, boxes=False), width=CARD_TILE,
          caption=[f"{b['image']}: {b['activation']:.3g}" for b in bottom])
 g1, g2 = st.columns(2)
 counts, edges = atlas.histogram(unit)

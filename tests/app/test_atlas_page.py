@@ -48,7 +48,7 @@ def test_the_atlas_page_shows_the_backends_units(app, expected):
     order = np.argsort(-expected.selectivity, kind="stable")
     first = int(expected.channels[order[0]])
     cards = [m.value for m in at.markdown if m.value.startswith("**Unit ")]
-    assert cards[0] == f"**Unit {first}**" and len(cards) == 24
+    assert cards[0] == f"**Unit {first}**" and len(cards) == 12
     favourite = expected.classes[expected.selective_for[order[0]]]
     bars = [p for p in at.get("progress")]
     assert f"{favourite} · selectivity {expected.selectivity[order[0]]:.2f}" in str(bars[0].proto)
@@ -74,4 +74,4 @@ def test_filter_by_class_keeps_only_that_class(app, expected):
     cards = {m.value for m in at.markdown if m.value.startswith("**Unit ")}
     picked = {f"**Unit {int(c)}**" for c, s in zip(expected.channels, expected.selective_for)
               if expected.classes[s] == wanted}
-    assert cards <= picked and len(cards) == min(24, len(picked))
+    assert cards <= picked and len(cards) == min(12, len(picked))
