@@ -10,6 +10,7 @@ from ui.cost import SLOW_SECONDS, cost_text, run_seconds
 from ui.export import bundle_button, model_options
 from ui.feedback import run_button, show_error
 from ui.presenter import colormap_choices, controls
+from ui.classes import top_title
 from ui.page import page_setup
 from ui.state import workbench
 from ui.text import literal, literal_code, plotly_text
@@ -94,7 +95,7 @@ with settings:
                              "perturbation methods, with the Class heatmaps page's settings, so "
                              "results are shared.")
     c1, c2, c3 = st.columns(3)
-    k = c1.selectbox("Class to explain (top-5 predictions)", [k for k, _, _ in top],
+    k = c1.selectbox(f"Class to explain ({top_title(len(top))})", [k for k, _, _ in top],
                      key="cmp_class",
                      format_func=lambda i: f"{model.label(i)} ({i}) · p = {probability_of[i]:.1%}")
     steps = c2.select_slider("Curve steps", STEP_CHOICES, value=DEFAULT_CURVE_STEPS,

@@ -39,6 +39,7 @@ from viz_core.features.filters import (
     pattern_layers,
 )
 from viz_core.render import png_bytes
+from viz_core.runtime.limits import FILTER_SIZE
 from viz_core.render.filter_grid import pattern_grid, with_alpha
 
 ONE, GALLERY, COMPARE = "One layer", "All conv layers", "Compare methods"
@@ -115,6 +116,14 @@ def shown(item):
     return item.pattern if item.alpha is None else with_alpha(item.pattern, item.alpha)
 
 
+def pattern_sizes(input_shape) -> tuple[int, ...]:
+    """The size choices, with the model's own input side (256 for a 256 px model) where it
+    is within :data:`viz_core.runtime.limits.FILTER_SIZE`."""
+    side = max((d for d in input_shape[:2] if d), default=None)
+    extra = {int(side)} if side and FILTER_SIZE.contains(int(side)) else set()
+    return tuple(sorted(set(SIZES) | extra))
+
+
 # ---- controls -------------------------------------------------------------------------------
 # In presenter mode all of them (view, method, layer) are one collapsed expander, so the
 # patterns start on a 1280x720 projector's first screen; otherwise the page looks as always.
@@ -131,7 +140,10 @@ with controls("Method", normal="expander", into=settings):
     steps = int(c[0].number_input("Steps", 1, MAX_STEPS, DEFAULT_STEPS[method],
                                   key=f"fp_steps_{method}",
                                   help="Gradient-ascent steps (the tutorial: 40)."))
-    size = int(c[1].select_slider("Size (px)", SIZES, value=DEFAULT_SIZE, key="fp_size",
+    sizes = pattern_sizes(model.info.input_shape)
+    if st.session_state.get("fp_size") not in sizes:
+        st.session_state.pop("fp_size", None)  # kept from a model with another input size
+    size = int(c[1].select_slider("Size (px)", sizes, value=DEFAULT_SIZE, key="fp_size",
                                   help="Side of each pattern (the tutorial: 150). The classic "
                                   "method also computes at this size, so larger is slower."))
     per_row = int(c[2].slider("Patterns per row", 2, 16, 8, key="fp_per_row"))

@@ -5,7 +5,7 @@ import streamlit as st
 
 from ui import notes
 from ui.charts import plotly_chart
-from ui.classes import second_class
+from ui.classes import second_class, top_title
 from ui.export import bundle_button, model_options
 from ui.feedback import ProgressBar, run_button, show_error
 from ui.presenter import colormap_choices, controls
@@ -88,10 +88,11 @@ settings = controls("Class, method and display")  # collapsed in presenter mode
 with settings:
     pick, method_column = st.columns([1, 1])
     with pick:
-        options = [k for k, _, _ in top] + [NONE]
+        # "Another class…" only where there is one beyond the top ones
+        options = [k for k, _, _ in top] + ([NONE] if len(model.labels) > len(top) else [])
         probability_of = {k: p for k, _, p in top}
         choice = st.radio(
-            "Class to explain (top-5 predictions)", options, key="cam_class",
+            f"Class to explain ({top_title(len(top))})", options, key="cam_class",
             format_func=lambda k: ("Another class…" if k == NONE
                                    else f"{literal(class_title(k))} · p = {probability_of[k]:.1%}"))
         if choice == NONE:

@@ -174,6 +174,7 @@ with right:
                   help="Fewer perturbed images: a first answer in a fraction of the time, with a "
                   "less steady fit (its R² says how steady).")
 
+notes.show(notes.lime(model, model.label(first)), where=note)  # before a run too
 if seed in missing:
     st.info("Choose the parameters, then press **Run LIME**.", icon=":material/play_arrow:")
     st.stop()
@@ -229,7 +230,6 @@ for column, k, label_text, p, r2, local in zip(
                                          what="The PNG", key=f"lime_download_{k}"),
                            file_name=f"{image.name}_lime_{k}.png", mime="image/png",
                            key=f"lime_download_{k}", icon=":material/download:")
-notes.show(notes.lime(model, explanation.labels[0]), where=note)
 export_options = model_options(model) + [
     "--algorithm", algorithm, "--superpixels", str(n_superpixels),
     "--compactness", str(compactness), "--samples", str(samples), "--hide", hide,

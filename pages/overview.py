@@ -5,6 +5,7 @@ import streamlit as st
 
 from ui import notes
 from ui.charts import plotly_chart
+from ui.classes import top_title
 from ui.page import page_setup
 from ui.presenter import presenter_on
 from ui.state import workbench
@@ -73,8 +74,9 @@ with picture:
     st.image(view.display, caption=f"{literal(image.name)}: {image.size[0]}×{image.size[1]} px, {resized}",
              width="stretch")
 
-st.subheader("Top-5 predictions")
-result = workbench().run(predict, model, (view,), top=5)[0]
+shown = min(5, len(model.labels))  # a two-class model has two predictions, not five
+st.subheader(top_title(shown).capitalize())
+result = workbench().run(predict, model, (view,), top=shown)[0]
 labels = [f"{c.label} ({c.class_index})" for c in result.top][::-1]
 probs = [c.probability for c in result.top][::-1]
 figure = go.Figure(go.Bar(x=probs, y=labels, orientation="h", marker_color="#3b6fb6",

@@ -11,6 +11,7 @@ from ui.export import bundle_button, model_options
 from ui.feedback import run_button, show_error
 from ui.presenter import colormap_choices, controls, presenter_on
 from ui.settings import within
+from ui.classes import top_title
 from ui.page import page_setup
 from ui.state import workbench
 from ui.text import literal
@@ -89,7 +90,7 @@ with controls("Methods and settings"):  # collapsed in presenter mode
                     for m, p in fast_params(sanity_methods()).items())
         + "), because every map is drawn once per step.")
     c1, c2, c3 = st.columns(3)
-    k = c1.selectbox("Class to explain (top-5 predictions)", [k for k, _, _ in top],
+    k = c1.selectbox(f"Class to explain ({top_title(len(top))})", [k for k, _, _ in top],
                      key="san_class",
                      format_func=lambda i: f"{model.label(i)} ({i}) · p = {probability_of[i]:.1%}")
     seed = int(c1.number_input("Seed of the random weights", min_value=0, max_value=2**31 - 1,

@@ -38,3 +38,8 @@ def second_class(model, image, ranked: Sequence[int], first: int, none: int) -> 
             if model.label(k) in present:
                 return k
     return others[0] if others else none
+
+
+def top_title(count: int) -> str:
+    """``top-5 predictions``, or as many as the model has (a two-class model has two)."""
+    return f"top-{count} prediction{'s' if count != 1 else ''}"

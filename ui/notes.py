@@ -16,6 +16,9 @@ _KIND = {
 }
 
 
+_COUNT = {1: "one", 2: "two", 3: "three", 4: "four", 5: "five"}
+
+
 def _depth(model: LoadedModel, layer: str) -> str:
     conv = list(model.info.conv_layers)
     spatial = list(model.info.spatial_layers)
@@ -40,7 +43,8 @@ def overview(model: LoadedModel) -> str:
             f"channel{'s' if c > 1 else ''}. The table lists its layers in the order the picture "
             f"flows through them: {len(model.info.conv_layers)} of them are convolutions, which "
             f"slide small filters over the picture. The model {kind}. The bar chart shows its "
-            "five most likely answers for the chosen image.")
+            f"{_COUNT.get(min(5, model.info.num_classes), 'five')} most likely answers for the "
+            "chosen image.")
 
 
 def feature_maps(model: LoadedModel, layer: str) -> str:
