@@ -276,3 +276,43 @@ def test_atlas_command_refuses_a_bad_k_while_parsing(capsys):
 
     assert main(["atlas", "--data", "sample:shapes", "--k", "0", "--out", "x"]) == 2
     assert "k must be 1 to 64; got 0" in capsys.readouterr().err
+
+
+def test_a_grey_single_sigmoid_model_groups_unlabelled_images_by_prediction():
+    inputs = keras.Input((SIDE, SIDE, 1))
+    conv = keras.layers.Conv2D(1, 1, use_bias=False, name="grey")
+    x = keras.layers.GlobalMaxPooling2D()(conv(inputs))
+    dense = keras.layers.Dense(1, activation="sigmoid")
+    model = keras.Model(inputs, dense(x))
+    conv.set_weights([np.ones((1, 1, 1, 1), np.float32)])
+    dense.set_weights([np.full((1, 1), 10.0, np.float32), np.asarray([-5.0], np.float32)])
+    loaded = from_keras(model, labels=["dark", "bright"])
+    dataset, _ = spot_dataset(labelled=False)
+    atlas = neuron_atlas(loaded, dataset, "grey", k=2)
+    # the max is the pixel's grey level /255; the sigmoid says "bright" above 0.5
+    bright = sum(value / 255 > 0.5 for value, *_ in SPOTS)
+    assert atlas.class_counts.tolist() == [len(SPOTS) - bright, bright]
+    assert atlas.exemplars(0)[0]["image"] == "img_0003.png"
+    assert atlas.exemplars(0)[0]["activation"] == pytest.approx(250 / 255, abs=2e-3)
+
+
+@pytest.mark.slow
+def test_top_k_equals_a_brute_force_pass_over_200_demo_scenes():
+    from viz_core.dataset.readers import sample_dataset
+    from viz_core.models.catalog import load_demo_model
+
+    model = load_demo_model()
+    data = sample_dataset("shapes", model.labels, 200)
+    atlas = neuron_atlas(model, data, "conv2d_4", k=5)
+    side = model.side_model(["conv2d_4"])
+    maxima = np.concatenate([
+        np.asarray(side(model.batch(np.stack([model.view(data.load(e)).pixels
+                                              for e in data.entries[s:s + 50]])))).max(axis=(1, 2))
+        for s in range(0, 200, 50)])  # (200, 128)
+    expected = np.argsort(-maxima, axis=0, kind="stable")[:5].T
+    got = atlas.entries[atlas.top_refs]
+    agree = (got == expected) | np.isclose(maxima[got, np.arange(128)[:, None]],
+                                           maxima[expected, np.arange(128)[:, None]], rtol=1e-5)
+    assert agree.all()  # the same images, ties aside
+    np.testing.assert_allclose(atlas.top_values, np.take_along_axis(maxima.T, expected, 1),
+                               rtol=1e-4)

@@ -273,7 +273,12 @@ def atlas_entries(model: LoadedModel, read: Callable[[str], object],
     best = flat.argmax(axis=1)  # (n, C): first maximum in row-major order
     maxima = np.take_along_axis(flat, best[:, None, :], axis=1)[:, 0, :]
     where = np.stack([best // w, best % w], axis=-1).astype(np.int32)
-    groups = probs.argmax(axis=1) if predict else np.asarray(labels)
+    if predict:  # as the rest of the project reads outputs (one sigmoid unit: 2 classes)
+        from viz_core.models.targets import class_probabilities
+
+        groups = class_probabilities(probs, model.info.output_kind).argmax(axis=1)
+    else:
+        groups = np.asarray(labels)
     return AtlasBatch(np.asarray(positions, np.int64), maxima.astype(np.float32),
                       flat.mean(axis=1).astype(np.float32), where,
                       np.asarray(groups, np.int64), tuple(failed))
