@@ -316,3 +316,20 @@ def test_top_k_equals_a_brute_force_pass_over_200_demo_scenes():
     assert agree.all()  # the same images, ties aside
     np.testing.assert_allclose(atlas.top_values, np.take_along_axis(maxima.T, expected, 1),
                                rtol=1e-4)
+
+
+def test_field_inside_a_nested_model():
+    inner_in = keras.Input((16, 16, 3))
+    y = keras.layers.Conv2D(2, 3, strides=2, padding="same", name="c1")(inner_in)
+    y = keras.layers.Conv2D(2, 3, dilation_rate=2, name="c2")(y)
+    inner = keras.Model(inner_in, y, name="base")
+    outer_in = keras.Input((16, 16, 3))
+    x = keras.layers.Conv2D(2, 3, padding="same", name="head")(inner(outer_in))
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    loaded = from_keras(keras.Model(outer_in, keras.layers.Dense(3, activation="softmax")(x)),
+                        labels=["a", "b", "c"])
+    # c1: 16 -> 8, padding (8-1)*2 + 3 - 16 = 1, all after; c2: dilated 3x3 = 5 wide, valid;
+    # head: 'same' on the 4x4 grid, one unit (2 px) before
+    assert layer_field(loaded, "base/c1") == Field((3, 3), (2, 2), (0, 0))
+    assert layer_field(loaded, "base/c2") == Field((11, 11), (2, 2), (0, 0))
+    assert layer_field(loaded, "head") == Field((15, 15), (2, 2), (-2, -2))
