@@ -122,7 +122,7 @@ def _propagate(model, x, k, rule):
     plan = build_plan(flat_graph(model))
     units = int(model.outputs[0].shape[-1])
     v = np.eye(units, dtype="float32")[k][None]
-    r, logits = propagate(plan, np.asarray(x, "float32")[None], v, lambda step: rule)
+    r, logits, _ = propagate(plan, np.asarray(x, "float32")[None], v, lambda step: rule)
     return np.asarray(r)[0].astype("float64"), np.asarray(logits)[0].astype("float64")
 
 

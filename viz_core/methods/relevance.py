@@ -50,7 +50,7 @@ import tensorflow as tf
 from viz_core.errors import ModelError, ParameterError
 from viz_core.methods.context import MethodContext
 from viz_core.methods.scores import require_logits, score_coefficients
-from viz_core.methods.steps import flat_model_graph
+from viz_core.methods.steps import flat_model_graph, step_cache
 from viz_core.models.preprocess import preprocessing_function
 
 L = keras.layers
@@ -101,7 +101,8 @@ class RelevancePlan:
     steps : tuple of _Step
         In order from the input to the logits.
     recorder : keras.Model
-        Model input -> [logits, the input of every step (in ``recorded`` order)].
+        Model input -> [logits, output, the input of every step (in ``recorded`` order)]
+        (the output left out when it is the logits).
     recorded : tuple of int
         Tensor ids recorded by ``recorder`` (after the logits).
     input_id, logits_id : int
@@ -112,6 +113,7 @@ class RelevancePlan:
     recorded: tuple
     input_id: int
     logits_id: int
+    logits_are_output: bool
 
 
 def _history(tensor):
@@ -216,8 +218,10 @@ def build_plan(flat) -> RelevancePlan:
         steps.append(_Step(layer, tuple(id(i) for i in ins), id(out), None,
                            weighted and before == 0))
     recorded = tuple(dict.fromkeys(i for s in steps for i in s.inputs if i != id(flat.inputs)))
-    recorder = keras.Model(flat.inputs, [flat.logits] + [tensors[i] for i in recorded])
-    return RelevancePlan(tuple(steps), recorder, recorded, id(flat.inputs), id(flat.logits))
+    same = flat.logits is flat.output  # Keras refuses one tensor listed twice as an output
+    ends = [flat.logits] if same else [flat.logits, flat.output]
+    recorder = keras.Model(flat.inputs, ends + [tensors[i] for i in recorded])
+    return RelevancePlan(tuple(steps), recorder, recorded, id(flat.inputs), id(flat.logits), same)
 
 
 # --------------------------------------------------------------------------------------------
@@ -298,12 +302,23 @@ def _weighted_rule(step: _Step, rule: Rule, x, r):
         s = _divide(r, z, _TINY)
         return x_pos * _vjp(lambda v: f(v, w_a), x, s) + x_neg * _vjp(lambda v: f(v, w_b), x, s)
 
-    z_pos = f(x_pos, w_pos) + f(x_neg, w_neg) + tf.maximum(bias, 0.0)
-    out = rule.alpha * share(w_pos, w_neg, r, z_pos)
-    if rule.beta:
-        z_neg = f(x_pos, w_neg) + f(x_neg, w_pos) + tf.minimum(bias, 0.0)
-        out = out - rule.beta * share(w_neg, w_pos, r, z_neg)
-    return out
+    def general():
+        z_pos = f(x_pos, w_pos) + f(x_neg, w_neg) + tf.maximum(bias, 0.0)
+        out = rule.alpha * share(w_pos, w_neg, r, z_pos)
+        if rule.beta:
+            z_neg = f(x_pos, w_neg) + f(x_neg, w_pos) + tf.minimum(bias, 0.0)
+            out = out - rule.beta * share(w_neg, w_pos, r, z_neg)
+        return out
+
+    def non_negative():  # after a ReLU the x- halves vanish: half the convolutions
+        s = _divide(r, f(x, w_pos) + tf.maximum(bias, 0.0), _TINY)
+        out = rule.alpha * x * _vjp(lambda v: f(v, w_pos), x, s)
+        if rule.beta:
+            s = _divide(r, f(x, w_neg) + tf.minimum(bias, 0.0), _TINY)
+            out = out - rule.beta * x * _vjp(lambda v: f(v, w_neg), x, s)
+        return out
+
+    return tf.cond(tf.reduce_min(x) >= 0.0, non_negative, general)
 
 
 def _step_relevance(step: _Step, rule: Rule, xs, r):
@@ -328,14 +343,17 @@ def _step_relevance(step: _Step, rule: Rule, xs, r):
 
 
 def propagate(plan: RelevancePlan, x, v_logit, rule_for):
-    """Input relevance (N, H, W, C) and the logits (N, units) of the model input ``x``.
+    """Input relevance (N, H, W, C), the logits and the output (N, units) of the model input
+    ``x``.
 
     ``v_logit`` (N, units) weighs the logits into the class score relevance starts from;
     ``rule_for(step) -> Rule`` picks each weighted layer's rule.
     """
     x = tf.convert_to_tensor(x, dtype=tf.float32)
     v_logit = tf.convert_to_tensor(v_logit, dtype=tf.float32)
-    logits, *inputs = plan.recorder(x, training=False)
+    outs = plan.recorder(x, training=False)
+    logits = outs[0]
+    output, inputs = (logits, outs[1:]) if plan.logits_are_output else (outs[1], outs[2:])
     values = dict(zip(plan.recorded, inputs))
     values[plan.input_id] = x
     relevance = {plan.logits_id: logits * v_logit}
@@ -348,7 +366,7 @@ def propagate(plan: RelevancePlan, x, v_logit, rule_for):
         for i, r_in in zip(step.inputs, _step_relevance(step, rule, xs, r)):
             relevance[i] = relevance[i] + r_in if i in relevance else r_in
     r_input = relevance.get(plan.input_id)
-    return (tf.zeros_like(x) if r_input is None else r_input), logits
+    return (tf.zeros_like(x) if r_input is None else r_input), logits, output
 
 
 # --------------------------------------------------------------------------------------------
@@ -394,7 +412,10 @@ def relevance_map(ctx: MethodContext, key: tuple, rule_for):
     require_logits(flat_model_graph(model).logits is not None, model, ctx.target)
     explain = _explainer(ctx, key, rule_for)
     pixels = tf.constant(ctx.image.pixels[None].astype("float32"))
-    r_input, logits = explain(pixels, tf.constant(v_logit[None]))
+    r_input, logits, output = explain(pixels, tf.constant(v_logit[None]))
+    # class_heatmap reads the class probability from here: no second forward pass
+    step_cache(model).put(("scores", ctx.image.cache_key),
+                          (np.asarray(logits[0]), np.asarray(output[0])))
     r_input = np.asarray(r_input, dtype="float64")[0]
     score = float(np.asarray(logits, dtype="float64")[0] @ v_logit)
     extras = {"attribution_sum": float(r_input.sum()), "score": score}
