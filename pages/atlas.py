@@ -15,13 +15,14 @@ from ui.text import literal
 from viz_core.cli.atlas import crop_picture
 from viz_core.dataset.atlas import (atlas_key, cached_atlas, channel_maps, check_atlas_options,
                                     exemplar_pixels, parse_channels)
-from viz_core.dataset.readers import sample_dataset
+from viz_core.dataset.readers import UPLOAD_LIMITS, open_zip, sample_dataset
 from viz_core.errors import VizError
 from viz_core.render import overlay_heatmap
 
 SOURCES = {
-    "shapes": "Sample: shapes scenes",
-    "shortcut": "Sample: shortcut scenes (drawn for the shortcut demo model)",
+    "shapes": "Sample: shapes scenes (the sidebar's model)",
+    "shortcut": "Sample: shortcut scenes (the shortcut demo model, which cheats)",
+    "upload": "Upload a ZIP (class folders, or images with labels.csv)",
 }
 SAMPLE_COUNTS = (24, 48, 96, 200)
 K_CHOICES = (4, 6, 8, 12)
@@ -61,14 +62,19 @@ page = page_setup(
 )
 show_note(NOTE, page.note)
 bench = workbench()
-model = page.model
 settings = controls("Atlas", normal="plain")
 top_row, second_row = settings.columns(2), settings.columns(3)
-source = top_row[0].radio("Images", list(SOURCES), format_func=SOURCES.get, key="atlas_source",
-                          horizontal=True)
+source = top_row[0].radio("Images", list(SOURCES), format_func=SOURCES.get, key="atlas_source")
 count = top_row[1].select_slider("Number of images", SAMPLE_COUNTS, value=48, key="atlas_count",
                                  help="Generated scenes, drawn on demand (the same every "
-                                 "time).")
+                                 "time); an upload uses all its images.")
+try:
+    # the shortcut scenes go with the model trained on them, as on the Dataset page
+    model = (bench.builtin_model("shortcut_demo", "imagenet") if source == "shortcut"
+             else page.model)
+except VizError as exc:
+    show_error(exc)
+    st.stop()
 layers = [p for p in model.info.spatial_layers if model.info.layer(p).type != "InputLayer"]
 last = model.info.last_conv_layer
 layer = second_row[0].selectbox("Layer", layers,
@@ -92,8 +98,42 @@ def image_of(model, data, entry):
     return exemplar_pixels(model, data, [entry])[int(entry)]
 
 
+
+
+def uploaded_dataset():
+    """The uploaded ZIP's listing, made once per upload (a rerun reads it, or its refusal,
+    back); None until a ZIP is given."""
+    c1, c2 = st.columns(2)
+    archive = c1.file_uploader("Dataset (.zip)", type=["zip"], key="atlas_zip_file",
+                               max_upload_size=UPLOAD_LIMITS.max_total_bytes // 2**20)
+    labels_file = c2.file_uploader("Labels (.csv, optional: filename,label)", type=["csv"],
+                                   key="atlas_csv_file",
+                                   max_upload_size=max(1, UPLOAD_LIMITS.max_csv_bytes // 2**20))
+    if archive is None:
+        return None
+    mark = (archive.file_id, getattr(labels_file, "file_id", None), tuple(model.labels))
+    kept = st.session_state.get("_atlas_listing")
+    if kept is None or kept[0] != mark:
+        try:
+            kept = (mark, open_zip(archive.getvalue(), model.labels, name=archive.name,
+                                   labels_csv=None if labels_file is None
+                                   else labels_file.getvalue()), None)
+        except VizError as exc:  # without its traceback, which holds the upload's bytes
+            kept = (mark, None, exc.with_traceback(None))
+        st.session_state["_atlas_listing"] = kept
+    if kept[2] is not None:
+        raise kept[2]
+    return kept[1]
+
+
 try:
-    data = sample_dataset(source, model.labels, count=count)
+    if source == "upload":
+        data = uploaded_dataset()
+        if data is None:
+            st.info("Upload a ZIP of images to continue.", icon=":material/upload:")
+            st.stop()
+    else:
+        data = sample_dataset(source, model.labels, count=count)
     check_atlas_options(model, layer, k, score, 32)
 except VizError as exc:
     show_error(exc)

@@ -75,3 +75,19 @@ def test_filter_by_class_keeps_only_that_class(app, expected):
     picked = {f"**Unit {int(c)}**" for c, s in zip(expected.channels, expected.selective_for)
               if expected.classes[s] == wanted}
     assert cards <= picked and len(cards) == min(12, len(picked))
+
+
+def test_the_shortcut_scenes_go_with_the_shortcut_model(app):
+    at = app
+    at.radio(key="atlas_source").set_value("shortcut").run()
+    at.select_slider(key="atlas_count").set_value(24)
+    at.select_slider(key="atlas_k").set_value(4).run()
+    at.button(key="atlas_run").click().run()
+    assert not at.exception, at.exception
+    model = load_builtin_model("shortcut_demo")
+    data = sample_dataset("shortcut", model.labels, count=24)
+    expected = neuron_atlas(model, data, at.selectbox(key="atlas_layer").value, k=4)
+    assert any(c.value.startswith(f"Model: {model.title}") for c in at.caption)
+    unit = at.selectbox(key="atlas_unit").value
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Top activation"] == f"{expected.exemplars(unit)[0]['activation']:.3g}"
