@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -88,9 +89,12 @@ def rng():
     return np.random.default_rng(0)
 
 
+E2E_FOLDER = Path(__file__).resolve().parent / "e2e"
+
+
 def pytest_collection_modifyitems(items):
-    """Every browser test (marker ``e2e``) is also ``slow``: each starts ``streamlit run``
-    and Chromium, so ``pytest -m "not slow"`` leaves them out."""
+    """Every browser test (marker ``e2e``, or any test under ``tests/e2e/``) is also ``slow``:
+    each starts ``streamlit run`` and Chromium, so ``pytest -m "not slow"`` leaves them out."""
     for item in items:
-        if item.get_closest_marker("e2e") is not None:
+        if item.get_closest_marker("e2e") is not None or E2E_FOLDER in item.path.parents:
             item.add_marker(pytest.mark.slow)
