@@ -259,8 +259,9 @@ def panel_caption(result) -> str:
     text = (f"p = {result.probability:.1%} · {registry.title(result.method)} {where} · score: "
             f"{result.score_kind} = {result.score:.3g}")
     if result.attribution_sum is not None:
-        text += (f" · attributions sum to {result.attribution_sum:.4g}, score change "
-                 f"{result.score_difference:.4g}")
+        text += f" · attributions sum to {result.attribution_sum:.4g}"
+        if result.score_difference is not None:  # LRP has no baseline: it hands back the score
+            text += f", score change {result.score_difference:.4g}"
     return text
 
 
