@@ -292,6 +292,20 @@ def test_max_pooling_routes_relevance_to_each_window_winner():
             assert np.allclose(got[2 * py:2 * py + 2, 2 * px:2 * px + 2, 0], expected, atol=1e-5)
 
 
+def test_global_max_pooling_routes_relevance_to_each_channel_winner():
+    keras.utils.set_random_seed(8)
+    model = keras.Sequential([keras.Input((3, 3, 2)), L.GlobalMaxPooling2D(),
+                              L.Dense(2, activation="softmax", use_bias=False)])
+    x = np.random.default_rng(8).permutation(18).reshape(3, 3, 2).astype("float32") + 1
+    got, _ = _propagate(model, x, 1, Rule("epsilon", epsilon=TINY_EPS))
+    w = model.layers[-1].get_weights()[0]
+    expected = np.zeros_like(got)
+    for c in range(2):
+        y, z = np.unravel_index(np.argmax(x[..., c]), (3, 3))
+        expected[y, z, c] = x[y, z, c] * w[c, 1]
+    assert np.allclose(got, expected, atol=1e-5)
+
+
 class Doubler(L.Layer):
     def call(self, x):
         return x * 2.0

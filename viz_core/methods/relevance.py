@@ -129,7 +129,7 @@ def _describe(layer) -> str:
     return f"LRP has no rule for layer {layer.name!r} ({type(layer).__name__})"
 
 
-def _check_layer(layer) -> None:
+def _check_layer(layer, inputs) -> None:
     """Refuse layers (and settings) no rule here covers, naming the layer."""
     if isinstance(layer, keras.Model) or not isinstance(layer, _LINEAR + _ELEMENTWISE + _ROUTING
                                                          + _AVERAGING + (L.Add,)):
@@ -143,7 +143,7 @@ def _check_layer(layer) -> None:
         raise ModelError(f"{_describe(layer)} with groups={layer.groups}.")
     if isinstance(layer, _CONV) and str(layer.padding).lower() not in ("same", "valid"):
         raise ModelError(f"{_describe(layer)} with padding {layer.padding!r}.")
-    if isinstance(layer, L.BatchNormalization) and layer.axis not in (-1, len(layer.input.shape) - 1):
+    if isinstance(layer, L.BatchNormalization) and layer.axis not in (-1, len(inputs[0].shape) - 1):
         raise ModelError(f"{_describe(layer)} normalising axis {layer.axis}.")
 
 
@@ -185,8 +185,8 @@ def build_plan(flat) -> RelevancePlan:
     for layer, ins, _ in order:
         for i in ins:
             consumers[id(i)] = consumers.get(id(i), 0) + 1
-    for layer, _, _ in order:
-        _check_layer(layer)
+    for layer, ins, _ in order:
+        _check_layer(layer, ins)
     # the canonizer: BatchNormalization right after a linear layer without activation
     made = {id(out): (layer, ins) for layer, ins, out in order}
     folded_into: dict[int, object] = {}  # id(linear output) -> its BN step, to drop
