@@ -623,7 +623,9 @@ register(MethodSpec(
 register(MethodSpec(
     name="lrp_composite", title="LRP epsilon-plus-flat", family="relevance",
     compute=f"{_RELEVANCE}:lrp_composite_map", cost=lambda info, p, layer: GRADIENT_PASSES,
-    fast=True, params=(_LRP_EPSILON,),
+    fast=True,
+    params=(ParamSpec("epsilon", 0.01, 0.0, 100.0, "float",
+                      "stabiliser of the epsilon rule on the dense layers", above_low=True),),
     help="Layer-wise relevance propagation with the usual composite (Kohlbrenner et al. 2020, "
          "\"Towards best practice in explaining neural network decisions with LRP\"): epsilon "
          "on dense layers, z+ on convolutions, the flat rule (equal shares) on the first layer. "
