@@ -110,6 +110,22 @@ def test_the_callers_model_keeps_its_weights_layers_and_outputs():
         layer for layer in guided.model.layers if layer.name == "conv").kernel
 
 
+def test_the_cached_side_model_sees_new_weights_as_the_sanity_check_assigns_them():
+    keras_model = relu_model(seed=5)
+    model = wrap(keras_model)
+    pixels = np.stack([v.pixels for v in views(model, 1, seed=6)]).astype("float32")
+    batch = PixelBatch(model, pixels, (Target(2),))
+    first = guided_gradients(batch)[0]
+    rng = np.random.default_rng(0)
+    for name in ("hidden", "mix"):  # in place, as randomise_layer does on its clone
+        for variable in keras_model.get_layer(name).weights:
+            variable.assign(rng.normal(0, 0.5, variable.shape).astype("float32"))
+    again = guided_gradients(batch)[0]
+    want = guided_reference(keras_model, pixels[0], 2)
+    assert not np.allclose(first, again)
+    np.testing.assert_allclose(again, want, atol=1e-5 * max(1.0, np.abs(want).max()))
+
+
 def test_guided_gradcam_is_guided_backprop_times_upsampled_gradcam():
     model = wrap(tiny_cnn(size=16, classes=3, seed=4))
     view = model.view(image_from_array(np.random.default_rng(3).integers(
