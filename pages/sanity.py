@@ -259,7 +259,7 @@ st.caption(
     f"inside the shape's box (widened by {DEFAULT_TOLERANCE} pixels). The same table comes from "
     "`python -m viz_core evaluate --json`."
 )
-game_methods = st.multiselect("Methods", map_methods(), default=list(registry.names(fast=True)),
+game_methods = st.multiselect("Methods", map_methods(), default=list(registry.default_names()),
                               key="pg_methods", format_func=method_title,
                               help="By default the fast methods; every registered method can "
                               "play. The others (" + ", ".join(

@@ -123,9 +123,9 @@ def test_methods_are_parsed_into_the_checked_list():
     base = ["compare", "--image", str(SAMPLE), "--out", "x"]
     args = parser.parse_args([*base, "--methods", " saliency, ,gradcam,saliency ,lime"])
     assert args.methods == ("saliency", "gradcam", "lime")  # blanks and repeats dropped
-    assert parser.parse_args(base).methods == methods.names(fast=True)
+    assert parser.parse_args(base).methods == methods.default_names()
     args = build_parser(command="sanity").parse_args(["sanity", *base[1:]])
-    assert args.methods == (*methods.names(fast=True), "edges")
+    assert args.methods == (*methods.default_names(), "edges")
 
 
 @pytest.mark.slow  # starts python -m viz_core processes

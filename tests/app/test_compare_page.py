@@ -81,7 +81,7 @@ def test_compare_button_maps_curves_and_agreement(app):
     assert at.title[0].value == "Compare methods"
     # the fast methods by default, every registered one (LIME is one) on offer
     assert at.multiselect(key="cmp_methods").value == list(compare_methods())
-    assert compare_methods() == methods.names(fast=True)
+    assert compare_methods() == methods.default_names()
     assert at.multiselect(key="cmp_methods").options == [
         methods.title(m) for m in methods.names()]
     assert "LIME" in at.multiselect(key="cmp_methods").options

@@ -164,7 +164,7 @@ def _register_compare(commands) -> None:
     add_image_args(p)
     p.add_argument("--class", dest="target", default=None, metavar="CLASS",
                    help="class index or name (default: the most probable class)")
-    _methods_arg(p, registry.names(fast=True), map_methods())
+    _methods_arg(p, registry.default_names(), map_methods())
     p.add_argument("--steps", type=int, default=DEFAULT_CURVE_STEPS,
                    help=f"points on each deletion / insertion curve (default "
                         f"{DEFAULT_CURVE_STEPS})")
@@ -278,7 +278,7 @@ def _register_sanity(commands) -> None:
     add_image_args(p)
     p.add_argument("--class", dest="target", default=None, metavar="CLASS",
                    help="class index or name (default: the most probable class)")
-    _methods_arg(p, registry.names(fast=True) + (EDGE_CONTROL,), sanity_methods())
+    _methods_arg(p, registry.default_names() + (EDGE_CONTROL,), sanity_methods())
     p.add_argument("--layers", type=int, default=None,
                    help="how many weighted layers to randomise, from the top (default: all)")
     p.add_argument("--seed", type=int, default=DEFAULT_SEED,

@@ -191,8 +191,10 @@ class MethodSpec:
         depends on ``inputs`` (see the module docstring).
     inputs : {"gradients", "activations", "pixel-gradients", "context"}
     fast : bool
-        The map costs a pass or two whatever the parameters: the page draws it at once, Compare
-        and the sanity check run it by default.
+        The map costs a pass or two whatever the parameters: the page draws it at once.
+    by_default : bool or None
+        Compare, the sanity check and the pointing game run it unless told; None: as ``fast``.
+        The later fast methods say False, so those views keep a readable handful by default.
     answers : str
         What question the map answers, in a few words ("which table" column).
     weakness : str
@@ -208,6 +210,7 @@ class MethodSpec:
     inputs: str = "context"
     params: tuple = ()
     fast: bool = False
+    by_default: bool | None = None
     answers: str = ""
     weakness: str = ""
 
@@ -300,6 +303,12 @@ def names(family: str | None = None, *, fast: bool | None = None) -> tuple[str, 
     """Registered method names in order, optionally of one family and/or speed."""
     return tuple(s.name for s in _REGISTRY.specs()
                  if (family is None or s.family == family) and (fast is None or s.fast == fast))
+
+
+def default_names() -> tuple[str, ...]:
+    """What Compare, the sanity check and the pointing game run unless told (``by_default``)."""
+    return tuple(s.name for s in _REGISTRY.specs()
+                 if (s.fast if s.by_default is None else s.by_default))
 
 
 def check_names(chosen: Iterable[str], allowed: Sequence[str]) -> tuple[str, ...]:
@@ -590,7 +599,7 @@ _LRP_WEAKNESS = "needs a rule for every layer (custom layers are refused); rules
 register(MethodSpec(
     name="lrp_epsilon", title="LRP-epsilon", family="relevance",
     compute=f"{_RELEVANCE}:lrp_epsilon_map", cost=lambda info, p, layer: GRADIENT_PASSES,
-    fast=True, params=(_LRP_EPSILON,),
+    fast=True, by_default=False, params=(_LRP_EPSILON,),
     help="Layer-wise relevance propagation (Bach et al. 2015): the class logit is handed back "
          "layer by layer to the pixels, each input of a layer getting its share x*w/(z + "
          "epsilon) of the output's relevance; the pixels' relevances add up to the score "
@@ -600,7 +609,7 @@ register(MethodSpec(
 register(MethodSpec(
     name="lrp_zplus", title="LRP-z+", family="relevance",
     compute=f"{_RELEVANCE}:lrp_zplus_map", cost=lambda info, p, layer: GRADIENT_PASSES,
-    fast=True,
+    fast=True, by_default=False,
     help="Layer-wise relevance propagation with the z+ rule (alpha 1, beta 0; Montavon et al. "
          "2017, \"Deep Taylor Decomposition\"): each layer hands relevance back only along its "
          "positive contributions, so every pixel's relevance is positive evidence.",
@@ -609,7 +618,7 @@ register(MethodSpec(
 register(MethodSpec(
     name="lrp_alphabeta", title="LRP-alpha-beta", family="relevance",
     compute=f"{_RELEVANCE}:lrp_alphabeta_map", cost=lambda info, p, layer: GRADIENT_PASSES,
-    fast=True,
+    fast=True, by_default=False,
     params=(ParamSpec("alpha", 2.0, 1.0, 10.0, "float",
                       "weight of positive contributions (alpha - beta must be 1)"),
             ParamSpec("beta", 1.0, 0.0, 9.0, "float",
@@ -623,7 +632,7 @@ register(MethodSpec(
 register(MethodSpec(
     name="lrp_composite", title="LRP epsilon-plus-flat", family="relevance",
     compute=f"{_RELEVANCE}:lrp_composite_map", cost=lambda info, p, layer: GRADIENT_PASSES,
-    fast=True,
+    fast=True, by_default=False,
     params=(ParamSpec("epsilon", 0.01, 0.0, 100.0, "float",
                       "stabiliser of the epsilon rule on the dense layers", above_low=True),),
     help="Layer-wise relevance propagation with the usual composite (Kohlbrenner et al. 2020, "
@@ -639,7 +648,7 @@ _SHAP = "viz_core.methods.shap"
 register(MethodSpec(
     name="input_x_gradient", title="Input x Gradient", family="pixel-gradient",
     inputs="pixel-gradients", compute=f"{_PIXEL}:input_x_gradient_map",
-    cost=lambda info, p, layer: GRADIENT_PASSES, fast=True,
+    cost=lambda info, p, layer: GRADIENT_PASSES, fast=True, by_default=False,
     help="The model's input times the class score's gradient with respect to it, summed over "
          "the colour channels (Shrikumar et al. 2016; Ancona et al. 2018). The input is the "
          "image after the model's preprocessing (e.g. pixels / 255, or minus the ImageNet "
@@ -669,7 +678,7 @@ register(MethodSpec(
 register(MethodSpec(
     name="guided_backprop", title="Guided Backpropagation", family="pixel-gradient",
     inputs="pixel-gradients", compute=f"{_GUIDED}:guided_backprop_map",
-    cost=lambda info, p, layer: GRADIENT_PASSES, fast=True,
+    cost=lambda info, p, layer: GRADIENT_PASSES, fast=True, by_default=False,
     help="The pixel gradient with every ReLU guided: a gradient passes back only where the "
          "ReLU's input was positive and the gradient itself is positive (Springenberg et al. "
          "2015, \"Striving for Simplicity\"); the largest magnitude over the colour channels. "

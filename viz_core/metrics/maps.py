@@ -28,7 +28,7 @@ def map_methods() -> tuple[str, ...]:
 def compare_methods() -> tuple[str, ...]:
     """The methods the Compare page and the ``compare`` command run unless told: the
     registry's fast ones (a pass or two each)."""
-    return registry.names(fast=True)
+    return registry.default_names()
 
 
 #: :func:`compare_methods` of the built-in registry (read the function to see methods

@@ -66,7 +66,7 @@ def sanity_methods() -> tuple[str, ...]:
 
 def default_methods() -> tuple[str, ...]:
     """What the check runs unless told: the registry's fast methods and the edge control."""
-    return registry.names(fast=True) + (EDGE_CONTROL,)
+    return registry.default_names() + (EDGE_CONTROL,)
 
 
 #: :func:`default_methods` of the built-in registry.
