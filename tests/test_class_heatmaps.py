@@ -39,7 +39,9 @@ def assert_same(batch, single):
 
 def test_the_batchable_methods_are_the_layer_and_pixel_gradient_ones():
     assert set(BATCHED) == {"gradcam", "gradcam++", "layercam", "hirescam", "xgradcam",
-                            "eigencam", "saliency", "smoothgrad", "integrated_gradients"}
+                            "eigencam", "saliency", "smoothgrad", "integrated_gradients",
+                            "input_x_gradient", "vargrad", "squaregrad", "guided_backprop",
+                            "guided_gradcam", "gradientshap"}
 
 
 @pytest.mark.parametrize("method", BATCHED)

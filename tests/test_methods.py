@@ -26,6 +26,10 @@ from viz_core.models.targets import Target
 
 ROOT = Path(__file__).resolve().parents[1]
 NEW_METHODS = ("layercam", "hirescam", "xgradcam", "eigencam", "ablationcam", "occlusion", "rise")
+# relevance propagation and the rest of the field's attribution methods (issue 26)
+ATTRIBUTION_METHODS = ("lrp_epsilon", "lrp_zplus", "lrp_alphabeta", "lrp_composite",
+                       "input_x_gradient", "vargrad", "squaregrad", "guided_backprop",
+                       "guided_gradcam", "kernelshap", "gradientshap")
 QUICK = {"rise": {"masks": 64}, "occlusion": {"patch": 8, "stride": 4}}
 
 
@@ -52,13 +56,21 @@ def test_registry_imports_without_tensorflow():
 
 def test_every_issue_method_is_registered_with_family_and_paper():
     assert set(NEW_METHODS + ("gradcam", "gradcam++", "scorecam", "saliency", "smoothgrad",
-                              "integrated_gradients", "lime")) == set(methods.names())
+                              "integrated_gradients", "lime") + ATTRIBUTION_METHODS
+               ) == set(methods.names())
     for spec in methods.specs():
         assert spec.help and "20" in spec.help, spec.name  # cites a paper with its year
         assert spec.answers and spec.weakness
         assert callable(spec.function())
-    assert methods.names("perturbation") == ("occlusion", "rise", "lime")
-    assert methods.names("pixel-gradient") == ("saliency", "smoothgrad", "integrated_gradients")
+    assert methods.names("perturbation") == ("occlusion", "rise", "lime", "kernelshap")
+    assert methods.names("pixel-gradient") == (
+        "saliency", "smoothgrad", "integrated_gradients", "input_x_gradient", "vargrad",
+        "squaregrad", "guided_backprop", "guided_gradcam", "gradientshap")
+    assert methods.names("relevance") == (
+        "lrp_epsilon", "lrp_zplus", "lrp_alphabeta", "lrp_composite")
+    # Compare, the sanity check and the pointing game keep their readable handful by default
+    assert methods.default_names() == (
+        "gradcam", "gradcam++", "layercam", "hirescam", "xgradcam", "eigencam", "saliency")
 
 
 @pytest.mark.parametrize("method, params, named", [
@@ -132,7 +144,8 @@ def test_costs_follow_the_parameters():
     assert passes["ablationcam"] < 1.01
     rows = methods.which_method_rows(info)
     assert [r["Method"] for r in rows] == [s.title for s in methods.specs()]
-    assert rows[-1]["Cost"] == "about 501 forward passes"
+    cost = {r["Method"]: r["Cost"] for r in rows}
+    assert cost["RISE"] == cost["LIME"] == "about 501 forward passes"
 
 
 def test_page_params_follow_the_widgets():
