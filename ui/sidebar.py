@@ -48,12 +48,12 @@ def kept_upload(label: str, key: str, types, limit_bytes: int, what: str, **kwar
 
     Streamlit forgets an uploader's file whenever the uploader is not drawn (a sample image
     chosen, then "Upload an image…" again) and on a page switch made by code (the Dataset
-    page's "Open in the other pages"). The last accepted file comes back then, until the user
-    removes it with the uploader's own x (its ``on_change``).
+    page's "Open in the other pages"). The last accepted file comes back then, with a line
+    saying so, until another file is uploaded. (An empty uploader cannot tell the user's x
+    from the browser forgetting: after a re-show it sends the file once, then nothing.)
     """
     kept_key = f"_kept_{key}"
-    file = st.file_uploader(label, type=list(types), key=key,
-                            on_change=_forget_kept, args=(key,), **kwargs)
+    file = st.file_uploader(label, type=list(types), key=key, **kwargs)
     if file is not None:
         data = received_bytes(file, limit_bytes, what, st.sidebar)
         if data is not None:
@@ -64,11 +64,6 @@ def kept_upload(label: str, key: str, types, limit_bytes: int, what: str, **kwar
         return None, None
     st.caption(f"Using {literal(kept.name)}, uploaded before; upload a file to replace it.")
     return kept, kept.getvalue()
-
-
-def _forget_kept(key: str) -> None:
-    """The user changed the uploader (removed or replaced its file): forget the kept one."""
-    st.session_state.pop(f"_kept_{key}", None)
 
 
 # The sidebar's value widgets, pinned by :func:`keep_for_page_switch`.

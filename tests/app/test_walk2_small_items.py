@@ -101,3 +101,16 @@ def test_a_model_with_more_classes_keeps_another_class_and_its_search(tmp_path):
     search.set_value(6).run()
     assert not at.exception, at.exception
     assert "**class 6** (6)" in [m.value for m in at.markdown]
+
+
+def test_a_new_upload_replaces_the_kept_one(app):
+    app.switch_page("pages/overview.py").run()
+    app.sidebar.selectbox(key="image").set_value("upload").run()
+    app.sidebar.file_uploader(key="image_file").set_value(("dog.png", DOG, "image/png")).run()
+    cat = encode(Image.new("RGB", (16, 40), (10, 10, 10)), "PNG")
+    app.sidebar.file_uploader(key="image_file").set_value(("cat.png", cat, "image/png")).run()
+    app.sidebar.selectbox(key="image").set_value("square").run()
+    app.sidebar.selectbox(key="image").set_value("upload").run()
+    assert not app.exception, app.exception
+    assert [img.captions[0] for img in app.get("image") if img.captions] == [
+        "cat: 16×40 px, resized to 256×256"]
