@@ -46,7 +46,7 @@ bench = workbench()
 settings = controls("Images", normal="plain")
 source = settings.radio("Images", list(SOURCES), format_func=SOURCES.get, key="ds_source",
                         horizontal=True)
-# every layer and pixel-gradient method of the registry, at its default parameters
+# every method a dataset run takes (registry.dataset_names), at its default parameters
 method = settings.selectbox(
     "Heatmap method", dataset_methods(), format_func=methods.title, key="ds_method",
     help="How each image's heatmap is made (the same maps as Class heatmaps gives at the "

@@ -10,6 +10,7 @@ from PIL import Image
 
 from viz_core.cli import main
 from viz_core.demo.shapes import draw_scene
+from viz_core.methods import registry
 
 
 @pytest.fixture(scope="module")
@@ -31,14 +32,14 @@ def _json(argv, capsys):
     ("gradcam", []), ("layercam", []), ("xgradcam", []), ("eigencam", []),
     ("saliency", []), ("smoothgrad", ["--samples", "4", "--seed", "3"]),
     ("integrated_gradients", ["--steps", "8"]),
+    ("lrp_composite", []),  # relevance propagation: one image at a time in the same engine
 ])
 def test_dataset_maps_equal_heatmap_maps(method, flags, scenes, tmp_path, capsys):
     summary = _json(["dataset", "--model", "demo", "--data", str(scenes), "--method", method,
                      *flags, "--batch-size", "2", "--clusters", "1", "--out",
                      str(tmp_path / "d"), "--json"], capsys)
     assert summary["method"] == method and len(summary["results"]) == 3
-    assert summary["layer"] == ("input" if method in ("saliency", "smoothgrad",
-                                                      "integrated_gradients") else "conv2d_4")
+    assert summary["layer"] == ("conv2d_4" if registry.uses_layer(method) else "input")
     for row in summary["results"]:
         single = _json(["heatmap", "--model", "demo", "--image", str(scenes / row["image"]),
                         "--method", method, *flags, "--out", str(tmp_path / "h"), "--json"],

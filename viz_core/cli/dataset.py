@@ -5,7 +5,7 @@
 [--ray-address ADDRESS] [--ray-workers N]] --out OUT --json`` writes, in OUT:
 
 * ``maps/<n>_<path>.npy``: each image's heatmap of its predicted class by ``--method`` (any
-  layer or pixel-gradient method, Grad-CAM by default), float32 in [0, 1] at the model's input
+  layer, pixel-gradient or relevance-propagation method, Grad-CAM by default), float32 in [0, 1] at the model's input
   size (what ``heatmap --method NAME`` gives for that image);
 * ``clusters/<class>_<id>.png``: each heatmap cluster (SpRAy) as its mean map beside up to six
   member images with their maps;
@@ -33,11 +33,11 @@ ENGINES = ("local", "ray")
 
 
 def dataset_methods() -> tuple[str, ...]:
-    """:func:`viz_core.dataset.engine.dataset_methods`, read from the registry without
-    TensorFlow (the engine imports it), so ``--help`` and parsing stay fast."""
+    """:func:`viz_core.methods.registry.dataset_names` (the registry imports no TensorFlow,
+    so ``--help`` and parsing stay fast)."""
     from viz_core.methods import registry as methods
 
-    return methods.names("layer") + methods.names("pixel-gradient")
+    return methods.dataset_names()
 
 
 def register(commands) -> None:
@@ -69,8 +69,8 @@ def register(commands) -> None:
     p.add_argument("--method", default="gradcam", choices=names,
                    help="heatmap method (default gradcam): " + ", ".join(
                        f"{n} ({methods.title(n)})" for n in names) + "; layer and "
-                   "pixel-gradient methods run in batches, Score-CAM and AblationCAM one image "
-                   "at a time")
+                   "pixel-gradient methods run in batches, Score-CAM, AblationCAM and LRP one "
+                   "image at a time")
     p.add_argument("--layer", default=None,
                    help="layer for the layer methods (default: last conv layer)")
     p.add_argument("--clusters", default="auto",

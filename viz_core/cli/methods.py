@@ -18,7 +18,7 @@ def register(commands) -> None:
     p = commands.add_parser(
         "methods", help=HELP,
         description="List every explanation method the heatmap, compare, sanity and evaluate "
-        "commands accept, with its family (layer, pixel-gradient, perturbation) and its "
+        "commands accept, with its family (layer, pixel-gradient, perturbation, relevance) and its "
         "parameters' defaults and ranges.")
     p.add_argument("--json", action="store_true",
                    help="print one JSON list [{name, title, family, params: {name: default}}]")

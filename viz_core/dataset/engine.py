@@ -48,8 +48,8 @@ StopFn = Callable[[], bool]
 
 
 def dataset_methods() -> tuple[str, ...]:
-    """The methods a dataset run takes: every layer and pixel-gradient method of the registry."""
-    return methods.names("layer") + methods.names("pixel-gradient")
+    """The methods a dataset run takes (:func:`viz_core.methods.registry.dataset_names`)."""
+    return methods.dataset_names()
 
 
 @dataclass(frozen=True, eq=False)

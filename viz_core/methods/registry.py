@@ -305,6 +305,12 @@ def names(family: str | None = None, *, fast: bool | None = None) -> tuple[str, 
                  if (family is None or s.family == family) and (fast is None or s.fast == fast))
 
 
+def dataset_names() -> tuple[str, ...]:
+    """What a dataset run takes: the layer and pixel-gradient methods (batched) and relevance
+    propagation (one image at a time, one backward sweep each)."""
+    return names("layer") + names("pixel-gradient") + names("relevance")
+
+
 def default_names() -> tuple[str, ...]:
     """What Compare, the sanity check and the pointing game run unless told (``by_default``)."""
     return tuple(s.name for s in _REGISTRY.specs()
