@@ -12,12 +12,12 @@ from ui.page import page_setup
 from ui.presenter import controls
 from ui.state import workbench
 from ui.text import literal
-from viz_core.cli.atlas import crop_picture
 from viz_core.dataset.atlas import (atlas_key, cached_atlas, channel_maps, check_atlas_options,
                                     exemplar_pixels, parse_channels)
 from viz_core.dataset.readers import UPLOAD_LIMITS, open_zip, sample_dataset
 from viz_core.errors import VizError
 from viz_core.render import overlay_heatmap
+from viz_core.render.atlas import crop_picture, outlined
 
 SOURCES = {
     "shapes": "Sample: shapes scenes (the sidebar's model)",
@@ -212,16 +212,6 @@ m1, m2, m3 = st.columns(3)
 m1.metric("Top activation", f"{top[0]['activation']:.3g}" if top else "-")
 m2.metric("Selective for", favourite)
 m3.metric("Selectivity", f"{selectivity[r]:.2f}")
-
-
-def outlined(picture: np.ndarray, box, colour=(255, 255, 255)) -> np.ndarray:
-    """``picture`` with a 2 px frame on the receptive-field box ``(x0, y0, x1, y1)``."""
-    out = picture.copy()
-    x0, y0, x1, y1 = box
-    for x_lo, y_lo, x_hi, y_hi in ((x0, y0, x1, y0 + 2), (x0, y1 - 2, x1, y1),
-                                   (x0, y0, x0 + 2, y1), (x1 - 2, y0, x1, y1)):
-        out[max(0, y_lo):y_hi, max(0, x_lo):x_hi] = colour
-    return out
 
 
 def with_maps(exemplars: list[dict], peak: float, boxes: bool) -> list[np.ndarray]:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 
 HELP = "neuron atlas: each channel's top and bottom images from a dataset, class selectivity"
-MIN_CROP = 64  # crops smaller than this are enlarged (nearest) so a 3 px field can be seen
 
 
 def _whole(what: str, low: int, high: int | None):
@@ -85,24 +84,11 @@ def register(commands) -> None:
     p.set_defaults(handler=cmd_atlas)
 
 
-def crop_picture(pixels, box, smallest: int = MIN_CROP):
-    """(h, w, 3) uint8: ``pixels[y0:y1, x0:x1]`` enlarged (nearest) to at least ``smallest``."""
-    import numpy as np
-    from PIL import Image
-
-    x0, y0, x1, y1 = box
-    crop = np.ascontiguousarray(pixels[y0:y1, x0:x1])
-    factor = max(1, -(-smallest // max(1, min(crop.shape[:2]))))
-    if factor == 1:
-        return crop
-    size = (crop.shape[1] * factor, crop.shape[0] * factor)
-    return np.asarray(Image.fromarray(crop).resize(size, Image.Resampling.NEAREST))
-
-
 def write_atlas(atlas, model, dataset, folder) -> dict:
     """Write the crops and ``atlas.json`` into ``folder``; returns the index written."""
     from viz_core.dataset.atlas import exemplar_pixels
     from viz_core.render import png_bytes
+    from viz_core.render.atlas import crop_picture
 
     index = atlas.to_index()
     wanted = [e["entry"] for unit in index["channels"] for which in ("top", "bottom")
