@@ -22,6 +22,7 @@ Modules:
     lime         ``lime``: superpixels and LIME explanations
     evaluate     ``evaluate`` (pointing game), ``compare``, ``sanity``
     dataset      ``dataset``: a model over a folder, ZIP or sample of images
+    atlas        ``atlas``: each unit's top and bottom images over a dataset (neuron atlas)
     app          ``app``: start the dashboard
     bundle       export bundles: a view's pictures, parameters and the command remaking them
 """
