@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -134,3 +135,22 @@ def test_gradientshap_of_a_linear_model_is_the_difference_to_the_mean_baseline_t
     along = (points - baselines) / (x[:, None] - baselines)
     np.testing.assert_allclose(along, along[..., :1, :1, :1] * np.ones_like(along), atol=1e-3)
     assert 0.0 <= along.min() and along.max() <= 1.0
+
+
+def test_the_heatmap_command_reports_what_kernelshap_shares_out(tmp_path, capsys):
+    """``heatmap --method kernelshap --json``: ``score`` is f(x) - f(baseline), the sum the
+    values share out (``attribution_sum``, within 1e-3 with every coalition enumerated);
+    ``class_score`` keeps the class's own score."""
+    import json
+
+    from viz_core.cli import main
+
+    star = str(Path(__file__).resolve().parents[1] / "assets" / "samples" / "star.png")
+    code = main(["heatmap", "--image", star, "--method", "kernelshap", "--n-superpixels", "6",
+                 "--samples", "64", "--out", str(tmp_path), "--json"])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    row = json.loads(out.out)["results"][0]
+    assert row["score"] == row["score_difference"]
+    assert abs(row["attribution_sum"] - row["score"]) <= 1e-3
+    assert row["class_score"] != row["score"]  # the logit of 'star', not the change

@@ -173,6 +173,10 @@ def cmd_heatmap(args, bench=None) -> int:
             if result.attribution_sum is not None:
                 row["attribution_sum"] = result.attribution_sum
                 row["score_difference"] = result.score_difference
+                if result.score_difference is not None:
+                    # SHAP's values share out f(x) - f(baseline): that is the score they explain
+                    row["class_score"] = result.score
+                    row["score"] = result.score_difference
             results.append(row)
             note = "  (no positive evidence: the map is empty)" if result.empty else ""
             lines.append(f"{path}: {methods.title(result.method)} of {result.label!r} "
