@@ -57,3 +57,36 @@ def test_a_method_outside_the_dataset_list_or_a_foreign_flag_is_refused(scenes, 
     assert main(["dataset", "--model", "demo", "--data", str(scenes), "--method", "gradcam",
                  "--samples", "4", "--out", str(tmp_path), "--json"]) == 2
     assert "does not take a parameter 'samples'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flag, value, words", [
+    ("--batch-size", "0", "the number of images per batch must be a whole number from 1 to 512; got 0"),
+    ("--limit", "0", "the number of images used must be a whole number from 1 to 10000000"),
+    ("--clusters", "13", "is auto or a whole number from 1 to 12; got '13'"),
+    ("--ray-workers", "0", "the number of Ray workers must be a whole number from 1 to 1024"),
+])
+def test_run_sizes_are_refused_while_parsing(flag, value, words, scenes, tmp_path, capsys,
+                                             monkeypatch):
+    """Checked by argparse before any model loads: the model loader is never called."""
+    import viz_core.cli.dataset as command
+
+    monkeypatch.setattr(command, "_model", lambda args: pytest.fail("the model was loaded"))
+    out = tmp_path / "out"
+    assert main(["dataset", "--data", str(scenes), flag, value, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and words in err, err
+    assert not out.exists()
+
+
+def test_a_failed_run_leaves_no_output_folder_behind(scenes, tmp_path, capsys):
+    out = tmp_path / "new" / "run"
+    assert main(["dataset", "--data", str(scenes), "--layer", "no_such_layer",
+                 "--out", str(out)]) == 2
+    assert "no_such_layer" in capsys.readouterr().err
+    assert not out.exists()  # made for the run, removed when it failed
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    (kept / "notes.txt").write_text("mine")
+    assert main(["dataset", "--data", str(scenes), "--layer", "no_such_layer",
+                 "--out", str(kept)]) == 2
+    assert sorted(p.name for p in kept.iterdir()) == ["notes.txt"]  # no empty maps/ left

@@ -26,7 +26,8 @@ def test_no_bound_lets_through_a_value_that_divides_or_loops():
     are (``heat >= threshold``); compactness is the one that divides, so it excludes 0."""
     starts_at_one = ("TOP", "IMAGES", "ACTIVATION_PER_ROW", "ACTIVATION_TILE", "LIME_SAMPLES",
                      "SUPERPIXELS", "LIME_FEATURES", "LIME_SCALE", "FILTER_STEPS",
-                     "FILTER_SIZE", "FILTER_PER_ROW", "FILTER_COUNT")
+                     "FILTER_SIZE", "FILTER_PER_ROW", "FILTER_COUNT", "BATCH_SIZE",
+                     "DATASET_LIMIT", "RAY_WORKERS", "CLUSTERS")
     for name in starts_at_one:
         assert getattr(limits, name).low >= 1, name
     bounds = {name for name, value in vars(limits).items() if isinstance(value, limits.Bound)}

@@ -23,10 +23,14 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import shutil
 import sys
 from pathlib import Path
 
 import numpy as np
+
+from viz_core.cli.common import bounded
+from viz_core.runtime.limits import BATCH_SIZE, CLUSTERS, DATASET_LIMIT, RAY_WORKERS
 
 HELP = "a model over a folder or ZIP of images: accuracy, heatmaps, shortcut finder"
 ENGINES = ("local", "ray")
@@ -73,7 +77,7 @@ def register(commands) -> None:
                    "image at a time")
     p.add_argument("--layer", default=None,
                    help="layer for the layer methods (default: last conv layer)")
-    p.add_argument("--clusters", default="auto",
+    p.add_argument("--clusters", default="auto", type=_clusters,
                    help="heatmap clusters per class: auto (eigengap) or a number 1-12")
     p.add_argument("--engine", default="local", choices=ENGINES,
                    help="where batches run: local (in this process, the default) or ray (Ray "
@@ -81,10 +85,11 @@ def register(commands) -> None:
     p.add_argument("--ray-address", default=None, metavar="ADDRESS",
                    help="a running Ray cluster for --engine ray (default: RAY_ADDRESS, else a "
                    "local Ray started for this run)")
-    p.add_argument("--ray-workers", type=int, default=2, metavar="N",
+    p.add_argument("--ray-workers", type=bounded(RAY_WORKERS), default=2, metavar="N",
                    help="actors for --engine ray, one model each (default 2)")
-    p.add_argument("--batch-size", type=int, default=32, help="images per batch (default 32)")
-    p.add_argument("--limit", type=int, default=None,
+    p.add_argument("--batch-size", type=bounded(BATCH_SIZE), default=32,
+                   help=f"images per batch, {BATCH_SIZE.low} to {BATCH_SIZE.high} (default 32)")
+    p.add_argument("--limit", type=bounded(DATASET_LIMIT), default=None,
                    help="use only this many images, spread over the dataset")
     p.add_argument("--out", required=True, type=output_folder, metavar="FOLDER",
                    help="folder to write files into (made when missing)")
@@ -151,7 +156,32 @@ def cluster_picture(mean_map: np.ndarray, images: list, maps: list, side: int = 
     return strip
 
 
+def _clusters(text: str) -> str:
+    """``--clusters``: ``auto`` or a whole number in :data:`CLUSTERS`, checked while parsing."""
+    if text == "auto":
+        return text
+    try:
+        bounded(CLUSTERS)(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(
+            f"is auto or a whole number from {CLUSTERS.low} to {CLUSTERS.high}; got {text!r}"
+        ) from None
+    return text
+
+
 def cmd_dataset(args) -> int:
+    """Run the dataset command; a run that fails removes the output folder it made (or the
+    ``maps/`` folder it made in an existing one), so no half-written run is left behind."""
+    made = [p for p in (Path(args.out), Path(args.out) / "maps") if not p.exists()]
+    try:
+        return _run_dataset(args)
+    except BaseException:
+        for path in made:
+            shutil.rmtree(path, ignore_errors=True)
+        raise
+
+
+def _run_dataset(args) -> int:
     from viz_core.dataset.engine import run_dataset
     from viz_core.dataset.readers import open_dataset
     from viz_core.errors import ParameterError
@@ -164,14 +194,8 @@ def cmd_dataset(args) -> int:
     if args.engine == "ray":
         from viz_core.dataset.ray_engine import import_ray
         import_ray()  # before any work: without Ray, one line saying how to install it
-        if args.ray_workers < 1:
-            raise ParameterError(f"--ray-workers must be at least 1; got {args.ray_workers}.")
     elif args.ray_address:
         raise ParameterError("--ray-address goes with --engine ray.")
-    if args.clusters != "auto" and not (args.clusters.isdigit() and 1 <= int(args.clusters) <= 12):
-        raise ParameterError(f"--clusters is auto or a number from 1 to 12; got {args.clusters!r}.")
-    if args.limit is not None and args.limit < 1:
-        raise ParameterError(f"--limit must be at least 1; got {args.limit}.")
     model = _model(args)
     data = open_dataset(args.data, model.labels, labels_csv=args.labels_csv)
     if args.limit is not None:

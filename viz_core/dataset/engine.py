@@ -38,10 +38,11 @@ from viz_core.methods import registry as methods
 from viz_core.methods.checks import resolve_layer
 from viz_core.methods.heatmap import PIXEL_LAYER, class_heatmaps
 from viz_core.models.targets import Target
+from viz_core.runtime.limits import BATCH_SIZE
 
 DEFAULT_BATCH_SIZE = 32
 DEFAULT_MAP_SIZE = 28
-MAX_BATCH_SIZE = 512
+MAX_BATCH_SIZE = int(BATCH_SIZE.high)  # viz_core.runtime.limits, as the command line checks
 
 ProgressFn = Callable[[float, str], None]
 StopFn = Callable[[], bool]

@@ -30,9 +30,12 @@ class Bound:
 
     def describe(self) -> str:
         kind = "a whole number" if self.integer else "a number"
+        # whole numbers written out in full (a seed's 2147483647, not 2.14748e+09)
+        low, high = ((f"{int(self.low)}", f"{int(self.high)}") if self.integer
+                     else (f"{self.low:g}", f"{self.high:g}"))
         if self.above_low:
-            return f"{kind} above {self.low:g}, up to {self.high:g}"
-        return f"{kind} from {self.low:g} to {self.high:g}"
+            return f"{kind} above {low}, up to {high}"
+        return f"{kind} from {low} to {high}"
 
     def contains(self, value: float) -> bool:
         """Whether a number already of the right kind lies in the range."""
@@ -91,6 +94,12 @@ ACTIVATION_PER_ROW = Bound("the number of channels per row", 1, 256)
 ACTIVATION_TILE = Bound("the tile size in pixels", 4, 256)
 
 # LIME: 20,000 perturbed images is about 40 minutes of VGG16 on 2 cores; 1,000 is lime's default.
+# Dataset runs: images per batch, images used (--limit), Ray actors, heatmap clusters per class
+BATCH_SIZE = Bound("the number of images per batch", 1, 512)
+DATASET_LIMIT = Bound("the number of images used", 1, 10_000_000)
+RAY_WORKERS = Bound("the number of Ray workers", 1, 1024)
+CLUSTERS = Bound("the number of heatmap clusters per class", 1, 12)
+
 LIME_SAMPLES = Bound("the number of LIME samples", 10, 20000)
 SUPERPIXELS = Bound("the number of superpixels", 2, 500)
 # SLIC divides by the compactness (0 was "float division by zero"); quickshift's ratio
