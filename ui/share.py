@@ -16,7 +16,7 @@ import streamlit as st
 from viz_core.errors import ParameterError
 from viz_core.runtime.limits import COMPACTNESS, Bound
 
-from .sidebar import uploaded_name
+from .sidebar import DATASET_CHOICE, DATASET_IMAGE_KEY, uploaded_name
 
 RESTORED_KEY = "_url_restored"
 
@@ -158,6 +158,12 @@ def upload_name(choice: str) -> str | None:
     return uploaded_name(UPLOADERS[choice]) or url_value(UPLOAD_NAMES[choice])
 
 
+def opened_from_dataset() -> str | None:
+    """The path of the image the Dataset page opened in the other pages, if any."""
+    opened = st.session_state.get(DATASET_IMAGE_KEY)
+    return opened[0] if opened else None
+
+
 def write_to_url() -> None:
     """Mirror the shareable widgets drawn in this run into the URL's query parameters; an
     upload is named (``model=upload&model_name=cats.h5``), as its bytes cannot travel."""
@@ -167,9 +173,13 @@ def write_to_url() -> None:
             value = st.session_state[key]
             if key == "second" and value == "none":
                 continue
+            if key == "image" and value == DATASET_CHOICE and opened_from_dataset():
+                # another session has not this dataset: its link asks for the file by name
+                value = "upload"
+                values[UPLOAD_NAMES[key]] = opened_from_dataset()
             values[key] = str(int(value)) if isinstance(value, bool) else str(value)
             if key in UPLOAD_NAMES and value == "upload" and upload_name(key):
-                values[UPLOAD_NAMES[key]] = upload_name(key)
+                values.setdefault(UPLOAD_NAMES[key], upload_name(key))
     current = {k: st.query_params.get(k) for k in st.query_params}
     if current != values:
         st.query_params.from_dict(values)

@@ -79,3 +79,23 @@ def test_choosing_upload_without_a_link_asks_for_a_file():
     at.run()
     at.sidebar.selectbox(key="model").set_value("upload").run()
     assert [i.value for i in at.info] == ["Upload a model file in the sidebar."]
+
+
+def write_with_a_dataset_image():
+    """The end of a run showing an image the Dataset page opened: the link it writes."""
+    import streamlit as st
+
+    from ui.share import write_to_url
+
+    st.session_state.update(model="demo", image="dataset", _dataset_image=("dog/b.png", None))
+    write_to_url()
+
+
+def test_a_dataset_image_is_linked_as_a_file_to_upload():
+    """Another session has not the dataset: the link asks for the image's file by name
+    (it used to say image=dataset, which opened the first sample, silently)."""
+    at = AppTest.from_function(write_with_a_dataset_image)
+    at.run()
+    assert not at.exception, at.exception
+    assert {k: param(at, k) for k in at.query_params} == {
+        "model": "demo", "image": "upload", "image_name": "dog/b.png"}
