@@ -175,7 +175,7 @@ def test_dataset_command_writes_the_contract(tmp_path, capsys):
     assert capsys.readouterr().err.startswith("error: ")
     assert main(["dataset", "--data", "sample:shapes", "--clusters", "many",
                  "--out", str(out)]) == 2
-    assert "auto or a number from 1 to 12" in capsys.readouterr().err
+    assert "auto or a whole number from 1 to 12" in capsys.readouterr().err
 
 
 def test_zip_file_on_disk_with_a_labels_csv_beside_it(tmp_path):

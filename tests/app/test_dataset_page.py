@@ -128,7 +128,7 @@ def test_an_image_opened_from_the_table_becomes_the_sidebars_image(app, shortcut
 
 
 def test_the_method_box_lists_the_registry_and_runs_the_chosen_method(app):
-    """The method box offers every layer and pixel-gradient method of the registry; choosing
+    """The method box offers every layer, pixel-gradient and relevance method of the registry; choosing
     LayerCAM runs the engine with it and names it above the mean maps."""
     from viz_core.methods import registry as methods
 
@@ -139,7 +139,7 @@ def test_the_method_box_lists_the_registry_and_runs_the_chosen_method(app):
     at.radio(key="ds_source").set_value("shapes").run()
     box = at.selectbox(key="ds_method")
     assert box.options == [methods.title(n) for n in methods.names("layer")
-                           + methods.names("pixel-gradient")]
+                           + methods.names("pixel-gradient") + methods.names("relevance")]
     assert box.value == "gradcam"
     at.select_slider(key="ds_count").set_value(24).run()
     box.set_value("layercam").run()

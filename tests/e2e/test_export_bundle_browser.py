@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.conftest import _healthy
-from tests.e2e.test_browser import WAIT_MS, assert_no_crash, choose, open_app, settle
+from tests.e2e.test_browser import (CLASS_PICKER, WAIT_MS, assert_no_crash, choose, open_app,
+                                     settle)
 from tests.hostile_names import CLASS_NAMES, hostile_names_cnn, shown
 from tests.test_bundle import rerun_bundle
 
@@ -39,7 +40,7 @@ def test_export_bundle_of_an_uploaded_model_with_option_like_names(page, server,
     page.get_by_text("Output: softmax over 4 classes").first.wait_for(timeout=WAIT_MS)
     settle(page)
     page.locator('a[data-testid="stTopNavLink"][href$="/heatmaps"]').first.click()
-    page.get_by_role("radiogroup", name="Class to explain (top-5 predictions)").wait_for(
+    page.get_by_role("radiogroup", name=CLASS_PICKER).wait_for(
         timeout=WAIT_MS)
     settle(page)
     page.get_by_role("combobox", name="Layer", exact=True).click()

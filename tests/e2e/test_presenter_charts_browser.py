@@ -9,7 +9,8 @@ import re
 
 import pytest
 
-from tests.e2e.test_browser import FIRST, QUERY, WAIT_MS, assert_no_crash, settle
+from tests.e2e.test_browser import (CLASS_PICKER, FIRST, QUERY, WAIT_MS, assert_no_crash,
+                                     settle)
 from ui.charts import DEFAULT_CHART_PX
 from ui.presenter import PRESENTER_SCALE
 
@@ -69,7 +70,7 @@ def first_picture_top(browser, server: str, presenter: bool, artifacts) -> float
         assert_no_crash(page)
         picture = page.locator('[data-testid="stMain"] [data-testid="stImage"] img').first
         picture.wait_for(timeout=WAIT_MS)
-        classes = page.get_by_role("radiogroup", name="Class to explain (top-5 predictions)")
+        classes = page.get_by_role("radiogroup", name=CLASS_PICKER)
         if presenter:
             # the controls are one click away, collapsed, and still work
             controls = page.locator('[data-testid="stExpander"] summary').filter(
