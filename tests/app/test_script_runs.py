@@ -76,7 +76,8 @@ def test_new_imports_are_frozen_once_and_the_idle_trim_collects_them(monkeypatch
         # nothing imported since: no new freeze, and no collection before COLLECT_EVERY_S
         assert script_runs.tidy_after_run(now=1000.0 + script_runs.COLLECT_EVERY_S / 2) \
             == "skipped"
-        assert gc.get_freeze_count() == frozen
+        # nothing new frozen (frozen objects other threads drop may still go: never more)
+        assert gc.get_freeze_count() <= frozen
         del node
         gc.collect()
         assert alive() is not None  # frozen: a collection after a run skips it

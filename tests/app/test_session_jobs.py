@@ -4,6 +4,7 @@ against Streamlit's own session manager, so a Streamlit upgrade that changes it 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import time
 from unittest import mock
 
@@ -111,7 +112,11 @@ def test_streamlit_s_session_manager_says_when_a_websocket_goes_and_comes_back(t
         seen.append(asked(sid))
         return seen
 
-    assert asyncio.run(connect_and_leave()) == [True, False, True, False]
+    # in a thread of its own: a browser test's Playwright (sync API) may hold this thread's
+    # event loop for the rest of the worker's session
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        seen = pool.submit(asyncio.run, connect_and_leave()).result(timeout=60)
+    assert seen == [True, False, True, False]
     assert runtime_says_active("anything") is None  # no runtime here (AppTest, scripts)
 
 
