@@ -168,6 +168,8 @@ def _rgb(array: np.ndarray) -> np.ndarray:
         arr = np.round(arr * 255.0)
     elif arr.dtype != np.uint8:
         raise ImageError(f"An image array is uint8 (0-255) or float (0-1); got dtype {arr.dtype}.")
+    elif arr.shape[-1] == 3:  # already what intake holds: no float round trip
+        return np.ascontiguousarray(arr)
     arr = arr.astype("float32")
     if arr.shape[-1] == 4:  # transparency over white, as intake does for files
         alpha = arr[..., 3:] / 255.0

@@ -256,7 +256,10 @@ def resize_for_model(pixels: np.ndarray, height: int, width: int, channels: int)
     np.ndarray
         (height, width, channels) float32 in [0, 255].
     """
-    img = Image.fromarray(np.asarray(pixels, dtype="uint8"), mode="RGB")
+    pixels = np.asarray(pixels, dtype="uint8")
+    if channels == 3 and pixels.shape[:2] == (height, width):
+        return pixels.astype("float32")  # already the model's size: Pillow would copy it twice
+    img = Image.fromarray(pixels, mode="RGB")
     if channels == 1:
         img = img.convert("L")
     if img.size != (width, height):
