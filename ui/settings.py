@@ -17,11 +17,12 @@ import re
 import streamlit as st
 
 # Keys of the pages' widgets start with their page's prefix.
-PAGE_PREFIXES = ("fm_", "fp_", "cam_", "lime_", "cmp_", "san_", "pg_", "ds_")
+PAGE_PREFIXES = ("fm_", "fp_", "cam_", "lime_", "cmp_", "san_", "pg_", "ds_", "atlas_")
 # Widgets whose value cannot be set: buttons, downloads, uploads, charts and tables.
 _NOT_SETTABLE = re.compile(
     r"(_run|_bundle|_go|_stop|_draw|_chart|_table|_file)$"
-    r"|^(fp_dl_|fm_zip|fm_png_|fm_zoom_|fm_grid_|fp_grid_|cam_download_|lime_download_|stop_)")
+    r"|^(fp_dl_|fm_zip|fm_png_|fm_zoom_|fm_grid_|fp_grid_|cam_download_|lime_download_|stop_"
+    r"|atlas_open_)")
 
 
 def is_setting(key: str) -> bool:

@@ -110,6 +110,16 @@ SHAREABLE: dict[str, Callable[[str], object]] = {
     "san_metric": str,
     "san_colormap": str,
     "ds_method": str,  # the Dataset page's heatmap method (unknown names fall to its default)
+    # the Neuron atlas: its dataset, layer and ranking, and the unit whose card is open (the
+    # ranges are those of pages/atlas.py; a unit the atlas does not have falls to the first)
+    "atlas_source": str,
+    "atlas_count": _one_of(24, 48, 96, 200),
+    "atlas_layer": str,
+    "atlas_k": _one_of(4, 6, 8, 12),
+    "atlas_score": str,
+    "atlas_sort": str,
+    "atlas_class": str,
+    "atlas_unit": _within(0, 65535),
 }
 
 

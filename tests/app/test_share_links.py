@@ -65,3 +65,22 @@ def test_a_link_names_the_dataset_pages_heatmap_method():
     hostile = opened({"model": "demo", "ds_method": "rm -rf /"})
     hostile.switch_page("pages/dataset.py").run()
     assert not hostile.exception and hostile.selectbox(key="ds_method").value == "gradcam"
+
+
+def test_a_link_reopens_the_atlas_with_its_layer_ranking_and_unit():
+    link = {"model": "demo", "atlas_layer": "conv2d_3", "atlas_k": "4", "atlas_score": "mean",
+            "atlas_count": "24", "atlas_sort": "class", "atlas_unit": "7"}
+    at = opened(link)
+    at.switch_page("pages/atlas.py").run()
+    assert not at.exception, at.exception
+    assert (at.selectbox(key="atlas_layer").value, at.select_slider(key="atlas_k").value,
+            at.radio(key="atlas_score").value, at.select_slider(key="atlas_count").value) == (
+        "conv2d_3", 4, "mean", 24)
+    assert at.session_state["atlas_unit"] == 7  # the card to open once the atlas is built
+    hostile = opened({"model": "demo", "atlas_k": "5", "atlas_count": "1e9", "atlas_unit": "-3"})
+    hostile.switch_page("pages/atlas.py").run()
+    assert not hostile.exception, hostile.exception
+    assert (hostile.select_slider(key="atlas_k").value,
+            hostile.select_slider(key="atlas_count").value) == (8, 48)
+    # a unit below 0 is clamped; a built atlas then opens a unit it has
+    assert "atlas_unit" not in hostile.session_state or hostile.session_state["atlas_unit"] >= 0
