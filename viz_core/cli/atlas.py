@@ -39,29 +39,14 @@ def _whole(what: str, low: int, high: int | None):
 
 
 def register(commands) -> None:
-    from viz_core.cli.common import (DEFAULT_MODEL, PREPROCESSING_NAMES, checked,
-                                     output_folder)
+    from viz_core.cli.common import add_dataset_args, checked, output_folder
 
     p = commands.add_parser(
         "atlas", help=HELP,
         description="For each channel of a layer: the k images of a dataset that excite it "
         "most and least, the receptive-field crop around each maximum, a histogram and how "
         "selective the channel is for a class. Writes crops and atlas.json.")
-    p.add_argument("--model", default=DEFAULT_MODEL,
-                   help="built-in model name, shortcut_demo, or a .keras/.h5 file "
-                   f"(default: {DEFAULT_MODEL})")
-    p.add_argument("--weights", default=None, choices=("imagenet", "none"),
-                   help="weights of a Keras Applications model (default: imagenet)")
-    p.add_argument("--preprocess", default=None, choices=PREPROCESSING_NAMES,
-                   help="preprocessing of a model file (default: unit = x/255)")
-    p.add_argument("--class-names", default=None, metavar="FILE",
-                   help="text file with one class name per line, for a model file")
-    p.add_argument("--offline", action="store_true", help="never try to download weights")
-    p.add_argument("--data", required=True, metavar="DIR_OR_ZIP",
-                   help="dataset folder, .zip file, or sample:shapes / sample:shortcut")
-    p.add_argument("--labels", dest="labels_csv", default=None, metavar="CSV",
-                   help="CSV with rows filename,label (default: class folders, or one *.csv "
-                   "at the dataset's top)")
+    add_dataset_args(p)
     p.add_argument("--layer", default=None, help="layer (default: last conv layer)")
     p.add_argument("--k", "--top", dest="k", default=8,
                    type=checked(_whole("k", 1, 64), "k"),

@@ -162,6 +162,27 @@ def folder_problem(text: str) -> str | None:
 
 
 # -- arguments -----------------------------------------------------------------------------------
+def add_dataset_args(p) -> None:
+    """The model and dataset options of the commands that read a whole dataset (``dataset``,
+    ``atlas``): a model name or file with its weights, preprocessing and class names, and the
+    images with their labels."""
+    p.add_argument("--model", default=DEFAULT_MODEL,
+                   help="built-in model name, shortcut_demo, or a .keras/.h5 file "
+                   f"(default: {DEFAULT_MODEL})")
+    p.add_argument("--weights", default=None, choices=("imagenet", "none"),
+                   help="weights of a Keras Applications model (default: imagenet)")
+    p.add_argument("--preprocess", default=None, choices=PREPROCESSING_NAMES,
+                   help="preprocessing of a model file (default: unit = x/255)")
+    p.add_argument("--class-names", default=None, metavar="FILE",
+                   help="text file with one class name per line, for a model file")
+    p.add_argument("--offline", action="store_true", help="never try to download weights")
+    p.add_argument("--data", required=True, metavar="DIR_OR_ZIP",
+                   help="dataset folder, .zip file, or sample:shapes / sample:shortcut")
+    p.add_argument("--labels", dest="labels_csv", default=None, metavar="CSV",
+                   help="CSV with rows filename,label (default: class folders, or one *.csv "
+                   "at the dataset's top)")
+
+
 def add_model_args(parser) -> None:
     """``--model NAME|PATH --weights --preprocess --labels --offline``."""
     parser.add_argument("--model", default=DEFAULT_MODEL, type=model_argument,

@@ -45,7 +45,7 @@ def dataset_methods() -> tuple[str, ...]:
 
 
 def register(commands) -> None:
-    from viz_core.cli.common import DEFAULT_MODEL, PREPROCESSING_NAMES, output_folder
+    from viz_core.cli.common import add_dataset_args, output_folder
     from viz_core.cli.heatmap import add_method_flags
     from viz_core.methods import registry as methods
 
@@ -54,21 +54,7 @@ def register(commands) -> None:
         description="Predict and explain every image of a dataset (class folders, a flat "
         "folder with a labels CSV, or no labels; a folder or a ZIP), then cluster each class's "
         "heatmaps to find shortcuts. Writes maps, cluster pictures and summary.json.")
-    p.add_argument("--model", default=DEFAULT_MODEL,
-                   help="built-in model name, shortcut_demo, or a .keras/.h5 file "
-                   f"(default: {DEFAULT_MODEL})")
-    p.add_argument("--weights", default=None, choices=("imagenet", "none"),
-                   help="weights of a Keras Applications model (default: imagenet)")
-    p.add_argument("--preprocess", default=None, choices=PREPROCESSING_NAMES,
-                   help="preprocessing of a model file (default: unit = x/255)")
-    p.add_argument("--class-names", default=None, metavar="FILE",
-                   help="text file with one class name per line, for a model file")
-    p.add_argument("--offline", action="store_true", help="never try to download weights")
-    p.add_argument("--data", required=True, metavar="DIR_OR_ZIP",
-                   help="dataset folder, .zip file, or sample:shapes / sample:shortcut")
-    p.add_argument("--labels", dest="labels_csv", default=None, metavar="CSV",
-                   help="CSV with rows filename,label (default: class folders, or one *.csv "
-                   "at the dataset's top)")
+    add_dataset_args(p)
     names = dataset_methods()
     p.add_argument("--method", default="gradcam", choices=names,
                    help="heatmap method (default gradcam): " + ", ".join(
