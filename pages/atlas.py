@@ -11,10 +11,11 @@ from ui.notes import show as show_note
 from ui.page import page_setup
 from ui.presenter import controls
 from ui.state import workbench
+from ui.dataset_upload import listed_upload
 from ui.text import literal
 from viz_core.dataset.atlas import (atlas_key, cached_atlas, channel_maps, check_atlas_options,
                                     exemplar_pixels, parse_channels)
-from viz_core.dataset.readers import UPLOAD_LIMITS, open_zip, sample_dataset
+from viz_core.dataset.readers import UPLOAD_LIMITS, sample_dataset
 from viz_core.errors import VizError
 from viz_core.render import overlay_heatmap
 from viz_core.render.atlas import crop_picture, outlined
@@ -111,19 +112,7 @@ def uploaded_dataset():
                                    max_upload_size=max(1, UPLOAD_LIMITS.max_csv_bytes // 2**20))
     if archive is None:
         return None
-    mark = (archive.file_id, getattr(labels_file, "file_id", None), tuple(model.labels))
-    kept = st.session_state.get("_atlas_listing")
-    if kept is None or kept[0] != mark:
-        try:
-            kept = (mark, open_zip(archive.getvalue(), model.labels, name=archive.name,
-                                   labels_csv=None if labels_file is None
-                                   else labels_file.getvalue()), None)
-        except VizError as exc:  # without its traceback, which holds the upload's bytes
-            kept = (mark, None, exc.with_traceback(None))
-        st.session_state["_atlas_listing"] = kept
-    if kept[2] is not None:
-        raise kept[2]
-    return kept[1]
+    return listed_upload(archive, labels_file, model.labels, "_atlas_listing")
 
 
 try:

@@ -5,6 +5,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from ui.charts import plotly_chart
+from ui.dataset_upload import listed_upload
 from ui.feedback import run_button, show_error
 from ui.page import needs_text, page_setup
 from ui.presenter import controls
@@ -13,7 +14,7 @@ from ui.state import workbench
 from ui.text import literal
 from ui.untrained import say_if_untrained
 from viz_core.dataset.engine import DEFAULT_BATCH_SIZE, dataset_methods, run_dataset
-from viz_core.dataset.readers import UPLOAD_LIMITS, open_zip, sample_dataset
+from viz_core.dataset.readers import UPLOAD_LIMITS, sample_dataset
 from viz_core.errors import VizError
 from viz_core.render import apply_colormap, overlay_heatmap
 from viz_core.maps import resize_map
@@ -76,20 +77,7 @@ try:
         if archive is None:
             st.info("Upload a ZIP of images to continue.", icon=":material/upload:")
             st.stop()
-        # listed once per upload: a rerun (any click) reads the listing, or its refusal, back
-        mark = (archive.file_id, getattr(labels_file, "file_id", None), tuple(model.labels))
-        kept = st.session_state.get("_ds_listing")
-        if kept is None or kept[0] != mark:
-            try:
-                kept = (mark, open_zip(archive.getvalue(), model.labels, name=archive.name,
-                                       labels_csv=None if labels_file is None
-                                       else labels_file.getvalue()), None)
-            except VizError as exc:  # without its traceback, which holds the upload's bytes
-                kept = (mark, None, exc.with_traceback(None))
-            st.session_state["_ds_listing"] = kept
-        if kept[2] is not None:
-            raise kept[2]
-        data = kept[1]
+        data = listed_upload(archive, labels_file, model.labels, "_ds_listing")
     else:
         count = settings.select_slider(
             "Number of images", SAMPLE_COUNTS, value=48, key="ds_count",
