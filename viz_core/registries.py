@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib
 from contextlib import contextmanager
-from typing import Callable, Generic, Iterator, Protocol, TypeVar
+from typing import Callable, Generic, Iterator, Mapping, Protocol, Sequence, TypeVar
 
 from viz_core.errors import ParameterError
 
@@ -27,6 +27,26 @@ def resolve(compute: Callable | str) -> Callable:
         return compute
     module, _, name = str(compute).partition(":")
     return getattr(importlib.import_module(module), name)
+
+
+def checked_params(kind: str, name: str, title: str, specs: Sequence,
+                   params: Mapping | None) -> dict:
+    """``params`` of the ``kind`` ("method", "metric") ``name`` checked against its parameter
+    ``specs`` (each with ``name``, ``default`` and ``check(value, owner)``), defaults filled in.
+
+    Raises
+    ------
+    ParameterError
+        A parameter it does not take (the message lists those it takes), or a bad value.
+    """
+    params = dict(params or {})
+    known = [p.name for p in specs]
+    for given in params:
+        if given not in known:
+            takes = ", ".join(known) or "no parameters"
+            raise ParameterError(f"The {kind} {name!r} does not take a parameter {given!r}; "
+                                 f"it takes {takes}.")
+    return {p.name: p.check(params.get(p.name, p.default), title) for p in specs}
 
 
 class Registry(Generic[Spec]):

@@ -47,7 +47,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from viz_core.errors import ModelError, ParameterError
-from viz_core.registries import Registry, resolve
+from viz_core.registries import Registry, checked_params, resolve
 
 FAMILIES = ("layer", "pixel-gradient", "perturbation", "relevance")
 FAMILY_TITLES = {"layer": "layer (feature maps)", "pixel-gradient": "pixel gradients",
@@ -248,14 +248,7 @@ class MethodSpec:
         ParameterError
             A parameter the method does not take, or a value of the wrong type or out of range.
         """
-        params = dict(params or {})
-        known = {p.name: p for p in self.params}
-        for name in params:
-            if name not in known:
-                takes = ", ".join(known) or "no parameters"
-                raise ParameterError(f"The method {self.name!r} does not take a parameter "
-                                     f"{name!r}; it takes {takes}.")
-        return {p.name: p.check(params.get(p.name, p.default), self.title) for p in self.params}
+        return checked_params("method", self.name, self.title, self.params, params)
 
     def page_params(self, channels: int = 0) -> dict:
         """The parameters the Class heatmaps page passes with its widgets untouched.

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from viz_core.errors import ParameterError
-from viz_core.registries import Registry, resolve
+from viz_core.registries import Registry, checked_params, resolve
 from viz_core.methods.registry import ParamSpec
 
 DIRECTIONS = ("higher", "lower")
@@ -135,14 +135,7 @@ class MetricSpec:
         ParameterError
             A parameter the metric does not take, or a bad value.
         """
-        params = dict(params or {})
-        known = {p.name: p for p in self.params}
-        for name in params:
-            if name not in known:
-                takes = ", ".join(known) or "no parameters"
-                raise ParameterError(f"The metric {self.name!r} does not take a parameter "
-                                     f"{name!r}; it takes {takes}.")
-        return {p.name: p.check(params.get(p.name, p.default), self.title) for p in self.params}
+        return checked_params("metric", self.name, self.title, self.params, params)
 
     def function(self):
         return resolve(self.compute)
