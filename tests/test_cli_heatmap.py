@@ -84,7 +84,21 @@ def test_default_class_is_the_top_class_and_method_params_pass_through(files, tm
     assert Path(rows[0]["png"]).name == "photo_integrated_gradients_%d.png" % rows[0]["class_index"]
 
 
+@pytest.mark.parametrize("blend, opacity", [("uniform", "0.3"), ("heat", "0.6")])
+def test_blend_and_opacity_shape_the_overlay_png(files, tmp_path, capsys, blend, opacity):
+    code = main(["heatmap", *_model_args(files), "--class", "cat", "--blend", blend,
+                 "--opacity", opacity, "--out", str(tmp_path), "--json"])
+    assert code == 0
+    row = json.loads(capsys.readouterr().out)["results"][0]
+    image, reference = _reference(files, 0)
+    png = np.asarray(Image.open(row["png"]).convert("RGB"))
+    expected = overlay_heatmap(image.pixels, reference.heatmap, opacity=float(opacity),
+                               blend=blend)
+    np.testing.assert_array_equal(png, expected)
+
+
 @pytest.mark.parametrize("extra, message", [
+    (["--blend", "screen"], "screen"),
     (["--class", "horse"], "horse"),
     (["--class", "9"], "9"),
     (["--layer", "gap"], "gap"),

@@ -35,8 +35,37 @@ def test_overlay_blends_at_image_resolution_and_respects_threshold():
     assert out.shape == (40, 60, 3)
     assert tuple(out[20, 2]) == (100, 100, 100)  # below threshold: untouched
     assert tuple(out[20, 58]) == (178, 178, 178)  # 0.5 * 100 + 0.5 * 255 = 177.5
-    full = overlay_heatmap(image, heat, opacity=1.0, colormap="gray")
-    assert tuple(full[20, 2]) == (0, 0, 0)
+    full = overlay_heatmap(image, heat, opacity=1.0, colormap="gray", blend="uniform")
+    assert tuple(full[20, 2]) == (0, 0, 0)  # uniform: "no evidence" is painted black
+    assert tuple(overlay_heatmap(image, heat, opacity=1.0, colormap="gray")[20, 2]) == (
+        100, 100, 100)  # heat blend (the default): untouched where the map is 0
+
+
+def test_heat_blend_covers_the_photo_in_proportion_to_the_heat():
+    image = np.full((1, 3, 3), 100, dtype=np.uint8)
+    heat = np.array([[0.0, 0.5, 1.0]], dtype="float32")
+    grey = apply_colormap(heat, "gray").astype("float32")[0, :, 0]  # the colours themselves
+    out = overlay_heatmap(image, heat, colormap="gray")  # default: opacity 1 at the top
+    expected = [100, 100 * 0.5 + grey[1] * 0.5, grey[2]]
+    np.testing.assert_allclose(out[0, :, 0], expected, atol=1)
+    assert out[0, 2, 0] == 255  # fully coloured at the top
+    half = overlay_heatmap(image, heat, opacity=0.5, colormap="gray")
+    np.testing.assert_allclose(half[0, :, 0], [100, 100 * 0.75 + grey[1] * 0.25,
+                                               100 * 0.5 + 255 * 0.5], atol=1)
+    # uniform keeps the old default of 0.5 everywhere
+    uniform = overlay_heatmap(image, heat, colormap="gray", blend="uniform")
+    np.testing.assert_allclose(uniform[0, :, 0], 100 * 0.5 + grey * 0.5, atol=1)
+    with pytest.raises(ParameterError, match="blend"):
+        overlay_heatmap(image, heat, blend="screen")
+
+
+def test_heat_blend_colour_bar_fades_into_the_ground_at_the_low_end():
+    bar = colorbar("gray", length=11, thickness=2, vertical=False, blend="heat")
+    assert bar.shape == (2, 11, 3)
+    assert tuple(bar[0, 0]) == (224, 224, 224)  # no heat: the ground (the photo) itself
+    assert tuple(bar[0, -1]) == (255, 255, 255)  # top: the colour itself
+    # the middle: half ground, half colour (gray at 0.5 is ~128)
+    assert abs(int(bar[0, 5, 0]) - round(224 * 0.5 + 127.5 * 0.5)) <= 1
 
 
 def test_png_bytes_round_trip_and_colorbar():

@@ -27,23 +27,27 @@ from viz_core.errors import ParameterError
 GRID_COLUMNS = 4
 
 
-def picture(result, image=None, *, colormap: str = "viridis", opacity: float = 0.5):
+def picture(result, image=None, *, colormap: str = "viridis", opacity: float | None = None,
+            blend: str = "heat"):
     """``result`` drawn as (H, W, 3) uint8 RGB arrays, one per picture (a list).
 
     ``result`` is an :class:`viz_core.api.Explanation` (its map over its image, at the image's
     size), a ``ClassHeatmap`` (over ``image``, a ``LoadedImage``, when given), a
     ``FeatureMaps`` (one grid per layer), a ``FilterPatterns`` (one grid), a
-    ``LimeExplanation`` (one picture per explained class) or an image array.
+    ``LimeExplanation`` (one picture per explained class) or an image array. ``opacity``
+    and ``blend`` are those of :func:`viz_core.render.overlay_heatmap` (by default the colour
+    follows the heat: the photo is untouched where the map is 0).
     """
     from viz_core.render import apply_colormap, overlay_heatmap
 
     if hasattr(result, "map") and hasattr(result, "image"):
-        return [overlay_heatmap(result.image, result.map, opacity=opacity, colormap=colormap)]
+        return [overlay_heatmap(result.image, result.map, opacity=opacity, colormap=colormap,
+                                blend=blend)]
     if hasattr(result, "heatmap"):
         if image is None:
             return [apply_colormap(np.asarray(result.heatmap), colormap)]
         return [overlay_heatmap(image.pixels, result.heatmap, opacity=opacity,
-                                colormap=colormap)]
+                                colormap=colormap, blend=blend)]
     if hasattr(result, "layers") and hasattr(result, "paths"):
         from viz_core.render.montage import montage
 
@@ -67,7 +71,7 @@ def picture(result, image=None, *, colormap: str = "viridis", opacity: float = 0
 
 
 def grid(explanations: Sequence, *, columns: int = GRID_COLUMNS, colormap: str = "viridis",
-         opacity: float = 0.5) -> np.ndarray:
+         opacity: float | None = None, blend: str = "heat") -> np.ndarray:
     """Explanations side by side, row by row: each map over its image as the model sees it.
 
     Returns
@@ -85,7 +89,7 @@ def grid(explanations: Sequence, *, columns: int = GRID_COLUMNS, colormap: str =
         height, width = item.map.shape
         seen = np.clip(resize_for_model(item.image, height, width, 3) + 0.5, 0, 255)
         tiles.append(overlay_heatmap(seen.astype("uint8"), item.map, opacity=opacity,
-                                     colormap=colormap))
+                                     colormap=colormap, blend=blend))
     return pattern_grid(np.stack(tiles), columns=columns).image
 
 

@@ -19,8 +19,8 @@ from viz_core.errors import ImageError, ModelError, ParameterError
 from viz_core.models.builtin_models import BUILTIN_NAMES
 from viz_core.models.class_names import read_class_names
 from viz_core.models.preprocess_names import PREPROCESSING_NAMES
-from viz_core.render.choices import COLORMAPS  # noqa: F401 (for the commands)
-from viz_core.runtime.limits import IMAGES, Bound
+from viz_core.render.choices import BLEND_HELP, BLENDS, COLORMAPS  # noqa: F401 (commands)
+from viz_core.runtime.limits import IMAGES, OPACITY, Bound
 
 if TYPE_CHECKING:
     from viz_core.models.catalog import LoadedModel
@@ -181,6 +181,17 @@ def add_dataset_args(p) -> None:
     p.add_argument("--labels", dest="labels_csv", default=None, metavar="CSV",
                    help="CSV with rows filename,label (default: class folders, or one *.csv "
                    "at the dataset's top)")
+
+
+def add_overlay_args(parser) -> None:
+    """``--blend`` and ``--opacity``: how a heatmap's colour covers the image in an overlay."""
+    parser.add_argument("--blend", default="heat", choices=BLENDS,
+                        help="how the colour covers the image: " + "; ".join(
+                            f"{k}: {v}" for k, v in BLEND_HELP.items()) + " (default heat)")
+    parser.add_argument("--opacity", type=bounded(OPACITY), default=None,
+                        help=f"the colour's opacity, {OPACITY.low:g} to {OPACITY.high:g}: at "
+                        "the hottest point with --blend heat (default 1), everywhere with "
+                        "--blend uniform (default 0.5)")
 
 
 def add_model_args(parser) -> None:

@@ -128,7 +128,7 @@ def _tile(image: np.ndarray, heat: np.ndarray | None, side: int) -> np.ndarray:
 
     if image is None:
         return apply_colormap(resize_map(heat, side, side), "viridis")
-    picture = image if heat is None else overlay_heatmap(image, heat, opacity=0.5)
+    picture = image if heat is None else overlay_heatmap(image, heat)
     return np.asarray(Image.fromarray(picture).resize((side, side), Image.Resampling.BILINEAR))
 
 

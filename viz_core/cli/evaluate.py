@@ -26,13 +26,14 @@ from viz_core.metrics.choices import (
     DEFAULT_METRIC, DEFAULT_SCENES, DEFAULT_SEED, DEFAULT_THRESHOLD, DEFAULT_TOLERANCE,
     EDGE_CONTROL, METRICS, POINTING_FIRST_SEED)
 from viz_core.render.choices import SHOW
-from viz_core.runtime.limits import OPACITY, SIMILARITY_THRESHOLD
+from viz_core.runtime.limits import SIMILARITY_THRESHOLD
 from viz_core.cli.common import (
     COLORMAPS,
     TerminalProgress,
     add_image_args,
     add_model_args,
     add_output_args,
+    add_overlay_args,
     bounded,
     checked,
     emit,
@@ -172,9 +173,7 @@ def _register_compare(commands) -> None:
                    help=f"what removed pixels become (default {DEFAULT_BASELINE})")
     p.add_argument("--colormap", default="viridis", choices=COLORMAPS,
                    help="colour map of the pictures (default viridis)")
-    p.add_argument("--opacity", type=bounded(OPACITY), default=0.5,
-                   help=f"heatmap opacity over the image, {OPACITY.low:g} to {OPACITY.high:g} "
-                   "(default 0.5)")
+    add_overlay_args(p)
     p.add_argument("--show", default="overlay", choices=SHOW,
                    help="overlay on the image, or the map alone (default overlay)")
     add_output_args(p)
@@ -211,7 +210,8 @@ def cmd_compare(args, bench: Workbench | None = None) -> int:
             npy = folder / f"{stem}_{_tag(method)}_{k}.npy"
             png.write_bytes(png_bytes(compare_picture(image.pixels, heat, show=args.show,
                                                       opacity=args.opacity,
-                                                      colormap=args.colormap)))
+                                                      colormap=args.colormap,
+                                                      blend=args.blend)))
             np.save(npy, heat)
             # every registered metric, keyed by its name (the curves' two come from the cache)
             scores = bench.run(map_metrics, model, view, target, method,

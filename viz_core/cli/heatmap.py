@@ -9,13 +9,14 @@ from __future__ import annotations
 import argparse
 
 from viz_core.methods import registry as methods
-from viz_core.runtime.limits import HEAT_THRESHOLD, OPACITY
+from viz_core.runtime.limits import HEAT_THRESHOLD
 from viz_core.cli.common import (
     COLORMAPS,
     TerminalProgress,
     add_image_args,
     add_model_args,
     add_output_args,
+    add_overlay_args,
     bounded,
     emit,
     open_images,
@@ -112,9 +113,7 @@ def register(commands) -> None:
                    "probability (as the R tutorial)")
     p.add_argument("--colormap", default="viridis", choices=COLORMAPS,
                    help="colour map of the overlay (default viridis)")
-    p.add_argument("--opacity", type=bounded(OPACITY), default=0.5,
-                   help=f"heatmap opacity in the overlay, {OPACITY.low:g} to {OPACITY.high:g} "
-                   "(default 0.5)")
+    add_overlay_args(p)
     p.add_argument("--threshold", type=bounded(HEAT_THRESHOLD), default=0.0,
                    help=f"heat below this ({HEAT_THRESHOLD.low:g} to {HEAT_THRESHOLD.high:g}) is "
                    "not coloured (default 0)")
@@ -151,7 +150,8 @@ def cmd_heatmap(args, bench=None) -> int:
                                method=args.method, layer=args.layer, progress=progress,
                                **params)
             overlay = overlay_heatmap(image.pixels, result.heatmap, opacity=args.opacity,
-                                      colormap=args.colormap, threshold=args.threshold)
+                                      colormap=args.colormap, threshold=args.threshold,
+                                      blend=args.blend)
             png_path = folder / f"{stem}_{tag}_{k}.png"
             npy_path = folder / f"{stem}_{tag}_{k}.npy"
             png_path.write_bytes(png_bytes(overlay))

@@ -22,6 +22,14 @@ STYLE_HELP = {
 # Compare and Sanity: each map over the image, or the map alone
 SHOW = ("overlay", "heatmap")
 
+# how a heatmap's colour covers the photo in an overlay
+BLENDS = ("heat", "uniform")
+BLEND_HELP = {
+    "heat": "the colour's opacity follows the heat: the photo untouched where the map is 0, "
+            "fully coloured at the top",
+    "uniform": "the same opacity everywhere (as the R tutorial and pytorch-grad-cam blend)",
+}
+
 RESTS = ("keep", "dim", "hide")
 REST_HELP = {
     "keep": "the rest of the image as it is",

@@ -15,7 +15,8 @@ from viz_core.render.images import overlay_heatmap
 
 
 def compare_picture(pixels: np.ndarray, heatmap: np.ndarray, *, show: str = "overlay",
-                    opacity: float = 0.5, colormap: str = "viridis") -> np.ndarray:
+                    opacity: float | None = None, colormap: str = "viridis",
+                    blend: str = "heat") -> np.ndarray:
     """One map as the compare view draws it, at the image's own resolution.
 
     Parameters
@@ -25,8 +26,10 @@ def compare_picture(pixels: np.ndarray, heatmap: np.ndarray, *, show: str = "ove
     heatmap : (H, W) float in [0, 1]
     show : {"overlay", "heatmap"}
         Blended over the image (:func:`overlay_heatmap`) or the map alone, coloured.
-    opacity : float in [0, 1]
+    opacity : float in [0, 1] or None
     colormap : str
+    blend : {"heat", "uniform"}
+        How the colour covers the image (:func:`overlay_heatmap`); ``opacity`` as there.
 
     Returns
     -------
@@ -36,7 +39,8 @@ def compare_picture(pixels: np.ndarray, heatmap: np.ndarray, *, show: str = "ove
     if show not in SHOW:
         raise ParameterError(f"Unknown display {show!r}; choose 'overlay' or 'heatmap'.")
     if show == "overlay":
-        return overlay_heatmap(pixels, heatmap, opacity=opacity, colormap=colormap)
+        return overlay_heatmap(pixels, heatmap, opacity=opacity, colormap=colormap,
+                              blend=blend)
     h0, w0 = pixels.shape[:2]
     return apply_colormap(resize_map(heatmap, h0, w0), colormap)
 

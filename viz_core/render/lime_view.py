@@ -169,7 +169,8 @@ def weights_image(
     """
     img = _image(image)
     _check_same_size(img, np.asarray(weights01), "weight map")
-    return overlay_heatmap(img, weights01, opacity=opacity, colormap=colormap)
+    # uniform: 0.5 means "no effect" here, so the heat blend would half-hide neutral regions
+    return overlay_heatmap(img, weights01, opacity=opacity, colormap=colormap, blend="uniform")
 
 
 def display_factor(height: int, width: int, target: int = 450) -> int:
