@@ -39,8 +39,8 @@ def scene() -> np.ndarray:
     return img
 
 
-def rerun_bundle(data: bytes, folder: Path, **env) -> dict[str, bytes]:
-    """Unzip, delete the pictures, run command.txt there (``env``: extra environment
+def rerun_bundle(data: bytes, folder: Path, **extra_env) -> dict[str, bytes]:
+    """Unzip, delete the pictures, run command.txt there (``extra_env``: extra environment
     variables); return the pictures it wrote."""
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
         archive.extractall(folder)
@@ -48,7 +48,16 @@ def rerun_bundle(data: bytes, folder: Path, **env) -> dict[str, bytes]:
     line = (folder / "command.txt").read_text().strip()
     argv = shlex.split(line)
     assert argv[:3] == ["python", "-m", "viz_core"]
-    env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="3", **env)
+    # As a user runs it after the README's Quickstart: the project installed in the venv
+    # (``pip install -e .``), no PYTHONPATH, from the unzipped folder.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env.update(TF_CPP_MIN_LOG_LEVEL="3", **extra_env)
+    found = subprocess.run([sys.executable, "-c", "import viz_core; print(viz_core.__file__)"],
+                           cwd=folder, env=env, capture_output=True, text=True, timeout=60)
+    if found.returncode != 0:
+        pytest.fail("viz_core is not installed in this Python: the README's Quickstart installs "
+                    "the project (pip install -r requirements-dev.txt -e .)")
+    assert Path(found.stdout.strip()).resolve().is_relative_to(ROOT)  # this checkout's code
     out = subprocess.run([sys.executable, *argv[1:]], cwd=folder, env=env, capture_output=True,
                          text=True, timeout=300)
     assert out.returncode == 0, out.stderr

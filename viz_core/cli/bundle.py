@@ -36,9 +36,14 @@ from viz_core.render import png_bytes
 _README = """This bundle was exported from CNN Explorer.
 
 pictures/ holds every picture of the view; parameters.json the settings that made them.
-To make them again, from this folder, with the project installed:
+To make them again, run command.txt from this folder with the project installed: the
+project's Quickstart installs it into its .venv, so, from this folder,
 
+    source /path/to/the/project/.venv/bin/activate
     {command}
+
+(or `pip install cnn-explorer-*.whl` / `pip install /path/to/the/project` in any Python 3.11
+environment). The pictures come out identical, byte for byte.
 {images}"""
 _IMAGES_NOTE = "\n(The images in input/ are the decoded pixels the dashboard used.)\n"
 _FILES_NOTE = "\n(model/ holds the uploaded model file the dashboard used.)\n"
