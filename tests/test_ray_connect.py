@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import threading
 import time
 
 import pytest
@@ -66,12 +67,75 @@ def test_an_address_that_never_answers_is_given_up_after_the_timeout(monkeypatch
     assert waited == [CONNECT_TIMEOUT_S] == [30.0]
 
 
+class Listener:
+    """A local TCP server answering every connection with ``reply`` (after reading the
+    client's opening), on a thread; ``None`` never answers."""
+
+    def __init__(self, reply: bytes | None):
+        self.reply, self.server = reply, socket.socket()
+        self.server.bind(("127.0.0.1", 0))
+        self.server.listen()
+        self.address = "127.0.0.1:%d" % self.server.getsockname()[1]
+        self.heard: list[bytes] = []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while True:
+            try:
+                connection, _ = self.server.accept()
+            except OSError:
+                return
+            with connection:
+                connection.settimeout(5)
+                try:
+                    self.heard.append(connection.recv(64))
+                    if self.reply is None:
+                        time.sleep(3)
+                        continue
+                    connection.sendall(self.reply)
+                except OSError:
+                    pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.server.close()
+
+
+# What a gRPC server (Ray's GCS, measured on a real `ray start --head`) sends first: a
+# SETTINGS frame (length 24, type 4, flags 0, stream 0) and its settings.
+GRPC_SETTINGS = bytes([0, 0, 24, 4, 0, 0, 0, 0, 0]) + bytes(24)
+
+
+@pytest.mark.parametrize("reply, why", [
+    (b"HTTP/1.1 400 Bad Request\r\n\r\n", "an HTTP/1 server"),
+    (b"SSH-2.0-OpenSSH_9.6\r\n", "an SSH server"),
+    (b"", "a server that hangs up"),
+    (None, "a server that never says anything"),
+])
+def test_a_listener_that_is_not_ray_is_refused_without_asking_ray(reply, why):
+    ray = FakeRay()
+    with Listener(reply) as listener:
+        start = time.monotonic()
+        with pytest.raises(RayUnavailableError) as refused:
+            ray_engine._answers(listener.address, 5.0, greeting=1.0)
+        assert time.monotonic() - start < 4.0, why
+        if reply is not None:  # (the silent one would take _start's full 10 s greeting)
+            with pytest.raises(RayUnavailableError, match="not a Ray cluster"):
+                _start(ray, listener.address, verbose=False)
+    assert str(refused.value) == (
+        f"Something answers at '{listener.address}' but it is not a Ray cluster (it does not "
+        "speak Ray's gRPC protocol; waited 1 s); give the head's GCS address (host:6379) or "
+        "its Ray Client address (ray://host:10001).")
+    assert listener.heard and listener.heard[0].startswith(b"PRI * HTTP/2.0")
+    assert ray.calls == []
+
+
 def test_ray_start_up_lines_stay_off_stderr_unless_verbose(capfd):
     ray = FakeRay()
-    with socket.socket() as server:
-        server.bind(("127.0.0.1", 0))
-        server.listen()
-        address = "127.0.0.1:%d" % server.getsockname()[1]
+    with Listener(GRPC_SETTINGS) as server:
+        address = server.address
         _start(ray, address, verbose=False)
         assert capfd.readouterr().err == ""
         _start(ray, address, verbose=True)

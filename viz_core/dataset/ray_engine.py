@@ -166,25 +166,42 @@ def import_ray():
 
 
 CONNECT_TIMEOUT_S = 30.0  # a cluster address that does not answer: Ray itself retried for minutes
+GREETING_TIMEOUT_S = 10.0  # a listener that is not Ray: Ray's own connect waited forever
+# A gRPC (HTTP/2) client's opening: the connection preface and an empty SETTINGS frame. Ray's
+# GCS and Ray Client ports speak gRPC and answer with a SETTINGS frame (frame type 4).
+_HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
+_SETTINGS = 4
 
 
-def _answers(address: str, timeout: float) -> None:
-    """Raise :class:`RayUnavailableError` unless something accepts a TCP connection at the
-    address's ``host:port`` (``ray://host:port`` too) within ``timeout`` seconds; other forms
-    (``auto``, ``local``) are left to Ray."""
+def _answers(address: str, timeout: float, greeting: float = GREETING_TIMEOUT_S) -> None:
+    """Raise :class:`RayUnavailableError` unless a gRPC server (as Ray's ports are) answers at
+    the address's ``host:port`` (``ray://host:port`` too): a TCP connection within ``timeout``
+    seconds, then an HTTP/2 SETTINGS frame within ``greeting`` seconds. Other forms (``auto``,
+    ``local``) are left to Ray."""
     host, sep, port = address.split("://", 1)[-1].rpartition(":")
     if not sep or not port.isdigit():
         return
     try:
         with socket.create_connection((host.strip("[]") or "127.0.0.1", int(port)),
-                                      timeout=timeout):
-            pass
+                                      timeout=timeout) as connection:
+            connection.settimeout(greeting)
+            try:
+                connection.sendall(_HTTP2_PREFACE)
+                reply = connection.recv(9)  # one frame header: length (3), type (1)...
+            except OSError:
+                reply = b""
     except OSError as exc:
         reason = "no answer" if isinstance(exc, TimeoutError) else (exc.strerror or str(exc))
         raise RayUnavailableError(
             f"Nothing answers at the Ray cluster address {address!r} ({reason}, waited up to "
             f"{timeout:g} s); start the cluster (ray start --head) or check the address."
         ) from None
+    if len(reply) < 4 or reply[3] != _SETTINGS:
+        raise RayUnavailableError(
+            f"Something answers at {address!r} but it is not a Ray cluster (it does not speak "
+            f"Ray's gRPC protocol; waited {greeting:g} s); give the head's GCS address "
+            "(host:6379) or its Ray Client address (ray://host:10001)."
+        )
 
 
 def _start(ray, address: str | None, verbose: bool | None = None) -> None:
