@@ -1,7 +1,8 @@
 """Command ``atlas``: what each channel of a layer responds to, shown with a dataset's images.
 
 ``python -m viz_core atlas --model M --data DIR_OR_ZIP_OR_SAMPLE --layer L [--k 8]
-[--channels 0:64] [--score max|mean] --out DIR --json`` writes, in DIR:
+[--channels 0:64] [--score max|mean] [--engine local|ray [--ray-address ADDRESS]
+[--ray-workers N]] --out DIR --json`` writes, in DIR:
 
 * ``crops/c<channel>_top<i>.png`` and ``..._bottom<i>.png``: the receptive-field box around
   the channel's maximum in each exemplar (the model's view of the image, enlarged to at least
@@ -39,7 +40,8 @@ def _whole(what: str, low: int, high: int | None):
 
 
 def register(commands) -> None:
-    from viz_core.cli.common import add_dataset_args, checked, output_folder
+    from viz_core.cli.common import add_dataset_args, bounded, checked, output_folder
+    from viz_core.runtime.limits import RAY_WORKERS
 
     p = commands.add_parser(
         "atlas", help=HELP,
@@ -60,6 +62,15 @@ def register(commands) -> None:
     p.add_argument("--limit", default=None,
                    type=checked(_whole("The limit", 1, None), "limit"),
                    help="use only this many images, spread over the dataset")
+    p.add_argument("--engine", default="local", choices=("local", "ray"),
+                   help="where batches run: local (in this process, the default) or ray (Ray "
+                   "Data actors, each loading the model once; needs the ray extra)")
+    p.add_argument("--ray-address", default=None, metavar="ADDRESS",
+                   help="a running Ray cluster for --engine ray (default: RAY_ADDRESS, else a "
+                   "local Ray started for this run)")
+    p.add_argument("--ray-workers", "--workers", dest="ray_workers", default=2,
+                   type=bounded(RAY_WORKERS), metavar="N",
+                   help="actors for --engine ray, one model each (default 2)")
     p.add_argument("--no-cache", action="store_true", help="compute again, ignore the disk cache")
     p.add_argument("--out", required=True, type=output_folder, metavar="FOLDER",
                    help="folder to write files into (made when missing)")
@@ -98,14 +109,28 @@ def cmd_atlas(args) -> int:
     from viz_core.dataset.readers import open_dataset
     from viz_core.runtime.cache import DiskCache, default_cache_dir
 
+    if args.engine == "ray":
+        from viz_core.dataset.ray_engine import import_ray
+        import_ray()  # before any work: without Ray, one line saying how to install it
+    elif args.ray_address:
+        from viz_core.errors import ParameterError
+        raise ParameterError("--ray-address goes with --engine ray.")
     model = _model(args)
     data = open_dataset(args.data, model.labels, labels_csv=args.labels_csv)
     if args.limit is not None:
         data = data.subset(args.limit)
     folder = out_dir(args)
     disk = None if args.no_cache else DiskCache(default_cache_dir())
+    runner = None
+    if args.engine == "ray":
+        from functools import partial
+
+        from viz_core.cli.dataset import _recipe
+        from viz_core.dataset.atlas_ray import neuron_atlas_ray
+        runner = partial(neuron_atlas_ray, recipe=_recipe(args), address=args.ray_address,
+                         workers=args.ray_workers)
     atlas = cached_atlas(model, data, args.layer, disk=disk, k=args.k, score=args.score,
-                         channels=args.channels, batch_size=args.batch_size,
+                         channels=args.channels, batch_size=args.batch_size, runner=runner,
                          progress=TerminalProgress(enabled=not args.json))
     index = write_atlas(atlas, model, data, folder)
     index["model"] = model.name

@@ -705,29 +705,51 @@ def neuron_atlas(model: LoadedModel, dataset: Dataset, layer: str | None = None,
     Cancelled
         ``should_stop()`` returned True.
     """
-    path = check_atlas_options(model, layer, k, score, batch_size)
-    shape = model.info.layer(path).output_shape
-    picked = parse_channels(channels, int(shape[-1]))
-    predict = not dataset.labelled
-    collector = AtlasCollector(model, dataset, layer=path, k=int(k), score=score,
-                               channels=picked, grouped_by="predicted" if predict else "label",
-                               field=layer_field(model, path),
-                               grid_size=(int(shape[0]), int(shape[1])))
-    entries, total = dataset.entries, len(dataset.entries)
+    collector, every = start_atlas(model, dataset, layer, k=k, score=score, channels=channels,
+                                   batch_size=batch_size)
+    total = len(dataset.entries)
     if progress is not None:
         progress(0.0, f"0 of {total} images")
-    every = None if len(picked) == shape[-1] else picked
     for start in range(0, total, int(batch_size)):
         if should_stop is not None and should_stop():
             raise Cancelled(f"The atlas was stopped after {collector.done} of {total} images.")
-        batch = [(i, entries[i].path, -1 if entries[i].class_index is None
-                  else entries[i].class_index)
-                 for i in range(start, min(total, start + int(batch_size)))]
-        done = collector.add(atlas_entries(model, dataset.reader, batch, layer=path,
-                                           channels=every, predict=predict))
+        batch = entry_batch(dataset, start, min(total, start + int(batch_size)))
+        done = collector.add(atlas_entries(model, dataset.reader, batch, layer=collector.layer,
+                                           channels=every,
+                                           predict=collector.grouped_by == "predicted"))
         if progress is not None:
             progress(done / max(1, total), collector.message())
     return collector.finish()
+
+
+def start_atlas(model: LoadedModel, dataset: Dataset, layer: str | None, *, k: int,
+                score: str, channels: str | Sequence[int] | None,
+                batch_size: int) -> tuple[AtlasCollector, np.ndarray | None]:
+    """The options checked, and an empty collector for them: what every engine starts from.
+
+    Returns
+    -------
+    (AtlasCollector, np.ndarray or None)
+        The collector (its ``layer`` the layer's path, ``grouped_by`` ``"predicted"`` when the
+        dataset has no labels) and the channels :func:`atlas_entries` keeps (None: all).
+    """
+    path = check_atlas_options(model, layer, k, score, batch_size)
+    shape = model.info.layer(path).output_shape
+    picked = parse_channels(channels, int(shape[-1]))
+    collector = AtlasCollector(model, dataset, layer=path, k=int(k), score=score,
+                               channels=picked,
+                               grouped_by="label" if dataset.labelled else "predicted",
+                               field=layer_field(model, path),
+                               grid_size=(int(shape[0]), int(shape[1])))
+    return collector, (None if len(picked) == shape[-1] else picked)
+
+
+def entry_batch(dataset: Dataset, start: int, stop: int) -> list[tuple[int, str, int]]:
+    """``[(position, path, class or -1)]`` of entries ``start`` to ``stop`` (exclusive): what
+    :func:`atlas_entries` reads."""
+    return [(i, dataset.entries[i].path,
+             -1 if dataset.entries[i].class_index is None else dataset.entries[i].class_index)
+            for i in range(start, stop)]
 
 
 def atlas_key(model: LoadedModel, dataset: Dataset, layer: str, k: int, score: str,
@@ -739,9 +761,14 @@ def atlas_key(model: LoadedModel, dataset: Dataset, layer: str, k: int, score: s
 
 def cached_atlas(model: LoadedModel, dataset: Dataset, layer: str | None = None, *,
                  disk: DiskCache | None, k: int = DEFAULT_K, score: str = "max",
-                 channels: str | Sequence[int] | None = None, **options) -> Atlas:
+                 channels: str | Sequence[int] | None = None,
+                 runner: Callable[..., Atlas] | None = None, **options) -> Atlas:
     """:func:`neuron_atlas`, kept on ``disk`` so a second call with the same model, layer,
     dataset, k, score and channels is read back instead of computed (``disk=None``: no cache).
+
+    ``runner`` is the engine, called as :func:`neuron_atlas` is (the default); e.g.
+    :func:`viz_core.dataset.atlas_ray.neuron_atlas_ray` with its recipe bound: both engines
+    give the same atlas, so they share the cache.
     """
     path = check_atlas_options(model, layer, k, score, options.get("batch_size",
                                                                    DEFAULT_BATCH_SIZE))
@@ -751,7 +778,8 @@ def cached_atlas(model: LoadedModel, dataset: Dataset, layer: str | None = None,
         hit = disk.get(key)
         if hit is not None:
             return Atlas.from_arrays(hit)
-    atlas = neuron_atlas(model, dataset, path, k=k, score=score, channels=picked, **options)
+    atlas = (runner or neuron_atlas)(model, dataset, path, k=k, score=score, channels=picked,
+                                     **options)
     if disk is not None:
         disk.put(key, atlas.arrays())
     return atlas
