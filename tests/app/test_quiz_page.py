@@ -1,0 +1,135 @@
+"""AppTest for the Class quiz page on the demo model: a teacher session starts a quiz, student
+sessions join and answer; the teacher's results and score are the board's, computed by hand
+here, and no student's page holds another student's name or answers."""
+from __future__ import annotations
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from viz_core.models.catalog import load_builtin_model
+from viz_core.runtime.quiz_questions import quiz_questions, sample_images
+
+STUDENTS = ("Aaliyah", "Bastien", "Chiara")
+
+
+def open_quiz_page() -> AppTest:
+    at = AppTest.from_file("../../app.py", default_timeout=240)
+    at.run()
+    at.switch_page("pages/quiz.py")
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def page_text(at: AppTest) -> str:
+    """Everything a session's page shows as text (tables included)."""
+    parts = [e.value for kind in ("markdown", "caption", "success", "error", "info")
+             for e in at.get(kind)]
+    parts += [str(m.label) + str(m.value) for m in at.metric]
+    parts += [t.value.to_string() for t in at.dataframe]
+    return "\n".join(str(p) for p in parts)
+
+
+@pytest.fixture(scope="module")
+def expected():
+    return quiz_questions(load_builtin_model("demo"), sample_images(), count=6, seed=0,
+                          patterns=False)
+
+
+@pytest.fixture(scope="module")
+def teacher(tmp_path_factory):
+    import os
+
+    from ui.quiz import quiz_board
+    from ui.state import workbench
+
+    os.environ["CNN_VIZ_CACHE"] = str(tmp_path_factory.mktemp("quiz_cache"))
+    workbench.clear()
+    quiz_board.clear()
+    at = open_quiz_page()
+    at.radio(key="quiz_role").set_value("teacher").run()
+    assert at.selectbox(key="quiz_layer").value == "conv2d_4"
+    at.button(key="quiz_draw").click().run()
+    assert not at.exception, at.exception
+    at.button(key="quiz_start").click().run()
+    assert not at.exception, at.exception
+    yield at
+    quiz_board.clear()
+    workbench.clear()
+    os.environ.pop("CNN_VIZ_CACHE", None)
+
+
+def code_of(at: AppTest) -> str:
+    shown = [m.value for m in at.markdown if m.value.startswith("### Quiz code: ")]
+    assert len(shown) == 1
+    return shown[0].removeprefix("### Quiz code: `").removesuffix("`")
+
+
+def test_the_teacher_sees_the_code_and_the_right_answers(teacher, expected):
+    from ui.quiz import quiz_board
+
+    code = code_of(teacher)
+    assert quiz_board().is_open(code)
+    lines = [c.value for c in teacher.caption if c.value.startswith("Q")]
+    assert lines == [f"Q{i + 1}: right answer **{q.choices[q.answer]}** · no answers yet"
+                     for i, q in enumerate(expected)]
+    assert {m.label: m.value for m in teacher.metric} == {"Students": "0", "Answers": "0",
+                                                         "Score": "–"}
+
+
+def test_students_answer_and_the_teacher_sees_their_answers_and_score(teacher, expected):
+    code = code_of(teacher)
+    # Aaliyah: all right; Bastien: the first right, the second wrong; Chiara: the first, wrong
+    wrong = [(q.answer + 1) % len(q.choices) for q in expected]
+    plans = {"Aaliyah": {0: expected[0].answer, 1: expected[1].answer, 2: expected[2].answer},
+             "Bastien": {0: expected[0].answer, 1: wrong[1]},
+             "Chiara": {0: wrong[0]}}
+    sessions = {}
+    for name in STUDENTS:
+        at = open_quiz_page()
+        at.text_input(key="quiz_code").input(code.lower())
+        at.text_input(key="quiz_name").input(name)
+        next(b for b in at.button if b.label == "Join").click().run()
+        assert not at.exception, at.exception
+        for question, choice in plans[name].items():
+            at.radio(key=f"quiz_answer_{code}_{question}").set_value(choice).run()
+            assert not at.exception, at.exception
+        assert (f"You are **{name}** in the quiz `{code}`: {len(plans[name])} of 6 answered."
+                in [m.value for m in at.markdown])
+        sessions[name] = at
+
+    teacher.run()
+    metrics = {m.label: m.value for m in teacher.metric}
+    assert metrics == {"Students": "3", "Answers": "6", "Score": f"{4 / 6:.0%}"}
+    table = teacher.dataframe[0].value
+    assert list(table["Student"]) == list(STUDENTS)
+    assert list(table["Right"]) == ["3 of 6", "1 of 6", "0 of 6"]
+    assert table["Q2"][1] == f"✗ {expected[1].choices[wrong[1]]}"
+
+    for name, at in sessions.items():
+        at.run()
+        text = page_text(at)
+        others = [n for n in STUDENTS if n != name]
+        assert not any(other in text for other in others), (name, text)
+        assert "Right answer" not in text and "Score" not in text
+
+    # revealed: each student reads their own count, and still nobody else's
+    next(b for b in teacher.button if b.label == "Reveal the answers to students").click().run()
+    for name, at in sessions.items():
+        at.run()
+        right = sum(expected[q].answer == c for q, c in plans[name].items())
+        assert f"you got {right} of 6 right" in at.success[0].value
+        assert not any(other in page_text(at) for other in STUDENTS if other != name)
+
+
+def test_a_wrong_code_and_a_taken_name_are_refused(teacher):
+    code = code_of(teacher)
+    at = open_quiz_page()
+    at.text_input(key="quiz_code").input("ZZZZZ")
+    at.text_input(key="quiz_name").input("Di")
+    next(b for b in at.button if b.label == "Join").click().run()
+    assert "no quiz with the code 'ZZZZZ'" in at.error[0].value
+    at.text_input(key="quiz_code").input(code)
+    at.text_input(key="quiz_name").input("aaliyah")
+    next(b for b in at.button if b.label == "Join").click().run()
+    assert "has joined this quiz already" in at.error[0].value
