@@ -6,6 +6,7 @@ import streamlit as st
 
 from ui.feedback import run_button, show_error
 from ui.page import page_setup
+from ui.presenter import controls
 from ui.quiz import (join_form, question_maker, start_quiz, student_panel, student_pass,
                      teacher_panel, teacher_pass)
 from ui.state import workbench
@@ -24,7 +25,8 @@ page = page_setup(
     "the right answers computed.",
     needs="nothing",
 )
-role = st.radio("I am", list(ROLES), format_func=ROLES.get, horizontal=True, key="quiz_role")
+settings = controls("Quiz", normal="plain")
+role = settings.radio("I am", list(ROLES), format_func=ROLES.get, horizontal=True, key="quiz_role")
 
 if role == "student":
     student = student_pass()
@@ -46,7 +48,7 @@ if model is None:
 bench = workbench()
 layers = [p for p in feature_map_layers(model.info) if "Conv" in model.info.layer(p).type]
 last = model.info.last_conv_layer
-columns = st.columns(3)
+columns = controls("Questions", into=settings).columns(3)
 layer = columns[0].selectbox("Units of the layer", layers,
                              index=layers.index(last) if last in layers else 0, key="quiz_layer",
                              help="The \"which image\" questions ask about units of this layer.")
