@@ -23,6 +23,7 @@ Modules:
     evaluate     ``evaluate`` (pointing game), ``compare``, ``sanity``
     dataset      ``dataset``: a model over a folder, ZIP or sample of images
     atlas        ``atlas``: each unit's top and bottom images over a dataset (neuron atlas)
+    concepts     ``concepts``: CRAFT concepts of a class over a dataset
     app          ``app``: start the dashboard
     bundle       export bundles: a view's pictures, parameters and the command remaking them
 """
@@ -60,6 +61,8 @@ COMMANDS = {
                 "shortcut finder"),
     "atlas": ("atlas", "neuron atlas: each channel's top and bottom images from a dataset, "
               "class selectivity"),
+    "concepts": ("concepts", "CRAFT concepts: what a model found in a class's images, with "
+                 "importance and maps"),
     "app": ("app", "start the dashboard (streamlit run on the installed app)"),
 }
 DESCRIPTION = ("See inside convolutional networks: export feature maps, filter patterns, "
