@@ -25,6 +25,8 @@ _PUBLIC = {
     "filter_patterns": "viz_core.api",
     "lime": "viz_core.api",
     "evaluate": "viz_core.api",
+    "atlas": "viz_core.api",
+    "Atlas": "viz_core.api",
     "Explanation": "viz_core.api",
     "Explanations": "viz_core.api",
     "show": "viz_core.notebook",

@@ -27,6 +27,7 @@ import numpy as np
 from PIL import Image
 
 from viz_core import notebook
+from viz_core.dataset import atlas as _atlas
 from viz_core.errors import ImageError, ModelError, ParameterError
 from viz_core.features import activations as _activations
 from viz_core.features import filters as _filters
@@ -614,3 +615,87 @@ def _remake(model: LoadedModel, made_by: Explanation | None):
         return heat.heatmap
 
     return remake
+
+
+# --------------------------------------------------------------------------------------------
+# The neuron atlas
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True, eq=False)
+class Atlas(_atlas.Atlas):
+    """:class:`viz_core.dataset.atlas.Atlas` that Jupyter draws: one card per unit, its top
+    exemplars cropped to the receptive field in a row, with its selectivity.
+
+    ``images_of(entries)`` gives ``{entry: (H, W, 3) uint8}``, the dataset's images as the
+    model sees them (read when drawn, so the result holds no pictures).
+    """
+
+    images_of: Callable | None = field(default=None, repr=False)
+
+    def _repr_html_(self) -> str:
+        shown = self.channels[:notebook.ATLAS_CARDS]
+        wanted = [e["entry"] for c in shown for e in self.exemplars(int(c), "top")]
+        return notebook.atlas_html(self, self.images_of(wanted) if self.images_of else {})
+
+
+def _dataset(model: LoadedModel, data, labels):
+    """A Dataset from what a script holds: a folder, a ZIP, ``sample:NAME``, a Dataset, or
+    images (a list, or an (N, H, W, C) array)."""
+    from viz_core.dataset.in_memory import images_dataset
+    from viz_core.dataset.readers import Dataset, open_dataset
+
+    if isinstance(data, Dataset):
+        return data
+    if isinstance(data, (str, Path)):
+        if labels is not None:
+            raise ParameterError("labels= goes with a list of images; a folder or a ZIP has "
+                                 "its own (class folders or a labels CSV).")
+        return open_dataset(data, model.labels)
+    loaded, _ = _images(data)
+    return images_dataset(loaded, model.labels, labels=labels)
+
+
+def atlas(model, data, layer: str | None = None, *, k: int = _atlas.DEFAULT_K,
+          channels: Sequence[int] | str | None = None, score: str = "max",
+          labels: Sequence[str | None] | None = None,
+          progress: Progress | None = None) -> Atlas:
+    """The neuron atlas: what each unit (channel) of ``layer`` responds to in ``data``.
+
+    Parameters
+    ----------
+    model : LoadedModel, or anything :func:`load_model` takes
+    data : str, Path, list of images or (N, H, W, C) array
+        A dataset folder (class folders, or images with a labels CSV), a ``.zip`` of one,
+        ``"sample:shapes"``, or images (see :func:`load_image`).
+    layer : str or None
+        A layer with feature maps; None is the last convolutional layer.
+    k : int
+        Top and bottom images kept per unit, 1 to 64.
+    channels : sequence of int, ``"0:64"`` text, or None (every channel)
+    score : {"max", "mean"}
+        Rank images by the channel's spatial maximum or its mean.
+    labels : sequence of str or None, optional
+        One class name per image of a list; without labels, images are grouped by predicted
+        class for selectivity.
+    progress : callable(fraction, message), optional
+
+    Returns
+    -------
+    Atlas
+        Per unit: ``exemplars(channel)`` (image, activation, position, box), ``histogram``,
+        ``class_means``, ``selective_for`` and ``selectivity``.
+
+    Raises
+    ------
+    ParameterError
+        Bad layer, k, score or channels; nothing usable in ``data``.
+    ImageError
+        Something given as an image is not one.
+    """
+    from functools import partial
+
+    loaded_model = _loaded(model)
+    dataset = _dataset(loaded_model, data, labels)
+    result = _atlas.neuron_atlas(loaded_model, dataset, layer, k=k, score=score,
+                                 channels=channels, progress=progress)
+    return Atlas(**{f.name: getattr(result, f.name) for f in fields(result) if f.init},
+                 images_of=partial(_atlas.exemplar_pixels, loaded_model, dataset))

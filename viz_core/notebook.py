@@ -140,3 +140,42 @@ def show(result, image=None, **options):
     for p in pictures:
         display(p)
     return pictures
+
+
+ATLAS_CARDS = 32  # units drawn in a notebook; the rest are in the result's arrays
+
+
+def atlas_html(atlas, pixels: dict, cards: int = ATLAS_CARDS) -> str:
+    """A neuron atlas (:class:`viz_core.dataset.atlas.Atlas`) as HTML unit cards, one row per
+    unit: its number, most selective class and selectivity (with a bar), then its top
+    exemplars cropped to the receptive field around the maximum.
+
+    ``pixels`` is ``{entry: (H, W, 3) uint8}``, the exemplars as the model sees them
+    (:func:`viz_core.dataset.atlas.exemplar_pixels`); the first ``cards`` units are drawn.
+    """
+    from viz_core.render import png_bytes
+    from viz_core.render.atlas import crop_picture
+
+    selective, selectivity = atlas.selective_for, atlas.selectivity
+    rows = []
+    for r, channel in enumerate(atlas.channels[:cards]):
+        crops = []
+        for e in atlas.exemplars(int(channel), "top"):
+            data = base64.b64encode(png_bytes(crop_picture(pixels[e["entry"]], e["box"])))
+            title = _html.escape(f"{e['image']}: {e['activation']:.3g} at {e['position']}")
+            crops.append(f'<img title="{title}" style="height:64px;margin:1px;'
+                         f'image-rendering:pixelated" src="data:image/png;base64,'
+                         f'{data.decode("ascii")}"/>')
+        favourite = atlas.classes[selective[r]] if selective[r] >= 0 else "none"
+        share = float(np.clip(selectivity[r], 0, 1))
+        rows.append(
+            f'<tr><td style="white-space:nowrap"><b>unit {int(channel)}</b><br/>'
+            f'{_html.escape(favourite)} · {selectivity[r]:.2f}<div style="width:80px;'
+            f'height:6px;background:#ddd"><div style="width:{share * 100:.0f}%;height:6px;'
+            f'background:#e45756"></div></div></td><td>{"".join(crops)}</td></tr>')
+    more = len(atlas.channels) - min(cards, len(atlas.channels))
+    tail = f"<p>… and {more} more units (in the result's arrays).</p>" if more > 0 else ""
+    head = _html.escape(f"{atlas.layer}: {len(atlas)} units over {atlas.images} images of "
+                        f"{atlas.dataset}, top {atlas.k} by {atlas.score}; classes by "
+                        f"{atlas.grouped_by}")
+    return f"<div><p>{head}</p><table>{''.join(rows)}</table>{tail}</div>"
