@@ -48,9 +48,10 @@ import numpy as np
 import tensorflow as tf
 
 from viz_core.errors import ModelError, ParameterError
-from viz_core.methods.context import MethodContext
-from viz_core.methods.scores import require_logits, score_coefficients
+from viz_core.methods.context import PixelBatch
+from viz_core.methods.scores import batch_coefficients, require_logits
 from viz_core.methods.steps import flat_model_graph, step_cache
+from viz_core.models.inspect import activation_name
 from viz_core.models.preprocess import preprocessing_function
 
 L = keras.layers
@@ -100,20 +101,23 @@ class RelevancePlan:
     ----------
     steps : tuple of _Step
         In order from the input to the logits.
-    recorder : keras.Model
-        Model input -> [logits, output, the input of every step (in ``recorded`` order)]
-        (the output left out when it is the logits).
-    recorded : tuple of int
-        Tensor ids recorded by ``recorder`` (after the logits).
     input_id, logits_id : int
+        Tensor ids of the model input and the logits.
+    logits_are_output : bool
+    output_of : callable
+        ``logits -> output`` (the output layer's softmax or sigmoid; identity when the logits
+        are the output).
+    nonnegative : frozenset of int
+        Tensor ids that cannot be negative (after a ReLU, a softmax, a sigmoid, and what only
+        moves, pools or adds such values): there the alpha-beta rule needs half the convolutions.
     """
 
     steps: tuple
-    recorder: object
-    recorded: tuple
     input_id: int
     logits_id: int
     logits_are_output: bool
+    output_of: object
+    nonnegative: frozenset = frozenset()
 
 
 def _history(tensor):
@@ -217,11 +221,45 @@ def build_plan(flat) -> RelevancePlan:
         depth[id(out)] = before + int(weighted)
         steps.append(_Step(layer, tuple(id(i) for i in ins), id(out), None,
                            weighted and before == 0))
-    recorded = tuple(dict.fromkeys(i for s in steps for i in s.inputs if i != id(flat.inputs)))
-    same = flat.logits is flat.output  # Keras refuses one tensor listed twice as an output
-    ends = [flat.logits] if same else [flat.logits, flat.output]
-    recorder = keras.Model(flat.inputs, ends + [tensors[i] for i in recorded])
-    return RelevancePlan(tuple(steps), recorder, recorded, id(flat.inputs), id(flat.logits), same)
+    same = flat.logits is flat.output
+    return RelevancePlan(tuple(steps), id(flat.inputs), id(flat.logits), same,
+                         _output_function(flat, same), _nonnegative(steps))
+
+
+def _output_function(flat, same: bool):
+    """``logits -> output``: the output layer's activation, from the logits the plan ends at."""
+    if same:
+        return lambda logits: logits
+    final, ins = _history(flat.output)
+    if ins and ins[0] is flat.logits:  # an Activation / Softmax layer on the logits
+        return lambda logits: final(logits, training=False)
+    return final.activation  # a Dense/Conv with softmax or sigmoid: its linear twin made them
+
+
+_NON_NEGATIVE_ACTIVATIONS = ("relu", "relu6", "sigmoid", "softmax", "hard_sigmoid")
+#: Layers whose output is non-negative when every input is (they move, pick, pool or add).
+_KEEPS_SIGN = _ROUTING + _AVERAGING + (L.Add, L.Dropout, L.SpatialDropout1D, L.SpatialDropout2D,
+                                       L.SpatialDropout3D, L.GaussianNoise, L.GaussianDropout,
+                                       L.AlphaDropout, L.ActivityRegularization, L.Identity)
+
+
+def _nonnegative(steps) -> frozenset:
+    """Ids of the tensors that cannot be negative, known from the layers alone."""
+    known: set[int] = set()
+    for step in steps:
+        layer = step.layer
+        if isinstance(layer, L.ReLU):
+            positive = (float(getattr(layer, "negative_slope", 0.0) or 0.0) == 0.0
+                        and float(getattr(layer, "threshold", 0.0) or 0.0) >= 0.0)
+        elif isinstance(layer, _KEEPS_SIGN):
+            positive = all(i in known for i in step.inputs)
+        elif step.folded is not None:
+            positive = False  # the BatchNormalization after the layer may shift it below 0
+        else:
+            positive = activation_name(layer) in _NON_NEGATIVE_ACTIVATIONS
+        if positive:
+            known.add(step.output)
+    return frozenset(known)
 
 
 # --------------------------------------------------------------------------------------------
@@ -277,25 +315,78 @@ def _linear(layer):
 
 
 def _vjp(fn, x, s):
-    """``J^T s`` of ``fn`` at ``x`` (for a linear ``fn``: ``W^T s``)."""
+    """``J^T s`` of ``fn`` at ``x`` (for a linear ``fn``: ``W^T s``, one transposed
+    convolution; the forward call is not run, nothing reads it)."""
     with tf.GradientTape() as tape:
         tape.watch(x)
         y = fn(x)
     return tape.gradient(y, x, output_gradients=s)
 
 
-def _weighted_rule(step: _Step, rule: Rule, x, r):
+@dataclass(frozen=True, eq=False)
+class _Linear:
+    """What the forward sweep kept of a weighted step for its rule: the layer's map ``f``, its
+    (folded) kernel and bias, the pre-activation ``z`` and, for the alpha-beta rule on
+    non-negative inputs, ``x W+`` and ``x W-`` (whose sum is ``z - b``)."""
+
+    f: object
+    kernel: object
+    bias: object
+    z: object
+    pos: object = None
+    neg: object = None
+
+
+def _forward_linear(step: _Step, rule: Rule, x, nonnegative: bool) -> _Linear:
+    """The weighted step's forward pass, computing what its rule will need on the way.
+
+    The alpha-beta rule on a non-negative input needs ``x W+`` (and ``x W-``): two
+    convolutions that make ``z`` as well, so the rule costs no convolution beyond them.
+    """
     kernel, bias = _weights(step)
     f = _linear(step.layer)
+    if rule.name == "alphabeta" and nonnegative:
+        pos, neg = f(x, tf.maximum(kernel, 0.0)), f(x, tf.minimum(kernel, 0.0))
+        return _Linear(f, kernel, bias, pos + neg + bias, pos, neg)
+    return _Linear(f, kernel, bias, f(x, kernel) + bias)
+
+
+def _bounded_rule(kept: _Linear, x, bounds, r):
+    """z^B (Montavon et al. 2017): each input's share ``x w - l w+ - h w-`` of the output, with
+    ``l`` and ``h`` the lowest and highest value the input can take (from the pixel range)."""
+    low, high = (tf.broadcast_to(b, tf.shape(x)) for b in bounds)
+    f, w = kept.f, kept.kernel
+    w_pos, w_neg = tf.maximum(w, 0.0), tf.minimum(w, 0.0)
+    z = f(x, w) - f(low, w_pos) - f(high, w_neg)
+    s = _divide(r, z, _TINY)
+    return (x * _vjp(lambda v: f(v, w), x, s) - low * _vjp(lambda v: f(v, w_pos), low, s)
+            - high * _vjp(lambda v: f(v, w_neg), high, s))
+
+
+def _weighted_rule(rule: Rule, kept: _Linear, x, r, bounds=None):
+    """Relevance of a weighted step's input from its output's relevance ``r``."""
+    f, kernel, bias = kept.f, kept.kernel, kept.bias
     if rule.name == "flat":
         ones_w = tf.ones_like(kernel)
         ones_x = tf.ones_like(x)
         z = f(ones_x, ones_w)
         return _vjp(lambda v: f(v, ones_w), ones_x, _divide(r, z, _TINY))
+    if rule.name == "bounded":
+        return _bounded_rule(kept, x, bounds, r)
     if rule.name == "epsilon":
-        z = f(x, kernel) + bias
-        return x * _vjp(lambda v: f(v, kernel), x, _divide(r, z, rule.epsilon))
+        return x * _vjp(lambda v: f(v, kernel), x, _divide(r, kept.z, rule.epsilon))
     w_pos, w_neg = tf.maximum(kernel, 0.0), tf.minimum(kernel, 0.0)
+
+    def non_negative(pos, neg):  # x >= 0: the x- halves vanish
+        out = rule.alpha * x * _vjp(lambda v: f(v, w_pos), x,
+                                    _divide(r, pos + tf.maximum(bias, 0.0), _TINY))
+        if rule.beta:
+            out = out - rule.beta * x * _vjp(lambda v: f(v, w_neg), x,
+                                             _divide(r, neg + tf.minimum(bias, 0.0), _TINY))
+        return out
+
+    if kept.pos is not None:  # known non-negative: the forward sweep kept x W+ and x W-
+        return non_negative(kept.pos, kept.neg)
     x_pos, x_neg = tf.maximum(x, 0.0), tf.minimum(x, 0.0)
 
     def share(w_a, w_b, r, z):  # x+ takes its share through w_a, x- through w_b
@@ -310,22 +401,15 @@ def _weighted_rule(step: _Step, rule: Rule, x, r):
             out = out - rule.beta * share(w_neg, w_pos, r, z_neg)
         return out
 
-    def non_negative():  # after a ReLU the x- halves vanish: half the convolutions
-        s = _divide(r, f(x, w_pos) + tf.maximum(bias, 0.0), _TINY)
-        out = rule.alpha * x * _vjp(lambda v: f(v, w_pos), x, s)
-        if rule.beta:
-            s = _divide(r, f(x, w_neg) + tf.minimum(bias, 0.0), _TINY)
-            out = out - rule.beta * x * _vjp(lambda v: f(v, w_neg), x, s)
-        return out
-
-    return tf.cond(tf.reduce_min(x) >= 0.0, non_negative, general)
+    return tf.cond(tf.reduce_min(x) >= 0.0,
+                   lambda: non_negative(f(x, w_pos), f(x, w_neg) if rule.beta else None),
+                   general)
 
 
-def _step_relevance(step: _Step, rule: Rule, xs, r):
-    """Relevance of each input of ``step`` (a list) from the relevance ``r`` of its output."""
+def _step_relevance(step: _Step, xs, out, r):
+    """Relevance of each input of a step without weights (a list) from the relevance ``r`` of
+    its output ``out``."""
     layer = step.layer
-    if isinstance(layer, _LINEAR):
-        return [_weighted_rule(step, rule, xs[0], r)]
     if isinstance(layer, _ELEMENTWISE):
         return [r]
     if isinstance(layer, _ROUTING):
@@ -335,114 +419,206 @@ def _step_relevance(step: _Step, rule: Rule, xs, r):
         return tape.gradient(y, xs, output_gradients=r)
     if isinstance(layer, _AVERAGING):
         x = xs[0]
-        z = layer(x, training=False)
-        return [x * _vjp(lambda v: layer(v, training=False), x, _divide(r, z, _TINY))]
+        return [x * _vjp(lambda v: layer(v, training=False), x, _divide(r, out, _TINY))]
     # Add: each input's share of the sum
-    s = _divide(r, tf.add_n(xs), _TINY)
+    s = _divide(r, out, _TINY)
     return [x * s for x in xs]
 
 
-def propagate(plan: RelevancePlan, x, v_logit, rule_for):
+def _first_input_bounds(plan: RelevancePlan, bounds):
+    """``(low, high)`` of the input of the first weighted steps: the model input's bounds
+    carried through the layers without weights before them (they act element-wise or move
+    values, so the bounds of each element follow), lowest and highest taken again after."""
+    ends = []
+    for edge in bounds:
+        values = {plan.input_id: edge}
+        for step in plan.steps:
+            if isinstance(step.layer, _LINEAR) or not all(i in values for i in step.inputs):
+                continue
+            xs = [values[i] for i in step.inputs]
+            values[step.output] = step.layer(xs if len(xs) > 1 else xs[0], training=False)
+        ends.append(values)
+    return ends
+
+
+def propagate(plan: RelevancePlan, x, v_logit, rule_for, bounds=None):
     """Input relevance (N, H, W, C), the logits and the output (N, units) of the model input
     ``x``.
 
-    ``v_logit`` (N, units) weighs the logits into the class score relevance starts from;
-    ``rule_for(step) -> Rule`` picks each weighted layer's rule.
+    One forward sweep over the plan keeps each layer's input and, for the weighted layers, the
+    pre-activation their rule divides by (so no layer runs twice); one backward sweep hands
+    relevance back. ``v_logit`` (N, units) weighs the logits into the class score relevance
+    starts from; ``rule_for(step) -> Rule`` picks each weighted layer's rule. ``bounds``:
+    ``(low, high)`` model inputs (1, H, W, C), the lowest and highest pixel after the
+    preprocessing, for the ``"bounded"`` (z^B) rule.
     """
     x = tf.convert_to_tensor(x, dtype=tf.float32)
     v_logit = tf.convert_to_tensor(v_logit, dtype=tf.float32)
-    outs = plan.recorder(x, training=False)
-    logits = outs[0]
-    output, inputs = (logits, outs[1:]) if plan.logits_are_output else (outs[1], outs[2:])
-    values = dict(zip(plan.recorded, inputs))
-    values[plan.input_id] = x
+    rules = {i: rule_for(s) for i, s in enumerate(plan.steps) if isinstance(s.layer, _LINEAR)}
+    values = {plan.input_id: x}
+    kept: dict[int, _Linear] = {}
+    for i, step in enumerate(plan.steps):
+        xs = [values[t] for t in step.inputs]
+        layer = step.layer
+        if i in rules:
+            kept[i] = _forward_linear(step, rules[i], xs[0], step.inputs[0] in plan.nonnegative)
+            z = kept[i].z
+            values[step.output] = z if step.folded is not None else layer.activation(z)
+        else:
+            values[step.output] = layer(xs if len(xs) > 1 else xs[0], training=False)
+    edges = None
+    if bounds is not None and any(r.name == "bounded" for r in rules.values()):
+        edges = _first_input_bounds(plan, [tf.convert_to_tensor(b, tf.float32) for b in bounds])
+    logits = values[plan.logits_id]
     relevance = {plan.logits_id: logits * v_logit}
-    for step in reversed(plan.steps):
+    for i in reversed(range(len(plan.steps))):
+        step = plan.steps[i]
         r = relevance.pop(step.output, None)
         if r is None:
             continue  # nothing reached this layer
-        xs = [values[i] for i in step.inputs]
-        rule = rule_for(step) if isinstance(step.layer, _LINEAR) else None
-        for i, r_in in zip(step.inputs, _step_relevance(step, rule, xs, r)):
-            relevance[i] = relevance[i] + r_in if i in relevance else r_in
+        xs = [values[t] for t in step.inputs]
+        if i in rules:
+            rule, step_bounds = rules[i], None
+            if rule.name == "bounded":
+                if edges is None or step.inputs[0] not in edges[0]:
+                    rule = Rule("flat")  # no bounds known here: the composite's other choice
+                else:
+                    a, b = (e[step.inputs[0]] for e in edges)
+                    step_bounds = (tf.minimum(a, b), tf.maximum(a, b))
+            r_ins = [_weighted_rule(rule, kept[i], xs[0], r, step_bounds)]
+        else:
+            r_ins = _step_relevance(step, xs, values[step.output], r)
+        for t, r_in in zip(step.inputs, r_ins):
+            relevance[t] = relevance[t] + r_in if t in relevance else r_in
     r_input = relevance.get(plan.input_id)
-    return (tf.zeros_like(x) if r_input is None else r_input), logits, output
+    return ((tf.zeros_like(x) if r_input is None else r_input), logits,
+            plan.output_of(logits))
 
 
 # --------------------------------------------------------------------------------------------
 # The registered methods
 # --------------------------------------------------------------------------------------------
-def _composite(epsilon: float):
-    """epsilon-plus-flat: flat on the first weighted layer, z+ on convolutions, epsilon on Dense."""
-    flat, zplus, eps = Rule("flat"), Rule("alphabeta", alpha=1.0, beta=0.0), Rule("epsilon", epsilon)
+def _composite(epsilon: float, bounded: bool = False):
+    """epsilon-plus-flat: flat on the first weighted layer (z^B with ``bounded``), z+ on
+    convolutions, epsilon on Dense."""
+    first = Rule("bounded") if bounded else Rule("flat")
+    zplus, eps = Rule("alphabeta", alpha=1.0, beta=0.0), Rule("epsilon", epsilon)
 
     def rule_for(step):
         if step.first:
-            return flat
+            return first
         return zplus if isinstance(step.layer, _CONV) else eps
     return rule_for
 
 
-def _explainer(ctx: MethodContext, key: tuple, rule_for):
-    """The compiled ``pixels (1, H, W, C), v_logit -> (input relevance, logits)`` of the model."""
-    model = ctx.model
+def pixel_bounds(model) -> tuple[np.ndarray, np.ndarray]:
+    """``(low, high)``: the model input (1, H, W, C) float32 of an all-black (0) and an
+    all-white (255) image after the model's preprocessing, the z^B rule's bounds."""
+    prep = preprocessing_function(model.preprocessing)
+    shape = (1, *model.info.input_shape)
+    return tuple(np.asarray(prep(np.full(shape, value, dtype="float32")), dtype="float32")
+                 for value in (0.0, 255.0))
 
+
+def _explainer(model, key: tuple, rule_for):
+    """The compiled ``pixels (N, H, W, C), v_logit (N, units) -> (input relevance, logits,
+    output)`` of the model and rules, built once per model and ``key`` (any batch size)."""
     def build():
         plan = model.derived(("lrp_plan",), lambda: build_plan(flat_model_graph(model)))
         prep = preprocessing_function(model.preprocessing)
+        bounds = pixel_bounds(model)
+        units = int(model.model.outputs[0].shape[-1])
+        pixels_spec = tf.TensorSpec((None, *model.info.input_shape), tf.float32)
 
-        @tf.function(reduce_retracing=True)
+        @tf.function(input_signature=[pixels_spec, tf.TensorSpec((None, units), tf.float32)])
         def explain(pixels, v_logit):
-            return propagate(plan, prep(pixels), v_logit, rule_for)
+            return propagate(plan, prep(pixels), v_logit, rule_for, bounds)
         return explain
 
     return model.derived(("lrp",) + key, build)
 
 
-def relevance_map(ctx: MethodContext, key: tuple, rule_for):
-    """(H, W) relevance of the pixels (summed over colour channels) and the extras
-    ``attribution_sum`` (the sum over every pixel and channel) and ``score`` (the relevance
-    put in at the logits: the class score)."""
-    model = ctx.model
-    if ctx.target.score != "logit":
-        raise ParameterError("LRP hands back the class logit; choose the logit score, not "
-                             f"{ctx.target.score!r}.")
+def relevance_maps(model, pixels: np.ndarray, targets, key: tuple, rule_for):
+    """Signed pixel relevance of a stack of images, in one compiled call.
+
+    Parameters
+    ----------
+    model : LoadedModel
+    pixels : np.ndarray
+        (N, H, W, C) float32 in [0, 255], prepared for the model.
+    targets : sequence of Target
+        One per image; each score must be the logit.
+    key : tuple
+        Names the rules (the compiled call is kept per model and key).
+    rule_for : callable(step) -> Rule
+
+    Returns
+    -------
+    maps : np.ndarray
+        (N, H, W) float32, relevance summed over the colour channels.
+    attribution_sum, score : np.ndarray
+        (N,) float64: the sum over every pixel and channel, and the relevance put in at the
+        logits (the class score).
+    logits, output : np.ndarray
+        (N, units) float32.
+    """
+    for target in targets:
+        if target.score != "logit":
+            raise ParameterError("LRP hands back the class logit; choose the logit score, not "
+                                 f"{target.score!r}.")
+        require_logits(flat_model_graph(model).logits is not None, model, target)
     units = int(model.model.outputs[0].shape[-1])
-    v_logit, _, _ = score_coefficients(ctx.target, model.info.output_kind, units)
-    require_logits(flat_model_graph(model).logits is not None, model, ctx.target)
-    explain = _explainer(ctx, key, rule_for)
-    pixels = tf.constant(ctx.image.pixels[None].astype("float32"))
-    r_input, logits, output = explain(pixels, tf.constant(v_logit[None]))
+    v_logit, _, _ = batch_coefficients(targets, model.info.output_kind, units)
+    explain = _explainer(model, key, rule_for)
+    r_input, logits, output = explain(tf.constant(np.asarray(pixels, dtype="float32")),
+                                      tf.constant(v_logit, dtype=tf.float32))
+    r_input = np.asarray(r_input, dtype="float64")
+    logits = np.asarray(logits, dtype="float32")
+    score = np.einsum("nu,nu->n", logits.astype("float64"), v_logit.astype("float64"))
+    return (r_input.sum(axis=-1).astype("float32"), r_input.sum(axis=(1, 2, 3)), score,
+            logits, np.asarray(output, dtype="float32"))
+
+
+def relevance_map(source, key: tuple, rule_for):
+    """:func:`relevance_maps` of a :class:`MethodContext` (one image: an (H, W) map and one
+    number each) or a :class:`PixelBatch` (a stack: (N, H, W) and one number per image), with
+    the extras ``attribution_sum`` and ``score``."""
+    if isinstance(source, PixelBatch):
+        maps, total, score, _, _ = relevance_maps(source.model, source.pixels, source.targets,
+                                                  key, rule_for)
+        return maps, {"attribution_sum": total, "score": score}
+    model, image = source.model, source.image
+    maps, total, score, logits, output = relevance_maps(
+        model, image.pixels[None], (source.target,), key, rule_for)
     # class_heatmap reads the class probability from here: no second forward pass
-    step_cache(model).put(("scores", ctx.image.cache_key),
-                          (np.asarray(logits[0]), np.asarray(output[0])))
-    r_input = np.asarray(r_input, dtype="float64")[0]
-    score = float(np.asarray(logits, dtype="float64")[0] @ v_logit)
-    extras = {"attribution_sum": float(r_input.sum()), "score": score}
-    return r_input.sum(axis=-1).astype("float32"), extras
+    step_cache(model).put(("scores", image.cache_key), (logits[0], output[0]))
+    return maps[0], {"attribution_sum": float(total[0]), "score": float(score[0])}
 
 
-def lrp_epsilon_map(ctx: MethodContext, *, epsilon: float):
-    """LRP-epsilon on every layer; (H, W) float32 signed relevance, extras."""
+def lrp_epsilon_map(source, *, epsilon: float):
+    """LRP-epsilon on every layer; signed relevance (H, W) or (N, H, W) float32, extras (see
+    :func:`relevance_map`)."""
     rule = Rule("epsilon", epsilon=epsilon)
-    return relevance_map(ctx, ("epsilon", epsilon), lambda step: rule)
+    return relevance_map(source, ("epsilon", epsilon), lambda step: rule)
 
 
-def lrp_zplus_map(ctx: MethodContext):
-    """LRP-z+ (alpha 1, beta 0) on every layer; (H, W) float32 signed relevance, extras."""
+def lrp_zplus_map(source):
+    """LRP-z+ (alpha 1, beta 0) on every layer; signed relevance and extras."""
     rule = Rule("alphabeta", alpha=1.0, beta=0.0)
-    return relevance_map(ctx, ("zplus",), lambda step: rule)
+    return relevance_map(source, ("zplus",), lambda step: rule)
 
 
-def lrp_alphabeta_map(ctx: MethodContext, *, alpha: float, beta: float):
-    """LRP-alpha-beta on every layer (alpha - beta must be 1); (H, W) float32, extras."""
+def lrp_alphabeta_map(source, *, alpha: float, beta: float):
+    """LRP-alpha-beta on every layer (alpha - beta must be 1); signed relevance and extras."""
     if abs(alpha - beta - 1.0) > 1e-6:
         raise ParameterError(f"LRP-alpha-beta needs alpha - beta = 1 to keep the total "
                              f"relevance; got alpha {alpha} and beta {beta}.")
     rule = Rule("alphabeta", alpha=alpha, beta=beta)
-    return relevance_map(ctx, ("alphabeta", alpha, beta), lambda step: rule)
+    return relevance_map(source, ("alphabeta", alpha, beta), lambda step: rule)
 
 
-def lrp_composite_map(ctx: MethodContext, *, epsilon: float):
-    """LRP epsilon-plus-flat (see :func:`_composite`); (H, W) float32 signed relevance, extras."""
-    return relevance_map(ctx, ("composite", epsilon), _composite(epsilon))
+def lrp_composite_map(source, *, epsilon: float, bounded: int = 0):
+    """LRP epsilon-plus-flat (see :func:`_composite`; ``bounded=1``: z^B on the first layer,
+    bounded by the pixel range); signed relevance and extras."""
+    return relevance_map(source, ("composite", epsilon, bool(bounded)),
+                         _composite(epsilon, bool(bounded)))
