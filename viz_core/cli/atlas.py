@@ -1,6 +1,6 @@
 """Command ``atlas``: what each channel of a layer responds to, shown with a dataset's images.
 
-``python -m viz_core atlas --model M --data DIR_OR_ZIP_OR_SAMPLE --layer L [--k 8]
+``python -m viz_core atlas --model M --data DIR_OR_ZIP_OR_SAMPLE[:COUNT] --layer L [--k 8]
 [--channels 0:64] [--score max|mean] [--engine local|ray [--ray-address ADDRESS]
 [--ray-workers N]] --out DIR --json`` writes, in DIR:
 
@@ -102,11 +102,54 @@ def write_atlas(atlas, model, dataset, folder) -> dict:
     return index
 
 
-def cmd_atlas(args) -> int:
-    from viz_core.cli.common import TerminalProgress, emit, out_dir
+def open_data(text: str, classes, labels_csv=None):
+    """``--data``: a folder, a ZIP, ``sample:NAME``, or ``sample:NAME:COUNT`` (the first COUNT
+    scenes, as the Neuron atlas page draws them, so its export bundle names the same images).
+
+    Raises
+    ------
+    ParameterError
+        As :func:`viz_core.dataset.readers.open_dataset`; a COUNT that is not a number.
+    """
+    from viz_core.dataset.readers import open_dataset, sample_dataset
+    from viz_core.errors import ParameterError
+
+    parts = str(text).split(":")
+    if len(parts) == 3 and parts[0] == "sample":
+        if labels_csv is not None:
+            raise ParameterError(f"A labels CSV goes with a folder or a ZIP; the sample "
+                                 f"{text!r} has its own labels.")
+        if not parts[2].isdigit():
+            raise ParameterError(f"A sample with a count is sample:NAME:COUNT, e.g. "
+                                 f"sample:shapes:48; got {text!r}.")
+        return sample_dataset(parts[1], classes, count=int(parts[2]))
+    return open_dataset(text, classes, labels_csv=labels_csv)
+
+
+def _model_on(bench, args):
+    """The model of ``--model`` from ``bench`` (the dashboard's, for an export bundle), or from
+    a workbench of this run's own."""
+    import argparse
+
+    from viz_core.cli.common import open_model
     from viz_core.cli.dataset import _model
+    from viz_core.errors import ParameterError
+
+    if bench is None:
+        return _model(args)
+    if args.model == "shortcut_demo":  # as cli.dataset._model, on the given workbench
+        if args.class_names or args.preprocess or args.weights:
+            raise ParameterError("--class-names, --preprocess and --weights do not apply to the "
+                                 "built-in shortcut_demo model.")
+        return bench.builtin_model("shortcut_demo", "imagenet")
+    forwarded = argparse.Namespace(**vars(args))
+    forwarded.labels = args.class_names
+    return open_model(bench, forwarded)
+
+
+def cmd_atlas(args, bench=None) -> int:
+    from viz_core.cli.common import TerminalProgress, emit, out_dir
     from viz_core.dataset.atlas import cached_atlas
-    from viz_core.dataset.readers import open_dataset
     from viz_core.runtime.cache import DiskCache, default_cache_dir
 
     if args.engine == "ray":
@@ -115,12 +158,13 @@ def cmd_atlas(args) -> int:
     elif args.ray_address:
         from viz_core.errors import ParameterError
         raise ParameterError("--ray-address goes with --engine ray.")
-    model = _model(args)
-    data = open_dataset(args.data, model.labels, labels_csv=args.labels_csv)
+    model = _model_on(bench, args)
+    data = open_data(args.data, model.labels, labels_csv=args.labels_csv)
     if args.limit is not None:
         data = data.subset(args.limit)
     folder = out_dir(args)
-    disk = None if args.no_cache else DiskCache(default_cache_dir())
+    disk = (None if args.no_cache else bench.disk if bench is not None
+            else DiskCache(default_cache_dir()))
     runner = None
     if args.engine == "ray":
         from functools import partial
