@@ -66,7 +66,7 @@ def test_concepts_of_a_class_from_a_sample_dataset_are_cached(shortcut, tmp_path
     index = again.to_index()
     assert index["class"] == "star" and index["layer"] == "conv2d_4"
     assert sum(c["importance"] for c in index["concepts"]) == pytest.approx(1.0)
-    crop = index["concepts"][0]["crops"][0]
+    crop = index["concepts"][0]["crop_sources"][0]
     assert crop["image"] in first.names and crop["box"][2] - crop["box"][0] == 18
 
 
@@ -226,3 +226,28 @@ def test_stop_is_honoured():
     model = wrap(tiny_cnn(size=16))
     with pytest.raises(Cancelled):
         craft(model, _images(2, 16, 3), 0, "conv_b", concepts=2, should_stop=lambda: True)
+
+
+# --------------------------------------------------------------------------------------------
+# Pictures
+# --------------------------------------------------------------------------------------------
+def test_concept_pictures_by_the_pixel():
+    from viz_core.render.concepts import (MAX_COVER, all_concepts, concept_colour,
+                                          concept_overlay, crop_tile, crops_strip)
+
+    image = np.full((4, 4, 1), 100, np.uint8)  # grey, one channel
+    values = np.zeros((4, 4), np.float32)
+    values[0, 0] = 2.0
+    out = concept_overlay(image, values, 1)
+    assert out.shape == (4, 4, 3)
+    assert out[3, 3].tolist() == [100, 100, 100]  # no concept: the picture as it is
+    expected = np.round(100 * (1 - MAX_COVER) + np.array(concept_colour(1)) * MAX_COVER)
+    assert out[0, 0].tolist() == expected.astype(int).tolist()
+    assert concept_overlay(image, np.zeros((4, 4)), 0)[0, 0].tolist() == [100] * 3
+    crops = np.stack([np.full((2, 2, 3), v, np.uint8) for v in (10, 20)])
+    strip = crops_strip(crops, height=4, gap=1)
+    assert strip.shape == (4, 9, 3)
+    assert strip[0, 0, 0] == 10 and strip[0, 4, 0] == 255 and strip[3, 8, 0] == 20
+    assert crop_tile(np.zeros((18, 18, 1), np.uint8)).shape == (72, 72, 3)
+    grid = all_concepts(np.zeros((4, 4, 3), np.uint8), np.ones((3, 2, 2)), columns=2, gap=1)
+    assert grid.shape == (9, 9, 3) and grid[4, 0].tolist() == [255] * 3

@@ -61,14 +61,17 @@ class ClassConcepts:
     skipped: tuple[SkippedFile, ...] = ()
 
     def to_index(self) -> dict:
-        """The command's JSON without its files: ``{class, layer, concepts: [{id, importance,
-        ...}], images: [{image, entry}], ...}``; the command adds the file names."""
+        """The command's JSON before its files are written: ``{class, layer, concepts: [{id,
+        importance, crops: [], crop_sources: [{image, box, coefficient}], mean_map_png: None}],
+        images: [{image, entry, maps_npy: None}], ...}``; the command fills in the file names
+        (``crops``, ``mean_map_png``, ``maps_npy``)."""
         c = self.craft
-        concepts = [{"id": k, "importance": float(c.importance[k]),
-                     "crops": [{"image": self.names[int(c.crop_boxes[j, 0])],
-                                "box": [int(v) for v in c.crop_boxes[j, 1:]],
-                                "coefficient": float(c.crop_coefficients[j, k])}
-                               for j in c.top_crops[k]]}
+        concepts = [{"id": k, "importance": float(c.importance[k]), "crops": [],
+                     "crop_sources": [{"image": self.names[int(c.crop_boxes[j, 0])],
+                                       "box": [int(v) for v in c.crop_boxes[j, 1:]],
+                                       "coefficient": float(c.crop_coefficients[j, k])}
+                                      for j in c.top_crops[k]],
+                     "mean_map_png": None}
                     for k in range(len(c))]
         return {"class": self.class_name, "class_index": c.class_index, "layer": c.layer,
                 "dataset": self.dataset, "chosen_by": self.chosen_by, "score": c.score,
@@ -77,7 +80,7 @@ class ClassConcepts:
                 "input_size": list(c.input_size), "seconds": c.seconds,
                 "skipped": [{"file": s.file, "reason": s.reason} for s in self.skipped],
                 "concepts": concepts,
-                "images": [{"image": name, "entry": int(e)}
+                "images": [{"image": name, "entry": int(e), "maps_npy": None}
                            for name, e in zip(self.names, self.entries)]}
 
     def arrays(self) -> dict[str, np.ndarray]:
