@@ -1,0 +1,91 @@
+"""The Neuron atlas's "Export bundle" button: the atlas command with the page's settings, and a
+copy of an uploaded ZIP (and its labels CSV) in the bundle, so the command runs from it.
+
+The bundle's command is the page's atlas exactly: a sample is named ``sample:NAME:COUNT`` (the
+page's first COUNT scenes), an upload travels as ``data/<its name>.zip``; run in-process with
+the dashboard's workbench, so an atlas the page already built is read from the disk cache.
+"""
+from __future__ import annotations
+
+import re
+from typing import Sequence
+
+import streamlit as st
+
+from viz_core.cli.bundle import export_bundle
+
+from .export import _model_files, model_options
+from .feedback import download_data
+from .state import workbench
+
+LABELS_CSV = "data/labels.csv"
+
+
+def zip_name(upload_name: str) -> str:
+    """Where an uploaded ZIP goes in the bundle: ``data/<name>.zip``, the name reduced to
+    letters, digits, ``.``, ``_`` and ``-`` (it is a path in the bundle and a word of the
+    command)."""
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", upload_name.rsplit(".", 1)[0]).strip("._") or "dataset"
+    return f"data/{stem[:60]}.zip"
+
+
+def atlas_options(model_words: Sequence[str], source: str, *, layer: str, k: int, score: str,
+                  count: int | None = None, upload_name: str | None = None,
+                  with_labels: bool = False) -> list[str]:
+    """The ``atlas`` command's options for the page's settings.
+
+    Parameters
+    ----------
+    model_words : sequence of str
+        :func:`ui.export.model_options` of the model (an uploaded model's class names there
+        are ``--labels FILE``, which the atlas command calls ``--class-names``: ``--labels``
+        is its dataset's labels CSV).
+    source : str
+        ``"shapes"`` or ``"shortcut"`` (a sample, with ``count``) or ``"upload"`` (with
+        ``upload_name``, and ``with_labels`` when a labels CSV came beside it).
+    layer, k, score
+        As on the page.
+    """
+    words = ["--class-names" if w == "--labels" else w for w in model_words]
+    if source == "upload":
+        words += ["--data", zip_name(upload_name or "dataset.zip")]
+        if with_labels:
+            words += ["--labels", LABELS_CSV]
+    else:
+        words += ["--data", f"sample:{source}:{int(count)}"]
+    return words + ["--layer", layer, "--k", str(int(k)), "--score", score]
+
+
+def atlas_bundle_button(model, source: str, *, layer: str, k: int, score: str,
+                        count: int | None = None, archive=None, labels_file=None,
+                        key: str = "atlas_bundle", where=st) -> None:
+    """Draw the atlas's "Export bundle" download button (the bundle is made when clicked).
+
+    ``archive`` and ``labels_file`` are the page's uploaded ZIP and CSV (Streamlit uploads)
+    for ``source="upload"``; their bytes are read when the bundle is made.
+    """
+    options = atlas_options(model_options(model), source, layer=layer, k=k, score=score,
+                            count=count, upload_name=getattr(archive, "name", None),
+                            with_labels=labels_file is not None)
+    model_files = _model_files(options)  # an uploaded model, taken from the session now
+    bench = workbench()
+    parameters = {"page": "Neuron atlas", "model": model.title, "layer": layer, "k": k,
+                  "score": score, "images": source if source == "upload" else
+                  f"sample:{source}:{count}"}
+
+    def files() -> dict[str, bytes]:
+        found = model_files()
+        if source == "upload" and archive is not None:
+            found[zip_name(archive.name)] = archive.getvalue()
+            if labels_file is not None:
+                found[LABELS_CSV] = labels_file.getvalue()
+        return found
+
+    make = download_data(lambda: export_bundle("atlas", options, [], parameters, bench=bench,
+                                               files=files()),
+                         what="The export bundle", key=key, where=where)
+    where.download_button(
+        "Export bundle", data=make, file_name="cnn_explorer_atlas.zip",
+        mime="application/zip", key=key, icon=":material/archive:", on_click="ignore",
+        help="A ZIP with the atlas (atlas.json and every crop), its settings, the python -m "
+             "viz_core atlas command that makes it again, and a copy of an uploaded ZIP.")
