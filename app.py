@@ -52,6 +52,7 @@ PAGES = (
     ("pages/sanity.py", "Sanity check", ":material/fact_check:"),
     ("pages/dataset.py", "Dataset", ":material/dataset:"),
     ("pages/atlas.py", "Neuron atlas", ":material/neurology:"),
+    ("pages/concepts.py", "Concepts", ":material/lightbulb:"),
     ("pages/quiz.py", "Class quiz", ":material/quiz:"),
 )
 ROOT = Path(__file__).resolve().parent
