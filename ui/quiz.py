@@ -122,7 +122,7 @@ def live_results(teacher: TeacherPass) -> None:
                 ("✓ " if s.answers[i] == question.answer else "✗ ") + question.choices[s.answers[i]]
                 for s in view.students]
         table["Right"] = [f"{s.right} of {len(view.questions)}" for s in view.students]
-        st.dataframe(table, hide_index=True, key="quiz_results_table")
+        st.table(table, hide_index=True)
     else:
         st.caption("No student has joined yet.")
     for i, question in enumerate(view.questions):

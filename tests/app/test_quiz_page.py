@@ -26,7 +26,7 @@ def page_text(at: AppTest) -> str:
     parts = [e.value for kind in ("markdown", "caption", "success", "error", "info")
              for e in at.get(kind)]
     parts += [str(m.label) + str(m.value) for m in at.metric]
-    parts += [t.value.to_string() for t in at.dataframe]
+    parts += [t.value.to_string() for t in at.table]
     return "\n".join(str(p) for p in parts)
 
 
@@ -101,7 +101,7 @@ def test_students_answer_and_the_teacher_sees_their_answers_and_score(teacher, e
     teacher.run()
     metrics = {m.label: m.value for m in teacher.metric}
     assert metrics == {"Students": "3", "Answers": "6", "Score": f"{4 / 6:.0%}"}
-    table = teacher.dataframe[0].value
+    table = teacher.table[0].value
     assert list(table["Student"]) == list(STUDENTS)
     assert list(table["Right"]) == ["3 of 6", "1 of 6", "0 of 6"]
     assert table["Q2"][1] == f"✗ {expected[1].choices[wrong[1]]}"
