@@ -23,7 +23,8 @@ reduce to per-channel numbers); :class:`AtlasCollector` merges batches in any or
 distributed engine can run the same function. :func:`neuron_atlas` is the local engine, and
 :func:`cached_atlas` keeps results on disk keyed by (model, layer, dataset, k, score).
 Pictures (crops, overlays, PNG files) are drawn by the front ends from :func:`exemplar_pixels`
-and :func:`channel_maps`.
+and :func:`channel_maps`; :func:`cached_unit_patterns` finds a unit's synthetic pattern where
+the Filter patterns page left it in the disk cache, without drawing it.
 """
 from __future__ import annotations
 
@@ -810,3 +811,81 @@ def channel_maps(model: LoadedModel, layer: str, pixels: np.ndarray,
         pixels = pixels.mean(axis=-1, keepdims=True)
     acts, _ = _forward(model, layer, False)(pixels)
     return acts[..., int(channel)].astype(np.float32)
+
+
+# --------------------------------------------------------------------------------------------
+# A unit's synthetic pattern, when the Filter patterns page already drew it
+# --------------------------------------------------------------------------------------------
+PATTERN_METHOD = "fourier"
+#: First-n filter ranges the Filter patterns page asks for (its gallery's counts and its
+#: default range), the requests a unit's pattern is looked up in besides its own.
+PATTERN_PREFIXES = (8, 16, 32, 64)
+
+
+def pattern_requests(channels: Sequence[int], count: int,
+                     prefixes: Sequence[int] = PATTERN_PREFIXES) -> list[tuple[int, ...]]:
+    """The filter tuples the Filter patterns page may have drawn that hold some of
+    ``channels``, in a layer of ``count`` filters: each channel alone (the page's "every
+    method" view), the first-n ranges, then the 64-wide blocks around each channel."""
+    channels = [int(c) for c in channels]
+    out = [(c,) for c in channels]
+    out += [tuple(range(min(n, count))) for n in sorted(set(prefixes))
+            if any(c < n for c in channels)]
+    for block in sorted({c // 64 for c in channels}):
+        out.append(tuple(range(block * 64, min(count, block * 64 + 64))))
+    return list(dict.fromkeys(out))
+
+
+def cached_unit_patterns(model: LoadedModel, layer: str, channels: Sequence[int], *,
+                         disk: DiskCache, method: str = PATTERN_METHOD, size: int | None = None,
+                         steps: int | None = None, seed: int = 0) -> dict:
+    """Each channel's filter pattern already in the disk cache, never computed.
+
+    The filter-pattern cache is keyed by the whole request (the filters asked for together),
+    so the requests :func:`pattern_requests` lists are looked up in turn, each read at most
+    once, until every channel is found.
+
+    Parameters
+    ----------
+    model : LoadedModel
+    layer : str
+    channels : sequence of int
+    disk : DiskCache
+        The Filter patterns page's (``Workbench.disk``).
+    method : str
+        ``"fourier"`` by default (natural-looking patterns, the atlas cards').
+    size, steps, seed
+        As the page drew them: None is the default size and the method's default steps;
+        the page's seed is 0.
+
+    Returns
+    -------
+    dict of int to FilterPattern
+        Only the channels found; ``.pattern`` is (H, W, 3) uint8, ``.dead`` says the filter
+        never responded.
+    """
+    from viz_core.features.filters import DEFAULT_SIZE, cached_filter_patterns
+
+    count = int(model.info.layer(layer).output_shape[-1])
+    wanted = {int(c) for c in channels if 0 <= int(c) < count}
+    found = {}
+    for filters in pattern_requests(sorted(wanted), count):
+        if not wanted - found.keys():
+            break
+        if not (set(filters) & (wanted - found.keys())):
+            continue
+        result = cached_filter_patterns(model, layer, filters, method=method, steps=steps,
+                                        size=DEFAULT_SIZE if size is None else size,
+                                        seed=seed, disk=disk)
+        if result is not None:
+            for c in wanted - found.keys():
+                if c in result.filters:
+                    found[c] = result.by_filter(c)
+    return found
+
+
+def cached_unit_pattern(model: LoadedModel, layer: str, channel: int, *, disk: DiskCache,
+                        **options):
+    """One channel's :class:`~viz_core.features.filters.FilterPattern` from the disk cache, or
+    None when the Filter patterns page has not drawn it (see :func:`cached_unit_patterns`)."""
+    return cached_unit_patterns(model, layer, [channel], disk=disk, **options).get(int(channel))
