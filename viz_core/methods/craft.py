@@ -65,6 +65,14 @@ def crop_boxes(height: int, width: int, side: int) -> np.ndarray:
     return np.asarray([(x, y, x + side, y + side) for y in ys for x in xs], np.int64)
 
 
+def craft_cost(images: int, input_size: tuple[int, int], concepts: int = DEFAULT_CONCEPTS,
+               designs: int = DEFAULT_DESIGNS) -> tuple[int, int]:
+    """What :func:`craft` costs: ``(whole passes, back passes)``: crops and images through the
+    layers up to the cut, and the masked activations through the layers after it."""
+    crops = len(crop_boxes(*input_size, crop_side(input_size)))
+    return images * (crops + 1), images * int(designs) * (int(concepts) + 2)
+
+
 # --------------------------------------------------------------------------------------------
 # Sobol total indices
 # --------------------------------------------------------------------------------------------

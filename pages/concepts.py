@@ -1,0 +1,29 @@
+"""Concepts: what the model found in a class's images, not only where it looked. Two tabs:
+CRAFT (concepts found in the class's own images) and TCAV (a concept the user brings)."""
+import importlib.util
+
+import streamlit as st
+
+from ui.concepts_craft import NOTE, craft_tab
+from ui.notes import show as show_note
+from ui.page import page_setup
+
+page = page_setup(
+    "Concepts",
+    "What does the model find in a class's images? CRAFT cuts them into crops, finds a few "
+    "concepts in a layer's activations, measures how much the class's score depends on each, "
+    "and shows where each one sits. TCAV asks about a concept you bring, with example images.",
+    needs="model",
+)
+show_note(NOTE, page.note)
+craft, tcav = st.tabs(["CRAFT", "TCAV"])
+with craft:
+    craft_tab(page)
+with tcav:
+    # the TCAV tab is its own module; until it is there, the tab says so
+    if importlib.util.find_spec("ui.concepts_tcav") is not None:
+        from ui.concepts_tcav import tcav_tab
+
+        tcav_tab()
+    else:
+        st.info("TCAV: coming.", icon=":material/construction:")
