@@ -105,6 +105,10 @@ def test_without_ray_the_atlas_engine_is_one_error_line(monkeypatch, tmp_path, c
     assert main(["atlas", "--data", "sample:shapes", "--ray-address", "ray://x:10001",
                  "--out", str(tmp_path)]) == 2
     assert "--ray-address goes with --engine ray" in capsys.readouterr().err
+    # refused while parsing, before TensorFlow and Ray
+    assert main(["atlas", "--data", "sample:shapes", "--engine", "ray", "--workers", "0",
+                 "--out", str(tmp_path)]) == 2
+    assert "number of Ray workers must be" in capsys.readouterr().err
 
 
 @pytest.mark.slow  # starts a Ray cluster (worker processes)
