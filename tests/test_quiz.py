@@ -128,6 +128,7 @@ def test_a_student_sees_only_their_own_answers_and_the_teacher_sees_all():
     text = repr(mine)
     assert "Bo" not in text and "Cy" not in text
     assert board.student_view(bo).answers == {0: 0}
+    assert board.student_view(ann).questions[1] is mine.questions[1]  # pages cache pictures by it
 
     view = board.teacher_view(teacher)
     assert [(s.name, s.answers, s.right) for s in view.students] == [

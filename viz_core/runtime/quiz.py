@@ -170,6 +170,8 @@ class _Quiz:
     questions: tuple[Question, ...]
     teacher_key: str
     used: float
+    # made once: every student view hands out the same objects (pages cache their pictures)
+    hidden: tuple[Question, ...] = ()
     revealed: bool = False
     # name -> (key, {question: choice}); dicts keep the order students joined
     students: dict = field(default_factory=dict)
@@ -253,7 +255,8 @@ class QuizBoard:
                                 f"{self.idle_seconds / 60:g} minutes unused).")
             code = self._new_code()
             key = secrets.token_urlsafe(16)
-            self._quizzes[code] = _Quiz(questions, key, self._clock())
+            self._quizzes[code] = _Quiz(questions, key, self._clock(),
+                                        tuple(q.hidden() for q in questions))
         return TeacherPass(code, key)
 
     def reveal(self, teacher: TeacherPass, revealed: bool = True) -> None:
@@ -332,7 +335,7 @@ class QuizBoard:
                 questions = quiz.questions
                 right = sum(questions[i].answer == c for i, c in answers.items())
             else:
-                questions, right = tuple(q.hidden() for q in quiz.questions), None
+                questions, right = quiz.hidden, None
             return StudentView(student.code, student.name, questions, dict(answers),
                                quiz.revealed, right)
 
