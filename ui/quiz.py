@@ -6,11 +6,13 @@ session state only, never in the URL, so another browser cannot read or answer i
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import streamlit as st
 
 from viz_core.errors import VizError
-from viz_core.render import overlay_heatmap
+from viz_core.render import overlay_heatmap, png_bytes
 from viz_core.render.atlas import outlined
 from viz_core.runtime.quiz import QuizBoard, QuizError, StudentPass, TeacherPass
 from viz_core.runtime.quiz_questions import CELLS, cell_box, quiz_questions, sample_images
@@ -57,22 +59,37 @@ def answer_picture(image: np.ndarray, heatmap: np.ndarray, cell: int) -> np.ndar
                     cell_box(cell, height, width), colour=RIGHT, width=3)
 
 
+@functools.lru_cache(maxsize=256)
+def question_pictures(question) -> tuple[bytes, ...]:
+    """PNG bytes of a question's pictures, made once per question (a class of 30 redraws each
+    on every answer): the images (framed in regions for "where") and the pattern, then the
+    answer's picture when the question carries its map. Keyed by the question object itself
+    (questions compare by identity), which the cache keeps alive while it holds it."""
+    if question.kind == "unit":
+        pictures = list(question.images) + ([question.hint] if question.hint is not None else [])
+    else:
+        pictures = [grid_picture(question.images[0])]
+        if question.heatmap is not None and question.answer is not None:
+            pictures.append(answer_picture(question.images[0], question.heatmap,
+                                           question.answer))
+    return tuple(png_bytes(np.asarray(p, dtype=np.uint8)) for p in pictures)
+
+
 def show_question(number: int, question, revealed: bool) -> None:
     """A question's prompt and pictures; with ``revealed`` the right answer and why."""
     st.markdown(f"**{number + 1}. {literal(question.prompt)}**")
+    pictures = question_pictures(question)
     if question.kind == "unit":
         columns = st.columns(3)
-        for column, label, image in zip(columns, question.choices, question.images):
-            column.image(image, caption=label, width=TILE)
-        if question.hint is not None:
-            columns[2].image(question.hint, caption="The unit's filter pattern", width=TILE)
+        captions = list(question.choices) + ["The unit's filter pattern"]
+        for column, label, picture in zip(columns, captions, pictures):
+            column.image(picture, caption=label, width=TILE)
     else:
         columns = st.columns(2)
-        columns[0].image(grid_picture(question.images[0]), caption="Regions", width=TILE)
-        if revealed and question.heatmap is not None:
-            columns[1].image(answer_picture(question.images[0], question.heatmap,
-                                            question.answer),
-                             caption="Grad-CAM, the right region framed", width=TILE)
+        columns[0].image(pictures[0], caption="Regions", width=TILE)
+        if revealed and len(pictures) > 1:
+            columns[1].image(pictures[1], caption="Grad-CAM, the right region framed",
+                             width=TILE)
     if revealed and question.answer is not None:
         st.caption(f"Right answer: **{literal(question.choices[question.answer])}**. "
                    f"{literal(question.explanation)}")
