@@ -31,8 +31,16 @@ websocket, as a click). Measured:
 
 The machine may be shared: the load average (1 min) is reported at each phase.
 
+With ``--quiz`` the class plays the Class quiz instead: a teacher session draws the questions
+and starts a quiz; one student plays it alone three times (the baseline); then 30 students at
+once open the Overview and the quiz page, join with the code and answer every question (a
+random choice, about ``--think`` seconds apart) while the teacher's page reruns every 2 s
+(a whole rerun: more than its results fragment costs). Measured: the p95 of every student page
+run (Overview, quiz page, join, each answer) against the same runs alone (limit: 3x), and
+whether the teacher's last view counts every student and every answer.
+
 Bounded: 30 sessions, one server, loopback only, nothing downloaded.
-Run: ``python -m bench classroom`` or ``python bench/bench_classroom.py [--think S]``.
+Run: ``python -m bench classroom`` or ``python bench/bench_classroom.py [--think S] [--quiz]``.
 """
 from __future__ import annotations
 
@@ -145,10 +153,14 @@ class Session:
     async def __aexit__(self, *exc) -> None:
         await self.ws.close()
 
-    async def run(self, page: str, query: str, trigger: str | None = None) -> dict:
-        """Rerun ``page`` (with a click on the button ``trigger``, a widget id) and read until
-        the script finished for good. Returns the seconds, the exception messages shown, the
-        buttons drawn (label -> id) and the progress texts seen with their arrival times."""
+    async def run(self, page: str, query: str, trigger: str | None = None,
+                  states: tuple = ()) -> dict:
+        """Rerun ``page`` (with a click on the button ``trigger``, a widget id, and the widget
+        values ``states``: ``(id, field, value)`` as ``("...", "string_value", "Teacher")``) and read
+        until the script finished for good. Returns the seconds, the exception messages shown,
+        the buttons drawn (label -> id), the progress texts seen with their arrival times, the
+        radios and text inputs drawn (``widgets``: (kind, label, id), in page order), the
+        markdown texts and the metrics (label -> value)."""
         from streamlit.proto.BackMsg_pb2 import BackMsg
         from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
@@ -158,9 +170,14 @@ class Session:
         if trigger is not None:
             state = msg.rerun_script.widget_states.widgets.add()
             state.id, state.trigger_value = trigger, True
+        for widget, field, value in states:
+            state = msg.rerun_script.widget_states.widgets.add()
+            state.id = widget
+            setattr(state, field, value)
         start = time.perf_counter()
         await self.ws.send(msg.SerializeToString())
-        out = {"errors": [], "buttons": {}, "progress": []}
+        out = {"errors": [], "buttons": {}, "progress": [], "widgets": [], "markdown": [],
+               "metrics": {}}
         while True:
             forward = ForwardMsg()
             forward.ParseFromString(await asyncio.wait_for(self.ws.recv(), RUN_TIMEOUT_S))
@@ -174,6 +191,14 @@ class Session:
                     out["buttons"][element.button.label] = element.button.id
                 elif what == "progress":
                     out["progress"].append((time.perf_counter(), element.progress.text))
+                elif what in ("radio", "text_input"):
+                    widget = getattr(element, what)
+                    out["widgets"].append((what, widget.label, widget.id,
+                                           tuple(getattr(widget, "options", ()))))
+                elif what == "markdown":
+                    out["markdown"].append(element.markdown.body)
+                elif what == "metric":
+                    out["metrics"][element.metric.label] = element.metric.body
             if kind == "script_finished" and forward.script_finished != RERUN_FINISHED:
                 out["seconds"] = time.perf_counter() - start
                 return out
@@ -361,6 +386,145 @@ def run(think: float = 5.0, seed: int = 0, port: int = PORT,
         stop_server(server)
 
 
+# -- the quiz class (--quiz): 30 students play the Class quiz while the teacher watches -------
+QUIZ_STUDENTS = 30
+TEACHER_EVERY_S = 2.0  # the teacher's page refreshes its results this often (ui.quiz)
+
+
+def widget_ids(out: dict, kind: str, label: str) -> list[tuple[str, tuple]]:
+    """(id, options) of the ``kind`` widgets labelled ``label``, in page order (a radio's
+    value is the text of its option)."""
+    return [(i, n) for k, name, i, n in out["widgets"] if k == kind and name == label]
+
+
+async def start_quiz(tab: Session) -> tuple[str, str]:
+    """As a teacher: choose the role, draw the questions (a queued job, the first time), start
+    the quiz. Returns the quiz's code and the role radio's id."""
+    first = await tab.run("quiz", "")
+    role = widget_ids(first, "radio", "I am")[0][0]
+    teacher = ((role, "string_value", "Teacher"),)
+    out = await tab.run("quiz", "", states=teacher)
+    if "Draw the questions" in out["buttons"]:
+        out = await tab.run("quiz", "", out["buttons"]["Draw the questions"], teacher)
+    out = await tab.run("quiz", "", out["buttons"]["Start the quiz"], teacher)
+    codes = [m for m in out["markdown"] if m.startswith("### Quiz code: ")]
+    if not codes:
+        raise RuntimeError(f"no quiz code on the teacher's page: {out['errors']}")
+    return codes[0].removeprefix("### Quiz code: `").removesuffix("`"), role
+
+
+async def quiz_student(port: int, code: str, name: str, image: str, think: float,
+                       rng: random.Random) -> dict:
+    """The Overview by link, the quiz page, join with ``code`` and ``name``, then every
+    question answered (a random choice), ``think`` seconds (about) before each step."""
+    steps, errors = [], []
+    query = f"image={image}"
+    async with Session(port) as tab:
+        async def step(what: str, *args, **kwargs) -> dict:
+            if think:
+                await asyncio.sleep(rng.uniform(0.5, 1.5) * think)
+            out = await tab.run(*args, **kwargs)
+            steps.append((what, out["seconds"]))
+            errors.extend(out["errors"])
+            return out
+
+        await step("overview", "", query)
+        out = await step("quiz", "quiz", query)
+        (code_id, _), (name_id, _) = (widget_ids(out, "text_input", "Quiz code")[0],
+                                      widget_ids(out, "text_input", "Your name")[0])
+        out = await step("join", "quiz", query, out["buttons"]["Join"],
+                         ((code_id, "string_value", code), (name_id, "string_value", name)))
+        questions = widget_ids(out, "radio", "Your answer")
+        if not questions:
+            errors.append(f"{name} could not join {code}: {out['markdown'][:3]}")
+        for radio, options in questions:
+            await step("answer", "quiz", query, states=((radio, "string_value",
+                                                         rng.choice(options)),))
+    return {"steps": steps, "errors": errors, "answered": len(questions)}
+
+
+async def watch_results(tab: Session, role: str, until: asyncio.Event) -> dict:
+    """The teacher's page rerun every :data:`TEACHER_EVERY_S` until ``until`` is set (a whole
+    rerun each time: more than the page's own fragment costs); its last metrics."""
+    last, runs = {}, 0
+    while True:
+        out = await tab.run("quiz", "", states=((role, "string_value", "Teacher"),))
+        last, runs = out["metrics"], runs + 1
+        if until.is_set():
+            return {"metrics": last, "runs": runs}
+        await asyncio.sleep(TEACHER_EVERY_S)
+
+
+async def warm_light(port: int) -> list[str]:
+    """The student's pages once (the model loaded, the first forward passes traced)."""
+    async with Session(port) as tab:
+        return [e for page in ("", "quiz") for e in (await tab.run(page, "image=circle"))["errors"]]
+
+
+async def quiz_class(port: int, think: float, seed: int) -> dict:
+    """A teacher starts a quiz; one student plays it alone three times (the baseline); then
+    the class of 30 plays it at once while the teacher's results refresh."""
+    rng = random.Random(seed)
+    async with Session(port) as teacher:
+        code, role = await start_quiz(teacher)
+        alone = [await quiz_student(port, code, f"alone {i}", IMAGES[i], 0.0,
+                                    random.Random(i)) for i in range(3)]
+        done = asyncio.Event()
+        watcher = asyncio.create_task(watch_results(teacher, role, done))
+        t0 = time.perf_counter()
+        students = await asyncio.gather(*[
+            quiz_student(port, code, f"student {i}", IMAGES[i % len(IMAGES)], think,
+                         random.Random(rng.random())) for i in range(QUIZ_STUDENTS)])
+        class_s = time.perf_counter() - t0
+        done.set()
+        seen = await watcher
+    return {"code": code, "alone": alone, "students": students, "teacher": seen,
+            "class_s": class_s}
+
+
+def run_quiz(think: float = 5.0, seed: int = 0, port: int = PORT) -> dict:
+    """The quiz class on a real server: light-page p95 (every student's page runs: Overview,
+    the quiz page, joining, each answer) under the class against one student alone."""
+    cache_dir = tempfile.mkdtemp(prefix="bench_classroom_quiz_")
+    report, jobs_log = Path(cache_dir) / "trim_report.jsonl", Path(cache_dir) / "jobs.log"
+    server = start_server(port, cache_dir, jobs_log, report)
+    out = {"mode": "quiz", "think_s": think, "load_at_start": load()}
+    try:
+        wait_healthy(port)
+        warm_errors = asyncio.run(warm_light(port))
+        played = asyncio.run(quiz_class(port, think, seed))
+        out["load_quiz_class"] = load()
+        alone = [s for student in played["alone"] for _, s in student["steps"]]
+        loaded = [s for student in played["students"] for _, s in student["steps"]]
+        by_step = {}
+        for student in played["students"]:
+            for what, seconds in student["steps"]:
+                by_step.setdefault(what, []).append(seconds)
+        errors = warm_errors + [e for s in played["alone"] + played["students"]
+                                for e in s["errors"]]
+        questions = played["students"][0]["answered"]
+        players = QUIZ_STUDENTS + len(played["alone"])
+        metrics = played["teacher"]["metrics"]
+        expected = {"Students": str(players), "Answers": str(players * questions)}
+        ratio = p95(loaded) / p95(alone)
+        out.update({
+            "students": QUIZ_STUDENTS, "questions": questions,
+            "light_p95_alone_s": round(p95(alone), 2),
+            "light_p95_loaded_s": round(p95(loaded), 2),
+            "light_p95_ratio": round(ratio, 2), "latency_limit": LATENCY_LIMIT,
+            "p95_by_step_loaded": {k: round(p95(v), 2) for k, v in by_step.items()},
+            "teacher_metrics": metrics, "teacher_refreshes": played["teacher"]["runs"],
+            "teacher_saw_every_answer": all(metrics.get(k) == v for k, v in expected.items()),
+            "errors": errors[:5], "error_count": len(errors),
+            "class_s": round(played["class_s"], 1), "peak_mb": round(peak_mb(server.pid), 1),
+        })
+        out["within_limits"] = bool(ratio <= LATENCY_LIMIT and not errors
+                                    and out["teacher_saw_every_answer"])
+        return out
+    finally:
+        stop_server(server)
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--think", type=float, default=5.0,
@@ -370,7 +534,13 @@ def main(argv=None) -> None:
     parser.add_argument("--port", type=int, default=PORT)
     parser.add_argument("--arena-max", type=int, default=None,
                         help="the server's MALLOC_ARENA_MAX (default: glibc's own)")
+    parser.add_argument("--quiz", action="store_true",
+                        help="instead: the 30 students play the Class quiz while the teacher's "
+                             "results refresh (light-page p95 against one student alone)")
     args = parser.parse_args(argv)
+    if args.quiz:
+        print(json.dumps(run_quiz(args.think, args.seed, args.port), indent=2))
+        return
     print(json.dumps(run(args.think, args.seed, args.port, args.arena_max), indent=2))
 
 
