@@ -67,7 +67,7 @@ try:
     # st.stop() / st.rerun() are BaseExceptions and pass through. While the page is drawn,
     # heavy jobs give way at their next progress report (viz_core.runtime.jobs.PageRuns).
     with page_guard(), job_queue().pages.drawing():
-        draw_shell()
+        draw_shell(navigation.url_path)
         if starting is not None:
             st.session_state[STARTED_KEY] = True
             starting.empty()

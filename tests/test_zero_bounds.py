@@ -58,13 +58,3 @@ def test_the_command_line_refuses_compactness_zero_in_one_line(tmp_path, capsys)
     assert code == 2 and len(lines) == 1, lines
     assert lines[0].startswith("error:") and "above 0, up to 1000; got 0.0" in lines[0]
     assert not (tmp_path / "out").exists()
-
-
-def test_a_link_with_compactness_zero_is_ignored_and_others_are_clamped():
-    from ui.share import SHAREABLE
-
-    parse = SHAREABLE["lime_compactness"]
-    for bad in ("0", "-3", "nan", "inf", "x"):
-        with pytest.raises(ValueError):
-            parse(bad)
-    assert (parse("0.25"), parse("40"), parse("999")) == (1.0, 40.0, 100.0)

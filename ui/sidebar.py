@@ -12,6 +12,7 @@ from viz_core.models.preprocess_guess import guess_preprocessing, model_config
 from viz_core.inputs.samples import list_samples, sample_bytes
 
 from .feedback import show_error
+from .settings import KEPT, named
 from .state import Selection, set_selection, workbench
 from .text import literal
 
@@ -87,13 +88,19 @@ def uploaded_name(key: str) -> str | None:
 
 
 def _forget_upload(file) -> None:
-    """Drop ``file`` from Streamlit's per-session upload store (nothing to do in tests)."""
-    from streamlit.runtime import Runtime, exists
-    from streamlit.runtime.scriptrunner import get_script_run_ctx
+    """Drop ``file`` from Streamlit's per-session upload store (nothing to do in tests).
 
-    ctx = get_script_run_ctx()
-    if exists() and ctx is not None:
-        Runtime.instance().uploaded_file_mgr.remove_file(ctx.session_id, file.file_id)
+    A Streamlit internal (``tests/app/test_streamlit_internals.py`` fails loudly when it
+    changes); without it the refused file's memory is freed when the session ends instead."""
+    try:
+        from streamlit.runtime import Runtime, exists
+        from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+        ctx = get_script_run_ctx()
+        if exists() and ctx is not None:
+            Runtime.instance().uploaded_file_mgr.remove_file(ctx.session_id, file.file_id)
+    except (ImportError, AttributeError, TypeError):
+        pass
 
 
 def _renamed_note(model) -> None:
@@ -125,7 +132,9 @@ def class_names(text: str) -> list[str]:
 def _model_picker():
     titles = {m.name: m.title for m in BUILTIN_MODELS}
     titles[UPLOAD] = "Upload a model file (.keras / .h5)"
-    choice = st.selectbox("Model", list(titles), format_func=titles.get, key="model")
+    choice = st.selectbox("Model", list(titles), format_func=titles.get,
+                          **named("model", titles, None, every_page=True,
+                                  initial=next(iter(titles))))
     bench = workbench()
     try:
         if choice == UPLOAD:
@@ -144,13 +153,13 @@ def _model_picker():
             guess = _suggest_preprocessing(file, data)
             preprocessing = st.selectbox(
                 "Preprocessing", PREPROCESSING_NAMES, index=PREPROCESSING_NAMES.index("unit"),
-                key="model_preprocessing",
+                key="model_preprocessing", **KEPT,
                 help="\n\n".join(f"**{n}**: {PREPROCESSING_HELP[n]}" for n in PREPROCESSING_NAMES))
             hint = PREPROCESSING_HELP[preprocessing]
             st.caption(hint[:1].upper() + hint[1:] + "." + (
                 f" Suggested: **{guess.name}**, as {literal(guess.reason)}." if guess else ""))
             names = st.text_area("Class names (one per line, optional)", key=MODEL_LABELS_KEY,
-                                 height=90)
+                                 height=90, **KEPT)
             if file is None:
                 st.caption("Upload a model to continue.")
                 return None
@@ -169,8 +178,9 @@ def _model_picker():
             # Offline classrooms: start from random weights when ImageNet's are not cached,
             # instead of a download that cannot work.
             cached = (keras_cache_dir() / spec.weights_file).exists()
-            weights = st.radio("Weights", ("imagenet", "none"), horizontal=True, key="weights",
-                               index=0 if cached else 1,
+            weights = st.radio("Weights", ("imagenet", "none"), horizontal=True,
+                               **named("weights", ("imagenet", "none"), None, every_page=True,
+                                       initial="imagenet" if cached else "none"),
                                format_func={"imagenet": "ImageNet", "none": "random (untrained)"}.get)
             if not cached and weights == "none":
                 st.caption(f"ImageNet weights ({spec.weights_mb:,} MB) are not in Keras' cache "
@@ -237,7 +247,9 @@ def _image_picker(label: str, key: str, model, *, optional: bool):
         titles[DATASET_CHOICE] = f"From the dataset: {opened[0]}"
     elif st.session_state.get(key) == DATASET_CHOICE:  # e.g. a link from another session
         st.session_state[key] = options[0]
-    choice = st.selectbox(label, options, format_func=titles.get, key=key)
+    image_kwargs = named(key, options, NO_SECOND if optional else None, every_page=True,
+                         initial=options[0])
+    choice = st.selectbox(label, options, format_func=titles.get, **image_kwargs)
     bench = workbench()
     try:
         if choice == NO_SECOND:
@@ -263,7 +275,7 @@ def draw_sidebar() -> Selection:
         image = _image_picker("Image", "image", model, optional=False)
         second = _image_picker("Second image (side by side)", "second", model, optional=True)
         st.divider()
-        st.toggle("Presenter mode", key="presenter",
+        st.toggle("Presenter mode", **named("presenter", (True, False), False, every_page=True),
                   help="Large type for a projector, colour-blind-safe colour maps, short "
                        "messages, and the demo model's pictures prepared ahead.")
         st.caption("The address bar holds this view: copy it to share it.")

@@ -15,28 +15,26 @@ def param(at, key):
     return value[0] if isinstance(value, list) else value
 
 
-def write_with_uploads():
-    """The end of a run with an uploaded model and image (kept files, as the sidebar keeps
-    them) and a second image from the samples: the link it writes."""
-    from types import SimpleNamespace
+def test_a_view_with_uploads_is_linked_by_the_files_names(tmp_path):
+    from ui.state import workbench
 
-    import streamlit as st
-
-    from ui.share import write_to_url
-
-    st.session_state.update(model="upload", image="upload", second="square", cam_layer="conv_a",
-                            _kept_model_file=SimpleNamespace(name="pets.keras"),
-                            _kept_image_file=SimpleNamespace(name="dog.png"))
-    write_to_url()
-
-
-def test_a_view_with_uploads_is_linked_by_the_files_names():
-    at = AppTest.from_function(write_with_uploads)
+    path = tmp_path / "pets.keras"
+    tiny_cnn(size=40, classes=3, seed=2).save(path)
+    workbench.clear()
+    at = AppTest.from_file("../../app.py", default_timeout=240)
     at.run()
+    at.sidebar.selectbox(key="model").set_value("upload").run()
+    at.sidebar.file_uploader(key="model_file").set_value(
+        ("pets.keras", path.read_bytes(), "application/octet-stream")).run()
+    at.sidebar.selectbox(key="image").set_value("upload").run()
+    at.sidebar.file_uploader(key="image_file").set_value(
+        ("dog.png", encode(Image.new("RGB", (30, 30), (200, 90, 10)), "PNG"), "image/png")).run()
+    at.sidebar.selectbox(key="second").set_value("square").run()
     assert not at.exception, at.exception
     assert {k: param(at, k) for k in at.query_params} == {
         "model": "upload", "model_name": "pets.keras", "image": "upload",
-        "image_name": "dog.png", "second": "square", "cam_layer": "conv_a"}
+        "image_name": "dog.png", "second": "square"}
+    workbench.clear()
 
 
 def test_a_link_naming_uploads_asks_for_them_and_keeps_the_view(tmp_path):
@@ -81,21 +79,17 @@ def test_choosing_upload_without_a_link_asks_for_a_file():
     assert [i.value for i in at.info] == ["Upload a model file in the sidebar."]
 
 
-def write_with_a_dataset_image():
-    """The end of a run showing an image the Dataset page opened: the link it writes."""
-    import streamlit as st
-
-    from ui.share import write_to_url
-
-    st.session_state.update(model="demo", image="dataset", _dataset_image=("dog/b.png", None))
-    write_to_url()
-
-
 def test_a_dataset_image_is_linked_as_a_file_to_upload():
     """Another session has not the dataset: the link asks for the image's file by name
     (it used to say image=dataset, which opened the first sample, silently)."""
-    at = AppTest.from_function(write_with_a_dataset_image)
+    from viz_core.inputs.intake import load_image
+
+    opened = load_image(encode(Image.new("RGB", (30, 30), (20, 90, 200)), "PNG"), "b.png")
+    at = AppTest.from_file("../../app.py", default_timeout=240)
+    at.session_state["_dataset_image"] = ("dog/b.png", opened)
+    at.session_state["image"] = "dataset"
     at.run()
     assert not at.exception, at.exception
+    assert at.sidebar.selectbox(key="image").value == "dataset"
     assert {k: param(at, k) for k in at.query_params} == {
         "model": "demo", "image": "upload", "image_name": "dog/b.png"}
