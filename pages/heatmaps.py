@@ -9,8 +9,8 @@ from ui.classes import second_class, top_title
 from ui.export import bundle_button, model_options
 from ui.feedback import ProgressBar, run_button, show_error
 from ui.presenter import colormap_choices, controls
-from ui.share import url_value
 from ui.page import page_setup, remember
+from ui.settings import LINKED, linked_choice, named
 from ui.state import workbench
 from ui.text import literal, literal_code
 from viz_core.methods import registry
@@ -61,23 +61,26 @@ def class_title(k: int) -> str:
 context = (model.identity, view.digest)
 previous = remember("cam_context", context)
 if previous != context:
-    # A shared link's classes win on the page's first visit (see ui.share).
+    # A shared link's classes win on the page's first visit (see ui.settings).
     first_visit = previous is None
-    wanted, wanted_2 = (url_value("cam_class"), url_value("cam_class_2")) if first_visit else (
+    wanted, wanted_2 = (
+        linked_choice("cam_class", [k for k, _, _ in top] + [NONE]),
+        linked_choice("cam_class_2", [NONE, *range(len(model.labels))])) if first_visit else (
         None, None)
-    st.session_state["cam_class"] = (
-        wanted if wanted in [k for k, _, _ in top] else top[0][0])
+    if wanted == NONE:  # "Another class…": the class the link searched for
+        st.session_state["cam_class_any"] = linked_choice("cam_class_any",
+                                                          range(len(model.labels)))
+    st.session_state["cam_class"] = top[0][0] if wanted is None else wanted
     st.session_state["cam_class_2"] = (
-        wanted_2 if wanted_2 is not None and 0 <= wanted_2 < len(model.labels)
+        wanted_2 if wanted_2 is not None
         else second_class(model, image, [k for k, _, _ in top], st.session_state["cam_class"],
                           none=NONE))
 previous_model = remember("cam_model", model.identity)
 if previous_model != model.identity or (
         st.session_state.get("cam_layer") not in cam_layers):
-    # A shared link's layer wins on the page's first visit (see ui.share).
-    wanted = url_value("cam_layer") if previous_model is None else None
-    st.session_state["cam_layer"] = (wanted if wanted in cam_layers
-                                     else info.last_conv_layer)
+    # A shared link's layer wins on the page's first visit (see ui.settings).
+    wanted = linked_choice("cam_layer", cam_layers) if previous_model is None else None
+    st.session_state["cam_layer"] = wanted or info.last_conv_layer
     st.session_state.pop("cam_class_any", None)
     for key in [k for k in st.session_state if str(k).startswith("cam_param_")]:
         st.session_state.pop(key)  # sliders sized by another model's layers
@@ -92,25 +95,27 @@ with settings:
         options = [k for k, _, _ in top] + ([NONE] if len(model.labels) > len(top) else [])
         probability_of = {k: p for k, _, p in top}
         choice = st.radio(
-            f"Class to explain ({top_title(len(top))})", options, key="cam_class",
+            f"Class to explain ({top_title(len(top))})", options, **named("cam_class", options),
             format_func=lambda k: ("Another class…" if k == NONE
                                    else f"{literal(class_title(k))} · p = {probability_of[k]:.1%}"))
         if choice == NONE:
             choice = st.selectbox(f"Search all {len(model.labels)} classes",
-                                  range(len(model.labels)), key="cam_class_any",
+                                  range(len(model.labels)),
+                                  **named("cam_class_any", range(len(model.labels))),
                                   format_func=class_title, placeholder="Type a class name…")
         compare_options = [NONE] + [k for k in range(len(model.labels)) if k != choice]
         if st.session_state.get("cam_class_2") not in compare_options:
             st.session_state["cam_class_2"] = NONE
         compare = st.selectbox(
-            "Second class, side by side", compare_options, key="cam_class_2",
+            "Second class, side by side", compare_options,
+            **named("cam_class_2", compare_options, None),
             format_func=lambda k: "(none)" if k == NONE else class_title(k),
             help="Two classes of one picture, as the Grad-CAM paper's cat and dog: on the demo "
                  "model, pick the circle-and-star scene.")
     with method_column:
         if st.session_state.get("cam_method") not in registry.names():
             st.session_state.pop("cam_method", None)  # a method no longer registered
-        method = st.selectbox("Method", registry.names(), key="cam_method",
+        method = st.selectbox("Method", registry.names(), **named("cam_method", registry.names()),
                               format_func=registry.title,
                               help="\n\n".join(f"**{s.title}**: {s.help}"
                                                for s in registry.specs()))
@@ -118,13 +123,14 @@ with settings:
         layers = list(cam_layers)
         shapes = {entry.path: entry.output_shape for entry in info.layers}
         layer = st.selectbox(
-            "Layer", layers, key="cam_layer",
+            "Layer", layers, **named("cam_layer", layers, None),
             disabled=not spec.uses_layer,
             format_func=lambda p: f"{p} · {'×'.join(str(d) for d in shapes[p])}"
             + (" (last conv)" if p == info.last_conv_layer else ""),
             help="Deep layers give coarse maps of whole objects; earlier layers finer maps of "
                  "parts. Pixel methods work on the image itself and ignore the layer.")
-        score = st.radio("Class score", ("logit", "probability"), key="cam_score",
+        score = st.radio("Class score", ("logit", "probability"),
+                         **named("cam_score", ("logit", "probability")),
                          format_func=SCORE_TITLES.get, horizontal=False,
                          help="Grad-CAM differentiates the score before the softmax; the "
                               "tutorial's code used the probability. For a single sigmoid "
@@ -146,7 +152,7 @@ with settings:
             value = defaults[param.name]
             value = high if value is None else min(max(number(value), low), high)
             params[param.name] = st.slider(param.help.capitalize(), low, high, value,
-                                           step=step, key=key,
+                                           step=step, key=key, **LINKED,
                                            help=f"{spec.title}: {param.help}; from "
                                                 f"{param.low} to {param.high}.")
             if param.channels and params[param.name] == channels:
@@ -154,11 +160,12 @@ with settings:
 
 # -- display options (never recompute) --------------------------------------------------------
 d1, d2, d3, d4 = controls("Display", normal="plain", into=settings).columns(4)
-colormap = d1.selectbox("Colour map", colormap_choices(COLOUR_MAPS), key="cam_colormap")
-opacity = d2.slider("Opacity", 0.0, 1.0, 0.5, step=0.05, key="cam_opacity")
-threshold = d3.slider("Threshold", 0.0, 0.95, 0.0, step=0.05, key="cam_threshold",
+colormap = d1.selectbox("Colour map", colormap_choices(COLOUR_MAPS), key="cam_colormap", **LINKED)
+opacity = d2.slider("Opacity", 0.0, 1.0, 0.5, step=0.05, key="cam_opacity", **LINKED)
+threshold = d3.slider("Threshold", 0.0, 0.95, 0.0, step=0.05, key="cam_threshold", **LINKED,
                       help="Heat below this is not coloured.")
-show = d4.radio("Show", ("overlay", "heatmap"), key="cam_show", horizontal=True,
+show = d4.radio("Show", ("overlay", "heatmap"), **named("cam_show", ("overlay", "heatmap")),
+                horizontal=True,
                 format_func={"overlay": "Overlay", "heatmap": "Heatmap alone"}.get)
 
 classes = [choice] + ([compare] if compare != NONE else [])
@@ -334,7 +341,7 @@ def plotly_colorscale(name: str):
 
 
 with interactive_tab:
-    k = st.radio("Class", classes, key="cam_hover_class", horizontal=True,
+    k = st.radio("Class", classes, **named("cam_hover_class", classes), horizontal=True,
                  format_func=class_title) if len(classes) > 1 else choice
     result = results[(view.digest, k)]
     z = np.where(result.heatmap >= threshold, result.heatmap, np.nan)
