@@ -9,7 +9,7 @@ from ui.classes import second_class
 from ui.cost import SLOW_SECONDS, duration, run_seconds
 from ui.export import bundle_button, model_options
 from ui.feedback import download_data, run_button, show_error
-from ui.settings import within
+from ui.settings import LINKED, named, within
 from ui.page import page_setup, remember
 from ui.presenter import control_columns, controls
 from ui.state import workbench
@@ -67,34 +67,36 @@ def rgb(colour):
 # -- parameters -------------------------------------------------------------------------------
 with controls("Superpixels and samples"):  # collapsed in presenter mode
     a, b, c = st.columns(3)
-    algorithm = a.selectbox("Superpixel algorithm", ALGORITHMS, key="lime_algorithm",
+    algorithm = a.selectbox("Superpixel algorithm", ALGORITHMS,
+                            **named("lime_algorithm", ALGORITHMS, PAGE_DEFAULTS["algorithm"]),
                             index=ALGORITHMS.index(PAGE_DEFAULTS["algorithm"]),
                             format_func=ALGORITHM_TITLES.get,
                             help="\n\n".join(f"**{k}**: {v}" for k, v in ALGORITHM_HELP.items()))
     n_superpixels = a.slider("Number of superpixels", 5, 150, PAGE_DEFAULTS["n_superpixels"],
-                             key="lime_superpixels",
+                             key="lime_superpixels", **LINKED,
                              help="The tutorial's n_superpixels (a target; the algorithm gets "
                              "as close as it can).")
-    # from 1: limits.COMPACTNESS excludes 0 (SLIC divides by it); ui.share reads the same range
+    # from 1: limits.COMPACTNESS excludes 0 (SLIC divides by it); a link's 0 is dropped
     compactness = b.slider("Compactness", 1.0, 100.0, PAGE_DEFAULTS["compactness"], step=1.0,
-                           key="lime_compactness",
+                           key="lime_compactness", **LINKED,
                            disabled=algorithm == "felzenszwalb",
                            help="The tutorial's weight: higher gives rounder, more regular "
                            "superpixels. Felzenszwalb has no compactness.")
     hide = b.selectbox("Hidden superpixels become", HIDE_COLOURS,
-                       index=HIDE_COLOURS.index(PAGE_DEFAULTS["hide"]), key="lime_hide",
+                       index=HIDE_COLOURS.index(PAGE_DEFAULTS["hide"]),
+                       **named("lime_hide", HIDE_COLOURS, PAGE_DEFAULTS["hide"]),
                        format_func=lambda h: h.capitalize(),
                        help="\n\n".join(f"**{k}**: {v}" for k, v in HIDE_HELP.items()))
     samples = c.select_slider("Samples (perturbed images)", SAMPLE_CHOICES,
                               value=PAGE_DEFAULTS["samples"],
-                              key="lime_samples",
+                              key="lime_samples", **LINKED,
                               help="How many perturbed copies the model sees; more give a "
                               "steadier fit and take longer.")
     seed = int(c.number_input("Seed", min_value=0, max_value=2**31 - 1,
                               value=PAGE_DEFAULTS["seed"], step=1,
-                              key="lime_seed"))
+                              key="lime_seed", **LINKED))
     # The seeds go in the help: with a large seed the label was cut in presenter mode's type
-    stability = c.checkbox("Check stability (3 seeds)", key="lime_stability",
+    stability = c.checkbox("Check stability (3 seeds)", key="lime_stability", **LINKED,
                            help=f"Runs LIME with the seeds {seed}, {seed + 1} and {seed + 2} and "
                            f"compares their top {STABILITY_K} superpixels: three times the work.")
 
@@ -134,14 +136,16 @@ with right:
     # n_labels = 2); on a session's first run, classes restored from the URL are kept.
     shown_for = (model.identity, image.digest)
     fresh = remember("_lime_for", shown_for) not in (None, shown_for)
+    first_kwargs = named("lime_class_1", ranked)  # a link's class, on the first visit
     if fresh or st.session_state.get("lime_class_1") not in ranked:
         st.session_state["lime_class_1"] = ranked[0]
-    first = p1.selectbox("First class", ranked, key="lime_class_1", format_func=class_name)
+    first = p1.selectbox("First class", ranked, format_func=class_name, **first_kwargs)
     second_options = [NO_CLASS] + [k for k in ranked if k != first]
+    second_kwargs = named("lime_class_2", second_options, None)
     if fresh or st.session_state.get("lime_class_2") not in second_options:
         st.session_state["lime_class_2"] = second_class(model, image, ranked, first, none=NO_CLASS)
-    second = p2.selectbox("Second class (side by side)", second_options, key="lime_class_2",
-                          format_func=class_name)
+    second = p2.selectbox("Second class (side by side)", second_options,
+                          format_func=class_name, **second_kwargs)
     classes = (first,) if second == NO_CLASS else (first, second)
     seeds = stability_seeds(seed) if stability else (seed,)
     sample_args = dict(samples=samples, hide=hide)
@@ -190,20 +194,21 @@ except VizError as exc:
 # -- display options (never recompute the model) --------------------------------------------
 st.subheader("Explanation")
 d1, d2, d3, d4 = control_columns(controls("Display", normal="plain"), 4, widest=2)
-style = d1.radio("Show", STYLES, key="lime_style", format_func=lambda s: s.capitalize(),
+style = d1.radio("Show", STYLES, **named("lime_style", STYLES),
+                 format_func=lambda s: s.capitalize(),
                  help="\n\n".join(f"**{k}**: {v}" for k, v in STYLE_HELP.items()))
 num_features = 1
 if explanation.count > 1:  # a slider needs two different ends
     within("lime_features", 1, explanation.count)  # kept from an image with more superpixels
     num_features = d2.slider("Superpixels shown", 1, explanation.count,
-                             min(5, explanation.count), key="lime_features",
+                             min(5, explanation.count), key="lime_features", **LINKED,
                              disabled=style == "weights",
                              help="The tutorial's n_features: the strongest superpixels.")
-negative = d3.toggle("Also against the class", key="lime_negative",
+negative = d3.toggle("Also against the class", key="lime_negative", **LINKED,
                      disabled=style == "weights",
                      help="Off: only superpixels that support the class (positive weights). "
                      "On: the strongest by absolute weight, red where they oppose it.")
-rest = d4.radio("Rest of the image", RESTS, index=RESTS.index("dim"), key="lime_rest",
+rest = d4.radio("Rest of the image", RESTS, index=RESTS.index("dim"), **named("lime_rest", RESTS, "dim"),
                 format_func=lambda r: r.capitalize(),
                 disabled=style == "weights",
                 help="\n\n".join(f"**{k}**: {v}" for k, v in REST_HELP.items()))
