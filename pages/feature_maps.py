@@ -14,6 +14,7 @@ from ui.export import bundle_button, model_options
 from ui.feedback import download_data, show_error
 from ui.presenter import colormap_choices, control_columns, controls, presenter_on
 from ui.page import page_setup, remember
+from ui.settings import LINKED, link_value, named
 from ui.state import workbench
 from ui.text import literal, plotly_text
 from viz_core.features.activations import (
@@ -86,9 +87,9 @@ top = settings.columns([2, 3])
 second_digest = None if second is None else second.digest
 if remember("fm_second_seen", second_digest) != second_digest and second is not None:
     st.session_state["fm_compare"] = True
-mode = top[0].segmented_control("View", (ONE, ALL), default=ONE, key="fm_view") or ONE
+mode = top[0].segmented_control("View", (ONE, ALL), default=ONE, key="fm_view", **LINKED) or ONE
 compare = top[1].toggle(
-    "Compare with the second image", key="fm_compare", disabled=second is None,
+    "Compare with the second image", key="fm_compare", **LINKED, disabled=second is None,
     help="Pick a second image in the sidebar to see both grids side by side "
     "(the tutorial's cat and dog).",
 ) and second is not None
@@ -96,20 +97,22 @@ shown = ("first", "second") if compare else ("first",)
 
 with controls("Display", normal="expander", into=settings):
     d = control_columns(st, 5, widest=3)
-    sort = d[0].selectbox("Order channels by", ("index", "mean"), key="fm_sort",
+    sort = d[0].selectbox("Order channels by", ("index", "mean"),
+                          **named("fm_sort", ("index", "mean")),
                           format_func={"index": "channel number",
                                        "mean": "mean activation"}.get,
                           help="Mean activation: the strongest channels first.")
-    scale = d[1].selectbox("Normalise", ("channel", "layer"), key="fm_scale",
+    scale = d[1].selectbox("Normalise", ("channel", "layer"),
+                           **named("fm_scale", ("channel", "layer")),
                            format_func={"channel": "per channel",
                                         "layer": "whole layer"}.get,
                            help="Own range: every channel uses the full colour map (as the "
                            "tutorial). One range: brightness compares across channels"
                            + (" and across both images." if compare else "."))
     cmap = d[2].selectbox("Colour map", colormap_choices(COLORMAPS), index=0,
-                          key="fm_cmap", help="The tutorial uses terrain.")
-    per_row = d[3].slider("Channels per row", 4, 32, 16, key="fm_per_row")
-    tile_choice = d[4].selectbox("Tile size (px)", TILES, key="fm_tile",
+                          key="fm_cmap", **LINKED, help="The tutorial uses terrain.")
+    per_row = d[3].slider("Channels per row", 4, 32, 16, key="fm_per_row", **LINKED)
+    tile_choice = d[4].selectbox("Tile size (px)", TILES, key="fm_tile", **LINKED,
                                  help="auto: small maps enlarged to 32 px, large ones "
                                  "shrunk to 96 px.")
 
@@ -175,17 +178,19 @@ zip_name = "_".join(names[w] for w in shown) + "_activations.zip"
 if mode == ONE:
     groups = layer_groups(info)
     group_names = [g for g, _ in groups]
+    block_kwargs = named("fm_block", group_names)  # before its layer: the link's block
     if "fm_block" not in st.session_state:  # a link naming only the layer opens its block
+        wanted = st.session_state.get("fm_layer") or link_value("fm_layer")
         st.session_state["fm_block"] = next(
-            (g for g, members in groups if st.session_state.get("fm_layer") in members),
-            group_names[0])
+            (g for g, members in groups if wanted in members), group_names[0])
     pick = controls("Layer", normal="plain", into=settings).columns([1, 2])
-    group = pick[0].selectbox("Block", group_names, key="fm_block",
+    group = pick[0].selectbox("Block", group_names, **block_kwargs,
                               help="Layers grouped by block where the layer names say so.")
     members = dict(groups)[group]
+    layer_kwargs = named("fm_layer", members)
     if st.session_state.get("fm_layer") not in members:
         st.session_state["fm_layer"] = members[0]
-    path = pick[1].selectbox("Layer", members, key="fm_layer", format_func=layer_label)
+    path = pick[1].selectbox("Layer", members, format_func=layer_label, **layer_kwargs)
 
     try:
         acts = {which: activation(which, path) for which in shown}
@@ -262,7 +267,7 @@ if mode == ONE:
         st.session_state["fm_channel"] = int(strongest[0])
         st.session_state["fm_channel_of"] = path
     z = st.columns([1, 3])
-    channel = z[0].number_input("Channel", 0, c - 1, key="fm_channel",
+    channel = z[0].number_input("Channel", 0, c - 1, key="fm_channel", **LINKED,
                                 help="Or click a tile in the grid.")
     z[1].caption("Strongest on " + literal(names["first"]) + ": "
                  + ", ".join(f"{k} (mean {stats['first'].mean[k]:.3g})" for k in strongest))
@@ -296,7 +301,7 @@ if mode == ONE:
 else:
     o = controls("Layers", normal="plain", into=settings).columns([2, 3])
     which_layers = o[0].radio(
-        "Layers", ("conv", "all"), horizontal=True, key="fm_all_filter",
+        "Layers", ("conv", "all"), horizontal=True, **named("fm_all_filter", ("conv", "all")),
         format_func={"conv": "convolution and pooling (as the tutorial)",
                      "all": "every layer with feature maps"}.get)
     if which_layers == "conv":
@@ -305,10 +310,11 @@ else:
     else:
         listed = list(layers)
     pages = [listed[i:i + LAYERS_PER_PAGE] for i in range(0, len(listed), LAYERS_PER_PAGE)]
+    page_kwargs = named("fm_page", range(len(pages)))
     if st.session_state.get("fm_page", 0) >= len(pages):
         st.session_state["fm_page"] = 0
     page = o[1].selectbox(
-        f"{len(listed)} layers, {LAYERS_PER_PAGE} at a time", range(len(pages)), key="fm_page",
+        f"{len(listed)} layers, {LAYERS_PER_PAGE} at a time", range(len(pages)), **page_kwargs,
         format_func=lambda i: f"{i * LAYERS_PER_PAGE + 1}–{i * LAYERS_PER_PAGE + len(pages[i])}:"
         f" {pages[i][0]} … {pages[i][-1]}")
     st.download_button(
