@@ -18,7 +18,7 @@ from ui import notes
 from ui.charts import plotly_chart
 from ui.export import bundle_button, model_options
 from ui.feedback import download_data, finished_here, run_button, show_error
-from ui.settings import within
+from ui.settings import LINKED, named, within
 from ui.page import page_setup
 from ui.presenter import controls
 from ui.state import workbench
@@ -129,24 +129,24 @@ def pattern_sizes(input_shape) -> tuple[int, ...]:
 # patterns start on a 1280x720 projector's first screen; otherwise the page looks as always.
 settings = controls("View, method and layer", normal="plain")
 view = settings.segmented_control("View", (ONE, GALLERY, COMPARE), default=ONE,
-                                  key="fp_view") or ONE
+                                  key="fp_view", **LINKED) or ONE
 with controls("Method", normal="expander", into=settings):
     # the four methods' names need a row of their own (in a column they were cut off)
     method = st.segmented_control(
-        "Method", METHODS, default=PAGE_METHOD, key="fp_method",
+        "Method", METHODS, default=PAGE_METHOD, **named("fp_method", METHODS, PAGE_METHOD),
         format_func=lambda m: METHOD_TITLES[m] + (" (default)" if m == PAGE_METHOD else ""),
         help=" · ".join(f"{k}: {v}" for k, v in METHOD_HELP.items())) or PAGE_METHOD
     c = st.columns([1, 2, 2])
     steps = int(c[0].number_input("Steps", 1, MAX_STEPS, DEFAULT_STEPS[method],
-                                  key=f"fp_steps_{method}",
+                                  key=f"fp_steps_{method}", **LINKED,
                                   help="Gradient-ascent steps (the tutorial: 40)."))
     sizes = pattern_sizes(model.info.input_shape)
     if st.session_state.get("fp_size") not in sizes:
         st.session_state.pop("fp_size", None)  # kept from a model with another input size
-    size = int(c[1].select_slider("Size (px)", sizes, value=DEFAULT_SIZE, key="fp_size",
+    size = int(c[1].select_slider("Size (px)", sizes, value=DEFAULT_SIZE, key="fp_size", **LINKED,
                                   help="Side of each pattern (the tutorial: 150). The classic "
                                   "method also computes at this size, so larger is slower."))
-    per_row = int(c[2].slider("Patterns per row", 2, 16, 8, key="fp_per_row"))
+    per_row = int(c[2].slider("Patterns per row", 2, 16, 8, key="fp_per_row", **LINKED))
     st.caption(f"**{method}**: {TRADE_OFFS[method]}")
 params = dict(method=method, steps=steps, size=size, seed=SEED)
 
@@ -187,15 +187,16 @@ def grid_figure(result, grid):
 def one_layer() -> None:
     pick = controls("Layer", normal="plain", into=settings).columns([3, 2])
     start_layer = default_layer(model)
+    layer_kwargs = named("fp_layer", layers, None)  # a link's layer, on the first visit
     if st.session_state.get("fp_layer") not in layers:
         st.session_state["fp_layer"] = start_layer
-    layer = pick[0].selectbox("Layer", layers, key="fp_layer", format_func=layer_label,
+    layer = pick[0].selectbox("Layer", layers, format_func=layer_label, **layer_kwargs,
                               help="Convolution layers, and other layers with feature maps "
                               "(the tutorial also draws pooling layers).")
     notes.show(notes.filters(model, layer), where=note)
     count = filter_count(model, layer)
     low, high = pick[1].slider("Filters", 0, count, (0, min(DEFAULT_COUNT, count)),
-                               key=f"fp_range_{layer}",
+                               key=f"fp_range_{layer}", **LINKED,
                                help=f"{literal(layer)} has {count} filters; the first 64 make the "
                                "tutorial's 8×8 grid.")
     if high <= low:
@@ -235,7 +236,7 @@ def one_layer() -> None:
 
     left, right = st.columns([2, 3])
     with left:
-        index = st.selectbox("Filter", filters, key="fp_pick")
+        index = st.selectbox("Filter", filters, key="fp_pick", **LINKED)
         item = result.by_filter(index)
         st.image(shown(item), caption=f"filter {index} of {literal(layer)}", width="stretch",
                  output_format="PNG")  # JPEG would blur the fine textures
@@ -292,7 +293,7 @@ def gallery() -> None:
              f"({len(conv_layers)} layers), one grid per layer, filled in as they are ready.")
     c = controls("Filters per layer", normal="plain", into=settings).columns([2, 3])
     per_layer = int(c[0].select_slider("Filters per layer", GALLERY_COUNTS, value=16,
-                                       key="fp_gallery_count"))
+                                       key="fp_gallery_count", **LINKED))
     jobs = [(path, tuple(range(min(per_layer, filter_count(model, path)))))
             for path in conv_layers]
     ready = {path: cached_filter_patterns(model, path, filters, disk=bench.disk, **params)
@@ -358,12 +359,13 @@ def compare_methods() -> None:
     st.write("One filter drawn by all four methods, each at its default steps, with the "
              "numbers that say how readable each picture is.")
     c = controls("Layer and filter", normal="plain", into=settings).columns([3, 1])
+    layer_kwargs = named("fp_cmp_layer", layers, None)
     if st.session_state.get("fp_cmp_layer") not in layers:
         st.session_state["fp_cmp_layer"] = default_layer(model)
-    layer = c[0].selectbox("Layer", layers, key="fp_cmp_layer", format_func=layer_label)
+    layer = c[0].selectbox("Layer", layers, format_func=layer_label, **layer_kwargs)
     within(f"fp_cmp_filter_{layer}", 0, filter_count(model, layer) - 1)  # another model's layer
     index = int(c[1].number_input("Filter", 0, filter_count(model, layer) - 1, 0,
-                                  key=f"fp_cmp_filter_{layer}"))
+                                  key=f"fp_cmp_filter_{layer}", **LINKED))
     results = {m: cached_filter_patterns(model, layer, (index,), method=m, steps=None,
                                          size=size, seed=SEED, disk=bench.disk)
                for m in METHODS}
