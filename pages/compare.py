@@ -12,6 +12,7 @@ from ui.feedback import run_button, show_error
 from ui.presenter import colormap_choices, controls
 from ui.classes import top_title
 from ui.page import page_setup
+from ui.settings import LINKED, named, named_many
 from ui.state import workbench
 from ui.text import literal, literal_code, plotly_text
 from viz_core.methods import registry
@@ -88,7 +89,7 @@ with settings:
     if any(m not in options for m in st.session_state.get("cmp_methods", [])):
         st.session_state.pop("cmp_methods")  # a method no longer registered
     methods = st.multiselect("Methods", options, default=list(compare_methods()),
-                             key="cmp_methods", format_func=method_title,
+                             **named_many("cmp_methods", options, compare_methods()), format_func=method_title,
                              help="By default the fast methods (a pass or two each). Layer "
                              "methods at the last conv layer "
                              f"({literal_code(info.last_conv_layer)}), pixel-gradient and "
@@ -96,15 +97,16 @@ with settings:
                              "results are shared.")
     c1, c2, c3 = st.columns(3)
     k = c1.selectbox(f"Class to explain ({top_title(len(top))})", [k for k, _, _ in top],
-                     key="cmp_class",
+                     **named("cmp_class", [k for k, _, _ in top]),
                      format_func=lambda i: f"{model.label(i)} ({i}) · p = {probability_of[i]:.1%}")
     steps = c2.select_slider("Curve steps", STEP_CHOICES, value=DEFAULT_CURVE_STEPS,
-                             key="cmp_steps",
+                             key="cmp_steps", **LINKED,
                              help="Points on each deletion / insertion curve: each step removes "
                              "(or reveals) this fraction of the pixels. Every point is one "
                              "image through the model.")
     baseline = c3.selectbox("Removed pixels become", BASELINES,
-                            index=BASELINES.index(DEFAULT_BASELINE), key="cmp_baseline",
+                            index=BASELINES.index(DEFAULT_BASELINE),
+                            **named("cmp_baseline", BASELINES, DEFAULT_BASELINE),
                             format_func=lambda b: b.capitalize(),
                             help="\n\n".join(f"**{b}**: {t}" for b, t in BASELINE_HELP.items()))
 
@@ -191,10 +193,11 @@ except VizError as exc:
 # -- the maps, side by side -------------------------------------------------------------------
 st.subheader(f"{literal(model.label(k))} ({k}): where each method sees the evidence")
 d1, d2, d3 = controls("Display", normal="plain", into=settings).columns(3)
-colormap = d1.selectbox("Colour map", colormap_choices(COLOUR_MAPS), key="cmp_colormap")
-show = d2.radio("Show", ("overlay", "heatmap"), key="cmp_show", horizontal=True,
+colormap = d1.selectbox("Colour map", colormap_choices(COLOUR_MAPS), key="cmp_colormap", **LINKED)
+show = d2.radio("Show", ("overlay", "heatmap"), **named("cmp_show", ("overlay", "heatmap")),
+                horizontal=True,
                 format_func={"overlay": "Overlay", "heatmap": "Map alone"}.get)
-opacity = d3.slider("Opacity", 0.0, 1.0, 0.5, step=0.05, key="cmp_opacity",
+opacity = d3.slider("Opacity", 0.0, 1.0, 0.5, step=0.05, key="cmp_opacity", **LINKED,
                     disabled=show != "overlay")
 
 
