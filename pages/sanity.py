@@ -10,7 +10,7 @@ from ui.cost import SLOW_SECONDS, cost_text, run_seconds
 from ui.export import bundle_button, model_options
 from ui.feedback import run_button, show_error
 from ui.presenter import colormap_choices, controls, presenter_on
-from ui.settings import within
+from ui.settings import LINKED, named, named_many, within
 from ui.classes import top_title
 from ui.page import page_setup
 from ui.state import workbench
@@ -82,7 +82,8 @@ probability_of = {k: p for k, _, p in top}
 # -- settings -------------------------------------------------------------------------------------
 with controls("Methods and settings"):  # collapsed in presenter mode
     methods = st.multiselect(
-        "Methods", sanity_methods(), default=list(default_methods()), key="san_methods",
+        "Methods", sanity_methods(), default=list(default_methods()),
+        **named_many("san_methods", sanity_methods(), default_methods()),
         format_func=method_title,
         help="The edge detector ignores the model completely (a Sobel filter of the image): it "
         "is the control that must fail. Slow methods run cheaper settings here ("
@@ -91,24 +92,24 @@ with controls("Methods and settings"):  # collapsed in presenter mode
         + "), because every map is drawn once per step.")
     c1, c2, c3 = st.columns(3)
     k = c1.selectbox(f"Class to explain ({top_title(len(top))})", [k for k, _, _ in top],
-                     key="san_class",
+                     **named("san_class", [k for k, _, _ in top]),
                      format_func=lambda i: f"{model.label(i)} ({i}) · p = {probability_of[i]:.1%}")
     seed = int(c1.number_input("Seed of the random weights", min_value=0, max_value=2**31 - 1,
-                               value=DEFAULT_SEED, step=1, key="san_seed"))
+                               value=DEFAULT_SEED, step=1, key="san_seed", **LINKED))
     if len(layers) > 1:
         within("san_steps", 1, len(layers))  # kept from a model with more layers
         steps = c2.slider("Layers to randomise (from the top)", 1, len(layers),
-                          default_steps(len(layers)), key="san_steps",
+                          default_steps(len(layers)), key="san_steps", **LINKED,
                           help=f"{literal(model.title)} has {len(layers)} layers with weights; the "
                           f"first to be randomised is {layers[0]!r}.")
     else:
         steps = default_steps(len(layers))  # a single layer: nothing to choose
     metric = c2.radio("Similarity", METRICS, index=METRICS.index(DEFAULT_METRIC),
-                      key="san_metric", format_func=METRIC_TITLES.get,
+                      **named("san_metric", METRICS, DEFAULT_METRIC), format_func=METRIC_TITLES.get,
                       help="How alike a map is to the trained model's map. Spearman compares "
                       "the order of importance of the pixels; SSIM the local structure.")
     threshold = c3.slider("Flag when similarity stays above", 0.5, 0.99, DEFAULT_THRESHOLD,
-                          step=0.01, key="san_threshold",
+                          step=0.01, key="san_threshold", **LINKED,
                           help="A method is flagged when its map's similarity to the original "
                           "stays above this at every step, even with the top layers random.")
 
@@ -219,7 +220,8 @@ if bench.is_cached(*call[0], **call[1]):
     # -- grid of maps ---------------------------------------------------------------------
     st.subheader("Maps at every step")
     g1, g2 = st.columns([1, 3])
-    colormap = g1.selectbox("Colour map", colormap_choices(COLOUR_MAPS), key="san_colormap")
+    colormap = g1.selectbox("Colour map", colormap_choices(COLOUR_MAPS), key="san_colormap",
+                            **LINKED)
     g2.caption("Each row is one method; each column one more layer randomised. Each map is "
                "scaled so its strongest point is 1. The number under a map is its similarity to "
                "the first map of its row.")
@@ -260,14 +262,15 @@ st.caption(
     "`python -m viz_core evaluate --json`."
 )
 game_methods = st.multiselect("Methods", map_methods(), default=list(registry.default_names()),
-                              key="pg_methods", format_func=method_title,
+                              **named_many("pg_methods", map_methods(), registry.default_names()),
+                              format_func=method_title,
                               help="By default the fast methods; every registered method can "
                               "play. The others (" + ", ".join(
                                   map(method_title, registry.names(fast=False)))
                               + ") run many model passes per shape: slow.")
 p2, p3, _ = st.columns([2, 1, 2])
-scenes = p2.select_slider("Scenes", SCENE_CHOICES, value=20, key="pg_scenes")
-shapes = p3.radio("Shapes per scene", (1, 2), key="pg_shapes", horizontal=True,
+scenes = p2.select_slider("Scenes", SCENE_CHOICES, value=20, key="pg_scenes", **LINKED)
+shapes = p3.radio("Shapes per scene", (1, 2), key="pg_shapes", **LINKED, horizontal=True,
                   help="With two shapes, each of another class, a method must also pick the "
                   "right one.")
 if not game_methods:
