@@ -9,6 +9,7 @@ from ui.dataset_upload import listed_upload
 from ui.feedback import run_button, show_error
 from ui.page import needs_text, page_setup
 from ui.presenter import controls
+from ui.settings import LINKED, named
 from ui.sidebar import DATASET_CHOICE, DATASET_IMAGE_KEY, keep_for_page_switch
 from ui.state import workbench
 from ui.text import literal
@@ -45,11 +46,13 @@ bench = workbench()
 # Collapsed in presenter mode, so the results start on a 1280x720 projector's first screen; an
 # upload's file pickers stay out, as the page waits on them.
 settings = controls("Images", normal="plain")
-source = settings.radio("Images", list(SOURCES), format_func=SOURCES.get, key="ds_source",
+source = settings.radio("Images", list(SOURCES), format_func=SOURCES.get,
+                        **named("ds_source", SOURCES),
                         horizontal=True)
 # every method a dataset run takes (registry.dataset_names), at its default parameters
 method = settings.selectbox(
-    "Heatmap method", dataset_methods(), format_func=methods.title, key="ds_method",
+    "Heatmap method", dataset_methods(), format_func=methods.title,
+    **named("ds_method", dataset_methods()),
     help="How each image's heatmap is made (the same maps as Class heatmaps gives at the "
     "default settings). Layer and pixel-gradient methods run in batches; Score-CAM and "
     "AblationCAM run the model again for each image, so they take much longer.")
@@ -80,7 +83,7 @@ try:
         data = listed_upload(archive, labels_file, model.labels, "_ds_listing")
     else:
         count = settings.select_slider(
-            "Number of images", SAMPLE_COUNTS, value=48, key="ds_count",
+            "Number of images", SAMPLE_COUNTS, value=48, key="ds_count", **LINKED,
             help="Generated scenes, drawn on demand (the same every time).")
         data = sample_dataset(source, model.labels, count=count)
 except VizError as exc:
@@ -208,8 +211,8 @@ if confusion is not None:
         st.session_state["ds_cell_label"] = names[int(worst[0])]
         st.session_state["ds_cell_pred"] = names[int(worst[1])]
     c1, c2 = st.columns(2)
-    cell_label = c1.selectbox("Images labelled", names, key="ds_cell_label")
-    cell_pred = c2.selectbox("and predicted as", names, key="ds_cell_pred")
+    cell_label = c1.selectbox("Images labelled", names, key="ds_cell_label", **LINKED)
+    cell_pred = c2.selectbox("and predicted as", names, key="ds_cell_pred", **LINKED)
     k_label, k_pred = run.classes.index(cell_label), run.classes.index(cell_pred)
     cell = np.flatnonzero((run.label_indices == k_label) & (run.predicted == k_pred))
     if len(cell):
@@ -276,7 +279,7 @@ st.caption(
     f"square (a {CORNER_FRACTION:.0%} side; an even spread puts "
     f"{CORNER_FRACTION ** 2:.0%} there): evidence away from where objects are."
 )
-clusters = st.selectbox("Groups per class", CLUSTER_CHOICES, key="ds_clusters")
+clusters = st.selectbox("Groups per class", CLUSTER_CHOICES, key="ds_clusters", **LINKED)
 try:
     report = bench.run(find_shortcuts, run.maps, run.predicted, run.classes, clusters=clusters)
 except VizError as exc:
