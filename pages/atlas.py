@@ -10,6 +10,7 @@ from ui.feedback import run_button, show_error
 from ui.notes import show as show_note
 from ui.page import page_setup
 from ui.presenter import controls
+from ui.settings import LINKED, named
 from ui.state import workbench
 from ui.dataset_upload import listed_upload
 from ui.text import literal
@@ -65,8 +66,10 @@ show_note(NOTE, page.note)
 bench = workbench()
 settings = controls("Atlas", normal="plain")
 top_row, second_row = settings.columns(2), settings.columns(3)
-source = top_row[0].radio("Images", list(SOURCES), format_func=SOURCES.get, key="atlas_source")
+source = top_row[0].radio("Images", list(SOURCES), format_func=SOURCES.get,
+                          **named("atlas_source", SOURCES))
 count = top_row[1].select_slider("Number of images", SAMPLE_COUNTS, value=48, key="atlas_count",
+                                 **LINKED,
                                  help="Generated scenes, drawn on demand (the same every "
                                  "time); an upload uses all its images.")
 try:
@@ -80,10 +83,11 @@ layers = [p for p in model.info.spatial_layers if model.info.layer(p).type != "I
 last = model.info.last_conv_layer
 layer = second_row[0].selectbox("Layer", layers,
                                 index=layers.index(last) if last in layers else 0,
-                                key="atlas_layer")
-k = second_row[1].select_slider("Images per unit", K_CHOICES, value=8, key="atlas_k",
+                                key="atlas_layer", **LINKED)
+k = second_row[1].select_slider("Images per unit", K_CHOICES, value=8, key="atlas_k", **LINKED,
                                 help="The top and the bottom images kept for each unit.")
-score = second_row[2].radio("Rank images by", ("max", "mean"), key="atlas_score",
+score = second_row[2].radio("Rank images by", ("max", "mean"),
+                            **named("atlas_score", ("max", "mean")),
                             horizontal=True, format_func={"max": "strongest position",
                                                           "mean": "whole-image mean"}.get)
 
@@ -151,9 +155,10 @@ st.caption(f"Model: {literal(model.title)} · layer {literal(atlas.layer)} · {l
 
 # -- the grid of unit cards ----------------------------------------------------------------------
 c1, c2, c3 = st.columns(3)
-sort = c1.selectbox("Sort units", list(SORTS), format_func=SORTS.get, key="atlas_sort")
+sort = c1.selectbox("Sort units", list(SORTS), format_func=SORTS.get,
+                    **named("atlas_sort", SORTS))
 wanted = c2.selectbox("Units selective for", ["any class", *atlas.classes],
-                      key="atlas_class")
+                      key="atlas_class", **LINKED)
 rows = np.arange(len(atlas))
 if wanted != "any class":
     rows = rows[selective == atlas.classes.index(wanted)]
@@ -162,7 +167,7 @@ if sort == "selectivity":
 elif sort == "class":
     rows = rows[np.lexsort((-selectivity[rows], selective[rows]))]
 pages = max(1, -(-len(rows) // PER_PAGE))
-shown_page = c3.number_input("Page", 1, pages, 1, key="atlas_page",
+shown_page = c3.number_input("Page", 1, pages, 1, key="atlas_page", **LINKED,
                              help=f"{PER_PAGE} units per page; {len(rows)} units match.")
 shown = rows[(shown_page - 1) * PER_PAGE: shown_page * PER_PAGE]
 if not len(shown):
@@ -191,9 +196,10 @@ for slot, r in enumerate(shown):
 # -- a unit's full card --------------------------------------------------------------------------
 st.subheader("A unit's card")
 choices = [int(c) for c in atlas.channels]
+unit_kwargs = named("atlas_unit", choices, None)  # a link's unit, once the atlas has it
 if st.session_state.get("atlas_unit") not in choices:
     st.session_state["atlas_unit"] = int(atlas.channels[rows[0] if len(rows) else 0])
-unit = st.selectbox("Unit", choices, key="atlas_unit")
+unit = st.selectbox("Unit", choices, **unit_kwargs)
 r = atlas.row(unit)
 top, bottom = atlas.exemplars(unit, "top"), atlas.exemplars(unit, "bottom")
 favourite = atlas.classes[selective[r]] if selective[r] >= 0 else "none"
