@@ -50,13 +50,20 @@ def ensure_app_shell() -> None:
     a shared link to a page) the run then starts again through ``app.py``, so the page gets
     its navigation bar and wide layout; later runs are not restarted, as that would lose a
     button click.
-    """
-    from streamlit.runtime.pages_manager import PagesManager
 
-    if PagesManager.uses_pages_directory:
-        PagesManager.uses_pages_directory = False
+    These are Streamlit internals: ``tests/app/test_streamlit_internals.py`` fails loudly when
+    they change. Should they be gone, pages run as Streamlit runs them (a newer Streamlit may
+    not run a page alone at all).
+    """
+    try:
+        from streamlit.runtime.pages_manager import PagesManager
         from streamlit.runtime.scriptrunner import get_script_run_ctx
 
+        alone = PagesManager.uses_pages_directory
+    except (ImportError, AttributeError):
+        return
+    if alone:
+        PagesManager.uses_pages_directory = False
         ctx = get_script_run_ctx()
         first_run = SELECTION_KEY not in st.session_state
         # Drawn as app.py draws it (the main script's hash), so the sidebar widgets keep the
