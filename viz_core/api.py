@@ -643,12 +643,12 @@ def _dataset(model: LoadedModel, data, labels):
     from viz_core.dataset.in_memory import images_dataset
     from viz_core.dataset.readers import Dataset, open_dataset
 
+    if isinstance(data, (str, Path, Dataset)) and labels is not None:
+        raise ParameterError("labels= goes with a list of images; a folder or a ZIP has its "
+                             "own (class folders or a labels CSV).")
     if isinstance(data, Dataset):
         return data
     if isinstance(data, (str, Path)):
-        if labels is not None:
-            raise ParameterError("labels= goes with a list of images; a folder or a ZIP has "
-                                 "its own (class folders or a labels CSV).")
         return open_dataset(data, model.labels)
     loaded, _ = _images(data)
     return images_dataset(loaded, model.labels, labels=labels)
