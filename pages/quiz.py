@@ -9,6 +9,7 @@ from ui.page import page_setup
 from ui.presenter import controls
 from ui.quiz import (join_form, question_maker, start_quiz, student_panel, student_pass,
                      teacher_panel, teacher_pass)
+from ui.settings import KEPT
 from ui.state import workbench
 from ui.text import literal
 from viz_core.features.activations import feature_map_layers
@@ -26,7 +27,8 @@ page = page_setup(
     needs="nothing",
 )
 settings = controls("Quiz", normal="plain")
-role = settings.radio("I am", list(ROLES), format_func=ROLES.get, horizontal=True, key="quiz_role")
+role = settings.radio("I am", list(ROLES), format_func=ROLES.get, horizontal=True, key="quiz_role",
+                      **KEPT)
 
 if role == "student":
     student = student_pass()
@@ -51,10 +53,12 @@ last = model.info.last_conv_layer
 columns = controls("Questions", into=settings).columns(3)
 layer = columns[0].selectbox("Units of the layer", layers,
                              index=layers.index(last) if last in layers else 0, key="quiz_layer",
-                             help="The \"which image\" questions ask about units of this layer.")
-count = columns[1].select_slider("Questions", COUNTS, value=6, key="quiz_count")
+                             help="The \"which image\" questions ask about units of this layer.",
+                             **KEPT)
+count = columns[1].select_slider("Questions", COUNTS, value=6, key="quiz_count", **KEPT)
 seed = int(columns[2].number_input("Draw", 0, 10_000, 0, key="quiz_seed",
-                                   help="Another number draws other units and images."))
+                                   help="Another number draws other units and images.",
+                                   **KEPT))
 st.caption(f"Questions on {literal(model.title)} and the sample images: "
            "\"which image\" and \"where\" in turn.")
 make = question_maker(bench.disk)

@@ -75,6 +75,11 @@ def test_the_teacher_sees_the_code_and_the_right_answers(teacher, expected):
                      for i, q in enumerate(expected)]
     assert {m.label: m.value for m in teacher.metric} == {"Students": "0", "Answers": "0",
                                                          "Score": "–"}
+    # another page and back: still the teacher of the same quiz
+    teacher.switch_page("pages/overview.py").run()
+    teacher.switch_page("pages/quiz.py").run()
+    assert not teacher.exception, teacher.exception
+    assert teacher.radio(key="quiz_role").value == "teacher" and code_of(teacher) == code
 
 
 def test_students_answer_and_the_teacher_sees_their_answers_and_score(teacher, expected):
