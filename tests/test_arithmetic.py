@@ -385,3 +385,38 @@ def test_mobilenet_v2_depthwise_layers_inside_a_nested_model():
             assert close(result), (layer, at, result.activation, result.model_activation)
     strided = unit_arithmetic(model, image, f"{base.name}/block_1_depthwise", 0, (0, 0))
     assert strided.strides == (2, 2) and strided.kind == "DepthwiseConv2D"
+
+
+# ---- pictures and the notebook -------------------------------------------------------------------
+def test_grid_picture_colours_signs_and_hatches_padding():
+    from viz_core.render.lesson import NEGATIVE, PADDING, POSITIVE, number_grid, signed_colors
+
+    values = np.array([[2.0, -2.0], [0.0, 1.0]])
+    colors = signed_colors(values)
+    assert colors[0, 0].tolist() == POSITIVE.astype(int).tolist()
+    assert colors[0, 1].tolist() == NEGATIVE.astype(int).tolist()
+    assert colors[1, 0].tolist() == [247, 247, 247]
+    padded = np.array([[False, False], [True, False]])
+    picture = number_grid(values, padded=padded, cell=40)
+    assert picture.shape == (81, 81, 3)
+    # a corner pixel of each cell, away from the number and the hatching
+    assert picture[3, 37].tolist() == POSITIVE.astype(int).tolist()
+    assert picture[43, 4].tolist() == list(PADDING)
+
+
+def test_vc_unit_draws_itself_and_matches_the_backend():
+    import viz_core as vc
+    from viz_core.render.lesson import unit_picture
+
+    model = wrap(tiny_cnn(size=12), name="tiny")
+    image = np.random.default_rng(3).integers(0, 256, (12, 12, 3), dtype=np.uint8)
+    result = vc.unit(model, image, "conv_b", 4, at=(0, 5))
+    assert result.kind == "Conv2D" and close(result)
+    direct = unit_arithmetic(model, image_from_array(image, "x"), "conv_b", 4, (0, 5))
+    assert result.activation == direct.activation and result.products.shape == (3, 3, 4)
+    html = result._repr_html_()
+    assert "<img src=\"data:image/png;base64," in html and "relu →" in html
+    shown = np.asarray(vc.show(result))
+    np.testing.assert_array_equal(shown, unit_picture(result))
+    with pytest.raises(ParameterError, match="'conv_a' has a 12x12 map; give a position"):
+        vc.unit(model, image)  # the first convolution, which has a map

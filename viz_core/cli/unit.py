@@ -71,17 +71,7 @@ def describe(result) -> list[str]:
         lines.append(f"reads {shape} values of {result.source}{cells}")
     for t in c["terms"]:
         lines.append(f"  {t['input']: .6g} × {t['weight']: .6g} = {t['product']: .6g}")
-    steps = []
-    if c["products_sum"] is not None:
-        steps.append(f"sum of products {c['products_sum']:.6g}")
-    if c["bias"] is not None:
-        steps.append(f"+ bias {c['bias']:.6g}")
-    if c["preactivation"] is not None:
-        steps.append(f"= {c['preactivation']:.6g}")
-    name = getattr(result, "activation_name", None) or getattr(result, "operation", None) or \
-        getattr(result, "kind", "")
-    steps.append(f"→ {name}: {c['activation']:.6g} (the model: {c['model_activation']:.6g})")
-    lines.append("; ".join(steps))
+    lines.append(result.equation_text())
     return lines
 
 

@@ -44,6 +44,29 @@ class _Contract:
         """``|activation - model_activation|``: how far the hand computation is from the model."""
         return abs(float(self.activation) - float(self.model_activation))
 
+    def equation_text(self) -> str:
+        """The arithmetic in one line: ``sum of 27 products -0.463 + bias -0.02 = -0.483;
+        relu → 0 (the model: 0)``."""
+        shape, total, bias, pre, inputs, weights, _ = self._parts()
+        steps, count = [], int(np.prod(shape))
+        operation = getattr(self, "operation", None)
+        if operation:  # pooling: no weights to speak of
+            steps.append(f"{operation} of {getattr(self, 'count', count)} values")
+        elif count == 1 and total is not None:
+            steps.append(f"{float(inputs.ravel()[0]):.4g} × {float(weights.ravel()[0]):.4g}")
+        elif total is not None:
+            steps.append(f"sum of {count} products {total:.4g}")
+        if bias is not None:
+            steps.append(f"+ {'shift' if self.kind == 'BatchNormalization' else 'bias'} "
+                         f"{bias:.4g}")
+        name = getattr(self, "activation_name", None)
+        result = f"{self.activation:.6g} (the model: {self.model_activation:.6g})"
+        if name is None:
+            return " ".join(steps + [f"= {result}"])
+        if pre is not None and steps:
+            steps.append(f"= {pre:.4g};")
+        return " ".join(steps + [f"{name} → {result}"])
+
     def terms(self, limit: int = MAX_TERMS) -> list[dict]:
         _, _, _, _, inputs, weights, products = self._parts()
         return top_terms(inputs, weights, products, limit)
