@@ -16,6 +16,7 @@ into their arguments.
 """
 from __future__ import annotations
 
+import functools
 import inspect as _inspect
 import io
 from dataclasses import dataclass, field, fields
@@ -699,3 +700,61 @@ def atlas(model, data, layer: str | None = None, *, k: int = _atlas.DEFAULT_K,
                                  channels=channels, progress=progress)
     return Atlas(**{f.name: getattr(result, f.name) for f in fields(result) if f.init},
                  images_of=partial(_atlas.exemplar_pixels, loaded_model, dataset))
+
+
+# --------------------------------------------------------------------------------------------
+# Lesson mode: how one number is computed
+# --------------------------------------------------------------------------------------------
+class _DrawnArithmetic:
+    """Draws a lesson result in Jupyter: its grids, and the arithmetic in one line."""
+
+    def _repr_html_(self) -> str:
+        return notebook.html(self, captions=[self.equation_text()])
+
+
+@functools.lru_cache(maxsize=None)  # one drawable class per result class, made once
+def _arithmetic_kinds() -> dict:
+    from viz_core.features import arithmetic_results as _results
+
+    kinds = (_results.ConvArithmetic, _results.PoolArithmetic, _results.NormArithmetic,
+             _results.ElementArithmetic, _results.DenseArithmetic, _results.OutputArithmetic)
+    return {cls: type(cls.__name__, (cls, _DrawnArithmetic), {"__doc__": cls.__doc__,
+                                                             "__module__": __name__})
+            for cls in kinds}
+
+
+def unit(model, image, layer: str | None = None, channel: int = 0, at=None):
+    """How one output number of ``layer`` is computed: what the lesson page shows.
+
+    Parameters
+    ----------
+    model : LoadedModel, or anything :func:`load_model` takes
+    image : one image (see :func:`load_image`)
+    layer : str or None
+        A Conv2D, DepthwiseConv2D, SeparableConv2D, pooling, BatchNormalization, ReLU,
+        Activation, Dense or Softmax layer (``"outer/inner"`` inside a sub-model); None is the
+        first convolution.
+    channel : int
+        Output channel, or unit of a Dense layer.
+    at : (y, x) or None
+        Position in the layer's output map; None for a vector output (Dense, softmax).
+
+    Returns
+    -------
+    A result of :mod:`viz_core.features.arithmetic_results` (``ConvArithmetic`` for a
+    convolution: ``.patch``, ``.kernel``, ``.products``, ``.products_sum``, ``.bias``,
+    ``.activation`` and the model's own ``.model_activation``); ``.contract()`` is the
+    command line's JSON. Jupyter draws its grids.
+
+    Raises
+    ------
+    ParameterError
+        A layer that is not shown (the message says why), a channel or position outside it.
+    """
+    from viz_core.features.arithmetic import unit_arithmetic
+
+    loaded_model = _loaded(model)
+    view = loaded_model.view(_single(image, "unit"))
+    result = unit_arithmetic(loaded_model, view, layer or loaded_model.info.conv_layers[0],
+                             channel, at)
+    return _drawable(_arithmetic_kinds()[type(result)], result)
