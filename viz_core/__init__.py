@@ -26,6 +26,7 @@ _PUBLIC = {
     "lime": "viz_core.api",
     "evaluate": "viz_core.api",
     "atlas": "viz_core.api",
+    "unit": "viz_core.api",
     "Atlas": "viz_core.api",
     "Explanation": "viz_core.api",
     "Explanations": "viz_core.api",
