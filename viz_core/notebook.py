@@ -64,6 +64,10 @@ def picture(result, image=None, *, colormap: str = "viridis", opacity: float | N
 
         return [explanation_picture(result.image, explanation_plane(result, k))
                 for k in result.class_indices]
+    if hasattr(result, "contract") and hasattr(result, "model_activation"):  # lesson mode
+        from viz_core.render.lesson import unit_picture
+
+        return [unit_picture(result)]
     if isinstance(result, np.ndarray) and result.ndim in (2, 3):
         return [result if result.dtype == np.uint8 else apply_colormap(result, colormap)]
     raise ParameterError(f"show() draws explanations, heatmaps, feature maps, filter patterns "
