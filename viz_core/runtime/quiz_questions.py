@@ -162,7 +162,11 @@ def _unit_question(model, views, means, layer, units, rng, disk, patterns) -> Qu
         answer = 0 if means[a, unit] > means[b, unit] else 1
         hint = None
         if patterns:
-            hint = filter_patterns(model, layer, [unit], method="fast", disk=disk).item(0).pattern
+            try:
+                hint = filter_patterns(model, layer, [unit], method="fast",
+                                       disk=disk).item(0).pattern
+            except ParameterError:  # a layer gradient ascent cannot use: the question stands
+                hint = None
         return Question(
             kind="unit",
             prompt=f"Which of these two images makes unit {unit} of {layer} fire more?",
