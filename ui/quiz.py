@@ -155,16 +155,22 @@ def teacher_panel(teacher: TeacherPass) -> None:
     st.caption("Students open **Class quiz**, choose *Student*, and type this code and their "
                "name. Only you see everyone's answers.")
     live_results(teacher)
-    view = quiz_board().teacher_view(teacher)
-    buttons = st.columns(2)
-    if buttons[0].button("Hide the answers again" if view.revealed
-                         else "Reveal the answers to students", key="quiz_reveal"):
-        quiz_board().reveal(teacher, not view.revealed)
-        st.rerun()
-    if buttons[1].button("End the quiz", key="quiz_end"):
-        quiz_board().end(teacher)
+    board = quiz_board()
+    try:
+        view = board.teacher_view(teacher)
+        buttons = st.columns(2)
+        if buttons[0].button("Hide the answers again" if view.revealed
+                             else "Reveal the answers to students", key="quiz_reveal"):
+            board.reveal(teacher, not view.revealed)
+            st.rerun()
+        if buttons[1].button("End the quiz", key="quiz_end"):
+            board.end(teacher)
+            st.session_state.pop(TEACHER_KEY, None)
+            st.rerun()
+    except QuizError as exc:  # it ended (unused for too long) since the page checked
         st.session_state.pop(TEACHER_KEY, None)
-        st.rerun()
+        show_error(exc)
+        return
     with st.expander("The questions and their answers"):
         for i, question in enumerate(view.questions):
             show_question(i, question, revealed=True)

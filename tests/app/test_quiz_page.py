@@ -138,3 +138,20 @@ def test_a_wrong_code_and_a_taken_name_are_refused(teacher):
     at.text_input(key="quiz_name").input("aaliyah")
     next(b for b in at.button if b.label == "Join").click().run()
     assert "has joined this quiz already" in at.error[0].value
+
+
+def test_an_ended_quiz_takes_its_students_back_to_the_join_form(teacher):
+    code = code_of(teacher)
+    student = open_quiz_page()
+    student.text_input(key="quiz_code").input(code)
+    student.text_input(key="quiz_name").input("Dmitri")
+    next(b for b in student.button if b.label == "Join").click().run()
+    assert any(m.value.startswith(f"You are **Dmitri** in the quiz `{code}`")
+               for m in student.markdown)
+    next(b for b in teacher.button if b.label == "End the quiz").click().run()
+    assert not teacher.exception, teacher.exception
+    assert teacher.button(key="quiz_start").label == "Start the quiz"  # ready for another
+    student.run()
+    assert f"no quiz with the code '{code}'" in student.error[0].value
+    student.run()
+    assert [t.label for t in student.text_input] == ["Quiz code", "Your name"]
