@@ -31,13 +31,9 @@ import numpy as np
 
 from viz_core.errors import ParameterError
 from viz_core.models.loaded import LoadedModel
-from viz_core.runtime.limits import Bound
+from viz_core.methods.tcav_options import DEFAULT_RUNS, RUNS, SIGNIFICANCE
 
 ProgressFn = Callable[[float, str], None]
-
-#: Runs against different random sets (the paper uses hundreds; a few already give a p-value).
-RUNS = Bound("the number of random runs", 2, 50)
-SIGNIFICANCE = 0.05  # p-value below which the score is called significant
 BATCH = 32  # images per forward/backward batch
 _MIN_SET = 2  # images on each side of a CAV's classifier
 
@@ -288,8 +284,9 @@ def _score_kind(model: LoadedModel, layer: str) -> str:
 
 
 def _batches(pixels: np.ndarray):
+    # converted batch by batch: a set kept as uint8 is never copied whole as float32
     for start in range(0, len(pixels), BATCH):
-        yield pixels[start:start + BATCH]
+        yield np.asarray(pixels[start:start + BATCH], np.float32)
 
 
 def layer_activations(model: LoadedModel, pixels: np.ndarray, layer: str) -> np.ndarray:
@@ -297,7 +294,6 @@ def layer_activations(model: LoadedModel, pixels: np.ndarray, layer: str) -> np.
     in [0, 255] at the model's input size, in batches."""
     from viz_core.methods.steps import layer_gradients
 
-    pixels = np.asarray(pixels, np.float32)
     parts = [layer_gradients(model, chunk, np.full(len(chunk), -1), np.zeros(len(chunk), bool),
                              layer, gradients=False).activations for chunk in _batches(pixels)]
     return np.concatenate(parts)
@@ -316,7 +312,6 @@ def class_gradients(model: LoadedModel, pixels: np.ndarray, class_index: int,
     units = int(model.model.outputs[0].shape[-1])
     # checks the class against the model (a sigmoid unit has classes 0 and 1)
     score_coefficients(Target(int(class_index), "logit"), model.info.output_kind, units)
-    pixels = np.asarray(pixels, np.float32)
     parts = [layer_gradients(model, chunk, np.full(len(chunk), int(class_index)),
                              np.full(len(chunk), use_logit), layer).gradients
              for chunk in _batches(pixels)]
@@ -362,8 +357,8 @@ def random_set_size(concept_images: int, pool: int) -> int:
 
 def tcav(model: LoadedModel, class_pixels: np.ndarray, concept_pixels: np.ndarray,
          random_pixels: np.ndarray, class_index: int, layer: str | None = None, *,
-         runs: int = 10, set_size: int | None = None, concept: str = "concept", seed: int = 0,
-         progress: ProgressFn | None = None) -> TcavResult:
+         runs: int = DEFAULT_RUNS, set_size: int | None = None, concept: str = "concept",
+         seed: int = 0, progress: ProgressFn | None = None) -> TcavResult:
     """TCAV of a concept for a class at a layer, from images at the model's input size.
 
     Parameters
