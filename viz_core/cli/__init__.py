@@ -24,6 +24,7 @@ Modules:
     dataset      ``dataset``: a model over a folder, ZIP or sample of images
     atlas        ``atlas``: each unit's top and bottom images over a dataset (neuron atlas)
     concepts     ``concepts``: CRAFT concepts of a class over a dataset
+    tcav         ``tcav``: TCAV score of a concept (images) for a class at a layer
     unit         ``unit``: the arithmetic of one output number of a layer (lesson mode)
     app          ``app``: start the dashboard
     bundle       export bundles: a view's pictures, parameters and the command remaking them
@@ -64,6 +65,8 @@ COMMANDS = {
               "class selectivity"),
     "concepts": ("concepts", "CRAFT concepts: what a model found in a class's images, with "
                  "importance and maps"),
+    "tcav": ("tcav", "TCAV: does a class's score rise along a concept (images you give) at "
+             "a layer?"),
     "unit": ("unit", "the arithmetic of one output number of a layer: patch, kernel, "
              "products, sum, bias"),
     "app": ("app", "start the dashboard (streamlit run on the installed app)"),
