@@ -204,7 +204,28 @@ def _record(student: StudentPass, question: int, key: str) -> None:
     try:
         quiz_board().answer(student, question, int(choice))
     except VizError as exc:
-        st.session_state["_quiz_answer_error"] = str(exc)
+        st.session_state[f"_quiz_failed_{question}"] = str(exc)
+
+
+@st.fragment
+def answer_box(student: StudentPass, number: int, question, saved: int | None,
+              revealed: bool) -> None:
+    """One question's answer, saved on the board as it is chosen. Only this box runs again on
+    a choice, not the page: a class answering at once would otherwise redraw every picture."""
+    key = f"quiz_answer_{student.code}_{number}"
+    if key not in st.session_state and saved is not None:
+        st.session_state[key] = saved
+    choice = st.radio("Your answer", range(len(question.choices)), key=key, index=None,
+                      format_func=question.choices.__getitem__, horizontal=True,
+                      disabled=revealed, on_change=_record, args=(student, number, key),
+                      label_visibility="collapsed")
+    failed = st.session_state.pop(f"_quiz_failed_{number}", None)
+    if failed:
+        st.error(literal(failed), icon=":material/error:")
+    elif revealed and saved is not None:
+        st.markdown("✓ right" if saved == question.answer else "✗ not this time")
+    elif choice is not None and not revealed:
+        st.caption(f"Saved: {literal(question.choices[choice])}")
 
 
 @st.fragment(run_every=REVEAL_CHECK_S)
@@ -226,26 +247,16 @@ def student_panel(student: StudentPass) -> None:
         st.session_state.pop(STUDENT_KEY, None)
         show_error(exc)
         return
-    st.markdown(f"You are **{literal(view.name)}** in the quiz `{view.code}`: "
-                f"{len(view.answers)} of {len(view.questions)} answered.")
+    st.markdown(f"You are **{literal(view.name)}** in the quiz `{view.code}`. Each answer is "
+                "saved as you choose it; you can change it until the teacher reveals the "
+                "answers.")
     if view.revealed:
         st.success(f"The answers are out: you got {view.right} of {len(view.questions)} right.",
                    icon=":material/school:")
-    problem = st.session_state.pop("_quiz_answer_error", None)
-    if problem:
-        st.error(literal(problem), icon=":material/error:")
     watch_reveal(student, view.revealed)
     for i, question in enumerate(view.questions):
         show_question(i, question, view.revealed)
-        key = f"quiz_answer_{view.code}_{i}"
-        if key not in st.session_state and i in view.answers:
-            st.session_state[key] = view.answers[i]
-        st.radio("Your answer", range(len(question.choices)), key=key, index=None,
-                 format_func=question.choices.__getitem__, horizontal=True,
-                 disabled=view.revealed, on_change=_record, args=(student, i, key),
-                 label_visibility="collapsed")
-        if view.revealed and i in view.answers:
-            st.markdown("✓ right" if view.answers[i] == question.answer else "✗ not this time")
+        answer_box(student, i, question, view.answers.get(i), view.revealed)
         st.divider()
     if st.button("Leave the quiz", key="quiz_leave"):
         st.session_state.pop(STUDENT_KEY, None)

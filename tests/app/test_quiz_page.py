@@ -96,11 +96,13 @@ def test_students_answer_and_the_teacher_sees_their_answers_and_score(teacher, e
         at.text_input(key="quiz_name").input(name)
         next(b for b in at.button if b.label == "Join").click().run()
         assert not at.exception, at.exception
+        assert any(m.value.startswith(f"You are **{name}** in the quiz `{code}`.")
+                   for m in at.markdown)
         for question, choice in plans[name].items():
             at.radio(key=f"quiz_answer_{code}_{question}").set_value(choice).run()
             assert not at.exception, at.exception
-        assert (f"You are **{name}** in the quiz `{code}`: {len(plans[name])} of 6 answered."
-                in [m.value for m in at.markdown])
+        saved = [c.value for c in at.caption if c.value.startswith("Saved: ")]
+        assert saved == [f"Saved: {expected[q].choices[c]}" for q, c in plans[name].items()]
         sessions[name] = at
 
     teacher.run()
@@ -146,7 +148,7 @@ def test_an_ended_quiz_takes_its_students_back_to_the_join_form(teacher):
     student.text_input(key="quiz_code").input(code)
     student.text_input(key="quiz_name").input("Dmitri")
     next(b for b in student.button if b.label == "Join").click().run()
-    assert any(m.value.startswith(f"You are **Dmitri** in the quiz `{code}`")
+    assert any(m.value.startswith(f"You are **Dmitri** in the quiz `{code}`.")
                for m in student.markdown)
     next(b for b in teacher.button if b.label == "End the quiz").click().run()
     assert not teacher.exception, teacher.exception
