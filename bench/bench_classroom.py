@@ -154,19 +154,21 @@ class Session:
         await self.ws.close()
 
     async def run(self, page: str, query: str, trigger: str | None = None,
-                  states: tuple = ()) -> dict:
+                  states: tuple = (), fragment: str = "") -> dict:
         """Rerun ``page`` (with a click on the button ``trigger``, a widget id, and the widget
         values ``states``: ``(id, field, value)`` as ``("...", "string_value", "Teacher")``) and read
         until the script finished for good. Returns the seconds, the exception messages shown,
         the buttons drawn (label -> id), the progress texts seen with their arrival times, the
-        radios and text inputs drawn (``widgets``: (kind, label, id), in page order), the
-        markdown texts and the metrics (label -> value)."""
+        radios and text inputs drawn (``widgets``: (kind, label, id, options, fragment id),
+        in page order), the markdown texts and the metrics (label -> value). With
+        ``fragment`` only that fragment runs, as when a widget inside it changes."""
         from streamlit.proto.BackMsg_pb2 import BackMsg
         from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
         msg = BackMsg()
         msg.rerun_script.query_string = query
         msg.rerun_script.page_name = page
+        msg.rerun_script.fragment_id = fragment
         if trigger is not None:
             state = msg.rerun_script.widget_states.widgets.add()
             state.id, state.trigger_value = trigger, True
@@ -194,7 +196,8 @@ class Session:
                 elif what in ("radio", "text_input"):
                     widget = getattr(element, what)
                     out["widgets"].append((what, widget.label, widget.id,
-                                           tuple(getattr(widget, "options", ()))))
+                                           tuple(getattr(widget, "options", ())),
+                                           forward.delta.fragment_id))
                 elif what == "markdown":
                     out["markdown"].append(element.markdown.body)
                 elif what == "metric":
@@ -391,10 +394,10 @@ QUIZ_STUDENTS = 30
 TEACHER_EVERY_S = 2.0  # the teacher's page refreshes its results this often (ui.quiz)
 
 
-def widget_ids(out: dict, kind: str, label: str) -> list[tuple[str, tuple]]:
-    """(id, options) of the ``kind`` widgets labelled ``label``, in page order (a radio's
-    value is the text of its option)."""
-    return [(i, n) for k, name, i, n in out["widgets"] if k == kind and name == label]
+def widget_ids(out: dict, kind: str, label: str) -> list[tuple[str, tuple, str]]:
+    """(id, options, fragment id) of the ``kind`` widgets labelled ``label``, in page order
+    (a radio's value is the text of its option)."""
+    return [(i, n, f) for k, name, i, n, f in out["widgets"] if k == kind and name == label]
 
 
 async def start_quiz(tab: Session) -> tuple[str, str]:
@@ -416,7 +419,8 @@ async def start_quiz(tab: Session) -> tuple[str, str]:
 async def quiz_student(port: int, code: str, name: str, image: str, think: float,
                        rng: random.Random) -> dict:
     """The Overview by link, the quiz page, join with ``code`` and ``name``, then every
-    question answered (a random choice), ``think`` seconds (about) before each step."""
+    question answered (a random choice; only the question's answer box runs again, as in the
+    browser), ``think`` seconds (about) before each step."""
     steps, errors = [], []
     query = f"image={image}"
     async with Session(port) as tab:
@@ -430,16 +434,17 @@ async def quiz_student(port: int, code: str, name: str, image: str, think: float
 
         await step("overview", "", query)
         out = await step("quiz", "quiz", query)
-        (code_id, _), (name_id, _) = (widget_ids(out, "text_input", "Quiz code")[0],
+        (code_id, *_), (name_id, *_) = (widget_ids(out, "text_input", "Quiz code")[0],
                                       widget_ids(out, "text_input", "Your name")[0])
         out = await step("join", "quiz", query, out["buttons"]["Join"],
                          ((code_id, "string_value", code), (name_id, "string_value", name)))
         questions = widget_ids(out, "radio", "Your answer")
         if not questions:
             errors.append(f"{name} could not join {code}: {out['markdown'][:3]}")
-        for radio, options in questions:
+        for radio, options, fragment in questions:  # each answer box is a fragment (ui.quiz)
             await step("answer", "quiz", query, states=((radio, "string_value",
-                                                         rng.choice(options)),))
+                                                         rng.choice(options)),),
+                       fragment=fragment)
     return {"steps": steps, "errors": errors, "answered": len(questions)}
 
 
