@@ -24,7 +24,7 @@ TEACHER_KEY, STUDENT_KEY = "_quiz_teacher", "_quiz_student"
 RESULTS_EVERY_S = 2  # the teacher's results refresh this often
 REVEAL_CHECK_S = 5  # a student's page notices the revealed answers this often
 TILE = 200  # px of a question's picture
-RIGHT, WRONG = (40, 200, 80), (230, 60, 60)
+RIGHT = (40, 200, 80)  # the frame around the right region
 
 
 @st.cache_resource(show_spinner=False)

@@ -157,3 +157,20 @@ def test_an_ended_quiz_takes_its_students_back_to_the_join_form(teacher):
     assert f"no quiz with the code '{code}'" in student.error[0].value
     student.run()
     assert [t.label for t in student.text_input] == ["Quiz code", "Your name"]
+
+
+def test_the_region_pictures_frame_the_regions_and_the_right_one():
+    import numpy as np
+
+    from ui.quiz import RIGHT, answer_picture, grid_picture
+
+    image = np.full((30, 30, 3), 100, np.uint8)
+    grid = grid_picture(image)
+    # 10 px regions, a 1 px white frame just inside each: columns/rows 0, 9, 10, 19, 20, 29
+    assert (grid[15, [0, 9, 10, 19, 20, 29]] == 255).all() and (grid[15, [5, 15, 25]] == 100).all()
+    assert (grid[[0, 9, 10, 19], 5] == 255).all() and (image == 100).all()  # the image untouched
+    heat = np.zeros((30, 30), np.float32)
+    heat[25, 5] = 1.0  # bottom left
+    shown = answer_picture(image, heat, 6)
+    assert tuple(shown[20, 5]) == RIGHT and tuple(shown[29, 5]) == RIGHT  # its top and bottom
+    assert tuple(shown[15, 5]) != RIGHT  # the region above is not framed
