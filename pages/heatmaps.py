@@ -86,23 +86,46 @@ if previous_model != model.identity or (
         st.session_state.pop(key)  # sliders sized by another model's layers
 
 
-# -- class and method -------------------------------------------------------------------------
-settings = controls("Class, method and display")  # collapsed in presenter mode
-with settings:
-    pick, method_column = st.columns([1, 1])
-    with pick:
-        # "Another class…" only where there is one beyond the top ones
-        options = [k for k, _, _ in top] + ([NONE] if len(model.labels) > len(top) else [])
-        probability_of = {k: p for k, _, p in top}
-        choice = st.radio(
-            f"Class to explain ({top_title(len(top))})", options, **named("cam_class", options),
-            format_func=lambda k: ("Another class…" if k == NONE
-                                   else f"{literal(class_title(k))} · p = {probability_of[k]:.1%}"))
-        if choice == NONE:
-            choice = st.selectbox(f"Search all {len(model.labels)} classes",
-                                  range(len(model.labels)),
-                                  **named("cam_class_any", range(len(model.labels))),
-                                  format_func=class_title, placeholder="Type a class name…")
+# -- the controls beside the pictures ---------------------------------------------------------
+# Pictures first (issue 28): the controls that shape a picture sit in a column beside it, the
+# rest folds away, so the first map is on the first screen (also on a 1280x720 projector).
+controls_column, pictures_column = st.columns([1, 2], gap="medium")
+with controls_column, controls("Class, method and display", normal="plain", beside=True):
+    # "Another class…" only where there is one beyond the top ones
+    options = [k for k, _, _ in top] + ([NONE] if len(model.labels) > len(top) else [])
+    probability_of = {k: p for k, _, p in top}
+    choice = st.radio(
+        f"Class to explain ({top_title(len(top))})", options, **named("cam_class", options),
+        format_func=lambda k: ("Another class…" if k == NONE
+                               else f"{literal(class_title(k))} · p = {probability_of[k]:.1%}"))
+    if choice == NONE:
+        choice = st.selectbox(f"Search all {len(model.labels)} classes",
+                              range(len(model.labels)),
+                              **named("cam_class_any", range(len(model.labels))),
+                              format_func=class_title, placeholder="Type a class name…")
+    if st.session_state.get("cam_method") not in registry.names():
+        st.session_state.pop("cam_method", None)  # a method no longer registered
+    method = st.selectbox("Method", registry.names(), **named("cam_method", registry.names()),
+                          format_func=registry.title,
+                          help="\n\n".join(f"**{s.title}**: {s.help}"
+                                           for s in registry.specs()))
+    spec = registry.get(method)
+    layers = list(cam_layers)
+    shapes = {entry.path: entry.output_shape for entry in info.layers}
+    layer = st.selectbox(
+        "Layer", layers, **named("cam_layer", layers, None),
+        disabled=not spec.uses_layer,
+        format_func=lambda p: f"{p} · {'×'.join(str(d) for d in shapes[p])}"
+        + (" (last conv)" if p == info.last_conv_layer else ""),
+        help="Deep layers give coarse maps of whole objects; earlier layers finer maps of "
+             "parts. Pixel methods work on the image itself and ignore the layer.")
+    # -- display options (never recompute) ----------------------------------------------------
+    d1, d2 = st.columns(2)
+    colormap = d1.selectbox("Colour map", colormap_choices(COLOUR_MAPS), key="cam_colormap",
+                            **LINKED)
+    show = d2.radio("Show", ("overlay", "heatmap"), **named("cam_show", ("overlay", "heatmap")),
+                    format_func={"overlay": "Overlay", "heatmap": "Heatmap alone"}.get)
+    with st.expander("More settings", icon=":material/tune:"):
         compare_options = [NONE] + [k for k in range(len(model.labels)) if k != choice]
         if st.session_state.get("cam_class_2") not in compare_options:
             st.session_state["cam_class_2"] = NONE
@@ -112,29 +135,15 @@ with settings:
             format_func=lambda k: "(none)" if k == NONE else class_title(k),
             help="Two classes of one picture, as the Grad-CAM paper's cat and dog: on the demo "
                  "model, pick the circle-and-star scene.")
-    with method_column:
-        if st.session_state.get("cam_method") not in registry.names():
-            st.session_state.pop("cam_method", None)  # a method no longer registered
-        method = st.selectbox("Method", registry.names(), **named("cam_method", registry.names()),
-                              format_func=registry.title,
-                              help="\n\n".join(f"**{s.title}**: {s.help}"
-                                               for s in registry.specs()))
-        spec = registry.get(method)
-        layers = list(cam_layers)
-        shapes = {entry.path: entry.output_shape for entry in info.layers}
-        layer = st.selectbox(
-            "Layer", layers, **named("cam_layer", layers, None),
-            disabled=not spec.uses_layer,
-            format_func=lambda p: f"{p} · {'×'.join(str(d) for d in shapes[p])}"
-            + (" (last conv)" if p == info.last_conv_layer else ""),
-            help="Deep layers give coarse maps of whole objects; earlier layers finer maps of "
-                 "parts. Pixel methods work on the image itself and ignore the layer.")
         score = st.radio("Class score", ("logit", "probability"),
                          **named("cam_score", ("logit", "probability")),
                          format_func=SCORE_TITLES.get, horizontal=False,
                          help="Grad-CAM differentiates the score before the softmax; the "
                               "tutorial's code used the probability. For a single sigmoid "
                               "output, class 0 is scored by −logit (or 1 − p).")
+        opacity = st.slider("Opacity", 0.0, 1.0, 0.5, step=0.05, key="cam_opacity", **LINKED)
+        threshold = st.slider("Threshold", 0.0, 0.95, 0.0, step=0.05, key="cam_threshold",
+                              **LINKED, help="Heat below this is not coloured.")
         channels = max(2, int(shapes[layer][-1] or 2))  # sliders that count channels
         # the defaults the Compare page and the warm-up use too (one workbench entry for all)
         defaults = spec.page_params(channels)
@@ -157,16 +166,6 @@ with settings:
                                                 f"{param.low} to {param.high}.")
             if param.channels and params[param.name] == channels:
                 params[param.name] = None  # every channel
-
-# -- display options (never recompute) --------------------------------------------------------
-d1, d2, d3, d4 = controls("Display", normal="plain", into=settings).columns(4)
-colormap = d1.selectbox("Colour map", colormap_choices(COLOUR_MAPS), key="cam_colormap", **LINKED)
-opacity = d2.slider("Opacity", 0.0, 1.0, 0.5, step=0.05, key="cam_opacity", **LINKED)
-threshold = d3.slider("Threshold", 0.0, 0.95, 0.0, step=0.05, key="cam_threshold", **LINKED,
-                      help="Heat below this is not coloured.")
-show = d4.radio("Show", ("overlay", "heatmap"), **named("cam_show", ("overlay", "heatmap")),
-                horizontal=True,
-                format_func={"overlay": "Overlay", "heatmap": "Heatmap alone"}.get)
 
 classes = [choice] + ([compare] if compare != NONE else [])
 h0, w0 = image.pixels.shape[:2]
@@ -200,166 +199,170 @@ def cost_text(passes: float, maps: int) -> str:
             f"{maps} map" + ("s" if maps > 1 else ""))
 
 
-if todo and not spec.fast:
-    try:
-        passes = spec.passes(info, params, layer_arg)
-    except VizError as exc:
-        show_error(exc)
-        st.stop()
-    st.info(f"{spec.title} takes {cost_text(passes, len(todo))}.",
-            icon=":material/hourglass:")
-
-    def compute_missing(progress) -> None:
-        """Every missing map, into the workbench's cache (run by the server's job queue)."""
-        for n, (v, k) in enumerate(todo):
-            args, kwargs = compute_args(v, k)
-            bench.run(*args, progress=lambda f, m, n=n: progress((n + f) / len(todo), m),
-                      **kwargs)
-
-    # Heavy work waits its turn in the server's queue (light methods below never do); the
-    # same maps asked for by several sessions are one job.
-    if not run_button(f"Compute {spec.title}", f"Computing {spec.title}", "cam_run",
-                      compute_missing,
-                      job_key=("heatmaps", model.identity, method, layer_arg, score,
-                               tuple(sorted(params.items())),
-                               tuple((v.digest, k) for v, k in todo))):
-        st.stop()
-
 notes.show(notes.heatmaps(model, model.label(choice), spec.title, layer_arg), where=note)
-with st.expander("Which method when", icon=":material/table_chart:"):
+with controls_column.expander("Which method when", icon=":material/table_chart:"):
     st.dataframe(registry.which_method_rows(info), hide_index=True, width="stretch",
                  key="cam_which_table")
     st.caption(f"Costs for {model.title} at the page's settings, in forward passes of the "
                "whole model (a gradient with respect to the pixels counts as 3).")
 
-results = {}
-try:
-    bar = ProgressBar(f"Computing {spec.title}") if todo else None  # light methods only
-    pairs = [(v, k) for _, v in images for k in classes_of[v.digest]]
-    for n, (v, k) in enumerate(pairs):
+# -- the pictures, beside the controls --------------------------------------------------------
+with pictures_column:
+    if todo and not spec.fast:
+        try:
+            passes = spec.passes(info, params, layer_arg)
+        except VizError as exc:
+            show_error(exc)
+            st.stop()
+        st.info(f"{spec.title} takes {cost_text(passes, len(todo))}.",
+                icon=":material/hourglass:")
 
-        def progress(fraction, message, n=n):
-            if bar is not None:
-                bar((n + fraction) / len(pairs), message)
+        def compute_missing(progress) -> None:
+            """Every missing map, into the workbench's cache (run by the server's job queue)."""
+            for n, (v, k) in enumerate(todo):
+                args, kwargs = compute_args(v, k)
+                bench.run(*args, progress=lambda f, m, n=n: progress((n + f) / len(todo), m),
+                          **kwargs)
 
-        args, kwargs = compute_args(v, k)
-        results[(v.digest, k)] = bench.run(*args, progress=progress, **kwargs)
-    if bar is not None:
-        bar.done()
-except VizError as exc:
-    show_error(exc)
-    st.stop()
+        # Heavy work waits its turn in the server's queue (light methods below never do); the
+        # same maps asked for by several sessions are one job.
+        if not run_button(f"Compute {spec.title}", f"Computing {spec.title}", "cam_run",
+                          compute_missing,
+                          job_key=("heatmaps", model.identity, method, layer_arg, score,
+                                   tuple(sorted(params.items())),
+                                   tuple((v.digest, k) for v, k in todo))):
+            st.stop()
 
+    results = {}
+    try:
+        bar = ProgressBar(f"Computing {spec.title}") if todo else None  # light methods only
+        pairs = [(v, k) for _, v in images for k in classes_of[v.digest]]
+        for n, (v, k) in enumerate(pairs):
 
-def picture(loaded_image, result) -> np.ndarray:
-    """What one panel shows, at the original image's resolution (uint8 RGB)."""
-    if show == "overlay":
-        return overlay_heatmap(loaded_image.pixels, result.heatmap, opacity=opacity,
-                               colormap=colormap, threshold=threshold)
-    h, w = loaded_image.pixels.shape[:2]
-    heat = resize_map(result.heatmap, h, w)
-    return apply_colormap(np.where(heat >= threshold, heat, 0.0), colormap)
+            def progress(fraction, message, n=n):
+                if bar is not None:
+                    bar((n + fraction) / len(pairs), message)
 
-
-def panel_caption(result) -> str:
-    where = f"at {literal_code(result.layer)}" if result.layer != "input" else "on the pixels"
-    text = (f"p = {result.probability:.1%} · {registry.title(result.method)} {where} · score: "
-            f"{result.score_kind} = {result.score:.3g}")
-    if result.attribution_sum is not None:
-        text += f" · attributions sum to {result.attribution_sum:.4g}"
-        if result.score_difference is not None:  # LRP has no baseline: it hands back the score
-            text += f", score change {result.score_difference:.4g}"
-    return text
-
-
-def draw_panel(column, loaded_image, v, k, title_image: bool) -> None:
-    result = results[(v.digest, k)]
-    shown = picture(loaded_image, result)
-    with column:
-        prefix = f"{literal(loaded_image.name)} · " if title_image else ""
-        st.markdown(f"{prefix}**{literal(result.label)}** ({k})")
-        encoded = png_bytes(shown)  # once, for the picture and its download
-        st.image(encoded, width="stretch", caption=panel_caption(result))
-        if result.empty:
-            st.warning("No positive evidence for this class here: the map is empty.",
-                       icon=":material/info:")
-        st.download_button(
-            "Download PNG", encoded, mime="image/png",
-            file_name=f"{loaded_image.name}_{method.replace('+', 'p')}_{k}.png",
-            key=f"cam_download_{loaded_image.digest[:12]}_{k}", icon=":material/download:")
+            args, kwargs = compute_args(v, k)
+            results[(v.digest, k)] = bench.run(*args, progress=progress, **kwargs)
+        if bar is not None:
+            bar.done()
+    except VizError as exc:
+        show_error(exc)
+        st.stop()
 
 
-pictures_tab, interactive_tab = st.tabs(["Pictures", "Interactive (values on hover)"])
-with pictures_tab:
-    if len(classes) == 1:
-        # one class: the images side by side (at least two columns, so one picture is not huge)
-        columns = st.columns(max(2, len(images)))
-        for column, (loaded_image, v) in zip(columns, images):
-            draw_panel(column, loaded_image, v, classes_of[v.digest][0],
-                       title_image=len(images) > 1)
-    else:
-        # two classes: one row per image, the classes side by side
-        for loaded_image, v in images:
-            if len(images) > 1:
-                st.markdown(f"##### {literal(loaded_image.name)}")
-            for column, k in zip(st.columns(len(classes)), classes_of[v.digest]):
-                draw_panel(column, loaded_image, v, k, title_image=False)
-    bar_image = colorbar(colormap, length=256, thickness=12, vertical=False)
-    left, middle, right = st.columns([1, 6, 1])
-    left.caption("0: no evidence")
-    middle.image(bar_image, width="stretch")
-    right.caption("1: strongest")
-    st.caption(f"Maps are computed at the model's {w}×{h} input and drawn over the original "
-               f"{w0}×{h0} image; each map is scaled so its strongest point is 1.")
-    export_options = [*model_options(model), "--method", method, "--score", score,
-                      "--colormap", colormap, "--opacity", str(opacity),
-                      "--threshold", str(threshold)]
-    if layer_arg is not None:
-        export_options += ["--layer", layer_arg]
-    for name, value in params.items():
-        if value is not None:
-            export_options += [f"--{name.replace('_', '-')}", str(value)]
-    for k in classes:
-        export_options += ["--class", str(k)]
-    # The command explains the same classes in every image: a second image with classes of its
-    # own stays out of the bundle (its parameters say so).
-    exported = [loaded for loaded, v in images if classes_of[v.digest] == classes]
-    bundle_button("heatmap", export_options, exported,
-                  {"page": "Class heatmaps", "model": model.title, "method": method,
-                   "layer": layer_arg, "score": score, "classes": classes,
-                   "colormap": colormap, "opacity": opacity, "threshold": threshold,
-                   "params": params, "images": [loaded.name for loaded in exported],
-                   "not_exported": [loaded.name for loaded, v in images
-                                    if classes_of[v.digest] != classes]},
-                  key="cam_bundle")
+    def picture(loaded_image, result) -> np.ndarray:
+        """What one panel shows, at the original image's resolution (uint8 RGB)."""
+        if show == "overlay":
+            return overlay_heatmap(loaded_image.pixels, result.heatmap, opacity=opacity,
+                                   colormap=colormap, threshold=threshold)
+        h, w = loaded_image.pixels.shape[:2]
+        heat = resize_map(result.heatmap, h, w)
+        return apply_colormap(np.where(heat >= threshold, heat, 0.0), colormap)
 
 
-def plotly_colorscale(name: str):
-    table = lookup_table(name)
-    stops = np.linspace(0, 255, 11).astype(int)
-    return [[i / 10, "rgb({}, {}, {})".format(*table[s])] for i, s in enumerate(stops)]
+    def panel_caption(result) -> str:
+        where = f"at {literal_code(result.layer)}" if result.layer != "input" else "on the pixels"
+        text = (f"p = {result.probability:.1%} · {registry.title(result.method)} {where} · score: "
+                f"{result.score_kind} = {result.score:.3g}")
+        if result.attribution_sum is not None:
+            text += f" · attributions sum to {result.attribution_sum:.4g}"
+            if result.score_difference is not None:  # LRP has no baseline: it hands back the score
+                text += f", score change {result.score_difference:.4g}"
+        return text
 
 
-with interactive_tab:
-    k = st.radio("Class", classes, **named("cam_hover_class", classes), horizontal=True,
-                 format_func=class_title) if len(classes) > 1 else choice
-    result = results[(view.digest, k)]
-    z = np.where(result.heatmap >= threshold, result.heatmap, np.nan)
-    # drawn in the original image's pixel coordinates (its aspect ratio), values as computed
-    dx, dy = w0 / w, h0 / h
-    figure = go.Figure()
-    if show == "overlay":
-        figure.add_trace(go.Image(z=view.display, dx=dx, dy=dy, hoverinfo="skip"))
-    figure.add_trace(go.Heatmap(
-        z=z, dx=dx, dy=dy, zmin=0.0, zmax=1.0, colorscale=plotly_colorscale(colormap),
-        opacity=opacity if show == "overlay" else 1.0,
-        colorbar=dict(title=dict(text="heat"), thickness=12),
-        hovertemplate="x %{x:.0f}, y %{y:.0f}<br>heat %{z:.3f}<extra></extra>"))
-    figure.update_layout(height=560, margin=dict(l=10, r=10, t=30, b=10),
-                         title=dict(text=f"{result.label} ({k}): {spec.title}",
-                                    font=dict(size=14)))
-    figure.update_yaxes(autorange="reversed", scaleanchor="x", constrain="domain")
-    figure.update_xaxes(constrain="domain")
-    plotly_chart(figure, width="stretch")
-    st.caption(f"{w}×{h} values (the model's input resolution) drawn over the {w0}×{h0} image; "
-               "hover for the heat at a pixel.")
+    def draw_panel(column, loaded_image, v, k, title_image: bool) -> None:
+        result = results[(v.digest, k)]
+        shown = picture(loaded_image, result)
+        with column:
+            prefix = f"{literal(loaded_image.name)} · " if title_image else ""
+            with st.container(gap="xxsmall"):  # the title close to its picture
+                st.markdown(f"{prefix}**{literal(result.label)}** ({k})")
+                encoded = png_bytes(shown)  # once, for the picture and its download
+                st.image(encoded, width="stretch", caption=panel_caption(result))
+            if result.empty:
+                st.warning("No positive evidence for this class here: the map is empty.",
+                           icon=":material/info:")
+            st.download_button(
+                "Download PNG", encoded, mime="image/png",
+                file_name=f"{loaded_image.name}_{method.replace('+', 'p')}_{k}.png",
+                key=f"cam_download_{loaded_image.digest[:12]}_{k}", icon=":material/download:")
+
+
+    pictures_tab = st.container()  # the pictures first; the interactive view folds away below
+    interactive_tab = st.expander("Interactive (values on hover)", icon=":material/ads_click:")
+    with pictures_tab:
+        if len(classes) == 1:
+            # one class: the images side by side (at least two columns, so one picture is not huge)
+            columns = st.columns(max(2, len(images)))
+            for column, (loaded_image, v) in zip(columns, images):
+                draw_panel(column, loaded_image, v, classes_of[v.digest][0],
+                           title_image=len(images) > 1)
+        else:
+            # two classes: one row per image, the classes side by side
+            for loaded_image, v in images:
+                if len(images) > 1:
+                    st.markdown(f"##### {literal(loaded_image.name)}")
+                for column, k in zip(st.columns(len(classes)), classes_of[v.digest]):
+                    draw_panel(column, loaded_image, v, k, title_image=False)
+        bar_image = colorbar(colormap, length=256, thickness=12, vertical=False)
+        left, middle, right = st.columns([1, 6, 1])
+        left.caption("0: no evidence")
+        middle.image(bar_image, width="stretch")
+        right.caption("1: strongest")
+        st.caption(f"Maps are computed at the model's {w}×{h} input and drawn over the original "
+                   f"{w0}×{h0} image; each map is scaled so its strongest point is 1.")
+        export_options = [*model_options(model), "--method", method, "--score", score,
+                          "--colormap", colormap, "--opacity", str(opacity),
+                          "--threshold", str(threshold)]
+        if layer_arg is not None:
+            export_options += ["--layer", layer_arg]
+        for name, value in params.items():
+            if value is not None:
+                export_options += [f"--{name.replace('_', '-')}", str(value)]
+        for k in classes:
+            export_options += ["--class", str(k)]
+        # The command explains the same classes in every image: a second image with classes of its
+        # own stays out of the bundle (its parameters say so).
+        exported = [loaded for loaded, v in images if classes_of[v.digest] == classes]
+        bundle_button("heatmap", export_options, exported,
+                      {"page": "Class heatmaps", "model": model.title, "method": method,
+                       "layer": layer_arg, "score": score, "classes": classes,
+                       "colormap": colormap, "opacity": opacity, "threshold": threshold,
+                       "params": params, "images": [loaded.name for loaded in exported],
+                       "not_exported": [loaded.name for loaded, v in images
+                                        if classes_of[v.digest] != classes]},
+                      key="cam_bundle")
+
+
+    def plotly_colorscale(name: str):
+        table = lookup_table(name)
+        stops = np.linspace(0, 255, 11).astype(int)
+        return [[i / 10, "rgb({}, {}, {})".format(*table[s])] for i, s in enumerate(stops)]
+
+
+    with interactive_tab:
+        k = st.radio("Class", classes, **named("cam_hover_class", classes), horizontal=True,
+                     format_func=class_title) if len(classes) > 1 else choice
+        result = results[(view.digest, k)]
+        z = np.where(result.heatmap >= threshold, result.heatmap, np.nan)
+        # drawn in the original image's pixel coordinates (its aspect ratio), values as computed
+        dx, dy = w0 / w, h0 / h
+        figure = go.Figure()
+        if show == "overlay":
+            figure.add_trace(go.Image(z=view.display, dx=dx, dy=dy, hoverinfo="skip"))
+        figure.add_trace(go.Heatmap(
+            z=z, dx=dx, dy=dy, zmin=0.0, zmax=1.0, colorscale=plotly_colorscale(colormap),
+            opacity=opacity if show == "overlay" else 1.0,
+            colorbar=dict(title=dict(text="heat"), thickness=12),
+            hovertemplate="x %{x:.0f}, y %{y:.0f}<br>heat %{z:.3f}<extra></extra>"))
+        figure.update_layout(height=560, margin=dict(l=10, r=10, t=30, b=10),
+                             title=dict(text=f"{result.label} ({k}): {spec.title}",
+                                        font=dict(size=14)))
+        figure.update_yaxes(autorange="reversed", scaleanchor="x", constrain="domain")
+        figure.update_xaxes(constrain="domain")
+        plotly_chart(figure, width="stretch")
+        st.caption(f"{w}×{h} values (the model's input resolution) drawn over the {w0}×{h0} image; "
+                   "hover for the heat at a pixel.")

@@ -36,8 +36,11 @@ html { font-size: 125%; }
 /* metric values a little smaller than 1.25x, so "150×150×3" fits a third of a column */
 [data-testid="stMetricValue"] { font-size: 1.6rem; }
 /* less empty space above the title (Streamlit leaves 6rem for its header, 120 px here, where
-   the top bar needs about 60), so a page's first picture starts on a 1280x720 screen */
-[data-testid="stMainBlockContainer"] { padding-top: 4rem; }
+   the top bar needs about 60: 65 px here), so a page's first picture starts on a 1280x720
+   screen */
+[data-testid="stMainBlockContainer"] { padding-top: 3.25rem; }
+/* and above the title's own text (1.25rem), which the larger type makes 25 px */
+[data-testid="stMainBlockContainer"] h1 { padding-top: 0.25rem; padding-bottom: 0.5rem; }
 </style>
 """
 
@@ -46,7 +49,7 @@ def presenter_on() -> bool:
     return bool(st.session_state.get(PRESENTER_KEY, False))
 
 
-def controls(label: str, *, normal: str = "box", into=None):
+def controls(label: str, *, normal: str = "box", into=None, beside: bool = False):
     """Where a page puts its controls.
 
     Outside presenter mode the page looks as it always did: ``normal`` is ``"box"`` (a bordered
@@ -56,11 +59,13 @@ def controls(label: str, *, normal: str = "box", into=None):
     projector instead of below a screen and a half of widgets (the widgets keep working and
     keep their values while collapsed); ``into`` (an earlier ``controls(...)`` of the page)
     puts them in that expander instead of a second one.
+    Controls ``beside`` the picture they shape (a column next to it) stay open in presenter
+    mode too: they do not push the picture down.
     Use as ``with controls("Class and method"):`` or ``controls("Display").columns(4)``.
     """
     if normal not in ("box", "plain", "expander"):
         raise ValueError(f"normal must be 'box', 'plain' or 'expander', not {normal!r}")
-    if presenter_on():
+    if presenter_on() and not beside:
         if into is not None:
             return into
         return st.expander(label, expanded=False, icon=":material/tune:")
