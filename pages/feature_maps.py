@@ -111,7 +111,9 @@ with controls("Display", normal="expander", into=settings):
                            + (" and across both images." if compare else "."))
     cmap = d[2].selectbox("Colour map", colormap_choices(COLORMAPS), index=0,
                           key="fm_cmap", **LINKED, help="The tutorial uses terrain.")
-    per_row = d[3].slider("Channels per row", 4, 32, 16, key="fm_per_row", **LINKED)
+    # a projector's tiles at least 120 px wide: 16 across were ~48 px each at 1280x720
+    per_row = d[3].slider("Channels per row", 4, 32, 6 if presenter_on() else 16,
+                          key="fm_per_row", **LINKED)
     tile_choice = d[4].selectbox("Tile size (px)", TILES, key="fm_tile", **LINKED,
                                  help="auto: small maps enlarged to 32 px, large ones "
                                  "shrunk to 96 px.")
