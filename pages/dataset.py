@@ -10,6 +10,7 @@ from ui.feedback import run_button, show_error
 from ui.page import needs_text, page_setup
 from ui.presenter import controls
 from ui.settings import LINKED, named
+from ui.share import switch_page
 from ui.sidebar import DATASET_CHOICE, DATASET_IMAGE_KEY, keep_for_page_switch
 from ui.state import workbench
 from ui.text import literal
@@ -245,7 +246,7 @@ with st.expander("All images (sortable table; choose a row to open the image in 
                      icon=":material/open_in_new:",
                      help=f"It becomes the sidebar's image (with {target}); Class heatmaps opens.",
                      on_click=open_in_pages, args=(i,)):
-            st.switch_page("pages/heatmaps.py")
+            switch_page("pages/heatmaps.py")
 
 # -- mistakes -----------------------------------------------------------------------------------
 st.subheader("Most confident mistakes")

@@ -53,6 +53,14 @@ def set_param(key: str, text: str | None) -> None:
         st.query_params[key] = text
 
 
+def every_page_params() -> dict[str, str]:
+    """The address bar's parameters of the choices drawn on every page (the sidebar's): what
+    ``st.switch_page`` must be given (it clears the others, and refuses to clear a page's
+    bound ones itself)."""
+    shared = [k for k, page in (st.session_state.get(NAMED_KEY) or {}).items() if page is None]
+    return {k: st.query_params[k] for k in shared if k in st.query_params}
+
+
 def link_value(key: str) -> str | None:
     """The text the session's link gave for ``key`` (None when it gave none)."""
     return (st.session_state.get(LINK_KEY) or {}).get(key)

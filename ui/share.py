@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from .settings import link_value, set_param
+from .settings import every_page_params, link_value, set_param
 from .sidebar import DATASET_CHOICE, DATASET_IMAGE_KEY, UPLOAD, uploaded_name
 
 UPLOAD_NAMES = {"model": "model_name", "image": "image_name", "second": "second_name"}
@@ -48,3 +48,10 @@ def write_to_url() -> None:
     for choice in named_here:
         uploading = st.session_state.get(choice) == UPLOAD
         set_param(UPLOAD_NAMES[choice], upload_name(choice) if uploading else None)
+
+
+def switch_page(page: str) -> None:
+    """``st.switch_page`` keeping the sidebar's part of the link (model, images, presenter
+    mode, uploads' names); the page left takes its own settings with it."""
+    names = {k: st.query_params[k] for k in UPLOAD_NAMES.values() if k in st.query_params}
+    st.switch_page(page, query_params=every_page_params() | names)
