@@ -59,6 +59,10 @@ def test_bounds_refuse_the_next_quiz_student_and_question():
         QuizBoard().start(two_questions() * 11)  # the default
     with pytest.raises(QuizError, match="at least one question"):
         board.start([])
+    with pytest.raises(QuizError, match="'Where\\?' has 9 and answer None"):
+        board.start([two_questions()[1].hidden()])
+    with pytest.raises(ParameterError, match="right answer 2 is not one of the 2 choices"):
+        Question("unit", "Which?", ("A", "B"), 2)
     for name in ("Ann", "Bo", "Cy"):
         board.join(first.code, name)
     with pytest.raises(QuizError, match="full \\(3 students\\)"):

@@ -239,7 +239,8 @@ class QuizBoard:
         Raises
         ------
         QuizError
-            No questions, too many, or the board is full.
+            No questions, too many, one without a right answer or two choices, or the board
+            is full.
         """
         questions = tuple(questions)
         if not questions:
@@ -247,6 +248,10 @@ class QuizBoard:
         if len(questions) > self.max_questions:
             raise QuizError(f"A quiz holds at most {self.max_questions} questions; got "
                             f"{len(questions)}.")
+        for q in questions:
+            if q.answer is None or len(q.choices) < 2:
+                raise QuizError(f"A question needs two choices or more and its right answer; "
+                                f"{q.prompt!r} has {len(q.choices)} and answer {q.answer!r}.")
         with self._lock:
             self._expire()
             if len(self._quizzes) >= self.max_quizzes:
