@@ -312,6 +312,24 @@ def _linear(layer):
                                           dilations=layer.dilation_rate)
 
 
+def _forward_map(layer):
+    """``f(x, kernel)`` like :func:`_linear`, for the forward sweep only (not differentiated).
+
+    A stride-1, undilated, odd-sized "same" Conv2D is computed as the transposed convolution of
+    the flipped kernel: the same numbers, and oneDNN's transposed convolution ran about a quarter
+    faster than its forward one on VGG16's layers here.
+    """
+    if (type(layer) is L.Conv2D and tuple(layer.strides) == (1, 1)
+            and tuple(layer.dilation_rate) == (1, 1) and str(layer.padding).lower() == "same"
+            and all(k % 2 == 1 for k in layer.kernel_size)):
+        def transposed(x, w):
+            flipped = tf.transpose(tf.reverse(w, [0, 1]), [0, 1, 3, 2])
+            shape = tf.concat([tf.shape(x)[:3], tf.shape(w)[3:]], 0)
+            return tf.nn.conv2d_transpose(x, flipped, shape, 1, "SAME")
+        return transposed
+    return _linear(layer)
+
+
 def _vjp(fn, x, s):
     """``J^T s`` of ``fn`` at ``x`` (for a linear ``fn``: ``W^T s``, one transposed
     convolution; the forward call is not run, nothing reads it)."""
@@ -389,10 +407,11 @@ def _forward_linear(step: _Step, rule: Rule, x, nonnegative: bool) -> _Linear:
         if isinstance(step.layer, L.Dense):
             pos, neg = _dense_split_forward(x, kernel)
         else:
-            pos, neg = f(x, tf.maximum(kernel, 0.0)), f(x, tf.minimum(kernel, 0.0))
+            g = _forward_map(step.layer)
+            pos, neg = g(x, tf.maximum(kernel, 0.0)), g(x, tf.minimum(kernel, 0.0))
         return _Linear(f, kernel, bias, pos + neg + bias, pos, neg,
                        isinstance(step.layer, L.Dense))
-    return _Linear(f, kernel, bias, f(x, kernel) + bias, dense=isinstance(step.layer, L.Dense))
+    return _Linear(f, kernel, bias, _forward_map(step.layer)(x, kernel) + bias, dense=isinstance(step.layer, L.Dense))
 
 
 def _bounded_rule(kept: _Linear, x, bounds, r):
