@@ -24,6 +24,6 @@ with tcav:
     if importlib.util.find_spec("ui.concepts_tcav") is not None:
         from ui.concepts_tcav import tcav_tab
 
-        tcav_tab()
+        tcav_tab(page)
     else:
         st.info("TCAV: coming.", icon=":material/construction:")

@@ -101,7 +101,7 @@ def image_pixels(model, data, entries):
 def craft_tab(page) -> None:
     """Draw the CRAFT tab for the sidebar's selection ``page`` (:class:`ui.page.Page`)."""
     bench = workbench()
-    settings = controls("Concepts", normal="plain")
+    settings = controls("CRAFT: images, class and layer", normal="plain")
     top, second = settings.columns(2), settings.columns(4)
     source = top[0].radio("Images", list(SOURCES), format_func=SOURCES.get,
                           **named("concepts_source", SOURCES))

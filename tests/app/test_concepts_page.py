@@ -83,5 +83,8 @@ def test_an_image_opens_with_all_its_concept_maps(app, expected):
 def test_the_tcav_tab_is_there(app):
     at = app
     assert [t.label for t in at.tabs] == ["CRAFT", "TCAV"]
+    assert not at.exception, at.exception
     if importlib.util.find_spec("ui.concepts_tcav") is None:
         assert any(i.value == "TCAV: coming." for i in at.info)
+    else:  # the TCAV tab's own controls are drawn under it
+        assert at.tabs[1].radio(key="tcav_class_source") is not None
