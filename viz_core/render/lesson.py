@@ -39,12 +39,14 @@ def text_color(rgb: Sequence[int]) -> tuple[int, int, int]:
 
 def short_number(value: float) -> str:
     """``value`` in at most about six characters, for a grid cell: ``0.512``, ``-12.3``,
-    ``6.16``, ``-4e-04``, ``1.2e+03``."""
+    ``6.16``, ``-4e-04``, ``1.2e+04``; whole numbers as they are (``210``)."""
     if value is None or not np.isfinite(value):
         return "–"
     size = abs(value)
     if size == 0:
         return "0"
+    if value == round(value) and size < 10000:  # pixels, the sandbox's whole numbers
+        return str(int(value))
     if size >= 1000:
         return f"{value:.2g}"
     if size >= 10:

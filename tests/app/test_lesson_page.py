@@ -1,0 +1,126 @@
+"""AppTest for the "How it computes" page on a tiny model standing in for the demo model.
+
+The numbers the page shows are checked against an independent Keras forward pass and the
+layer's own weights; the sandbox against sizes worked out by hand.
+"""
+from __future__ import annotations
+
+import base64
+import json
+
+import keras
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+import viz_core.runtime.workbench
+from tests.conftest import tiny_cnn, wrap
+from ui.state import SELECTION_KEY
+from viz_core.inputs.intake import load_image
+from viz_core.inputs.samples import sample_bytes
+
+
+@pytest.fixture
+def app(monkeypatch):
+    from ui.state import workbench
+
+    loaded = wrap(tiny_cnn(size=24, classes=4), name="demo")
+    monkeypatch.setattr(viz_core.runtime.workbench, "load_builtin_model",
+                        lambda name, weights="imagenet", **kw: loaded)
+    workbench.clear()
+    at = AppTest.from_file("../../app.py", default_timeout=120)
+    at.run()
+    at.switch_page("pages/lesson.py")
+    at.run()
+    assert not at.exception, at.exception
+    yield at, loaded
+    workbench.clear()
+
+
+def chart(at, key):
+    return next(c for c in at.get("plotly_chart") if c.key == key)
+
+
+def cells(chart_element) -> np.ndarray:
+    """The z of a grid figure's first trace (plotly may send it as typed-array base64)."""
+    z = json.loads(chart_element.proto.spec)["data"][0]["z"]
+    if isinstance(z, dict):
+        shape = [int(d) for d in str(z["shape"]).split(",")]
+        return np.frombuffer(base64.b64decode(z["bdata"]), dtype=z["dtype"]).reshape(shape)
+    return np.array([[np.nan if v is None else v for v in row] for row in z], dtype="float64")
+
+
+def metric(at, label) -> str:
+    return next(m.value for m in at.metric if m.label == label)
+
+
+def direct(loaded, image_name, layer):
+    view = loaded.view(load_image(sample_bytes(image_name), image_name))
+    inputs = view.pixels[None] / 255.0
+    return np.asarray(keras.Model(loaded.model.inputs,
+                                  loaded.model.get_layer(layer).output)(inputs))[0], view
+
+
+def test_a_conv_position_shows_its_patch_kernel_products_and_the_models_value(app):
+    at, loaded = app
+    assert at.title[0].value == "How it computes"
+    image = at.session_state[SELECTION_KEY].image.name
+    assert at.selectbox(key="lesson_layer").options == [
+        "conv_a · Conv2D · 24×24×4", "pool_a · MaxPooling2D · 12×12×4",
+        "conv_b · Conv2D · 12×12×6", "gap · GlobalAveragePooling2D · 6", "head · Dense · 4"]
+    at.selectbox(key="lesson_layer").set_value("conv_b").run()
+    at.number_input(key="lesson_channel").set_value(5).run()
+    at.number_input(key="lesson_y").set_value(0).run()
+    at.number_input(key="lesson_x").set_value(11).run()
+    assert not at.exception, at.exception
+    output, _ = direct(loaded, image, "conv_b")
+    pooled, _ = direct(loaded, image, "pool_a")
+    assert float(metric(at, "Model's value")) == pytest.approx(float(output[0, 11, 5]),
+                                                                    rel=1e-2, abs=1e-3)
+    # the strongest input channel is shown first; its patch: rows -1..1, columns 10..12
+    kernel = loaded.model.get_layer("conv_b").get_weights()[0][:, :, :, 5]
+    padded = np.pad(pooled, ((1, 1), (1, 1), (0, 0)))
+    patch = padded[0:3, 11:14, :]
+    strongest = int(np.argmax(np.abs((patch * kernel).sum(axis=(0, 1)))))
+    assert at.selectbox(key="lesson_conv_input").value == strongest
+    shown_patch = cells(chart(at, "lesson_conv_patch"))
+    expected = patch[:, :, strongest].astype("float64")
+    expected[0, :] = np.nan  # padding cells are drawn by a trace of their own
+    expected[:, 2] = np.nan
+    np.testing.assert_allclose(shown_patch, expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(cells(chart(at, "lesson_conv_kernel")), kernel[:, :, strongest],
+                               rtol=1e-6)
+    assert any("the model computed" in s.value for s in at.success)
+
+
+def test_pooling_dense_probabilities_and_the_sandbox(app):
+    at, loaded = app
+    image = at.session_state[SELECTION_KEY].image.name
+    at.selectbox(key="lesson_layer").set_value("pool_a").run()
+    at.number_input(key="lesson_channel").set_value(2).run()
+    at.number_input(key="lesson_y").set_value(3).run()
+    at.number_input(key="lesson_x").set_value(4).run()
+    conv, _ = direct(loaded, image, "conv_a")
+    window = conv[6:8, 8:10, 2]
+    np.testing.assert_allclose(cells(chart(at, "lesson_pool_window")), window, rtol=1e-6)
+    assert float(metric(at, "Max of the window")) == pytest.approx(float(window.max()),
+                                                                   rel=1e-2, abs=1e-3)
+    at.selectbox(key="lesson_layer").set_value("head").run()
+    assert not at.exception, at.exception
+    assert at.number_input(key="lesson_channel").label == "Unit"
+    probabilities, _ = direct(loaded, image, "head")
+    table = at.table[0].value
+    assert list(table["class"]) == [f"class {i}" for i in np.argsort(-probabilities)]
+    np.testing.assert_allclose(table["probability"].astype(float), np.sort(probabilities)[::-1],
+                               atol=1e-4)
+
+    at.segmented_control(key="lesson_view").set_value("Sandbox").run()
+    assert not at.exception, at.exception
+    at.slider(key="lesson_sb_stride").set_value(2).run()
+    at.slider(key="lesson_sb_padding").set_value(1).run()
+    text = " ".join(m.value for m in at.markdown)
+    # n = 7, k = 3, s = 2, p = 1: (7 + 2 - 2 - 1) / 2 + 1 = 4
+    assert "⌊(7 + 2·1 − 1·(3 − 1) − 1) / 2⌋ + 1 = ⌊6 / 2⌋ + 1 = 4" in text
+    assert cells(chart(at, "lesson_sb_output")).shape == (4, 4)
+    at.slider(key="lesson_sb_dilation").set_value(3).run()  # span 7 in a padded 9: 2 outputs
+    assert cells(chart(at, "lesson_sb_output")).shape == (2, 2)
