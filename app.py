@@ -54,6 +54,7 @@ PAGES = (
     ("pages/atlas.py", "Neuron atlas", ":material/neurology:"),
     ("pages/concepts.py", "Concepts", ":material/lightbulb:"),
     ("pages/quiz.py", "Class quiz", ":material/quiz:"),
+    ("pages/lesson.py", "How it computes", ":material/calculate:"),
 )
 ROOT = Path(__file__).resolve().parent
 
