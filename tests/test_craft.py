@@ -251,3 +251,13 @@ def test_concept_pictures_by_the_pixel():
     assert crop_tile(np.zeros((18, 18, 1), np.uint8)).shape == (72, 72, 3)
     grid = all_concepts(np.zeros((4, 4, 3), np.uint8), np.ones((3, 2, 2)), columns=2, gap=1)
     assert grid.shape == (9, 9, 3) and grid[4, 0].tolist() == [255] * 3
+
+
+def test_a_model_keras_cannot_cut_is_refused_in_words():
+    from tests.conftest import clashing_names_cnn
+    from viz_core.errors import ModelError
+
+    model = wrap(clashing_names_cnn())
+    layer = model.info.last_conv_layer
+    with pytest.raises(ModelError, match="cannot cut"):
+        craft(model, _images(2, 16, 3), 0, layer, concepts=2, designs=4)
