@@ -12,7 +12,7 @@ from viz_core.dataset.concepts import (DEFAULT_LIMIT, cached_concepts, check_con
                                        class_entries, concepts_key)
 from viz_core.dataset.readers import UPLOAD_LIMITS, sample_dataset
 from viz_core.errors import VizError
-from viz_core.methods.craft import DEFAULT_DESIGNS, craft_cost
+from viz_core.methods.craft import DEFAULT_DESIGNS, DEFAULT_TOP_CROPS, craft_cost
 from viz_core.render.concepts import all_concepts, concept_colour, concept_overlay, crops_strip
 
 from .cost import cost_text
@@ -151,7 +151,7 @@ def craft_tab(page) -> None:
 
     call = (find_concepts, model, data, class_name, layer, concepts, limit)
     key = concepts_key(model, data, model.class_index(class_name), layer, concepts,
-                       DEFAULT_DESIGNS, 8, None, 0, limit)
+                       DEFAULT_DESIGNS, DEFAULT_TOP_CROPS, None, 0, limit)
     if not (bench.disk.get(key) is not None or bench.is_cached(*call)):
         whole, back = craft_cost(len(picked), tuple(model.info.input_shape[:2]), concepts)
         which = (f"{len(picked)} images labelled {literal(class_name)}" if chosen == "label"
