@@ -82,12 +82,13 @@ def map_figure(values: np.ndarray, at: tuple[int, int] | None, title: str,
     click a position with."""
     h, w = values.shape
     figure = go.Figure(go.Heatmap(z=values, colorscale=colorscale, showscale=False,
-                                  hovertemplate="y %{y}, x %{x}<br>value %{z:.4g}"
-                                                "<extra></extra>"))
+                                  hoverinfo="skip"))
     step = max(1, int(np.ceil(np.sqrt(h * w / MAX_CLICK_MARKERS))))
     ys, xs = np.mgrid[0:h:step, 0:w:step]
+    # the markers carry the hover text: a trace that skips hover cannot be clicked either
     figure.add_trace(go.Scatter(
-        x=xs.ravel(), y=ys.ravel(), mode="markers", hoverinfo="skip",
+        x=xs.ravel(), y=ys.ravel(), mode="markers", customdata=values[ys, xs].ravel(),
+        hovertemplate="y %{y}, x %{x}<br>value %{customdata:.4g}<extra></extra>",
         marker=dict(size=max(4, min(18, 420 // max(h, w) * step)), color="rgba(0,0,0,0)",
                     symbol="square"),
         selected=dict(marker=dict(color="rgba(0,0,0,0)")),
