@@ -55,7 +55,7 @@ def run_json(capsys, *args):
 def shortcut_args(folders, class_name, concept="tag"):
     return ["--model", "shortcut_demo", "--data", "sample:shortcut", "--class", class_name,
             "--concept", str(folders[concept]), "--random", str(folders["random"]),
-            "--random-runs", "6", "--images", "16"]
+            "--random-runs", "12", "--images", "16"]
 
 
 def test_the_contract_on_the_shortcut_demo(folders, capsys):
@@ -63,7 +63,7 @@ def test_the_contract_on_the_shortcut_demo(folders, capsys):
     assert CONTRACT <= set(star)
     assert star["class"] == "star" and star["layer"] == "conv2d_4" and star["concept"] == "tag"
     assert star["score"] >= 0.9 and star["significant"] and star["p_value"] < 0.05
-    assert len(star["random_scores"]) == 6 and len(star["concept_scores"]) == 6
+    assert len(star["random_scores"]) == 12 and len(star["concept_scores"]) == 12
     assert star["images"] == 16 and star["concept_images"] == 16
     assert star["random_images"] == 48 and star["random_source"] == "random"
     circle = run_json(capsys, *shortcut_args(folders, "circle"))

@@ -73,8 +73,8 @@ def test_the_p_value_is_the_two_sided_t_test():
 
 def test_random_sets_differ_and_are_seeded():
     sets = random_sets(40, runs=5, set_size=10, seed=3)
-    assert len(sets) == 6 and all(len(np.unique(s)) == 10 for s in sets)
-    assert len({tuple(s) for s in sets}) == 6
+    assert len(sets) == 10 and all(len(np.unique(s)) == 10 for s in sets)
+    assert len({tuple(s) for s in sets}) == 10
     assert all((a == b).all() for a, b in zip(sets, random_sets(40, 5, 10, seed=3)))
     with pytest.raises(ParameterError, match="too few"):
         random_sets(10, runs=5, set_size=10)
@@ -147,16 +147,16 @@ def shortcut():
 def test_the_tag_concept_scores_star_high_and_significant_and_circle_low(shortcut):
     model = shortcut["model"]
     star = tcav(model, shortcut["star"], shortcut["tag"], shortcut["random"],
-                model.class_index("star"), runs=10, concept="tag", seed=0)
+                model.class_index("star"), runs=20, concept="tag", seed=0)
     assert star.layer == model.info.last_conv_layer and star.score_kind == "logit"
     assert star.score == 1.0  # every star's score rises along the tag, in every run
     assert star.significant and star.p_value < 0.01
     assert star.random_score < 0.6  # random directions: about half, as chance has it
     assert np.all(star.cav_accuracies >= 0.9)  # the tag is easy to tell from no tag
     circle = tcav(model, shortcut["circle"], shortcut["tag"], shortcut["random"],
-                  model.class_index("circle"), runs=10, concept="tag", seed=0)
+                  model.class_index("circle"), runs=20, concept="tag", seed=0)
     assert circle.score <= 0.2
-    assert circle.to_dict()["class"] == "circle" and len(circle.to_dict()["random_scores"]) == 10
+    assert circle.to_dict()["class"] == "circle" and len(circle.to_dict()["random_scores"]) == 20
 
 
 def test_a_run_reports_its_progress(shortcut):
@@ -195,7 +195,7 @@ def test_a_concept_with_a_tiny_effect_of_one_sign_is_significant():
     class_images = images(20, rng.uniform(0, 255, (20, 8, 8)))
     concept = images(20, rng.uniform(150, 255, (20, 8, 8)))  # channel 1 brighter
     pool = images(60, rng.uniform(0, 255, (60, 8, 8)))
-    result = tcav(model, class_images, concept, pool, 0, "cut", runs=10, seed=0)
+    result = tcav(model, class_images, concept, pool, 0, "cut", runs=20, seed=0)
     assert result.score == 1.0 and result.significant and result.p_value < 0.01
     # ... while the concept moves the class's logit by a hair: 1e-4 per unit of channel 1
     logits = lambda x: (x / 255.0).mean(axis=(1, 2)) @ np.array([1.0, 1e-4, 0.0])  # noqa: E731
@@ -204,3 +204,23 @@ def test_a_concept_with_a_tiny_effect_of_one_sign_is_significant():
     # channel 1); the same step along channel 0 would raise it by 1 / 8, ten thousand times more
     assert np.all(result.derivatives > 0)
     assert float(result.derivatives.max()) <= 1e-4 / 8 * (1 + 1e-4)
+
+
+def test_the_example_sets_carry_the_tag_or_not():
+    """The dashboard's example concept is the tag on shapes that are not stars; its example
+    random images are every shape without it."""
+    from viz_core.dataset.tcav_run import example_images
+    from viz_core.demo.shapes import CLASS_NAMES
+    from viz_core.demo.shortcut import add_tag
+
+    tag, plain = example_images("tag", CLASS_NAMES), example_images("plain", CLASS_NAMES)
+    assert (len(tag), len(plain)) == (24, 120)
+    assert {e.path.split("_")[0] for e in tag.entries} == {"circle", "square", "triangle"}
+    assert {e.path.split("_")[0] for e in plain.entries} == set(CLASS_NAMES)
+    for entry in tag.entries[:6]:
+        pixels = tag.load(entry).pixels
+        assert pixels.shape == (64, 64, 3) and (pixels == add_tag(pixels)).all()
+    assert not any((p == add_tag(p)).all()
+                   for p in (plain.load(e).pixels for e in plain.entries[:12]))
+    with pytest.raises(ParameterError, match="Unknown example"):
+        example_images("stripes", CLASS_NAMES)

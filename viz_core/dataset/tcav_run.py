@@ -19,7 +19,7 @@ from typing import Callable
 
 import numpy as np
 
-from viz_core.dataset.readers import Dataset, SkippedFile
+from viz_core.dataset.readers import Dataset, DatasetEntry, SampleReader, SkippedFile
 from viz_core.errors import ImageError, ParameterError
 from viz_core.methods.tcav import TcavResult, tcav
 from viz_core.methods.tcav_options import (CLASS_IMAGES, CONCEPT_IMAGES,
@@ -32,6 +32,13 @@ from viz_core.runtime.limits import SEED
 ProgressFn = Callable[[float, str], None]
 
 _READ_SHARE = 0.3  # of the progress bar: reading the images; the rest is TCAV
+#: Built-in image sets that go with the shortcut demo model (generated scenes, 64 x 64).
+EXAMPLES = {
+    "tag": "the corner tag, on circles, squares and triangles",
+    "plain": "plain scenes of the four shapes, no tag",
+}
+_EXAMPLE_SEEDS = {"tag": 3_600_000_000, "plain": 3_700_000_000}  # beyond training, held out
+_EXAMPLE_COUNTS = {"tag": 24, "plain": 120}  # random sets need a pool several times their size
 
 
 @dataclass(frozen=True, eq=False)
@@ -110,6 +117,32 @@ def _drawn(entries: list, count: int, seed: int) -> list:
         return entries
     picks = np.sort(np.random.default_rng(seed).choice(len(entries), count, replace=False))
     return [entries[i] for i in picks]
+
+
+def example_images(name: str, classes, count: int | None = None) -> Dataset:
+    """A built-in set of the shortcut demo's scenes, drawn when read: ``"tag"`` (the concept:
+    the corner tag on shapes that are not stars) or ``"plain"`` (random images: every shape,
+    no tag); ``count`` images (default 24 and 120).
+
+    Raises
+    ------
+    ParameterError
+        Unknown name.
+    """
+    from viz_core.demo.shapes import CLASS_NAMES
+    from viz_core.demo.shortcut import SHORTCUT_CLASS
+
+    if name not in EXAMPLES:
+        raise ParameterError(f"Unknown example {name!r}; examples: {', '.join(EXAMPLES)}.")
+    shapes = [c for c in CLASS_NAMES if c != SHORTCUT_CLASS] if name == "tag" else CLASS_NAMES
+    count = _EXAMPLE_COUNTS[name] if count is None else int(count)
+    draw = {}
+    for i in range(int(count)):
+        label = shapes[i % len(shapes)]
+        draw[f"{label}_{i:03d}.png"] = (_EXAMPLE_SEEDS[name] + i, label, name == "tag")
+    entries = tuple(DatasetEntry(path, None, None) for path in sorted(draw))
+    return Dataset(name, "sample", entries, (), tuple(classes), (), f"tcav-example:{name}:{count}",
+                   SampleReader("shortcut", draw))
 
 
 @dataclass(frozen=True, eq=False)
