@@ -1,0 +1,83 @@
+"""AppTest for the Concepts page's TCAV tab on the shortcut demo: the corner-tag example concept
+against plain scenes, run through the job queue, shows the backend's score, random score and
+p-value, says "significant" for star and "downwards" for circle, and draws the runs' chart."""
+from __future__ import annotations
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from viz_core.dataset.readers import sample_dataset
+from viz_core.dataset.tcav_run import example_images, tcav_run
+from viz_core.models.catalog import load_builtin_model
+
+RUNS = 20
+COUNT = 20
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory):
+    import os
+
+    from ui.state import workbench
+
+    os.environ["CNN_VIZ_CACHE"] = str(tmp_path_factory.mktemp("tcav_cache"))
+    workbench.clear()
+    at = AppTest.from_file("../../app.py", default_timeout=300)
+    at.run()
+    at.switch_page("pages/concepts.py")
+    at.run()
+    assert not at.exception, at.exception
+    yield at
+    workbench.clear()
+    os.environ.pop("CNN_VIZ_CACHE", None)
+
+
+def expected(class_name):
+    model = load_builtin_model("shortcut_demo")
+    return tcav_run(model, sample_dataset("shortcut", model.labels, count=200),
+                    model.class_index(class_name), example_images("tag", model.labels),
+                    example_images("plain", model.labels), "conv2d_4", runs=RUNS,
+                    class_images=COUNT).result
+
+
+def run_tcav(at, class_name):
+    at.selectbox(key=[k for k in _keys(at) if k.startswith("tcav_class_shortcut")][0]) \
+        .set_value(class_name)
+    at.slider(key="tcav_runs").set_value(RUNS)
+    at.select_slider(key="tcav_count").set_value(COUNT).run()
+    assert not at.exception, at.exception
+    at.button(key="tcav_run").click().run()
+    assert not at.exception, at.exception
+    return {m.label: m.value for m in at.metric}
+
+
+def _keys(at):
+    return [w.key for w in at.selectbox]
+
+
+def test_the_tag_scores_star_high_and_significant(app):
+    at = app
+    assert at.radio(key="tcav_class_source").value == "shortcut"
+    assert at.radio(key="tcav_concept_source").value == "example"
+    assert at.radio(key="tcav_random_source").value == "example"
+    want = expected("star")
+    metrics = run_tcav(at, "star")
+    assert metrics["TCAV score"] == f"{want.score:.2f}" == "1.00"
+    assert metrics["Random directions"] == f"{want.random_score:.2f}"
+    assert metrics["p-value"] == f"{want.p_value:.3g}"
+    assert want.significant
+    assert any(s.value.startswith("**Significant**: for 100% of the images of star")
+               for s in at.success)
+    assert len(at.get("plotly_chart")) >= 1
+    assert any("Directions, not sizes" in c.value for c in at.caption)
+
+
+def test_the_same_concept_for_circle_is_low(app):
+    at = app
+    want = expected("circle")
+    metrics = run_tcav(at, "circle")
+    assert metrics["TCAV score"] == f"{want.score:.2f}"
+    assert want.score <= 0.2
+    shown = [w.value for w in at.warning] + [i.value for i in at.info]
+    verdict = "**Significant, downwards**" if want.significant else "**Not significant**"
+    assert any(v.startswith(verdict) for v in shown)
