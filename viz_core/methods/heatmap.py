@@ -274,7 +274,8 @@ def class_heatmaps(
     Layer methods (``inputs="gradients"`` or ``"activations"``) run each batch through one
     forward pass and, for the gradient ones, one backward pass through the part of the network
     after the layer; pixel-gradient methods (``inputs="pixel-gradients"``) differentiate each
-    batch's copies together. Methods that run the model again (``inputs="context"``: Score-CAM,
+    batch's copies together, relevance propagation (LRP) each batch in one sweep. Methods that
+    run the model again (``inputs="context"``: Score-CAM,
     AblationCAM, the perturbation methods) go one image at a time through
     :func:`class_heatmap`. Every map equals :func:`class_heatmap`'s for the image within 1e-4.
     Nothing is cached for the batched methods (a dataset would fill the caches).
@@ -328,7 +329,9 @@ def class_heatmaps(
         layer_path = PIXEL_LAYER
     if not views:
         return ()
-    batched = spec.inputs in ("gradients", "activations", "pixel-gradients")
+    # relevance propagation takes a PixelBatch too: one compiled sweep per batch
+    batched = (spec.inputs in ("gradients", "activations", "pixel-gradients")
+               or spec.family == "relevance")
     size = int(batch_size)
     if spec.inputs == "pixel-gradients":
         copies = max(1.0, spec.passes(model.info, settings) / methods.GRADIENT_PASSES)
