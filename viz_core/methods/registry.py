@@ -633,11 +633,15 @@ register(MethodSpec(
     compute=f"{_RELEVANCE}:lrp_composite_map", cost=lambda info, p, layer: GRADIENT_PASSES,
     fast=True, by_default=False,
     params=(ParamSpec("epsilon", 0.01, 0.0, 100.0, "float",
-                      "stabiliser of the epsilon rule on the dense layers", above_low=True),),
+                      "stabiliser of the epsilon rule on the dense layers", above_low=True),
+            ParamSpec("bounded", 0, 0, 1, "int",
+                      "1: the z^B rule on the first layer (shares bounded by the lowest and "
+                      "highest pixel the preprocessing makes) instead of the flat rule")),
     help="Layer-wise relevance propagation with the usual composite (Kohlbrenner et al. 2020, "
          "\"Towards best practice in explaining neural network decisions with LRP\"): epsilon "
-         "on dense layers, z+ on convolutions, the flat rule (equal shares) on the first layer. "
-         "BatchNormalization is folded into the layer before it first.",
+         "on dense layers, z+ on convolutions, the flat rule (equal shares) on the first layer, "
+         "or with bounded=1 the z^B rule (Montavon et al. 2017). BatchNormalization is folded "
+         "into the layer before it first.",
     answers="which pixels the class logit comes from, with the best-practice rules",
     weakness=_LRP_WEAKNESS))
 
