@@ -13,7 +13,7 @@ from tests.conftest import nested_cnn, wrap
 from viz_core.cli import main
 from viz_core.errors import ModelError, ParameterError
 from viz_core.inputs.intake import image_from_array
-from viz_core.methods.heatmap import class_heatmap, top_classes
+from viz_core.methods.heatmap import class_heatmap, class_heatmaps, top_classes
 from viz_core.methods.relevance import Rule, build_plan, propagate
 from viz_core.models.graph import flat_graph
 from viz_core.models.targets import Target
@@ -248,6 +248,62 @@ def test_every_rule_equals_a_numpy_reference(method, params, conv_rule, dense_ru
         assert np.corrcoef(result.raw.ravel(), reference.ravel())[0, 1] >= 0.999
         assert np.allclose(result.raw, reference, atol=1e-5)
         assert result.attribution_sum == pytest.approx(reference.sum(), abs=1e-5)
+
+
+@pytest.mark.parametrize("method, params", [("lrp_epsilon", {"epsilon": 0.05}),
+                                            ("lrp_zplus", {}),
+                                            ("lrp_alphabeta", {"alpha": 2.0, "beta": 1.0}),
+                                            ("lrp_composite", {"epsilon": 0.05}),
+                                            ("lrp_composite", {"epsilon": 0.05, "bounded": 1})])
+def test_a_batch_gives_each_image_its_one_by_one_map(method, params, monkeypatch):
+    """class_heatmaps runs LRP on the whole batch in one call (a residual model with a
+    depthwise conv and a Concatenate, three images, three classes) and every map, sum and
+    score equals class_heatmap's for that image within 1e-5."""
+    from viz_core.methods import relevance
+
+    loaded = wrap(_residual_cnn())
+    views = [_view(loaded, seed) for seed in range(3)]
+    targets = [Target(k) for k in (0, 2, 1)]
+    alone = [class_heatmap(loaded, v, t, method, **params) for v, t in zip(views, targets)]
+    calls = []
+    original = relevance.relevance_maps
+    monkeypatch.setattr(relevance, "relevance_maps",
+                        lambda model, pixels, *a: calls.append(len(pixels)) or original(
+                            model, pixels, *a))
+    together = class_heatmaps(loaded, views, targets, method, params=params)
+    assert calls == [3]  # one call for the three images
+    for one, batched in zip(alone, together):
+        assert batched.class_index == one.class_index
+        assert np.abs(batched.raw).max() > 0
+        assert np.allclose(batched.raw, one.raw, atol=1e-5)
+        assert batched.attribution_sum == pytest.approx(one.attribution_sum, abs=1e-5)
+        assert batched.score == pytest.approx(one.score, abs=1e-5)
+        assert batched.probability == pytest.approx(one.probability, abs=1e-5)
+
+
+def test_the_bounded_first_layer_rule_equals_the_hand_formula():
+    """z^B on a one-layer model (8x8 grey image -> Conv2D(2, 8x8) -> softmax, only the first
+    two pixels weighted), "symmetric" preprocessing (x / 127.5 - 1: pixels 0 and 255 give the
+    bounds l = -1, h = 1): R_i = (x_i w_i - l w+_i - h w-_i) / sum_i'(...) * z."""
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((8, 8, 1)), L.Conv2D(2, 8), L.Flatten(),
+                              L.Activation("softmax")])
+    kernel = np.zeros((8, 8, 1, 2), "float32")
+    kernel[0, :2, 0] = [[0.5, -1.0], [-2.0, 0.25]]
+    model.layers[0].set_weights([kernel, np.array([0.1, -0.3], "float32")])
+    loaded = wrap(model, preprocessing="symmetric")
+    pixels = np.full((8, 8, 3), 128, "uint8")
+    pixels[0, 0], pixels[0, 1] = 51, 204  # x = -0.6 and 0.6
+    view = loaded.view(image_from_array(pixels, "two"))
+    result = class_heatmap(loaded, view, Target(0), "lrp_composite", bounded=1)
+    # by hand, class 0: w = (0.5, -2); x w = (-0.3, -1.2); l w+ = (-0.5, 0); h w- = (0, -2)
+    # shares: (-0.3 + 0.5 - 0, -1.2 - 0 + 2) = (0.2, 0.8), sum 1; z = -0.3 - 1.2 + 0.1 = -1.4
+    expected = np.zeros((8, 8))
+    expected[0, :2] = [0.2 * -1.4, 0.8 * -1.4]
+    assert result.score == pytest.approx(-1.4, abs=1e-5)
+    assert np.allclose(result.raw, expected, atol=1e-5)
+    flat = class_heatmap(loaded, view, Target(0), "lrp_composite")  # flat: 64 equal shares
+    assert np.allclose(flat.raw, -1.4 / 64, atol=1e-6)
 
 
 # ----------------------------------------------------------------------------------------------
