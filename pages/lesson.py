@@ -58,7 +58,7 @@ if mode == UNIT:
     first_conv = next((p for p in layers if info.layer(p).conv), layers[0])
     if st.session_state.get("lesson_layer") not in layers:
         st.session_state["lesson_layer"] = first_conv
-    pick = settings.columns([3, 1, 1, 1])
+    pick = settings.columns([3, 1, 1, 1, 2])
     layer = pick[0].selectbox("Layer", layers, key="lesson_layer", format_func=layer_label,
                               help="Layers whose arithmetic can be shown: convolutions, "
                               "pooling, BatchNorm, activations, dense and softmax.")
@@ -86,10 +86,10 @@ if mode == UNIT:
         st.stop()
 
     if spatial:
+        cmap = pick[4].selectbox("Map colours", colormap_choices(COLORMAPS), key="lesson_cmap",
+                                 **KEPT)
         left, right = st.columns([3, 5])
         with left:
-            cmap = st.selectbox("Map colours", colormap_choices(COLORMAPS), key="lesson_cmap",
-                                **KEPT)
 
             def clicked() -> None:
                 # a click moves the position inputs (allowed in a callback, before they draw)

@@ -15,7 +15,7 @@ from viz_core.render.lesson import short_number, strongest_input_channel
 
 from .charts import plotly_chart
 from .lesson import bars_figure, grid_figure
-from .presenter import controls
+from .presenter import control_columns, controls
 from .settings import KEPT, within
 from .text import literal, literal_code
 
@@ -23,7 +23,7 @@ BARS = 16  # contributions drawn as bars
 
 
 def _metrics(pairs) -> None:
-    columns = st.columns(len(pairs))
+    columns = control_columns(st, len(pairs), widest=3)  # rows of three on a projector
     for column, (label, value, help_text) in zip(columns, pairs):
         column.metric(label, value if isinstance(value, str) else short_number(value),
                       help=help_text)
