@@ -15,7 +15,7 @@ from ui.lesson_views import (show_conv, show_dense, show_element, show_norm, sho
                              show_probabilities, show_sandbox)
 from ui.page import page_setup
 from ui.presenter import colormap_choices, controls
-from ui.settings import KEPT, within
+from ui.settings import KEPT, LINKED, named, within
 from ui.state import workbench
 from ui.text import literal
 from viz_core.errors import VizError
@@ -41,7 +41,7 @@ layers = shown_layers(model)
 
 settings = controls("View and layer", normal="plain")
 mode = settings.segmented_control("View", (UNIT, OUTPUT, SANDBOX), default=UNIT,
-                                  key="lesson_view", **KEPT) or UNIT
+                                  key="lesson_view", **LINKED) or UNIT
 
 
 def layer_label(path: str) -> str:
@@ -56,10 +56,12 @@ if mode == UNIT:
         st.info("This model has no layer whose arithmetic can be shown.")
         st.stop()
     first_conv = next((p for p in layers if info.layer(p).conv), layers[0])
-    if st.session_state.get("lesson_layer") not in layers:
+    # linked by the layer's name (lesson_layer=conv2d_2), not by its label
+    layer_kwargs = named("lesson_layer", layers, first_conv, initial=first_conv)
+    if st.session_state.get("lesson_layer") not in layers:  # kept from another model
         st.session_state["lesson_layer"] = first_conv
     pick = settings.columns([3, 1, 1, 1, 2])
-    layer = pick[0].selectbox("Layer", layers, key="lesson_layer", format_func=layer_label,
+    layer = pick[0].selectbox("Layer", layers, format_func=layer_label, **layer_kwargs,
                               help="Layers whose arithmetic can be shown: convolutions, "
                               "pooling, BatchNorm, activations, dense and softmax.")
     shape = info.layer(layer).output_shape
@@ -67,15 +69,15 @@ if mode == UNIT:
     count = int(shape[-1])
     within("lesson_channel", 0, count - 1)
     channel = pick[1].number_input("Channel" if spatial else "Unit", 0, count - 1, 0,
-                                   key="lesson_channel", **KEPT)
+                                   key="lesson_channel", **LINKED)
     at = None
     if spatial:
         h, w = int(shape[0]), int(shape[1])
         within("lesson_y", 0, h - 1)
         within("lesson_x", 0, w - 1)
-        y = pick[2].number_input("Row y", 0, h - 1, 0, key="lesson_y", **KEPT,
+        y = pick[2].number_input("Row y", 0, h - 1, 0, key="lesson_y", **LINKED,
                                  help="Or click the map.")
-        x = pick[3].number_input("Column x", 0, w - 1, 0, key="lesson_x", **KEPT,
+        x = pick[3].number_input("Column x", 0, w - 1, 0, key="lesson_x", **LINKED,
                                  help="Or click the map.")
         at = (int(y), int(x))
     try:

@@ -124,3 +124,26 @@ def test_pooling_dense_probabilities_and_the_sandbox(app):
     assert cells(chart(at, "lesson_sb_output")).shape == (4, 4)
     at.slider(key="lesson_sb_dilation").set_value(3).run()  # span 7 in a padded 9: 2 outputs
     assert cells(chart(at, "lesson_sb_output")).shape == (2, 2)
+
+
+def test_a_link_opens_the_same_layer_channel_and_position(monkeypatch):
+    from ui.state import workbench
+
+    loaded = wrap(tiny_cnn(size=24, classes=4), name="demo")
+    monkeypatch.setattr(viz_core.runtime.workbench, "load_builtin_model",
+                        lambda name, weights="imagenet", **kw: loaded)
+    workbench.clear()
+    at = AppTest.from_file("../../app.py", default_timeout=120)
+    at.query_params.update({"lesson_layer": "conv_b", "lesson_channel": "3", "lesson_y": "11",
+                            "lesson_x": "2"})
+    at.run()
+    at.switch_page("pages/lesson.py")
+    at.run()
+    assert not at.exception, at.exception
+    assert at.selectbox(key="lesson_layer").value == "conv_b"
+    assert (at.number_input(key="lesson_channel").value, at.number_input(key="lesson_y").value,
+            at.number_input(key="lesson_x").value) == (3, 11, 2)
+    output, _ = direct(loaded, at.session_state[SELECTION_KEY].image.name, "conv_b")
+    assert float(metric(at, "Model's value")) == pytest.approx(float(output[11, 2, 3]),
+                                                               rel=1e-2, abs=1e-3)
+    workbench.clear()
