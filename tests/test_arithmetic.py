@@ -361,6 +361,11 @@ def test_vgg16_border_positions_with_same_padding():
             assert close(result), (layer, at, result.activation, result.model_activation)
             if at == (0, 0):
                 assert result.padded[0].all() and result.padded[:, 0].all()
+    # caffe: the input is the pixels in BGR order minus the ImageNet mean
+    first = unit_arithmetic(model, image, "block1_conv1", 0, (5, 5))
+    mean_bgr = np.array([103.939, 116.779, 123.68])
+    np.testing.assert_allclose(first.patch, first.pixels - mean_bgr, atol=1e-3)
+    np.testing.assert_allclose(first.pixels[1, 1], image.pixels[5, 5, ::-1])
 
 
 @pytest.mark.slow

@@ -55,7 +55,8 @@ class LayerIO:
         The layer's variables by name (``kernel``, ``bias``, ``gamma``, ``moving_mean``...),
         float64, read once (reading a variable costs more than the arithmetic).
     pixels : np.ndarray or None
-        (H, W, C) float32 in [0, 255], the image before preprocessing, when the source is it.
+        (H, W, C) float32 in [0, 255], the image before preprocessing, when the source is it,
+        in the input's channel order (BGR for ``caffe`` preprocessing).
     """
 
     layer: str
@@ -159,8 +160,11 @@ def layer_io(model: LoadedModel, image: ModelImage | LoadedImage, layer: str) ->
     weights = {w.name: np.asarray(keras.ops.convert_to_numpy(w), dtype="float64")
                for w in obj.weights}
     if source == IMAGE:
+        pixels = view.pixels
+        if model.preprocessing == "caffe" and pixels.shape[-1] == 3:
+            pixels = pixels[:, :, ::-1]  # caffe feeds BGR: channel k of the pixels is the input's
         return LayerIO(layer, source, batch[0], np.asarray(outs)[0].astype("float32"),
-                       weights, view.pixels)
+                       weights, pixels)
     return LayerIO(layer, source, np.asarray(outs[0])[0].astype("float32"),
                    np.asarray(outs[1])[0].astype("float32"), weights)
 
