@@ -139,7 +139,7 @@ def show_pool(result, key: str) -> None:
     if result.picked is not None:
         marked = np.zeros(result.window.shape, bool)
         marked[result.picked] = True
-    plotly_chart(grid_figure(result.window, f"window of {literal(result.source)}",
+    plotly_chart(grid_figure(result.window, f"window of {result.source}",
                              padded=result.padded, marked=marked, rows=result.rows,
                              cols=result.cols, what="input"),
                  key=f"{key}_window", width="stretch")

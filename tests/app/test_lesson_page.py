@@ -147,3 +147,26 @@ def test_a_link_opens_the_same_layer_channel_and_position(monkeypatch):
     assert float(metric(at, "Model's value")) == pytest.approx(float(output[11, 2, 3]),
                                                                rel=1e-2, abs=1e-3)
     workbench.clear()
+
+
+def test_hostile_layer_and_class_names_are_shown_as_data(monkeypatch):
+    from tests.hostile_names import CLASS_NAMES, LAYER_NAMES, hostile_names_cnn
+    from ui.state import workbench
+
+    loaded = wrap(hostile_names_cnn(size=16), labels=CLASS_NAMES, name="demo")
+    monkeypatch.setattr(viz_core.runtime.workbench, "load_builtin_model",
+                        lambda name, weights="imagenet", **kw: loaded)
+    workbench.clear()
+    at = AppTest.from_file("../../app.py", default_timeout=120)
+    at.run()
+    at.switch_page("pages/lesson.py").run()
+    for layer in (LAYER_NAMES[1], "--out.x", "head"):
+        at.selectbox(key="lesson_layer").set_value(layer).run()
+        assert not at.exception, (layer, at.exception)
+        assert any("the model computed" in s.value for s in at.success), layer
+    assert "$(touch x)" in at.selectbox(key="lesson_layer").options[2]
+    assert list(at.table[0].value["class"])[0] in CLASS_NAMES
+    at.segmented_control(key="lesson_view").set_value("Logits to probabilities").run()
+    assert not at.exception, at.exception
+    assert sorted(at.table[0].value["class"]) == sorted(CLASS_NAMES)
+    workbench.clear()
