@@ -1,6 +1,6 @@
 """Page settings the Streamlit way: each widget keeps its own state.
 
-Every value widget of a page takes one of two keyword sets:
+Every value widget of a page with a key takes one of these keyword sets:
 
 - ``**LINKED`` (``bind="query-params", persist_state="session"``): Streamlit keeps the value
   across page switches and in the address bar under the widget's key, from the first run
@@ -11,7 +11,9 @@ Every value widget of a page takes one of two keyword sets:
 - ``**named(key, options)``: a choice shown by a label (``format_func``) is linked by its
   *name* (``cam_layer=conv2d_3``, ``model=demo``), not by its label ("conv2d_3 · 16×16×32
   (last conv)", which Streamlit's binding would put in the link); kept across pages by
-  Streamlit (``persist_state``), put in the link by :func:`named` as the widget is drawn.
+  Streamlit (``persist_state``), put in the link by :func:`named` as the widget is drawn;
+  :func:`named_many` for a multiselect (``cmp_methods=gradcam,saliency``).
+- ``**KEPT`` (``persist_state="session"``): kept across pages, not linked (free text).
 
 A clamp is kept only where a range depends on the model or the image (:func:`within`).
 """
@@ -24,7 +26,8 @@ import streamlit as st
 LINKED = {"bind": "query-params", "persist_state": "session"}
 KEPT = {"persist_state": "session"}
 LINK_KEY = "_link"  # the query parameters the session was opened with
-NAMED_KEY = "_named"  # named choices: key -> the page that draws it
+NAMED_KEY = "_named"  # named choices: key -> the page that draws it (EVERY_PAGE, None: unknown)
+EVERY_PAGE = "*"  # the sidebar's named choices
 PAGE_KEY = "_page"  # the page this run shows (its URL path), set by app.py
 FIRST = object()  # a named choice's default: its first option
 
@@ -39,7 +42,7 @@ def start_run(page: str | None = None) -> None:
     if page is None:
         return
     for key, drawn_on in (st.session_state.get(NAMED_KEY) or {}).items():
-        if drawn_on not in (None, page):
+        if drawn_on not in (None, EVERY_PAGE, page):
             set_param(key, None)
 
 
@@ -57,7 +60,8 @@ def every_page_params() -> dict[str, str]:
     """The address bar's parameters of the choices drawn on every page (the sidebar's): what
     ``st.switch_page`` must be given (it clears the others, and refuses to clear a page's
     bound ones itself)."""
-    shared = [k for k, page in (st.session_state.get(NAMED_KEY) or {}).items() if page is None]
+    shared = [k for k, page in (st.session_state.get(NAMED_KEY) or {}).items()
+              if page == EVERY_PAGE]
     return {k: st.query_params[k] for k in shared if k in st.query_params}
 
 
@@ -124,7 +128,7 @@ def named_many(key: str, options: Iterable, default: Iterable = ()) -> dict:
 
 def _drawn(key: str, text: str | None, every_page: bool = False) -> dict:
     """Note that the page shown draws the named choice ``key``, and link its ``text``."""
-    page = None if every_page else st.session_state.get(PAGE_KEY)
+    page = EVERY_PAGE if every_page else st.session_state.get(PAGE_KEY)
     st.session_state.setdefault(NAMED_KEY, {})[key] = page
     set_param(key, text)
     return dict(key=key, **KEPT)
