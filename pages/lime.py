@@ -65,7 +65,11 @@ def rgb(colour):
 
 
 # -- parameters -------------------------------------------------------------------------------
-with controls("Superpixels and samples"):  # collapsed in presenter mode
+# Pictures first (issue 28): the superpixels on the left, beside them the classes to explain,
+# then the parameters that shape both (open in presenter mode too: they push nothing down).
+left, right = st.columns([2, 3])
+classes_box = right.container()
+with right, controls("Superpixels and samples", beside=True):
     a, b, c = st.columns(3)
     algorithm = a.selectbox("Superpixel algorithm", ALGORITHMS,
                             **named("lime_algorithm", ALGORITHMS, PAGE_DEFAULTS["algorithm"]),
@@ -99,6 +103,7 @@ with controls("Superpixels and samples"):  # collapsed in presenter mode
     stability = c.checkbox("Check stability (3 seeds)", key="lime_stability", **LINKED,
                            help=f"Runs LIME with the seeds {seed}, {seed + 1} and {seed + 2} and "
                            f"compares their top {STABILITY_K} superpixels: three times the work.")
+run_box = right.container()
 
 try:
     segmentation = bench.run(superpixels, view, algorithm=algorithm,
@@ -112,9 +117,7 @@ factor = display_factor(*view.pixels.shape[:2])
 big_image = enlarge(view.display, factor, smooth=True)
 big_segments = enlarge(segmentation.segments, factor)
 
-left, right = st.columns([2, 3])
 with left:
-    st.subheader("Superpixels")
     st.image(superpixel_boundaries(big_image, big_segments), width="stretch",
              caption=f"{segmentation.count} superpixels ({algorithm}, target {n_superpixels}) "
              f"on the {view.pixels.shape[1]}×{view.pixels.shape[0]} image the model sees")
@@ -129,8 +132,7 @@ def class_name(k: int) -> str:
     return f"{model.label(k)} ({k}) · p = {probability[k]:.1%}"
 
 
-with right:
-    st.subheader("Classes to explain")
+with classes_box:
     p1, p2 = st.columns(2)
     # A new model or image starts from its own two most probable classes (the tutorial's
     # n_labels = 2); on a session's first run, classes restored from the URL are kept.
@@ -147,6 +149,7 @@ with right:
     second = p2.selectbox("Second class (side by side)", second_options,
                           format_func=class_name, **second_kwargs)
     classes = (first,) if second == NO_CLASS else (first, second)
+with run_box:  # under the parameters
     seeds = stability_seeds(seed) if stability else (seed,)
     sample_args = dict(samples=samples, hide=hide)
     missing = [s for s in seeds if not bench.is_cached(perturbed_predictions, model, view,
