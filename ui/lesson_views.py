@@ -152,7 +152,7 @@ def show_norm(result) -> None:
     _metrics([("Input x", result.value, f"from {result.source}"),
               ("scale", result.scale, "γ / √(variance + ε)"),
               ("shift", result.shift, "β − mean · scale"),
-              ("scale · x + shift", result.activation, "computed here"),
+              ("Output", result.activation, "scale · x + shift, computed here"),
               ("Model's value", result.model_activation, "read from the model")])
     _check(result)
     st.table(pd.DataFrame({
@@ -184,6 +184,8 @@ def show_dense(result, key: str) -> None:
         ("Model's value", result.model_activation, "read from the model")])
     st.markdown(f"**{literal(result.equation_text())}**")
     _check(result)
+    if result.labels:
+        st.caption(f"Unit {result.channel} is the class **{literal(result.labels[result.channel])}**.")
     top = np.argsort(-np.abs(result.products), kind="stable")[:BARS]
     plotly_chart(bars_figure([f"input {i} ({short_number(result.inputs[i])} × "
                               f"{short_number(result.weights[i])})" for i in top],
