@@ -239,6 +239,10 @@ def test_dense_sigmoid_in_a_nested_model_and_the_contract():
     dense = unit_arithmetic(model, image, "head", 0)
     assert dense.activation_name == "sigmoid" and dense.source == "flatten"
     assert dense.inputs.shape == (8 * 8 * 6,) and close(dense)
+    # input 100 of the flattened 8x8x6 map is row 2, column 0, channel 4 (100 = 2·48 + 0·6 + 4)
+    assert dense.flattened == (8, 8, 6) and dense.input_name(100) == "(y 2, x 0, c 4)"
+    conv_b = layer_io(model, image, "base/conv_b").outputs
+    assert dense.inputs[100] == pytest.approx(float(conv_b[2, 0, 4]))
     contract = dense.contract()
     assert list(contract) == ["layer", "kind", "channel", "position", "patch_shape",
                               "products_sum", "bias", "preactivation", "activation",

@@ -187,7 +187,7 @@ def show_dense(result, key: str) -> None:
     if result.labels:
         st.caption(f"Unit {result.channel} is the class **{literal(result.labels[result.channel])}**.")
     top = np.argsort(-np.abs(result.products), kind="stable")[:BARS]
-    plotly_chart(bars_figure([f"input {i} ({short_number(result.inputs[i])} × "
+    plotly_chart(bars_figure([f"{result.input_name(i)} ({short_number(result.inputs[i])} × "
                               f"{short_number(result.weights[i])})" for i in top],
                              result.products[top],
                              f"The {len(top)} largest contributions of {result.inputs.size}"),

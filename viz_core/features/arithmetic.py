@@ -110,10 +110,15 @@ def _shown(model: LoadedModel, path: str) -> bool:
     return True
 
 
+def _layer_table(model: LoadedModel) -> dict:
+    """``{path: (layer, why it is not shown or None)}`` of every layer, made once per model."""
+    return model.derived(("arithmetic.layers",), lambda: {
+        p: (layer, why_not_shown(layer, p)) for p, layer in iter_layers(model.model)})
+
+
 def _checked_layer(model: LoadedModel, path: str):
     """The layer at ``path``; the model's layers are looked up once (a page asks per click)."""
-    table = model.derived(("arithmetic.layers",), lambda: {
-        p: (layer, why_not_shown(layer, p)) for p, layer in iter_layers(model.model)})
+    table = _layer_table(model)
     if path not in table:
         find_layer(model.model, path)  # ModelError naming the path and some that exist
     layer, reason = table[path]
@@ -349,7 +354,19 @@ def _dense(layer, io: LayerIO, c: int, model: LoadedModel) -> DenseArithmetic:
         activation_formula=("softmax(z)_k = e^z_k / Σ e^z_j" if act == "softmax"
                             else formula(act)),
         activation=value, model_activation=float(io.outputs[c]), logits=logits,
-        probabilities=probabilities, labels=_labels(model, kernel.shape[1]))
+        probabilities=probabilities, labels=_labels(model, kernel.shape[1]),
+        flattened=_flattened(model, io.source))
+
+
+def _flattened(model: LoadedModel, source: str) -> tuple[int, ...] | None:
+    """The (h, w, c) map a Flatten layer ``source`` made the vector from, else None."""
+    if source == IMAGE:
+        return None
+    layer, _ = _layer_table(model).get(source, (None, None))
+    if not isinstance(layer, keras.layers.Flatten):
+        return None
+    shape = tuple(layer.input.shape[1:])
+    return tuple(int(d) for d in shape) if len(shape) == 3 and None not in shape else None
 
 
 def _element(layer, kind: str, io: LayerIO, c: int, at, model: LoadedModel):

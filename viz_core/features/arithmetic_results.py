@@ -292,6 +292,9 @@ class DenseArithmetic(_Contract):
         (units,) float64, softmax or sigmoid layers only.
     labels : tuple of str
         Class names when the layer is the model's output, else empty.
+    flattened : tuple of int or None
+        (h, w, c) when the input vector is a Flatten of that map: input ``i`` is the map's
+        ``np.unravel_index(i, flattened)``.
     """
 
     layer: str
@@ -312,10 +315,18 @@ class DenseArithmetic(_Contract):
     logits: np.ndarray | None = None
     probabilities: np.ndarray | None = None
     labels: tuple[str, ...] = ()
+    flattened: tuple[int, ...] | None = None
 
     def _parts(self):
         return (self.inputs.shape, self.products_sum, self.bias, self.preactivation,
                 self.inputs, self.weights, self.products)
+
+    def input_name(self, i: int) -> str:
+        """``input 17``, or ``(y 0, x 2, c 5)`` for an input read from a flattened map."""
+        if self.flattened is None:
+            return f"input {i}"
+        y, x, c = (int(v) for v in np.unravel_index(int(i), self.flattened))
+        return f"(y {y}, x {x}, c {c})"
 
     def top(self, k: int = 5) -> list[tuple[int, float]]:
         """The ``k`` largest (index, probability) pairs, or (index, activation) pairs."""
