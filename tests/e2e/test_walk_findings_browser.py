@@ -70,6 +70,7 @@ def test_a_shared_link_keeps_the_heatmaps_layer_and_threshold(page, server):
     assert_no_crash(page)
     layer = page.get_by_role("combobox", name="Layer", exact=True).input_value()
     assert layer.startswith("conv2d_3 "), layer
+    page.get_by_text("More settings", exact=True).click()  # folded beside the pictures
     threshold = page.locator('[data-testid="stSlider"]').filter(has_text="Threshold") \
         .locator('[data-testid="stSliderThumbValue"]').first.inner_text()
     assert float(threshold) == pytest.approx(0.3), threshold
