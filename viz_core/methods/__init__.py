@@ -12,4 +12,9 @@ AblationCAM), ``pixel`` (saliency, SmoothGrad, Integrated Gradients on stacks of
 model split at a layer, compiled steps, per-model caches), ``context`` (``MethodContext`` and
 ``PixelBatch``, what methods that run the model themselves get) and ``checks`` (layer, image and
 parameter checks at the boundary).
+
+Concepts, beside the heatmaps and on the same model cut: ``craft`` (CRAFT: a class's crops
+factorised into concepts, their Sobol importance and maps) and ``tcav`` (TCAV: concept
+activation vectors, scores against random runs, the t-test), with ``tcav_options`` (TCAV's
+bounds and defaults as plain data, checked by the command line before NumPy loads).
 """
