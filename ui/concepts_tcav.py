@@ -169,7 +169,7 @@ def tcav_tab(page=None) -> None:
                                         "particular; the concept is what sets its images apart "
                                         "from these.")
         bottom = st.columns(2)
-        runs = bottom[0].slider("Random runs", RUNS.low, 20, DEFAULT_RUNS, key="tcav_runs",
+        runs = bottom[0].slider("Random runs", RUNS.low, RUNS.high, DEFAULT_RUNS, key="tcav_runs",
                                 help="Each run fits a concept vector against a different "
                                 "random set, and one random set against another.")
         count = bottom[1].select_slider("Class images (at most)", CLASS_COUNTS, value=50,
@@ -194,8 +194,13 @@ def tcav_tab(page=None) -> None:
         st.caption("The examples are the shortcut demo's 64 x 64 scenes; with another model "
                    "they are resized to its input.")
     if len(concept.entries):
-        shown = [concept.load(e).pixels for e in concept.entries[:PREVIEW]]
-        st.image(shown, width=64, caption=[literal(e.path) for e in concept.entries[:PREVIEW]])
+        picks = np.linspace(0, len(concept.entries), min(PREVIEW, len(concept.entries)),
+                            endpoint=False).astype(int)  # spread over the set, not its start
+        chosen = [concept.entries[i] for i in picks]
+        st.caption(f"The concept, {literal(concept.name)}: {len(picks)} of its "
+                   f"{len(concept.entries)} images")
+        st.image([concept.load(e).pixels for e in chosen], width=64,
+                 caption=[literal(e.path) for e in chosen])
     class_index = model.class_index(class_name)
     args = (tcav_run, model, data, class_index, concept, random, layer)
     options = dict(runs=runs, class_images=count)
