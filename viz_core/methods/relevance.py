@@ -11,14 +11,24 @@ overview"):
    left out). A canonizer then folds each BatchNormalization that directly follows a Conv2D,
    DepthwiseConv2D or Dense without activation into that layer's weights (tensors computed from
    the variables; the caller's model is never changed).
-2. One forward pass records every layer's input.
+2. One forward sweep over the plan (inside one compiled function, any batch size) keeps every
+   layer's input and, for the weighted layers, what their rule divides by: the pre-activation
+   ``z`` (BatchNorm folded), or for alpha-beta on an input known to be non-negative (after a
+   ReLU, a pooling of one...) ``x W+`` and ``x W-``, two convolutions whose sum is ``z``. So
+   no layer runs twice, and the alpha-beta rule costs two convolutions forward and two
+   transposed ones back. Dense kernels are split into ``W+`` / ``W-`` in row blocks (VGG16's
+   103-million-weight layer is then read from memory once per sweep, not four times).
 3. Relevance starts at the logits as ``logits * v`` with ``v`` the target's score coefficients
    (:func:`viz_core.methods.scores.score_coefficients`: one-hot for softmax models, +1 / -1
    for class 1 / 0 of one sigmoid unit), so it sums to the class score.
 4. A backward sweep over the graph applies each layer's rule. Conv and Dense layers use the
    "gradient trick": ``R_in = x * W^T (R_out / z)`` with ``z`` the layer's (stabilised) output
    and ``W^T s`` the gradient of ``z . s`` (a vector-Jacobian product of the layer alone, with
-   modified weights for z+ and alpha-beta).
+   modified weights for z+ and alpha-beta: one transposed convolution).
+
+The registered functions take one image (a :class:`~viz_core.methods.context.MethodContext`)
+or a stack (a :class:`~viz_core.methods.context.PixelBatch`, from
+:func:`viz_core.methods.heatmap.class_heatmaps`): a batch is one compiled call.
 
 Rules for Conv2D / DepthwiseConv2D / Dense (and Conv1D / Conv3D):
 
@@ -28,7 +38,10 @@ Rules for Conv2D / DepthwiseConv2D / Dense (and Conv1D / Conv3D):
   ``z+ = x+ W+ + x- W- + b+`` and ``z- = x+ W- + x- W+ + b-`` propagated separately,
   ``R_in = alpha R+ - beta R-``;
 * ``flat``: every input of an output's receptive field gets an equal share (weights and inputs
-  set to one), used on the first layer by the composite.
+  set to one), used on the first layer by the composite;
+* ``bounded`` (z^B, Montavon et al. 2017): for the first layer, whose inputs lie between known
+  bounds ``l`` and ``h`` (the preprocessed black and white pixel): each input's share is
+  ``x w - l w+ - h w-``; the composite's ``bounded=1``.
 
 Other layers: max pooling (2-D and global) gives each window's relevance to its winner;
 average pooling (2-D and global) splits it in proportion to the inputs (the epsilon rule with
@@ -73,7 +86,8 @@ _TINY = 1e-9  # keeps the z+ / flat denominators away from zero without moving r
 
 @dataclass(frozen=True)
 class Rule:
-    """How a Conv/Dense layer hands relevance back: ``"epsilon"``, ``"alphabeta"`` or ``"flat"``."""
+    """How a Conv/Dense layer hands relevance back: ``"epsilon"``, ``"alphabeta"``, ``"flat"``
+    or ``"bounded"`` (z^B, the first layer only; elsewhere it falls back to flat)."""
 
     name: str
     epsilon: float = 0.0
@@ -357,7 +371,7 @@ class _Linear:
 #: A Dense kernel is split into W+ and W- in row blocks of about this many values, so each
 #: block is read from memory once and split while in the cache (VGG16's first dense layer
 #: holds 103 million weights: splitting it whole cost four times its forward pass).
-_BLOCK_VALUES = 2**21
+_BLOCK_VALUES = 2**22
 
 
 def _row_blocks(kernel):
@@ -368,29 +382,30 @@ def _row_blocks(kernel):
 
 
 def _dense_split_forward(x, kernel):
-    """``(x W+, x W-)`` of a Dense layer, block by block over the kernel's rows."""
-    pos = neg = None
+    """``(x W+, x W-)`` of a Dense layer, block by block over the kernel's rows: ``x W+`` and
+    ``x W``, then ``x W- = x W - x W+`` (one split of each block, not two)."""
+    pos = whole = None
     last = x.shape.rank - 1
     for a, b in _row_blocks(kernel):
         block = kernel[a:b]
-        w_pos = tf.maximum(block, 0.0)
         xb = x[..., a:b]
-        p = tf.tensordot(xb, w_pos, axes=[[last], [0]])
-        n = tf.tensordot(xb, block - w_pos, axes=[[last], [0]])
-        pos, neg = (p, n) if pos is None else (pos + p, neg + n)
-    return pos, neg
+        p = tf.tensordot(xb, tf.maximum(block, 0.0), axes=[[last], [0]])
+        w = tf.tensordot(xb, block, axes=[[last], [0]])
+        pos, whole = (p, w) if pos is None else (pos + p, whole + w)
+    return pos, whole - pos
 
 
 def _dense_split_backward(u, v, kernel):
-    """``W+ u - W- v`` (the rows' shares) of a Dense layer, block by block over its rows."""
+    """``W+ u - W- v`` (the rows' shares) of a Dense layer, block by block over its rows, as
+    ``W+ (u + v) - W v`` (W- = W - W+: one split of each block)."""
     last = u.shape.rank - 1
+    both = u if v is None else u + v
     parts = []
     for a, b in _row_blocks(kernel):
         block = kernel[a:b]
-        w_pos = tf.maximum(block, 0.0)
-        part = tf.tensordot(u, w_pos, axes=[[last], [1]])
+        part = tf.tensordot(both, tf.maximum(block, 0.0), axes=[[last], [1]])
         if v is not None:
-            part = part - tf.tensordot(v, block - w_pos, axes=[[last], [1]])
+            part = part - tf.tensordot(v, block, axes=[[last], [1]])
         parts.append(part)
     return parts[0] if len(parts) == 1 else tf.concat(parts, axis=-1)
 
