@@ -224,3 +224,37 @@ def test_the_example_sets_carry_the_tag_or_not():
                    for p in (plain.load(e).pixels for e in plain.entries[:12]))
     with pytest.raises(ParameterError, match="Unknown example"):
         example_images("stripes", CLASS_NAMES)
+
+
+def test_a_grayscale_model_over_a_folder_of_colour_images(tmp_path):
+    """The class's images from class folders (only the class's are read), concept images from a
+    flat folder, random ones drawn from the dataset; a grayscale model sees them as one channel.
+    Its head is global average pooling and a dense layer, so at conv_b every image has the same
+    gradient: in each run all images share one derivative, and each run scores 0 or 1."""
+    from PIL import Image
+
+    from viz_core.dataset.readers import open_dataset
+    from viz_core.dataset.tcav_run import tcav_run
+
+    model = wrap(tiny_cnn(channels=1, classes=2, seed=5), labels=["dark", "light"])
+    rng = np.random.default_rng(3)
+    for label, count in (("dark", 6), ("light", 9)):
+        (tmp_path / "data" / label).mkdir(parents=True)
+        for i in range(count):
+            pixels = rng.integers(0, 255, (40, 40, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(tmp_path / "data" / label / f"{i}.png")
+    (tmp_path / "concept").mkdir()
+    for i in range(5):
+        pixels = rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)
+        pixels[:, 16:] = 255  # a bright right half
+        Image.fromarray(pixels).save(tmp_path / "concept" / f"{i}.png")
+    data = open_dataset(tmp_path / "data", model.labels)
+    run = tcav_run(model, data, "light", open_dataset(tmp_path / "concept", ()), None, "conv_b",
+                   runs=3, random_images=15)
+    r = run.result
+    assert (r.class_name, r.images, r.concept_images) == ("light", 9, 5)
+    assert all(path.startswith("light/") for path in run.class_paths)
+    assert (run.random_source, run.random_images, r.random_set_size) == ("data", 15, 5)
+    assert r.derivatives.shape == (3, 9)
+    np.testing.assert_allclose(r.derivatives, r.derivatives[:, :1] * np.ones((1, 9)), rtol=1e-4)
+    assert set(r.concept_scores) <= {0.0, 1.0} and set(r.random_scores) <= {0.0, 1.0}
