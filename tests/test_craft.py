@@ -222,6 +222,28 @@ def test_a_layer_with_negative_activations_is_refused_with_its_name():
         craft(model, _images(2, 16, 3), 0, "linear_conv", concepts=2, designs=4)
 
 
+def test_ragged_batches_reuse_one_trace_and_give_the_unbatched_numbers(monkeypatch):
+    from viz_core.methods import craft as craft_module
+
+    model = wrap(tiny_cnn(size=16, channels=1, classes=3, seed=5))
+    images = _images(9, 16, 1, seed=3)
+    # 9 images x 9 crops = 81 crops: batches of 64 and 17; 16 x (3 + 2) = 80 masks: 64 and 16
+    assert len(crop_boxes(16, 16, crop_side((16, 16)))) == 9
+    first = craft(model, images, 2, "conv_b", concepts=3, designs=16)
+    steps = craft_module.craft_steps(model, "conv_b")
+    assert (steps.front.experimental_get_tracing_count(),
+            steps.back.experimental_get_tracing_count()) == (1, 1)
+    craft(model, images[:5], 1, "conv_b", concepts=4, designs=8)  # 45 crops, 48 masks
+    assert (steps.front.experimental_get_tracing_count(),
+            steps.back.experimental_get_tracing_count()) == (1, 1)
+    # one batch holding everything: the ragged last batch lost or mixed no row
+    monkeypatch.setattr(craft_module, "BATCH", 1024)
+    whole = craft(model, images, 2, "conv_b", concepts=3, designs=16)
+    np.testing.assert_allclose(whole.coefficients, first.coefficients, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(whole.total_indices, first.total_indices, rtol=1e-4, atol=1e-7)
+    np.testing.assert_array_equal(whole.top_crops, first.top_crops)
+
+
 def test_stop_is_honoured():
     model = wrap(tiny_cnn(size=16))
     with pytest.raises(Cancelled):

@@ -220,23 +220,61 @@ class Craft:
 # --------------------------------------------------------------------------------------------
 # Steps
 # --------------------------------------------------------------------------------------------
-def _split(model: LoadedModel, layer: str):
+@dataclass(frozen=True, eq=False)
+class CraftSteps:
+    """The model cut at a layer as two compiled steps with fixed signatures (batch axis None),
+    so crop batches, images and mask batches of any size, a ragged last one included, reuse one
+    trace each (the split's own steps retrace once per new batch size before generalising).
+
+    ``front(x (n, H, W, c)) -> [acts (n, h, w, C), *context, logits, output]``;
+    ``back(acts, context) -> (logits, output)``; ``has_logits`` as the split's.
+    """
+
+    front: Callable
+    back: Callable
+    has_logits: bool
+
+
+def craft_steps(model: LoadedModel, layer: str) -> CraftSteps:
+    """:class:`CraftSteps` of ``model`` at ``layer`` (a checked path), built once per model
+    and layer.
+
+    Raises
+    ------
+    ModelError
+        Keras cannot cut the model's graph at ``layer``.
+    """
+    import tensorflow as tf
+
     from viz_core.methods.steps import model_split
 
     split = model_split(model, layer)
     if split.headless or split.back is None:
         raise ModelError(f"CRAFT needs the model cut at {layer!r} into two halves, and Keras "
                          "cannot cut this model's graph there; try another layer.")
-    return split
+
+    def build() -> CraftSteps:
+        def batch_free(spec):
+            return tf.TensorSpec((None, *spec.shape[1:]), spec.dtype)
+
+        pixels = tf.TensorSpec((None, *model.info.input_shape), tf.float32)
+        front = tf.function(split.forward.python_function, input_signature=[pixels])
+        outs = front.get_concrete_function().structured_outputs
+        back = tf.function(split.back.python_function,
+                           input_signature=[batch_free(outs[0]),
+                                            [batch_free(c) for c in outs[1:-2]]])
+        return CraftSteps(front, back, split.has_logits)
+
+    return model.derived(("craft_steps", layer), build)
 
 
-def _front(split, model: LoadedModel, pixels: np.ndarray):
+def _front(steps: CraftSteps, model: LoadedModel, pixels: np.ndarray):
     """(activations (n, h, w, C), [context (n, ...)]) of pixels in [0, 255], in batches."""
     import tensorflow as tf
 
     acts, ctx = [], []
     for start in range(0, len(pixels), BATCH):
-        outs = split.forward(tf.constant(model.batch(pixels[start:start + BATCH])))
+        outs = steps.front(tf.constant(model.batch(pixels[start:start + BATCH]), tf.float32))
         acts.append(np.asarray(outs[0], np.float32))
         ctx.append([np.asarray(c, np.float32) for c in outs[1:-2]])
     context = [np.concatenate([c[i] for c in ctx]) for i in range(len(ctx[0]))]
@@ -258,12 +296,12 @@ def _resized_crops(pixels: np.ndarray, boxes: np.ndarray, size: tuple[int, int])
     return np.asarray(tf.image.resize(cuts, size, method="bilinear"), np.float32)
 
 
-def _class_score(model: LoadedModel, split, class_index: int):
+def _class_score(model: LoadedModel, steps: CraftSteps, class_index: int):
     """``score(logits, output) -> (n,)`` of the class, and its kind (logit or probability)."""
     from viz_core.methods.scores import score_coefficients
     from viz_core.models.targets import Target
 
-    kind = "logit" if split.has_logits else "probability"
+    kind = "logit" if steps.has_logits else "probability"
     units = int(model.model.outputs[0].shape[-1])
     v_logit, v_prob, offset = score_coefficients(Target(class_index, kind),
                                                  model.info.output_kind, units)
@@ -278,7 +316,7 @@ def _class_score(model: LoadedModel, split, class_index: int):
     return score, kind
 
 
-def _concept_scores(split, score, u: np.ndarray, bank: np.ndarray, context: list,
+def _concept_scores(steps: CraftSteps, score, u: np.ndarray, bank: np.ndarray, context: list,
                     masks: np.ndarray) -> np.ndarray:
     """(M,) class scores with each concept's coefficients of one image scaled by each mask row.
 
@@ -294,7 +332,7 @@ def _concept_scores(split, score, u: np.ndarray, bank: np.ndarray, context: list
         m = masks[start:start + BATCH]
         acts = (m @ parts).reshape(len(m), h, w, -1)
         ctx = [tf.constant(np.repeat(c, len(m), axis=0)) for c in context]
-        logits, output = split.back(tf.constant(acts), ctx)
+        logits, output = steps.back(tf.constant(acts, tf.float32), ctx)
         out.append(score(np.asarray(logits), np.asarray(output)))
     return np.concatenate(out)
 
@@ -369,8 +407,8 @@ def craft(model: LoadedModel, pixels: np.ndarray, class_index: int, layer: str |
     if len(boxes) < int(concepts):
         raise ParameterError(f"{len(boxes)} crops cannot hold {concepts} concepts; give more "
                              "images or ask for fewer concepts.")
-    split = _split(model, layer)
-    score, kind = _class_score(model, split, int(class_index))
+    steps = craft_steps(model, layer)
+    score, kind = _class_score(model, steps, int(class_index))
 
     def tell(fraction: float, message: str) -> None:
         if should_stop is not None and should_stop():
@@ -382,7 +420,7 @@ def craft(model: LoadedModel, pixels: np.ndarray, class_index: int, layer: str |
     pooled = []
     for start in range(0, len(boxes), BATCH):
         tell(0.3 * start / len(boxes), f"{start} of {len(boxes)} crops through the model")
-        acts, _ = _front(split, model, _resized_crops(pixels, boxes[start:start + BATCH],
+        acts, _ = _front(steps, model, _resized_crops(pixels, boxes[start:start + BATCH],
                                                       (height, width)))
         _check_positive(acts, layer)
         pooled.append(acts.mean(axis=(1, 2)) if acts.ndim == 4 else acts)
@@ -401,7 +439,7 @@ def craft(model: LoadedModel, pixels: np.ndarray, class_index: int, layer: str |
 
     # 4: each image's coefficients at each position, and the concepts' Sobol indices
     tell(0.35, f"{len(pixels)} images through the model")
-    image_acts, context = _front(split, model, pixels)
+    image_acts, context = _front(steps, model, pixels)
     _check_positive(image_acts, layer)
     n, h, w, c = image_acts.shape
     with warnings.catch_warnings():
@@ -412,7 +450,7 @@ def craft(model: LoadedModel, pixels: np.ndarray, class_index: int, layer: str |
     indices = np.zeros((n, int(concepts)))
     for i in range(n):
         tell(0.4 + 0.6 * i / n, f"concept importance: image {i + 1} of {n}")
-        outputs = _concept_scores(split, score, u[i], bank, [x[i:i + 1] for x in context], masks)
+        outputs = _concept_scores(steps, score, u[i], bank, [x[i:i + 1] for x in context], masks)
         indices[i] = jansen_total_indices(outputs, int(designs), int(concepts))
 
     # order concepts by importance, most important first
