@@ -183,3 +183,59 @@ def atlas_html(atlas, pixels: dict, cards: int = ATLAS_CARDS) -> str:
                         f"{atlas.dataset}, top {atlas.k} by {atlas.score}; classes by "
                         f"{atlas.grouped_by}")
     return f"<div><p>{head}</p><table>{''.join(rows)}</table>{tail}</div>"
+
+
+def _img(pixels: np.ndarray, title: str = "", height: int = 64) -> str:
+    from viz_core.render import png_bytes
+
+    data = base64.b64encode(png_bytes(pixels)).decode("ascii")
+    return (f'<img title="{_html.escape(title)}" style="height:{height}px;margin:1px;'
+            f'image-rendering:pixelated" src="data:image/png;base64,{data}"/>')
+
+
+def concepts_html(run) -> str:
+    """CRAFT concepts (:class:`viz_core.dataset.concepts.ClassConcepts`) as HTML rows, most
+    important first: the concept's number in its colour, its importance (with a bar), its best
+    crops, and its map averaged over the images."""
+    from viz_core.render.concepts import concept_colour, crop_tile, mean_map_picture
+
+    craft = run.craft
+    rows = []
+    for k in range(len(craft)):
+        crops = "".join(_img(crop_tile(p), f"crop {i} of concept {k}")
+                        for i, p in enumerate(craft.top_crop_pixels[k]))
+        share = float(np.clip(craft.importance[k], 0, 1))
+        colour = "#%02x%02x%02x" % concept_colour(k)
+        rows.append(
+            f'<tr><td style="white-space:nowrap"><b>concept {k}</b> '
+            f'<span style="color:{colour}">■</span><br/>importance {share:.2f}'
+            f'<div style="width:80px;height:6px;background:#ddd"><div style="width:'
+            f'{share * 100:.0f}%;height:6px;background:{colour}"></div></div></td>'
+            f'<td>{crops}</td><td>{_img(mean_map_picture(craft.mean_map(k)), "mean map")}'
+            f'</td></tr>')
+    head = _html.escape(f"{run.class_name} at {craft.layer}: {len(craft)} concepts over "
+                        f"{craft.images} images of {run.dataset}; they leave out "
+                        f"{100 * craft.relative_error:.0f}% of the crops' activations; "
+                        f"importance of the class's {craft.score} (Sobol total indices)")
+    return (f"<div><p>{head}</p><table><tr><th>concept</th><th>best crops</th>"
+            f"<th>mean map</th></tr>{''.join(rows)}</table></div>")
+
+
+def tcav_html(result) -> str:
+    """A TCAV result (:class:`viz_core.methods.tcav.TcavResult`) as a small summary: the score
+    against the random directions', the p-value, whether it is significant, each run's
+    scores."""
+    verdict = "significant" if result.significant else "not significant"
+    runs = ", ".join(f"{s:.2f}" for s in result.concept_scores)
+    randoms = ", ".join(f"{s:.2f}" for s in result.random_scores)
+    cells = [("TCAV score", f"{result.score:.2f}"),
+             ("random directions", f"{float(np.mean(result.random_scores)):.2f}"),
+             ("p-value", f"{result.p_value:.3g} ({verdict} at 0.05)"),
+             ("concept runs", runs), ("random runs", randoms)]
+    body = "".join(f"<tr><th style='text-align:left'>{_html.escape(a)}</th>"
+                   f"<td>{_html.escape(b)}</td></tr>" for a, b in cells)
+    head = _html.escape(f"{result.concept!r} for {result.class_name!r} at {result.layer}: "
+                        f"{result.images} class images, {result.concept_images} concept images")
+    note = ("The score counts the class's images whose score rises along the concept, not by "
+            "how much.")
+    return f"<div><p>{head}</p><table>{body}</table><p><i>{note}</i></p></div>"
