@@ -29,12 +29,16 @@ from PIL import Image
 
 from viz_core import notebook
 from viz_core.dataset import atlas as _atlas
+from viz_core.dataset import concepts as _concepts
+from viz_core.dataset import tcav_run as _tcav_run
 from viz_core.errors import ImageError, ModelError, ParameterError
 from viz_core.features import activations as _activations
 from viz_core.features import filters as _filters
 from viz_core.inputs.intake import LoadedImage, image_from_array, load_image as _decode
+from viz_core.methods import craft as _craft
 from viz_core.methods import lime as _lime
 from viz_core.methods import registry as _methods
+from viz_core.methods import tcav_options as _tcav_options
 from viz_core.methods.heatmap import class_heatmaps, top_classes
 from viz_core.models.catalog import (
     BUILTIN_NAMES,
@@ -758,3 +762,166 @@ def unit(model, image, layer: str | None = None, channel: int = 0, at=None):
     result = unit_arithmetic(loaded_model, view, layer or loaded_model.info.conv_layers[0],
                              channel, at)
     return _drawable(_arithmetic_kinds()[type(result)], result)
+
+
+# --------------------------------------------------------------------------------------------
+# Concepts: CRAFT and TCAV
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True, eq=False)
+class Concepts(_concepts.ClassConcepts):
+    """:class:`viz_core.dataset.concepts.ClassConcepts` that Jupyter draws: one row per concept,
+    most important first: its importance, its best crops and its mean map.
+
+    ``.craft`` holds the numbers (``importance``, ``maps(i)``, ``bank``...); ``.names`` the
+    images used, in the order of ``craft.maps``; ``.to_index()`` the command line's JSON.
+    """
+
+    @property
+    def importance(self) -> np.ndarray:
+        """(K,) Sobol total indices normalised to sum to 1, most important first."""
+        return self.craft.importance
+
+    def __len__(self) -> int:
+        return len(self.craft)
+
+    def _repr_html_(self) -> str:
+        return notebook.concepts_html(self)
+
+
+@dataclass(frozen=True, eq=False)
+class Tcav(_tcav_run.TcavRun):
+    """:class:`viz_core.dataset.tcav_run.TcavRun` that Jupyter draws as a summary. The result's
+    numbers are read here too (``score``, ``p_value``, ``significant``, ``random_scores``,
+    ``concept_scores``); ``.to_dict()`` is the command line's JSON.
+    """
+
+    score = property(lambda self: self.result.score)
+    p_value = property(lambda self: self.result.p_value)
+    significant = property(lambda self: self.result.significant)
+    random_scores = property(lambda self: self.result.random_scores)
+    concept_scores = property(lambda self: self.result.concept_scores)
+
+    def _repr_html_(self) -> str:
+        return notebook.tcav_html(self.result)
+
+
+def _image_set(model: LoadedModel, data, name: str):
+    """A Dataset of concept or random images: a folder, a ZIP, ``sample:NAME``, a Dataset or
+    images (named ``name``); labels, if any, are not used."""
+    if isinstance(data, (str, Path)) or hasattr(data, "entries"):
+        return _dataset(model, data, None)
+    from viz_core.dataset.in_memory import images_dataset
+
+    loaded, _ = _images(data)
+    return images_dataset(loaded, model.labels, name=name)
+
+
+def concepts(model, data, class_, layer: str | None = None, *,
+             concepts: int = _craft.DEFAULT_CONCEPTS, designs: int = _craft.DEFAULT_DESIGNS,
+             top: int = _craft.DEFAULT_TOP_CROPS, crop: int | None = None, seed: int = 0,
+             limit: int = _concepts.DEFAULT_LIMIT, labels: Sequence[str | None] | None = None,
+             progress: Progress | None = None):
+    """CRAFT: the concepts a model finds in a class's images, how much the class's score
+    depends on each, and where each sits (:mod:`viz_core.methods.craft`).
+
+    Parameters
+    ----------
+    model : LoadedModel, or anything :func:`load_model` takes
+    data : str, Path, list of images or (N, H, W, C) array
+        A dataset folder (class folders, or images with a labels CSV), a ``.zip`` of one,
+        ``"sample:shortcut"``, or images (see :func:`load_image`). The images labelled with
+        the class are used, or all of them when there are no labels.
+    class_ : str or int
+        The class explained, by name or index.
+    layer : str or None
+        A layer after a ReLU; None is the last convolutional layer.
+    concepts : int
+        Number of concepts, 2 to 32.
+    designs : int
+        Sobol points per matrix; each image costs ``designs * (concepts + 2)`` passes through
+        the layers after ``layer``.
+    top : int
+        Crops kept per concept.
+    crop : int or None
+        Crop side in pixels; None: the paper's 64 / 224 of the input.
+    seed : int
+        Seeds the factorisation and the Sobol points: the same call gives the same numbers.
+    limit : int
+        At most this many of the class's images, spread over them (1 to 1000).
+    labels : sequence of str or None, optional
+        One class name per image of a list.
+    progress : callable(fraction, message), optional
+
+    Returns
+    -------
+    Concepts
+        ``.importance`` (K,) summing to 1, ``.craft`` (``maps(i)``: (K, H, W) per image,
+        ``top_crop_pixels``, ``bank``, ``relative_error``...), ``.names`` the images used.
+        Jupyter draws one row per concept.
+
+    Raises
+    ------
+    ParameterError
+        Unknown class or layer, bad counts, no image of the class, a layer with negative
+        activations.
+    ImageError
+        Something given as an image is not one.
+    """
+    loaded_model = _loaded(model)
+    dataset = _dataset(loaded_model, data, labels)
+    run = _concepts.class_concepts(loaded_model, dataset, class_, layer, concepts=concepts,
+                         designs=designs, top=top, crop=crop, seed=seed, limit=limit,
+                         progress=progress)
+    return Concepts(**{f.name: getattr(run, f.name) for f in fields(run) if f.init})
+
+
+def tcav(model, data, concept, random, class_, layer: str | None = None, *,
+         random_runs: int = _tcav_options.DEFAULT_RUNS,
+         images: int = _tcav_options.DEFAULT_CLASS_IMAGES,
+         concept_images: int = _tcav_options.DEFAULT_CONCEPT_IMAGES,
+         random_images: int = _tcav_options.DEFAULT_RANDOM_IMAGES, seed: int = 0, progress: Progress | None = None):
+    """TCAV: does the class's score rise along a concept's direction at a layer?
+    (:mod:`viz_core.methods.tcav`)
+
+    Parameters
+    ----------
+    model : LoadedModel, or anything :func:`load_model` takes
+    data : str, Path, list of images or (N, H, W, C) array
+        The class's images: a dataset (its images labelled ``class_``, or all of them when it
+        has no labels) or images.
+    concept : str, Path, list of images or array
+        Images that show the concept: a folder, a ZIP, or images.
+    random : str, Path, list of images, array or None
+        Random images to compare with; None draws them from ``data``.
+    class_ : str or int
+    layer : str or None
+        None is the last convolutional layer.
+    random_runs : int
+        Runs against different random sets, 2 to 50.
+    images, concept_images, random_images : int
+        At most this many class, concept and random images are read.
+    seed : int
+    progress : callable(fraction, message), optional
+
+    Returns
+    -------
+    Tcav
+        ``.score`` in [0, 1], ``.p_value``, ``.significant`` (p < 0.05), ``.random_scores``
+        (one per run), ``.result`` (a :class:`viz_core.methods.tcav.TcavResult` with the
+        derivatives and CAV accuracies). Jupyter draws a summary.
+
+    Raises
+    ------
+    ParameterError
+        Unknown class or layer, a count out of range, too few readable images.
+    ImageError
+        Something given as an image is not one.
+    """
+    loaded_model = _loaded(model)
+    dataset = _dataset(loaded_model, data, None)
+    ideas = _image_set(loaded_model, concept, "concept")
+    pool = None if random is None else _image_set(loaded_model, random, "random")
+    run = _tcav_run.tcav_run(loaded_model, dataset, class_, ideas, pool, layer, runs=random_runs,
+                   class_images=images, concept_images=concept_images,
+                   random_images=random_images, seed=seed, progress=progress)
+    return Tcav(**{f.name: getattr(run, f.name) for f in fields(run) if f.init})
