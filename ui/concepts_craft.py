@@ -15,6 +15,7 @@ from viz_core.errors import VizError
 from viz_core.methods.craft import DEFAULT_DESIGNS, DEFAULT_TOP_CROPS, craft_cost
 from viz_core.render.concepts import all_concepts, concept_colour, concept_overlay, crops_strip
 
+from .concepts_export import CRAFT_CSV_KEY, CRAFT_ZIP_KEY, concepts_bundle_button
 from .cost import cost_text
 from .dataset_upload import listed_upload
 from .feedback import run_button, show_error
@@ -66,10 +67,10 @@ def _model_for(source: str, page):
 
 def _uploaded(model):
     c1, c2 = st.columns(2)
-    archive = c1.file_uploader("Dataset (.zip)", type=["zip"], key="concepts_zip_file",
+    archive = c1.file_uploader("Dataset (.zip)", type=["zip"], key=CRAFT_ZIP_KEY,
                                max_upload_size=UPLOAD_LIMITS.max_total_bytes // 2**20)
     labels_file = c2.file_uploader("Labels (.csv, optional: filename,label)", type=["csv"],
-                                   key="concepts_csv_file",
+                                   key=CRAFT_CSV_KEY,
                                    max_upload_size=max(1, UPLOAD_LIMITS.max_csv_bytes // 2**20))
     if archive is None:
         return None
@@ -167,6 +168,8 @@ def craft_tab(page) -> None:
     except VizError as exc:
         show_error(exc)
         return
+    concepts_bundle_button(model, source, class_name=class_name, layer=layer,
+                           concepts=concepts, limit=limit, count=count)
     show_concepts(model, data, run)
 
 

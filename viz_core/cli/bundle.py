@@ -48,8 +48,10 @@ environment). The pictures come out identical, byte for byte.
 _IMAGES_NOTE = "\n(The images in input/ are the decoded pixels the dashboard used.)\n"
 _FILES_NOTE = "\n(model/ holds the uploaded model file the dashboard used.)\n"
 # Options whose value is a path inside the bundle (made absolute for the in-process run).
-# --data and --class-names: a dataset command's uploaded ZIP and an uploaded model's class names.
-_PATH_OPTIONS = ("--image", "--out", "--model", "--labels", "--data", "--class-names")
+# --data and --class-names: a dataset command's uploaded ZIP and an uploaded model's class names;
+# --concept and --random: TCAV's concept and random images.
+_PATH_OPTIONS = ("--image", "--out", "--model", "--labels", "--data", "--class-names",
+                 "--concept", "--random")
 
 
 class _RaisingParser(argparse.ArgumentParser):

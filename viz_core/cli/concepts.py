@@ -2,7 +2,8 @@
 
 ``python -m viz_core concepts --model M --data D --class C [--layer L] [--concepts K]
 --out DIR --json`` reads the images of ``D`` labelled ``C`` (all of them when ``D`` has no
-labels), finds K concepts at the layer and writes, in DIR:
+labels; ``sample:NAME:COUNT`` is a sample's first COUNT scenes, as the page draws them),
+finds K concepts at the layer and writes, in DIR:
 
 * ``crops/concept<k>_<i>.png``: concept k's best crops, the most typical first;
 * ``concept<k>_mean_map.png``: its map averaged over the images;
@@ -97,18 +98,18 @@ def write_concepts(run, folder, model_name: str | None = None) -> dict:
     return index
 
 
-def cmd_concepts(args) -> int:
+def cmd_concepts(args, bench=None) -> int:
+    from viz_core.cli.atlas import _model_on, open_data
     from viz_core.cli.common import TerminalProgress, emit, out_dir
-    from viz_core.cli.dataset import _model
     from viz_core.dataset.concepts import cached_concepts
-    from viz_core.dataset.readers import open_dataset
     from viz_core.runtime.cache import DiskCache, default_cache_dir
 
-    model = _model(args)
+    model = _model_on(bench, args)  # the dashboard's workbench in an export bundle's run
     model.class_index(args.class_name)  # an unknown class is refused before the images are read
-    data = open_dataset(args.data, model.labels, labels_csv=args.labels_csv)
+    data = open_data(args.data, model.labels, labels_csv=args.labels_csv)  # sample:NAME:COUNT
     folder = out_dir(args)
-    disk = None if args.no_cache else DiskCache(default_cache_dir())
+    disk = (None if args.no_cache else bench.disk if bench is not None
+            else DiskCache(default_cache_dir()))
     run = cached_concepts(model, data, args.class_name, args.layer, disk=disk,
                           concepts=args.concepts, designs=args.designs, top=args.top,
                           seed=args.seed, limit=args.limit,

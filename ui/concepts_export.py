@@ -1,0 +1,202 @@
+"""The Concepts page's "Export bundle" buttons: the ``concepts`` (CRAFT) and ``tcav`` commands
+with the page's settings, and copies of the images they read that the command could not name.
+
+A sample is named ``sample:NAME:COUNT`` (the page's first COUNT scenes); an uploaded ZIP travels
+as ``data/<its name>.zip`` (TCAV's concept and random ZIPs as ``data/concept/...`` and
+``data/random/...``); the TCAV examples and a folder on the server travel as a ZIP of their
+images, decoded, losslessly. The bundle is made by running the command in-process with the
+dashboard's workbench, so a CRAFT run the page already made is read from the disk cache.
+"""
+from __future__ import annotations
+
+import io
+import zipfile
+from typing import Sequence
+
+import streamlit as st
+
+from viz_core.cli.bundle import export_bundle
+from viz_core.render import png_bytes
+
+from .atlas_export import LABELS_CSV, zip_name
+from .export import _model_files, model_options
+from .feedback import download_data
+from .state import workbench
+
+CRAFT_ZIP_KEY, CRAFT_CSV_KEY = "concepts_zip_file", "concepts_csv_file"  # the CRAFT tab's uploads
+TCAV_UPLOAD_KEYS = {"class": "tcav_class_zip", "concept": "tcav_concept_zip",
+                    "random": "tcav_random_zip"}  # the TCAV tab's uploads
+
+
+def _dataset_words(model_words: Sequence[str]) -> list[str]:
+    """The model's words for a dataset command: an uploaded model's class names there are
+    ``--labels FILE``, which these commands call ``--class-names`` (``--labels`` is the
+    dataset's labels CSV)."""
+    return ["--class-names" if w == "--labels" else w for w in model_words]
+
+
+def set_zip_name(kind: str, upload_name: str) -> str:
+    """Where TCAV's concept (``kind="concept"``) or random images go in the bundle:
+    ``data/<kind>/<name>.zip``, the name reduced as :func:`ui.atlas_export.zip_name` does."""
+    return f"data/{kind}/{zip_name(upload_name)[len('data/'):]}"
+
+
+def images_zip(data) -> bytes:
+    """A ZIP of every image of ``data`` (a :class:`~viz_core.dataset.readers.Dataset`) at its
+    path in the dataset, decoded and written as PNG (lossless: the command reads the pixels
+    the page read); files that cannot be read are left out, as the page skips them."""
+    from viz_core.errors import ImageError
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for entry in data.entries:
+            try:
+                pixels = data.load(entry).pixels
+            except ImageError:
+                continue
+            stem = entry.path.rsplit(".", 1)[0] if "." in entry.path else entry.path
+            archive.writestr(f"{stem}.png", png_bytes(pixels))
+    return buffer.getvalue()
+
+
+# --------------------------------------------------------------------------------------------
+# CRAFT
+# --------------------------------------------------------------------------------------------
+def concepts_options(model_words: Sequence[str], source: str, *, class_name: str, layer: str,
+                     concepts: int, limit: int, count: int | None = None,
+                     upload_name: str | None = None, with_labels: bool = False) -> list[str]:
+    """The ``concepts`` command's options for the CRAFT tab's settings.
+
+    Parameters
+    ----------
+    model_words : sequence of str
+        :func:`ui.export.model_options` of the model.
+    source : str
+        ``"shapes"`` or ``"shortcut"`` (a sample, with ``count``) or ``"upload"`` (with
+        ``upload_name``, and ``with_labels`` when a labels CSV came beside it).
+    class_name, layer, concepts, limit
+        As on the page (the other options are the page's and the command's defaults).
+    """
+    words = _dataset_words(model_words)
+    if source == "upload":
+        words += ["--data", zip_name(upload_name or "dataset.zip")]
+        if with_labels:
+            words += ["--labels", LABELS_CSV]
+    else:
+        words += ["--data", f"sample:{source}:{int(count)}"]
+    return words + ["--class", str(class_name), "--layer", layer, "--concepts",
+                    str(int(concepts)), "--limit", str(int(limit))]
+
+
+def concepts_bundle_button(model, source: str, *, class_name: str, layer: str, concepts: int,
+                           limit: int, count: int | None = None, key: str = "concepts_bundle",
+                           where=st) -> None:
+    """Draw the CRAFT result's "Export bundle" download button (the bundle is made when
+    clicked); an uploaded ZIP and labels CSV are taken from the tab's uploaders."""
+    archive = st.session_state.get(CRAFT_ZIP_KEY) if source == "upload" else None
+    labels_file = st.session_state.get(CRAFT_CSV_KEY) if source == "upload" else None
+    options = concepts_options(model_options(model), source, class_name=class_name,
+                               layer=layer, concepts=concepts, limit=limit, count=count,
+                               upload_name=getattr(archive, "name", None),
+                               with_labels=labels_file is not None)
+    model_files = _model_files(options)  # an uploaded model, taken from the session now
+    bench = workbench()
+    parameters = {"page": "Concepts", "tab": "CRAFT", "model": model.title,
+                  "class": class_name, "layer": layer, "concepts": concepts, "images": limit,
+                  "data": source if source == "upload" else f"sample:{source}:{count}"}
+
+    def files() -> dict[str, bytes]:
+        found = model_files()
+        if archive is not None:
+            found[zip_name(archive.name)] = archive.getvalue()
+            if labels_file is not None:
+                found[LABELS_CSV] = labels_file.getvalue()
+        return found
+
+    make = download_data(lambda: export_bundle("concepts", options, [], parameters,
+                                               bench=bench, files=files()),
+                         what="The export bundle", key=key, where=where)
+    where.download_button(
+        "Export bundle", data=make, file_name="cnn_explorer_concepts.zip",
+        mime="application/zip", key=key, icon=":material/archive:", on_click="ignore",
+        help="A ZIP with the concepts (concepts.json, every crop, mean map and per-image maps), "
+             "the settings, the python -m viz_core concepts command that makes them again, and "
+             "a copy of an uploaded ZIP.")
+
+
+# --------------------------------------------------------------------------------------------
+# TCAV
+# --------------------------------------------------------------------------------------------
+def tcav_options(model_words: Sequence[str], source: str, *, class_name: str, layer: str,
+                 runs: int, count: int, concept_zip: str, random_zip: str | None,
+                 sample_count: int | None = None, upload_name: str | None = None) -> list[str]:
+    """The ``tcav`` command's options for the TCAV tab's settings.
+
+    ``source`` is ``"shapes"`` / ``"shortcut"`` (a sample of ``sample_count`` scenes) or
+    ``"upload"`` (``upload_name``); ``concept_zip`` and ``random_zip`` are the sets' paths in
+    the bundle (``random_zip`` None: random images drawn from the class's dataset); ``count``
+    the class images read at most.
+    """
+    words = _dataset_words(model_words)
+    words += ["--data", zip_name(upload_name or "dataset.zip") if source == "upload"
+              else f"sample:{source}:{int(sample_count)}"]
+    words += ["--concept", concept_zip]
+    if random_zip is not None:
+        words += ["--random", random_zip]
+    return words + ["--class", str(class_name), "--layer", layer, "--random-runs",
+                    str(int(runs)), "--images", str(int(count))]
+
+
+def _set_file(kind: str, source: str, data) -> tuple[str | None, object]:
+    """Where TCAV's ``kind`` set goes in the bundle and how to make its bytes: an upload's own
+    bytes, or a ZIP of the images (examples, a folder); (None, None) for random images drawn
+    from the dataset."""
+    if source == "dataset" or data is None:
+        return None, None
+    upload = st.session_state.get(TCAV_UPLOAD_KEYS[kind]) if source == "upload" else None
+    if upload is not None:
+        return set_zip_name(kind, upload.name), upload.getvalue
+    return set_zip_name(kind, f"{data.name}.zip"), lambda: images_zip(data)
+
+
+def tcav_bundle_button(model, source: str, *, class_name: str, layer: str, runs: int,
+                       count: int, concept, concept_source: str, random, random_source: str,
+                       sample_count: int, key: str = "tcav_bundle", where=st) -> None:
+    """Draw a TCAV result's "Export bundle" download button (the bundle is made when
+    clicked).
+
+    ``concept`` and ``random`` are the tab's image sets (Datasets; ``random`` None with
+    ``random_source="dataset"``); an upload travels as its own bytes, an example set or a
+    folder on the server as a ZIP of its images.
+    """
+    upload = st.session_state.get(TCAV_UPLOAD_KEYS["class"]) if source == "upload" else None
+    concept_zip, concept_bytes = _set_file("concept", concept_source, concept)
+    random_zip, random_bytes = _set_file("random", random_source, random)
+    options = tcav_options(model_options(model), source, class_name=class_name, layer=layer,
+                           runs=runs, count=count, concept_zip=concept_zip,
+                           random_zip=random_zip, sample_count=sample_count,
+                           upload_name=getattr(upload, "name", None))
+    model_files = _model_files(options)
+    bench = workbench()
+    parameters = {"page": "Concepts", "tab": "TCAV", "model": model.title, "class": class_name,
+                  "layer": layer, "random_runs": runs, "class_images": count,
+                  "concept": getattr(concept, "name", None),
+                  "random": "drawn from the data" if random_zip is None else random.name}
+
+    def files() -> dict[str, bytes]:
+        found = model_files()
+        if upload is not None:
+            found[zip_name(upload.name)] = upload.getvalue()
+        found[concept_zip] = concept_bytes()
+        if random_zip is not None:
+            found[random_zip] = random_bytes()
+        return found
+
+    make = download_data(lambda: export_bundle("tcav", options, [], parameters, bench=bench,
+                                               files=files()),
+                         what="The export bundle", key=key, where=where)
+    where.download_button(
+        "Export bundle", data=make, file_name="cnn_explorer_tcav.zip",
+        mime="application/zip", key=key, icon=":material/archive:", on_click="ignore",
+        help="A ZIP with the TCAV result (tcav.json), the settings, the python -m viz_core "
+             "tcav command that makes it again, and the concept and random images it read.")
