@@ -82,20 +82,21 @@ def layer_label(path: str) -> str:
 # In presenter mode all of them (view, display, layer) are one collapsed expander, so the grid
 # starts on a 1280x720 projector's first screen; otherwise the page looks as it always did.
 settings = controls("View, layer and display", normal="plain")
-top = settings.columns([2, 3])
+# one compact row: view, block and layer (or which layers), comparison (pictures first)
+top = settings.columns([2, 2, 4, 3], vertical_alignment="bottom")
 # Picking a second image in the sidebar turns the comparison on (it can be turned off again).
 second_digest = None if second is None else second.digest
 if remember("fm_second_seen", second_digest) != second_digest and second is not None:
     st.session_state["fm_compare"] = True
 mode = top[0].segmented_control("View", (ONE, ALL), default=ONE, key="fm_view", **LINKED) or ONE
-compare = top[1].toggle(
+compare = top[3].toggle(
     "Compare with the second image", key="fm_compare", **LINKED, disabled=second is None,
     help="Pick a second image in the sidebar to see both grids side by side "
     "(the tutorial's cat and dog).",
 ) and second is not None
 shown = ("first", "second") if compare else ("first",)
 
-with controls("Display", normal="expander", into=settings):
+with controls("Display", normal="folded", into=settings):  # pictures first: folded
     d = control_columns(st, 5, widest=3)
     sort = d[0].selectbox("Order channels by", ("index", "mean"),
                           **named("fm_sort", ("index", "mean")),
@@ -185,7 +186,7 @@ if mode == ONE:
         wanted = st.session_state.get("fm_layer") or link_value("fm_layer")
         st.session_state["fm_block"] = next(
             (g for g, members in groups if wanted in members), group_names[0])
-    pick = controls("Layer", normal="plain", into=settings).columns([1, 2])
+    pick = top[1:3]
     group = pick[0].selectbox("Block", group_names, **block_kwargs,
                               help="Layers grouped by block where the layer names say so.")
     members = dict(groups)[group]
@@ -209,11 +210,6 @@ if mode == ONE:
         s = stats[which]
         dead = np.flatnonzero(s.dead)
         with col:
-            m = st.columns(3)
-            m[0].metric("Channels", c, help=f"Each {h}×{w}")
-            m[1].metric("Dead on this image", len(dead),
-                        help="Channels that are zero everywhere (outlined in red).")
-            m[2].metric("Mean activation", f"{float(s.mean.mean()):.3g}")
             event = plotly_chart(
                 grid_figure(grids[which], s), key=f"fm_grid_{which}_{path}", on_select="rerun",
                 selection_mode="points", width="stretch", config={"displayModeBar": False},
@@ -226,6 +222,11 @@ if mode == ONE:
                     st.session_state["fm_clicked"] = (which, path, channel_clicked)
                     st.session_state["fm_channel"] = channel_clicked
                     st.session_state["fm_channel_of"] = path
+            m = st.columns(3)  # under the grid: pictures first
+            m[0].metric("Channels", c, help=f"Each {h}×{w}")
+            m[1].metric("Dead on this image", len(dead),
+                        help="Channels that are zero everywhere (outlined in red).")
+            m[2].metric("Mean activation", f"{float(s.mean.mean()):.3g}")
             order_note = ("" if sort == "index" else " · strongest first: "
                           + ", ".join(str(k) for k in grids[which].order[:6]) + " …")
             st.caption(f"{literal(names[which])} · layer {first.index}: {literal(path)}{order_note} · "
@@ -301,7 +302,7 @@ if mode == ONE:
 
 # ---- all layers -----------------------------------------------------------------------------
 else:
-    o = controls("Layers", normal="plain", into=settings).columns([2, 3])
+    o = top[1:3]
     which_layers = o[0].radio(
         "Layers", ("conv", "all"), horizontal=True, **named("fm_all_filter", ("conv", "all")),
         format_func={"conv": "convolution and pooling (as the tutorial)",

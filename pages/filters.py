@@ -130,7 +130,7 @@ def pattern_sizes(input_shape) -> tuple[int, ...]:
 settings = controls("View, method and layer", normal="plain")
 view = settings.segmented_control("View", (ONE, GALLERY, COMPARE), default=ONE,
                                   key="fp_view", **LINKED) or ONE
-with controls("Method", normal="expander", into=settings):
+with controls("Method", normal="folded", into=settings):  # pictures first: folded
     # the four methods' names need a row of their own (in a column they were cut off)
     method = st.segmented_control(
         "Method", METHODS, default=PAGE_METHOD, **named("fp_method", METHODS, PAGE_METHOD),

@@ -36,11 +36,17 @@ html { font-size: 125%; }
 /* metric values a little smaller than 1.25x, so "150×150×3" fits a third of a column */
 [data-testid="stMetricValue"] { font-size: 1.6rem; }
 /* less empty space above the title (Streamlit leaves 6rem for its header, 120 px here, where
-   the top bar needs about 60: 65 px here), so a page's first picture starts on a 1280x720
+   the top bar needs about 60: 60 px here), so a page's first picture starts on a 1280x720
    screen */
-[data-testid="stMainBlockContainer"] { padding-top: 3.25rem; }
+[data-testid="stMainBlockContainer"] { padding-top: 3rem; }
 /* and above the title's own text (1.25rem), which the larger type makes 25 px */
-[data-testid="stMainBlockContainer"] h1 { padding-top: 0.25rem; padding-bottom: 0.5rem; }
+[data-testid="stMainBlockContainer"] h1 { padding-top: 0.25rem; padding-bottom: 0; }
+/* the space between elements and inside folded boxes at the usual size, not 1.25x: with the
+   title, the introduction, the note and the folded controls the first picture starts above
+   360 px on a 1280x720 projector */
+[data-testid="stMain"] [data-testid="stVerticalBlock"] { gap: 0.6rem; }
+[data-testid="stMain"] [data-testid="stExpander"] summary { padding-top: 0.4rem;
+                                                            padding-bottom: 0.4rem; }
 </style>
 """
 
@@ -53,8 +59,9 @@ def controls(label: str, *, normal: str = "box", into=None, beside: bool = False
     """Where a page puts its controls.
 
     Outside presenter mode the page looks as it always did: ``normal`` is ``"box"`` (a bordered
-    box), ``"plain"`` (an invisible container, for controls that were not boxed) or
-    ``"expander"`` (an expander titled ``label``, open). In presenter mode they are a collapsed
+    box), ``"plain"`` (an invisible container, for controls that were not boxed),
+    ``"expander"`` (an expander titled ``label``, open) or ``"folded"`` (the same, collapsed:
+    controls that would push the picture down, issue 28). In presenter mode they are a collapsed
     expander titled ``label``, so the page's picture starts on the first screen of a 1280x720
     projector instead of below a screen and a half of widgets (the widgets keep working and
     keep their values while collapsed); ``into`` (an earlier ``controls(...)`` of the page)
@@ -63,14 +70,15 @@ def controls(label: str, *, normal: str = "box", into=None, beside: bool = False
     mode too: they do not push the picture down.
     Use as ``with controls("Class and method"):`` or ``controls("Display").columns(4)``.
     """
-    if normal not in ("box", "plain", "expander"):
-        raise ValueError(f"normal must be 'box', 'plain' or 'expander', not {normal!r}")
+    if normal not in ("box", "plain", "expander", "folded"):
+        raise ValueError(f"normal must be 'box', 'plain', 'expander' or 'folded', not "
+                         f"{normal!r}")
     if presenter_on() and not beside:
         if into is not None:
             return into
         return st.expander(label, expanded=False, icon=":material/tune:")
-    if normal == "expander":
-        return st.expander(label, expanded=True, icon=":material/tune:")
+    if normal in ("expander", "folded"):
+        return st.expander(label, expanded=normal == "expander", icon=":material/tune:")
     return st.container(border=normal == "box")
 
 
