@@ -6,7 +6,10 @@ In one process, on ``vgg16`` with ``weights=None`` (nothing downloaded) and one 
 * ``gradient``: a plain saliency map (``class_heatmap(..., "saliency")``: one forward and one
   backward pass, the baseline of a guided gradient);
 * ``lrp_epsilon``, ``lrp_composite``, ``lrp_alphabeta``: one LRP map each;
-* ``guided_backprop``: one Guided Backprop map.
+* ``guided_backprop``: one Guided Backprop map;
+* ``batch_forward`` and ``batch_<lrp method>``: the same for a batch of :data:`BATCH` images
+  (``class_heatmaps``, one LRP sweep per batch), reported per image as
+  ``<lrp method>_batched_per_forward``.
 
 Goals (issue 26): an LRP map costs at most **3x** one forward pass; Guided Backprop at most
 **1.5x** a plain gradient. Each call is traced first, then rounds alternate the calls and the
@@ -29,7 +32,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-ROUNDS = 5
+ROUNDS = 7
+BATCH = 4
 LRP = ("lrp_epsilon", "lrp_composite", "lrp_alphabeta")
 LRP_GOAL = 3.0
 GUIDED_GOAL = 1.5
@@ -41,7 +45,7 @@ def run() -> dict:
 
     import viz_core as vc
     from viz_core.inputs.intake import image_from_array
-    from viz_core.methods.heatmap import class_heatmap
+    from viz_core.methods.heatmap import class_heatmap, class_heatmaps
     from viz_core.models.targets import Target
 
     model = vc.load_model("vgg16", weights="none")
@@ -58,9 +62,16 @@ def run() -> dict:
     def heatmap(method):
         return lambda: class_heatmap(model, fresh(), Target(1), method)
 
+    def batch_forward():
+        compiled(model.batch(np.stack([fresh().pixels for _ in range(BATCH)]))).numpy()
+
+    def heatmaps(method):
+        return lambda: class_heatmaps(model, [fresh() for _ in range(BATCH)], Target(1), method)
+
     calls = {"forward": forward, "gradient": heatmap("saliency"),
              "guided_backprop": heatmap("guided_backprop"),
-             **{name: heatmap(name) for name in LRP}}
+             **{name: heatmap(name) for name in LRP},
+             "batch_forward": batch_forward, **{f"batch_{name}": heatmaps(name) for name in LRP}}
     for call in calls.values():  # trace every step once
         call()
     best = {name: float("inf") for name in calls}
@@ -70,6 +81,9 @@ def run() -> dict:
             call()
             best[name] = min(best[name], time.perf_counter() - start)
     ratios = {f"{name}_per_forward": round(best[name] / best["forward"], 2) for name in LRP}
+    ratios.update({f"{name}_batched_per_forward": round(best[f"batch_{name}"]
+                                                        / best["batch_forward"], 2)
+                   for name in LRP})
     ratios["guided_per_gradient"] = round(best["guided_backprop"] / best["gradient"], 2)
     return {
         "seconds": {name: round(value, 4) for name, value in best.items()},
