@@ -1,10 +1,9 @@
 """Concepts: what the model found in a class's images, not only where it looked. Two tabs:
 CRAFT (concepts found in the class's own images) and TCAV (a concept the user brings)."""
-import importlib.util
-
 import streamlit as st
 
 from ui.concepts_craft import NOTE, craft_tab
+from ui.concepts_tcav import tcav_tab
 from ui.notes import show as show_note
 from ui.page import page_setup
 
@@ -20,10 +19,4 @@ craft, tcav = st.tabs(["CRAFT", "TCAV"])
 with craft:
     craft_tab(page)
 with tcav:
-    # the TCAV tab is its own module; until it is there, the tab says so
-    if importlib.util.find_spec("ui.concepts_tcav") is not None:
-        from ui.concepts_tcav import tcav_tab
-
-        tcav_tab(page)
-    else:
-        st.info("TCAV: coming.", icon=":material/construction:")
+    tcav_tab(page)
