@@ -136,3 +136,31 @@ def test_an_example_set_travels_as_a_zip_of_the_same_pixels():
     assert [e.path for e in back.entries] == [e.path for e in example.entries]
     for mine, theirs in zip(back.entries, example.entries):
         np.testing.assert_array_equal(back.load(mine).pixels, example.load(theirs).pixels)
+
+
+@pytest.mark.slow  # runs the bundle's command in a new process (TensorFlow imported again)
+def test_a_tcav_bundle_carries_its_image_sets_and_the_command_remakes_the_score(bench, tmp_path):
+    model_path = tmp_path / "tiny.keras"
+    tiny_cnn(size=32, classes=3, seed=4).save(model_path)
+    options = tcav_options(["--model", str(model_path), "--preprocess", "unit"], "upload",
+                           class_name="1", layer="conv_b", runs=4, count=8,
+                           concept_zip="data/concept/bright.zip",
+                           random_zip="data/random/noise.zip", upload_name="scenes.zip")
+    bright = io.BytesIO()
+    with zipfile.ZipFile(bright, "w") as archive:
+        for i in range(6):
+            png = io.BytesIO()
+            Image.fromarray(np.full((32, 32, 3), 200 + 5 * i, np.uint8)).save(png, "PNG")
+            archive.writestr(f"bright/{i}.png", png.getvalue())
+    files = {"data/scenes.zip": scenes_zip(8), "data/concept/bright.zip": bright.getvalue(),
+             "data/random/noise.zip": scenes_zip(16)}
+    data = export_bundle("tcav", options, [], {"page": "Concepts", "tab": "TCAV"}, bench=bench,
+                         files=files)
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        stored = json.loads(archive.read("pictures/tcav.json"))
+        assert archive.read("data/concept/bright.zip") == files["data/concept/bright.zip"]
+    assert 0.0 <= stored["score"] <= 1.0 and len(stored["random_scores"]) == 4
+    again = rerun_bundle(data, tmp_path / "unzipped", CNN_VIZ_CACHE=str(tmp_path / "fresh"))
+    remade = json.loads(again["pictures/tcav.json"])
+    for key in ("class", "layer", "score", "p_value", "significant", "random_scores"):
+        assert remade[key] == stored[key], key

@@ -16,6 +16,7 @@ from viz_core.errors import ParameterError, VizError
 from viz_core.methods.tcav_options import DEFAULT_RUNS, RUNS, SIGNIFICANCE
 
 from .charts import plotly_chart
+from .concepts_export import tcav_bundle_button
 from .cost import cost_text
 from .feedback import run_button, show_error
 from .presenter import controls
@@ -216,6 +217,9 @@ def tcav_tab(page=None) -> None:
     except VizError as exc:
         show_error(exc)
         return
+    tcav_bundle_button(model, source, class_name=class_name, layer=layer, runs=runs, count=count,
+                       concept=concept, concept_source=concept_source, random=random,
+                       random_source=random_source, sample_count=SAMPLE_COUNT)
     _show(run)
 
 

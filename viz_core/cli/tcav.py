@@ -14,6 +14,8 @@ the concept's place; ``p_value`` a two-sided t-test of the two, ``significant`` 
 """
 from __future__ import annotations
 
+import json
+
 from viz_core.cli.common import bounded
 from viz_core.methods.tcav_options import (CLASS_IMAGES, CONCEPT_IMAGES, DEFAULT_CLASS_IMAGES,
                                            DEFAULT_CONCEPT_IMAGES, DEFAULT_RANDOM_IMAGES,
@@ -25,7 +27,7 @@ HELP = ("TCAV: does a class's score rise along a concept (images you give) at "
 
 
 def register(commands) -> None:
-    from viz_core.cli.common import add_dataset_args, add_output_args
+    from viz_core.cli.common import add_dataset_args, add_output_args, output_folder
 
     p = commands.add_parser(
         "tcav", help=HELP,
@@ -57,17 +59,19 @@ def register(commands) -> None:
     p.add_argument("--seed", type=bounded(SEED), default=0,
                    help="seeds the random sets and the classifiers (default 0)")
     add_output_args(p, needs_out=False)
+    p.add_argument("--out", default=None, type=output_folder, metavar="FOLDER",
+                   help="also write tcav.json (the --json object) into this folder")
     p.set_defaults(handler=cmd_tcav)
 
 
-def cmd_tcav(args) -> int:
-    from viz_core.cli.common import emit, progress_bar
-    from viz_core.cli.dataset import _model
+def cmd_tcav(args, bench=None) -> int:
+    from viz_core.cli.atlas import _model_on, open_data
+    from viz_core.cli.common import emit, out_dir, progress_bar
     from viz_core.dataset.readers import open_dataset
     from viz_core.dataset.tcav_run import tcav_run
 
-    model = _model(args)
-    data = open_dataset(args.data, model.labels, labels_csv=args.labels_csv)
+    model = _model_on(bench, args)  # the dashboard's workbench in an export bundle's run
+    data = open_data(args.data, model.labels, labels_csv=args.labels_csv)  # sample:NAME:COUNT
     concept = open_dataset(args.concept, model.labels)
     random = None if args.random is None else open_dataset(args.random, model.labels)
     run = tcav_run(model, data, args.class_name, concept, random, args.layer,
@@ -88,5 +92,9 @@ def cmd_tcav(args) -> int:
     if run.skipped:
         lines.append(f"  {len(run.skipped)} files skipped, e.g. {run.skipped[0].file}: "
                      f"{run.skipped[0].reason}")
-    emit(args, {**run.to_dict(), "model": model.name}, lines)
+    payload = {**run.to_dict(), "model": model.name}
+    if args.out is not None:
+        (out_dir(args) / "tcav.json").write_text(json.dumps(payload, indent=1) + "\n",
+                                                 encoding="utf-8")
+    emit(args, payload, lines)
     return 0
