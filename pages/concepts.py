@@ -15,7 +15,8 @@ page = page_setup(
     needs="model",
 )
 show_note(NOTE, page.note)
-craft, tcav = st.tabs(["CRAFT", "TCAV"])
+# keyed: the open tab survives the rerun a finished job makes (else it falls back to CRAFT)
+craft, tcav = st.tabs(["CRAFT", "TCAV"], key="concepts_tab", on_change="rerun")
 with craft:
     craft_tab(page)
 with tcav:
