@@ -27,7 +27,9 @@ Families and compute function shapes (``inputs``):
 * ``"perturbation"`` methods: ``inputs="context"``, ``fn(ctx, **params)`` returns an (H, W) map
   at the model's input resolution.
 * ``"relevance"`` methods (LRP, :mod:`viz_core.methods.relevance`): ``inputs="context"``,
-  ``fn(ctx, **params)`` returns the (H, W) signed pixel relevance and its extras.
+  ``fn(ctx, **params)`` returns the (H, W) signed pixel relevance and its extras; given a
+  :class:`~viz_core.methods.context.PixelBatch` instead (what ``class_heatmaps`` passes), the
+  (N, H, W) maps of the batch and extras of one number per image.
 
 A ``"context"`` or ``"pixel-gradients"`` function may return ``(raw, extras)`` with ``extras`` a
 dict (``attribution_sum``, ``score_difference``: one number, or one per image). Raw maps are
