@@ -43,6 +43,7 @@ def test_a_pages_link_holds_its_own_settings_from_the_first_draw(page, server):
     assert shown.get("image") == "square" and "cam_layer" in shown, page.url
     choose(page, "Method", "Occlusion")
     settle(page)
+    page.get_by_text("More settings", exact=True).click()  # the method's own parameters
     patch = page.get_by_role("slider", name="Side of the square patch, in model pixels")
     patch.focus()
     patch.press("ArrowRight")
