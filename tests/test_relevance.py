@@ -281,6 +281,21 @@ def test_a_batch_gives_each_image_its_one_by_one_map(method, params, monkeypatch
         assert batched.probability == pytest.approx(one.probability, abs=1e-5)
 
 
+def test_a_batch_too_large_for_one_sweep_is_cut_into_calls_with_the_same_maps(monkeypatch):
+    from viz_core.methods import relevance
+
+    loaded = wrap(_residual_cnn())
+    views = [_view(loaded, seed) for seed in range(3)]
+    whole = class_heatmaps(loaded, views, Target(1), "lrp_alphabeta")
+    plan = relevance.build_plan(relevance.flat_model_graph(loaded))
+    # room for one image's sweep only: three calls
+    monkeypatch.setattr(relevance, "_CALL_BYTES", 3 * 4 * plan.values_per_image)
+    assert relevance._images_per_call(loaded) == 1
+    cut = class_heatmaps(loaded, views, Target(1), "lrp_alphabeta")
+    for a, b in zip(whole, cut):
+        assert np.allclose(a.raw, b.raw, atol=1e-6) and a.score == pytest.approx(b.score)
+
+
 def test_the_bounded_first_layer_rule_equals_the_hand_formula():
     """z^B on a one-layer model (8x8 grey image -> Conv2D(2, 8x8) -> softmax, only the first
     two pixels weighted), "symmetric" preprocessing (x / 127.5 - 1: pixels 0 and 255 give the

@@ -121,6 +121,8 @@ class RelevancePlan:
     output_of : callable
         ``logits -> output`` (the output layer's softmax or sigmoid; identity when the logits
         are the output).
+    values_per_image : int
+        Numbers in every layer's output for one image (what one image's sweep keeps, about).
     nonnegative : frozenset of int
         Tensor ids that cannot be negative (after a ReLU, a softmax, a sigmoid, and what only
         moves, pools or adds such values): there the alpha-beta rule needs half the convolutions.
@@ -132,6 +134,7 @@ class RelevancePlan:
     logits_are_output: bool
     output_of: object
     nonnegative: frozenset = frozenset()
+    values_per_image: int = 0
 
 
 def _history(tensor):
@@ -236,8 +239,9 @@ def build_plan(flat) -> RelevancePlan:
         steps.append(_Step(layer, tuple(id(i) for i in ins), id(out), None,
                            weighted and before == 0))
     same = flat.logits is flat.output
+    sizes = [int(np.prod([d or 1 for d in tensors[s.output].shape[1:]])) for s in steps]
     return RelevancePlan(tuple(steps), id(flat.inputs), id(flat.logits), same,
-                         _output_function(flat, same), _nonnegative(steps))
+                         _output_function(flat, same), _nonnegative(steps), sum(sizes))
 
 
 def _output_function(flat, same: bool):
@@ -623,7 +627,8 @@ def _explainer(model, key: tuple, rule_for):
 
 
 def relevance_maps(model, pixels: np.ndarray, targets, key: tuple, rule_for):
-    """Signed pixel relevance of a stack of images, in one compiled call.
+    """Signed pixel relevance of a stack of images, in one compiled call (several for a stack
+    whose sweep would keep more than :data:`_CALL_BYTES`).
 
     Parameters
     ----------
@@ -654,13 +659,28 @@ def relevance_maps(model, pixels: np.ndarray, targets, key: tuple, rule_for):
     units = int(model.model.outputs[0].shape[-1])
     v_logit, _, _ = batch_coefficients(targets, model.info.output_kind, units)
     explain = _explainer(model, key, rule_for)
-    r_input, logits, output = explain(tf.constant(np.asarray(pixels, dtype="float32")),
-                                      tf.constant(v_logit, dtype=tf.float32))
-    r_input = np.asarray(r_input, dtype="float64")
-    logits = np.asarray(logits, dtype="float32")
+    pixels = np.asarray(pixels, dtype="float32")
+    chunk = _images_per_call(model)
+    parts = [explain(tf.constant(pixels[a:a + chunk]), tf.constant(v_logit[a:a + chunk]))
+             for a in range(0, len(pixels), chunk)]
+    r_input = np.concatenate([np.asarray(p[0], dtype="float64") for p in parts])
+    logits = np.concatenate([np.asarray(p[1], dtype="float32") for p in parts])
+    output = np.concatenate([np.asarray(p[2], dtype="float32") for p in parts])
     score = np.einsum("nu,nu->n", logits.astype("float64"), v_logit.astype("float64"))
     return (r_input.sum(axis=-1).astype("float32"), r_input.sum(axis=(1, 2, 3)), score,
-            logits, np.asarray(output, dtype="float32"))
+            logits, output)
+
+
+#: A sweep keeps every layer's input and what its rule divides by (two to three copies of
+#: the activations, float32); a batch is cut into calls that keep at most about this much.
+_CALL_BYTES = 768 * 2**20
+
+
+def _images_per_call(model) -> int:
+    """Images one compiled sweep takes at most (VGG16: 4), so a dataset batch stays in memory."""
+    plan = model.derived(("lrp_plan",), lambda: build_plan(flat_model_graph(model)))
+    per_image = 3 * 4 * max(1, plan.values_per_image)
+    return max(1, _CALL_BYTES // per_image)
 
 
 def relevance_map(source, key: tuple, rule_for):
