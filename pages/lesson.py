@@ -10,11 +10,11 @@ import streamlit as st
 from ui import notes
 from ui.charts import plotly_chart
 from ui.feedback import show_error
-from ui.lesson import NOTE, clicked_cell, map_figure
+from ui.lesson import NOTE, bars_figure, clicked_cell, map_figure
 from ui.lesson_views import (show_conv, show_dense, show_element, show_norm, show_pool,
                              show_probabilities, show_sandbox)
 from ui.page import page_setup
-from ui.presenter import colormap_choices, controls
+from ui.presenter import colormap_choices, control_columns, controls, presenter_on
 from ui.settings import KEPT, LINKED, named, within
 from ui.state import workbench
 from ui.text import literal
@@ -33,13 +33,20 @@ page = page_setup(
     "weights it multiplies them with, the sum, the bias and the activation, worked out by "
     "hand and checked against what your model computed.")
 model, image = page.model, page.image
-notes.show(NOTE, where=page.note)
+presenter = presenter_on()
+if presenter:
+    # the note and the (folded) controls in one row: the picture starts on a 720 px screen
+    note_place, controls_place = page.note.container().columns(2)
+    notes.show(NOTE, where=note_place)
+    settings = controls_place.expander("View and layer", expanded=False, icon=":material/tune:")
+else:
+    notes.show(NOTE, where=page.note)
+    settings = controls("View and layer", normal="plain")
 bench = workbench()
 view = model.view(image)
 info = model.info
 layers = shown_layers(model)
 
-settings = controls("View and layer", normal="plain")
 mode = settings.segmented_control("View", (UNIT, OUTPUT, SANDBOX), default=UNIT,
                                   key="lesson_view", **LINKED) or UNIT
 
@@ -60,7 +67,10 @@ if mode == UNIT:
     layer_kwargs = named("lesson_layer", layers, first_conv, initial=first_conv)
     if st.session_state.get("lesson_layer") not in layers:  # kept from another model
         st.session_state["lesson_layer"] = first_conv
-    pick = settings.columns([3, 1, 1, 1, 2])
+    if presenter:  # half a 1280 px screen: the layer on its own row, then rows of three
+        pick = [settings] + control_columns(settings, 3) + [settings]
+    else:
+        pick = settings.columns([3, 1, 1, 1, 2])
     layer = pick[0].selectbox("Layer", layers, format_func=layer_label, **layer_kwargs,
                               help="Layers whose arithmetic can be shown: convolutions, "
                               "pooling, BatchNorm, activations, dense and softmax.")
@@ -90,7 +100,7 @@ if mode == UNIT:
     if spatial:
         cmap = pick[4].selectbox("Map colours", colormap_choices(COLORMAPS), key="lesson_cmap",
                                  **KEPT)
-        left, right = st.columns([3, 5])
+        left, right = st.columns([2, 3] if presenter else [3, 5])
         with left:
 
             def clicked() -> None:
@@ -102,7 +112,7 @@ if mode == UNIT:
             plotly_chart(map_figure(io.outputs[:, :, channel], at,
                                     f"{layer} · channel {channel}", plotly_colorscale(cmap)),
                          key="lesson_map", on_select=clicked, selection_mode="points",
-                         width="stretch", config={"displayModeBar": False})
+                         width="stretch", config={"displayModeBar": False}, picture=True)
             st.caption(f"The model's output of {literal(layer)}, channel {channel}: click a "
                        "position to see how its number is made.")
         where = right
@@ -133,15 +143,32 @@ elif mode == OUTPUT:
         show_error(exc)
         st.stop()
     best = out.top(1)[0][0]
-    st.markdown(f"The last layer, **{literal(out.layer)}**, gives one score per class (a "
-                f"*logit*); a **{out.kind}** turns them into probabilities. "
-                f"{literal(image.name)} is most likely **{literal(out.labels[best] if out.labels else best)}**"
-                f" ({out.probabilities[best]:.1%}).")
-    show_probabilities(out.logits, out.probabilities, out.model_probabilities, out.labels,
+    labels = out.labels
+    if out.kind == "sigmoid" and len(out.probabilities) == 1 and len(model.labels) == 2:
+        # one sigmoid unit: p for the second class, 1 - p for the first (as the other pages)
+        p = float(out.probabilities[0])
+        labels = (model.labels[1],)
+        shown = sorted([(model.labels[1], p), (model.labels[0], 1 - p)], key=lambda t: -t[1])
+        st.markdown(f"The last layer, **{literal(out.layer)}**, has one unit: its score (a "
+                    f"*logit*) through a **sigmoid** is the probability of "
+                    f"**{literal(model.labels[1])}**, and 1 − that is the probability of "
+                    f"**{literal(model.labels[0])}**. For the image {literal(image.name)} the "
+                    f"more likely class is **{literal(shown[0][0])}** ({shown[0][1]:.1%}).")
+    else:
+        shown = [(labels[i] if labels else f"unit {i}", float(out.probabilities[i]))
+                 for i, _ in out.top(min(8, len(out.probabilities)))]
+        st.markdown(f"The last layer, **{literal(out.layer)}**, gives one score per class (a "
+                    f"*logit*); a **{out.kind}** turns them into probabilities. For the image "
+                    f"{literal(image.name)} the most likely class is "
+                    f"**{literal(shown[0][0])}** ({out.probabilities[best]:.1%}).")
+    plotly_chart(bars_figure([name for name, _ in shown], [value for _, value in shown],
+                             "Probabilities, largest first", what="probability"),
+                 key="lesson_probabilities", width="stretch", config={"displayModeBar": False})
+    show_probabilities(out.logits, out.probabilities, out.model_probabilities, labels,
                        out.kind)
 
 # ---- the sandbox ---------------------------------------------------------------------------
 else:
+    show_sandbox(lambda *settings: bench.run(sandbox, *settings))
     st.caption("A small grid of whole numbers (a bright square) and an edge filter: change the "
                "stride, the padding and the dilation and watch the output size and every sum.")
-    show_sandbox(lambda *settings: bench.run(sandbox, *settings))

@@ -25,7 +25,7 @@ SIGNED_SCALE = [[0.0, "rgb({},{},{})".format(*NEGATIVE.astype(int))],
 def grid_figure(values: np.ndarray, title: str, *, padded: np.ndarray | None = None,
                 marked: np.ndarray | None = None, rows: Sequence[int] | None = None,
                 cols: Sequence[int] | None = None, limit: float | None = None,
-                what: str = "value") -> go.Figure:
+                what: str = "value", cell_px: int = CELL_PX) -> go.Figure:
     """A small (h, w) grid of numbers: blue below zero, red above, padding hatched grey.
 
     Parameters
@@ -38,6 +38,8 @@ def grid_figure(values: np.ndarray, title: str, *, padded: np.ndarray | None = N
     rows, cols : the axis labels (input rows and columns; negative ones are padding).
     limit : the value drawn fully red; default the grid's largest absolute value.
     what : the name of a value in the hover text.
+    cell_px : a row's height in px; the cells fill the column's width (not kept square, which
+        left a narrow column's grid small in the middle of empty space).
     """
     v = np.asarray(values, dtype="float64")
     h, w = v.shape
@@ -69,10 +71,10 @@ def grid_figure(values: np.ndarray, title: str, *, padded: np.ndarray | None = N
                              xref="x", yref="y", line=dict(color="#ff9f00", width=3))
     figure.update_layout(
         title=dict(text=plotly_text(title), font=dict(size=14)),
-        height=min(600, 80 + CELL_PX * h), width=None,
-        margin=dict(l=40, r=10, t=40, b=30),
-        xaxis=dict(type="category", side="bottom", title=None, constrain="domain"),
-        yaxis=dict(type="category", autorange="reversed", scaleanchor="x", title=None))
+        height=min(600, 70 + cell_px * h), width=None,
+        margin=dict(l=30, r=10, t=36, b=24),
+        xaxis=dict(type="category", side="bottom", title=None),
+        yaxis=dict(type="category", autorange="reversed", title=None))
     return figure
 
 
@@ -99,10 +101,12 @@ def map_figure(values: np.ndarray, at: tuple[int, int] | None, title: str,
                          line=dict(color="#ff9f00", width=3))
     figure.update_layout(
         title=dict(text=plotly_text(title), font=dict(size=14)), height=400,
-        margin=dict(l=30, r=10, t=40, b=30), dragmode=False, clickmode="event+select",
+        margin=dict(l=30, r=10, t=36, b=24), dragmode=False, clickmode="event+select",
         showlegend=False,
-        xaxis=dict(range=[-0.5, w - 0.5], constrain="domain"),
-        yaxis=dict(range=[h - 0.5, -0.5], scaleanchor="x", constrain="domain"))
+        # square cells; what the column's width leaves over goes below the map, not above
+        xaxis=dict(range=[-0.5, w - 0.5], constrain="domain", constraintoward="left"),
+        yaxis=dict(range=[h - 0.5, -0.5], scaleanchor="x", constrain="domain",
+                   constraintoward="top"))
     return figure
 
 

@@ -15,11 +15,13 @@ from viz_core.render.lesson import short_number, strongest_input_channel
 
 from .charts import plotly_chart
 from .lesson import bars_figure, grid_figure
-from .presenter import control_columns, controls
+from .presenter import control_columns
 from .settings import KEPT, within
 from .text import literal, literal_code
 
 BARS = 16  # contributions drawn as bars
+STILL = {"displayModeBar": False}  # no toolbar over a small grid's title
+SANDBOX_CELL_PX = 34  # the sandbox's rows: a 12 + 2·3 padded grid stays on one screen
 
 
 def _metrics(pairs) -> None:
@@ -86,18 +88,18 @@ def show_conv(result, image_display: np.ndarray | None, key: str) -> None:
         plotly_chart(grid_figure(result.pixels[:, :, min(k, result.pixels.shape[2] - 1)],
                                  "pixels (0–255)", padded=result.padded, rows=result.rows,
                                  cols=result.cols, what="pixel"),
-                     columns[0], key=f"{key}_pixels", width="stretch")
+                     columns[0], key=f"{key}_pixels", width="stretch", config=STILL)
     plotly_chart(grid_figure(result.patch[:, :, k], f"patch · channel {channel}",
                              padded=result.padded, rows=result.rows, cols=result.cols,
                              limit=limit, what="input"),
-                 columns[-3], key=f"{key}_patch", width="stretch")
+                 columns[-3], key=f"{key}_patch", width="stretch", config=STILL)
     plotly_chart(grid_figure(result.kernel[:, :, k], "× kernel (weights)", what="weight"),
-                 columns[-2], key=f"{key}_kernel", width="stretch")
+                 columns[-2], key=f"{key}_kernel", width="stretch", config=STILL)
     plotly_chart(grid_figure(result.products[:, :, k],
                              f"= products · sum {short_number(sums[k])}",
                              padded=result.padded, rows=result.rows, cols=result.cols,
                              what="product"),
-                 columns[-1], key=f"{key}_products", width="stretch")
+                 columns[-1], key=f"{key}_products", width="stretch", config=STILL)
     if result.pixels is not None:
         st.caption(f"The first layer reads the image after the model's preprocessing "
                    f"({literal_code(result.preprocessing)}): the pixels on the left become "
@@ -110,13 +112,13 @@ def show_conv(result, image_display: np.ndarray | None, key: str) -> None:
         plotly_chart(bars_figure([f"depthwise {j} × {short_number(result.pointwise[j])}"
                                   for j in top], result.depthwise[top] * result.pointwise[top],
                                  "the 1×1 mix: depthwise values × pointwise weights"),
-                     key=f"{key}_pointwise", width="stretch")
+                     key=f"{key}_pointwise", width="stretch", config=STILL)
     if cin > 1:
         top = order[:BARS]
         plotly_chart(bars_figure([f"channel {result.input_channels[i]}" for i in top],
                                  sums[top], f"What each input channel adds (largest {len(top)}"
                                  f" of {cin})", what="sum of its products"),
-                     key=f"{key}_channels", width="stretch")
+                     key=f"{key}_channels", width="stretch", config=STILL)
     if image_display is not None:
         h, w = image_display.shape[:2]
         box = (max(0, int(result.cols[0])), max(0, int(result.rows[0])),
@@ -142,7 +144,7 @@ def show_pool(result, key: str) -> None:
     plotly_chart(grid_figure(result.window, f"window of {result.source}",
                              padded=result.padded, marked=marked, rows=result.rows,
                              cols=result.cols, what="input"),
-                 key=f"{key}_window", width="stretch")
+                 key=f"{key}_window", width="stretch", config=STILL)
     st.caption("Max pooling keeps the largest number of each window (outlined); average "
                "pooling their mean. Neither has weights to learn.")
 
@@ -191,7 +193,7 @@ def show_dense(result, key: str) -> None:
                               f"{short_number(result.weights[i])})" for i in top],
                              result.products[top],
                              f"The {len(top)} largest contributions of {result.inputs.size}"),
-                 key=f"{key}_dense", width="stretch")
+                 key=f"{key}_dense", width="stretch", config=STILL)
     if result.probabilities is not None:
         show_probabilities(result.logits, result.probabilities, None, result.labels,
                            result.activation_name)
@@ -228,29 +230,31 @@ def show_sandbox(make, key: str = "lesson_sb") -> None:
     from viz_core.features.arithmetic_sandbox import (DILATIONS, KERNELS, PADDINGS, SIZES,
                                                       STRIDES)
 
-    with controls("Sandbox settings", normal="box"):
-        c = st.columns(5)
-        size = c[0].slider("Input size n", *SIZES, value=7, key=f"{key}_size", **KEPT)
-        kernel = c[1].slider("Kernel size k", *KERNELS, value=3, key=f"{key}_kernel", **KEPT)
-        stride = c[2].slider("Stride s", *STRIDES, value=1, key=f"{key}_stride", **KEPT)
-        padding = c[3].slider("Padding p", *PADDINGS, value=0, key=f"{key}_padding", **KEPT)
-        dilation = c[4].slider("Dilation d", *DILATIONS, value=1, key=f"{key}_dilation",
-                               **KEPT)
-    try:
-        box = make(size, kernel, stride, padding, dilation)
-    except VizError as exc:
-        st.warning(literal(str(exc)), icon=":material/warning:")
-        return
-    st.markdown(f"**Output size** = ⌊(n + 2p − d·(k − 1) − 1) / s⌋ + 1 = "
-                f"{literal(box.formula)}")
-    if box.unused:
-        st.caption(f"The stride does not divide the rest: the last {box.unused} row(s) and "
-                   "column(s) of the padded input are never read.")
-    for name in ("row", "col"):
-        within(f"{key}_{name}", 0, box.size - 1)
-    pick = st.columns(2)
-    i = pick[0].number_input("Output row", 0, box.size - 1, 0, key=f"{key}_row", **KEPT)
-    j = pick[1].number_input("Output column", 0, box.size - 1, 0, key=f"{key}_col", **KEPT)
+    # the sliders beside the grids they shape (open in presenter mode too), the formula
+    # right under them
+    left, right = st.columns([1, 3])
+    with left:
+        size = st.slider("Input size n", *SIZES, value=7, key=f"{key}_size", **KEPT)
+        kernel = st.slider("Kernel size k", *KERNELS, value=3, key=f"{key}_kernel", **KEPT)
+        stride = st.slider("Stride s", *STRIDES, value=1, key=f"{key}_stride", **KEPT)
+        padding = st.slider("Padding p", *PADDINGS, value=0, key=f"{key}_padding", **KEPT)
+        dilation = st.slider("Dilation d", *DILATIONS, value=1, key=f"{key}_dilation", **KEPT)
+        try:
+            box = make(size, kernel, stride, padding, dilation)
+        except VizError as exc:
+            right.warning(literal(str(exc)), icon=":material/warning:")
+            return
+        st.caption("Output size = ⌊(n + 2p − d·(k − 1) − 1) / s⌋ + 1: the window spans "
+                   "d·(k − 1) + 1 cells and moves s cells at a time.")
+        if box.unused:
+            st.caption(f"The stride does not divide the rest: the last {box.unused} row(s) "
+                       "and column(s) of the padded input are never read.")
+        for name in ("row", "col"):
+            within(f"{key}_{name}", 0, box.size - 1)
+        pick = st.columns(2)
+        i = pick[0].number_input("Output row", 0, box.size - 1, 0, key=f"{key}_row", **KEPT)
+        j = pick[1].number_input("Output column", 0, box.size - 1, 0, key=f"{key}_col",
+                                 **KEPT)
     rows, cols = box.reads(i, j)
     read = np.zeros(box.padded.shape, bool)
     read[np.ix_(rows, cols)] = True
@@ -260,16 +264,20 @@ def show_sandbox(make, key: str = "lesson_sb") -> None:
     labels = list(range(-padding, n + padding))
     out_marked = np.zeros(box.output.shape, bool)
     out_marked[i, j] = True
-    columns = st.columns(3)
-    plotly_chart(grid_figure(box.padded, "input (padding grey, window outlined)",
-                             padded=frame, marked=read, rows=labels, cols=labels),
-                 columns[0], key=f"{key}_input", width="stretch")
-    plotly_chart(grid_figure(box.kernel, "kernel"), columns[1], key=f"{key}_kernel_grid",
-                 width="stretch")
-    plotly_chart(grid_figure(box.output, f"output {box.size}×{box.size}", marked=out_marked),
-                 columns[2], key=f"{key}_output", width="stretch")
+    # the size with these numbers, right above the grids: on a projector's first screen too
+    right.markdown(f"**Output size** = {literal(box.formula)}")
+    columns = right.columns([5, 3, 4])
+    cell = SANDBOX_CELL_PX
+    plotly_chart(grid_figure(box.padded, "input, window outlined", padded=frame, marked=read,
+                             rows=labels, cols=labels, cell_px=cell),
+                 columns[0], key=f"{key}_input", width="stretch", config=STILL)
+    plotly_chart(grid_figure(box.kernel, "kernel", cell_px=cell), columns[1],
+                 key=f"{key}_kernel_grid", width="stretch", config=STILL)
+    plotly_chart(grid_figure(box.output, f"output {box.size}×{box.size}", marked=out_marked,
+                             cell_px=cell),
+                 columns[2], key=f"{key}_output", width="stretch", config=STILL)
     products = box.products(i, j)
-    st.markdown(f"Output ({i}, {j}) = sum of the window × kernel = "
-                + " + ".join(short_number(p) for p in products.ravel() if p != 0)
-                .replace("+ -", "− ") + f" = **{short_number(box.output[i, j])}**"
-                if np.any(products) else f"Output ({i}, {j}) = **0** (every product is 0)")
+    right.markdown(f"Output ({i}, {j}) = sum of the window × kernel = "
+                   + " + ".join(short_number(p) for p in products.ravel() if p != 0)
+                   .replace("+ -", "− ") + f" = **{short_number(box.output[i, j])}**"
+                   if np.any(products) else f"Output ({i}, {j}) = **0** (every product is 0)")

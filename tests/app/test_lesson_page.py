@@ -170,3 +170,30 @@ def test_hostile_layer_and_class_names_are_shown_as_data(monkeypatch):
     assert not at.exception, at.exception
     assert sorted(at.table[0].value["class"]) == sorted(CLASS_NAMES)
     workbench.clear()
+
+
+def test_a_single_sigmoid_shows_both_classes_probabilities(monkeypatch):
+    """One sigmoid unit is the second class's probability p; the first class gets 1 - p (the
+    bars name both, largest first), checked against Keras's own output."""
+    from ui.state import workbench
+
+    loaded = wrap(tiny_cnn(size=16, classes=1, activation="sigmoid"), name="demo",
+                  labels=("cat", "dog"))
+    monkeypatch.setattr(viz_core.runtime.workbench, "load_builtin_model",
+                        lambda name, weights="imagenet", **kw: loaded)
+    workbench.clear()
+    at = AppTest.from_file("../../app.py", default_timeout=120)
+    at.run()
+    at.switch_page("pages/lesson.py").run()
+    at.segmented_control(key="lesson_view").set_value("Logits to probabilities").run()
+    assert not at.exception, at.exception
+    p = float(direct(loaded, at.session_state[SELECTION_KEY].image.name, "head")[0][0])
+    bars = json.loads(chart(at, "lesson_probabilities").proto.spec)["data"][0]
+    shown = dict(zip(bars["y"], bars["x"]))
+    assert shown["dog"] == pytest.approx(p, abs=1e-5)
+    assert shown["cat"] == pytest.approx(1 - p, abs=1e-5)
+    assert bars["y"][0] == ("dog" if p >= 0.5 else "cat")  # the likelier class first
+    assert list(at.table[0].value["class"]) == ["dog"]
+    text = " ".join(m.value for m in at.markdown)
+    assert f"more likely class is **{'dog' if p >= 0.5 else 'cat'}**" in text
+    workbench.clear()
