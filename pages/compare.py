@@ -197,8 +197,10 @@ colormap = d1.selectbox("Colour map", colormap_choices(COLOUR_MAPS), key="cmp_co
 show = d2.radio("Show", ("overlay", "heatmap"), **named("cmp_show", ("overlay", "heatmap")),
                 horizontal=True,
                 format_func={"overlay": "Overlay", "heatmap": "Map alone"}.get)
-opacity = d3.slider("Opacity", 0.0, 1.0, 0.5, step=0.05, key="cmp_opacity", **LINKED,
-                    disabled=show != "overlay")
+opacity = d3.slider("Opacity at the hottest point", 0.0, 1.0, 1.0, step=0.05, key="cmp_opacity",
+                    **LINKED, disabled=show != "overlay",
+                    help="The colour's opacity follows the heat: the photo is untouched where "
+                         "a map is 0 (Class heatmaps also offers an even tint).")
 
 
 def picture(heat: np.ndarray) -> np.ndarray:
@@ -218,10 +220,13 @@ for row in range(0, len(methods), per_row):
                 st.caption(":orange[No positive evidence: the map is empty.]")
 left, middle, right = st.columns([1, 6, 1])
 left.caption("0: none")
-middle.image(colorbar(colormap, length=256, thickness=12, vertical=False), width="stretch")
+middle.image(colorbar(colormap, length=256, thickness=12, vertical=False,
+                      blend="heat" if show == "overlay" else "uniform"), width="stretch")
 right.caption("1: strongest")
 st.caption("Every map is scaled so its strongest point is 1 and drawn with the same colours, "
-           f"over the original {image.pixels.shape[1]}×{image.pixels.shape[0]} image."
+           f"over the original {image.pixels.shape[1]}×{image.pixels.shape[0]} image"
+           + ("; the colour's opacity follows the heat, so the photo shows where a map is 0."
+              if show == "overlay" else ".")
            + (f" Quick look: {len(methods)} method{'s' if len(methods) > 1 else ''} and "
               f"{steps} curve steps, so the curves below are coarse; more steps give smoother "
               "curves." if quick else ""))

@@ -20,6 +20,7 @@ from viz_core.methods.steps import forward_seconds
 from viz_core.errors import VizError
 from viz_core.render import apply_colormap, colorbar, overlay_heatmap, png_bytes
 from viz_core.maps import resize_map
+from viz_core.render.choices import BLENDS
 from viz_core.render.colormaps import lookup_table
 from viz_core.models.targets import Target
 
@@ -29,6 +30,7 @@ SCORE_TITLES = {
     "logit": "Logit (before softmax, as in the Grad-CAM paper)",
     "probability": "Probability (after softmax, as in the R tutorial)",
 }
+BLEND_TITLES = {"heat": "Follows the heat", "uniform": "Even"}
 
 page = page_setup(
     "Class heatmaps",
@@ -141,7 +143,17 @@ with controls_column, controls("Class, method and display", normal="plain", besi
                          help="Grad-CAM differentiates the score before the softmax; the "
                               "tutorial's code used the probability. For a single sigmoid "
                               "output, class 0 is scored by −logit (or 1 − p).")
-        opacity = st.slider("Opacity", 0.0, 1.0, 0.5, step=0.05, key="cam_opacity", **LINKED)
+        blend = st.radio("Colour over the photo", BLENDS, **named("cam_blend", BLENDS),
+                         horizontal=True, format_func=BLEND_TITLES.get,
+                         help="Follows the heat: the photo stays as it is where the map is 0 "
+                              "and is fully coloured at the top. Even: the same tint "
+                              "everywhere, as the R tutorial and pytorch-grad-cam draw it.")
+        if blend == "heat":  # one slider per blend: their defaults differ (1 at the top, 0.5)
+            opacity = st.slider("Opacity at the hottest point", 0.0, 1.0, 1.0, step=0.05,
+                                key="cam_opacity", **LINKED)
+        else:
+            opacity = st.slider("Opacity", 0.0, 1.0, 0.5, step=0.05, key="cam_even_opacity",
+                                **LINKED)
         threshold = st.slider("Threshold", 0.0, 0.95, 0.0, step=0.05, key="cam_threshold",
                               **LINKED, help="Heat below this is not coloured.")
         channels = max(2, int(shapes[layer][-1] or 2))  # sliders that count channels
@@ -256,7 +268,7 @@ with pictures_column:
         """What one panel shows, at the original image's resolution (uint8 RGB)."""
         if show == "overlay":
             return overlay_heatmap(loaded_image.pixels, result.heatmap, opacity=opacity,
-                                   colormap=colormap, threshold=threshold)
+                                   colormap=colormap, threshold=threshold, blend=blend)
         h, w = loaded_image.pixels.shape[:2]
         heat = resize_map(result.heatmap, h, w)
         return apply_colormap(np.where(heat >= threshold, heat, 0.0), colormap)
@@ -307,15 +319,20 @@ with pictures_column:
                     st.markdown(f"##### {literal(loaded_image.name)}")
                 for column, k in zip(st.columns(len(classes)), classes_of[v.digest]):
                     draw_panel(column, loaded_image, v, k, title_image=False)
-        bar_image = colorbar(colormap, length=256, thickness=12, vertical=False)
+        overlaid = show == "overlay"
+        bar_image = colorbar(colormap, length=256, thickness=12, vertical=False,
+                             blend=blend if overlaid else "uniform")
         left, middle, right = st.columns([1, 6, 1])
         left.caption("0: no evidence")
         middle.image(bar_image, width="stretch")
         right.caption("1: strongest")
+        how = (" The colour's opacity follows the heat: where the map is 0 the photo is "
+               "untouched (the bar fades into grey, standing for the photo)."
+               if overlaid and blend == "heat" else "")
         st.caption(f"Maps are computed at the model's {w}×{h} input and drawn over the original "
-                   f"{w0}×{h0} image; each map is scaled so its strongest point is 1.")
+                   f"{w0}×{h0} image; each map is scaled so its strongest point is 1.{how}")
         export_options = [*model_options(model), "--method", method, "--score", score,
-                          "--colormap", colormap, "--opacity", str(opacity),
+                          "--colormap", colormap, "--blend", blend, "--opacity", str(opacity),
                           "--threshold", str(threshold)]
         if layer_arg is not None:
             export_options += ["--layer", layer_arg]
@@ -330,17 +347,23 @@ with pictures_column:
         bundle_button("heatmap", export_options, exported,
                       {"page": "Class heatmaps", "model": model.title, "method": method,
                        "layer": layer_arg, "score": score, "classes": classes,
-                       "colormap": colormap, "opacity": opacity, "threshold": threshold,
+                       "colormap": colormap, "blend": blend, "opacity": opacity,
+                       "threshold": threshold,
                        "params": params, "images": [loaded.name for loaded in exported],
                        "not_exported": [loaded.name for loaded, v in images
                                         if classes_of[v.digest] != classes]},
                       key="cam_bundle")
 
 
-    def plotly_colorscale(name: str):
+    def plotly_colorscale(name: str, fade: float | None = None):
+        """Plotly's colour scale of ``name``; ``fade``: each stop's alpha is its heat times
+        ``fade`` (the heat blend: transparent at 0)."""
         table = lookup_table(name)
         stops = np.linspace(0, 255, 11).astype(int)
-        return [[i / 10, "rgb({}, {}, {})".format(*table[s])] for i, s in enumerate(stops)]
+        if fade is None:
+            return [[i / 10, "rgb({}, {}, {})".format(*table[s])] for i, s in enumerate(stops)]
+        return [[i / 10, "rgba({}, {}, {}, {:.3f})".format(*table[s], fade * i / 10)]
+                for i, s in enumerate(stops)]
 
 
     with interactive_tab:
@@ -354,8 +377,10 @@ with pictures_column:
         if show == "overlay":
             figure.add_trace(go.Image(z=view.display, dx=dx, dy=dy, hoverinfo="skip"))
         figure.add_trace(go.Heatmap(
-            z=z, dx=dx, dy=dy, zmin=0.0, zmax=1.0, colorscale=plotly_colorscale(colormap),
-            opacity=opacity if show == "overlay" else 1.0,
+            z=z, dx=dx, dy=dy, zmin=0.0, zmax=1.0,
+            colorscale=plotly_colorscale(colormap, opacity if overlaid and blend == "heat"
+                                         else None),
+            opacity=opacity if overlaid and blend != "heat" else 1.0,
             colorbar=dict(title=dict(text="heat"), thickness=12),
             hovertemplate="x %{x:.0f}, y %{y:.0f}<br>heat %{z:.3f}<extra></extra>"))
         figure.update_layout(height=560, margin=dict(l=10, r=10, t=30, b=10),

@@ -119,6 +119,33 @@ def test_display_options_do_not_recompute_and_probability_is_labelled(app):
     assert "score: probability" in captions(at)[0]
 
 
+def test_the_overlay_follows_the_heat_by_default_and_an_even_tint_is_an_option(app):
+    at, loaded, media = app
+    original = selected(at)
+    k = at.selectbox(key="cam_class_2").value
+    result = class_heatmap(loaded, loaded.view(original), Target(k))
+    heat = downloaded(at, media, original, k)
+    np.testing.assert_array_equal(heat, overlay_heatmap(original.pixels, result.heatmap))
+    assert result.heatmap.min() < 0.1  # a place with (almost) no evidence
+    assert any("opacity follows the heat" in c for c in at.caption.values)
+    at.radio(key="cam_blend").set_value("uniform").run()
+    at.slider(key="cam_even_opacity").set_value(0.3).run()
+    assert not at.exception
+    even = downloaded(at, media, original, k)
+    np.testing.assert_array_equal(even, overlay_heatmap(
+        original.pixels, result.heatmap, opacity=0.3, blend="uniform"))
+    # where the map is (almost) 0 the even tint covers the photo at 0.3, the heat blend at the
+    # heat itself (< 0.1): the same colour, so the photo changes about 3x less
+    h, w = result.heatmap.shape
+    y, x = np.unravel_index(np.argmin(result.heatmap), (h, w))
+    y0, x0 = (int((y + 0.5) * original.pixels.shape[0] / h),
+              int((x + 0.5) * original.pixels.shape[1] / w))
+    moved_heat = np.abs(heat[y0, x0].astype(int) - original.pixels[y0, x0]).max()
+    moved_even = np.abs(even[y0, x0].astype(int) - original.pixels[y0, x0]).max()
+    assert moved_heat < moved_even
+    assert not any("opacity follows the heat" in c for c in at.caption.values)
+
+
 def test_slow_methods_wait_for_the_button_and_second_image_adds_a_row(app):
     at, loaded, media = app
     star = load_image(sample_bytes("star"), "star")
