@@ -5,6 +5,7 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
+from ui.atlas_export import atlas_bundle_button
 from ui.charts import plotly_chart
 from ui.feedback import run_button, show_error
 from ui.notes import show as show_note
@@ -14,7 +15,7 @@ from ui.settings import LINKED, named
 from ui.state import workbench
 from ui.dataset_upload import listed_upload
 from ui.text import literal
-from viz_core.dataset.atlas import (atlas_key, cached_atlas, channel_maps, check_atlas_options,
+from viz_core.dataset.atlas import (atlas_key, cached_atlas, cached_unit_patterns, channel_maps, check_atlas_options,
                                     exemplar_pixels, parse_channels)
 from viz_core.dataset.readers import UPLOAD_LIMITS, sample_dataset
 from viz_core.errors import VizError
@@ -152,6 +153,9 @@ st.caption(f"Model: {literal(model.title)} · layer {literal(atlas.layer)} · {l
            f"· {atlas.images} images of {literal(atlas.dataset)} · classes by "
            f"{atlas.grouped_by} · receptive field {atlas.field.size[0]}x{atlas.field.size[1]} px"
            f", {atlas.field.jump[0]} px apart")
+atlas_bundle_button(model, source, layer=layer, k=k, score=score, count=count,
+                    archive=st.session_state.get("atlas_zip_file"),
+                    labels_file=st.session_state.get("atlas_csv_file"))
 
 # -- the grid of unit cards ----------------------------------------------------------------------
 c1, c2, c3 = st.columns(3)
@@ -178,12 +182,17 @@ def open_card(channel: int) -> None:
     st.session_state["atlas_unit"] = int(channel)
 
 
+# each unit's fourier pattern when Filter patterns has drawn it (read from the cache, never made)
+patterns = cached_unit_patterns(model, atlas.layer, [int(atlas.channels[r]) for r in shown],
+                                disk=bench.disk)
 columns = st.columns(4)
 for slot, r in enumerate(shown):
     channel = int(atlas.channels[r])
     top = atlas.exemplars(channel, "top")[:CROPS_ON_CARD]
     with columns[slot % 4].container(border=True):
         st.markdown(f"**Unit {channel}**")
+        if channel in patterns:
+            st.image(patterns[channel].pattern, width=TILE // 2, caption="fourier pattern")
         crops = [crop_picture(bench.run(image_of, model, data, t["entry"]), t["box"])
                  for t in top]
         st.image(crops, width=TILE // 2)
@@ -217,7 +226,7 @@ def with_maps(exemplars: list[dict], peak: float, boxes: bool) -> list[np.ndarra
     pictures = np.stack([bench.run(image_of, model, data, e["entry"]) for e in exemplars])
     maps = bench.run(channel_maps, model, atlas.layer, pictures, unit)
     scaled = np.clip(maps / (peak if peak > 0 else 1.0), 0, 1)
-    shown = [overlay_heatmap(p, m, opacity=0.45) for p, m in zip(pictures, scaled)]
+    shown = [overlay_heatmap(p, m) for p, m in zip(pictures, scaled)]
     return [outlined(p, e["box"]) for p, e in zip(shown, exemplars)] if boxes else shown
 
 

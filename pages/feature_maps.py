@@ -9,6 +9,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from ui import notes
+from ui.atlas_links import unit_card_button
 from ui.charts import plotly_chart
 from ui.export import bundle_button, model_options
 from ui.feedback import download_data, show_error
@@ -274,6 +275,7 @@ if mode == ONE:
                                 help="Or click a tile in the grid.")
     z[1].caption("Strongest on " + literal(names["first"]) + ": "
                  + ", ".join(f"{k} (mean {stats['first'].mean[k]:.3g})" for k in strongest))
+    unit_card_button(path, channel, key="fm_atlas_go", where=z[1])
     for which in shown:
         values = acts[which].values[:, :, channel]
         s = stats[which]

@@ -15,6 +15,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from ui import notes
+from ui.atlas_links import unit_card_button
 from ui.charts import plotly_chart
 from ui.export import bundle_button, model_options
 from ui.feedback import download_data, finished_here, run_button, show_error
@@ -238,6 +239,7 @@ def one_layer() -> None:
     with left:
         index = st.selectbox("Filter", filters, key="fp_pick", **LINKED)
         item = result.by_filter(index)
+        unit_card_button(layer, index, key="fp_atlas_go")
         st.image(shown(item), caption=f"filter {index} of {literal(layer)}", width="stretch",
                  output_format="PNG")  # JPEG would blur the fine textures
     with right:
@@ -366,6 +368,7 @@ def compare_methods() -> None:
     within(f"fp_cmp_filter_{layer}", 0, filter_count(model, layer) - 1)  # another model's layer
     index = int(c[1].number_input("Filter", 0, filter_count(model, layer) - 1, 0,
                                   key=f"fp_cmp_filter_{layer}", **LINKED))
+    unit_card_button(layer, index, key="fp_cmp_atlas_go")
     results = {m: cached_filter_patterns(model, layer, (index,), method=m, steps=None,
                                          size=size, seed=SEED, disk=bench.disk)
                for m in METHODS}
