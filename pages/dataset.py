@@ -112,7 +112,7 @@ index = {entry.path: entry for entry in data.entries}
 def picture(i: int, with_map: bool = True) -> np.ndarray:
     """The i-th image as the model sees it, with its small heatmap over it."""
     shown = model.view(data.load(index[run.paths[i]])).display
-    return overlay_heatmap(shown, run.maps[i], opacity=0.5) if with_map else shown
+    return overlay_heatmap(shown, run.maps[i]) if with_map else shown
 
 
 def caption(i: int) -> str:
