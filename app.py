@@ -42,27 +42,32 @@ keep_keras_state()
 # Every message and widget reads a config option under one lock: a convoy with 30 sessions.
 read_without_lock()
 
+# (path, title, icon, section): the pages most visits start from sit in the bar itself; what
+# the model found (atlas, concepts) and the lessons (arithmetic, quiz) are one menu of the bar,
+# so the bar fits one row on a 1280-px projector (12 links in a row would put the last ones in
+# an overflow menu, out of sight).
 PAGES = (
-    ("pages/overview.py", "Overview", ":material/home:"),
-    ("pages/feature_maps.py", "Feature maps", ":material/grid_view:"),
-    ("pages/filters.py", "Filter patterns", ":material/texture:"),
-    ("pages/heatmaps.py", "Class heatmaps", ":material/local_fire_department:"),
-    ("pages/lime.py", "LIME", ":material/extension:"),
-    ("pages/compare.py", "Compare methods", ":material/compare:"),
-    ("pages/sanity.py", "Sanity check", ":material/fact_check:"),
-    ("pages/dataset.py", "Dataset", ":material/dataset:"),
-    ("pages/atlas.py", "Neuron atlas", ":material/neurology:"),
-    ("pages/concepts.py", "Concepts", ":material/lightbulb:"),
-    ("pages/quiz.py", "Class quiz", ":material/quiz:"),
-    ("pages/lesson.py", "How it computes", ":material/calculate:"),
+    ("pages/overview.py", "Overview", ":material/home:", ""),
+    ("pages/feature_maps.py", "Feature maps", ":material/grid_view:", ""),
+    ("pages/filters.py", "Filter patterns", ":material/texture:", ""),
+    ("pages/heatmaps.py", "Class heatmaps", ":material/local_fire_department:", ""),
+    ("pages/lime.py", "LIME", ":material/extension:", ""),
+    ("pages/compare.py", "Compare methods", ":material/compare:", ""),
+    ("pages/sanity.py", "Sanity check", ":material/fact_check:", ""),
+    ("pages/dataset.py", "Dataset", ":material/dataset:", ""),
+    ("pages/atlas.py", "Neuron atlas", ":material/neurology:", "Go deeper"),
+    ("pages/concepts.py", "Concepts", ":material/lightbulb:", "Go deeper"),
+    ("pages/lesson.py", "How it computes", ":material/calculate:", "Go deeper"),
+    ("pages/quiz.py", "Class quiz", ":material/quiz:", "Go deeper"),
 )
 ROOT = Path(__file__).resolve().parent
 
-navigation = st.navigation(
-    [st.Page(path, title=title, icon=icon, default=(i == 0))
-     for i, (path, title, icon) in enumerate(PAGES) if (ROOT / path).exists()],
-    position="top",
-)
+sections: dict[str, list] = {}
+for i, (path, title, icon, section) in enumerate(PAGES):
+    if (ROOT / path).exists():
+        sections.setdefault(section, []).append(
+            st.Page(path, title=title, icon=icon, default=(i == 0)))
+navigation = st.navigation(sections, position="top")
 try:
     # Any unexpected error becomes "Something went wrong with this model: ..." and a log entry;
     # st.stop() / st.rerun() are BaseExceptions and pass through. While the page is drawn,

@@ -39,7 +39,13 @@ PAGES = (  # URL path, title (h1)
     ("compare", None),
     ("sanity", None),
     ("dataset", None),
+)
+# The bar's one menu (app.py): URL path, title (h1)
+MENU, MENU_PAGES = "Go deeper", (
     ("atlas", "Neuron atlas"),
+    ("concepts", "Concepts"),
+    ("lesson", "How it computes"),
+    ("quiz", "Class quiz"),
 )
 # "top-4" for the demo model, "top-2" for a single sigmoid unit: the count the picker lists
 CLASS_PICKER = re.compile(r"^Class to explain \(top-\d+ predictions\)$")
@@ -157,8 +163,13 @@ def test_every_page_renders(page, server, artifacts):
     links = page.locator('a[data-testid="stTopNavLink"], [data-testid="stSidebarNav"] a')
     links.first.wait_for()
     visited = []
-    for path, title in PAGES:
-        link = links.and_(page.locator(f'a[href$="/{path}"]'))
+    for path, title in PAGES + MENU_PAGES:
+        if (path, title) in MENU_PAGES:  # open the bar's menu, then its link
+            page.locator('[data-testid="stTopNavSection"]').filter(has_text=MENU).first.click()
+            link = page.locator('[data-testid="stTopNavDropdownLink"]').filter(has_text=title)
+            link.first.wait_for()
+        else:
+            link = links.and_(page.locator(f'a[href$="/{path}"]'))
         if not link.count():
             continue
         link.first.click()
@@ -172,7 +183,7 @@ def test_every_page_renders(page, server, artifacts):
         assert sidebar_errors(page).count() == 0
         page.screenshot(path=str(artifacts / f"page_{path or 'overview'}.png"), full_page=True)
         visited.append(path)
-    assert len(visited) >= 5, visited
+    assert len(visited) >= 5 + len(MENU_PAGES), visited
 
 
 def add_every_method(page) -> None:

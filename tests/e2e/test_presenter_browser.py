@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from tests.e2e.test_browser import FIRST, PAGES, QUERY, WAIT_MS, assert_no_crash, settle
+from tests.e2e.test_browser import FIRST, MENU, PAGES, QUERY, WAIT_MS, assert_no_crash, settle
 
 pytestmark = pytest.mark.e2e
 
@@ -29,6 +29,9 @@ def test_presenter_mode_keeps_every_page_link_and_shows_live_warm_up(browser, fr
             assert links.nth(i).is_visible() and box["x"] + box["width"] <= 1280, i
             # a link moved to the "more" menu stays in the page, invisible, below the row
             assert box["y"] == row, (i, box, row)
+        menu = page.locator('[data-testid="stTopNavSection"]').filter(has_text=MENU)
+        box = menu.first.bounding_box()  # the bar's menu too, in the same row
+        assert menu.first.is_visible() and box["x"] + box["width"] <= 1280, box
         more = page.locator('[data-testid="stTopNav"]').get_by_text(re.compile(r"^\d+ more$"))
         assert more.count() == 0, "some page links are in a 'more' menu"
         page.screenshot(path=str(artifacts / "presenter_1280x720.png"))
