@@ -20,6 +20,10 @@ START_HERE = (  # page, the question it answers
     ("pages/compare.py", "Which explanation can I trust here?"),
     ("pages/sanity.py", "Does the explanation depend on what the model learned?"),
     ("pages/dataset.py", "How does the model do on a whole folder, and does it cheat?"),
+    ("pages/atlas.py", "Which images make each unit fire?"),
+    ("pages/concepts.py", "What did the model find in a class's images?"),
+    ("pages/lesson.py", "How is one number of a layer computed?"),
+    ("pages/quiz.py", "What did the class understand? (a quiz)"),
 )
 
 
@@ -33,7 +37,7 @@ def start_here() -> None:
     with box:
         st.markdown("**Start here** · 1. pick a model in the sidebar (the demo model works "
                     "offline) · 2. pick or upload an image · 3. open the page for your question:")
-        for column, (path, question) in zip(st.columns(4) + st.columns(4), START_HERE):
+        for column, (path, question) in zip(st.columns(4) + st.columns(4) + st.columns(4), START_HERE):
             column.page_link(path, help=question)
             column.caption(question)
 

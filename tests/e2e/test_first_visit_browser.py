@@ -54,7 +54,7 @@ def test_a_cold_start_says_it_is_starting_and_the_overview_says_where_to_start(
         hrefs = {link.get_attribute("href").rsplit("/", 1)[-1].split("?")[0]
                  for link in links.all()}
         assert hrefs == {"feature_maps", "filters", "heatmaps", "lime", "compare", "sanity",
-                         "dataset"}
+                         "dataset", "atlas", "concepts", "lesson", "quiz"}
         page.get_by_text("Where is the evidence for a class?").wait_for()
         page.screenshot(path=str(artifacts / "overview_start_here.png"), full_page=True)
         links.filter(has_text="Class heatmaps").first.click()
