@@ -26,8 +26,8 @@ page = page_setup(
     "the right answers computed.",
     needs="nothing",
 )
-settings = controls("Quiz", normal="plain")
-role = settings.radio("I am", list(ROLES), format_func=ROLES.get, horizontal=True, key="quiz_role",
+# the role stays in sight in presenter mode too (a teacher at the projector picks Teacher)
+role = st.radio("I am", list(ROLES), format_func=ROLES.get, horizontal=True, key="quiz_role",
                       **KEPT)
 
 if role == "student":
@@ -50,7 +50,7 @@ if model is None:
 bench = workbench()
 layers = [p for p in feature_map_layers(model.info) if "Conv" in model.info.layer(p).type]
 last = model.info.last_conv_layer
-columns = controls("Questions", into=settings).columns(3)
+columns = controls("Questions", normal="plain").columns(3)
 layer = columns[0].selectbox("Units of the layer", layers,
                              index=layers.index(last) if last in layers else 0, key="quiz_layer",
                              help="The \"which image\" questions ask about units of this layer.",

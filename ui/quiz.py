@@ -18,12 +18,14 @@ from viz_core.runtime.quiz import QuizBoard, QuizError, StudentPass, TeacherPass
 from viz_core.runtime.quiz_questions import CELLS, cell_box, quiz_questions, sample_images
 
 from .feedback import show_error
+from .presenter import presenter_on
 from .text import literal
 
 TEACHER_KEY, STUDENT_KEY = "_quiz_teacher", "_quiz_student"
 RESULTS_EVERY_S = 2  # the teacher's results refresh this often
 REVEAL_CHECK_S = 5  # a student's page notices the revealed answers this often
 TILE = 200  # px of a question's picture
+REGIONS_TILE = 300  # a "where" question's picture: its nine regions large enough to tell apart
 RIGHT = (40, 200, 80)  # the frame around the right region
 
 
@@ -86,16 +88,23 @@ def show_question(number: int, question, revealed: bool) -> None:
             column.image(picture, caption=label, width=TILE)
     else:
         columns = st.columns(2)
-        columns[0].image(pictures[0], caption="Regions", width=TILE)
+        columns[0].image(pictures[0], caption="Regions: top left to bottom right",
+                         width=REGIONS_TILE)
         if revealed and len(pictures) > 1:
             columns[1].image(pictures[1], caption="Grad-CAM, the right region framed",
-                             width=TILE)
+                             width=REGIONS_TILE)
     if revealed and question.answer is not None:
         st.caption(f"Right answer: **{literal(question.choices[question.answer])}**. "
                    f"{literal(question.explanation)}")
 
 
 # -- teacher -----------------------------------------------------------------------------------
+def answers_hidden(view) -> bool:
+    """In presenter mode the teacher's screen is the class's: the right answers and who chose
+    what stay off it until the teacher reveals them."""
+    return presenter_on() and not view.revealed
+
+
 def teacher_pass() -> TeacherPass | None:
     """This session's quiz as its teacher, if it still exists on the board."""
     held = st.session_state.get(TEACHER_KEY)
@@ -131,20 +140,30 @@ def live_results(teacher: TeacherPass) -> None:
     first[1].metric("Answers", view.answers)
     first[2].metric("Score", f"{view.score:.0%}" if view.answers else "–",
                     help="Right answers over answers given, the whole class together.")
+    hidden = answers_hidden(view)
     if view.students:
         table = {"Student": [s.name for s in view.students]}
         for i, question in enumerate(view.questions):
             table[f"Q{i + 1}"] = [
-                "" if i not in s.answers else
+                "" if i not in s.answers else "answered" if hidden else
                 ("✓ " if s.answers[i] == question.answer else "✗ ") + question.choices[s.answers[i]]
                 for s in view.students]
-        table["Right"] = [f"{s.right} of {len(view.questions)}" for s in view.students]
+        table["Right" if not hidden else "Answered"] = [
+            f"{s.right if not hidden else len(s.answers)} of {len(view.questions)}"
+            for s in view.students]
         st.table(table, hide_index=True)
     else:
         st.caption("No student has joined yet.")
+    if hidden:
+        st.caption("Presenter mode: the right answers and each student's choices stay off "
+                   "this screen until you reveal them.")
     for i, question in enumerate(view.questions):
         counts = ", ".join(f"{choice}: {n}" for choice, n in zip(question.choices,
                                                                    view.counts[i]) if n)
+        if hidden:
+            given = sum(view.counts[i])
+            st.caption(f"Q{i + 1}: {given} answer{'s' if given != 1 else ''}")
+            continue
         st.caption(f"Q{i + 1}: right answer **{literal(question.choices[question.answer])}**"
                    f" · {literal(counts) if counts else 'no answers yet'}")
 
@@ -171,9 +190,10 @@ def teacher_panel(teacher: TeacherPass) -> None:
         st.session_state.pop(TEACHER_KEY, None)
         show_error(exc)
         return
-    with st.expander("The questions and their answers"):
+    hidden = answers_hidden(view)
+    with st.expander("The questions" if hidden else "The questions and their answers"):
         for i, question in enumerate(view.questions):
-            show_question(i, question, revealed=True)
+            show_question(i, question, revealed=not hidden)
 
 
 # -- student -----------------------------------------------------------------------------------

@@ -174,3 +174,58 @@ def test_the_region_pictures_frame_the_regions_and_the_right_one():
     shown = answer_picture(image, heat, 6)
     assert tuple(shown[20, 5]) == RIGHT and tuple(shown[29, 5]) == RIGHT  # its top and bottom
     assert tuple(shown[15, 5]) != RIGHT  # the region above is not framed
+
+
+def test_a_projected_teacher_screen_keeps_the_answers_until_revealed(monkeypatch,
+                                                                    tmp_path, expected):
+    """Presenter mode (the teacher's screen on the projector): who chose what and the right
+    answers stay off it until revealed; the counts show; after the reveal, all of it."""
+    import os
+
+    import ui.presenter
+    from ui.quiz import quiz_board
+    from ui.state import workbench
+
+    monkeypatch.setattr(ui.presenter, "warm_up", lambda bench, **kw: 0)  # no warm-up here
+    ui.presenter._preparation.clear()
+    monkeypatch.setitem(os.environ, "CNN_VIZ_CACHE", str(tmp_path))
+    workbench.clear()
+    quiz_board.clear()
+    try:
+        teacher = AppTest.from_file("../../app.py", default_timeout=240)
+        teacher.query_params["presenter"] = "1"
+        teacher.run()
+        teacher.switch_page("pages/quiz.py").run()
+        assert teacher.sidebar.toggle(key="presenter").value is True
+        teacher.radio(key="quiz_role").set_value("teacher").run()  # in sight, not folded
+        teacher.button(key="quiz_draw").click().run()
+        teacher.button(key="quiz_start").click().run()
+        assert not teacher.exception, teacher.exception
+        code = code_of(teacher)
+        student = open_quiz_page()
+        student.text_input(key="quiz_code").input(code)
+        student.text_input(key="quiz_name").input("Aaliyah")
+        next(b for b in student.button if b.label == "Join").click().run()
+        wrong = (expected[0].answer + 1) % len(expected[0].choices)
+        student.radio(key=f"quiz_answer_{code}_0").set_value(wrong).run()
+
+        teacher.run()
+        text = page_text(teacher)
+        assert "right answer **" not in text and "Right answer:" not in text
+        assert "✗" not in text and "✓" not in text
+        assert expected[0].choices[wrong] not in teacher.table[0].value.to_string()
+        assert list(teacher.table[0].value["Q1"]) == ["answered"]
+        assert list(teacher.table[0].value["Answered"]) == ["1 of 6"]
+        assert [c.value for c in teacher.caption if c.value.startswith("Q")][:2] == [
+            "Q1: 1 answer", "Q2: 0 answers"]
+        assert [e.label for e in teacher.expander][-1] == "The questions"
+
+        next(b for b in teacher.button
+             if b.label == "Reveal the answers to students").click().run()
+        text = page_text(teacher)
+        assert f"Q1: right answer **{expected[0].choices[expected[0].answer]}**" in text
+        assert list(teacher.table[0].value["Q1"]) == [f"✗ {expected[0].choices[wrong]}"]
+    finally:
+        quiz_board.clear()
+        workbench.clear()
+        ui.presenter._preparation.clear()
