@@ -120,13 +120,12 @@ def craft_tab(page) -> None:
     previous = remember("_concepts_source_seen", source)
     if previous is not None and previous != source:  # new images: their own default class
         st.session_state["concepts_class"] = default_class
-    class_name = second[0].selectbox("Class", labels,
-                                     **_choice("concepts_class", labels, default_class))
+    class_kwargs = _choice("concepts_class", labels, default_class)
+    class_name = second[0].selectbox("Class", labels, **class_kwargs)
     layers = [p for p in model.info.spatial_layers if model.info.layer(p).type != "InputLayer"]
     last = model.info.last_conv_layer
-    layer = second[1].selectbox("Layer", layers,
-                                **_choice("concepts_layer", layers,
-                                          last if last in layers else layers[0]),
+    layer_kwargs = _choice("concepts_layer", layers, last if last in layers else layers[0])
+    layer = second[1].selectbox("Layer", layers, **layer_kwargs,
                                 help="A layer after a ReLU (its activations are never "
                                 "negative); deeper layers give larger, more object-like "
                                 "concepts.")
@@ -216,7 +215,8 @@ def show_concepts(model, data, run) -> None:
 
     st.subheader("All concepts on one image")
     names = list(run.names)
-    name = st.selectbox("Image", names, **_choice("concepts_image", names, names[0]))
+    image_kwargs = _choice("concepts_image", names, names[0])
+    name = st.selectbox("Image", names, **image_kwargs)
     i = names.index(name)
     whole = bench.run(image_pixels, model, data, [int(run.entries[i])])[int(run.entries[i])]
     maps = craft.coefficients[i].transpose(2, 0, 1)

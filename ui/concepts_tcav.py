@@ -20,6 +20,7 @@ from .concepts_export import tcav_bundle_button
 from .cost import cost_text
 from .feedback import run_button, show_error
 from .presenter import controls
+from .settings import KEPT, LINKED, named
 from .state import workbench
 from .text import literal, plotly_text
 
@@ -85,7 +86,7 @@ def _upload(label: str, key: str, labels=()):
 
 def _folder(label: str, key: str):
     """A folder on the server named by the user; None until named."""
-    text = st.text_input(label, key=key, placeholder="/data/concepts/striped",
+    text = st.text_input(label, key=key, **KEPT, placeholder="/data/concepts/striped",
                          help="A folder of images on the machine running this dashboard.")
     if not text.strip():
         return None
@@ -142,7 +143,8 @@ def tcav_tab(page=None) -> None:
     with box:
         top = st.columns(2)
         source = top[0].radio("Images of the class", list(CLASS_SOURCES),
-                              format_func=CLASS_SOURCES.get, key="tcav_class_source")
+                              format_func=CLASS_SOURCES.get,
+                              **named("tcav_class_source", CLASS_SOURCES))
         try:
             model = _model_for(source, page.model)
         except VizError as exc:
@@ -154,27 +156,35 @@ def tcav_tab(page=None) -> None:
         layers = [p for p in model.info.spatial_layers
                   if model.info.layer(p).type != "InputLayer"]
         last = model.info.last_conv_layer
-        layer = top[1].selectbox("Layer", layers, key=f"tcav_layer_{model.identity}",
-                                 index=layers.index(last) if last in layers else 0)
+        # a layer or class of another model falls back to this model's default
+        last = last if last in layers else layers[0]
+        if st.session_state.get("tcav_layer") not in layers:
+            st.session_state.pop("tcav_layer", None)
+        layer = top[1].selectbox("Layer", layers, **named("tcav_layer", layers, last,
+                                                           initial=last))
         default_class = "star" if "star" in model.labels else model.labels[0]
+        if st.session_state.get("tcav_class") not in model.labels:
+            st.session_state.pop("tcav_class", None)
         class_name = top[1].selectbox("Class", list(model.labels),
-                                      key=f"tcav_class_{model.identity}",
-                                      index=list(model.labels).index(default_class))
+                                      **named("tcav_class", model.labels, default_class,
+                                              initial=default_class))
         middle = st.columns(2)
         concept_source = middle[0].radio("Concept images", list(CONCEPT_SOURCES),
                                          format_func=CONCEPT_SOURCES.get,
-                                         key="tcav_concept_source")
+                                         **named("tcav_concept_source", CONCEPT_SOURCES))
         random_source = middle[1].radio("Random images", list(RANDOM_SOURCES),
-                                        format_func=RANDOM_SOURCES.get, key="tcav_random_source",
+                                        format_func=RANDOM_SOURCES.get,
+                                        **named("tcav_random_source", RANDOM_SOURCES),
                                         help="Images that do not show the concept in "
                                         "particular; the concept is what sets its images apart "
                                         "from these.")
         bottom = st.columns(2)
         runs = bottom[0].slider("Random runs", RUNS.low, RUNS.high, DEFAULT_RUNS, key="tcav_runs",
+                                **LINKED,
                                 help="Each run fits a concept vector against a different "
                                 "random set, and one random set against another.")
         count = bottom[1].select_slider("Class images (at most)", CLASS_COUNTS, value=50,
-                                        key="tcav_count")
+                                        key="tcav_count", **LINKED)
     try:
         data = (_upload("Class images (.zip)", "tcav_class_zip", model.labels)
                 if source == "upload"

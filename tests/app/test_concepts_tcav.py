@@ -41,7 +41,7 @@ def expected(class_name):
 
 
 def run_tcav(at, class_name):
-    at.selectbox(key=[k for k in _keys(at) if k.startswith("tcav_class_shortcut")][0]) \
+    at.selectbox(key="tcav_class") \
         .set_value(class_name)
     at.slider(key="tcav_runs").set_value(RUNS)
     at.select_slider(key="tcav_count").set_value(COUNT).run()

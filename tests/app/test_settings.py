@@ -22,7 +22,7 @@ VALUE_WIDGETS = {"selectbox", "radio", "slider", "select_slider", "toggle", "che
                  "number_input", "segmented_control", "multiselect", "pills", "text_input",
                  "text_area"}
 # pages and helpers other engineers own, which follow the recipe in ui.settings on their own
-OTHERS = ("concepts", "lesson", "quiz")
+OTHERS = ("lesson", "quiz")
 
 
 def keeps_its_state(call: ast.Call) -> bool:
