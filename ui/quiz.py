@@ -170,7 +170,8 @@ def live_results(teacher: TeacherPass) -> None:
 
 def teacher_panel(teacher: TeacherPass) -> None:
     """The code to read out, the live results, the questions with their answers."""
-    st.markdown(f"### Quiz code: `{teacher.code}`")
+    # on a projector the code is read from the back of the room: a size larger
+    st.markdown(f"{'##' if presenter_on() else '###'} Quiz code: `{teacher.code}`")
     st.caption("Students open **Class quiz**, choose *Student*, and type this code and their "
                "name. Only you see everyone's answers.")
     live_results(teacher)

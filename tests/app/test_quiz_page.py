@@ -60,9 +60,10 @@ def teacher(tmp_path_factory):
 
 
 def code_of(at: AppTest) -> str:
-    shown = [m.value for m in at.markdown if m.value.startswith("### Quiz code: ")]
+    shown = [m.value.lstrip("#").strip() for m in at.markdown
+             if m.value.lstrip("#").startswith(" Quiz code: ")]
     assert len(shown) == 1
-    return shown[0].removeprefix("### Quiz code: `").removesuffix("`")
+    return shown[0].removeprefix("Quiz code: `").removesuffix("`")
 
 
 def test_the_teacher_sees_the_code_and_the_right_answers(teacher, expected):
@@ -202,6 +203,7 @@ def test_a_projected_teacher_screen_keeps_the_answers_until_revealed(monkeypatch
         teacher.button(key="quiz_start").click().run()
         assert not teacher.exception, teacher.exception
         code = code_of(teacher)
+        assert any(m.value.startswith("## Quiz code: ") for m in teacher.markdown)  # larger
         student = open_quiz_page()
         student.text_input(key="quiz_code").input(code)
         student.text_input(key="quiz_name").input("Aaliyah")
