@@ -26,9 +26,9 @@ page = page_setup(
     "the right answers computed.",
     needs="nothing",
 )
-# the role stays in sight in presenter mode too (a teacher at the projector picks Teacher)
-role = st.radio("I am", list(ROLES), format_func=ROLES.get, horizontal=True, key="quiz_role",
-                      **KEPT)
+# the role stays open in presenter mode too (a teacher at the projector picks Teacher)
+role = controls("Role", normal="plain", beside=True).radio(
+    "I am", list(ROLES), format_func=ROLES.get, horizontal=True, key="quiz_role", **KEPT)
 
 if role == "student":
     student = student_pass()
