@@ -107,20 +107,35 @@ def _image_set(source: str, kind: str, data, classes):
     return _folder(f"Folder of {kind} images on the server", f"tcav_{kind}_folder")
 
 
+def score_counts(scores, decimals: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct scores of ``scores`` (rounded to ``decimals``, ascending) and how many runs
+    gave each: runs that score the same would hide behind one dot."""
+    values, counts = np.unique(np.round(np.asarray(scores, dtype=float), decimals),
+                               return_counts=True)
+    return values, counts
+
+
 def _scores_chart(result) -> go.Figure:
-    """Each run's TCAV score of the concept beside the random directions' scores."""
-    runs = np.arange(1, len(result.concept_scores) + 1)
+    """Each run's TCAV score of the concept beside the random directions' scores: one dot per
+    distinct score, as large as the runs on it and labelled with their count."""
     figure = go.Figure()
-    figure.add_trace(go.Scatter(x=result.concept_scores, y=["concept"] * len(runs),
-                                mode="markers", name=plotly_text(result.concept),
-                                marker=dict(size=12, color="#e45756"),
-                                text=[f"run {r}" for r in runs]))
-    figure.add_trace(go.Scatter(x=result.random_scores, y=["random"] * len(runs),
-                                mode="markers", name="random directions",
-                                marker=dict(size=12, color="#9d9d9d"),
-                                text=[f"run {r}" for r in runs]))
+    most = max(int(score_counts(s)[1].max()) for s in (result.concept_scores,
+                                                       result.random_scores))
+    for scores, row, name, colour in ((result.concept_scores, "concept",
+                                       plotly_text(result.concept), "#e45756"),
+                                      (result.random_scores, "random", "random directions",
+                                       "#9d9d9d")):
+        values, counts = score_counts(scores)
+        figure.add_trace(go.Scatter(
+            x=values.tolist(), y=[row] * len(values), mode="markers+text", name=name,
+            marker=dict(size=[10 + 18 * float(np.sqrt(c / most)) for c in counts], color=colour,
+                        line=dict(color="white", width=1)),
+            text=[f"×{c}" for c in counts], textposition="top center",
+            hovertext=[f"{c} of {len(scores)} runs score {v:.2f}" for v, c in zip(values, counts)],
+            hoverinfo="text"))
     figure.add_vline(x=0.5, line_dash="dot", line_color="#bbbbbb")
-    figure.update_layout(title="TCAV score of each run", height=230, showlegend=False,
+    figure.update_layout(title="TCAV score of each run (×: how many runs)", height=260,
+                         showlegend=False,
                          xaxis=dict(range=[-0.05, 1.05], title="fraction of the class's images "
                                     "whose score rises"), margin=dict(t=40, b=40, l=10, r=10))
     return figure
@@ -208,10 +223,11 @@ def tcav_tab(page=None) -> None:
         picks = np.linspace(0, len(concept.entries), min(PREVIEW, len(concept.entries)),
                             endpoint=False).astype(int)  # spread over the set, not its start
         chosen = [concept.entries[i] for i in picks]
+        # the names in one line below, not under each 64 px image (they broke mid-word there)
+        st.image([concept.load(e).pixels for e in chosen], width=64)
         st.caption(f"The concept, {literal(concept.name)}: {len(picks)} of its "
-                   f"{len(concept.entries)} images")
-        st.image([concept.load(e).pixels for e in chosen], width=64,
-                 caption=[literal(e.path) for e in chosen])
+                   f"{len(concept.entries)} images, "
+                   + ", ".join(literal(Path(e.path).name) for e in chosen))
     class_index = model.class_index(class_name)
     args = (tcav_run, model, data, class_index, concept, random, layer)
     options = dict(runs=runs, class_images=count)
