@@ -3,9 +3,13 @@ against plain scenes, run through the job queue, shows the backend's score, rand
 p-value, says "significant" for star and "downwards" for circle, and draws the runs' chart."""
 from __future__ import annotations
 
+import json
+
+import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from ui.concepts_tcav import score_counts
 from viz_core.dataset.readers import sample_dataset
 from viz_core.dataset.tcav_run import example_images, tcav_run
 from viz_core.models.catalog import load_builtin_model
@@ -70,6 +74,23 @@ def test_the_tag_scores_star_high_and_significant(app):
                for s in at.success)
     assert len(at.get("plotly_chart")) >= 1
     assert any("Directions, not sizes" in c.value for c in at.caption)
+    # every run counted: the 20 runs at 1.0 are one dot labelled x20, not one unlabelled dot
+    figure = json.loads(at.get("plotly_chart")[0].proto.spec)
+    concept = figure["data"][0]
+    values, counts = np.unique(np.round(want.concept_scores, 2), return_counts=True)
+    assert concept["x"] == list(values) == [1.0]
+    assert concept["text"] == [f"×{c}" for c in counts] == [f"×{RUNS}"]
+    random = figure["data"][1]
+    assert sum(int(t[1:]) for t in random["text"]) == RUNS
+    assert sorted(random["x"]) == sorted(set(np.round(want.random_scores, 2).tolist()))
+    # the preview's file names whole, in one line (they broke mid-word under 64 px images)
+    preview = next(c.value for c in at.caption if c.value.startswith("The concept,"))
+    assert "circle_000.png" in preview and "triangle_017.png" in preview
+
+
+def test_score_counts_groups_equal_runs():
+    values, counts = score_counts([1.0, 0.5, 1.0, 0.504, 0.25])
+    assert values.tolist() == [0.25, 0.5, 1.0] and counts.tolist() == [1, 2, 2]
 
 
 def test_the_same_concept_for_circle_is_low(app):
