@@ -9,9 +9,8 @@ from ui.page import page_setup
 
 page = page_setup(
     "Concepts",
-    "What does the model find in a class's images? CRAFT cuts them into crops, finds a few "
-    "concepts in a layer's activations, measures how much the class's score depends on each, "
-    "and shows where each one sits. TCAV asks about a concept you bring, with example images.",
+    # one line: the first concept's crops start on a 1280x720 projector's first screen
+    "What does the model see in a class's images? CRAFT finds concepts; TCAV tests yours.",
     needs="model",
 )
 show_note(NOTE, page.note)
