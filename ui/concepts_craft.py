@@ -20,7 +20,7 @@ from .cost import cost_text
 from .dataset_upload import listed_upload
 from .feedback import run_button, show_error
 from .page import remember
-from .presenter import controls
+from .presenter import controls, presenter_on
 from .settings import LINKED, named
 from .state import workbench
 from .text import literal
@@ -35,7 +35,9 @@ CONCEPT_CHOICES = (3, 4, 5, 6, 8, 10, 12)
 LIMITS = (24, 50, 100, 200)
 IMAGES_PER_ROW = 4  # images showing a concept's map in its row
 CROPS_PER_ROW = 6
-TILE = 112
+# the row's images in this many equal cells (the rest left empty): as wide as they can be
+# without overflowing the row, their captions and "All concepts" buttons fitting under them
+CELLS = {False: 6, True: IMAGES_PER_ROW}  # presenter mode -> cells across the row
 
 NOTE = """
 **What CRAFT does.** It cuts the class's images into small crops, runs each crop through the
@@ -52,7 +54,7 @@ add up to 1. **The map** on an image shows where the layer's activations hold th
 
 **What it does not say.** Concepts are found in *this* class's images, so a concept may just as
 well be present in other classes; the names are yours to give, not the model's; and concepts
-that rebuild the activations only partly (see "left out" above the rows) can miss what the model
+that rebuild the activations only partly (see "left out" below the rows) can miss what the model
 uses. A concept being important means the model's score *moves* with it here, not that the model
 is right to use it: a corner tag that decides "star" is a shortcut, found.
 """
@@ -102,7 +104,9 @@ def image_pixels(model, data, entries):
 def craft_tab(page) -> None:
     """Draw the CRAFT tab for the sidebar's selection ``page`` (:class:`ui.page.Page`)."""
     bench = workbench()
-    settings = controls("CRAFT: images, class and layer", normal="plain")
+    # pictures first (issue 29): the settings fold away, the first concept's crops start on
+    # the first screen (the cost and the run button stay in sight)
+    settings = controls("CRAFT: images, class and layer", normal="folded")
     top, second = settings.columns(2), settings.columns(4)
     source = top[0].radio("Images", list(SOURCES), format_func=SOURCES.get,
                           **named("concepts_source", SOURCES))
@@ -167,14 +171,15 @@ def craft_tab(page) -> None:
     except VizError as exc:
         show_error(exc)
         return
+    show_concepts(model, data, run)
     concepts_bundle_button(model, source, class_name=class_name, layer=layer,
                            concepts=concepts, limit=limit, count=count)
-    show_concepts(model, data, run)
 
 
 def show_concepts(model, data, run) -> None:
     """The rows of concepts and one image's concept maps."""
     bench, craft = workbench(), run.craft
+    rows = st.container()  # first: the pictures, then what they were computed from
     st.caption(f"Model: {literal(model.title)} · layer {literal(craft.layer)} · "
                f"{craft.images} images of {literal(run.class_name)} from "
                f"{literal(run.dataset)} · {len(craft)} concepts leave out "
@@ -194,9 +199,14 @@ def show_concepts(model, data, run) -> None:
     def open_image(i: int) -> None:
         st.session_state["concepts_image"] = run.names[i]
 
+    # in presenter mode a rule between rows instead of a box round each: the box's padding
+    # pushed the first crops below a 1280x720 projector's first screen
+    boxed = not presenter_on()
     for k in range(len(craft)):
-        with st.container(border=True):
-            left, middle, right = st.columns([1, 2, 3])
+        if k and not boxed:
+            rows.divider()
+        with rows.container(border=boxed):
+            left, middle = st.columns([1, 3])
             colour = "#%02x%02x%02x" % concept_colour(k)
             left.markdown(f"**Concept {k}** <span style='color:{colour}'>■</span>",
                           unsafe_allow_html=True)
@@ -205,13 +215,13 @@ def show_concepts(model, data, run) -> None:
             middle.image(crops_strip(craft.top_crop_pixels[k][:CROPS_PER_ROW], height=64),
                          caption=f"Crops holding most of concept {k}")
             best = np.argsort(-strength[:, k], kind="stable")[:IMAGES_PER_ROW]
-            cells = right.columns(IMAGES_PER_ROW)
+            # a line of their own under the crops: the row's full width, not a third of it
+            cells = st.columns(CELLS[presenter_on()])
             for cell, i in zip(cells, best):
                 cell.image(concept_overlay(picture(i), craft.coefficients[i, ..., k], k),
-                           width=TILE, caption=run.names[i])
+                           width="stretch", caption=run.names[i])
                 cell.button("All concepts", key=f"concepts_open_{k}_{int(i)}",
-                            on_click=open_image, args=(int(i),),
-                            icon=":material/open_in_full:")
+                            on_click=open_image, args=(int(i),), width="stretch")
 
     st.subheader("All concepts on one image")
     names = list(run.names)
