@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from tests.e2e.test_browser import WAIT_MS, assert_no_crash, settle
+from tests.e2e.test_pictures_first_browser import SCREENS, first_picture_top
 
 pytestmark = pytest.mark.e2e
 
@@ -115,3 +116,54 @@ def test_tcav_with_the_example_concept_shows_the_backends_score(page, server, ar
     assert metrics["p-value"] == f"{expected.p_value:.3g}", metrics
     assert len(expected.concept_scores) == TCAV_RUNS
     page.screenshot(path=str(artifacts / "concepts_tcav.png"))
+
+
+@pytest.mark.parametrize("mode", list(SCREENS))
+def test_craft_pictures_first_and_rows_that_fit(browser, server, artifacts, mode):
+    """Issue 29: after a run the first concept's crops start on the first screen (they were at
+    ~700 px at 1440x900), and a row's images, captions and "All concepts" buttons sit side by
+    side inside the page without overlapping or being cut (in presenter mode they overlapped and
+    the buttons read "A.")."""
+    viewport, extra, limit = SCREENS[mode]
+    context = browser.new_context(viewport=viewport)
+    try:
+        page = context.new_page()
+        page.set_default_timeout(WAIT_MS)
+        page.goto(f"{server}/concepts?concepts_source=shortcut&concepts_count={SAMPLE}"
+                  f"&concepts_k={CONCEPTS}&concepts_limit={LIMIT}{extra}")
+        settle(page)
+        run = page.get_by_role("button", name="Find concepts")
+        if run.count():  # not yet computed by this server
+            run.click()
+        page.get_by_text("Crops holding most of concept 0").wait_for(timeout=WAIT_MS)
+        settle(page)
+        assert_no_crash(page)
+        top = first_picture_top(page)
+        page.screenshot(path=str(artifacts / f"concepts_craft_first_screen_{mode}.png"))
+        assert top <= limit, f"first picture at {top:.0f} px ({mode}, limit {limit})"
+        boxes = page.evaluate("""() => {
+            const main = document.querySelector('[data-testid=stMainBlockContainer]');
+            const box = e => { const r = e.getBoundingClientRect();
+                               return [r.left, r.right, r.top, r.bottom]; };
+            const imgs = [...main.querySelectorAll('[data-testid=stImage]')]
+                .filter(e => /^star\\//.test(e.innerText.trim())).slice(0, 4);
+            const caps = imgs.map(e => [...e.querySelectorAll('*')]
+                .find(c => c.children.length === 0 && /^star\\//.test(c.innerText.trim())));
+            const buttons = [...main.querySelectorAll('button')]
+                .filter(b => b.innerText.trim() === 'All concepts').slice(0, 4);
+            return {main: box(main), images: imgs.map(e => box(e.querySelector('img'))),
+                    captions: caps.map(box), buttons: buttons.map(box),
+                    cut: buttons.map(b => b.scrollWidth > b.clientWidth + 1)};
+        }""")
+        left, right = boxes["main"][:2]
+        for kind in ("images", "captions", "buttons"):
+            row = boxes[kind]
+            assert len(row) == 4, (kind, row)
+            assert all(left <= b[0] and b[1] <= right for b in row), (kind, row, left, right)
+            # side by side, none over the next
+            assert all(a[1] <= b[0] + 0.5 for a, b in zip(row, row[1:])), (kind, row)
+        assert not any(boxes["cut"]), boxes
+        # the images as large as before (112 px) or larger
+        assert all(b[1] - b[0] >= 112 for b in boxes["images"]), boxes["images"]
+    finally:
+        context.close()
