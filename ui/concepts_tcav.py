@@ -121,21 +121,24 @@ def _scores_chart(result) -> go.Figure:
     figure = go.Figure()
     most = max(int(score_counts(s)[1].max()) for s in (result.concept_scores,
                                                        result.random_scores))
-    for scores, row, name, colour in ((result.concept_scores, "concept",
+    # rows at y = 0 and 1 with room above each for the counts (a category axis clipped them)
+    for scores, row, name, colour in ((result.concept_scores, 0,
                                        plotly_text(result.concept), "#e45756"),
-                                      (result.random_scores, "random", "random directions",
+                                      (result.random_scores, 1, "random directions",
                                        "#9d9d9d")):
         values, counts = score_counts(scores)
         figure.add_trace(go.Scatter(
             x=values.tolist(), y=[row] * len(values), mode="markers+text", name=name,
             marker=dict(size=[10 + 18 * float(np.sqrt(c / most)) for c in counts], color=colour,
                         line=dict(color="white", width=1)),
-            text=[f"×{c}" for c in counts], textposition="top center",
+            text=[f"×{c}" for c in counts], textposition="top center", textfont=dict(size=13),
             hovertext=[f"{c} of {len(scores)} runs score {v:.2f}" for v, c in zip(values, counts)],
             hoverinfo="text"))
     figure.add_vline(x=0.5, line_dash="dot", line_color="#bbbbbb")
     figure.update_layout(title="TCAV score of each run (×: how many runs)", height=260,
                          showlegend=False,
+                         yaxis=dict(range=[-0.5, 1.6], tickvals=[0, 1],
+                                    ticktext=["concept", "random"], zeroline=False),
                          xaxis=dict(range=[-0.05, 1.05], title="fraction of the class's images "
                                     "whose score rises"), margin=dict(t=40, b=40, l=10, r=10))
     return figure
