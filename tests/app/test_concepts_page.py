@@ -64,6 +64,15 @@ def test_craft_on_the_shortcut_demo_shows_the_tag_first(app, expected):
     row0 = captions[1:5]  # after the crops' caption
     assert row0 == [expected.names[i] for i in best]
     assert all("/tagged_" in name for name in row0)
+    # pictures first (issue 29): the settings folded above, the rows next, then what they were
+    # computed from and the export
+    tab = list(at.tabs[0].children.values())
+    kinds = [type(node).__name__ for node in tab]
+    assert kinds[0] == "Expander" and tab[0].label == "CRAFT: images, class and layer"
+    assert tab[0].proto.expanded is False
+    summary = next(i for i, node in enumerate(tab)
+                   if kinds[i] == "Caption" and node.value.startswith("Model: "))
+    assert kinds.index("Block") == 1 < summary < kinds.index("DownloadButton")
 
 
 def test_an_image_opens_with_all_its_concept_maps(app, expected):
