@@ -86,3 +86,20 @@ def test_bad_input_exits_2_with_one_line(model_files, args, message, tmp_path, c
     assert code == 2 and out == ""
     lines = [line for line in err.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0]
+
+
+def test_the_app_command_becomes_streamlit_with_two_malloc_arenas_unless_told(monkeypatch):
+    """``cnn-explorer app`` execs Streamlit with MALLOC_ARENA_MAX=2 (a class server's memory
+    levels off ~250 MB lower, bench class_day), keeping a value the user set."""
+    import argparse
+
+    from viz_core.cli import app as app_command
+
+    seen = []
+    monkeypatch.setattr(app_command.os, "execve", lambda path, argv, env: seen.append(env))
+    args = argparse.Namespace(port=8600, address="127.0.0.1", streamlit_args=[], dry_run=False)
+    monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
+    app_command.cmd_app(args)
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "8")
+    app_command.cmd_app(args)
+    assert [env["MALLOC_ARENA_MAX"] for env in seen] == ["2", "8"]
