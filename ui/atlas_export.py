@@ -12,11 +12,8 @@ from typing import Sequence
 
 import streamlit as st
 
-from viz_core.cli.bundle import export_bundle
 
-from .export import _model_files, model_options
-from .feedback import download_data
-from .state import workbench
+from .export import bundle_button, model_options
 
 LABELS_CSV = "data/labels.csv"
 
@@ -67,25 +64,19 @@ def atlas_bundle_button(model, source: str, *, layer: str, k: int, score: str,
     options = atlas_options(model_options(model), source, layer=layer, k=k, score=score,
                             count=count, upload_name=getattr(archive, "name", None),
                             with_labels=labels_file is not None)
-    model_files = _model_files(options)  # an uploaded model, taken from the session now
-    bench = workbench()
     parameters = {"page": "Neuron atlas", "model": model.title, "layer": layer, "k": k,
                   "score": score, "images": source if source == "upload" else
                   f"sample:{source}:{count}"}
 
     def files() -> dict[str, bytes]:
-        found = model_files()
+        found = {}
         if source == "upload" and archive is not None:
             found[zip_name(archive.name)] = archive.getvalue()
             if labels_file is not None:
                 found[LABELS_CSV] = labels_file.getvalue()
         return found
 
-    make = download_data(lambda: export_bundle("atlas", options, [], parameters, bench=bench,
-                                               files=files()),
-                         what="The export bundle", key=key, where=where)
-    where.download_button(
-        "Export bundle", data=make, file_name="cnn_explorer_atlas.zip",
-        mime="application/zip", key=key, icon=":material/archive:", on_click="ignore",
-        help="A ZIP with the atlas (atlas.json and every crop), its settings, the python -m "
-             "viz_core atlas command that makes it again, and a copy of an uploaded ZIP.")
+    bundle_button("atlas", options, [], parameters, key=key, where=where, extra_files=files,
+                  help="A ZIP with the atlas (atlas.json and every crop), its settings, the "
+                       "python -m viz_core atlas command that makes it again, and a copy of "
+                       "an uploaded ZIP.")

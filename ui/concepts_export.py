@@ -15,13 +15,10 @@ from typing import Sequence
 
 import streamlit as st
 
-from viz_core.cli.bundle import export_bundle
 from viz_core.render import png_bytes
 
 from .atlas_export import LABELS_CSV, zip_name
-from .export import _model_files, model_options
-from .feedback import download_data
-from .state import workbench
+from .export import bundle_button, model_options
 
 CRAFT_ZIP_KEY, CRAFT_CSV_KEY = "concepts_zip_file", "concepts_csv_file"  # the CRAFT tab's uploads
 TCAV_UPLOAD_KEYS = {"class": "tcav_class_zip", "concept": "tcav_concept_zip",
@@ -99,29 +96,22 @@ def concepts_bundle_button(model, source: str, *, class_name: str, layer: str, c
                                layer=layer, concepts=concepts, limit=limit, count=count,
                                upload_name=getattr(archive, "name", None),
                                with_labels=labels_file is not None)
-    model_files = _model_files(options)  # an uploaded model, taken from the session now
-    bench = workbench()
     parameters = {"page": "Concepts", "tab": "CRAFT", "model": model.title,
                   "class": class_name, "layer": layer, "concepts": concepts, "images": limit,
                   "data": source if source == "upload" else f"sample:{source}:{count}"}
 
     def files() -> dict[str, bytes]:
-        found = model_files()
+        found = {}
         if archive is not None:
             found[zip_name(archive.name)] = archive.getvalue()
             if labels_file is not None:
                 found[LABELS_CSV] = labels_file.getvalue()
         return found
 
-    make = download_data(lambda: export_bundle("concepts", options, [], parameters,
-                                               bench=bench, files=files()),
-                         what="The export bundle", key=key, where=where)
-    where.download_button(
-        "Export bundle", data=make, file_name="cnn_explorer_concepts.zip",
-        mime="application/zip", key=key, icon=":material/archive:", on_click="ignore",
-        help="A ZIP with the concepts (concepts.json, every crop, mean map and per-image maps), "
-             "the settings, the python -m viz_core concepts command that makes them again, and "
-             "a copy of an uploaded ZIP.")
+    bundle_button("concepts", options, [], parameters, key=key, where=where, extra_files=files,
+                  help="A ZIP with the concepts (concepts.json, every crop, mean map and "
+                       "per-image maps), the settings, the python -m viz_core concepts command "
+                       "that makes them again, and a copy of an uploaded ZIP.")
 
 
 # --------------------------------------------------------------------------------------------
@@ -176,15 +166,13 @@ def tcav_bundle_button(model, source: str, *, class_name: str, layer: str, runs:
                            runs=runs, count=count, concept_zip=concept_zip,
                            random_zip=random_zip, sample_count=sample_count,
                            upload_name=getattr(upload, "name", None))
-    model_files = _model_files(options)
-    bench = workbench()
     parameters = {"page": "Concepts", "tab": "TCAV", "model": model.title, "class": class_name,
                   "layer": layer, "random_runs": runs, "class_images": count,
                   "concept": getattr(concept, "name", None),
                   "random": "drawn from the data" if random_zip is None else random.name}
 
     def files() -> dict[str, bytes]:
-        found = model_files()
+        found = {}
         if upload is not None:
             found[zip_name(upload.name)] = upload.getvalue()
         found[concept_zip] = concept_bytes()
@@ -192,11 +180,7 @@ def tcav_bundle_button(model, source: str, *, class_name: str, layer: str, runs:
             found[random_zip] = random_bytes()
         return found
 
-    make = download_data(lambda: export_bundle("tcav", options, [], parameters, bench=bench,
-                                               files=files()),
-                         what="The export bundle", key=key, where=where)
-    where.download_button(
-        "Export bundle", data=make, file_name="cnn_explorer_tcav.zip",
-        mime="application/zip", key=key, icon=":material/archive:", on_click="ignore",
-        help="A ZIP with the TCAV result (tcav.json), the settings, the python -m viz_core "
-             "tcav command that makes it again, and the concept and random images it read.")
+    bundle_button("tcav", options, [], parameters, key=key, where=where, extra_files=files,
+                  help="A ZIP with the TCAV result (tcav.json), the settings, the python -m "
+                       "viz_core tcav command that makes it again, and the concept and random "
+                       "images it read.")

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import streamlit as st
 
@@ -68,16 +68,28 @@ def _model_files(options: Sequence[str]):
 
 
 def bundle_button(command: str, options: Sequence[str], images: Sequence[LoadedImage],
-                  parameters: dict, *, key: str, where=st) -> None:
+                  parameters: dict, *, key: str, where=st,
+                  extra_files: Callable[[], dict[str, bytes]] | None = None,
+                  help: str | None = None) -> None:
     """Draw the download button; the bundle is made only when it is clicked.
 
-    The bundle is made in a server thread, outside the page's run: whatever goes wrong there
-    (including a ``SystemExit``) is caught by :func:`ui.feedback.download_data`, logged, and
-    said next to the button on the page's next run; the browser shows "Failed to generate file".
+    ``extra_files`` (called when the bundle is made) gives more files the command reads, by
+    their path in the bundle (an uploaded dataset ZIP, image sets); an uploaded model named by
+    ``options`` is always copied. The bundle is made in a server thread, outside the page's
+    run: whatever goes wrong there (including a ``SystemExit``) is caught by
+    :func:`ui.feedback.download_data`, logged, and said next to the button on the page's next
+    run; the browser shows "Failed to generate file".
     """
     bench = workbench()
-    files = _model_files(options)
+    model_files = _model_files(options)  # an uploaded model, taken from the session now
     options, images = list(options), list(images)
+
+    def files() -> dict[str, bytes]:
+        found = model_files()
+        if extra_files is not None:
+            found.update(extra_files())
+        return found
+
     make = download_data(lambda: export_bundle(command, options, images, parameters,
                                                bench=bench, files=files()),
                          what="The export bundle", key=key, where=where)
@@ -85,6 +97,6 @@ def bundle_button(command: str, options: Sequence[str], images: Sequence[LoadedI
         "Export bundle", data=make,
         file_name=f"cnn_explorer_{command}.zip", mime="application/zip", key=key,
         icon=":material/archive:", on_click="ignore",
-        help="A ZIP with every picture of this view, its parameters, and the "
-             "python -m viz_core command that makes them again (with a copy of an "
-             "uploaded model).")
+        help=help or "A ZIP with every picture of this view, its parameters, and the "
+                     "python -m viz_core command that makes them again (with a copy of an "
+                     "uploaded model).")
