@@ -19,10 +19,10 @@ import numpy as np
 
 from viz_core.dataset.atlas import (DEFAULT_BATCH_SIZE, DEFAULT_K, Atlas, AtlasBatch,
                                     AtlasCollector, atlas_entries, entry_batch, start_atlas)
-from viz_core.dataset.ray_engine import (DEFAULT_WORKERS, WORKER_CPUS, ModelRecipe,
-                                         RayUnavailableError, _start, import_ray)
+from viz_core.dataset.ray_engine import (DEFAULT_WORKERS, WORKER_CPUS, ModelRecipe, _start,
+                                         actor_rows, import_ray)
 from viz_core.dataset.readers import Dataset, SkippedFile
-from viz_core.errors import Cancelled, ParameterError, VizError
+from viz_core.errors import Cancelled, ParameterError
 from viz_core.models.loaded import LoadedModel
 
 ProgressFn = Callable[[float, str], None]
@@ -192,34 +192,21 @@ def neuron_atlas_ray(model: LoadedModel, dataset: Dataset, layer: str | None = N
     if progress is not None:
         progress(0.0, f"starting Ray; 0 of {total} images")
     _start(ray, address)
-    context = ray.data.DataContext.get_current()
-    before = (context.enable_progress_bars, context.execution_options.preserve_order)
+    items = [{"position": p, "path": path, "label": g}
+             for p, path, g in entry_batch(dataset, 0, total)]
     try:
-        context.enable_progress_bars = False
-        context.execution_options.preserve_order = True  # the driver then waits for few rows
-        items = [{"position": p, "path": path, "label": g}
-                 for p, path, g in entry_batch(dataset, 0, total)]
-        stream = ray.data.from_items(items).map_batches(
-            AtlasWorker, batch_size=int(batch_size), batch_format="numpy",
-            compute=ray.data.ActorPoolStrategy(size=int(workers)), num_cpus=WORKER_CPUS,
-            fn_constructor_kwargs=dict(recipe=recipe, read=dataset.reader, layer=collector.layer,
-                                       width=len(collector.channels), channels=every,
-                                       predict=collector.grouped_by == "predicted",
-                                       threads=WORKER_CPUS))
-        for rows in stream.iter_batches(batch_size=None, batch_format="numpy"):
+        # in order: the driver then holds few rows before the collector takes them
+        for rows in actor_rows(ray, items, AtlasWorker, batch_size=batch_size, workers=workers,
+                               what="atlas", keep_order=True, recipe=recipe,
+                               read=dataset.reader, layer=collector.layer,
+                               width=len(collector.channels), channels=every,
+                               predict=collector.grouped_by == "predicted",
+                               threads=WORKER_CPUS):
             done = feed.add(from_rows(rows))
             if progress is not None:
                 progress(done / max(1, total), collector.message())
             if should_stop is not None and should_stop():
                 raise Cancelled(f"The atlas was stopped after {done} of {total} images.")
-    except ray.exceptions.RayError as exc:  # a worker's error comes back wrapped: say it plainly
-        cause = getattr(exc, "cause", None) or exc
-        if isinstance(cause, VizError):
-            raise cause from None
-        first = str(cause).strip().splitlines()[0] if str(cause).strip() else ""
-        raise RayUnavailableError(f"The Ray atlas failed: {type(cause).__name__}: {first}") \
-            from None
     finally:
-        context.enable_progress_bars, context.execution_options.preserve_order = before
         ray.shutdown()
     return collector.finish()

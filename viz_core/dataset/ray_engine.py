@@ -239,6 +239,38 @@ def _start(ray, address: str | None, verbose: bool | None = None) -> None:
     logging.getLogger("ray.data").setLevel(logging.INFO if verbose else logging.ERROR)
 
 
+def actor_rows(ray, items: list[dict], worker, *, batch_size: int, workers: int, what: str,
+               keep_order: bool = False, **worker_kwargs):
+    """Each batch's rows as the actors give them back: ``items`` through Ray Data
+    ``map_batches`` with a pool of ``workers`` actors of class ``worker`` (built with
+    ``worker_kwargs``), one CPU each. ``keep_order``: rows come back in ``items``' order.
+
+    Ray Data's progress bars are off while it runs (its context is restored afterwards); a
+    worker's error comes back as itself when it is a :class:`VizError`, else as a
+    :class:`RayUnavailableError` saying "The Ray ``what`` failed: ...".
+    """
+    context = ray.data.DataContext.get_current()
+    before = (context.enable_progress_bars, context.execution_options.preserve_order)
+    try:
+        context.enable_progress_bars = False
+        if keep_order:
+            context.execution_options.preserve_order = True
+        stream = ray.data.from_items(items).map_batches(
+            worker, batch_size=int(batch_size), batch_format="numpy",
+            compute=ray.data.ActorPoolStrategy(size=int(workers)), num_cpus=WORKER_CPUS,
+            fn_constructor_kwargs=worker_kwargs)
+        yield from stream.iter_batches(batch_size=None, batch_format="numpy")
+    except ray.exceptions.RayError as exc:  # a worker's error comes back wrapped: say it plainly
+        cause = getattr(exc, "cause", None) or exc
+        if isinstance(cause, VizError):
+            raise cause from None
+        first = str(cause).strip().splitlines()[0] if str(cause).strip() else ""
+        raise RayUnavailableError(f"The Ray {what} failed: {type(cause).__name__}: {first}") \
+            from None
+    finally:
+        context.enable_progress_bars, context.execution_options.preserve_order = before
+
+
 def run_dataset_ray(model: LoadedModel, recipe: ModelRecipe, dataset: Dataset, *,
                     batch_size: int = DEFAULT_BATCH_SIZE, layer: str | None = None,
                     method: str = "gradcam", map_size: int = DEFAULT_MAP_SIZE,
@@ -294,30 +326,18 @@ def run_dataset_ray(model: LoadedModel, recipe: ModelRecipe, dataset: Dataset, *
     if progress is not None:
         progress(0.0, f"starting Ray; 0 of {total} images")
     _start(ray, address)
+    items = [{"position": i, "path": e.path} for i, e in enumerate(dataset.entries)]
     try:
-        context = ray.data.DataContext.get_current()
-        context.enable_progress_bars = False
-        items = [{"position": i, "path": e.path} for i, e in enumerate(dataset.entries)]
-        stream = ray.data.from_items(items).map_batches(
-            ExplainWorker, batch_size=int(batch_size), batch_format="numpy",
-            compute=ray.data.ActorPoolStrategy(size=int(workers)), num_cpus=WORKER_CPUS,
-            fn_constructor_kwargs=dict(recipe=recipe, read=dataset.reader, layer=layer_path,
-                                       map_size=int(map_size),
-                                       full_maps_dir=None if folder is None else str(folder),
-                                       threads=WORKER_CPUS, method=method,
-                                       params=settings))
-        for rows in stream.iter_batches(batch_size=None, batch_format="numpy"):
+        for rows in actor_rows(ray, items, ExplainWorker, batch_size=batch_size,
+                               workers=workers, what="run", recipe=recipe,
+                               read=dataset.reader, layer=layer_path, map_size=int(map_size),
+                               full_maps_dir=None if folder is None else str(folder),
+                               threads=WORKER_CPUS, method=method, params=settings):
             done = collector.add(from_rows(rows, folder is not None))
             if progress is not None:
                 progress(done / max(1, total), collector.message())
             if should_stop is not None and should_stop():
                 raise Cancelled(f"The dataset run was stopped after {done} of {total} images.")
-    except ray.exceptions.RayError as exc:  # a worker's error comes back wrapped: say it plainly
-        cause = getattr(exc, "cause", None) or exc
-        if isinstance(cause, VizError):
-            raise cause from None
-        first = str(cause).strip().splitlines()[0] if str(cause).strip() else ""
-        raise RayUnavailableError(f"The Ray run failed: {type(cause).__name__}: {first}") from None
     finally:
         ray.shutdown()
     return collector.finish()
