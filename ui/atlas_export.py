@@ -53,6 +53,17 @@ def atlas_options(model_words: Sequence[str], source: str, *, layer: str, k: int
     return words + ["--layer", layer, "--k", str(int(k)), "--score", score]
 
 
+def upload_files(archive, labels_file) -> dict[str, bytes]:
+    """An uploaded dataset ZIP and its labels CSV (Streamlit uploads, or None) as the bundle's
+    files, at the paths the dataset options name (:func:`zip_name`, :data:`LABELS_CSV`)."""
+    if archive is None:
+        return {}
+    found = {zip_name(archive.name): archive.getvalue()}
+    if labels_file is not None:
+        found[LABELS_CSV] = labels_file.getvalue()
+    return found
+
+
 def atlas_bundle_button(model, source: str, *, layer: str, k: int, score: str,
                         count: int | None = None, archive=None, labels_file=None,
                         key: str = "atlas_bundle", where=st) -> None:
@@ -68,15 +79,9 @@ def atlas_bundle_button(model, source: str, *, layer: str, k: int, score: str,
                   "score": score, "images": source if source == "upload" else
                   f"sample:{source}:{count}"}
 
-    def files() -> dict[str, bytes]:
-        found = {}
-        if source == "upload" and archive is not None:
-            found[zip_name(archive.name)] = archive.getvalue()
-            if labels_file is not None:
-                found[LABELS_CSV] = labels_file.getvalue()
-        return found
-
-    bundle_button("atlas", options, [], parameters, key=key, where=where, extra_files=files,
+    bundle_button("atlas", options, [], parameters, key=key, where=where,
+                  extra_files=lambda: upload_files(archive if source == "upload" else None,
+                                                   labels_file),
                   help="A ZIP with the atlas (atlas.json and every crop), its settings, the "
                        "python -m viz_core atlas command that makes it again, and a copy of "
                        "an uploaded ZIP.")

@@ -17,7 +17,7 @@ import streamlit as st
 
 from viz_core.render import png_bytes
 
-from .atlas_export import LABELS_CSV, zip_name
+from .atlas_export import LABELS_CSV, upload_files, zip_name
 from .export import bundle_button, model_options
 
 CRAFT_ZIP_KEY, CRAFT_CSV_KEY = "concepts_zip_file", "concepts_csv_file"  # the CRAFT tab's uploads
@@ -100,15 +100,8 @@ def concepts_bundle_button(model, source: str, *, class_name: str, layer: str, c
                   "class": class_name, "layer": layer, "concepts": concepts, "images": limit,
                   "data": source if source == "upload" else f"sample:{source}:{count}"}
 
-    def files() -> dict[str, bytes]:
-        found = {}
-        if archive is not None:
-            found[zip_name(archive.name)] = archive.getvalue()
-            if labels_file is not None:
-                found[LABELS_CSV] = labels_file.getvalue()
-        return found
-
-    bundle_button("concepts", options, [], parameters, key=key, where=where, extra_files=files,
+    bundle_button("concepts", options, [], parameters, key=key, where=where,
+                  extra_files=lambda: upload_files(archive, labels_file),
                   help="A ZIP with the concepts (concepts.json, every crop, mean map and "
                        "per-image maps), the settings, the python -m viz_core concepts command "
                        "that makes them again, and a copy of an uploaded ZIP.")
