@@ -129,22 +129,9 @@ def open_data(text: str, classes, labels_csv=None):
 def _model_on(bench, args):
     """The model of ``--model`` from ``bench`` (the dashboard's, for an export bundle), or from
     a workbench of this run's own."""
-    import argparse
-
-    from viz_core.cli.common import open_model
     from viz_core.cli.dataset import _model
-    from viz_core.errors import ParameterError
 
-    if bench is None:
-        return _model(args)
-    if args.model == "shortcut_demo":  # as cli.dataset._model, on the given workbench
-        if args.class_names or args.preprocess or args.weights:
-            raise ParameterError("--class-names, --preprocess and --weights do not apply to the "
-                                 "built-in shortcut_demo model.")
-        return bench.builtin_model("shortcut_demo", "imagenet")
-    forwarded = argparse.Namespace(**vars(args))
-    forwarded.labels = args.class_names
-    return open_model(bench, forwarded)
+    return _model(args, bench)
 
 
 def cmd_atlas(args, bench=None) -> int:

@@ -86,12 +86,15 @@ def register(commands) -> None:
     p.set_defaults(handler=cmd_dataset)
 
 
-def _model(args):
+def _model(args, bench=None):
+    """The model of ``--model`` (``shortcut_demo`` included) from ``bench`` (the dashboard's,
+    for an export bundle) or from a workbench of this run's own."""
     from viz_core.errors import ParameterError
     from viz_core.runtime.workbench import Workbench
     from viz_core.cli.common import open_model
 
-    bench = Workbench(allow_download=not args.offline)
+    if bench is None:
+        bench = Workbench(allow_download=not args.offline)
     if args.model == "shortcut_demo":
         if args.class_names or args.preprocess or args.weights:
             raise ParameterError("--class-names, --preprocess and --weights do not apply to the "
