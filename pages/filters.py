@@ -332,6 +332,11 @@ def gallery() -> None:
         st.caption("Nothing drawn yet for these settings. The gallery keeps what it has "
                    "drawn, so it can be stopped and continued.")
 
+    def more_ready() -> bool:
+        """Whether a layer not drawn yet has its grid now (the page then draws it)."""
+        return any(cached_filter_patterns(model, path, filters, disk=bench.disk, **params)
+                   is not None for path, filters in jobs if path not in files)
+
     def work(progress) -> None:
         """Every missing layer's grid, into the disk cache (run by the server's job queue)."""
         for n, (path, filters) in enumerate(todo):
@@ -343,7 +348,7 @@ def gallery() -> None:
     if todo:
         with go_place:
             run_button("Build the gallery", f"All conv layers ({len(todo)} to draw)",
-                       "fp_gallery_go", work, tick=fill,
+                       "fp_gallery_go", work, tick=more_ready,
                        job_key=("filter_gallery", model.identity, per_layer, method, steps,
                                 size, SEED))
     if files:

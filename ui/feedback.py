@@ -129,35 +129,40 @@ class ProgressBar:
         self.box.empty()
 
 
+FOLLOW_EVERY_S = 0.5  # how often a running job's bar is redrawn (a fragment rerun)
+
+
 def run_button(label: str, progress_label: str, key: str, compute, *,
                job_key=None, disabled: bool = False, auto: bool = False,
-               tick: Callable[[], None] | None = None) -> bool:
+               tick: Callable[[], bool] | None = None) -> bool:
     """A primary button that queues ``compute(progress)`` as heavy work, follows it under a
     stoppable progress bar, then reruns the page so it is drawn from the caches.
 
     The work runs in the server's job queue (:func:`ui.state.job_queue`), not in this page's
     run: while others' work runs first the bar says "queued, 2 ahead of you"; leaving the page
-    does not stop it, and coming back follows it again (or draws its result). ``job_key`` names
-    the work so that identical requests of several sessions share one job (default: this
-    session's own). A failure is shown as a message. Returns False when no work was started
-    (after a stop, a note says so).
+    does not stop it, and coming back follows it again (or draws its result). The bar is a
+    fragment (:func:`_follow`) redrawn every :data:`FOLLOW_EVERY_S`, so the page's run ends at
+    once and the rest of the page stays usable while the work runs (a colour map changed
+    meanwhile is redrawn at once). ``job_key`` names the work so that identical requests of
+    several sessions share one job (default: this session's own; a
+    :meth:`viz_core.runtime.plan.Plan.key`). A failure is shown as a message. Returns False:
+    the result is drawn on the rerun after the work ends (after a stop, a note says so).
 
     With ``auto`` the work is queued without a click (a page that draws on arrival), except
     for the request (``job_key``) this session last stopped or saw fail: that one waits for
-    the button. ``tick()`` is called about twice a second while the work runs or waits, for a
-    page that fills in parts as they are ready.
+    the button. ``tick()`` is called about twice a second while the work runs or waits; when
+    it returns True (a part of the result is ready to show) the page is drawn again.
     """
     queue, owner = job_queue(), session_owner()
     held, stopped = f"_job_{key}", f"_stopped_{key}"
     job_key = job_key if job_key is not None else (key, owner)
     job = st.session_state.get(held)
     if job is not None:
-        if st.session_state.get(_stop_key(progress_label)):
-            queue.cancel(job, owner)
-            st.session_state.pop(held, None)
-            st.session_state[stopped] = job.key  # not started again on its own
-        else:
-            return _follow(queue, owner, job, key, progress_label, tick)
+        _follow(key, progress_label, tick)
+        return False
+    failure = st.session_state.pop(f"_failed_{key}", None)
+    if failure:
+        show_message(f"{progress_label}: {failure}")
     stopped_note(progress_label)
     clicked = st.button(label, type="primary", key=key, disabled=disabled)
     if not (clicked or auto and not disabled and st.session_state.get(stopped) != job_key):
@@ -177,7 +182,8 @@ def run_button(label: str, progress_label: str, key: str, compute, *,
         return False
     st.session_state.pop(stopped, None)
     st.session_state[held] = job
-    return _follow(queue, owner, job, key, progress_label, tick)
+    _follow(key, progress_label, tick)
+    return False
 
 
 def finished_here(key: str, job_key) -> bool:
@@ -186,42 +192,88 @@ def finished_here(key: str, job_key) -> bool:
     return st.session_state.get(f"_done_{key}") == job_key
 
 
-def _follow(queue, owner, job, key: str, label: str, tick=None) -> bool:
-    """Draw ``job``'s place or progress until it ends (a click anywhere, Stop included, ends
-    this run but not the job), then rerun for its result or say why it failed."""
-    held = f"_job_{key}"
-    bar = ProgressBar(label, stoppable=True)
-    running = False
-    with queue.pages.waiting():  # this run only waits: jobs need not give way to it
-        while not job.finished.wait(0.5):  # each bar update lets a click end this run
-            if tick is not None:
-                tick()
-            status = queue.status(job)
-            if status.state == "queued":
-                bar.queued(status.ahead, status.wait_seconds)
-                continue
-            if not running:  # the time left is estimated from the work's own pace
-                running, bar.start = True, time.monotonic()
-            bar(status.fraction, status.message)
-    bar.done()
-    status = queue.status(job)
-    st.session_state.pop(held, None)
-    queue.forget(owner)
-    if status.state == "done":
-        st.session_state[f"_done_{key}"] = job.key
+def _served() -> bool:
+    """Whether a Streamlit server runs this page: AppTest's simulated runs have no timed
+    fragment reruns, so there the job is followed in the page's run. AppTest marks its
+    session with Streamlit's testing key (an internal, checked by
+    ``tests/app/test_streamlit_internals.py``; if it moves, pages follow jobs in fragments)."""
+    try:
+        from streamlit.runtime.state.common import TESTING_KEY
+    except ImportError:  # pragma: no cover - a Streamlit without it: the served way
+        return True
+    return TESTING_KEY not in st.session_state
+
+
+def _follow(key: str, label: str, tick=None) -> None:
+    """Follow the job held under the button ``key``: in a fragment redrawn every
+    :data:`FOLLOW_EVERY_S` when served (the page's run ends at once), else (AppTest) in this
+    run until it ends."""
+    if _served():
+        _follow_in_fragment(key, label, tick)
+        return
+    with job_queue().pages.waiting():  # this run only waits: jobs need not give way to it
+        bar = ProgressBar(label, stoppable=True)
+        while not _follow_once(key, label, tick, bar):
+            time.sleep(FOLLOW_EVERY_S)
+
+
+@st.fragment(run_every=FOLLOW_EVERY_S)
+def _follow_in_fragment(key: str, label: str, tick=None) -> None:
+    _follow_once(key, label, tick, ProgressBar(label, stoppable=True))
+
+
+def _follow_once(key: str, label: str, tick, bar: ProgressBar) -> bool:
+    """One look at the job held under ``key``: draw its place or progress on ``bar``; when it
+    ended (or Stop was clicked) note how and rerun the page. Returns False while it runs."""
+    queue, owner = job_queue(), session_owner()
+    held, started = f"_job_{key}", f"_started_{key}"
+    job = st.session_state.get(held)
+    if job is None:  # ended, and the page knows it already
+        bar.done()
+        return True
+    if st.session_state.get(_stop_key(label)):
+        queue.cancel(job, owner)
+        _ended(key, job, stopped_by_user=True)
         st.rerun()
-    st.session_state[f"_stopped_{key}"] = job.key  # not started again on its own
-    if status.state == "failed":
-        show_message(f"{label}: {status.error}")
-    else:
-        stopped_note(label)
+    if job.finished.is_set():
+        status = queue.status(job)
+        queue.forget(owner)
+        if status.state == "done":
+            st.session_state[f"_done_{key}"] = job.key
+        else:  # failed, or given up by the queue (a server stopping)
+            st.session_state[f"_failed_{key}"] = status.error or "stopped."
+        _ended(key, job)
+        st.rerun()
+    status = queue.status(job)
+    if status.state == "queued":
+        bar.queued(status.ahead, status.wait_seconds)
+    else:  # the time left is estimated from the work's own pace
+        bar.start = st.session_state.setdefault(started, time.monotonic())
+        bar(status.fraction, status.message)
+    if tick is not None and tick():
+        st.rerun()
     return False
+
+
+def _ended(key: str, job, stopped_by_user: bool = False) -> None:
+    """Forget the job held under ``key``; a job that did not finish is not started again on
+    its own (``auto``)."""
+    st.session_state.pop(f"_job_{key}", None)
+    st.session_state.pop(f"_started_{key}", None)
+    if st.session_state.get(f"_done_{key}") != job.key:
+        st.session_state[f"_stopped_{key}"] = job.key
+    if stopped_by_user:
+        st.session_state[_STOP_SAID_KEY] = job.label
+
+
+_STOP_SAID_KEY = "_stop_said"  # the progress label of the job Stop ended, said once
 
 
 def stopped_note(label: str, where=st) -> bool:
     """On the run right after the Stop button of ``ProgressBar(label, stoppable=True)`` was
     clicked, say that the work was stopped; returns whether it was."""
-    if st.session_state.get(_stop_key(label)):
+    if st.session_state.get(_stop_key(label)) or st.session_state.get(_STOP_SAID_KEY) == label:
+        st.session_state.pop(_STOP_SAID_KEY, None)
         where.caption(f"{label}: stopped. Nothing half-done was kept; press the button to "
                       "start again.")
         return True

@@ -4,6 +4,8 @@ Streamlit upgrade that changes one fails this file by name instead of breaking a
 - ``ui.page.ensure_app_shell``: ``PagesManager.uses_pages_directory`` (a page run alone on a
   process's first request), ``ScriptRunContext.run_with_active_hash`` and
   ``PagesManager.main_script_hash`` (the sidebar drawn under app.py's name);
+- ``ui.feedback._served``: AppTest's ``TESTING_KEY`` in session state (jobs followed in
+  the run under AppTest, in a fragment when served);
 - ``ui.sidebar._forget_upload``: ``Runtime.instance().uploaded_file_mgr.remove_file(session_id,
   file_id)`` (a refused upload's memory freed at once).
 """
@@ -45,3 +47,22 @@ def test_the_upload_store_still_removes_one_file_of_a_session():
     store.remove_file("session", "a")  # as ui.sidebar._forget_upload calls it
     assert [f.file_id for f in store.get_files("session", ["a", "b"])] == ["b"]
     assert sum(s.byte_length for stats in store.get_stats().values() for s in stats) == 1000
+
+
+def _served_or_not():
+    import streamlit as st
+
+    from ui.feedback import _served
+
+    st.write(f"served={_served()}")
+
+
+def test_apptest_still_marks_its_sessions_so_jobs_are_followed_in_the_run():
+    """``ui.feedback._served`` reads AppTest's testing key: AppTest has no timed fragment
+    reruns, so a job there is followed in the page's own run (the page tests' results)."""
+    from streamlit.runtime.state.common import TESTING_KEY
+
+    assert TESTING_KEY.startswith("$$STREAMLIT_INTERNAL")
+    at = AppTest.from_function(_served_or_not, default_timeout=60)
+    at.run()
+    assert [m.value for m in at.markdown] == ["served=False"]
