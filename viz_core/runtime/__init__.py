@@ -10,6 +10,7 @@ Modules:
     jobs       one bounded queue for heavy work, shared fairly by a server's users
     quiet      TensorFlow loaded without its start-up noise
     workbench  the cached front door: models, images and results for pages and commands
+    plan       a page's backend calls named once: for the page, the job queue, the cache, the bundle
     compared   the Compare view's maps through a workbench: one cache entry for pages and CLI
     warmup     the demo model's results prepared ahead (presenter mode)
 """
