@@ -12,10 +12,10 @@ from ui.charts import plotly_chart
 from ui.feedback import show_error
 from ui.lesson import NOTE, bars_figure, clicked_cell, map_figure
 from ui.lesson_views import (show_conv, show_dense, show_element, show_norm, show_pool,
-                             show_probabilities, show_sandbox)
+                             show_probabilities, show_sandbox, strongest_input)
 from ui.page import page_setup
 from ui.presenter import colormap_choices, control_columns, controls, presenter_on
-from ui.settings import KEPT, LINKED, named, within
+from ui.settings import LINKED, named, within
 from ui.state import workbench
 from ui.text import literal
 from viz_core.errors import VizError
@@ -72,6 +72,7 @@ if mode == UNIT:
     else:
         pick = settings.columns([3, 1, 1, 1, 2])
     layer = pick[0].selectbox("Layer", layers, format_func=layer_label, **layer_kwargs,
+                              on_change=strongest_input, args=("lesson_conv",),
                               help="Layers whose arithmetic can be shown: convolutions, "
                               "pooling, BatchNorm, activations, dense and softmax.")
     shape = info.layer(layer).output_shape
@@ -99,7 +100,7 @@ if mode == UNIT:
 
     if spatial:
         cmap = pick[4].selectbox("Map colours", colormap_choices(COLORMAPS), key="lesson_cmap",
-                                 **KEPT)
+                                 **LINKED)
         left, right = st.columns([2, 3] if presenter else [3, 5])
         with left:
 

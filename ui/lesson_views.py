@@ -16,12 +16,13 @@ from viz_core.render.lesson import short_number, strongest_input_channel
 from .charts import plotly_chart
 from .lesson import bars_figure, grid_figure
 from .presenter import control_columns
-from .settings import KEPT, within
+from .settings import LINKED, named, set_param, within
 from .text import literal, literal_code
 
 BARS = 16  # contributions drawn as bars
 STILL = {"displayModeBar": False}  # no toolbar over a small grid's title
 SANDBOX_CELL_PX = 34  # the sandbox's rows: a 12 + 2·3 padded grid stays on one screen
+STRONGEST = -1  # the input channel choice that follows the unit: its strongest input channel
 
 
 def _metrics(pairs) -> None:
@@ -38,6 +39,13 @@ def _check(result) -> None:
         f"Redone by hand: {result.activation:.6g}; the model computed "
         f"{result.model_activation:.6g} (difference {result.difference:.1e}).",
         icon=":material/check_circle:" if ok else ":material/warning:")
+
+
+def strongest_input(key: str) -> None:
+    """A callback for the layer's choice: the new layer opens on its strongest input channel
+    (a channel number means another input there), also in the link."""
+    st.session_state[f"{key}_input"] = STRONGEST
+    set_param(f"{key}_input", None)
 
 
 def show_conv(result, image_display: np.ndarray | None, key: str) -> None:
@@ -70,16 +78,15 @@ def show_conv(result, image_display: np.ndarray | None, key: str) -> None:
     if cin > 1:
         names = {i: f"input channel {result.input_channels[i]}: products add up to "
                     f"{short_number(sums[i])}" for i in order}
-        key_channel, shown_for = f"{key}_input", (result.layer, result.channel, result.position)
-        # a new unit opens on its strongest input channel
-        if st.session_state.get(f"{key_channel}_for") != shown_for or \
-                st.session_state.get(key_channel) not in names:
-            st.session_state[key_channel] = k
-            st.session_state[f"{key_channel}_for"] = shown_for
-        k = st.selectbox(f"Input channel ({cin} of them, strongest first)", order,
-                         format_func=names.get, key=key_channel,
-                         help="The filter has one slice of weights per input channel; the "
-                         "output adds the products of all of them.")
+        names[STRONGEST] = f"the strongest here ({names[k]})"
+        options = [STRONGEST] + order
+        # linked by the channel's number (lesson_conv_input=5); left out while the strongest
+        chosen = st.selectbox(f"Input channel ({cin} of them, strongest first)", options,
+                              format_func=names.get, **named(f"{key}_input", options),
+                              help="The filter has one slice of weights per input channel; "
+                              "the output adds the products of all of them. \"The strongest "
+                              "here\" follows the position.")
+        k = k if chosen in (None, STRONGEST) else chosen
     channel = result.input_channels[k]
     # the first layer also shows the pixels: two rows of two grids, else one row of three
     columns = (st.columns(2) + st.columns(2)) if result.pixels is not None else st.columns(3)
@@ -234,11 +241,11 @@ def show_sandbox(make, key: str = "lesson_sb") -> None:
     # right under them
     left, right = st.columns([1, 3])
     with left:
-        size = st.slider("Input size n", *SIZES, value=7, key=f"{key}_size", **KEPT)
-        kernel = st.slider("Kernel size k", *KERNELS, value=3, key=f"{key}_kernel", **KEPT)
-        stride = st.slider("Stride s", *STRIDES, value=1, key=f"{key}_stride", **KEPT)
-        padding = st.slider("Padding p", *PADDINGS, value=0, key=f"{key}_padding", **KEPT)
-        dilation = st.slider("Dilation d", *DILATIONS, value=1, key=f"{key}_dilation", **KEPT)
+        size = st.slider("Input size n", *SIZES, value=7, key=f"{key}_size", **LINKED)
+        kernel = st.slider("Kernel size k", *KERNELS, value=3, key=f"{key}_kernel", **LINKED)
+        stride = st.slider("Stride s", *STRIDES, value=1, key=f"{key}_stride", **LINKED)
+        padding = st.slider("Padding p", *PADDINGS, value=0, key=f"{key}_padding", **LINKED)
+        dilation = st.slider("Dilation d", *DILATIONS, value=1, key=f"{key}_dilation", **LINKED)
         try:
             box = make(size, kernel, stride, padding, dilation)
         except VizError as exc:
@@ -252,9 +259,9 @@ def show_sandbox(make, key: str = "lesson_sb") -> None:
         for name in ("row", "col"):
             within(f"{key}_{name}", 0, box.size - 1)
         pick = st.columns(2)
-        i = pick[0].number_input("Output row", 0, box.size - 1, 0, key=f"{key}_row", **KEPT)
+        i = pick[0].number_input("Output row", 0, box.size - 1, 0, key=f"{key}_row", **LINKED)
         j = pick[1].number_input("Output column", 0, box.size - 1, 0, key=f"{key}_col",
-                                 **KEPT)
+                                 **LINKED)
     rows, cols = box.reads(i, j)
     read = np.zeros(box.padded.shape, bool)
     read[np.ix_(rows, cols)] = True

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 
 import keras
 import numpy as np
@@ -15,9 +16,12 @@ from streamlit.testing.v1 import AppTest
 
 import viz_core.runtime.workbench
 from tests.conftest import tiny_cnn, wrap
+from ui.lesson_views import STRONGEST
 from ui.state import SELECTION_KEY
 from viz_core.inputs.intake import load_image
 from viz_core.inputs.samples import sample_bytes
+
+HAND = re.compile(r"Redone by hand: (\S+); the model computed (\S+) \(difference")
 
 
 @pytest.fixture
@@ -82,7 +86,9 @@ def test_a_conv_position_shows_its_patch_kernel_products_and_the_models_value(ap
     padded = np.pad(pooled, ((1, 1), (1, 1), (0, 0)))
     patch = padded[0:3, 11:14, :]
     strongest = int(np.argmax(np.abs((patch * kernel).sum(axis=(0, 1)))))
-    assert at.selectbox(key="lesson_conv_input").value == strongest
+    choice = at.selectbox(key="lesson_conv_input")
+    assert choice.value == STRONGEST
+    assert choice.options[0].startswith(f"the strongest here (input channel {strongest}: ")
     shown_patch = cells(chart(at, "lesson_conv_patch"))
     expected = patch[:, :, strongest].astype("float64")
     expected[0, :] = np.nan  # padding cells are drawn by a trace of their own
@@ -91,6 +97,17 @@ def test_a_conv_position_shows_its_patch_kernel_products_and_the_models_value(ap
     np.testing.assert_allclose(cells(chart(at, "lesson_conv_kernel")), kernel[:, :, strongest],
                                rtol=1e-6)
     assert any("the model computed" in s.value for s in at.success)
+
+    # a chosen input channel stays while the position moves; another layer opens on the strongest
+    other = (strongest + 1) % 6
+    at.selectbox(key="lesson_conv_input").set_value(other).run()
+    at.number_input(key="lesson_y").set_value(1).run()
+    assert at.selectbox(key="lesson_conv_input").value == other
+    np.testing.assert_allclose(cells(chart(at, "lesson_conv_kernel")), kernel[:, :, other],
+                               rtol=1e-6)
+    at.selectbox(key="lesson_layer").set_value("conv_a").run()
+    assert at.selectbox(key="lesson_conv_input").value == STRONGEST
+    assert not at.exception, at.exception
 
 
 def test_pooling_dense_probabilities_and_the_sandbox(app):
@@ -126,26 +143,81 @@ def test_pooling_dense_probabilities_and_the_sandbox(app):
     assert cells(chart(at, "lesson_sb_output")).shape == (2, 2)
 
 
-def test_a_link_opens_the_same_layer_channel_and_position(monkeypatch):
+def by_hand(at) -> tuple[float, float]:
+    """The page's check line: the number redone by hand and the model's own (6 digits)."""
+    line = next(s.value for s in at.success if s.value.startswith("Redone by hand: "))
+    found = HAND.match(line)
+    assert found, line
+    return float(found[1]), float(found[2])
+
+
+def param(at, key):
+    value = at.query_params.get(key)
+    return value[0] if isinstance(value, list) else value
+
+
+def test_a_link_opens_the_same_unit_and_keeps_it_across_pages(monkeypatch):
+    """A link naming the layer, channel, position and input channel opens that unit: the
+    numbers are the backend's (``vc.unit``) for it; another page and back keeps all of it."""
+    import viz_core as vc
     from ui.state import workbench
 
     loaded = wrap(tiny_cnn(size=24, classes=4), name="demo")
     monkeypatch.setattr(viz_core.runtime.workbench, "load_builtin_model",
                         lambda name, weights="imagenet", **kw: loaded)
     workbench.clear()
+    unit = vc.unit(loaded, load_image(sample_bytes("circle"), "circle"), "conv_b", 3, (11, 2))
+    sums = np.abs(unit.products.sum(axis=(0, 1)))
+    weakest = int(np.argmin(sums))  # not the one shown by default
+    assert weakest != int(np.argmax(sums))
+    link = {"image": "circle", "lesson_layer": "conv_b", "lesson_channel": "3",
+            "lesson_y": "11", "lesson_x": "2", "lesson_conv_input": str(weakest),
+            "lesson_cmap": "magma"}
     at = AppTest.from_file("../../app.py", default_timeout=120)
-    at.query_params.update({"lesson_layer": "conv_b", "lesson_channel": "3", "lesson_y": "11",
-                            "lesson_x": "2"})
+    at.query_params.update(link)
     at.run()
-    at.switch_page("pages/lesson.py")
-    at.run()
+    at.switch_page("pages/lesson.py").run()
     assert not at.exception, at.exception
-    assert at.selectbox(key="lesson_layer").value == "conv_b"
-    assert (at.number_input(key="lesson_channel").value, at.number_input(key="lesson_y").value,
-            at.number_input(key="lesson_x").value) == (3, 11, 2)
-    output, _ = direct(loaded, at.session_state[SELECTION_KEY].image.name, "conv_b")
-    assert float(metric(at, "Model's value")) == pytest.approx(float(output[11, 2, 3]),
-                                                               rel=1e-2, abs=1e-3)
+
+    def shown():
+        return (at.selectbox(key="lesson_layer").value, at.number_input(key="lesson_channel").value,
+                at.number_input(key="lesson_y").value, at.number_input(key="lesson_x").value,
+                at.selectbox(key="lesson_conv_input").value, at.selectbox(key="lesson_cmap").value)
+
+    assert at.session_state[SELECTION_KEY].image.name == "circle"
+    assert shown() == ("conv_b", 3, 11, 2, weakest, "magma")
+    hand, model_value = by_hand(at)
+    assert unit.activation != 0.0
+    assert hand == pytest.approx(unit.activation, rel=1e-5, abs=1e-6)
+    assert model_value == pytest.approx(unit.model_activation, rel=1e-5, abs=1e-6)
+    np.testing.assert_allclose(cells(chart(at, "lesson_conv_kernel")),
+                               unit.kernel[:, :, weakest], rtol=1e-6)
+    expected = np.where(unit.padded, np.nan, unit.patch[:, :, weakest])
+    np.testing.assert_allclose(cells(chart(at, "lesson_conv_patch")), expected, rtol=1e-5,
+                               atol=1e-6)
+    assert {k: param(at, k) for k in link} == link
+
+    # moved to another column and input channel: another page and back keeps the new ones
+    # (not the link's), with the backend's numbers for them, and the link follows
+    at.number_input(key="lesson_x").set_value(7).run()
+    at.selectbox(key="lesson_conv_input").set_value(STRONGEST).run()
+    moved = vc.unit(loaded, load_image(sample_bytes("circle"), "circle"), "conv_b", 3, (11, 7))
+    at.switch_page("pages/overview.py").run()
+    for key in link:  # as a browser does on another page (AppTest leaves the address bar)
+        if key.startswith("lesson_") and key in at.query_params:
+            del at.query_params[key]
+    for page in ("pages/heatmaps.py", "pages/lesson.py"):
+        at.switch_page(page).run()
+        assert not at.exception, at.exception
+    assert shown() == ("conv_b", 3, 11, 7, STRONGEST, "magma")
+    hand, model_value = by_hand(at)
+    assert hand == pytest.approx(moved.activation, rel=1e-5, abs=1e-6)
+    assert model_value == pytest.approx(moved.model_activation, rel=1e-5, abs=1e-6)
+    strongest = int(np.argmax(np.abs(moved.products.sum(axis=(0, 1)))))
+    np.testing.assert_allclose(cells(chart(at, "lesson_conv_kernel")),
+                               moved.kernel[:, :, strongest], rtol=1e-6)
+    assert {k: param(at, k) for k in link} == {**link, "lesson_x": "7",
+                                               "lesson_conv_input": None}
     workbench.clear()
 
 
