@@ -18,7 +18,7 @@ from ui import notes
 from ui.atlas_links import unit_card_button
 from ui.charts import plotly_chart
 from ui.export import bundle_button, model_options
-from ui.feedback import download_data, finished_here, run_button, show_error
+from ui.feedback import download_data, finished_here, job_running, run_button, show_error
 from ui.settings import LINKED, named, within
 from ui.page import page_setup
 from ui.presenter import controls
@@ -215,8 +215,9 @@ def one_layer() -> None:
                    f"{literal(layer)}: {len(filters)} filters ({method})", "fp_draw",
                    lambda progress: compute(layer, filters, progress),
                    job_key=job_key, auto=method == PAGE_METHOD)
-        st.caption("Press the button to draw the patterns." if method == PAGE_METHOD
-                   else f"The {method} method takes a while; press the button to start.")
+        if not job_running("fp_draw"):  # while it runs, its bar says so
+            st.caption("Press the button to draw the patterns." if method == PAGE_METHOD
+                       else f"The {method} method takes a while; press the button to start.")
         return
 
     grid = pattern_grid(result.patterns, columns=per_row, dead=result.dead, alpha=result.alpha)

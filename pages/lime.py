@@ -8,7 +8,7 @@ from ui.charts import plotly_chart
 from ui.classes import second_class
 from ui.cost import SLOW_SECONDS, duration, run_seconds
 from ui.export import bundle_button, model_options
-from ui.feedback import download_data, run_button, show_error
+from ui.feedback import download_data, job_running, run_button, show_error
 from ui.settings import LINKED, named, within
 from ui.page import page_setup, remember
 from ui.presenter import control_columns, controls
@@ -183,7 +183,8 @@ with run_box:  # under the parameters
 
 notes.show(notes.lime(model, model.label(first)), where=note)  # before a run too
 if seed in missing:
-    st.info("Choose the parameters, then press **Run LIME**.", icon=":material/play_arrow:")
+    if not job_running("lime_run"):  # while it runs, its bar says so
+        st.info("Choose the parameters, then press **Run LIME**.", icon=":material/play_arrow:")
     st.stop()
 
 try:

@@ -186,6 +186,12 @@ def run_button(label: str, progress_label: str, key: str, compute, *,
     return False
 
 
+def job_running(key: str) -> bool:
+    """Whether this session has work under the button ``key`` waiting or running (its bar is
+    on the page; the page's own message "press the button" would be wrong)."""
+    return f"_job_{key}" in st.session_state
+
+
 def finished_here(key: str, job_key) -> bool:
     """Whether this session's last job under the button ``key`` was ``job_key`` and it
     finished (so a result read back from a cache was made for this user just now)."""
