@@ -26,7 +26,8 @@ page = page_setup(
     "the right answers computed.",
     needs="nothing",
 )
-# the role stays open in presenter mode too (a teacher at the projector picks Teacher)
+# the role stays open in presenter mode too (a teacher at the projector picks Teacher); kept,
+# not linked: a shared quiz link opens as a student
 role = controls("Role", normal="plain", beside=True).radio(
     "I am", list(ROLES), format_func=ROLES.get, horizontal=True, key="quiz_role", **KEPT)
 
@@ -51,6 +52,8 @@ bench = workbench()
 layers = [p for p in feature_map_layers(model.info) if "Conv" in model.info.layer(p).type]
 last = model.info.last_conv_layer
 columns = controls("Questions", normal="plain").columns(3)
+# kept, not linked: the layer, count and draw name the questions, so a link holding them would
+# let a student draw the same quiz as its teacher and read the right answers
 layer = columns[0].selectbox("Units of the layer", layers,
                              index=layers.index(last) if last in layers else 0, key="quiz_layer",
                              help="The \"which image\" questions ask about units of this layer.",

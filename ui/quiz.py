@@ -19,6 +19,7 @@ from viz_core.runtime.quiz_questions import CELLS, cell_box, quiz_questions, sam
 
 from .feedback import show_error
 from .presenter import presenter_on
+from .settings import KEPT
 from .text import literal
 
 TEACHER_KEY, STUDENT_KEY = "_quiz_teacher", "_quiz_student"
@@ -204,10 +205,11 @@ def student_pass() -> StudentPass | None:
 
 def join_form() -> None:
     """Code and name; a good pair joins this session to the quiz."""
+    # kept, not linked: the code opens a student's place in the quiz, the name is theirs
     with st.form("quiz_join"):
         code = st.text_input("Quiz code", max_chars=12, key="quiz_code",
-                             help="The code your teacher shows, e.g. K7MPQ.")
-        name = st.text_input("Your name", max_chars=40, key="quiz_name")
+                             help="The code your teacher shows, e.g. K7MPQ.", **KEPT)
+        name = st.text_input("Your name", max_chars=40, key="quiz_name", **KEPT)
         joined = st.form_submit_button("Join", type="primary")
     if joined:
         try:
@@ -234,12 +236,11 @@ def answer_box(student: StudentPass, number: int, question, saved: int | None,
     """One question's answer, saved on the board as it is chosen. Only this box runs again on
     a choice, not the page: a class answering at once would otherwise redraw every picture."""
     key = f"quiz_answer_{student.code}_{number}"
-    if key not in st.session_state and saved is not None:
-        st.session_state[key] = saved
+    # kept across pages, never linked: a student's answers are theirs alone (**KEPT)
     choice = st.radio("Your answer", range(len(question.choices)), key=key, index=None,
                       format_func=question.choices.__getitem__, horizontal=True,
                       disabled=revealed, on_change=_record, args=(student, number, key),
-                      label_visibility="collapsed")
+                      label_visibility="collapsed", **KEPT)
     failed = st.session_state.pop(f"_quiz_failed_{number}", None)
     if failed:
         st.error(literal(failed), icon=":material/error:")

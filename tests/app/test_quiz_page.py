@@ -231,3 +231,60 @@ def test_a_projected_teacher_screen_keeps_the_answers_until_revealed(monkeypatch
         quiz_board.clear()
         workbench.clear()
         ui.presenter._preparation.clear()
+
+
+def link_of(at: AppTest) -> dict[str, str]:
+    """The session's address bar parameters."""
+    return {k: (v[0] if isinstance(v, list) else v) for k, v in at.query_params.items()}
+
+
+def test_the_quiz_link_holds_no_answers_code_names_or_draw(tmp_path, monkeypatch, expected):
+    """A link copied from a teacher's or a student's quiz page holds no answer, no code, no
+    name and not the draw (layer, count, number) that would let a student draw the same quiz
+    as its teacher and read the right answers; after another page and back it still holds
+    none, while the page still shows them (kept for the session)."""
+    import os
+
+    from ui.quiz import quiz_board
+    from ui.state import workbench
+
+    monkeypatch.setitem(os.environ, "CNN_VIZ_CACHE", str(tmp_path))
+    workbench.clear()
+    quiz_board.clear()
+    try:
+        teacher = open_quiz_page()
+        teacher.radio(key="quiz_role").set_value("teacher").run()
+        teacher.select_slider(key="quiz_count").set_value(4).run()
+        teacher.number_input(key="quiz_seed").set_value(3).run()
+        teacher.button(key="quiz_draw").click().run()
+        teacher.switch_page("pages/overview.py").run()
+        teacher.switch_page("pages/quiz.py").run()  # the draw's settings kept, not linked
+        assert (teacher.select_slider(key="quiz_count").value,
+                teacher.number_input(key="quiz_seed").value) == (4, 3)
+        assert [k for k in link_of(teacher) if k.startswith("quiz")] == []
+        teacher.button(key="quiz_start").click().run()
+        assert not teacher.exception, teacher.exception
+        code = code_of(teacher)
+        student = open_quiz_page()
+        student.text_input(key="quiz_code").input(code)
+        student.text_input(key="quiz_name").input("Aaliyah")
+        next(b for b in student.button if b.label == "Join").click().run()
+        student.radio(key=f"quiz_answer_{code}_0").set_value(expected[0].answer).run()
+        assert [c.value for c in student.caption if c.value.startswith("Saved: ")] == [
+            f"Saved: {expected[0].choices[expected[0].answer]}"]
+        for at in (teacher, student):  # another page and back: kept values reach the link
+            at.switch_page("pages/overview.py").run()
+            at.switch_page("pages/quiz.py").run()
+            assert not at.exception, at.exception
+        assert code_of(teacher) == code
+        assert student.radio(key=f"quiz_answer_{code}_0").value == expected[0].answer
+
+        secrets = {code, code.lower(), "Aaliyah", "teacher", *expected[0].choices}
+        for at in (teacher, student):
+            link = link_of(at)
+            assert "model" in link  # the link is the page's: the sidebar's model is in it
+            assert [k for k in link if k.startswith("quiz")] == [], link
+            assert not any(s in v for s in secrets for v in link.values()), link
+    finally:
+        quiz_board.clear()
+        workbench.clear()
