@@ -22,6 +22,7 @@ from viz_core.render import apply_colormap, colorbar, overlay_heatmap, png_bytes
 from viz_core.maps import resize_map
 from viz_core.render.choices import BLENDS
 from viz_core.render.colormaps import lookup_table
+from viz_core.runtime.plan import Plan, Step
 from viz_core.models.targets import Target
 
 COLOUR_MAPS = ("viridis", "jet", "magma", "inferno", "plasma", "cividis", "turbo", "gray")
@@ -194,14 +195,23 @@ except VizError as exc:
     show_error(exc)
     st.stop()
 
+# -- the plan: one map per image and class, and the command that draws the same ------------------
+pairs = [(v, k) for _, v in images for k in classes_of[v.digest]]
+export_options = [*model_options(model), "--method", method, "--score", score,
+                  "--colormap", colormap, "--blend", blend, "--opacity", str(opacity),
+                  "--threshold", str(threshold)]
+if layer_arg is not None:
+    export_options += ["--layer", layer_arg]
+for name, value in params.items():
+    if value is not None:
+        export_options += [f"--{name.replace('_', '-')}", str(value)]
+for k in classes:
+    export_options += ["--class", str(k)]
+plan = Plan([Step(class_heatmap, (model, v, Target(k, score)),
+                  dict(method=method, layer=layer_arg, **params)) for v, k in pairs],
+            "heatmap", export_options)
+todo = plan.pending(bench)
 
-def compute_args(v, k):
-    return (class_heatmap, model, v, Target(k, score)), dict(method=method, layer=layer_arg,
-                                                             **params)
-
-
-todo = [(v, k) for _, v in images for k in classes_of[v.digest]
-        if not bench.is_cached(*compute_args(v, k)[0], **compute_args(v, k)[1])]
 
 def cost_text(passes: float, maps: int) -> str:
     """"about 520 forward passes' worth, ~40 s here" for ``maps`` maps of this method."""
@@ -229,36 +239,18 @@ with pictures_column:
         st.info(f"{spec.title} takes {cost_text(passes, len(todo))}.",
                 icon=":material/hourglass:")
 
-        def compute_missing(progress) -> None:
-            """Every missing map, into the workbench's cache (run by the server's job queue)."""
-            for n, (v, k) in enumerate(todo):
-                args, kwargs = compute_args(v, k)
-                bench.run(*args, progress=lambda f, m, n=n: progress((n + f) / len(todo), m),
-                          **kwargs)
-
         # Heavy work waits its turn in the server's queue (light methods below never do); the
         # same maps asked for by several sessions are one job.
         if not run_button(f"Compute {spec.title}", f"Computing {spec.title}", "cam_run",
-                          compute_missing,
-                          job_key=("heatmaps", model.identity, method, layer_arg, score,
-                                   tuple(sorted(params.items())),
-                                   tuple((v.digest, k) for v, k in todo))):
+                          lambda bar: plan.run(bench, bar), job_key=plan.key()):
             st.stop()
 
-    results = {}
     try:
-        bar = ProgressBar(f"Computing {spec.title}") if todo else None  # light methods only
-        pairs = [(v, k) for _, v in images for k in classes_of[v.digest]]
-        for n, (v, k) in enumerate(pairs):
-
-            def progress(fraction, message, n=n):
-                if bar is not None:
-                    bar((n + fraction) / len(pairs), message)
-
-            args, kwargs = compute_args(v, k)
-            results[(v.digest, k)] = bench.run(*args, progress=progress, **kwargs)
-        if bar is not None:
+        if todo:  # light methods only: computed in this run
+            bar = ProgressBar(f"Computing {spec.title}")
+            plan.run(bench, bar)
             bar.done()
+        results = {(v.digest, k): result for (v, k), result in zip(pairs, plan.results(bench))}
     except VizError as exc:
         show_error(exc)
         st.stop()
@@ -331,20 +323,10 @@ with pictures_column:
                if overlaid and blend == "heat" else "")
         st.caption(f"Maps are computed at the model's {w}×{h} input and drawn over the original "
                    f"{w0}×{h0} image; each map is scaled so its strongest point is 1.{how}")
-        export_options = [*model_options(model), "--method", method, "--score", score,
-                          "--colormap", colormap, "--blend", blend, "--opacity", str(opacity),
-                          "--threshold", str(threshold)]
-        if layer_arg is not None:
-            export_options += ["--layer", layer_arg]
-        for name, value in params.items():
-            if value is not None:
-                export_options += [f"--{name.replace('_', '-')}", str(value)]
-        for k in classes:
-            export_options += ["--class", str(k)]
         # The command explains the same classes in every image: a second image with classes of its
         # own stays out of the bundle (its parameters say so).
         exported = [loaded for loaded, v in images if classes_of[v.digest] == classes]
-        bundle_button("heatmap", export_options, exported,
+        bundle_button(plan.command, list(plan.options), exported,
                       {"page": "Class heatmaps", "model": model.title, "method": method,
                        "layer": layer_arg, "score": score, "classes": classes,
                        "colormap": colormap, "blend": blend, "opacity": opacity,

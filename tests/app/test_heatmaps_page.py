@@ -330,3 +330,47 @@ def test_a_registered_toy_method_gets_its_widgets_and_map_with_no_other_edit(app
     at.run()  # unregistered: gone from the choices and the table
     assert not at.exception and "Toy CAM" not in at.selectbox(key="cam_method").options
     assert "Toy CAM" not in list(at.dataframe[0].value["Method"])
+
+
+def test_a_finished_jobs_maps_are_drawn_with_no_second_computation(app, monkeypatch):
+    """The page's plan names the maps once: the job computes each (one call per map), the page
+    draws them from the cache (no call), and the bundle's command names the same method,
+    parameter and classes."""
+    import functools
+
+    import ui.export
+    import viz_core.methods.heatmap
+
+    at, loaded, media = app
+    calls, made = [], []
+    direct = viz_core.methods.heatmap.class_heatmap
+
+    @functools.wraps(direct)  # the same name: the same cache key
+    def counted(model, view, target, *args, **kwargs):
+        calls.append((target.class_index, kwargs.get("method")))
+        return direct(model, view, target, *args, **kwargs)
+
+    monkeypatch.setattr(viz_core.methods.heatmap, "class_heatmap", counted)
+    monkeypatch.setattr(ui.export, "bundle_button",
+                        lambda command, options, *a, **kw: made.append((command, list(options))))
+    at.selectbox(key="cam_method").set_value("scorecam").run()
+    at.slider(key="cam_param_scorecam_max_channels").set_value(4).run()
+    assert calls == [] and "Compute Score-CAM" in [b.label for b in at.button]
+    at.button(key="cam_run").click().run()
+    assert not at.exception, at.exception
+    first, second = at.radio(key="cam_class").value, at.selectbox(key="cam_class_2").value
+    assert calls == [(first, "scorecam"), (second, "scorecam")]  # by the job, once each
+    at.selectbox(key="cam_colormap").set_value("jet").run()
+    assert len(calls) == 2  # a display change draws from the cache
+    original = selected(at)
+    expected = direct(loaded, loaded.view(original), Target(second), "scorecam", "conv_b",
+                      max_channels=4)
+    np.testing.assert_array_equal(downloaded(at, media, original, second),
+                                  overlay_heatmap(original.pixels, expected.heatmap,
+                                                  colormap="jet"))
+    command, options = made[-1]
+    assert command == "heatmap"
+    assert options[options.index("--method") + 1] == "scorecam"
+    assert options[options.index("--max-channels") + 1] == "4"
+    assert options[-4:] == ["--class", str(first), "--class", str(second)]
+    assert options[options.index("--colormap") + 1] == "jet"
