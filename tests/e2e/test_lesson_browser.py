@@ -1,17 +1,19 @@
 """How it computes in a real browser, on the demo model: a click on a channel's map (a plotly
 click at the cell's pixel) moves the position, and the number redone by hand there equals the
 activation of an independent Keras forward pass; the sandbox's output size formula follows its
-sliders."""
+sliders; a link naming a unit opens it, and another page and back keeps it."""
 from __future__ import annotations
 
 import re
+from urllib.parse import parse_qs, urlparse
 
 import keras
 import numpy as np
 import pytest
 
-from tests.e2e.test_browser import WAIT_MS, assert_no_crash, settle
+from tests.e2e.test_browser import MENU, WAIT_MS, assert_no_crash, settle
 from tests.e2e.test_pictures_first_browser import SCREENS, first_picture_top
+from tests.e2e.test_walk_findings_browser import go_to
 from viz_core.models.catalog import DEMO_MODEL_FILE
 
 pytestmark = [pytest.mark.e2e,
@@ -92,6 +94,73 @@ def test_a_click_on_the_map_redoes_that_positions_number_by_hand(page, server, a
     assert by_hand == pytest.approx(float(output[y, x]), rel=2e-5, abs=1e-6), check
     assert models == pytest.approx(float(output[y, x]), rel=2e-5, abs=1e-6), check
     page.screenshot(path=str(artifacts / "lesson_click.png"))
+
+
+def params(page) -> dict[str, str]:
+    """The address bar's query parameters (one value each)."""
+    return {k: v[-1] for k, v in parse_qs(urlparse(page.url).query).items()}
+
+
+def lesson_params(page, wanted: dict[str, str] | None = None) -> dict[str, str]:
+    """The address bar's ``lesson_*`` parameters, once they are ``wanted`` (if given)."""
+    for _ in range(40):
+        shown = {k: v for k, v in params(page).items() if k.startswith("lesson_")}
+        if wanted is None or shown == wanted:
+            return shown
+        page.wait_for_timeout(250)
+    raise AssertionError(f"{wanted} not in the address bar: {page.url}")
+
+
+def test_a_link_opens_the_same_unit_and_another_page_and_back_keeps_it(page, server, artifacts,
+                                                                       tmp_path):
+    """A link naming the layer, channel, position, input channel and colours opens that unit:
+    the number redone by hand is the backend's (``vc.unit``) and Keras's own; another page's
+    link holds none of it; back on How it computes all of it is there again."""
+    import viz_core as vc
+    from viz_core.inputs.intake import load_image
+    from viz_core.inputs.samples import sample_bytes
+    from viz_core.runtime.workbench import Workbench
+
+    output = keras_activation(LAYER, IMAGE, tmp_path)[:, :, CHANNEL]
+    inner = output[5:-5, 5:-5]  # the strongest position away from the border
+    y, x = (int(v) + 5 for v in np.unravel_index(np.argmax(inner), inner.shape))
+    loaded = Workbench(disk_dir=tmp_path, allow_download=False).builtin_model("demo")
+    unit = vc.unit(loaded, load_image(sample_bytes(IMAGE), IMAGE), LAYER, CHANNEL, (y, x))
+    sums = np.abs(unit.products.sum(axis=(0, 1)))
+    weakest = int(np.argmin(sums))  # not the input channel shown by default
+    assert output[y, x] > 0 and unit.activation == pytest.approx(float(output[y, x]), rel=1e-4)
+    link = {"lesson_layer": LAYER, "lesson_channel": str(CHANNEL), "lesson_y": str(y),
+            "lesson_x": str(x), "lesson_conv_input": str(weakest), "lesson_cmap": "magma"}
+    page.set_viewport_size({"width": 1440, "height": 900})
+    page.goto(f"{server}/lesson?image={IMAGE}&" + "&".join(f"{k}={v}" for k, v in link.items()))
+    settle(page)
+    assert_no_crash(page)
+
+    def check() -> None:
+        assert (number(page, "lesson_channel"), number(page, "lesson_y"),
+                number(page, "lesson_x")) == (CHANNEL, y, x)
+        assert outlined_cell(page, "lesson_map") == (y, x)
+        shown_input = page.locator(".st-key-lesson_conv_input input").input_value()
+        assert shown_input.startswith(f"input channel {weakest}:"), shown_input
+        assert page.locator(".st-key-lesson_cmap input").input_value() == "magma"
+        text = page.get_by_text(HAND).inner_text()
+        by_hand, models = (float(v) for v in HAND.search(text).groups())
+        assert by_hand == pytest.approx(unit.activation, rel=2e-5, abs=1e-6), text
+        assert models == pytest.approx(unit.model_activation, rel=2e-5, abs=1e-6), text
+
+    check()
+    assert lesson_params(page) == link, page.url
+    go_to(page, "heatmaps", "Class heatmaps")
+    assert lesson_params(page, {}) == {}, page.url  # another page's link holds none of it
+    page.locator('[data-testid="stTopNavSection"]').filter(has_text=MENU).first.click()
+    page.locator('[data-testid="stTopNavDropdownLink"]').filter(
+        has_text="How it computes").first.click()
+    page.get_by_role("heading", name="How it computes", exact=True).wait_for(timeout=WAIT_MS)
+    settle(page)
+    assert_no_crash(page)
+    check()
+    assert lesson_params(page, link) == link, page.url
+    page.screenshot(path=str(artifacts / "lesson_link_back.png"))
 
 
 def open_view(page, label: str) -> None:
