@@ -8,8 +8,8 @@ from ui import notes
 from ui.charts import plotly_chart
 from ui.cost import SLOW_SECONDS, cost_text, run_seconds
 from ui.export import bundle_button, model_options
-from ui.feedback import run_button, show_error
-from ui.presenter import colormap_choices, controls
+from ui.feedback import job_running, run_button, show_error
+from ui.presenter import colormap_choices, controls, presenter_on
 from ui.classes import top_title
 from ui.page import page_setup
 from ui.settings import LINKED, named, named_many
@@ -28,11 +28,11 @@ from viz_core.metrics.faithfulness import (
     DEFAULT_CURVE_STEPS,
     deletion_insertion,
 )
-from viz_core.metrics.maps import compare_methods, map_methods, method_title
+from viz_core.metrics.maps import compare_methods, compared_call, map_methods, method_title
 from viz_core.render import colorbar
 from viz_core.render.compare import compare_picture
 from viz_core.models.targets import Target
-from viz_core.runtime.compared import compared_map, compared_map_ready
+from viz_core.runtime.plan import Plan, ResultOf, Step
 
 COLOUR_MAPS = ("viridis", "jet", "magma", "inferno", "plasma", "cividis", "turbo", "gray")
 STEP_CHOICES = (10, 20, 50)
@@ -53,6 +53,9 @@ BASELINE_WORDS = {"blurred": "a blurred copy of the image", "black": "black", "w
 CURVE_METRICS = ("deletion_auc", "insertion_auc")
 
 
+AUTO_SECONDS = 15  # maps and curves that take less here start on arrival (pictures first)
+
+
 def _quick_preset() -> None:
     st.session_state["cmp_methods"] = [m for m in QUICK_METHODS if m in map_methods()]
     st.session_state["cmp_steps"] = QUICK_STEPS
@@ -66,11 +69,6 @@ page = page_setup(
 )
 model, image = page.model, page.image
 notes.show(notes.compare(model), where=page.note)
-with st.expander("Which method when", icon=":material/table_chart:"):
-    st.dataframe(registry.which_method_rows(model.info), hide_index=True, width="stretch",
-                 key="cmp_which_table")
-    st.caption(f"Costs for {model.title} at the Class heatmaps page's settings (used here too), "
-               "in forward passes of the whole model.")
 bench = workbench()
 view = model.view(image)
 info = model.info
@@ -82,60 +80,86 @@ except VizError as exc:
     st.stop()
 probability_of = {k: p for k, _, p in top}
 
-# -- what to compare ----------------------------------------------------------------------------
-settings = controls("Methods, class and display")  # collapsed in presenter mode
-with settings:
-    options = map_methods()
-    if any(m not in options for m in st.session_state.get("cmp_methods", [])):
-        st.session_state.pop("cmp_methods")  # a method no longer registered
-    methods = st.multiselect("Methods", options, default=list(compare_methods()),
-                             **named_many("cmp_methods", options, compare_methods()), format_func=method_title,
-                             help="By default the fast methods (a pass or two each). Layer "
-                             "methods at the last conv layer "
-                             f"({literal_code(info.last_conv_layer)}), pixel-gradient and "
-                             "perturbation methods, with the Class heatmaps page's settings, so "
-                             "results are shared.")
-    c1, c2, c3 = st.columns(3)
-    k = c1.selectbox(f"Class to explain ({top_title(len(top))})", [k for k, _, _ in top],
-                     **named("cmp_class", [k for k, _, _ in top]),
-                     format_func=lambda i: f"{model.label(i)} ({i}) · p = {probability_of[i]:.1%}")
-    steps = c2.select_slider("Curve steps", STEP_CHOICES, value=DEFAULT_CURVE_STEPS,
-                             key="cmp_steps", **LINKED,
-                             help="Points on each deletion / insertion curve: each step removes "
-                             "(or reveals) this fraction of the pixels. Every point is one "
-                             "image through the model.")
-    baseline = c3.selectbox("Removed pixels become", BASELINES,
-                            index=BASELINES.index(DEFAULT_BASELINE),
-                            **named("cmp_baseline", BASELINES, DEFAULT_BASELINE),
-                            format_func=lambda b: b.capitalize(),
-                            help="\n\n".join(f"**{b}**: {t}" for b, t in BASELINE_HELP.items()))
-
+# -- what to compare: one compact row above the pictures (issue 28: pictures first) ------------
+options = map_methods()
+if any(m not in options for m in st.session_state.get("cmp_methods", [])):
+    st.session_state.pop("cmp_methods")  # a method no longer registered
+if presenter_on():
+    # The projector's larger type: the controls in a column beside the maps (class and colours
+    # open, the rest folded), so the first map is on the first screen of a 1280x720 projector.
+    side, maps_column = st.columns([1, 3], gap="medium")
+    c_class = c_colour = side
+    c_methods = c_show = c_opacity = side.expander("Methods and display", icon=":material/tune:")
+    run_place, maps_place = maps_column.container(), maps_column.container()
+else:
+    c_methods, c_class, c_colour, c_show, c_opacity = st.columns([3, 1.9, 1.1, 2, 1.4])
+    run_place = st.container()  # the maps' progress (or button), right above them
+    maps_place = st.container()
+methods = c_methods.multiselect(
+    "Methods", options, default=list(compare_methods()),
+    **named_many("cmp_methods", options, compare_methods()), format_func=method_title,
+    help="By default the fast methods (a pass or two each). Layer methods at the last conv "
+    f"layer ({literal_code(info.last_conv_layer)}), pixel-gradient and perturbation methods, "
+    "with the Class heatmaps page's settings, so results are shared.")
+k = c_class.selectbox("Class to explain", [k for k, _, _ in top],
+                      **named("cmp_class", [k for k, _, _ in top]),
+                      help=f"One of the model's {top_title(len(top))}.",
+                      format_func=lambda i: f"{model.label(i)} ({i}) · p = {probability_of[i]:.1%}")
+colormap = c_colour.selectbox("Colour map", colormap_choices(COLOUR_MAPS), key="cmp_colormap",
+                              **LINKED)
+show = c_show.radio("Show", ("overlay", "heatmap"), **named("cmp_show", ("overlay", "heatmap")),
+                    horizontal=True,
+                    format_func={"overlay": "Overlay", "heatmap": "Map alone"}.get)
+opacity = c_opacity.slider("Opacity", 0.0, 1.0, 1.0, step=0.05,
+                           key="cmp_opacity", **LINKED, disabled=show != "overlay",
+                           help="At the hottest point. The colour's opacity follows the heat: "
+                                "the photo is untouched where a map is 0 (Class heatmaps also "
+                                "offers an even tint).")
 if not methods:
     st.info("Choose at least one method.", icon=":material/checklist:")
     st.stop()
 target = Target(k, "logit")
+with controls("Faithfulness curves", normal="folded"):  # they shape the curves, further down
+    s1, s2 = st.columns(2)
+    steps = s1.select_slider("Curve steps", STEP_CHOICES, value=DEFAULT_CURVE_STEPS,
+                             key="cmp_steps", **LINKED,
+                             help="Points on each deletion / insertion curve: each step removes "
+                             "(or reveals) this fraction of the pixels. Every point is one "
+                             "image through the model.")
+    baseline = s2.selectbox("Removed pixels become", BASELINES,
+                            index=BASELINES.index(DEFAULT_BASELINE),
+                            **named("cmp_baseline", BASELINES, DEFAULT_BASELINE),
+                            format_func=lambda b: b.capitalize(),
+                            help="\n\n".join(f"**{b}**: {t}" for b, t in BASELINE_HELP.items()))
+with st.expander("Which method when", icon=":material/table_chart:"):
+    st.dataframe(registry.which_method_rows(model.info), hide_index=True, width="stretch",
+                 key="cmp_which_table")
+    st.caption(f"Costs for {model.title} at the Class heatmaps page's settings (used here too), "
+               "in forward passes of the whole model.")
 
 
-# Each map is made with the Class heatmaps page's default settings through the shared
-# workbench, so a map computed there is reused here, and the other way round.
-def map_cached(method: str) -> bool:
-    return compared_map_ready(bench, model, view, target, method)
+# -- the plan: each map with the Class heatmaps page's settings (shared with that page through
+# the workbench), then each map's deletion and insertion curves ---------------------------------
+def map_step(method: str) -> Step:
+    function, args, kwargs = compared_call(model, view, target, method)
+    return Step(function, args, kwargs, title=method_title(method))
 
 
-def compute_map(method: str, progress=None) -> np.ndarray:
-    return compared_map(bench, model, view, target, method, progress=progress)
-
-
-def curve_kwargs():
-    return dict(steps=steps, baseline=baseline)
+def curve_step(heat, title: str) -> Step:
+    return Step(deletion_insertion, (model, view, k, heat), dict(steps=steps, baseline=baseline),
+                title=title)
 
 
 random_map = np.zeros(info.input_shape[:2], dtype="float32")  # all ties: a random order
-pending_maps = [m for m in methods if not map_cached(m)]
-pending = bool(pending_maps) or not all(
-    bench.is_cached(deletion_insertion, model, view, k, compute_map(m), **curve_kwargs())
-    for m in methods) or not bench.is_cached(deletion_insertion, model, view, k, random_map,
-                                             **curve_kwargs())
+map_steps = {m: map_step(m) for m in methods}
+curve_steps = {m: curve_step(ResultOf(map_steps[m], "heatmap"), f"{method_title(m)} curves")
+               for m in methods}
+curve_steps[RANDOM] = curve_step(random_map, "random-order curves")
+display = ["--colormap", colormap, "--opacity", str(opacity), "--show", show]
+maps_plan = Plan(tuple(map_steps.values()))
+plan = Plan(maps_plan.steps + tuple(curve_steps.values()), "compare",
+            model_options(model) + ["--class", str(k), "--methods", ",".join(methods),
+                                    "--steps", str(steps), "--baseline", baseline] + display)
 
 
 def passes_for(chosen, curve_steps: int) -> float:
@@ -143,105 +167,95 @@ def passes_for(chosen, curve_steps: int) -> float:
     channels = max(2, int(info.layer(info.last_conv_layer).output_shape[-1] or 2))
     images = (len(chosen) + 1) * 2 * (curve_steps + 1)
     return images + sum(registry.get(m).passes(info, page_params(m, channels))
-                        for m in chosen if not map_cached(m))
+                        for m in chosen if not (map_steps.get(m) or map_step(m)).ready(bench))
 
 
 quick = steps <= QUICK_STEPS
-if pending:
-    slow = ", ".join(method_title(m) for m in pending_maps) or "none"
+ready = {m: step.ready(bench) for m, step in map_steps.items()}
+if not plan.ready(bench):
+    pending_maps = [m for m in methods if not ready[m]]
     images = (len(methods) + 1) * 2 * (steps + 1)
     passes = passes_for(methods, steps)
-    st.info(f"Maps still to compute: {slow}. Then {images} images go through the model for the "
-            f"deletion and insertion curves: {cost_text(model, passes)}.",
-            icon=":material/hourglass:")
     quick_methods = [m for m in QUICK_METHODS if m in options]
-    if run_seconds(model, passes) > SLOW_SECONDS and not (
-            quick and len(methods) <= len(quick_methods)):
-        st.button(f"Quick look: {len(quick_methods)} methods, {QUICK_STEPS} curve steps ("
-                  f"{cost_text(model, passes_for(quick_methods, QUICK_STEPS))})",
-                  key="cmp_quick_go", icon=":material/bolt:", on_click=_quick_preset,
-                  help="One method of each kind (" + ", ".join(map(method_title, quick_methods))
-                  + ") and coarser curves: a first answer in a fraction of the time.")
+    with run_place:
+        say, go = st.columns([3, 1], vertical_alignment="center")
+        say.caption(("Maps still to compute: " + ", ".join(map(method_title, pending_maps))
+                     + ". Then " if pending_maps else "Still to compute: ")
+                    + f"{images} images through the model for the deletion and insertion "
+                    f"curves: {cost_text(model, passes)}.")
+        if run_seconds(model, passes) > SLOW_SECONDS and not (
+                quick and len(methods) <= len(quick_methods)):
+            go.button(f"Quick look ({cost_text(model, passes_for(quick_methods, QUICK_STEPS))})",
+                      key="cmp_quick_go", icon=":material/bolt:", on_click=_quick_preset,
+                      help=f"{len(quick_methods)} methods, one of each kind ("
+                      + ", ".join(map(method_title, quick_methods)) + f"), and {QUICK_STEPS} "
+                      "curve steps: a first answer in a fraction of the time.")
 
-    def compare_all(bar) -> None:
-        """Every pending map, then every curve; ``bar`` shows the share of these parts done."""
-        parts = ([(method_title(m), lambda p, m=m: compute_map(m, p)) for m in pending_maps]
-                 + [(f"{method_title(m)} curves",
-                     lambda p, m=m: bench.run(deletion_insertion, model, view, k,
-                                              compute_map(m), progress=p, **curve_kwargs()))
-                    for m in methods]
-                 + [("random-order curves",
-                     lambda p: bench.run(deletion_insertion, model, view, k, random_map,
-                                         progress=p, **curve_kwargs()))])
-        for n, (label, run) in enumerate(parts):
-            run(lambda fraction, message, n=n, label=label:
-                bar((n + fraction) / len(parts), f"{label}: {message}"))
+        def new_map_ready() -> bool:
+            """Whether a map not drawn yet is ready (the page then draws it)."""
+            return any(not ready[m] and map_steps[m].ready(bench) for m in methods)
 
-    if not run_button(f"Compare {len(methods)} methods", "Comparing methods", "cmp_run",
-                      compare_all):
-        st.stop()
+        # The maps and curves start on arrival when they are quick here; each map is drawn as
+        # soon as it is ready, while the rest of the plan runs.
+        run_button(f"Compare {len(methods)} methods", "Comparing methods", "cmp_run",
+                   lambda bar: plan.run(bench, bar), job_key=plan.key(),
+                   auto=run_seconds(model, passes) <= AUTO_SECONDS, tick=new_map_ready)
 
-try:
-    maps = {m: compute_map(m) for m in methods}
-    curves = {m: bench.run(deletion_insertion, model, view, k, maps[m], **curve_kwargs())
-              for m in methods}
-    curves[RANDOM] = bench.run(deletion_insertion, model, view, k, random_map, **curve_kwargs())
-except VizError as exc:
-    show_error(exc)
-    st.stop()
 
 # -- the maps, side by side -------------------------------------------------------------------
-st.subheader(f"{literal(model.label(k))} ({k}): where each method sees the evidence")
-d1, d2, d3 = controls("Display", normal="plain", into=settings).columns(3)
-colormap = d1.selectbox("Colour map", colormap_choices(COLOUR_MAPS), key="cmp_colormap", **LINKED)
-show = d2.radio("Show", ("overlay", "heatmap"), **named("cmp_show", ("overlay", "heatmap")),
-                horizontal=True,
-                format_func={"overlay": "Overlay", "heatmap": "Map alone"}.get)
-opacity = d3.slider("Opacity at the hottest point", 0.0, 1.0, 1.0, step=0.05, key="cmp_opacity",
-                    **LINKED, disabled=show != "overlay",
-                    help="The colour's opacity follows the heat: the photo is untouched where "
-                         "a map is 0 (Class heatmaps also offers an even tint).")
-
-
 def picture(heat: np.ndarray) -> np.ndarray:
     return compare_picture(image.pixels, heat, show=show, opacity=opacity, colormap=colormap)
 
 
-per_row = min(len(methods), 6)
-for row in range(0, len(methods), per_row):
-    for column, method in zip(st.columns(per_row), methods[row:row + per_row]):
-        curve = curves[method]
-        with column:
-            st.markdown(f"**{method_title(method)}**")
-            st.image(picture(maps[method]), width="stretch", output_format="PNG",
-                     caption=f"deletion AUC {curve.deletion_auc:.3f} · insertion AUC "
-                     f"{curve.insertion_auc:.3f}")
-            if not np.any(maps[method] > 0):
-                st.caption(":orange[No positive evidence: the map is empty.]")
-left, middle, right = st.columns([1, 6, 1])
-left.caption("0: none")
-middle.image(colorbar(colormap, length=256, thickness=12, vertical=False,
-                      blend="heat" if show == "overlay" else "uniform"), width="stretch")
-right.caption("1: strongest")
-st.caption("Every map is scaled so its strongest point is 1 and drawn with the same colours, "
-           f"over the original {image.pixels.shape[1]}×{image.pixels.shape[0]} image"
-           + ("; the colour's opacity follows the heat, so the photo shows where a map is 0."
-              if show == "overlay" else ".")
-           + (f" Quick look: {len(methods)} method{'s' if len(methods) > 1 else ''} and "
-              f"{steps} curve steps, so the curves below are coarse; more steps give smoother "
-              "curves." if quick else ""))
+try:
+    maps = {m: map_steps[m].result(bench).heatmap for m in methods if ready[m]}
+except VizError as exc:
+    show_error(exc)
+    st.stop()
+curves = ({m: step.result(bench) for m, step in curve_steps.items()} if plan.ready(bench)
+          else {})
+with maps_place:
+    if not presenter_on():  # there the class is named right beside the maps
+        st.subheader(f"{literal(model.label(k))} ({k}): where each method sees the evidence")
+    per_row = min(len(methods), 3 if presenter_on() else 6)
+    for row in range(0, len(methods), per_row):
+        for column, method in zip(st.columns(per_row), methods[row:row + per_row]):
+            with column:
+                st.markdown(f"**{method_title(method)}**")
+                if method not in maps:
+                    st.image(np.full((*image.pixels.shape[:2], 3), 238, dtype="uint8"),
+                             width="stretch", output_format="PNG",
+                             caption="computing…" if job_running("cmp_run") else "not computed")
+                    continue
+                curve = curves.get(method)
+                st.image(picture(maps[method]), width="stretch", output_format="PNG",
+                         caption=None if curve is None else
+                         f"deletion AUC {curve.deletion_auc:.3f} · insertion AUC "
+                         f"{curve.insertion_auc:.3f}")
+                if not np.any(maps[method] > 0):
+                    st.caption(":orange[No positive evidence: the map is empty.]")
+    left, middle, right = st.columns([1, 6, 1])
+    left.caption("0: none")
+    middle.image(colorbar(colormap, length=256, thickness=12, vertical=False,
+                          blend="heat" if show == "overlay" else "uniform"), width="stretch")
+    right.caption("1: strongest")
+    st.caption("Every map is scaled so its strongest point is 1 and drawn with the same "
+               f"colours, over the original {image.pixels.shape[1]}×{image.pixels.shape[0]} image"
+               + ("; the colour's opacity follows the heat, so the photo shows where a map is 0."
+                  if show == "overlay" else ".")
+               + (f" Quick look: {len(methods)} method{'s' if len(methods) > 1 else ''} and "
+                  f"{steps} curve steps, so the curves below are coarse; more steps give "
+                  "smoother curves." if quick else ""))
+if not curves:
+    st.stop()
 bundle_button(
-    "compare",
-    model_options(model) + ["--class", str(k), "--methods", ",".join(methods), "--steps",
-                            str(steps), "--baseline", baseline, "--colormap", colormap,
-                            "--opacity", str(opacity), "--show", show],
-    [image],
+    plan.command, list(plan.options), [image],
     {"page": "Compare methods", "model": model.title, "image": image.name, "class": k,
      "label": model.label(k), "methods": list(methods), "steps": steps, "baseline": baseline,
      "colormap": colormap, "opacity": opacity, "show": show,
      "deletion_auc": {m: curves[m].deletion_auc for m in methods},
      "insertion_auc": {m: curves[m].insertion_auc for m in methods}},
-    key="cmp_bundle")
+    key="cmp_bundle", where=maps_place)
 
 # -- faithfulness -----------------------------------------------------------------------------
 st.subheader("Faithfulness: remove or reveal the most important pixels first")
