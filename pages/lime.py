@@ -24,6 +24,7 @@ from viz_core.methods.lime import (
 )
 from viz_core.models.predict import predict
 from viz_core.render import png_bytes
+from viz_core.runtime.plan import Plan, Step
 from viz_core.render.lime_view import (
     OPPOSE_COLOUR,
     REST_HELP,
@@ -149,26 +150,24 @@ with classes_box:
     second = p2.selectbox("Second class (side by side)", second_options,
                           format_func=class_name, **second_kwargs)
     classes = (first,) if second == NO_CLASS else (first, second)
+# -- the plan: each seed's perturbed predictions (the model's work), and the lime command --------
+seeds = stability_seeds(seed) if stability else (seed,)
+predictions_of = {s: Step(perturbed_predictions, (model, view, segmentation),
+                          dict(seed=s, samples=samples, hide=hide), title=f"seed {s}")
+                  for s in seeds}
+plan = Plan(tuple(predictions_of.values()), "lime", model_options(model) + [
+    "--algorithm", algorithm, "--superpixels", str(n_superpixels),
+    "--compactness", str(compactness), "--samples", str(samples), "--hide", hide,
+    "--seed", str(seed), *(["--stability"] if stability else []),
+    *[word for k in classes for word in ("--class", str(k))]])
+pending = plan.pending(bench)
+missing = [s for s, step in predictions_of.items() if step in pending]
 with run_box:  # under the parameters
-    seeds = stability_seeds(seed) if stability else (seed,)
-    sample_args = dict(samples=samples, hide=hide)
-    missing = [s for s in seeds if not bench.is_cached(perturbed_predictions, model, view,
-                                                       segmentation, seed=s, **sample_args)]
     runs = len(missing)
     label = "Run LIME" if runs <= 1 else f"Run LIME ({runs} seeds)"
-
-    def run_lime(progress) -> None:
-        """Every missing seed's perturbed predictions, into the workbench's cache."""
-        for i, s in enumerate(missing):
-            bench.run(perturbed_predictions, model, view, segmentation, seed=s,
-                      progress=lambda f, m, i=i, s=s: progress((i + f) / len(missing),
-                                                               f"seed {s}: {m}"),
-                      **sample_args)
-
     # Identical requests (the same model, image, superpixels and samples) share one job.
-    run_button(label, "Running LIME", "lime_run", run_lime, disabled=not missing,
-               job_key=("lime", model.identity, view.digest, algorithm, n_superpixels,
-                        compactness, tuple(missing), samples, hide))
+    run_button(label, "Running LIME", "lime_run", lambda bar: plan.run(bench, bar),
+               disabled=not missing, job_key=plan.key())
     passes = samples * max(1, runs)
     seconds = run_seconds(model, passes)  # this model's pass, measured once
     st.caption(f"{samples} perturbed images per seed through {literal(model.title)}: about "
@@ -188,9 +187,7 @@ if seed in missing:
     st.stop()
 
 try:
-    predictions = bench.run(perturbed_predictions, model, view, segmentation, seed=seed,
-                            **sample_args)
-    explanation = bench.run(fit_explanation, model, predictions, classes)
+    explanation = bench.run(fit_explanation, model, predictions_of[seed].result(bench), classes)
 except VizError as exc:
     show_error(exc)
     st.stop()
@@ -239,16 +236,10 @@ for column, k, label_text, p, r2, local in zip(
                                          what="The PNG", key=f"lime_download_{k}"),
                            file_name=f"{image.name}_lime_{k}.png", mime="image/png",
                            key=f"lime_download_{k}", icon=":material/download:")
-export_options = model_options(model) + [
-    "--algorithm", algorithm, "--superpixels", str(n_superpixels),
-    "--compactness", str(compactness), "--samples", str(samples), "--hide", hide,
-    "--seed", str(seed), "--features", str(num_features), "--style", style, "--rest", rest,
-    "--scale", str(factor)]
-export_options += ["--negative"] if negative else []
-export_options += ["--stability"] if stability else []
-for k in explanation.class_indices:
-    export_options += ["--class", str(k)]
-bundle_button("lime", export_options, [image],
+# the display's options (read after the explanation: its slider's range) join the plan's
+shown = ["--features", str(num_features), "--style", style, "--rest", rest, "--scale",
+         str(factor), *(["--negative"] if negative else [])]
+bundle_button(plan.command, [*plan.options, *shown], [image],
               {"page": "LIME", "model": model.title, "image": image.name,
                "algorithm": algorithm, "superpixels": segmentation.count,
                "target_superpixels": n_superpixels, "compactness": compactness,
@@ -286,13 +277,13 @@ st.caption("Superpixel numbers match the ids in the downloaded segments (`python
 # -- stability ---------------------------------------------------------------------------------
 if stability:
     st.subheader("Stability across seeds")
-    if any(s in missing for s in seeds):
-        st.info("Press **Run LIME** to compute the other two seeds.")
+    if missing:
+        if not job_running("lime_run"):  # while it runs, its bar says so
+            st.info("Press **Run LIME** to compute the other two seeds.")
     else:
         try:
-            runs = [bench.run(fit_explanation, model,
-                              bench.run(perturbed_predictions, model, view, segmentation,
-                                        seed=s, **sample_args), classes) for s in seeds]
+            runs = [bench.run(fit_explanation, model, step.result(bench), classes)
+                    for step in plan.steps]
         except VizError as exc:
             show_error(exc)
             st.stop()

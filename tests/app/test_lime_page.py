@@ -153,3 +153,45 @@ def test_a_new_image_starts_from_its_own_top_classes(app):
     ranked = [int(k) for k in np.argsort(-p, kind="stable")]
     assert at.selectbox(key="lime_class_1").value == ranked[0]
     assert at.selectbox(key="lime_class_2").value == ranked[1]
+
+
+def test_stability_after_a_run_computes_only_the_two_missing_seeds_once(app, monkeypatch):
+    """The page's plan names one step per seed: after a one-seed run, stability's job runs the
+    two missing seeds only (once each, none for the drawing), and the bundle's command asks
+    for the same seed, samples and stability."""
+    import functools
+
+    import ui.export
+    import viz_core.methods.lime
+
+    at, loaded, _ = app
+    seeds, made = [], []
+    direct = viz_core.methods.lime.perturbed_predictions
+
+    @functools.wraps(direct)  # the same name: the same cache key
+    def counted(*args, seed=0, **kwargs):
+        seeds.append(seed)
+        return direct(*args, seed=seed, **kwargs)
+
+    monkeypatch.setattr(viz_core.methods.lime, "perturbed_predictions", counted)
+    monkeypatch.setattr(ui.export, "bundle_button",
+                        lambda command, options, *a, **kw: made.append((command, list(options))))
+    at.select_slider(key="lime_samples").set_value(100)
+    at.button(key="lime_run").click().run()
+    assert seeds == [0]
+    at.checkbox(key="lime_stability").check().run()
+    assert not at.exception, at.exception
+    assert at.button(key="lime_run").label == "Run LIME (2 seeds)"
+    assert "Press **Run LIME** to compute the other two seeds." in [i.value for i in at.info]
+    at.button(key="lime_run").click().run()
+    assert not at.exception, at.exception
+    assert seeds == [0, 1, 2] and at.button(key="lime_run").disabled
+    runs = [library(loaded, at, seed=s)[2] for s in (0, 1, 2)]
+    k = at.selectbox(key="lime_class_1").value
+    shown = {m.label: m.value for m in at.metric}
+    assert shown[f"{loaded.label(k)}: top-3 agreement"] == (
+        f"{explanation_stability(runs, k, 3).mean_jaccard:.2f}")
+    command, options = made[-1]
+    assert command == "lime" and "--stability" in options
+    assert options[options.index("--seed") + 1] == "0"
+    assert options[options.index("--samples") + 1] == "100"
