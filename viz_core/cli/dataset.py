@@ -158,21 +158,22 @@ def _clusters(text: str) -> str:
     return text
 
 
-def cmd_dataset(args) -> int:
-    """Run the dataset command; a run that fails removes the output folder it made (or the
-    ``maps/`` folder it made in an existing one), so no half-written run is left behind."""
+def cmd_dataset(args, bench=None) -> int:
+    """Run the dataset command (its model from ``bench``, the dashboard's, for an export
+    bundle); a run that fails removes the output folder it made (or the ``maps/`` folder it
+    made in an existing one), so no half-written run is left behind."""
     made = [p for p in (Path(args.out), Path(args.out) / "maps") if not p.exists()]
     try:
-        return _run_dataset(args)
+        return _run_dataset(args, bench)
     except BaseException:
         for path in made:
             shutil.rmtree(path, ignore_errors=True)
         raise
 
 
-def _run_dataset(args) -> int:
+def _run_dataset(args, bench=None) -> int:
+    from viz_core.cli.atlas import open_data
     from viz_core.dataset.engine import run_dataset
-    from viz_core.dataset.readers import open_dataset
     from viz_core.errors import ParameterError
     from viz_core.render import apply_colormap, png_bytes
     from viz_core.maps import resize_map
@@ -185,8 +186,8 @@ def _run_dataset(args) -> int:
         import_ray()  # before any work: without Ray, one line saying how to install it
     elif args.ray_address:
         raise ParameterError("--ray-address goes with --engine ray.")
-    model = _model(args)
-    data = open_dataset(args.data, model.labels, labels_csv=args.labels_csv)
+    model = _model(args, bench)
+    data = open_data(args.data, model.labels, labels_csv=args.labels_csv)
     if args.limit is not None:
         data = data.subset(args.limit)
     folder = out_dir(args)
