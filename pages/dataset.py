@@ -1,64 +1,80 @@
 """Dataset: a model over a whole folder of images: accuracy, confusion, mistakes, where it looks
-for each class, and the shortcut finder (SpRAy clusters of the heatmaps)."""
+for each class, and the shortcut finder (SpRAy clusters of the heatmaps).
+
+Pictures first (issue 28): the controls that choose the images sit in one row above them
+(folded in presenter mode); before a run a strip of the dataset's images, after it the
+confusion matrix and the confidence chart, come first.
+"""
 import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
+from ui.atlas_export import upload_files
 from ui.charts import plotly_chart
-from ui.dataset_upload import listed_upload
-from ui.feedback import run_button, show_error
+from ui.dataset_listing import image_strip, upload_listing
+from ui.dataset_plan import dataset_options, run_plan, view_plan
+from ui.export import bundle_button
+from ui.feedback import job_running, run_button, show_error
 from ui.page import needs_text, page_setup
-from ui.presenter import controls
+from ui.presenter import control_columns, controls
 from ui.settings import LINKED, named
 from ui.share import switch_page
 from ui.sidebar import DATASET_CHOICE, DATASET_IMAGE_KEY, keep_for_page_switch
 from ui.state import workbench
 from ui.text import literal
 from ui.untrained import say_if_untrained
-from viz_core.dataset.engine import DEFAULT_BATCH_SIZE, dataset_methods, run_dataset
-from viz_core.dataset.readers import UPLOAD_LIMITS, sample_dataset
+from viz_core.dataset.engine import dataset_methods
+from viz_core.dataset.listing import list_sample
+from viz_core.dataset.readers import UPLOAD_LIMITS
 from viz_core.errors import VizError
 from viz_core.render import apply_colormap, overlay_heatmap
 from viz_core.maps import resize_map
 from viz_core.methods import registry as methods
-from viz_core.dataset.shortcuts import CORNER_FRACTION, FLAG_SHARE, find_shortcuts
+from viz_core.dataset.shortcuts import CORNER_FRACTION, FLAG_SHARE
 
 SOURCES = {
-    "shapes": "Sample: shapes scenes (the sidebar's model)",
-    "shortcut": "Sample: shortcut scenes (the shortcut demo model, which cheats)",
-    "upload": "Upload a ZIP (class folders, or images with labels.csv)",
+    "shapes": "Sample: shapes scenes",
+    "shortcut": "Sample: shortcut scenes",
+    "upload": "Upload a ZIP",
 }
 SAMPLE_COUNTS = (24, 48, 96, 200)
 CLUSTER_CHOICES = ("auto", 1, 2, 3, 4, 5, 6)
 GALLERY = 8
 TILE = 112
+RUN_KEY = "ds_run"
 
 page = page_setup(
     "Dataset",
-    "Check the model on a whole set of images: which ones it gets wrong, where it looks for "
-    "each class, and whether it found a shortcut (the *Clever Hans* effect: a classifier that "
-    "recognised horses by a copyright tag in the corner). Each image is predicted and explained "
-    "in batches, with Grad-CAM or another heatmap method; the heatmaps of each predicted class "
-    "are then grouped by spectral clustering (SpRAy, Lapuschkin et al. 2019), so a group whose "
-    "evidence sits away from the objects stands out.",
+    # one line: the dataset's images start on a 1280x720 projector's first screen
+    "Check the model on a whole set of images: its mistakes, where it looks for each class, "
+    "and whether it found a shortcut.",
     needs="nothing",
 )
 bench = workbench()
-# Collapsed in presenter mode, so the results start on a 1280x720 projector's first screen; an
-# upload's file pickers stay out, as the page waits on them.
-settings = controls("Images", normal="plain")
-source = settings.radio("Images", list(SOURCES), format_func=SOURCES.get,
-                        **named("ds_source", SOURCES),
-                        horizontal=True)
+# The controls that choose the images and their maps, in one row above them (a collapsed
+# box in presenter mode); an upload's file pickers stay out, as the page waits on them.
+settings = controls("Images and method", normal="plain")
+c_source, c_count, c_method = control_columns(settings, 3)
+source = c_source.radio(
+    "Images", list(SOURCES), format_func=SOURCES.get, **named("ds_source", SOURCES),
+    help="Shapes scenes: the sidebar's model on generated one-shape scenes. Shortcut scenes: "
+    "the shortcut demo model, which cheats (it learned a tag in a corner). Upload: a ZIP of "
+    "class folders, or of images with a labels.csv.")
 # every method a dataset run takes (registry.dataset_names), at its default parameters
-method = settings.selectbox(
+method = c_method.selectbox(
     "Heatmap method", dataset_methods(), format_func=methods.title,
     **named("ds_method", dataset_methods()),
     help="How each image's heatmap is made (the same maps as Class heatmaps gives at the "
     "default settings). Layer and pixel-gradient methods run in batches; Score-CAM and "
     "AblationCAM run the model again for each image, so they take much longer.")
 method_title = methods.title(method)
+count = None
+if source != "upload":
+    count = c_count.select_slider(
+        "Number of images", SAMPLE_COUNTS, value=48, key="ds_count", **LINKED,
+        help="Generated scenes, drawn on demand (the same every time).")
 
+archive = labels_file = None
 try:
     if source == "shortcut":
         model = bench.builtin_model("shortcut_demo", "imagenet")
@@ -81,15 +97,18 @@ try:
         if archive is None:
             st.info("Upload a ZIP of images to continue.", icon=":material/upload:")
             st.stop()
-        data = listed_upload(archive, labels_file, model.labels, "_ds_listing")
+        listing = upload_listing(archive, labels_file, model.labels)
+        if listing is None:  # being read in the job queue; the page is drawn again after
+            st.stop()
+        if listing.error is not None:
+            show_error(listing.error)
+            st.stop()
     else:
-        count = settings.select_slider(
-            "Number of images", SAMPLE_COUNTS, value=48, key="ds_count", **LINKED,
-            help="Generated scenes, drawn on demand (the same every time).")
-        data = sample_dataset(source, model.labels, count=count)
+        listing = bench.run(list_sample, source, tuple(model.labels), count)
 except VizError as exc:
     show_error(exc)
     st.stop()
+data = listing.dataset
 
 st.caption(f"Model: {literal(model.title)} · dataset {literal(data.name)} · {len(data)} images "
            f"· layout: {data.layout}")
@@ -100,12 +119,22 @@ if data.unknown_labels:
                                            for label, n in data.unknown_labels),
                icon=":material/label_off:")
 
-call = ((run_dataset, model, data), dict(batch_size=DEFAULT_BATCH_SIZE, method=method))
-if not bench.is_cached(*call[0], **call[1]):
-    run_button("Run on the dataset", "Explaining the dataset", "ds_run",
-               lambda bar: bench.run(*call[0], progress=bar, **call[1]))
+options = dataset_options(model, source, method=method, count=count,
+                          upload_name=getattr(archive, "name", None),
+                          with_labels=labels_file is not None)
+plan = run_plan(model, data, options, method=method)
+if not plan.ready(bench):
+    # the button, compact, above the images it will explain; the job is followed in a
+    # fragment, so the strip stays drawn while it runs
+    run_button("Run on the dataset", "Explaining the dataset", RUN_KEY,
+               lambda bar: plan.run(bench, bar), job_key=plan.key())
+    if not job_running(RUN_KEY):
+        st.caption(f"{len(listing.thumbnails)} of the {len(data)} images, spread over the "
+                   f"dataset; press *Run on the dataset* to predict and explain them all with "
+                   f"{method_title}.")
+    image_strip(listing)
     st.stop()
-run = bench.run(*call[0], **call[1])
+(run,) = plan.results(bench)
 index = {entry.path: entry for entry in data.entries}
 
 
@@ -142,25 +171,12 @@ def open_in_pages(i: int) -> None:
         st.session_state["model"] = "shortcut_demo"
 
 
-# -- summary ------------------------------------------------------------------------------------
-st.subheader("Summary")
+# -- summary: one row of numbers, then the pictures ---------------------------------------------
 m1, m2, m3, m4 = st.columns(4)
 m1.metric("Images", f"{len(run):,}")
 m2.metric("Accuracy", "no labels" if run.accuracy is None else f"{run.accuracy:.1%}")
 m3.metric("Skipped files", len(run.skipped))
 m4.metric("Time", f"{run.seconds:.1f} s")
-per_class = run.class_accuracy()
-rows = [{"class": name, "labelled images": per_class.get(name, (0, None))[0],
-         "accuracy": per_class.get(name, (0, None))[1],
-         "predicted as this class": int(np.sum(run.predicted == k))}
-        for k, name in enumerate(run.classes)
-        if name in per_class or np.any(run.predicted == k)]
-st.dataframe(rows, hide_index=True, key="ds_classes_table",
-             column_config={"accuracy": st.column_config.NumberColumn(format="percent")})
-if run.skipped:
-    with st.expander(f"{len(run.skipped)} skipped file(s) and why"):
-        st.dataframe([{"file": s.file, "reason": s.reason} for s in run.skipped],
-                     hide_index=True, key="ds_skipped_table")
 
 # -- confusion and confidence -------------------------------------------------------------------
 confusion = run.confusion()
@@ -226,6 +242,20 @@ if confusion is not None:
         st.caption(f"No image labelled {literal(cell_label)} was predicted as "
                    f"{literal(cell_pred)}.")
 
+# -- per class ----------------------------------------------------------------------------------
+per_class = run.class_accuracy()
+rows = [{"class": name, "labelled images": per_class.get(name, (0, None))[0],
+         "accuracy": per_class.get(name, (0, None))[1],
+         "predicted as this class": int(np.sum(run.predicted == k))}
+        for k, name in enumerate(run.classes)
+        if name in per_class or np.any(run.predicted == k)]
+st.dataframe(rows, hide_index=True, key="ds_classes_table",
+             column_config={"accuracy": st.column_config.NumberColumn(format="percent")})
+if run.skipped:
+    with st.expander(f"{len(run.skipped)} skipped file(s) and why"):
+        st.dataframe([{"file": s.file, "reason": s.reason} for s in run.skipped],
+                     hide_index=True, key="ds_skipped_table")
+
 # -- table --------------------------------------------------------------------------------------
 with st.expander("All images (sortable table; choose a row to open the image in the other "
                  "pages)", expanded=bool(st.session_state.get("ds_table", {}).get(
@@ -280,9 +310,18 @@ st.caption(
     f"square (a {CORNER_FRACTION:.0%} side; an even spread puts "
     f"{CORNER_FRACTION ** 2:.0%} there): evidence away from where objects are."
 )
-clusters = st.selectbox("Groups per class", CLUSTER_CHOICES, key="ds_clusters", **LINKED)
+c1, c2 = st.columns([1, 2], vertical_alignment="bottom")
+clusters = c1.selectbox("Groups per class", CLUSTER_CHOICES, key="ds_clusters", **LINKED)
+view = view_plan(plan, clusters)
+bundle_button(view.command, view.options, [], {
+    "page": "Dataset", "model": model.title, "dataset": data.name, "images": len(data),
+    "method": method, "clusters": clusters}, key="ds_bundle", where=c2,
+    extra_files=lambda: upload_files(archive, labels_file),
+    help="A ZIP with the run's maps, its cluster and mean-map pictures and summary.json, its "
+         "settings, and the python -m viz_core dataset command that makes them again (with a "
+         "copy of an uploaded ZIP).")
 try:
-    report = bench.run(find_shortcuts, run.maps, run.predicted, run.classes, clusters=clusters)
+    _, report = view.results(bench)
 except VizError as exc:
     show_error(exc)
     st.stop()

@@ -54,6 +54,7 @@ def test_the_page_runs_on_the_shapes_sample(app):
     assert len(charts) == 2
     assert any("No mistakes" in c.value for c in at.caption)
     assert at.success[0].value.startswith("No group's evidence concentrates in a corner")
+    assert [b.proto.label for b in at.get("download_button")] == ["Export bundle"]
 
 
 def test_the_shortcut_sample_is_flagged(app, shortcut):
@@ -157,3 +158,41 @@ def test_the_method_box_lists_the_registry_and_runs_the_chosen_method(app):
     assert {m.label: m.value for m in at.metric}["Accuracy"] == f"{direct.accuracy:.1%}"
     gradcam = run_dataset(model, data)
     assert np.abs(gradcam.maps - direct.maps).max() > 0.05
+
+
+def test_the_plan_names_the_job_the_cache_and_the_bundles_command(tmp_path):
+    """One plan: its key is the run's job, its results are the run's, and the export bundle's
+    command (the plan's options with the page's groups) makes the same run again."""
+    import io
+    import zipfile
+
+    from ui.dataset_plan import dataset_options, run_plan, view_plan
+    from viz_core.cli.bundle import export_bundle
+    from viz_core.runtime.workbench import Workbench
+
+    bench = Workbench(disk_dir=tmp_path)
+    model = load_builtin_model("demo")
+    data = sample_dataset("shapes", model.labels, count=24)
+    options = dataset_options(model, "shapes", method="gradcam", count=24)
+    plan = run_plan(model, data, options, method="gradcam")
+    assert plan.key() == run_plan(model, data, options, method="gradcam").key()
+    assert plan.key() != run_plan(model, data, options, method="layercam").key()
+    assert not plan.ready(bench)
+    plan.run(bench)
+    (run,) = plan.results(bench)
+    assert bench.is_cached(run_dataset, model, data, batch_size=DEFAULT_BATCH_SIZE,
+                           method="gradcam")
+    view = view_plan(plan, 2)
+    assert view.cli() == ["dataset", "--model", "demo", "--data", "sample:shapes:24",
+                          "--method", "gradcam", "--batch-size", "32", "--clusters", "2"]
+    _, report = view.results(bench)
+    made = zipfile.ZipFile(io.BytesIO(export_bundle(view.command, view.options, [], {},
+                                                    bench=bench)))
+    assert made.read("command.txt").decode() == (
+        "python -m viz_core dataset --model demo --data sample:shapes:24 --method gradcam "
+        "--batch-size 32 --clusters 2 --out pictures\n")
+    summary = json.loads(made.read("pictures/summary.json"))
+    assert [r["image"] for r in summary["results"]] == list(run.paths)
+    assert [r["class_index"] for r in summary["results"]] == run.predicted.tolist()
+    assert summary["accuracy"] == round(run.accuracy, 6) == 1.0
+    assert [c["size"] for c in summary["clusters"]] == [c.size for c in report.clusters]
