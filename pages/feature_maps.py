@@ -30,6 +30,7 @@ from viz_core.features.activations import (
 )
 from viz_core.errors import VizError
 from viz_core.render import COLORMAPS, png_bytes
+from viz_core.runtime.plan import Plan, Step
 from viz_core.render.montage import (
     auto_tile,
     grid_files,
@@ -64,13 +65,28 @@ if second is not None:
     names["second"] = second.name if second.name != image.name else f"{second.name}_2"
 
 
-def activation(which: str, path: str):
-    """The cached activation of ``path`` for the first or second image (one pass per chunk)."""
-    chunk = chunk_of(chunks, path)
-    if not bench.is_cached(feature_maps, model, views[which], layers=chunk):
-        with st.spinner(f"Running {literal(model.title)} on {literal(names[which])}…"):
-            return bench.run(feature_maps, model, views[which], layers=chunk).layer(path)
-    return bench.run(feature_maps, model, views[which], layers=chunk).layer(path)
+def maps_step(which: str, chunk) -> Step:
+    """One forward pass of the first or second image to the group of layers ``chunk``."""
+    return Step(feature_maps, (model, views[which]), dict(layers=tuple(chunk)),
+                title=names[which])
+
+
+def layer_plan(path: str, command: str = "", options=()) -> Plan:
+    """The passes that give ``path``'s activations of the shown images (one per image)."""
+    return Plan([maps_step(which, chunk_of(chunks, path)) for which in shown], command, options)
+
+
+def activations(plan: Plan, path: str) -> dict:
+    """``path``'s activation of each shown image, from ``plan``'s cached passes; a pass not
+    cached yet runs under a spinner naming its image."""
+    found = {}
+    for which, step in zip(shown, plan.steps):
+        if step.ready(bench):
+            found[which] = step.result(bench).layer(path)
+        else:
+            with st.spinner(f"Running {literal(model.title)} on {literal(step.title)}…"):
+                found[which] = step.result(bench).layer(path)
+    return found
 
 
 def layer_label(path: str) -> str:
@@ -168,10 +184,9 @@ def grid_figure(grid, stats) -> go.Figure:
 
 def all_layers_zip() -> bytes:
     """Every layer's grid for the shown images, named like the tutorial's files."""
-    maps = [bench.run(feature_maps, model, views[which], layers=chunk)
-            for which in shown for chunk in chunks]
+    plan = Plan([maps_step(which, chunk) for which in shown for chunk in chunks])
     stems = [names[which] for which in shown for _ in chunks]
-    return zip_bytes(grid_files(named_layers(maps, stems), per_row=per_row,
+    return zip_bytes(grid_files(named_layers(plan.results(bench), stems), per_row=per_row,
                                 tile=None if tile_choice == "auto" else int(tile_choice),
                                 scale=scale, colormap=cmap, sort=sort))
 
@@ -197,7 +212,10 @@ if mode == ONE:
     path = pick[1].selectbox("Layer", members, format_func=layer_label, **layer_kwargs)
 
     try:
-        acts = {which: activation(which, path) for which in shown}
+        plan = layer_plan(path, "activations", [
+            *model_options(model), "--layers", path, "--per-row", str(per_row), "--cmap", cmap,
+            "--scale", scale, "--sort", sort, "--tile", str(tile_for(path))])
+        acts = activations(plan, path)
         grids = draw(path, acts)
     except VizError as exc:
         show_error(exc)
@@ -247,10 +265,7 @@ if mode == ONE:
     export_images = [image] + ([second] if "second" in shown else [])
     with buttons[-1]:
         bundle_button(
-            "activations",
-            [*model_options(model), "--layers", path, "--per-row", str(per_row),
-             "--cmap", cmap, "--scale", scale, "--sort", sort, "--tile", str(tile_for(path))],
-            export_images,
+            plan.command, list(plan.options), export_images,
             {"page": "Feature maps", "model": model.title, "layer": path, "per_row": per_row,
              "colormap": cmap, "normalise": scale, "order": sort, "tile": tile_for(path),
              "images": [im.name for im in export_images]},
@@ -332,7 +347,7 @@ else:
         on_click="ignore")
     try:
         for path in pages[page]:
-            acts = {which: activation(which, path) for which in shown}
+            acts = activations(layer_plan(path), path)
             grids = draw(path, acts, compact=True)
             first = acts["first"]
             dead = int(channel_stats(first).dead.sum())

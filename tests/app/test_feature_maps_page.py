@@ -194,3 +194,48 @@ def test_comparison_turned_off_stays_off_until_another_second_image(app):
     choose_second(at, loaded, "star")
     assert at.toggle(key="fm_compare").value
     assert any(c.value.startswith("star · ") for c in at.caption)
+
+
+def test_all_layers_of_two_images_are_one_pass_each_and_the_zip_holds_every_grid(app,
+                                                                              monkeypatch):
+    """The page's plans name one forward pass per image and group of layers: the grids, the
+    all-layers view and its ZIP (one grid per layer and image, of the activations computed
+    independently) all read the same two passes."""
+    import functools
+    import io
+    import zipfile
+
+    from PIL import Image
+
+    import viz_core.features.activations
+    from tests.app.media import file_of
+    from viz_core.render.montage import grid_files
+
+    at, loaded, media = app
+    first, second = at.session_state[SELECTION_KEY].image.name, "square"
+    passes = []
+    direct_maps = viz_core.features.activations.feature_maps
+
+    @functools.wraps(direct_maps)  # the same name: the same cache key
+    def counted(model, view, *args, **kwargs):
+        passes.append(view.digest)
+        return direct_maps(model, view, *args, **kwargs)
+
+    monkeypatch.setattr(viz_core.features.activations, "feature_maps", counted)
+    choose_second(at, loaded, second)
+    at.button_group(key="fm_view").set_value("All layers").run()
+    assert not at.exception, at.exception
+    assert len(passes) == 1  # the second image's pass; the first's was cached on arrival
+    button = next(b for b in at.get("download_button") if b.key == "fm_zip_all")
+    with zipfile.ZipFile(io.BytesIO(file_of(media, button))) as archive:
+        files = {name: archive.read(name) for name in archive.namelist()}
+    assert len(passes) == 1  # the ZIP read the cached passes
+    expected = dict(grid_files(
+        [(f"{image}_activations_{i}_{layer}.png", direct(loaded, image, layer))
+         for image in (first, second)
+         for i, layer in enumerate(("conv_a", "pool_a", "conv_b"), 1)]))
+    assert sorted(files) == sorted(expected)
+    for name, png in expected.items():  # within a colour step of the reference's rounding
+        np.testing.assert_allclose(
+            np.asarray(Image.open(io.BytesIO(files[name])), dtype=int),
+            np.asarray(Image.open(io.BytesIO(png)), dtype=int), atol=1, err_msg=name)
