@@ -1,10 +1,12 @@
 """The class quiz in real browsers: a teacher session starts a quiz, three student sessions
 (separate browser contexts, so separate Streamlit sessions) join with its code and answer; the
 teacher's live results show the 3 answers and the score without a click, and no student's page
-shows another student's name or answer, not even after switching to the teacher's view."""
+shows another student's name or answer, not even after switching to the teacher's view; no
+session's link holds the code, a name, an answer or the draw."""
 from __future__ import annotations
 
 import re
+from urllib.parse import unquote, urlparse
 
 import pytest
 
@@ -82,6 +84,10 @@ def test_a_teacher_and_three_students_play_a_quiz(browser, server, artifacts):
         teacher_text = main_text(teacher)
         assert all(name in teacher_text for name in STUDENTS)
         teacher.screenshot(path=str(artifacts / "quiz_teacher.png"), full_page=True)
+        for page in (teacher, *students.values()):  # a copied link gives nothing away
+            link = unquote(page.url).casefold()
+            assert "quiz" not in urlparse(page.url).query and code.casefold() not in link, link
+            assert not any(n.casefold() in link for n in STUDENTS) and "image a" not in link
 
         for name, page in students.items():
             others = [n for n in STUDENTS if n != name]
