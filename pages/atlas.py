@@ -5,7 +5,7 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
-from ui.atlas_export import atlas_bundle_button
+from ui.atlas_export import atlas_bundle_button, atlas_plan
 from ui.charts import plotly_chart
 from ui.feedback import run_button, show_error
 from ui.notes import show as show_note
@@ -21,6 +21,7 @@ from viz_core.dataset.readers import UPLOAD_LIMITS, sample_dataset
 from viz_core.errors import VizError
 from viz_core.render import overlay_heatmap
 from viz_core.render.atlas import crop_picture, outlined
+from viz_core.runtime.plan import Step
 
 SOURCES = {
     "shapes": "Sample: shapes scenes (the sidebar's model)",
@@ -99,6 +100,12 @@ def make_atlas(model, data, layer, k, score, progress=None, should_stop=None):
                         progress=progress, should_stop=should_stop)
 
 
+def atlas_on_disk(model, data, layer, k, score) -> bool:
+    """Whether :func:`make_atlas` with these arguments reads its atlas back from the disk."""
+    channels = parse_channels(None, int(model.info.layer(layer).output_shape[-1]))
+    return bench.disk.get(atlas_key(model, data, layer, k, score, channels)) is not None
+
+
 def image_of(model, data, entry):
     """One dataset image as the model sees it, (H, W, 3) uint8."""
     return exemplar_pixels(model, data, [entry])[int(entry)]
@@ -134,16 +141,19 @@ except VizError as exc:
     st.stop()
 
 channels = parse_channels(None, int(model.info.layer(layer).output_shape[-1]))
-call = ((make_atlas, model, data, layer, k, score), {})
-on_disk = bench.disk.get(atlas_key(model, data, layer, k, score, channels)) is not None
-if not (on_disk or bench.is_cached(*call[0])):
+archive, labels_file = (st.session_state.get("atlas_zip_file"),
+                        st.session_state.get("atlas_csv_file"))
+plan = atlas_plan(Step(make_atlas, (model, data, layer, k, score)), source,
+                  count=count, archive=archive, labels_file=labels_file)
+if not (plan.ready(bench) or atlas_on_disk(*plan.steps[0].args)):
     st.caption(f"{len(channels)} units of {literal(layer)} over {len(data)} images: one pass "
                "through the model up to the layer.")
+    # the same atlas asked for by several sessions is one job
     run_button("Build the atlas", "Building the atlas", "atlas_run",
-               lambda bar: bench.run(*call[0], progress=bar))
+               lambda bar: plan.run(bench, bar), job_key=plan.key())
     st.stop()
 try:
-    atlas = bench.run(*call[0])
+    atlas = plan.steps[0].result(bench)
 except VizError as exc:
     show_error(exc)
     st.stop()
@@ -153,9 +163,7 @@ st.caption(f"Model: {literal(model.title)} · layer {literal(atlas.layer)} · {l
            f"· {atlas.images} images of {literal(atlas.dataset)} · classes by "
            f"{atlas.grouped_by} · receptive field {atlas.field.size[0]}x{atlas.field.size[1]} px"
            f", {atlas.field.jump[0]} px apart")
-atlas_bundle_button(model, source, layer=layer, k=k, score=score, count=count,
-                    archive=st.session_state.get("atlas_zip_file"),
-                    labels_file=st.session_state.get("atlas_csv_file"))
+atlas_bundle_button(plan, source, count=count, archive=archive, labels_file=labels_file)
 
 # -- the grid of unit cards ----------------------------------------------------------------------
 c1, c2, c3 = st.columns(3)

@@ -12,6 +12,7 @@ from typing import Sequence
 
 import streamlit as st
 
+from viz_core.runtime.plan import Plan, Step
 
 from .export import bundle_button, model_options
 
@@ -64,22 +65,35 @@ def upload_files(archive, labels_file) -> dict[str, bytes]:
     return found
 
 
-def atlas_bundle_button(model, source: str, *, layer: str, k: int, score: str,
-                        count: int | None = None, archive=None, labels_file=None,
-                        key: str = "atlas_bundle", where=st) -> None:
-    """Draw the atlas's "Export bundle" download button (the bundle is made when clicked).
+def atlas_plan(step: Step, source: str, *, count: int | None = None, archive=None,
+               labels_file=None) -> Plan:
+    """The page's plan: its atlas ``step`` (a call ``(model, data, layer, k, score)``) and the
+    atlas command that makes the same atlas, its model, layer, k and score read from the step
+    (so they cannot drift from what the page computed).
+
+    ``source``, ``count``, ``archive`` and ``labels_file`` name the images as
+    :func:`atlas_options` does (an upload by its Streamlit file, read when the bundle is made).
+    """
+    model, _, layer, k, score = step.args
+    return Plan((step,), "atlas", atlas_options(
+        model_options(model), source, layer=layer, k=k, score=score, count=count,
+        upload_name=getattr(archive, "name", None), with_labels=labels_file is not None))
+
+
+def atlas_bundle_button(plan: Plan, source: str, *, count: int | None = None, archive=None,
+                        labels_file=None, key: str = "atlas_bundle", where=st) -> None:
+    """Draw the atlas's "Export bundle" download button for :func:`atlas_plan`'s ``plan``
+    (the bundle is made when clicked).
 
     ``archive`` and ``labels_file`` are the page's uploaded ZIP and CSV (Streamlit uploads)
     for ``source="upload"``; their bytes are read when the bundle is made.
     """
-    options = atlas_options(model_options(model), source, layer=layer, k=k, score=score,
-                            count=count, upload_name=getattr(archive, "name", None),
-                            with_labels=labels_file is not None)
+    model, _, layer, k, score = plan.steps[0].args
     parameters = {"page": "Neuron atlas", "model": model.title, "layer": layer, "k": k,
                   "score": score, "images": source if source == "upload" else
                   f"sample:{source}:{count}"}
 
-    bundle_button("atlas", options, [], parameters, key=key, where=where,
+    bundle_button(plan.command, list(plan.options), [], parameters, key=key, where=where,
                   extra_files=lambda: upload_files(archive if source == "upload" else None,
                                                    labels_file),
                   help="A ZIP with the atlas (atlas.json and every crop), its settings, the "

@@ -91,3 +91,37 @@ def test_the_shortcut_scenes_go_with_the_shortcut_model(app):
     unit = at.selectbox(key="atlas_unit").value
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Top activation"] == f"{expected.exemplars(unit)[0]['activation']:.3g}"
+
+
+def test_the_atlas_is_built_once_and_the_bundle_names_it(app, monkeypatch):
+    """The page's plan names the atlas once: the job builds it (one pass over the scenes), the
+    page draws it from the cache on every later run, and the bundle's command asks for the
+    same model, scenes, layer, k and score."""
+    import ui.atlas_export
+    import viz_core.dataset.atlas
+    from ui.atlas_export import atlas_options
+
+    at = app
+    built, made = [], []
+    direct = viz_core.dataset.atlas.neuron_atlas
+
+    def counted(model, data, layer, **kwargs):
+        built.append((model.name, len(data), layer, kwargs["k"], kwargs["score"]))
+        return direct(model, data, layer, **kwargs)
+
+    monkeypatch.setattr(viz_core.dataset.atlas, "neuron_atlas", counted)
+    monkeypatch.setattr(ui.atlas_export, "bundle_button",
+                        lambda command, options, *a, **kw: made.append((command, list(options))))
+    at.radio(key="atlas_source").set_value("shapes").run()
+    at.select_slider(key="atlas_count").set_value(24)
+    at.select_slider(key="atlas_k").set_value(6)
+    at.radio(key="atlas_score").set_value("mean").run()
+    assert not built and any(b.key == "atlas_run" for b in at.button)
+    at.button(key="atlas_run").click().run()
+    assert not at.exception, at.exception
+    layer = at.selectbox(key="atlas_layer").value
+    assert built == [("demo", 24, layer, 6, "mean")]
+    at.selectbox(key="atlas_sort").set_value("channel").run()
+    assert len(built) == 1 and not any(b.key == "atlas_run" for b in at.button)
+    assert made[-1] == ("atlas", atlas_options(["--model", "demo"], "shapes", layer=layer,
+                                               k=6, score="mean", count=24))
