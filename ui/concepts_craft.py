@@ -14,8 +14,9 @@ from viz_core.dataset.readers import UPLOAD_LIMITS, sample_dataset
 from viz_core.errors import VizError
 from viz_core.methods.craft import DEFAULT_DESIGNS, DEFAULT_TOP_CROPS, craft_cost
 from viz_core.render.concepts import all_concepts, concept_colour, concept_overlay, crops_strip
+from viz_core.runtime.plan import Step
 
-from .concepts_export import CRAFT_CSV_KEY, CRAFT_ZIP_KEY, concepts_bundle_button
+from .concepts_export import CRAFT_CSV_KEY, CRAFT_ZIP_KEY, concepts_bundle_button, concepts_plan
 from .cost import cost_text
 from .dataset_upload import listed_upload
 from .feedback import run_button, show_error
@@ -96,6 +97,13 @@ def find_concepts(model, data, class_name, layer, concepts, limit, progress=None
                            should_stop=should_stop)
 
 
+def concepts_on_disk(model, data, class_name, layer, concepts, limit) -> bool:
+    """Whether :func:`find_concepts` with these arguments reads its run back from the disk."""
+    key = concepts_key(model, data, model.class_index(class_name), layer, concepts,
+                       DEFAULT_DESIGNS, DEFAULT_TOP_CROPS, None, 0, limit)
+    return workbench().disk.get(key) is not None
+
+
 def image_pixels(model, data, entries):
     """``{entry: (H, W, 3) uint8}`` of dataset images as the model sees them."""
     return exemplar_pixels(model, data, entries)
@@ -153,27 +161,26 @@ def craft_tab(page) -> None:
         show_error(exc)
         return
 
-    call = (find_concepts, model, data, class_name, layer, concepts, limit)
-    key = concepts_key(model, data, model.class_index(class_name), layer, concepts,
-                       DEFAULT_DESIGNS, DEFAULT_TOP_CROPS, None, 0, limit)
-    if not (bench.disk.get(key) is not None or bench.is_cached(*call)):
+    plan = concepts_plan(Step(find_concepts, (model, data, class_name, layer, concepts, limit)),
+                         source, count=count)
+    if not (plan.ready(bench) or concepts_on_disk(*plan.steps[0].args)):
         whole, back = craft_cost(len(picked), tuple(model.info.input_shape[:2]), concepts)
         which = (f"{len(picked)} images labelled {literal(class_name)}" if chosen == "label"
                  else f"all {len(picked)} images (the dataset has no labels)")
         st.caption(f"CRAFT on {which} at {literal(layer)}: {cost_text(model, whole)} for the "
                    f"crops and images, then {back:,} passes through the layers after "
                    f"{literal(layer)} for the importance (cheaper the deeper the layer).")
+        # the same run asked for by several sessions is one job
         run_button("Find concepts", "Finding concepts", "concepts_run",
-                   lambda bar: bench.run(*call, progress=bar))
+                   lambda bar: plan.run(bench, bar), job_key=plan.key())
         return
     try:
-        run = bench.run(*call)
+        run = plan.steps[0].result(bench)
     except VizError as exc:
         show_error(exc)
         return
     show_concepts(model, data, run)
-    concepts_bundle_button(model, source, class_name=class_name, layer=layer,
-                           concepts=concepts, limit=limit, count=count)
+    concepts_bundle_button(plan, source, count=count)
 
 
 def show_concepts(model, data, run) -> None:

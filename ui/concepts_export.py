@@ -16,6 +16,7 @@ from typing import Sequence
 import streamlit as st
 
 from viz_core.render import png_bytes
+from viz_core.runtime.plan import Plan, Step
 
 from .atlas_export import LABELS_CSV, upload_files, zip_name
 from .export import bundle_button, model_options
@@ -85,22 +86,33 @@ def concepts_options(model_words: Sequence[str], source: str, *, class_name: str
                     str(int(concepts)), "--limit", str(int(limit))]
 
 
-def concepts_bundle_button(model, source: str, *, class_name: str, layer: str, concepts: int,
-                           limit: int, count: int | None = None, key: str = "concepts_bundle",
-                           where=st) -> None:
-    """Draw the CRAFT result's "Export bundle" download button (the bundle is made when
-    clicked); an uploaded ZIP and labels CSV are taken from the tab's uploaders."""
+def concepts_plan(step: Step, source: str, *, count: int | None = None) -> Plan:
+    """The CRAFT tab's plan: its ``step`` (a call ``(model, data, class_name, layer, concepts,
+    limit)``) and the concepts command that finds the same concepts, its model, class, layer,
+    concepts and limit read from the step (so they cannot drift from what the tab computed);
+    an uploaded ZIP and labels CSV are named by the tab's uploaders."""
+    model, _, class_name, layer, concepts, limit = step.args
     archive = st.session_state.get(CRAFT_ZIP_KEY) if source == "upload" else None
     labels_file = st.session_state.get(CRAFT_CSV_KEY) if source == "upload" else None
-    options = concepts_options(model_options(model), source, class_name=class_name,
-                               layer=layer, concepts=concepts, limit=limit, count=count,
-                               upload_name=getattr(archive, "name", None),
-                               with_labels=labels_file is not None)
+    return Plan((step,), "concepts", concepts_options(
+        model_options(model), source, class_name=class_name, layer=layer, concepts=concepts,
+        limit=limit, count=count, upload_name=getattr(archive, "name", None),
+        with_labels=labels_file is not None))
+
+
+def concepts_bundle_button(plan: Plan, source: str, *, count: int | None = None,
+                           key: str = "concepts_bundle", where=st) -> None:
+    """Draw the CRAFT result's "Export bundle" download button for :func:`concepts_plan`'s
+    ``plan`` (the bundle is made when clicked); an uploaded ZIP and labels CSV are taken
+    from the tab's uploaders."""
+    archive = st.session_state.get(CRAFT_ZIP_KEY) if source == "upload" else None
+    labels_file = st.session_state.get(CRAFT_CSV_KEY) if source == "upload" else None
+    model, _, class_name, layer, concepts, limit = plan.steps[0].args
     parameters = {"page": "Concepts", "tab": "CRAFT", "model": model.title,
                   "class": class_name, "layer": layer, "concepts": concepts, "images": limit,
                   "data": source if source == "upload" else f"sample:{source}:{count}"}
 
-    bundle_button("concepts", options, [], parameters, key=key, where=where,
+    bundle_button(plan.command, list(plan.options), [], parameters, key=key, where=where,
                   extra_files=lambda: upload_files(archive, labels_file),
                   help="A ZIP with the concepts (concepts.json, every crop, mean map and "
                        "per-image maps), the settings, the python -m viz_core concepts command "
@@ -142,25 +154,41 @@ def _set_file(kind: str, source: str, data) -> tuple[str | None, object]:
     return set_zip_name(kind, f"{data.name}.zip"), lambda: images_zip(data)
 
 
-def tcav_bundle_button(model, source: str, *, class_name: str, layer: str, runs: int,
-                       count: int, concept, concept_source: str, random, random_source: str,
-                       sample_count: int, key: str = "tcav_bundle", where=st) -> None:
-    """Draw a TCAV result's "Export bundle" download button (the bundle is made when
-    clicked).
+def tcav_plan(step: Step, source: str, *, concept_source: str, random_source: str,
+              sample_count: int) -> Plan:
+    """The TCAV tab's plan: its ``step`` (a call ``(model, data, class_index, concept,
+    random, layer)`` with ``runs`` and ``class_images``) and the tcav command that repeats
+    it, its model, class, layer, runs and images read from the step (so they cannot drift
+    from what the tab computed).
 
     ``concept`` and ``random`` are the tab's image sets (Datasets; ``random`` None with
-    ``random_source="dataset"``); an upload travels as its own bytes, an example set or a
-    folder on the server as a ZIP of its images.
+    ``random_source="dataset"``): an upload is named by its file, an example set or a folder
+    on the server by the ZIP of its images that goes in the bundle (:func:`tcav_bundle_button`).
     """
+    model, _, class_index, concept, random, layer = step.args
+    upload = st.session_state.get(TCAV_UPLOAD_KEYS["class"]) if source == "upload" else None
+    return Plan((step,), "tcav", tcav_options(
+        model_options(model), source, class_name=model.labels[class_index], layer=layer,
+        runs=step.kwargs["runs"], count=step.kwargs["class_images"],
+        concept_zip=_set_file("concept", concept_source, concept)[0],
+        random_zip=_set_file("random", random_source, random)[0], sample_count=sample_count,
+        upload_name=getattr(upload, "name", None)))
+
+
+def tcav_bundle_button(plan: Plan, source: str, *, concept_source: str, random_source: str,
+                       key: str = "tcav_bundle", where=st) -> None:
+    """Draw a TCAV result's "Export bundle" download button for :func:`tcav_plan`'s ``plan``
+    (the bundle is made when clicked), with the files its command reads: an upload travels
+    as its own bytes, an example set or a folder on the server as a ZIP of its images.
+    """
+    model, _, class_index, concept, random, layer = plan.steps[0].args
     upload = st.session_state.get(TCAV_UPLOAD_KEYS["class"]) if source == "upload" else None
     concept_zip, concept_bytes = _set_file("concept", concept_source, concept)
     random_zip, random_bytes = _set_file("random", random_source, random)
-    options = tcav_options(model_options(model), source, class_name=class_name, layer=layer,
-                           runs=runs, count=count, concept_zip=concept_zip,
-                           random_zip=random_zip, sample_count=sample_count,
-                           upload_name=getattr(upload, "name", None))
-    parameters = {"page": "Concepts", "tab": "TCAV", "model": model.title, "class": class_name,
-                  "layer": layer, "random_runs": runs, "class_images": count,
+    parameters = {"page": "Concepts", "tab": "TCAV", "model": model.title,
+                  "class": model.labels[class_index], "layer": layer,
+                  "random_runs": plan.steps[0].kwargs["runs"],
+                  "class_images": plan.steps[0].kwargs["class_images"],
                   "concept": getattr(concept, "name", None),
                   "random": "drawn from the data" if random_zip is None else random.name}
 
@@ -173,7 +201,8 @@ def tcav_bundle_button(model, source: str, *, class_name: str, layer: str, runs:
             found[random_zip] = random_bytes()
         return found
 
-    bundle_button("tcav", options, [], parameters, key=key, where=where, extra_files=files,
+    bundle_button(plan.command, list(plan.options), [], parameters, key=key, where=where,
+                  extra_files=files,
                   help="A ZIP with the TCAV result (tcav.json), the settings, the python -m "
                        "viz_core tcav command that makes it again, and the concept and random "
                        "images it read.")

@@ -14,9 +14,10 @@ from viz_core.dataset.readers import UPLOAD_LIMITS, open_dataset, sample_dataset
 from viz_core.dataset.tcav_run import EXAMPLES, example_images, tcav_run
 from viz_core.errors import ParameterError, VizError
 from viz_core.methods.tcav_options import DEFAULT_RUNS, RUNS, SIGNIFICANCE
+from viz_core.runtime.plan import Step
 
 from .charts import plotly_chart
-from .concepts_export import tcav_bundle_button
+from .concepts_export import tcav_bundle_button, tcav_plan
 from .cost import cost_text
 from .feedback import run_button, show_error
 from .presenter import controls
@@ -231,24 +232,24 @@ def tcav_tab(page=None) -> None:
         st.caption(f"The concept, {literal(concept.name)}: {len(picks)} of its "
                    f"{len(concept.entries)} images, "
                    + ", ".join(literal(Path(e.path).name) for e in chosen))
-    class_index = model.class_index(class_name)
-    args = (tcav_run, model, data, class_index, concept, random, layer)
-    options = dict(runs=runs, class_images=count)
-    if not bench.is_cached(*args, **options):
+    plan = tcav_plan(Step(tcav_run, (model, data, model.class_index(class_name), concept,
+                                     random, layer), dict(runs=runs, class_images=count)),
+                     source, concept_source=concept_source, random_source=random_source,
+                     sample_count=SAMPLE_COUNT)
+    if not plan.ready(bench):
         images = min(count, len(data)) + min(len(concept), 100) + 200
         st.caption(f"{literal(class_name)} at {literal(layer)}: {runs} runs, "
                    f"{cost_text(model, images + 2 * min(count, len(data)))}.")
-        run_button("Run TCAV", "Running TCAV", "tcav_run",
-                   lambda bar: bench.run(*args, **options, progress=bar))
+        # the same run asked for by several sessions is one job
+        run_button("Run TCAV", "Running TCAV", "tcav_run", lambda bar: plan.run(bench, bar),
+                   job_key=plan.key())
         return
     try:
-        run = bench.run(*args, **options)
+        run = plan.steps[0].result(bench)
     except VizError as exc:
         show_error(exc)
         return
-    tcav_bundle_button(model, source, class_name=class_name, layer=layer, runs=runs, count=count,
-                       concept=concept, concept_source=concept_source, random=random,
-                       random_source=random_source, sample_count=SAMPLE_COUNT)
+    tcav_bundle_button(plan, source, concept_source=concept_source, random_source=random_source)
     _show(run)
 
 

@@ -97,3 +97,38 @@ def test_the_tcav_tab_is_there(app):
         assert any(i.value == "TCAV: coming." for i in at.info)
     else:  # the TCAV tab's own controls are drawn under it
         assert at.tabs[1].radio(key="tcav_class_source") is not None
+
+
+def test_a_craft_run_is_made_once_and_the_bundle_names_it(app, monkeypatch):
+    """The tab's plan names the run once: the job finds the concepts (one call), the tab draws
+    them from the cache on later runs, and the bundle's command asks for the same class,
+    layer, concepts and images."""
+    import ui.concepts_export
+    import viz_core.dataset.concepts
+    from ui.concepts_export import concepts_options
+
+    at = app
+    found, made = [], []
+    direct = viz_core.dataset.concepts.class_concepts
+
+    def counted(model, data, class_name, layer, **kwargs):
+        found.append((model.name, class_name, layer, kwargs["concepts"], kwargs["limit"]))
+        return direct(model, data, class_name, layer, **kwargs)
+
+    monkeypatch.setattr(viz_core.dataset.concepts, "class_concepts", counted)
+    monkeypatch.setattr(ui.concepts_export, "bundle_button",
+                        lambda command, options, *a, **kw: made.append((command, list(options))))
+    at.radio(key="concepts_source").set_value("shortcut").run()
+    at.select_slider(key="concepts_count").set_value(48)
+    at.select_slider(key="concepts_k").set_value(3)
+    at.select_slider(key="concepts_limit").set_value(24).run()
+    at.button(key="concepts_run").click().run()
+    assert not at.exception, at.exception
+    assert found == [("shortcut_demo", "star", "conv2d_4", 3, 24)]
+    assert len([m for m in at.markdown if m.value.startswith("**Concept ")]) == 3
+    names = at.selectbox(key="concepts_image").options
+    at.selectbox(key="concepts_image").set_value(names[-1]).run()
+    assert len(found) == 1 and not any(b.key == "concepts_run" for b in at.button)
+    assert made[-1] == ("concepts", concepts_options(
+        ["--model", "shortcut_demo"], "shortcut", class_name="star", layer="conv2d_4",
+        concepts=3, limit=24, count=48))

@@ -102,3 +102,42 @@ def test_the_same_concept_for_circle_is_low(app):
     shown = [w.value for w in at.warning] + [i.value for i in at.info]
     verdict = "**Significant, downwards**" if want.significant else "**Not significant**"
     assert any(v.startswith(verdict) for v in shown)
+
+
+def test_a_tcav_run_is_made_once_and_the_bundle_names_it(app, monkeypatch):
+    """The tab's plan names the run once: the job computes it (one call), the tab draws it
+    from the cache on later runs, and the bundle's command asks for the same class, layer,
+    runs, images and example sets."""
+    import functools
+
+    import ui.concepts_export
+    import ui.concepts_tcav
+    from ui.concepts_export import set_zip_name, tcav_options
+
+    at = app
+    calls, made = [], []
+
+    @functools.wraps(tcav_run)  # the same name: the same cache key
+    def counted(model, data, class_index, *args, **kwargs):
+        calls.append((class_index, kwargs["runs"], kwargs["class_images"]))
+        return tcav_run(model, data, class_index, *args, **kwargs)
+
+    monkeypatch.setattr(ui.concepts_tcav, "tcav_run", counted)
+    monkeypatch.setattr(ui.concepts_export, "bundle_button",
+                        lambda command, options, *a, **kw: made.append((command, list(options))))
+    at.selectbox(key="tcav_class").set_value("star")
+    at.slider(key="tcav_runs").set_value(3)
+    at.select_slider(key="tcav_count").set_value(COUNT).run()
+    at.button(key="tcav_run").click().run()
+    assert not at.exception, at.exception
+    model = load_builtin_model("shortcut_demo")
+    assert calls == [(model.class_index("star"), 3, COUNT)]
+    at.run()
+    assert len(calls) == 1 and not any(b.key == "tcav_run" for b in at.button)
+    assert "TCAV score" in [m.label for m in at.metric]
+    assert made[-1] == ("tcav", tcav_options(
+        ["--model", "shortcut_demo"], "shortcut", class_name="star", layer="conv2d_4", runs=3,
+        count=COUNT,
+        concept_zip=set_zip_name("concept", f"{example_images('tag', model.labels).name}.zip"),
+        random_zip=set_zip_name("random", f"{example_images('plain', model.labels).name}.zip"),
+        sample_count=200))
