@@ -46,8 +46,7 @@ RUN_KEY = "ds_run"
 page = page_setup(
     "Dataset",
     # one line: the dataset's images start on a 1280x720 projector's first screen
-    "Check the model on a whole set of images: its mistakes, where it looks for each class, "
-    "and whether it found a shortcut.",
+    "The model over a whole dataset: its mistakes, where it looks, its shortcuts.",
     needs="nothing",
 )
 bench = workbench()
@@ -110,8 +109,8 @@ except VizError as exc:
     st.stop()
 data = listing.dataset
 
-st.caption(f"Model: {literal(model.title)} · dataset {literal(data.name)} · {len(data)} images "
-           f"· layout: {data.layout}")
+about = (f"Model: {literal(model.title)} · dataset {literal(data.name)} · {len(data)} images "
+         f"· layout: {data.layout}")
 say_if_untrained(model)
 if data.unknown_labels:
     st.warning("Labels that match none of the model's classes (these images are predicted but "
@@ -128,11 +127,12 @@ if not plan.ready(bench):
     # fragment, so the strip stays drawn while it runs
     run_button("Run on the dataset", "Explaining the dataset", RUN_KEY,
                lambda bar: plan.run(bench, bar), job_key=plan.key())
-    if not job_running(RUN_KEY):
-        st.caption(f"{len(listing.thumbnails)} of the {len(data)} images, spread over the "
-                   f"dataset; press *Run on the dataset* to predict and explain them all with "
-                   f"{method_title}.")
     image_strip(listing)
+    shown = f"{len(listing.thumbnails)} of them above, spread over the dataset"
+    if not job_running(RUN_KEY):
+        shown += (f"; press *Run on the dataset* to predict and explain them all with "
+                  f"{method_title}")
+    st.caption(f"{about}. {shown}.")
     st.stop()
 (run,) = plan.results(bench)
 index = {entry.path: entry for entry in data.entries}
@@ -213,6 +213,7 @@ hist.update_layout(title="Confidence of the predicted class", barmode="overlay",
                    xaxis_title="probability", yaxis_title="images", margin=dict(t=50, b=40),
                    legend=dict(orientation="h", y=-0.25))
 plotly_chart(hist, g2, width="stretch", key="ds_confidence_chart")
+st.caption(about)
 
 if confusion is not None:
     clicked = clicked_cell(event, run.classes)

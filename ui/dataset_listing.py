@@ -29,7 +29,7 @@ def uploaded_zip(archive, labels_file) -> UploadedZip:
 
 def listing_plan(upload: UploadedZip, classes) -> Plan:
     """The upload's listing as a plan: one cached call, keyed by the upload's digests."""
-    return Plan((Step(list_upload, (upload, tuple(classes)), title="Listing"),))
+    return Plan((Step(list_upload, (upload, tuple(classes))),))  # the bar says what it is
 
 
 def upload_listing(archive, labels_file, classes) -> DatasetListing | None:

@@ -37,8 +37,8 @@ def dataset_options(model, source: str, *, method: str, count: int | None = None
 def run_plan(model, data, options: Sequence[str], *, method: str) -> Plan:
     """The run over ``data`` (the job the button queues): predictions and ``method``'s
     heatmaps of every image."""
-    run = Step(run_dataset, (model, data), {"batch_size": DEFAULT_BATCH_SIZE, "method": method},
-               title="Explaining the dataset")
+    # no title: the bar's own label ("Explaining the dataset") says what the one step makes
+    run = Step(run_dataset, (model, data), {"batch_size": DEFAULT_BATCH_SIZE, "method": method})
     return Plan((run,), "dataset", tuple(options))
 
 
