@@ -19,6 +19,11 @@ def test_click_a_confusion_cell_then_open_a_table_image_in_class_heatmaps(page, 
     settle(page)
     run = page.get_by_role("button", name="Run on the dataset")
     if run.count():  # not when the session's server already ran it
+        # before the run: a strip of the shortcut scenes (tagged and plain), the button above
+        strip = page.locator('[data-testid="stMain"] [data-testid="stImage"]')
+        names = " ".join(strip.all_inner_texts()).split()  # the captions, one per image
+        assert len(names) == 8 and any("/tagged_" in n for n in names), names
+        assert run.bounding_box()["y"] < strip.first.bounding_box()["y"]
         run.click()
         settle(page)
     assert_no_crash(page)
