@@ -178,13 +178,17 @@ if not plan.ready(bench):
     passes = passes_for(methods, steps)
     quick_methods = [m for m in QUICK_METHODS if m in options]
     with run_place:
-        say, go = st.columns([3, 1], vertical_alignment="center")
-        say.caption(("Maps still to compute: " + ", ".join(map(method_title, pending_maps))
-                     + ". Then " if pending_maps else "Still to compute: ")
-                    + f"{images} images through the model for the deletion and insertion "
-                    f"curves: {cost_text(model, passes)}.")
-        if run_seconds(model, passes) > SLOW_SECONDS and not (
-                quick and len(methods) <= len(quick_methods)):
+        offer_quick = run_seconds(model, passes) > SLOW_SECONDS and not (
+            quick and len(methods) <= len(quick_methods))
+        running = job_running("cmp_run")  # while it runs, its bar says what it does
+        if offer_quick or not running:
+            say, go = st.columns([3, 1], vertical_alignment="center")
+        if not running:
+            say.caption(("Maps still to compute: " + ", ".join(map(method_title, pending_maps))
+                         + ". Then " if pending_maps else "Still to compute: ")
+                        + f"{images} images through the model for the deletion and insertion "
+                        f"curves: {cost_text(model, passes)}.")
+        if offer_quick:
             go.button(f"Quick look ({cost_text(model, passes_for(quick_methods, QUICK_STEPS))})",
                       key="cmp_quick_go", icon=":material/bolt:", on_click=_quick_preset,
                       help=f"{len(quick_methods)} methods, one of each kind ("
@@ -215,8 +219,6 @@ except VizError as exc:
 curves = ({m: step.result(bench) for m, step in curve_steps.items()} if plan.ready(bench)
           else {})
 with maps_place:
-    if not presenter_on():  # there the class is named right beside the maps
-        st.subheader(f"{literal(model.label(k))} ({k}): where each method sees the evidence")
     per_row = min(len(methods), 3 if presenter_on() else 6)
     for row in range(0, len(methods), per_row):
         for column, method in zip(st.columns(per_row), methods[row:row + per_row]):
@@ -239,7 +241,8 @@ with maps_place:
     middle.image(colorbar(colormap, length=256, thickness=12, vertical=False,
                           blend="heat" if show == "overlay" else "uniform"), width="stretch")
     right.caption("1: strongest")
-    st.caption("Every map is scaled so its strongest point is 1 and drawn with the same "
+    st.caption(f"Where each method sees the evidence for {literal(model.label(k))} ({k}). "
+               "Every map is scaled so its strongest point is 1 and drawn with the same "
                f"colours, over the original {image.pixels.shape[1]}×{image.pixels.shape[0]} image"
                + ("; the colour's opacity follows the heat, so the photo shows where a map is 0."
                   if show == "overlay" else ".")

@@ -102,10 +102,14 @@ class ProgressBar:
         self.label = label
         self.box = st.empty()
         with self.box.container():
-            self.bar = st.progress(0.0, text=label)
+            # one row: the bar, and its Stop button beside it (not a second row pushing the
+            # page's pictures down)
+            where, stop = st.columns([7, 1], vertical_alignment="bottom") if stoppable else (
+                st.container(), None)
+            self.bar = where.progress(0.0, text=label)
             if stoppable:
-                st.button("Stop", key=_stop_key(label), icon=":material/stop:",
-                          help="Stops at the next step; nothing half-done is kept.")
+                stop.button("Stop", key=_stop_key(label), icon=":material/stop:",
+                            help="Stops at the next step; nothing half-done is kept.")
         self.start = time.monotonic()
 
     def __call__(self, fraction: float, message: str = "") -> None:
