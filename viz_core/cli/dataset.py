@@ -16,7 +16,8 @@
   "size", "png", "corner_share", "corner", "flagged"}], "method", "layer", "params", ...}``.
 
 ``--data sample:shapes`` and ``sample:shortcut`` are the built-in generated datasets (the second
-goes with ``--model shortcut_demo``).
+goes with ``--model shortcut_demo``); ``sample:NAME:COUNT`` is a sample's first COUNT scenes, as the
+Dataset page draws them (its export bundle's command).
 """
 from __future__ import annotations
 
