@@ -14,6 +14,9 @@ import time
 import uuid
 from typing import Callable
 
+from viz_core.errors import ParameterError
+from viz_core.runtime.settings import read_settings
+
 GRACE_S = 15.0  # seconds a session may be without its websocket before its jobs are given up
 _FORGET_AFTER = 100  # gone sessions remembered before the oldest are forgotten
 
@@ -27,13 +30,40 @@ def session_id() -> str:
 
 
 def client_address() -> str | None:
-    """The address this session connects from, for the per-address job limit; None from the
-    server's own machine (Streamlit reports loopback as None), which is not limited: behind a
-    reverse proxy on the same machine every student would share one address, and the
-    classroom bench's students all connect over loopback."""
+    """The address this session connects from, for the per-address job limit.
+
+    Streamlit reports a loopback connection as None. Without a proxy that is the server's own
+    machine, which is not limited (the classroom bench's students all connect over
+    loopback). Behind reverse proxies on the same machine (the ``proxies`` setting, see
+    :mod:`viz_core.runtime.settings`) every student arrives over loopback, and the address
+    the nearest proxy saw is taken from ``X-Forwarded-For``: then one client opening many
+    sessions is limited like any other."""
     import streamlit as st
 
-    return st.context.ip_address
+    return address_of(st.context.ip_address, st.context.headers.get("X-Forwarded-For"),
+                      trusted_proxies())
+
+
+def trusted_proxies() -> int:
+    """The ``proxies`` setting (0 when unset or invalid: the workbench's start reports an
+    invalid value in the server's log)."""
+    try:
+        return read_settings().proxies
+    except ParameterError:
+        return 0
+
+
+def address_of(ip: str | None, forwarded: str | None, proxies: int) -> str | None:
+    """The client's address: ``ip`` when Streamlit gives one (a direct connection); for a
+    loopback connection (None) behind ``proxies`` trusted proxies, the address the nearest
+    of them saw, which is ``forwarded``'s ``proxies``-th entry from the right (the entries
+    to its left are what the client itself claimed, and are not trusted); else None."""
+    if ip is not None or proxies <= 0 or not forwarded:
+        return ip
+    hops = [hop.strip() for hop in forwarded.split(",") if hop.strip()]
+    if not hops:
+        return None
+    return hops[-proxies] if len(hops) >= proxies else hops[0]
 
 
 def runtime_says_active(session: str) -> bool | None:

@@ -10,6 +10,9 @@ variable                        meaning                                        d
 ``CNN_EXPLORER_CACHE_ENTRIES``  results (pictures, maps) kept in memory        256
 ``CNN_EXPLORER_CACHE_MB``       memory those results may take, in MB           768
 ``CNN_EXPLORER_MODELS``         loaded models kept in memory                   3
+``CNN_EXPLORER_PROXIES``        reverse proxies in front of the server that    0
+                                add ``X-Forwarded-For`` (then loopback
+                                clients are told apart by that header)
 =============================== ============================================== ==========
 
 Where things are stored is set by two other variables, read where they are used:
@@ -42,6 +45,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("CNN_EXPLORER_CACHE_MB", "cache_mb", 16, 1_048_576,
             "the memory results may take, in MB"),
     Setting("CNN_EXPLORER_MODELS", "models", 1, 64, "the number of models kept in memory"),
+    Setting("CNN_EXPLORER_PROXIES", "proxies", 0, 8,
+            "the number of reverse proxies in front of the server"),
 )
 #: Every variable this module reads.
 VARIABLES: tuple[str, ...] = tuple(s.variable for s in SETTINGS)
@@ -49,7 +54,7 @@ VARIABLES: tuple[str, ...] = tuple(s.variable for s in SETTINGS)
 
 @dataclass(frozen=True)
 class Settings:
-    """Memory bounds of the process-wide workbench.
+    """Memory bounds of the process-wide workbench, and the proxies in front of the server.
 
     Attributes
     ----------
@@ -59,11 +64,15 @@ class Settings:
         Memory the results may take, in MB (2**20 bytes), >= 16.
     models : int
         Loaded models kept in memory, >= 1.
+    proxies : int
+        Reverse proxies on the server's machine in front of it, each adding the address it
+        saw to ``X-Forwarded-For``; 0 (no proxy) means loopback clients are the machine's own.
     """
 
     cache_entries: int = 256
     cache_mb: int = 768
     models: int = 3
+    proxies: int = 0
 
     @property
     def cache_bytes(self) -> int:
