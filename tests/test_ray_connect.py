@@ -12,12 +12,12 @@ import time
 import pytest
 
 from viz_core.dataset import ray_engine
-from viz_core.dataset.ray_engine import CONNECT_TIMEOUT_S, RayUnavailableError, _start
+from viz_core.dataset.ray_engine import CONNECT_TIMEOUT_S, RayUnavailableError, start_ray
 
 
 @pytest.fixture(autouse=True)
 def ray_environment(monkeypatch):
-    """_start quiets Ray's C++ logs through the environment; each test gets it back."""
+    """start_ray quiets Ray's C++ logs through the environment; each test gets it back."""
     monkeypatch.setenv("RAY_BACKEND_LOG_LEVEL", "fatal")
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
 
@@ -44,13 +44,13 @@ def test_an_address_where_nothing_listens_fails_at_once_without_asking_ray():
     ray, port = FakeRay(), closed_port()
     start = time.monotonic()
     with pytest.raises(RayUnavailableError) as refused:
-        _start(ray, f"127.0.0.1:{port}", verbose=False)
+        start_ray(ray, f"127.0.0.1:{port}", verbose=False)
     assert time.monotonic() - start < 5.0
     assert str(refused.value) == (
         f"Nothing answers at the Ray cluster address '127.0.0.1:{port}' (Connection refused, "
         "waited up to 30 s); start the cluster (ray start --head) or check the address.")
     with pytest.raises(RayUnavailableError, match="Connection refused"):
-        _start(ray, f"ray://127.0.0.1:{port}", verbose=False)
+        start_ray(ray, f"ray://127.0.0.1:{port}", verbose=False)
     assert ray.calls == []
 
 
@@ -63,7 +63,7 @@ def test_an_address_that_never_answers_is_given_up_after_the_timeout(monkeypatch
 
     monkeypatch.setattr(ray_engine.socket, "create_connection", silent)
     with pytest.raises(RayUnavailableError, match=r"\(no answer, waited up to 30 s\)"):
-        _start(FakeRay(), "198.51.100.7:6379", verbose=False)
+        start_ray(FakeRay(), "198.51.100.7:6379", verbose=False)
     assert waited == [CONNECT_TIMEOUT_S] == [30.0]
 
 
@@ -121,9 +121,9 @@ def test_a_listener_that_is_not_ray_is_refused_without_asking_ray(reply, why):
         with pytest.raises(RayUnavailableError) as refused:
             ray_engine._answers(listener.address, 5.0, greeting=1.0)
         assert time.monotonic() - start < 4.0, why
-        if reply is not None:  # (the silent one would take _start's full 10 s greeting)
+        if reply is not None:  # (the silent one would take start_ray's full 10 s greeting)
             with pytest.raises(RayUnavailableError, match="not a Ray cluster"):
-                _start(ray, listener.address, verbose=False)
+                start_ray(ray, listener.address, verbose=False)
     assert str(refused.value) == (
         f"Something answers at '{listener.address}' but it is not a Ray cluster (it does not "
         "speak Ray's gRPC protocol; waited 1 s); give the head's GCS address (host:6379) or "
@@ -136,9 +136,9 @@ def test_ray_start_up_lines_stay_off_stderr_unless_verbose(capfd):
     ray = FakeRay()
     with Listener(GRPC_SETTINGS) as server:
         address = server.address
-        _start(ray, address, verbose=False)
+        start_ray(ray, address, verbose=False)
         assert capfd.readouterr().err == ""
-        _start(ray, address, verbose=True)
+        start_ray(ray, address, verbose=True)
         assert capfd.readouterr().err == "[core_worker.cc] Ray says hello\n"
     assert [c["address"] for c in ray.calls] == [address, address]
     assert [c["logging_level"] for c in ray.calls] == [logging.WARNING, logging.INFO]

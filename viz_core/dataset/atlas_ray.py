@@ -19,7 +19,7 @@ import numpy as np
 
 from viz_core.dataset.atlas import (DEFAULT_BATCH_SIZE, DEFAULT_K, Atlas, AtlasBatch,
                                     AtlasCollector, atlas_entries, entry_batch, start_atlas)
-from viz_core.dataset.ray_engine import (DEFAULT_WORKERS, WORKER_CPUS, ModelRecipe, _start,
+from viz_core.dataset.ray_engine import (DEFAULT_WORKERS, WORKER_CPUS, ModelRecipe, start_ray,
                                          actor_rows, import_ray)
 from viz_core.dataset.readers import Dataset, SkippedFile
 from viz_core.errors import Cancelled, ParameterError
@@ -191,7 +191,7 @@ def neuron_atlas_ray(model: LoadedModel, dataset: Dataset, layer: str | None = N
     feed = InOrder(collector, total, batch_size)
     if progress is not None:
         progress(0.0, f"starting Ray; 0 of {total} images")
-    _start(ray, address)
+    start_ray(ray, address)
     items = [{"position": p, "path": path, "label": g}
              for p, path, g in entry_batch(dataset, 0, total)]
     try:

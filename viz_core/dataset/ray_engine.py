@@ -204,7 +204,7 @@ def _answers(address: str, timeout: float, greeting: float = GREETING_TIMEOUT_S)
         )
 
 
-def _start(ray, address: str | None, verbose: bool | None = None) -> None:
+def start_ray(ray, address: str | None, verbose: bool | None = None) -> None:
     """Connect to ``address`` (or ``RAY_ADDRESS``), or start a small local Ray.
 
     A ``host:port`` address is tried for :data:`CONNECT_TIMEOUT_S` seconds before Ray is asked.
@@ -325,7 +325,7 @@ def run_dataset_ray(model: LoadedModel, recipe: ModelRecipe, dataset: Dataset, *
                              with_files=folder is not None, params=settings)
     if progress is not None:
         progress(0.0, f"starting Ray; 0 of {total} images")
-    _start(ray, address)
+    start_ray(ray, address)
     items = [{"position": i, "path": e.path} for i, e in enumerate(dataset.entries)]
     try:
         for rows in actor_rows(ray, items, ExplainWorker, batch_size=batch_size,
