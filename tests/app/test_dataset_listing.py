@@ -148,3 +148,19 @@ def test_an_uploads_key_is_its_content_not_its_bytes():
     assert one.cache_key == (UploadedZip.of(b"zip bytes", "a.zip").digest, "a.zip")
     assert UploadedZip.of(b"zip bytes", "a.zip", b"a.png,circle\n").digest != one.digest
     assert UploadedZip.of(b"zip bytez", "a.zip").digest != one.digest
+
+
+def test_a_sample_with_a_count_names_the_pages_first_scenes():
+    from viz_core.dataset.listing import open_named
+    from viz_core.errors import ParameterError
+
+    classes = ("circle", "square", "star", "triangle")
+    named = open_named("sample:shapes:24", classes)
+    assert [e.path for e in named.entries] == [
+        e.path for e in readers.sample_dataset("shapes", classes, count=24).entries]
+    assert len(open_named("sample:shapes", classes)) == readers.SAMPLE_SIZES["shapes"] == 240
+    with pytest.raises(ParameterError, match="sample:NAME:COUNT, e.g. sample:shapes:48; got "
+                                             "'sample:shapes:many'"):
+        open_named("sample:shapes:many", classes)
+    with pytest.raises(ParameterError, match="the sample 'sample:shapes:24' has its own labels"):
+        open_named("sample:shapes:24", classes, labels_csv="labels.csv")

@@ -173,8 +173,8 @@ def cmd_dataset(args, bench=None) -> int:
 
 
 def _run_dataset(args, bench=None) -> int:
-    from viz_core.cli.atlas import open_data
     from viz_core.dataset.engine import run_dataset
+    from viz_core.dataset.listing import open_named
     from viz_core.errors import ParameterError
     from viz_core.render import apply_colormap, png_bytes
     from viz_core.maps import resize_map
@@ -188,7 +188,7 @@ def _run_dataset(args, bench=None) -> int:
     elif args.ray_address:
         raise ParameterError("--ray-address goes with --engine ray.")
     model = _model(args, bench)
-    data = open_data(args.data, model.labels, labels_csv=args.labels_csv)
+    data = open_named(args.data, model.labels, labels_csv=args.labels_csv)
     if args.limit is not None:
         data = data.subset(args.limit)
     folder = out_dir(args)

@@ -139,3 +139,25 @@ def list_sample(name: str, classes: Sequence[str], count: int, *, shown: int = S
     dataset = readers.sample_dataset(name, classes, count=count)
     thumbnails, paths = _strip(dataset, shown, side, None)
     return DatasetListing(dataset, thumbnails, paths)
+
+
+def open_named(text: str, classes: Sequence[str], *, labels_csv=None) -> readers.Dataset:
+    """A dataset named as the command line names it: a folder, a ZIP, ``sample:NAME``, or
+    ``sample:NAME:COUNT`` (a sample's first COUNT scenes, as the dashboard draws them, so an
+    export bundle's command names the same images).
+
+    Raises
+    ------
+    ParameterError
+        As :func:`~viz_core.dataset.readers.open_dataset`; a COUNT that is not a number.
+    """
+    parts = str(text).split(":")
+    if len(parts) == 3 and parts[0] == "sample":
+        if labels_csv is not None:
+            raise ParameterError(f"A labels CSV goes with a folder or a ZIP; the sample "
+                                 f"{text!r} has its own labels.")
+        if not parts[2].isdigit():
+            raise ParameterError(f"A sample with a count is sample:NAME:COUNT, e.g. "
+                                 f"sample:shapes:48; got {text!r}.")
+        return readers.sample_dataset(parts[1], classes, count=int(parts[2]))
+    return readers.open_dataset(text, classes, labels_csv=labels_csv)
