@@ -46,7 +46,21 @@ project's Quickstart installs it into its .venv, so, from this folder,
 environment). The pictures come out identical, byte for byte.
 {images}"""
 _IMAGES_NOTE = "\n(The images in input/ are the decoded pixels the dashboard used.)\n"
-_FILES_NOTE = "\n(model/ holds the uploaded model file the dashboard used.)\n"
+# what each folder of uploaded files holds, said only for the folders the bundle has
+_FOLDER_NOTES = {"model": "model/ holds the uploaded model file (and its class names) the "
+                          "dashboard used.",
+                 "data": "data/ holds the uploaded dataset files (ZIP, labels CSV, image "
+                         "sets) the dashboard used."}
+
+
+def files_note(paths) -> str:
+    """The README's line about the uploaded files' folders among ``paths`` ('' for none)."""
+    folders = {str(p).split("/", 1)[0] for p in paths}
+    said = [text for folder, text in _FOLDER_NOTES.items() if folder in folders]
+    others = sorted(folders - set(_FOLDER_NOTES) - {""})
+    if others:
+        said.append(", ".join(f"{o}/" for o in others) + " holds files the command reads.")
+    return "".join(f"\n({line})\n" for line in said)
 # Options whose value is a path inside the bundle (made absolute for the in-process run).
 # --data and --class-names: a dataset command's uploaded ZIP and an uploaded model's class names;
 # --concept and --random: TCAV's concept and random images.
@@ -213,7 +227,7 @@ def export_bundle(
             archive.writestr("parameters.json", json.dumps(parameters, indent=2, default=str))
             archive.writestr("README.txt", _README.format(
                 command=line,
-                images=(_IMAGES_NOTE if images else "") + (_FILES_NOTE if extra else "")))
+                images=(_IMAGES_NOTE if images else "") + files_note(extra or ())))
             for path in sorted(p for p in root.rglob("*") if p.is_file()):
                 archive.write(path, path.relative_to(root).as_posix())
         return buffer.getvalue()
