@@ -60,15 +60,85 @@ def resident_mb() -> float | None:
     return None
 
 
+class _MallInfo2(ctypes.Structure):
+    """glibc's ``struct mallinfo2`` (2.33+): sizes in bytes, summed over every malloc arena."""
+    _fields_ = [(name, ctypes.c_size_t) for name in (
+        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
+        "fordblks", "keepcost")]
+
+
+def malloc_mb() -> dict[str, float] | None:
+    """What glibc's malloc holds (MB, all arenas; None without glibc 2.33+).
+
+    ``heap``: arena bytes from the system (sbrk and arena heaps), ``in_use`` and ``free`` of it
+    (free chunks a trim can hand back only as whole pages: fragmentation), ``top_free`` (the
+    free top of the main heap), ``mmapped``: large blocks mapped one by one (returned on free).
+    """
+    try:
+        fn = ctypes.CDLL("libc.so.6").mallinfo2
+    except (OSError, AttributeError):
+        return None
+    fn.restype = _MallInfo2
+    info = fn()
+    mb = {"heap": info.arena, "in_use": info.uordblks, "free": info.fordblks,
+          "top_free": info.keepcost, "mmapped": info.hblkhd}
+    return {k: round(v / 2**20, 1) for k, v in mb.items()}
+
+
+def smaps_mb() -> dict[str, float] | None:
+    """Resident memory by kind (MB) from ``/proc/self/smaps_rollup`` (None where there is none):
+    ``rss``, ``anonymous`` (heap, stacks, mappings of the process's own) and ``file`` (pages of
+    mapped files: libraries' code, which the kernel may drop and read again)."""
+    fields = {}
+    try:
+        with open("/proc/self/smaps_rollup") as fh:
+            for line in fh:
+                name, _, rest = line.partition(":")
+                if rest.strip().endswith("kB"):
+                    fields[name] = int(rest.split()[0]) / 1024
+    except OSError:
+        return None
+    rss, anon = fields.get("Rss", 0.0), fields.get("Anonymous", 0.0)
+    return {"rss": round(rss, 1), "anonymous": round(anon, 1), "file": round(rss - anon, 1)}
+
+
+def _native_threads() -> int | None:
+    """Threads of the process, TensorFlow's own included (``threading`` counts Python's)."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("Threads:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def _sessions() -> int | None:
+    """Sessions the Streamlit server holds (connected or not yet dropped); None outside one."""
+    try:
+        from streamlit import runtime
+
+        return runtime.get_instance()._session_mgr.num_sessions() if runtime.exists() else None
+    except Exception:  # a private attribute of Streamlit's: a report does without it
+        return None
+
+
 def memory_report(bench: Workbench, *, top: int = 8) -> dict:
-    """What holds memory now: resident MB, the caches' entries and bytes, live threads and
-    Python objects (those the collector tracks, and those frozen apart), and (when :mod:`tracemalloc` traces) the largest allocation sites."""
+    """What holds memory now: resident MB (and by kind: :func:`smaps_mb`), malloc's heap
+    (:func:`malloc_mb`), the caches' entries and bytes, threads, sessions and Python objects
+    (those the collector tracks, and those frozen apart), and (when :mod:`tracemalloc` traces)
+    the largest allocation sites."""
     report = {
         "rss_mb": resident_mb(),
         "results": [len(bench.results), bench.results.total_bytes],
         "images": [len(bench.images), bench.images.total_bytes],
         "models": len(bench.models),
         "threads": threading.active_count(),
+        "native_threads": _native_threads(),
+        "sessions": _sessions(),
+        "smaps_mb": smaps_mb(),
+        "malloc_mb": malloc_mb(),
         "python_objects": len(gc.get_objects()),
         "frozen_objects": gc.get_freeze_count(),  # what imports made (ui.script_runs)
     }

@@ -1,12 +1,13 @@
 """The shared workbench gives its memory back after a quiet spell (ui.idle.IdleTrim)."""
 from __future__ import annotations
 
+import ctypes
 import gc
 import time
 
 import numpy as np
 
-from ui.idle import IdleTrim, trim
+from ui.idle import IdleTrim, malloc_mb, memory_report, release_memory, smaps_mb, trim
 from viz_core.runtime.workbench import Workbench
 
 
@@ -58,3 +59,45 @@ def test_the_watcher_ends_with_its_workbench(tmp_path):
     del bench
     gc.collect()
     assert wait_for(lambda: not watcher._thread.is_alive())
+
+
+def test_smaps_and_malloc_see_a_64_mb_block_come_and_go():
+    before_smaps, before_malloc = smaps_mb(), malloc_mb()
+    block = np.ones(2**23)  # 64 MB, touched: above malloc's mmap threshold, mapped apart
+    during_smaps, during_malloc = smaps_mb(), malloc_mb()
+    del block
+    after_smaps, after_malloc = smaps_mb(), malloc_mb()
+    assert abs(during_smaps["anonymous"] - before_smaps["anonymous"] - 64) < 8
+    assert abs(during_malloc["mmapped"] - before_malloc["mmapped"] - 64) < 1
+    assert abs(during_smaps["anonymous"] - after_smaps["anonymous"] - 64) < 8
+    assert abs(during_malloc["mmapped"] - after_malloc["mmapped"] - 64) < 1
+    assert abs(during_smaps["rss"] - during_smaps["anonymous"] - during_smaps["file"]) < 0.2
+
+
+def test_freed_heap_shows_as_free_until_the_trim_hands_its_pages_back():
+    libc = ctypes.CDLL("libc.so.6")
+    libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
+    libc.free.argtypes = [ctypes.c_void_p]
+    size, count = 16 * 1024, 2048  # 32 MB in blocks below the mmap threshold: on the heap
+    blocks = [libc.malloc(size) for _ in range(count)]
+    pin = libc.malloc(size)  # keeps the freed blocks off the heap's top (no automatic trim)
+    for b in blocks:
+        ctypes.memset(b, 1, size)  # touched: resident
+    used = malloc_mb()
+    for b in blocks:
+        libc.free(b)
+    freed, resident = malloc_mb(), smaps_mb()
+    release_memory()
+    trimmed = smaps_mb()
+    libc.free(pin)
+    assert freed["free"] - used["free"] > 30  # 32 MB free, not yet given back
+    assert used["in_use"] - freed["in_use"] > 30
+    assert resident["anonymous"] - trimmed["anonymous"] > 25  # malloc_trim gave the pages back
+
+
+def test_the_report_says_what_malloc_and_the_system_hold(tmp_path):
+    report = memory_report(filled(tmp_path))
+    assert report["results"] == [1, 4 * 2**20]
+    assert report["smaps_mb"]["anonymous"] > report["malloc_mb"]["mmapped"] >= 4  # the 4 MB array
+    assert report["native_threads"] >= report["threads"] >= 1
+    assert report["sessions"] is None  # no Streamlit server in a test
