@@ -1,5 +1,12 @@
 """Sanity check: does each explanation change when the model's layers are randomised? And the
-pointing game: on fresh shape scenes, does each method's strongest point hit the shape?"""
+pointing game: on fresh shape scenes, does each method's strongest point hit the shape?
+
+Settings -> plan -> render: the settings make two plans (the cascading randomisation and the
+pointing game, :class:`viz_core.runtime.plan.Plan`); the page asks them whether their results
+are ready, the job queue runs them under their keys, and the export bundle repeats their command.
+"""
+import shlex
+
 import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
@@ -8,7 +15,7 @@ from ui import notes
 from ui.charts import plotly_chart
 from ui.cost import SLOW_SECONDS, cost_text, run_seconds
 from ui.export import bundle_button, model_options
-from ui.feedback import run_button, show_error
+from ui.feedback import job_running, run_button, show_error
 from ui.presenter import colormap_choices, controls, presenter_on
 from ui.settings import LINKED, named, named_many, within
 from ui.classes import top_title
@@ -18,7 +25,7 @@ from ui.text import literal
 from viz_core.methods import registry
 from viz_core.methods.heatmap import top_classes
 from viz_core.errors import VizError
-from viz_core.metrics.maps import map_methods
+from viz_core.metrics.maps import explanation_map, map_methods
 from viz_core.metrics.pointing import DEFAULT_TOLERANCE, pointing_game
 from viz_core.metrics.sanity import (
     DEFAULT_METRIC,
@@ -29,6 +36,7 @@ from viz_core.metrics.sanity import (
     cascading_randomisation,
     default_methods,
     default_steps,
+    edge_map,
     fast_params,
     flag_rule,
     sanity_methods,
@@ -36,7 +44,9 @@ from viz_core.metrics.sanity import (
 )
 from viz_core.metrics.sanity import method_title
 from viz_core.models.targets import Target
+from viz_core.render import apply_colormap
 from viz_core.render.compare import sanity_picture
+from viz_core.runtime.plan import Plan, Step
 
 COLOUR_MAPS = ("viridis", "magma", "inferno", "plasma", "cividis", "gray", "jet", "turbo")
 METRIC_TITLES = {"spearman": "Spearman rank correlation", "ssim": "SSIM (structural similarity)"}
@@ -51,6 +61,8 @@ COLOURS[EDGE_CONTROL] = "#888888"
 # the top three layers (the ones whose randomisation a faithful map shows first).
 QUICK_METHODS = ("gradcam", "saliency", EDGE_CONTROL)
 QUICK_LAYERS = 3
+PER_ROW = 9  # maps in one line of the grid (the trained model and eight random layers)
+TITLE_WIDTH = 1.6  # the method's name beside its maps, in maps' widths
 
 
 def _quick_preset() -> None:
@@ -58,13 +70,41 @@ def _quick_preset() -> None:
     st.session_state["san_steps"] = QUICK_LAYERS
 
 
+def sanity_plan(model, view, k: int, methods, steps: int, seed: int, *, metric: str,
+                threshold: float, colormap: str) -> Plan:
+    """The cascading randomisation the page draws, and the ``sanity`` command that redraws it
+    (the similarity, threshold and colour map only change the drawing, not the call)."""
+    check = Step(cascading_randomisation, (model, view, Target(k)),
+                 dict(methods=tuple(methods), steps=steps, params=fast_params(methods),
+                      seed=seed), title="Sanity check")
+    return Plan((check,), "sanity", model_options(model) + [
+        "--class", str(k), "--methods", ",".join(methods), "--layers", str(steps),
+        "--seed", str(seed), "--metric", metric, "--threshold", str(threshold),
+        "--colormap", colormap])
+
+
+def trained_maps_plan(model, view, k: int, methods) -> Plan:
+    """Every method's map of the model as it is (the cascade's first column), cheap: what
+    the page shows while the cascade waits for its button."""
+    params = fast_params(methods)
+    return Plan(tuple(
+        Step(edge_map, (model, view, Target(k)), title=method_title(m)) if m == EDGE_CONTROL
+        else Step(explanation_map, (model, view, Target(k), m), params.get(m, {}),
+                  title=method_title(m))
+        for m in methods))
+
+
+def game_plan(demo, methods, scenes: int, shapes: int) -> Plan:
+    """The pointing game the page shows, and the ``evaluate`` command that plays it again."""
+    game = Step(pointing_game, (demo,), dict(methods=tuple(methods), scenes=scenes,
+                                             shapes=shapes), title="Pointing game")
+    return Plan((game,), "evaluate", model_options(demo) + [
+        "--methods", ",".join(methods), "--scenes", str(scenes), "--shapes", str(shapes)])
+
+
 page = page_setup(
     "Sanity check",
-    "An explanation of a model should change when the model changes. One click re-initialises "
-    "the model's layers with random weights, one at a time from the output down (Adebayo et "
-    "al., *Sanity Checks for Saliency Maps*), and redraws every method's map after each step. "
-    "A map that stays the same although the model is now random explains the image, not the "
-    "model: it is flagged. Your model is never changed; the check works on a copy.",
+    "Layers get random weights, top first: a map that does not change with them is flagged.",
 )
 model, image = page.model, page.image
 notes.show(notes.sanity(model), where=page.note)
@@ -79,8 +119,30 @@ except VizError as exc:
     st.stop()
 probability_of = {k: p for k, _, p in top}
 
-# -- settings -------------------------------------------------------------------------------------
-with controls("Methods and settings"):  # collapsed in presenter mode
+# -- settings: one compact row above the maps, the rest folded -----------------------------
+# Pictures first (issue 28): the class, the depth and the colour shape the grid; the methods,
+# seed and verdict rule fold away under them (beside them in presenter mode, where a line more
+# would push the grid below a 1280x720 first screen; opened there, the fold is narrow).
+presenting = presenter_on()
+shaping = controls("Class, layers and colour map", normal="plain", beside=True)  # stays open
+row = shaping.columns([3, 3, 2, 3] if presenting else [3, 3, 2], vertical_alignment="bottom")
+c_class, c_layers, c_colour = row[:3]
+c_more = row[3] if presenting else st.container()
+k = c_class.selectbox(f"Class to explain ({top_title(len(top))})", [k for k, _, _ in top],
+                      **named("san_class", [k for k, _, _ in top]),
+                      format_func=lambda i: f"{model.label(i)} ({i}) · p = "
+                      f"{probability_of[i]:.1%}")
+if len(layers) > 1:
+    within("san_steps", 1, len(layers))  # kept from a model with more layers
+    steps = c_layers.slider("Layers to randomise (from the top)", 1, len(layers),
+                            default_steps(len(layers)), key="san_steps", **LINKED,
+                            help=f"{literal(model.title)} has {len(layers)} layers with "
+                            f"weights; the first to be randomised is {layers[0]!r}.")
+else:
+    steps = default_steps(len(layers))  # a single layer: nothing to choose
+colormap = c_colour.selectbox("Colour map", colormap_choices(COLOUR_MAPS), key="san_colormap",
+                              **LINKED)
+with c_more, controls("Methods and settings", normal="folded"):
     methods = st.multiselect(
         "Methods", sanity_methods(), default=list(default_methods()),
         **named_many("san_methods", sanity_methods(), default_methods()),
@@ -90,42 +152,30 @@ with controls("Methods and settings"):  # collapsed in presenter mode
         + "; ".join(f"{method_title(m)}: " + ", ".join(f"{k} {v}" for k, v in p.items())
                     for m, p in fast_params(sanity_methods()).items())
         + "), because every map is drawn once per step.")
-    c1, c2, c3 = st.columns(3)
-    k = c1.selectbox(f"Class to explain ({top_title(len(top))})", [k for k, _, _ in top],
-                     **named("san_class", [k for k, _, _ in top]),
-                     format_func=lambda i: f"{model.label(i)} ({i}) · p = {probability_of[i]:.1%}")
-    seed = int(c1.number_input("Seed of the random weights", min_value=0, max_value=2**31 - 1,
-                               value=DEFAULT_SEED, step=1, key="san_seed", **LINKED))
-    if len(layers) > 1:
-        within("san_steps", 1, len(layers))  # kept from a model with more layers
-        steps = c2.slider("Layers to randomise (from the top)", 1, len(layers),
-                          default_steps(len(layers)), key="san_steps", **LINKED,
-                          help=f"{literal(model.title)} has {len(layers)} layers with weights; the "
-                          f"first to be randomised is {layers[0]!r}.")
-    else:
-        steps = default_steps(len(layers))  # a single layer: nothing to choose
-    metric = c2.radio("Similarity", METRICS, index=METRICS.index(DEFAULT_METRIC),
-                      **named("san_metric", METRICS, DEFAULT_METRIC), format_func=METRIC_TITLES.get,
+    seed = int(st.number_input("Seed of the random weights", min_value=0,
+                               max_value=2**31 - 1, value=DEFAULT_SEED, step=1,
+                               key="san_seed", **LINKED))
+    metric = st.radio("Similarity", METRICS, index=METRICS.index(DEFAULT_METRIC),
+                      **named("san_metric", METRICS, DEFAULT_METRIC),
+                      format_func=METRIC_TITLES.get,
                       help="How alike a map is to the trained model's map. Spearman compares "
                       "the order of importance of the pixels; SSIM the local structure.")
-    threshold = c3.slider("Flag when similarity stays above", 0.5, 0.99, DEFAULT_THRESHOLD,
+    threshold = st.slider("Flag when similarity stays above", 0.5, 0.99, DEFAULT_THRESHOLD,
                           step=0.01, key="san_threshold", **LINKED,
                           help="A method is flagged when its map's similarity to the original "
                           "stays above this at every step, even with the top layers random.")
 
 if not methods:
-    st.info("Choose at least one method.", icon=":material/checklist:")
+    st.info("Choose at least one method under **Methods and settings**.",
+            icon=":material/checklist:")
     st.stop()
 
-params = fast_params(methods)
-# similarity measure and threshold are applied below: changing them never recomputes
-call = ((cascading_randomisation, model, view, Target(k)),
-        dict(methods=tuple(methods), steps=steps, params=params, seed=seed))
-sanity_ready = bench.is_cached(*call[0], **call[1])
+# similarity measure, threshold and colour map are applied below: they never recompute
+sanity = sanity_plan(model, view, k, methods, steps, seed, metric=metric, threshold=threshold,
+                     colormap=colormap)
 # A Keras Applications model with random weights is untrained: say so wherever the page would
 # call the starting point "trained".
 original = "untrained" if model.weights == "none" else "trained"
-
 
 
 def passes_for(chosen, layer_count: int) -> float:
@@ -138,34 +188,91 @@ def passes_for(chosen, layer_count: int) -> float:
     return per_version * (layer_count + 1)
 
 
+def title_cell(column, method: str, flagged: bool) -> None:
+    """A grid row's name, beside its maps, with the check's verdict."""
+    mark = ":red[**⚑ flagged**]" if flagged else ":green[passes]"
+    column.markdown(f"**{method_title(method)}**  \n{mark}")
+
+
 quick_methods = [m for m in QUICK_METHODS if m in sanity_methods()]
 quick_layers = min(QUICK_LAYERS, len(layers))
 quick = steps < default_steps(len(layers))
-st.subheader("Cascading randomisation")
-if not sanity_ready:
+pictures = st.container()  # the maps first; the cost and the buttons under them
+if not sanity.ready(bench):
     passes = passes_for(methods, steps)
+    cheap = run_seconds(model, passes) <= SLOW_SECONDS
     st.info(f"{len(methods)} methods × {steps + 1} versions of the model ({original}, then "
-            f"{steps} layer{'s' if steps > 1 else ''} randomised one after the other): "
-            f"{cost_text(model, passes)}.", icon=":material/casino:")
-    if run_seconds(model, passes) > SLOW_SECONDS and not (
-            steps <= quick_layers and len(methods) <= len(quick_methods)):
+            f"{steps} layer{'s' if steps > 1 else ''} randomised one after the other, on a "
+            f"copy): {cost_text(model, passes)}.", icon=":material/casino:")
+    if not cheap and not (steps <= quick_layers and len(methods) <= len(quick_methods)):
         st.button(f"Quick look: {len(quick_methods)} methods, top {quick_layers} layers ("
                   f"{cost_text(model, passes_for(quick_methods, quick_layers))})",
                   key="san_quick_go", icon=":material/bolt:", on_click=_quick_preset,
                   help="Grad-CAM, Saliency and the edge control with the top "
                   f"{quick_layers} layers randomised: a first answer in a fraction of the time.")
+    # A cheap check (the demo model's: about a second) starts on arrival; a slow one waits
+    # for the button, under the trained model's maps.
     run_button("Run sanity check", "Randomising layers", "san_run",
-               lambda bar: bench.run(*call[0], progress=bar, **call[1]))
+               lambda bar: sanity.run(bench, bar), job_key=sanity.key(), auto=cheap,
+               disabled=job_running("san_trained_run"))
+    if not job_running("san_run"):  # while the check runs, its bar is the page's news
+        trained = trained_maps_plan(model, view, k, methods)
+        with pictures:
+            if not trained.ready(bench):
+                run_button("Draw the trained model's maps", "Drawing the maps",
+                           "san_trained_run", lambda bar: trained.run(bench, bar),
+                           job_key=trained.key(), auto=True)
+            if trained.ready(bench):
+                st.caption(f"The {original} model's maps. **Run sanity check** redraws them "
+                           "with its layers randomised one after the other.")
+                per_row = min(len(methods), 8)
+                for start in range(0, len(methods), per_row):
+                    for column, method, heat in zip(
+                            st.columns(per_row), methods[start:start + per_row],
+                            trained.results(bench)[start:start + per_row]):
+                        column.image(apply_colormap(heat, colormap), width="stretch",
+                                     output_format="PNG", caption=method_title(method))
 
-if bench.is_cached(*call[0], **call[1]):
-    report = bench.run(*call[0], **call[1])
+if sanity.ready(bench):
+    report, = sanity.results(bench)
     similarity = report.similarity(metric)
     flagged = flag_rule(similarity, threshold)
     step_names = [original] + [f"+ {path}" for path in report.layers]
 
+    # -- grid of maps: the method's name beside its row -----------------------------------
+    shown_steps = list(range(report.steps + 1))
+    per_row = min(len(shown_steps), PER_ROW)
+    with pictures:
+        for i, method in enumerate(report.methods):
+            for start in range(0, len(shown_steps), per_row):
+                # a small gap: nine gaps of 1rem took a quarter of the row in presenter mode
+                cells = st.columns([TITLE_WIDTH] + [1] * per_row, gap="xxsmall")
+                if start == 0:
+                    title_cell(cells[0], method, flagged[i])
+                for column, step in zip(cells[1:], shown_steps[start:start + per_row]):
+                    column.image(sanity_picture(report, method, step, colormap),
+                                 width="stretch", output_format="PNG",
+                                 caption=(original if step == 0 else
+                                          f"step {step} · {similarity[step, i]:.2f}"))
+        s1, s2 = st.columns([4, 1], vertical_alignment="center")
+        s1.caption("Steps: " + " · ".join(f"**{i}** {path}" for i, path in
+                                          enumerate(report.layers, start=1))
+                   + " (each adds one more random layer to the previous ones). Each map is "
+                   "scaled so its strongest point is 1; the number under it is its "
+                   "similarity to the first map of its row.")
+        bundle_button(
+            sanity.command, sanity.options, [image],
+            {"page": "Sanity check", "model": model.title, "image": image.name, "class": k,
+             "label": report.label, "methods": list(report.methods),
+             "layers": list(report.layers), "seed": seed, "metric": metric,
+             "threshold": threshold, "colormap": colormap,
+             "flagged": {m: flagged[i] for i, m in enumerate(report.methods)}},
+            key="san_bundle", where=s2)
+
     # -- verdicts --------------------------------------------------------------------------
+    st.subheader("Does each map follow the model?")
     # two a row in presenter mode: four columns of its larger type wrapped each box to ~330 px
-    columns = st.columns(min(len(report.methods), 2 if presenter_on() else 4))
+    columns = st.columns(min(len(report.methods), 2 if presenting else 4))
     for i, method in enumerate(report.methods):
         lowest = float(np.min(similarity[1:, i]))
         with columns[i % len(columns)]:
@@ -202,7 +309,8 @@ if bench.is_cached(*call[0], **call[1]):
                                font=dict(size=14))),
         xaxis=dict(title="layers randomised, from the output down", tickmode="array",
                    tickvals=list(range(report.steps + 1)), ticktext=step_names, tickangle=-30),
-        yaxis=dict(title={"spearman": "Spearman ρ", "ssim": "SSIM"}[metric], range=[min(-0.1, float(np.nanmin(similarity)) - 0.05), 1.05]))
+        yaxis=dict(title={"spearman": "Spearman ρ", "ssim": "SSIM"}[metric],
+                   range=[min(-0.1, float(np.nanmin(similarity)) - 0.05), 1.05]))
     plotly_chart(figure, width="stretch", key="san_similarity_chart")
     moved = abs(report.probability[-1] - report.probability[0]) >= ANSWER_MOVED
     st.caption(
@@ -217,50 +325,9 @@ if bench.is_cached(*call[0], **call[1]):
            if quick else "")
     )
 
-    # -- grid of maps ---------------------------------------------------------------------
-    st.subheader("Maps at every step")
-    g1, g2 = st.columns([1, 3])
-    colormap = g1.selectbox("Colour map", colormap_choices(COLOUR_MAPS), key="san_colormap",
-                            **LINKED)
-    g2.caption("Each row is one method; each column one more layer randomised. Each map is "
-               "scaled so its strongest point is 1. The number under a map is its similarity to "
-               "the first map of its row.")
-    bundle_button(
-        "sanity",
-        model_options(model) + ["--class", str(k), "--methods", ",".join(methods), "--layers",
-                                str(steps), "--seed", str(seed), "--metric", metric,
-                                "--threshold", str(threshold), "--colormap", colormap],
-        [image],
-        {"page": "Sanity check", "model": model.title, "image": image.name, "class": k,
-         "label": report.label, "methods": list(report.methods), "layers": list(report.layers),
-         "seed": seed, "metric": metric, "threshold": threshold, "colormap": colormap,
-         "flagged": {m: flagged[i] for i, m in enumerate(report.methods)}},
-        key="san_bundle", where=g1)
-    shown_steps = list(range(report.steps + 1))
-    st.caption("Steps: " + " · ".join(f"**{i}** {path}" for i, path in
-                                       enumerate(report.layers, start=1)) + " (each adds one "
-               "more random layer to the previous ones).")
-    per_row = min(len(shown_steps), 9)
-    for i, method in enumerate(report.methods):
-        mark = " · :red[**⚑ does not explain the model**]" if flagged[i] else ""
-        st.markdown(f"**{method_title(method)}**{mark}")
-        for start in range(0, len(shown_steps), per_row):
-            cells = shown_steps[start:start + per_row]
-            for column, step in zip(st.columns(per_row), cells):
-                column.image(sanity_picture(report, method, step, colormap), width="stretch",
-                             output_format="PNG",
-                             caption=(original if step == 0 else
-                                      f"step {step} · {similarity[step, i]:.2f}"))
-
 # -- pointing game ------------------------------------------------------------------------------
 st.divider()
 st.subheader("Pointing game (demo model)")
-st.caption(
-    "The demo model is shown freshly drawn shape scenes it never saw in training. For every "
-    "shape, each method explains the shape's class; a *hit* is a map whose strongest point lies "
-    f"inside the shape's box (widened by {DEFAULT_TOLERANCE} pixels). The same table comes from "
-    "`python -m viz_core evaluate --json`."
-)
 game_methods = st.multiselect("Methods", map_methods(), default=list(registry.default_names()),
                               **named_many("pg_methods", map_methods(), registry.default_names()),
                               format_func=method_title,
@@ -281,13 +348,20 @@ try:
 except VizError as exc:
     show_error(exc)
     st.stop()
-game = ((pointing_game, demo), dict(methods=tuple(game_methods), scenes=scenes, shapes=shapes))
-if not bench.is_cached(*game[0], **game[1]):
-    if not run_button("Run pointing game", "Pointing game", "pg_run",
-                      lambda bar: bench.run(*game[0], progress=bar, **game[1])):
+game = game_plan(demo, game_methods, scenes, shapes)
+st.caption(
+    "The demo model is shown freshly drawn shape scenes it never saw in training. For every "
+    "shape, each method explains the shape's class; a *hit* is a map whose strongest point lies "
+    f"inside the shape's box (widened by {DEFAULT_TOLERANCE} pixels). The same table comes from "
+    f"`python -m viz_core {shlex.join(game.cli())} --json`."
+)
+if not game.ready(bench):
+    run_button("Run pointing game", "Pointing game", "pg_run",
+               lambda bar: game.run(bench, bar), job_key=game.key())
+    if not game.ready(bench) and not job_running("pg_run"):
         st.caption(f"{scenes * shapes} shapes × {len(game_methods)} methods.")
-if bench.is_cached(*game[0], **game[1]):
-    result = bench.run(*game[0], **game[1])
+if game.ready(bench):
+    result, = game.results(bench)
     rows = [{"Method": method_title(s.method), "Hits": s.hits, "Shapes": s.total,
              "Hit rate": s.hit_rate} for s in result.scores]
     st.dataframe(rows, hide_index=True, width="stretch", key="pg_table",

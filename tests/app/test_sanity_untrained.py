@@ -8,6 +8,7 @@ import re
 
 from streamlit.testing.v1 import AppTest
 
+import ui.cost
 import viz_core.runtime.workbench
 from tests.conftest import tiny_cnn, wrap
 
@@ -20,6 +21,8 @@ def test_an_untrained_model_is_called_untrained(monkeypatch):
         title="VGG16 (random weights)")
     monkeypatch.setattr(viz_core.runtime.workbench, "load_builtin_model",
                         lambda name, weights="imagenet", **kw: loaded)
+    # a real VGG16's check is slow: it waits for its button under the untrained maps
+    monkeypatch.setattr(ui.cost, "SLOW_SECONDS", -1.0)
     workbench.clear()
     at = AppTest.from_file("../../app.py", default_timeout=180)
     at.run()
@@ -27,6 +30,7 @@ def test_an_untrained_model_is_called_untrained(monkeypatch):
     at.switch_page("pages/sanity.py").run()
     assert not at.exception, at.exception
     assert any("versions of the model (untrained, then" in i.value for i in at.info)
+    assert any(c.value.startswith("The untrained model's maps.") for c in at.caption)
     at.button(key="san_run").click().run()
     assert not at.exception, at.exception
     grid = [img for img in at.get("image") if img.captions]
