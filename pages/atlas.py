@@ -143,9 +143,10 @@ except VizError as exc:
 channels = parse_channels(None, int(model.info.layer(layer).output_shape[-1]))
 archive, labels_file = (st.session_state.get("atlas_zip_file"),
                         st.session_state.get("atlas_csv_file"))
-plan = atlas_plan(Step(make_atlas, (model, data, layer, k, score)), source,
-                  count=count, archive=archive, labels_file=labels_file)
-if not (plan.ready(bench) or atlas_on_disk(*plan.steps[0].args)):
+atlas_args = (model, data, layer, k, score)
+plan = atlas_plan(Step(make_atlas, atlas_args, stored=lambda: atlas_on_disk(*atlas_args)),
+                  source, count=count, archive=archive, labels_file=labels_file)
+if not plan.ready(bench):
     st.caption(f"{len(channels)} units of {literal(layer)} over {len(data)} images: one pass "
                "through the model up to the layer.")
     # the same atlas asked for by several sessions is one job

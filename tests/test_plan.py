@@ -71,3 +71,18 @@ def test_identical_plans_share_one_key_and_a_changed_argument_does_not(tmp_path)
     assert a.key() != c.key()
     # the key names the second step by the first's key, not by its (not yet made) result
     assert a.steps[1].key()[1][0][:2] == ("result of", a.steps[0].key())
+
+
+def test_a_step_whose_result_is_stored_elsewhere_is_ready_and_not_run_again(tmp_path):
+    """A function with its own disk cache (the neuron atlas): ``stored()`` says it would read
+    the result back, so the plan is ready and its job has nothing to do."""
+    CALLS.clear()
+    bench = Workbench(disk_dir=tmp_path)
+    on_disk = {"yes": False}
+    step = Step(make_map, (2, 1.0), stored=lambda: on_disk["yes"])
+    plan = Plan((step,))
+    assert not plan.ready(bench)
+    on_disk["yes"] = True
+    assert plan.ready(bench) and plan.pending(bench) == ()
+    plan.run(bench)
+    assert CALLS == []

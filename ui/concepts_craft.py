@@ -161,9 +161,10 @@ def craft_tab(page) -> None:
         show_error(exc)
         return
 
-    plan = concepts_plan(Step(find_concepts, (model, data, class_name, layer, concepts, limit)),
+    args = (model, data, class_name, layer, concepts, limit)
+    plan = concepts_plan(Step(find_concepts, args, stored=lambda: concepts_on_disk(*args)),
                          source, count=count)
-    if not (plan.ready(bench) or concepts_on_disk(*plan.steps[0].args)):
+    if not plan.ready(bench):
         whole, back = craft_cost(len(picked), tuple(model.info.input_shape[:2]), concepts)
         which = (f"{len(picked)} images labelled {literal(class_name)}" if chosen == "label"
                  else f"all {len(picked)} images (the dataset has no labels)")

@@ -66,12 +66,17 @@ class Step:
         An argument given as :class:`ResultOf` is an earlier step's result.
     title : str
         What the step makes, in the user's words ("Grad-CAM curves"), for progress messages.
+    stored : callable or None
+        ``stored() -> bool`` for a function that keeps its results elsewhere too (a disk
+        cache, as the neuron atlas does): whether it would read this one back at once, so the
+        step is ready although the workbench does not hold it.
     """
 
     function: Callable[..., Any]
     args: tuple = ()
     kwargs: Mapping[str, Any] = field(default_factory=dict)
     title: str = ""
+    stored: Callable[[], bool] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "args", tuple(self.args))
@@ -97,6 +102,8 @@ class Step:
     def ready(self, bench) -> bool:
         """Whether ``bench`` (a :class:`~viz_core.runtime.workbench.Workbench`) has the result
         (and so the results it takes)."""
+        if self.stored is not None and self.stored():
+            return True
         if not all(step.ready(bench) for step in self.needs()):
             return False
         args, kwargs = self._resolved(bench)
