@@ -13,7 +13,7 @@ from PIL import Image
 
 from tests.conftest import tiny_cnn
 from tests.test_bundle import rerun_bundle
-from viz_core.cli.atlas import open_data
+from viz_core.dataset.listing import open_named as open_data
 from viz_core.cli.bundle import export_bundle
 from viz_core.errors import ParameterError
 

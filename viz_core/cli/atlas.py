@@ -102,30 +102,6 @@ def write_atlas(atlas, model, dataset, folder) -> dict:
     return index
 
 
-def open_data(text: str, classes, labels_csv=None):
-    """``--data``: a folder, a ZIP, ``sample:NAME``, or ``sample:NAME:COUNT`` (the first COUNT
-    scenes, as the Neuron atlas page draws them, so its export bundle names the same images).
-
-    Raises
-    ------
-    ParameterError
-        As :func:`viz_core.dataset.readers.open_dataset`; a COUNT that is not a number.
-    """
-    from viz_core.dataset.readers import open_dataset, sample_dataset
-    from viz_core.errors import ParameterError
-
-    parts = str(text).split(":")
-    if len(parts) == 3 and parts[0] == "sample":
-        if labels_csv is not None:
-            raise ParameterError(f"A labels CSV goes with a folder or a ZIP; the sample "
-                                 f"{text!r} has its own labels.")
-        if not parts[2].isdigit():
-            raise ParameterError(f"A sample with a count is sample:NAME:COUNT, e.g. "
-                                 f"sample:shapes:48; got {text!r}.")
-        return sample_dataset(parts[1], classes, count=int(parts[2]))
-    return open_dataset(text, classes, labels_csv=labels_csv)
-
-
 def _model_on(bench, args):
     """The model of ``--model`` from ``bench`` (the dashboard's, for an export bundle), or from
     a workbench of this run's own."""
@@ -137,6 +113,7 @@ def _model_on(bench, args):
 def cmd_atlas(args, bench=None) -> int:
     from viz_core.cli.common import TerminalProgress, emit, out_dir
     from viz_core.dataset.atlas import cached_atlas
+    from viz_core.dataset.listing import open_named
     from viz_core.runtime.cache import DiskCache, default_cache_dir
 
     if args.engine == "ray":
@@ -146,7 +123,7 @@ def cmd_atlas(args, bench=None) -> int:
         from viz_core.errors import ParameterError
         raise ParameterError("--ray-address goes with --engine ray.")
     model = _model_on(bench, args)
-    data = open_data(args.data, model.labels, labels_csv=args.labels_csv)
+    data = open_named(args.data, model.labels, labels_csv=args.labels_csv)  # sample:NAME:COUNT
     if args.limit is not None:
         data = data.subset(args.limit)
     folder = out_dir(args)

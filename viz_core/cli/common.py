@@ -164,8 +164,9 @@ def folder_problem(text: str) -> str | None:
 # -- arguments -----------------------------------------------------------------------------------
 def add_dataset_args(p) -> None:
     """The model and dataset options of the commands that read a whole dataset (``dataset``,
-    ``atlas``): a model name or file with its weights, preprocessing and class names, and the
-    images with their labels."""
+    ``atlas``, ``concepts``, ``tcav``): a model name or file with its weights, preprocessing and
+    class names, and the images (opened by :func:`viz_core.dataset.listing.open_named`) with
+    their labels."""
     p.add_argument("--model", default=DEFAULT_MODEL,
                    help="built-in model name, shortcut_demo, or a .keras/.h5 file "
                    f"(default: {DEFAULT_MODEL})")
@@ -177,7 +178,8 @@ def add_dataset_args(p) -> None:
                    help="text file with one class name per line, for a model file")
     p.add_argument("--offline", action="store_true", help="never try to download weights")
     p.add_argument("--data", required=True, metavar="DIR_OR_ZIP",
-                   help="dataset folder, .zip file, or sample:shapes / sample:shortcut")
+                   help="dataset folder, .zip file, sample:shapes / sample:shortcut, or "
+                   "sample:NAME:COUNT (a sample's first COUNT scenes, as the pages draw them)")
     p.add_argument("--labels", dest="labels_csv", default=None, metavar="CSV",
                    help="CSV with rows filename,label (default: class folders, or one *.csv "
                    "at the dataset's top)")

@@ -99,14 +99,15 @@ def write_concepts(run, folder, model_name: str | None = None) -> dict:
 
 
 def cmd_concepts(args, bench=None) -> int:
-    from viz_core.cli.atlas import _model_on, open_data
+    from viz_core.cli.atlas import _model_on
     from viz_core.cli.common import TerminalProgress, emit, out_dir
     from viz_core.dataset.concepts import cached_concepts
+    from viz_core.dataset.listing import open_named
     from viz_core.runtime.cache import DiskCache, default_cache_dir
 
     model = _model_on(bench, args)  # the dashboard's workbench in an export bundle's run
     model.class_index(args.class_name)  # an unknown class is refused before the images are read
-    data = open_data(args.data, model.labels, labels_csv=args.labels_csv)  # sample:NAME:COUNT
+    data = open_named(args.data, model.labels, labels_csv=args.labels_csv)  # sample:NAME:COUNT
     folder = out_dir(args)
     disk = (None if args.no_cache else bench.disk if bench is not None
             else DiskCache(default_cache_dir()))

@@ -65,13 +65,14 @@ def register(commands) -> None:
 
 
 def cmd_tcav(args, bench=None) -> int:
-    from viz_core.cli.atlas import _model_on, open_data
+    from viz_core.cli.atlas import _model_on
     from viz_core.cli.common import emit, out_dir, progress_bar
+    from viz_core.dataset.listing import open_named
     from viz_core.dataset.readers import open_dataset
     from viz_core.dataset.tcav_run import tcav_run
 
     model = _model_on(bench, args)  # the dashboard's workbench in an export bundle's run
-    data = open_data(args.data, model.labels, labels_csv=args.labels_csv)  # sample:NAME:COUNT
+    data = open_named(args.data, model.labels, labels_csv=args.labels_csv)  # sample:NAME:COUNT
     concept = open_dataset(args.concept, model.labels)
     random = None if args.random is None else open_dataset(args.random, model.labels)
     run = tcav_run(model, data, args.class_name, concept, random, args.layer,
