@@ -330,22 +330,70 @@ def _linear(layer):
                                           dilations=layer.dilation_rate)
 
 
-def _forward_map(layer):
-    """``f(x, kernel)`` like :func:`_linear`, for the forward sweep only (not differentiated).
-
-    A stride-1, undilated, odd-sized "same" Conv2D is computed as the transposed convolution of
-    the flipped kernel: the same numbers, and oneDNN's transposed convolution ran about a quarter
-    faster than its forward one on VGG16's layers here.
-    """
-    if (type(layer) is L.Conv2D and tuple(layer.strides) == (1, 1)
+def _transposable(layer) -> bool:
+    """A stride-1, undilated, odd-sized "same" Conv2D: its forward map is the transposed
+    convolution of the flipped kernel (the same numbers; oneDNN's transposed convolution ran
+    about a quarter faster than its forward one on VGG16's layers here)."""
+    return (type(layer) is L.Conv2D and tuple(layer.strides) == (1, 1)
             and tuple(layer.dilation_rate) == (1, 1) and str(layer.padding).lower() == "same"
-            and all(k % 2 == 1 for k in layer.kernel_size)):
-        def transposed(x, w):
-            flipped = tf.transpose(tf.reverse(w, [0, 1]), [0, 1, 3, 2])
-            shape = tf.concat([tf.shape(x)[:3], tf.shape(w)[3:]], 0)
-            return tf.nn.conv2d_transpose(x, flipped, shape, 1, "SAME")
-        return transposed
+            and all(k % 2 == 1 for k in layer.kernel_size))
+
+
+def _flipped(kernel):
+    """The kernel of the transposed convolution that computes a Conv2D (see :func:`_transposable`)."""
+    return tf.transpose(tf.reverse(kernel, [0, 1]), [0, 1, 3, 2])
+
+
+def _transposed(x, flipped):
+    """``x`` convolved ("same", stride 1) by the kernel whose :func:`_flipped` is ``flipped``."""
+    shape = tf.concat([tf.shape(x)[:3], tf.shape(flipped)[2:3]], 0)
+    return tf.nn.conv2d_transpose(x, flipped, shape, 1, "SAME")
+
+
+def _forward_map(layer):
+    """``f(x, kernel)`` like :func:`_linear`, for the forward sweep only (not differentiated)."""
+    if _transposable(layer):
+        return lambda x, w: _transposed(x, _flipped(w))
     return _linear(layer)
+
+
+def _forward_pair(layer, x, kernel):
+    """``(x W+, x W-)`` of a weighted layer, for the forward sweep; a transposable Conv2D's
+    kernel is flipped once, then split."""
+    if _transposable(layer):
+        flipped = _flipped(kernel)
+        positive = tf.maximum(flipped, 0.0)
+        return _transposed(x, positive), _transposed(x, flipped - positive)
+    f = _linear(layer)
+    return f(x, tf.maximum(kernel, 0.0)), f(x, tf.minimum(kernel, 0.0))
+
+
+def _stacks(layer) -> bool:
+    """Whether the layer's four sign products fit one call with the channels stacked (a
+    convolution that sums over every input channel; not a depthwise one)."""
+    return isinstance(layer, _CONV) and not isinstance(layer, L.DepthwiseConv2D)
+
+
+def _four_term_kernel(kernel):
+    """``[[W+, W-], [W-, W+]]``: input channels ``[x+, x-]`` (axis -2) to output channels
+    ``[z+, z-]`` (axis -1), so ``[x+, x-] K = [x+ W+ + x- W-, x+ W- + x- W+]``."""
+    w_pos = tf.maximum(kernel, 0.0)
+    w_neg = kernel - w_pos
+    return tf.concat([tf.concat([w_pos, w_neg], -1), tf.concat([w_neg, w_pos], -1)], -2)
+
+
+def _signed_pair(layer, x, kernel):
+    """``(z+, z-)`` without bias of a weighted layer whose input may be negative:
+    ``z+ = x+ W+ + x- W-`` and ``z- = x+ W- + x- W+`` (a convolution: one call of the stacked
+    ``[x+, x-]`` and :func:`_four_term_kernel`; otherwise four products)."""
+    x_pos = tf.maximum(x, 0.0)
+    x_neg = x - x_pos
+    if _stacks(layer):
+        both = _linear(layer)(tf.concat([x_pos, x_neg], -1), _four_term_kernel(kernel))
+        return tuple(tf.split(both, 2, axis=-1))
+    f = _linear(layer)
+    w_pos, w_neg = tf.maximum(kernel, 0.0), tf.minimum(kernel, 0.0)
+    return f(x_pos, w_pos) + f(x_neg, w_neg), f(x_pos, w_neg) + f(x_neg, w_pos)
 
 
 def _vjp(fn, x, s):
@@ -360,8 +408,9 @@ def _vjp(fn, x, s):
 @dataclass(frozen=True, eq=False)
 class _Linear:
     """What the forward sweep kept of a weighted step for its rule: the layer's map ``f``, its
-    (folded) kernel and bias, the pre-activation ``z`` and, for the alpha-beta rule on
-    non-negative inputs, ``x W+`` and ``x W-`` (whose sum is ``z - b``)."""
+    (folded) kernel and bias, the pre-activation ``z`` and, for the alpha-beta rule, ``z+`` and
+    ``z-`` without bias (whose sum is ``z - b``; ``x W+`` and ``x W-`` for a non-negative
+    input). ``signed``: the input was not known to be non-negative before the sweep."""
 
     f: object
     kernel: object
@@ -370,6 +419,8 @@ class _Linear:
     pos: object = None
     neg: object = None
     dense: bool = False
+    signed: bool = False
+    stacks: bool = False
 
 
 #: A Dense kernel is split into W+ and W- in row blocks of about this many values, so each
@@ -414,23 +465,35 @@ def _dense_split_backward(u, v, kernel):
     return parts[0] if len(parts) == 1 else tf.concat(parts, axis=-1)
 
 
+def _no_negative_value(x):
+    """A boolean scalar tensor: no value of ``x`` is negative (the alpha-beta rule then skips
+    the ``x-`` halves)."""
+    return tf.reduce_min(x) >= 0.0
+
+
 def _forward_linear(step: _Step, rule: Rule, x, nonnegative: bool) -> _Linear:
     """The weighted step's forward pass, computing what its rule will need on the way.
 
-    The alpha-beta rule on a non-negative input needs ``x W+`` (and ``x W-``): two
-    convolutions that make ``z`` as well, so the rule costs no convolution beyond them.
+    The alpha-beta rule needs ``z+`` and ``z-``, whose sum makes ``z`` as well: on an input
+    known to be non-negative (``nonnegative``) they are ``x W+`` and ``x W-``, two convolutions;
+    on any other input the sweep checks its sign and takes those two when it holds, the four
+    sign products of :func:`_signed_pair` otherwise.
     """
     kernel, bias = _weights(step)
-    f = _linear(step.layer)
-    if rule.name == "alphabeta" and nonnegative:
-        if isinstance(step.layer, L.Dense):
-            pos, neg = _dense_split_forward(x, kernel)
-        else:
-            g = _forward_map(step.layer)
-            pos, neg = g(x, tf.maximum(kernel, 0.0)), g(x, tf.minimum(kernel, 0.0))
-        return _Linear(f, kernel, bias, pos + neg + bias, pos, neg,
-                       isinstance(step.layer, L.Dense))
-    return _Linear(f, kernel, bias, _forward_map(step.layer)(x, kernel) + bias, dense=isinstance(step.layer, L.Dense))
+    layer = step.layer
+    f, dense = _linear(layer), isinstance(layer, L.Dense)
+    if rule.name != "alphabeta":
+        return _Linear(f, kernel, bias, _forward_map(layer)(x, kernel) + bias, dense=dense)
+
+    def pair():
+        return _dense_split_forward(x, kernel) if dense else _forward_pair(layer, x, kernel)
+
+    if nonnegative:
+        pos, neg = pair()
+    else:
+        pos, neg = tf.cond(_no_negative_value(x), pair, lambda: _signed_pair(layer, x, kernel))
+    return _Linear(f, kernel, bias, pos + neg + bias, pos, neg, dense, not nonnegative,
+                   _stacks(layer))
 
 
 def _bounded_rule(kept: _Linear, x, bounds, r):
@@ -457,41 +520,46 @@ def _weighted_rule(rule: Rule, kept: _Linear, x, r, bounds=None):
         return _bounded_rule(kept, x, bounds, r)
     if rule.name == "epsilon":
         return x * _vjp(lambda v: f(v, kernel), x, _divide(r, kept.z, rule.epsilon))
-    w_pos, w_neg = tf.maximum(kernel, 0.0), tf.minimum(kernel, 0.0)
+    # alpha-beta: u = alpha R / z+ and v = beta R / z- (z+ > 0 and z- < 0 with the biases)
+    u = r / (kept.pos + (tf.maximum(bias, 0.0) + _TINY))
+    u = u if rule.alpha == 1.0 else rule.alpha * u
+    v = None
+    if rule.beta:
+        v = r / (kept.neg + (tf.minimum(bias, 0.0) - _TINY))
+        v = v if rule.beta == 1.0 else rule.beta * v
 
-    def non_negative(pos, neg):  # x >= 0: the x- halves vanish; z+ > 0 and z- < 0
-        u = r / (pos + (tf.maximum(bias, 0.0) + _TINY))
-        u = u if rule.alpha == 1.0 else rule.alpha * u
-        v = None
-        if rule.beta:
-            v = r / (neg + (tf.minimum(bias, 0.0) - _TINY))
-            v = v if rule.beta == 1.0 else rule.beta * v
+    def non_negative():  # x >= 0: the x- halves vanish, R_in = x (W+^T u - W-^T v)
         if kept.dense:
             return x * _dense_split_backward(u, v, kernel)
+        w_pos = tf.maximum(kernel, 0.0)
         g = _vjp(lambda t: f(t, w_pos), x, u)
         if v is not None:
-            g = g - _vjp(lambda t: f(t, w_neg), x, v)
+            g = g - _vjp(lambda t: f(t, kernel - w_pos), x, v)
         return x * g
 
-    if kept.pos is not None:  # known non-negative: the forward sweep kept x W+ and x W-
-        return non_negative(kept.pos, kept.neg)
-    x_pos, x_neg = tf.maximum(x, 0.0), tf.minimum(x, 0.0)
+    if not kept.signed:
+        return non_negative()
 
-    def share(w_a, w_b, r, z):  # x+ takes its share through w_a, x- through w_b
-        s = _divide(r, z, _TINY)
-        return x_pos * _vjp(lambda v: f(v, w_a), x, s) + x_neg * _vjp(lambda v: f(v, w_b), x, s)
+    def four_terms():  # R_in = x+ (W+^T u - W-^T v) + x- (W-^T u - W+^T v)
+        x_pos = tf.maximum(x, 0.0)
+        x_neg = x - x_pos
+        if kept.stacks:  # one transposed convolution of [u, -v] by the stacked kernel
+            stacked = _four_term_kernel(kernel)
+            if v is None:
+                stacked, s = stacked[..., :u.shape[-1]], u
+            else:
+                s = tf.concat([u, -v], -1)
+            both = tf.concat([x_pos, x_neg], -1)
+            g_pos, g_neg = tf.split(_vjp(lambda t: f(t, stacked), both, s), 2, axis=-1)
+            return x_pos * g_pos + x_neg * g_neg
+        w_pos, w_neg = tf.maximum(kernel, 0.0), tf.minimum(kernel, 0.0)
+        g_pos, g_neg = _vjp(lambda t: f(t, w_pos), x, u), _vjp(lambda t: f(t, w_neg), x, u)
+        if v is not None:
+            g_pos = g_pos - _vjp(lambda t: f(t, w_neg), x, v)
+            g_neg = g_neg - _vjp(lambda t: f(t, w_pos), x, v)
+        return x_pos * g_pos + x_neg * g_neg
 
-    def general():
-        z_pos = f(x_pos, w_pos) + f(x_neg, w_neg) + tf.maximum(bias, 0.0)
-        out = rule.alpha * share(w_pos, w_neg, r, z_pos)
-        if rule.beta:
-            z_neg = f(x_pos, w_neg) + f(x_neg, w_pos) + tf.minimum(bias, 0.0)
-            out = out - rule.beta * share(w_neg, w_pos, r, z_neg)
-        return out
-
-    return tf.cond(tf.reduce_min(x) >= 0.0,
-                   lambda: non_negative(f(x, w_pos), f(x, w_neg) if rule.beta else None),
-                   general)
+    return tf.cond(_no_negative_value(x), non_negative, four_terms)
 
 
 def _step_relevance(step: _Step, xs, out, r):
