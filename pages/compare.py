@@ -88,11 +88,13 @@ if presenter_on():
     # The projector's larger type: the controls in a column beside the maps (class and colours
     # open, the rest folded), so the first map is on the first screen of a 1280x720 projector.
     side, maps_column = st.columns([1, 3], gap="medium")
-    c_class = c_colour = side
-    c_methods = c_show = c_opacity = side.expander("Methods and display", icon=":material/tune:")
+    with side:
+        c_class = c_colour = controls("Class and colours", normal="plain", beside=True)
+        c_methods = c_show = c_opacity = controls("Methods and display", normal="folded")
     run_place, maps_place = maps_column.container(), maps_column.container()
 else:
-    c_methods, c_class, c_colour, c_show, c_opacity = st.columns([3, 1.9, 1.1, 2, 1.4])
+    c_methods, c_class, c_colour, c_show, c_opacity = controls(
+        "Methods, class and display", normal="plain").columns([3, 1.9, 1.1, 2, 1.4])
     run_place = st.container()  # the maps' progress (or button), right above them
     maps_place = st.container()
 methods = c_methods.multiselect(

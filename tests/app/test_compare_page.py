@@ -7,7 +7,6 @@ maps are shared with the Class heatmaps page through the workbench.
 from __future__ import annotations
 
 import json
-import re
 
 import numpy as np
 import pytest
