@@ -13,7 +13,7 @@ from ui.page import page_setup
 from ui.presenter import controls
 from ui.settings import LINKED, named
 from ui.state import workbench
-from ui.dataset_upload import listed_upload
+from ui.dataset_listing import image_strip, upload_listing
 from ui.text import literal
 from viz_core.dataset.atlas import (atlas_key, cached_atlas, cached_unit_patterns, channel_maps, check_atlas_options,
                                     exemplar_pixels, parse_channels)
@@ -111,11 +111,9 @@ def image_of(model, data, entry):
     return exemplar_pixels(model, data, [entry])[int(entry)]
 
 
-
-
-def uploaded_dataset():
-    """The uploaded ZIP's listing, made once per upload (a rerun reads it, or its refusal,
-    back); None until a ZIP is given."""
+def uploaded_listing():
+    """The uploaded ZIP's listing, made in the job queue once per upload (a rerun reads it, or
+    its refusal, back); stops the page until a ZIP is given and while it is read."""
     c1, c2 = st.columns(2)
     archive = c1.file_uploader("Dataset (.zip)", type=["zip"], key="atlas_zip_file",
                                max_upload_size=UPLOAD_LIMITS.max_total_bytes // 2**20)
@@ -123,18 +121,21 @@ def uploaded_dataset():
                                    key="atlas_csv_file",
                                    max_upload_size=max(1, UPLOAD_LIMITS.max_csv_bytes // 2**20))
     if archive is None:
-        return None
-    return listed_upload(archive, labels_file, model.labels, "_atlas_listing")
+        st.info("Upload a ZIP of images to continue.", icon=":material/upload:")
+        st.stop()
+    listing = upload_listing(archive, labels_file, model.labels, key="atlas_list")
+    if listing is None:  # being read in the job queue; the page is drawn again after
+        st.stop()
+    return listing
 
 
+listing = uploaded_listing() if source == "upload" else None
+if listing is not None and listing.error is not None:  # shown, not raised: the cache keeps it
+    show_error(listing.error)
+    st.stop()
 try:
-    if source == "upload":
-        data = uploaded_dataset()
-        if data is None:
-            st.info("Upload a ZIP of images to continue.", icon=":material/upload:")
-            st.stop()
-    else:
-        data = sample_dataset(source, model.labels, count=count)
+    data = listing.dataset if listing is not None else sample_dataset(source, model.labels,
+                                                                       count=count)
     check_atlas_options(model, layer, k, score, 32)
 except VizError as exc:
     show_error(exc)
@@ -152,6 +153,8 @@ if not plan.ready(bench):
     # the same atlas asked for by several sessions is one job
     run_button("Build the atlas", "Building the atlas", "atlas_run",
                lambda bar: plan.run(bench, bar), job_key=plan.key())
+    if listing is not None:  # an upload's images, seen before the run
+        image_strip(listing)
     st.stop()
 try:
     atlas = plan.steps[0].result(bench)

@@ -18,7 +18,7 @@ from viz_core.runtime.plan import Step
 
 from .concepts_export import CRAFT_CSV_KEY, CRAFT_ZIP_KEY, concepts_bundle_button, concepts_plan
 from .cost import cost_text
-from .dataset_upload import listed_upload
+from .dataset_listing import listed_dataset
 from .feedback import run_button, show_error
 from .page import remember
 from .presenter import controls, presenter_on
@@ -69,6 +69,8 @@ def _model_for(source: str, page):
 
 
 def _uploaded(model):
+    """The uploaded ZIP's dataset, listed in the job queue once per upload; None until a ZIP is
+    given (the tab says so), while it is read, or when it was refused (the tab says why)."""
     c1, c2 = st.columns(2)
     archive = c1.file_uploader("Dataset (.zip)", type=["zip"], key=CRAFT_ZIP_KEY,
                                max_upload_size=UPLOAD_LIMITS.max_total_bytes // 2**20)
@@ -76,8 +78,9 @@ def _uploaded(model):
                                    key=CRAFT_CSV_KEY,
                                    max_upload_size=max(1, UPLOAD_LIMITS.max_csv_bytes // 2**20))
     if archive is None:
+        st.info("Upload a ZIP of images to continue.", icon=":material/upload:")
         return None
-    return listed_upload(archive, labels_file, model.labels, "_concepts_listing")
+    return listed_dataset(archive, labels_file, model.labels, key="concepts_list")
 
 
 def _choice(key: str, options: list, default) -> dict:
@@ -151,7 +154,6 @@ def craft_tab(page) -> None:
         if source == "upload":
             data = _uploaded(model)
             if data is None:
-                st.info("Upload a ZIP of images to continue.", icon=":material/upload:")
                 return
         else:
             data = sample_dataset(source, model.labels, count=count)

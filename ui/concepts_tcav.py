@@ -19,6 +19,7 @@ from viz_core.runtime.plan import Step
 from .charts import plotly_chart
 from .concepts_export import tcav_bundle_button, tcav_plan
 from .cost import cost_text
+from .dataset_listing import upload_listing
 from .feedback import run_button, show_error
 from .presenter import controls
 from .settings import KEPT, LINKED, named
@@ -73,16 +74,31 @@ def _model_for(source: str, model):
         else model
 
 
-def _upload(label: str, key: str, labels=()):
-    """An uploaded ZIP listed once per upload (a rerun reads it back), its labels matched to
-    ``labels``; None until given."""
+def _upload(label: str, key: str, labels=(), unlisted: dict | None = None):
+    """An uploaded ZIP listed in the job queue once per upload (a rerun reads it, or its
+    refusal, back), its labels matched to ``labels``; None until given.
+
+    An upload not listed yet goes into ``unlisted`` (``key -> "reading"``, or ``"refused"``
+    with the refusal said here) and None is returned. Its uploader is always drawn (a widget
+    left out of a run loses its file); its listing starts only when no other upload is being
+    read, since a session runs one job at a time.
+    """
     archive = st.file_uploader(label, type=["zip"], key=key,
                                max_upload_size=UPLOAD_LIMITS.max_total_bytes // 2**20)
     if archive is None:
         return None
-    from .dataset_upload import listed_upload
-
-    return listed_upload(archive, None, labels, f"_{key}_listing")
+    unlisted = {} if unlisted is None else unlisted
+    what = label.split(" (", 1)[0].lower()  # "concept images"
+    listing = None if "reading" in unlisted.values() else upload_listing(
+        archive, None, labels, key=f"{key}_list", progress_label=f"Reading the {what}")
+    if listing is None:
+        unlisted[key] = "reading"
+        return None
+    if listing.error is not None:
+        show_error(listing.error)
+        unlisted[key] = "refused"
+        return None
+    return listing.dataset
 
 
 def _folder(label: str, key: str):
@@ -97,14 +113,16 @@ def _folder(label: str, key: str):
     return open_dataset(path, ())
 
 
-def _image_set(source: str, kind: str, data, classes):
-    """The concept's or the random images chosen by ``source``; None until given."""
+def _image_set(source: str, kind: str, data, classes, unlisted: dict):
+    """The concept's or the random images chosen by ``source``; None until given (or while an
+    upload is listed: see :func:`_upload`)."""
     if source == "example":
         return example_images("tag" if kind == "concept" else "plain", classes)
     if source == "dataset":
         return None
     if source == "upload":
-        return _upload(f"{kind.capitalize()} images (.zip)", f"tcav_{kind}_zip")
+        return _upload(f"{kind.capitalize()} images (.zip)", f"tcav_{kind}_zip",
+                       unlisted=unlisted)
     return _folder(f"Folder of {kind} images on the server", f"tcav_{kind}_folder")
 
 
@@ -204,14 +222,17 @@ def tcav_tab(page=None) -> None:
                                 "random set, and one random set against another.")
         count = bottom[1].select_slider("Class images (at most)", CLASS_COUNTS, value=50,
                                         key="tcav_count", **LINKED)
+    unlisted = {}  # uploads being read in the job queue, or refused
     try:
-        data = (_upload("Class images (.zip)", "tcav_class_zip", model.labels)
+        data = (_upload("Class images (.zip)", "tcav_class_zip", model.labels, unlisted)
                 if source == "upload"
                 else sample_dataset(source, model.labels, count=SAMPLE_COUNT))
-        concept = _image_set(concept_source, "concept", data, model.labels)
-        random = _image_set(random_source, "random", data, model.labels)
+        concept = _image_set(concept_source, "concept", data, model.labels, unlisted)
+        random = _image_set(random_source, "random", data, model.labels, unlisted)
     except VizError as exc:
         show_error(exc)
+        return
+    if unlisted:  # drawn again when they are read (a refusal was said under its uploader)
         return
     missing = [what for what, got, src in (("the class's images", data, source),
                                            ("concept images", concept, concept_source),

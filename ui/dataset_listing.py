@@ -1,6 +1,10 @@
-"""The Dataset page's images before a run: an uploaded ZIP listed in the job queue, once per
-upload, and a strip of the dataset's first images (issue 30: a 2,000,000-entry ZIP was parsed in
-the page's thread, again on every rerun; issue 28: no picture before a run)."""
+"""A page's uploaded dataset ZIP, listed in the job queue once per upload, and a strip of the
+dataset's first images (issue 30: a 2,000,000-entry ZIP was parsed in the page's thread, again
+on every rerun; issue 28: no picture before a run).
+
+Every page that takes a ZIP of images (Dataset, Neuron atlas, Concepts' CRAFT and TCAV tabs)
+lists it here, each upload under its own button key.
+"""
 from __future__ import annotations
 
 import streamlit as st
@@ -8,22 +12,22 @@ import streamlit as st
 from viz_core.dataset.listing import SIDE, DatasetListing, UploadedZip, list_upload
 from viz_core.runtime.plan import Plan, Step
 
-from .feedback import run_button
+from .feedback import run_button, show_error
 from .state import workbench
 
-LIST_KEY = "ds_list"  # the listing's button (shown only after a stop or a failure)
-_UPLOAD_KEY = "_ds_upload"  # (the uploads' file ids, their UploadedZip): digested once
+LIST_KEY = "ds_list"  # the Dataset page's listing button (shown only after a stop or a failure)
 
 
-def uploaded_zip(archive, labels_file) -> UploadedZip:
+def uploaded_zip(archive, labels_file, key: str = LIST_KEY) -> UploadedZip:
     """The uploaded ZIP (and CSV, or None) as one value keyed by its content; the bytes are
-    hashed once per upload, not on every rerun."""
-    mark = (archive.file_id, getattr(labels_file, "file_id", None))
-    kept = st.session_state.get(_UPLOAD_KEY)
+    hashed once per upload (kept in the session under the listing's button ``key``), not on
+    every rerun."""
+    mark, held = (archive.file_id, getattr(labels_file, "file_id", None)), f"_{key}_upload"
+    kept = st.session_state.get(held)
     if kept is None or kept[0] != mark:
         kept = (mark, UploadedZip.of(archive.getvalue(), archive.name,
                                      None if labels_file is None else labels_file.getvalue()))
-        st.session_state[_UPLOAD_KEY] = kept
+        st.session_state[held] = kept
     return kept[1]
 
 
@@ -32,18 +36,46 @@ def listing_plan(upload: UploadedZip, classes) -> Plan:
     return Plan((Step(list_upload, (upload, tuple(classes))),))  # the bar says what it is
 
 
-def upload_listing(archive, labels_file, classes) -> DatasetListing | None:
-    """The listing of the page's uploaded ZIP: read back from the workbench, or made in the job
-    queue, started on arrival (``auto``) and followed under a bar; None while it is made (the
-    page then draws no more, and is drawn again when the job ends)."""
+def upload_listing(archive, labels_file, classes, *, key: str = LIST_KEY,
+                   label: str = "Read the ZIP",
+                   progress_label: str = "Reading the ZIP") -> DatasetListing | None:
+    """The listing of an uploaded ZIP (``archive``, with ``labels_file`` or None: Streamlit
+    uploads) matched to ``classes``: read back from the workbench, or made in the job queue
+    under the button ``key`` (one per uploader on a page), started on arrival (``auto``) and
+    followed under a bar labelled ``progress_label``.
+
+    Returns
+    -------
+    DatasetListing or None
+        None while it is made (the page then draws no more, and is drawn again when the job
+        ends). A refused upload is a listing with ``error`` set, said again on every rerun
+        without opening the archive again.
+    """
     bench = workbench()
-    plan = listing_plan(uploaded_zip(archive, labels_file), classes)
+    plan = listing_plan(uploaded_zip(archive, labels_file, key), classes)
     if plan.ready(bench):
         (listing,) = plan.results(bench)
         return listing
-    run_button("Read the ZIP", "Reading the ZIP", LIST_KEY,
-               lambda bar: plan.run(bench, bar), job_key=plan.key(), auto=True)
+    run_button(label, progress_label, key, lambda bar: plan.run(bench, bar),
+               job_key=plan.key(), auto=True)
     return None
+
+
+def listed_dataset(archive, labels_file, classes, *, key: str, where=st, **labels):
+    """:func:`upload_listing`'s dataset; None while it is made, or when the upload was refused
+    (the refusal is shown, in ``where``).
+
+    Returns
+    -------
+    Dataset or None
+    """
+    listing = upload_listing(archive, labels_file, classes, key=key, **labels)
+    if listing is None:
+        return None
+    if listing.error is not None:
+        show_error(listing.error, where=where)
+        return None
+    return listing.dataset
 
 
 def image_strip(listing: DatasetListing, where=st) -> None:

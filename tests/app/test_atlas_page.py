@@ -125,3 +125,62 @@ def test_the_atlas_is_built_once_and_the_bundle_names_it(app, monkeypatch):
     assert len(built) == 1 and not any(b.key == "atlas_run" for b in at.button)
     assert made[-1] == ("atlas", atlas_options(["--model", "demo"], "shapes", layer=layer,
                                                k=6, score="mean", count=24))
+
+
+# -- an uploaded ZIP (issue 30: listed in the page's thread, again on every rerun) ---------------
+@pytest.fixture
+def upload_page(monkeypatch, tmp_path):
+    """A fresh atlas page on "Upload a ZIP", its own disk cache, ``readers.open_zip`` counted."""
+    from tests.app.test_dataset_listing import count_opens
+    from ui.state import workbench
+
+    monkeypatch.setenv("CNN_VIZ_CACHE", str(tmp_path))
+    calls = count_opens(monkeypatch)
+    workbench.clear()
+    at = AppTest.from_file("../../app.py", default_timeout=240)
+    at.run()
+    at.switch_page("pages/atlas.py").run()
+    at.radio(key="atlas_source").set_value("upload").run()
+    assert not at.exception, at.exception
+    assert [i.value for i in at.info] == ["Upload a ZIP of images to continue."]
+    yield at, calls
+    workbench.clear()
+
+
+def test_an_uploaded_zip_is_listed_once_in_the_job_queue(upload_page):
+    from tests.app.test_dataset_listing import NAMES, archive
+
+    at, calls = upload_page
+    at.file_uploader(key="atlas_zip_file").set_value(("scenes.zip", archive(),
+                                                      "application/zip")).run()
+    assert not at.exception, at.exception
+    at.run()
+    at.run()
+    # read once across three reruns, in the job queue, not the page's thread
+    assert [name for name, _ in calls] == ["scenes.zip"]
+    assert calls[0][1].startswith("heavy-job-"), calls
+    # its five images (the README is not one), seen before the run
+    assert any(c.value.endswith(" over 5 images: one pass through the model up to the layer.")
+               for c in at.caption)
+    (strip,) = [e for e in at.get("image") if e.captions]
+    assert sorted(strip.captions) == sorted(NAMES)
+    at.select_slider(key="atlas_k").set_value(4).run()
+    at.button(key="atlas_run").click().run()
+    assert not at.exception, at.exception
+    assert any(" units · 5 images of scenes · classes by label " in c.value for c in at.caption)
+    assert len(calls) == 1  # the atlas reads the listed images, not the archive again
+
+
+def test_a_refused_upload_is_said_on_every_rerun_and_read_once(upload_page):
+    from tests.app.test_dataset_listing import claims_entries
+
+    at, calls = upload_page
+    at.file_uploader(key="atlas_zip_file").set_value(("huge.zip", claims_entries(60_000),
+                                                      "application/zip")).run()
+    expected = ("The archive 'huge.zip' has 60,000 entries (0.0 MB of names and sizes); the "
+                "limit is 2,000 images. It was not opened.")
+    assert [e.value for e in at.error] == [expected]
+    at.run()
+    at.run()
+    assert [e.value for e in at.error] == [expected] and len(calls) == 1
+    assert not [b for b in at.button if b.key == "atlas_run"]

@@ -132,3 +132,75 @@ def test_a_craft_run_is_made_once_and_the_bundle_names_it(app, monkeypatch):
     assert made[-1] == ("concepts", concepts_options(
         ["--model", "shortcut_demo"], "shortcut", class_name="star", layer="conv2d_4",
         concepts=3, limit=24, count=48))
+
+
+# -- uploaded ZIPs (issue 30: listed in the page's thread, again on every rerun) -----------------
+@pytest.fixture
+def fresh(monkeypatch, tmp_path):
+    """A fresh Concepts page with its own disk cache, ``readers.open_zip`` counted."""
+    from tests.app.test_dataset_listing import count_opens
+    from ui.state import workbench
+
+    monkeypatch.setenv("CNN_VIZ_CACHE", str(tmp_path))
+    calls = count_opens(monkeypatch)
+    workbench.clear()
+    at = AppTest.from_file("../../app.py", default_timeout=240)
+    at.run()
+    at.switch_page("pages/concepts.py").run()
+    assert not at.exception, at.exception
+    yield at, calls
+    workbench.clear()
+
+
+CIRCLES = tuple(f"circle/{n}.png" for n in "abcdef")
+
+
+def test_crafts_uploaded_zip_is_listed_once_in_the_job_queue(fresh):
+    from tests.app.test_dataset_listing import archive
+
+    at, calls = fresh
+    at.radio(key="concepts_source").set_value("upload").run()
+    assert "Upload a ZIP of images to continue." in [i.value for i in at.info]
+    at.file_uploader(key="concepts_zip_file").set_value(("circles.zip", archive(CIRCLES),
+                                                         "application/zip")).run()
+    assert not at.exception, at.exception
+    at.run()
+    at.run()
+    assert [name for name, _ in calls] == ["circles.zip"]
+    assert calls[0][1].startswith("heavy-job-"), calls
+    assert at.selectbox(key="concepts_class").value == "circle"
+    # the six circles of the ZIP (its README is not an image), before the run
+    assert any(c.value.startswith("CRAFT on 6 images labelled circle at ") for c in at.caption)
+    assert any(b.key == "concepts_run" for b in at.button)
+
+
+def test_tcavs_uploads_are_listed_once_each_in_turn(fresh):
+    """The class's and the concept's ZIPs, given together, are each read once in the job
+    queue (one after the other: a session runs one job at a time), and the concept's count is
+    the ZIP's images."""
+    from tests.app.test_dataset_listing import archive, claims_entries
+
+    at, calls = fresh
+    at.radio(key="tcav_class_source").set_value("upload")
+    at.radio(key="tcav_concept_source").set_value("upload").run()
+    tags = tuple(f"tagged/{n}.png" for n in "abcdefg")
+    at.file_uploader(key="tcav_class_zip").set_value(("circles.zip", archive(CIRCLES),
+                                                      "application/zip"))
+    at.file_uploader(key="tcav_concept_zip").set_value(("tags.zip", archive(tags, (24, 24)),
+                                                        "application/zip")).run()
+    assert not at.exception, at.exception
+    at.run()
+    at.run()
+    assert sorted(name for name, _ in calls) == ["circles.zip", "tags.zip"]
+    assert all(thread.startswith("heavy-job-") for _, thread in calls), calls
+    assert any(c.value.startswith("The concept, tags: 7 of its 7 images, ") for c in at.caption)
+    assert any(b.key == "tcav_run" for b in at.button)
+    # a refused concept ZIP is said under its uploader on every rerun, read once
+    at.file_uploader(key="tcav_concept_zip").set_value(("huge.zip", claims_entries(60_000),
+                                                        "application/zip")).run()
+    at.run()
+    expected = ("The archive 'huge.zip' has 60,000 entries (0.0 MB of names and sizes); the "
+                "limit is 2,000 images. It was not opened.")
+    assert [e.value for e in at.error] == [expected]
+    assert [name for name, _ in calls].count("huge.zip") == 1
+    assert not any(b.key == "tcav_run" for b in at.button)

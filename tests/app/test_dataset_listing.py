@@ -42,10 +42,9 @@ def claims_entries(count: int) -> bytes:
     return bytes(data)
 
 
-@pytest.fixture
-def page(monkeypatch):
-    from ui.state import workbench
-
+def count_opens(monkeypatch) -> list:
+    """Each call to :func:`readers.open_zip` from now on, as (the upload's name, the thread's
+    name), in the returned list (the pages' listings share this test's helpers)."""
     calls = []
     real = readers.open_zip
 
@@ -54,6 +53,14 @@ def page(monkeypatch):
         return real(*args, **kwargs)
 
     monkeypatch.setattr(readers, "open_zip", counted)
+    return calls
+
+
+@pytest.fixture
+def page(monkeypatch):
+    from ui.state import workbench
+
+    calls = count_opens(monkeypatch)
     workbench.clear()
     at = AppTest.from_file("../../app.py", default_timeout=240)
     at.run()
