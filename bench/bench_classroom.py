@@ -179,11 +179,15 @@ class Session:
         start = time.perf_counter()
         await self.ws.send(msg.SerializeToString())
         out = {"errors": [], "buttons": {}, "progress": [], "widgets": [], "markdown": [],
-               "metrics": {}}
+               "metrics": {}, "auto_rerun": None, "full": False}
         while True:
             forward = ForwardMsg()
             forward.ParseFromString(await asyncio.wait_for(self.ws.recv(), RUN_TIMEOUT_S))
             kind = forward.WhichOneof("type")
+            if kind == "auto_rerun":  # a fragment the browser reruns every interval
+                out["auto_rerun"] = (forward.auto_rerun.interval, forward.auto_rerun.fragment_id)
+            if kind == "delta" and not forward.delta.fragment_id:
+                out["full"] = True  # the whole page ran, not only a fragment
             if kind == "delta" and forward.delta.WhichOneof("type") == "new_element":
                 element = forward.delta.new_element
                 what = element.WhichOneof("type")
@@ -205,6 +209,22 @@ class Session:
             if kind == "script_finished" and forward.script_finished != RERUN_FINISHED:
                 out["seconds"] = time.perf_counter() - start
                 return out
+
+    async def follow(self, page: str, query: str, trigger: str) -> dict:
+        """Press ``trigger`` and follow the job as a browser does: its bar is a fragment the
+        page asks to rerun every interval (``ui.feedback``), until the page is drawn whole
+        again without it (the job ended). :meth:`run`'s output, progress and errors gathered."""
+        out = await self.run(page, query, trigger)
+        progress, errors, following = list(out["progress"]), list(out["errors"]), None
+        while out["auto_rerun"] is not None or (following is not None and not out["full"]):
+            following = out["auto_rerun"] or following
+            await asyncio.sleep(following[0])
+            out = await self.run(page, query, fragment=following[1])
+            progress += out["progress"]
+            errors += out["errors"]
+            if out["full"] and out["auto_rerun"] is None:
+                break
+        return {**out, "progress": progress, "errors": errors}
 
 
 async def light_student(port: int, image: str, think: float, rng: random.Random) -> dict:
@@ -235,7 +255,7 @@ async def heavy_student(port: int, image: str, delay: float, kind: tuple) -> dic
                     "started": pressed, "finished": pressed, "ran": False, "was_queued": False,
                     "errors": first["errors"] + [f"no button {button} on {page}: "
                                                  f"{sorted(first['buttons'])}"]}
-        out = await tab.run(page, query, trigger)
+        out = await tab.follow(page, query, trigger)
     finished = time.perf_counter()
     mine = [(t, text) for t, text in out["progress"] if text.startswith(label)]
     queued = mine[0][0] if mine else finished  # the bar appears right after it is queued
