@@ -96,9 +96,9 @@ JOB_LINE = re.compile(r"^(?P<t>[\d.]+) job (?P<n>\d+) (?P<event>queued|started|d
 
 
 def start_server(port: int, cache_dir: str, jobs_log: Path, trim_report: Path,
-                 arena_max: int | None = None):
+                 arena_max: int | None = None, extra_env: dict | None = None):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CNN_VIZ_CACHE": cache_dir,
-           "PYTHONPATH": str(ROOT), TRIM_REPORT_ENV: str(trim_report)}
+           "PYTHONPATH": str(ROOT), TRIM_REPORT_ENV: str(trim_report), **(extra_env or {})}
     if arena_max:  # glibc's malloc arenas (default 8 per core): fewer, less fragmentation
         env["MALLOC_ARENA_MAX"] = str(arena_max)
     return subprocess.Popen(

@@ -15,6 +15,7 @@ import ctypes
 import gc
 import json
 import os
+import sys
 import threading
 import time
 import tracemalloc
@@ -124,6 +125,33 @@ def _sessions() -> int | None:
         return None
 
 
+def _media_files() -> list[int] | None:
+    """Pictures and downloads Streamlit holds for the browsers: [files, bytes]; None outside a
+    server. A download is kept one clean-up longer than the session that showed it."""
+    try:
+        from streamlit import runtime
+
+        if not runtime.exists():
+            return None
+        files = dict(runtime.get_instance().media_file_mgr._storage._files_by_id)
+        return [len(files), sum(len(f.content) for f in files.values())]
+    except Exception:  # private attributes of Streamlit's: a report does without them
+        return None
+
+
+def _tf_functions() -> int | None:
+    """Functions (traced graphs) TensorFlow's eager context holds; None before TF is imported.
+    A model's compiled steps go with it; a count that grows class after class would not."""
+    if "tensorflow" not in sys.modules:
+        return None
+    try:
+        from tensorflow.python.eager import context
+
+        return len(context.context().list_function_names())
+    except Exception:  # a private module of TensorFlow's: a report does without it
+        return None
+
+
 def memory_report(bench: Workbench, *, top: int = 8) -> dict:
     """What holds memory now: resident MB (and by kind: :func:`smaps_mb`), malloc's heap
     (:func:`malloc_mb`), the caches' entries and bytes, threads, sessions and Python objects
@@ -137,6 +165,8 @@ def memory_report(bench: Workbench, *, top: int = 8) -> dict:
         "threads": threading.active_count(),
         "native_threads": _native_threads(),
         "sessions": _sessions(),
+        "tf_functions": _tf_functions(),
+        "media_files": _media_files(),
         "smaps_mb": smaps_mb(),
         "malloc_mb": malloc_mb(),
         "python_objects": len(gc.get_objects()),

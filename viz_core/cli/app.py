@@ -21,6 +21,14 @@ from viz_core.runtime.limits import Bound
 from viz_core.cli.common import bounded
 
 PORT = Bound("the port", 1, 65535)
+#: The environment the dashboard is served with where the user's sets no value (the class
+#: server's configuration; ``bench class_day`` serves with it too).
+SERVER_ENV = {
+    "TF_CPP_MIN_LOG_LEVEL": "3",
+    # Two malloc arenas instead of glibc's 8 per core: a class server's memory levels off about
+    # 250 MB lower (bench class_day: 1.1-1.2 GB against 1.4-1.5 GB).
+    "MALLOC_ARENA_MAX": "2",
+}
 
 
 def register(commands) -> None:
@@ -77,11 +85,7 @@ def cmd_app(args, bench=None) -> int:
     if args.dry_run:
         print(shlex.join(command))
         return 0
-    env = dict(os.environ)
-    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    # Two malloc arenas instead of glibc's 8 per core: a class server's memory levels off about
-    # 250 MB lower (bench class_day: 1.1-1.2 GB against 1.4-1.5 GB); a user's value is kept.
-    env.setdefault("MALLOC_ARENA_MAX", "2")
+    env = {**SERVER_ENV, **os.environ}  # a user's own value is kept
     # Become the server (exec) rather than start it as a child: a stop signal sent to
     # cnn-explorer (a terminal, a test, Docker) then reaches Streamlit itself, and no server is
     # left running after its parent was terminated.
