@@ -100,4 +100,20 @@ def test_the_report_says_what_malloc_and_the_system_hold(tmp_path):
     assert report["results"] == [1, 4 * 2**20]
     assert report["smaps_mb"]["anonymous"] > report["malloc_mb"]["mmapped"] >= 4  # the 4 MB array
     assert report["native_threads"] >= report["threads"] >= 1
-    assert report["sessions"] is None  # no Streamlit server in a test
+    assert report["sessions"] is None and report["media_files"] is None  # no server here
+
+
+def test_the_report_counts_the_graphs_tensorflow_traced():
+    import tensorflow as tf
+
+    from ui.idle import _tf_functions
+
+    before = _tf_functions()
+
+    @tf.function
+    def double(x):
+        return 2 * x
+
+    double(tf.constant(1.0))
+    double(tf.constant([1.0, 2.0]))  # another shape: another graph
+    assert _tf_functions() - before >= 2
