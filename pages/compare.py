@@ -121,8 +121,9 @@ if not methods:
     st.info("Choose at least one method.", icon=":material/checklist:")
     st.stop()
 target = Target(k, "logit")
-with controls("Faithfulness curves", normal="folded"):  # they shape the curves, further down
-    s1, s2 = st.columns(2)
+curves_place = st.container()  # below the maps: the curves' settings, cost and button
+with curves_place, controls("Faithfulness curves", normal="plain", beside=True):
+    s1, s2, curves_run = st.columns([1.3, 1.3, 3], vertical_alignment="bottom")
     steps = s1.select_slider("Curve steps", STEP_CHOICES, value=DEFAULT_CURVE_STEPS,
                              key="cmp_steps", **LINKED,
                              help="Points on each deletion / insertion curve: each step removes "
@@ -165,44 +166,51 @@ plan = Plan(maps_plan.steps + tuple(curve_steps.values()), "compare",
 
 
 def passes_for(chosen, curve_steps: int) -> float:
-    """Forward passes' worth of the maps of ``chosen`` not computed yet, plus every curve."""
+    """Forward passes' worth of the maps of ``chosen`` not computed yet, plus every curve
+    (``curve_steps`` -1: the maps alone)."""
     channels = max(2, int(info.layer(info.last_conv_layer).output_shape[-1] or 2))
-    images = (len(chosen) + 1) * 2 * (curve_steps + 1)
+    images = (len(chosen) + 1) * 2 * (curve_steps + 1) if curve_steps >= 0 else 0
     return images + sum(registry.get(m).passes(info, page_params(m, channels))
                         for m in chosen if not (map_steps.get(m) or map_step(m)).ready(bench))
 
 
 quick = steps <= QUICK_STEPS
 ready = {m: step.ready(bench) for m, step in map_steps.items()}
-if not plan.ready(bench):
-    pending_maps = [m for m in methods if not ready[m]]
+pending_maps = [m for m in methods if not ready[m]]
+
+
+def new_map_ready() -> bool:
+    """Whether a map not drawn yet is ready (the page then draws it)."""
+    return any(not ready[m] and map_steps[m].ready(bench) for m in methods)
+
+
+# Pictures first: the maps alone start on arrival when they are quick here (the default
+# methods are a pass or two each, even on VGG16), each drawn as soon as it is ready; the
+# curves, a few hundred images, follow below them, on arrival only when quick too.
+maps_seconds = run_seconds(model, passes_for(pending_maps, -1))
+if pending_maps and (maps_seconds <= AUTO_SECONDS or job_running("cmp_maps")):
+    with run_place:
+        run_button(f"Draw {len(pending_maps)} maps", "Drawing the maps", "cmp_maps",
+                   lambda bar: maps_plan.run(bench, bar), job_key=maps_plan.key(), auto=True,
+                   tick=new_map_ready)
+elif not plan.ready(bench):
     images = (len(methods) + 1) * 2 * (steps + 1)
     passes = passes_for(methods, steps)
     quick_methods = [m for m in QUICK_METHODS if m in options]
-    with run_place:
-        offer_quick = run_seconds(model, passes) > SLOW_SECONDS and not (
-            quick and len(methods) <= len(quick_methods))
-        running = job_running("cmp_run")  # while it runs, its bar says what it does
-        if offer_quick or not running:
-            say, go = st.columns([3, 1], vertical_alignment="center")
-        if not running:
-            say.caption(("Maps still to compute: " + ", ".join(map(method_title, pending_maps))
-                         + ". Then " if pending_maps else "Still to compute: ")
-                        + f"{images} images through the model for the deletion and insertion "
-                        f"curves: {cost_text(model, passes)}.")
-        if offer_quick:
-            go.button(f"Quick look ({cost_text(model, passes_for(quick_methods, QUICK_STEPS))})",
+    with curves_run:
+        if not job_running("cmp_run"):  # while it runs, its bar says what it does
+            st.info(("Maps still to compute: " + ", ".join(map(method_title, pending_maps))
+                     + ". Then " if pending_maps else "")
+                    + f"{images} images through the model for the deletion and insertion "
+                    f"curves: {cost_text(model, passes)}.", icon=":material/hourglass:")
+        if run_seconds(model, passes) > SLOW_SECONDS and not (
+                quick and len(methods) <= len(quick_methods)):
+            st.button(f"Quick look: {len(quick_methods)} methods, {QUICK_STEPS} curve steps ("
+                      f"{cost_text(model, passes_for(quick_methods, QUICK_STEPS))})",
                       key="cmp_quick_go", icon=":material/bolt:", on_click=_quick_preset,
-                      help=f"{len(quick_methods)} methods, one of each kind ("
-                      + ", ".join(map(method_title, quick_methods)) + f"), and {QUICK_STEPS} "
-                      "curve steps: a first answer in a fraction of the time.")
-
-        def new_map_ready() -> bool:
-            """Whether a map not drawn yet is ready (the page then draws it)."""
-            return any(not ready[m] and map_steps[m].ready(bench) for m in methods)
-
-        # The maps and curves start on arrival when they are quick here; each map is drawn as
-        # soon as it is ready, while the rest of the plan runs.
+                      help="One method of each kind (" + ", ".join(map(method_title,
+                                                                       quick_methods))
+                      + ") and coarser curves: a first answer in a fraction of the time.")
         run_button(f"Compare {len(methods)} methods", "Comparing methods", "cmp_run",
                    lambda bar: plan.run(bench, bar), job_key=plan.key(),
                    auto=run_seconds(model, passes) <= AUTO_SECONDS, tick=new_map_ready)
@@ -229,7 +237,8 @@ with maps_place:
                 if method not in maps:
                     st.image(np.full((*image.pixels.shape[:2], 3), 238, dtype="uint8"),
                              width="stretch", output_format="PNG",
-                             caption="computing…" if job_running("cmp_run") else "not computed")
+                             caption="computing…" if job_running("cmp_maps") or job_running(
+                                 "cmp_run") else "not computed")
                     continue
                 curve = curves.get(method)
                 st.image(picture(maps[method]), width="stretch", output_format="PNG",
