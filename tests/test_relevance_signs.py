@@ -31,7 +31,7 @@ def _four_layer_cnn():
         L.Conv2D(4, 3, padding="same", activation="relu"),
         L.DepthwiseConv2D(3, padding="same", activation="relu"),
         L.MaxPooling2D(2),
-        L.Conv2D(5, 3, padding="valid", activation="relu"),
+        L.Conv2D(5, 3, padding="same", activation="relu"),  # kernel 180 > output 125 values
         L.Flatten(),
         L.Dense(3, activation="softmax"),
     ])
