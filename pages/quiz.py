@@ -14,6 +14,7 @@ from ui.state import workbench
 from ui.text import literal
 from viz_core.features.activations import feature_map_layers
 from viz_core.errors import VizError
+from viz_core.runtime.plan import Plan, Step
 
 COUNTS = (2, 4, 6, 8, 10)
 ROLES = {"student": "Student", "teacher": "Teacher"}
@@ -64,15 +65,16 @@ seed = int(columns[2].number_input("Draw", 0, 10_000, 0, key="quiz_seed",
                                    **KEPT))
 st.caption(f"Questions on {literal(model.title)} and the sample images: "
            "\"which image\" and \"where\" in turn.")
-make = question_maker(bench.disk)
-call = (make, model, layer, count, seed)
-if not bench.is_cached(*call):
+# settings -> plan -> render: the same plan is asked whether the questions are ready, run by the
+# queue (identical draws of several sessions share one job) and read back
+drawing = Step(question_maker(bench.disk), (model, layer, count, seed))
+plan = Plan((drawing,))
+if not plan.ready(bench):
     run_button("Draw the questions", "Drawing quiz questions", "quiz_draw",
-               lambda bar: bench.run(*call, progress=bar),
-               job_key=("quiz", model.identity, layer, count, seed))
+               lambda bar: plan.run(bench, bar), job_key=plan.key())
     st.stop()
 try:
-    questions = bench.run(*call)
+    questions = drawing.result(bench)
 except VizError as exc:
     show_error(exc)
     st.stop()

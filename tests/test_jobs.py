@@ -280,10 +280,13 @@ def test_a_job_waits_in_proportion_to_what_it_computed_between_two_reports(monke
             job = q.submit("k", run, owner="a")
             wait_for(job.finished.is_set, seconds=20)
         assert job.state == DONE and len(bounds) == 3
-        assert bounds[0] == pytest.approx(0.2)  # short: the least wait
+        assert 0.2 <= bounds[0] < max(0.2, jobs.PAGE_SHARE * (computed[0] + 0.2))  # short
         assert bounds[1] >= jobs.PAGE_SHARE * computed[1]  # long: three times as long
         assert bounds[1] < jobs.PAGE_SHARE * (computed[1] + 0.2)  # (+ the report's own time)
-        assert bounds[2] == pytest.approx(0.2)  # the waiting itself does not count
+        # the waiting itself (bounds[1], about 1.5 s) does not count: the bound follows the
+        # short batch alone (a loaded machine may stretch its 0.01 s sleep a little)
+        assert 0.2 <= bounds[2] < max(0.2, jobs.PAGE_SHARE * (computed[2] + 0.2))
+        assert bounds[2] < bounds[1] / 2
         assert q.wait_bound(1e6) == jobs.MAX_GIVE_WAY_S and q.wait_bound(-1.0) == 0.2
     finally:
         q.close()
