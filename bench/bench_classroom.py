@@ -247,8 +247,13 @@ async def heavy_student(port: int, image: str, delay: float, kind: tuple) -> dic
     query = f"image={image}" + (f"&{extra}" if extra else "")
     async with Session(port) as tab:
         first = await tab.run(page, query)
-        trigger = next((i for name, i in first["buttons"].items() if re.match(button, name)),
-                       None)
+        for _ in range(60):  # a page may start a first job on arrival (Compare: its maps)
+            trigger = next((i for name, i in first["buttons"].items()
+                            if re.match(button, name)), None)
+            if trigger is not None or first["auto_rerun"] is None:
+                break
+            await asyncio.sleep(2)  # then the student looks again
+            first = await tab.run(page, query)
         pressed = time.perf_counter()
         if trigger is None:
             return {"page": page, "image": image, "pressed": pressed, "queued": pressed,
