@@ -177,9 +177,11 @@ def run_button(label: str, progress_label: str, key: str, compute, *,
     except OwnerBusy as exc:
         if clicked:
             show_error(exc)
-        else:  # a page's own start, not the user's: say when it will happen
+        else:  # a page's own start, not the user's: say when it will happen, and do it then
             st.info(f"{exc} This page starts its own once that one has ended.",
                     icon=":material/hourglass:")
+            if _served():
+                _rerun_when_free()
         return False
     except VizError as exc:
         show_error(exc)
@@ -230,6 +232,16 @@ def _follow(key: str, label: str, tick=None) -> None:
 @st.fragment(run_every=FOLLOW_EVERY_S)
 def _follow_in_fragment(key: str, label: str, tick=None) -> None:
     _follow_once(key, label, tick, ProgressBar(label, stoppable=True))
+
+
+@st.fragment(run_every=2 * FOLLOW_EVERY_S)
+def _rerun_when_free() -> None:
+    """Draw the page again once this session's heavy job (started on another page or tab)
+    has ended, so a page that starts its own work on arrival does it then, not only at the
+    user's next click."""
+    job = job_queue().job_of(session_owner())
+    if job is None or job.finished.is_set():
+        st.rerun()
 
 
 def _follow_once(key: str, label: str, tick, bar: ProgressBar) -> bool:
