@@ -71,7 +71,7 @@ top_row, second_row = settings.columns(2), settings.columns(3)
 source = top_row[0].radio("Images", list(SOURCES), format_func=SOURCES.get,
                           **named("atlas_source", SOURCES))
 count = top_row[1].select_slider("Number of images", SAMPLE_COUNTS, value=48, key="atlas_count",
-                                 **LINKED,
+                                 **LINKED, disabled=source == "upload",
                                  help="Generated scenes, drawn on demand (the same every "
                                  "time); an upload uses all its images.")
 try:

@@ -164,6 +164,7 @@ def test_an_uploaded_zip_is_listed_once_in_the_job_queue(upload_page):
                for c in at.caption)
     (strip,) = [e for e in at.get("image") if e.captions]
     assert sorted(strip.captions) == sorted(NAMES)
+    assert at.select_slider(key="atlas_count").disabled  # an upload uses all its images
     at.select_slider(key="atlas_k").set_value(4).run()
     at.button(key="atlas_run").click().run()
     assert not at.exception, at.exception
