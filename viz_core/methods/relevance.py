@@ -13,11 +13,14 @@ overview"):
    the variables; the caller's model is never changed).
 2. One forward sweep over the plan (inside one compiled function, any batch size) keeps every
    layer's input and, for the weighted layers, what their rule divides by: the pre-activation
-   ``z`` (BatchNorm folded), or for alpha-beta on an input known to be non-negative (after a
-   ReLU, a pooling of one...) ``x W+`` and ``x W-``, two convolutions whose sum is ``z``. So
-   no layer runs twice, and the alpha-beta rule costs two convolutions forward and two
-   transposed ones back. Dense kernels are split into ``W+`` / ``W-`` in row blocks (VGG16's
-   103-million-weight layer is then read from memory once per sweep, not four times).
+   ``z`` (BatchNorm folded), or for alpha-beta ``z+`` and ``z-``, whose sum is ``z``. On an
+   input known to be non-negative (after a ReLU, a pooling of one...) or found so by a sign
+   check, ``x-`` is 0 and they are ``x W+`` and ``x W-``: two convolutions forward and two
+   transposed ones back. Elsewhere (pixels with a mean subtracted, a BatchNorm without ReLU)
+   the four sign products run, for a convolution as one call each way on the stacked
+   ``[x+, x-]``. So no layer runs twice. Dense kernels are split into ``W+`` / ``W-`` in row
+   blocks (VGG16's 103-million-weight layer is then read from memory once per sweep, not four
+   times), and only the rows whose input is non-zero in some image are read.
 3. Relevance starts at the logits as ``logits * v`` with ``v`` the target's score coefficients
    (:func:`viz_core.methods.scores.score_coefficients`: one-hot for softmax models, +1 / -1
    for class 1 / 0 of one sigmoid unit), so it sums to the class score.
