@@ -27,6 +27,17 @@ def zip_name(upload_name: str) -> str:
     return f"data/{stem[:60]}.zip"
 
 
+def data_options(source: str, *, count: int | None = None, upload_name: str | None = None,
+                 with_labels: bool = False) -> list[str]:
+    """``--data`` (and ``--labels``) for a page's dataset: ``sample:<source>:<count>``, or an
+    upload's copy in the bundle (:func:`zip_name`, and :data:`LABELS_CSV` when a labels CSV
+    came beside it)."""
+    if source != "upload":
+        return ["--data", f"sample:{source}:{int(count)}"]
+    return (["--data", zip_name(upload_name or "dataset.zip")]
+            + (["--labels", LABELS_CSV] if with_labels else []))
+
+
 def atlas_options(model_words: Sequence[str], source: str, *, layer: str, k: int, score: str,
                   count: int | None = None, upload_name: str | None = None,
                   with_labels: bool = False) -> list[str]:
@@ -45,12 +56,7 @@ def atlas_options(model_words: Sequence[str], source: str, *, layer: str, k: int
         As on the page.
     """
     words = ["--class-names" if w == "--labels" else w for w in model_words]
-    if source == "upload":
-        words += ["--data", zip_name(upload_name or "dataset.zip")]
-        if with_labels:
-            words += ["--labels", LABELS_CSV]
-    else:
-        words += ["--data", f"sample:{source}:{int(count)}"]
+    words += data_options(source, count=count, upload_name=upload_name, with_labels=with_labels)
     return words + ["--layer", layer, "--k", str(int(k)), "--score", score]
 
 

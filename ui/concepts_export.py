@@ -18,7 +18,7 @@ import streamlit as st
 from viz_core.render import png_bytes
 from viz_core.runtime.plan import Plan, Step
 
-from .atlas_export import LABELS_CSV, upload_files, zip_name
+from .atlas_export import data_options, upload_files, zip_name
 from .export import bundle_button, model_options
 
 CRAFT_ZIP_KEY, CRAFT_CSV_KEY = "concepts_zip_file", "concepts_csv_file"  # the CRAFT tab's uploads
@@ -76,12 +76,7 @@ def concepts_options(model_words: Sequence[str], source: str, *, class_name: str
         As on the page (the other options are the page's and the command's defaults).
     """
     words = _dataset_words(model_words)
-    if source == "upload":
-        words += ["--data", zip_name(upload_name or "dataset.zip")]
-        if with_labels:
-            words += ["--labels", LABELS_CSV]
-    else:
-        words += ["--data", f"sample:{source}:{int(count)}"]
+    words += data_options(source, count=count, upload_name=upload_name, with_labels=with_labels)
     return words + ["--class", str(class_name), "--layer", layer, "--concepts",
                     str(int(concepts)), "--limit", str(int(limit))]
 

@@ -8,7 +8,7 @@ from viz_core.dataset.engine import DEFAULT_BATCH_SIZE, run_dataset
 from viz_core.dataset.shortcuts import find_shortcuts
 from viz_core.runtime.plan import Plan, ResultOf, Step
 
-from .atlas_export import LABELS_CSV, zip_name
+from .atlas_export import data_options
 from .export import model_options
 
 
@@ -25,12 +25,7 @@ def dataset_options(model, source: str, *, method: str, count: int | None = None
         words = ["--model", "shortcut_demo"]
     else:
         words = ["--class-names" if w == "--labels" else w for w in model_options(model)]
-    if source == "upload":
-        words += ["--data", zip_name(upload_name or "dataset.zip")]
-        if with_labels:
-            words += ["--labels", LABELS_CSV]
-    else:
-        words += ["--data", f"sample:{source}:{int(count)}"]
+    words += data_options(source, count=count, upload_name=upload_name, with_labels=with_labels)
     return words + ["--method", method, "--batch-size", str(DEFAULT_BATCH_SIZE)]
 
 
