@@ -8,7 +8,7 @@ from ui import notes
 from ui.charts import plotly_chart
 from ui.cost import SLOW_SECONDS, cost_text, run_seconds
 from ui.export import bundle_button, model_options
-from ui.feedback import job_running, run_button, show_error
+from ui.feedback import job_running, run_button, show_error, stopped_here
 from ui.presenter import colormap_choices, controls, presenter_on
 from ui.classes import top_title
 from ui.page import page_setup
@@ -188,7 +188,8 @@ def new_map_ready() -> bool:
 # methods are a pass or two each, even on VGG16), each drawn as soon as it is ready; the
 # curves, a few hundred images, follow below them, on arrival only when quick too.
 maps_seconds = run_seconds(model, passes_for(pending_maps, -1))
-if pending_maps and (maps_seconds <= AUTO_SECONDS or job_running("cmp_maps")):
+stopped = stopped_here("cmp_run", plan.key())  # the user stopped the whole comparison
+if pending_maps and not stopped and (maps_seconds <= AUTO_SECONDS or job_running("cmp_maps")):
     with run_place:
         run_button(f"Draw {len(pending_maps)} maps", "Drawing the maps", "cmp_maps",
                    lambda bar: maps_plan.run(bench, bar), job_key=maps_plan.key(), auto=True,

@@ -198,6 +198,12 @@ def job_running(key: str) -> bool:
     return f"_job_{key}" in st.session_state
 
 
+def stopped_here(key: str, job_key) -> bool:
+    """Whether this session's last job under the button ``key`` was ``job_key`` and it did
+    not finish (Stop, or a failure): a page then starts no related work on its own."""
+    return st.session_state.get(f"_stopped_{key}") == job_key
+
+
 def finished_here(key: str, job_key) -> bool:
     """Whether this session's last job under the button ``key`` was ``job_key`` and it
     finished (so a result read back from a cache was made for this user just now)."""

@@ -204,8 +204,8 @@ def add_every_method(page) -> None:
 
 
 def test_stop_a_long_run(page, server, artifacts):
-    """Stop a long comparison half-way: the page says so, draws no result, keeps working, and
-    the button to start again is back.
+    """Stop a long comparison half-way: the page says so, draws no curve, starts nothing on
+    its own, keeps working, and the button to start again is back.
 
     The default fast methods (then 7) on the demo model finished in 1-3 s here, sometimes
     before a Stop click landed; every method (RISE, Score-CAM, LIME...) at 50 curve steps is
@@ -233,7 +233,8 @@ def test_stop_a_long_run(page, server, artifacts):
     assert_no_crash(page)
     assert compare.is_enabled() and compare.inner_text() == f"Compare {count} methods"
     assert page.get_by_role("button", name="Stop").count() == 0
-    assert page.get_by_text(re.compile("where each method sees the evidence")).count() == 0
+    # no curve was kept (maps finished before the click are whole, and may be shown)
+    assert page.get_by_text(re.compile("^deletion AUC")).count() == 0
     page.screenshot(path=str(artifacts / "compare_stopped.png"), full_page=True)
 
 
