@@ -98,7 +98,9 @@ def test_freed_heap_shows_as_free_until_the_trim_hands_its_pages_back():
 def test_the_report_says_what_malloc_and_the_system_hold(tmp_path):
     report = memory_report(filled(tmp_path))
     assert report["results"] == [1, 4 * 2**20]
-    assert report["smaps_mb"]["anonymous"] > report["malloc_mb"]["mmapped"] >= 4  # the 4 MB array
+    # the 4 MB array is malloc's own mapping; anonymous memory holds at least that much (not
+    # all of what malloc mapped need be resident, so the two are not compared)
+    assert report["malloc_mb"]["mmapped"] >= 4 and report["smaps_mb"]["anonymous"] >= 4
     assert report["native_threads"] >= report["threads"] >= 1
     assert report["sessions"] is None and report["media_files"] is None  # no server here
 
