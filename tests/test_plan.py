@@ -86,3 +86,16 @@ def test_a_step_whose_result_is_stored_elsewhere_is_ready_and_not_run_again(tmp_
     assert plan.ready(bench) and plan.pending(bench) == ()
     plan.run(bench)
     assert CALLS == []
+
+
+def named_map(size: int, progress=None) -> Made:
+    if progress is not None:
+        progress(0.5, "Map: half")  # a function that names itself in its messages
+    return Made(np.zeros((size, size), dtype="float32"))
+
+
+def test_a_message_that_names_its_step_is_not_named_twice(tmp_path):
+    seen = []
+    Plan((Step(named_map, (2,), title="Map"),)).run(
+        Workbench(disk_dir=tmp_path), lambda fraction, message: seen.append(message))
+    assert seen == ["Map: half", "done"]

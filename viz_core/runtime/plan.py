@@ -162,8 +162,9 @@ class Plan:
             report = None
             if progress is not None:
                 def report(fraction, message, n=n, step=step):
+                    named = not step.title or str(message).startswith(step.title)
                     progress((n + fraction) / len(todo),
-                             f"{step.title}: {message}" if step.title else message)
+                             message if named else f"{step.title}: {message}")
             step.result(bench, report)
         if progress is not None:
             progress(1.0, "done")
