@@ -22,6 +22,7 @@ import viz_core.runtime.workbench
 from tests.app.media import capture_media, file_of
 from tests.conftest import tiny_cnn, wrap
 from ui.state import SELECTION_KEY
+from viz_core.metrics.choices import EDGE_CONTROL
 from viz_core.inputs.intake import load_image
 from viz_core.metrics.pointing import pointing_game
 from viz_core.inputs.samples import sample_bytes
@@ -87,11 +88,14 @@ def test_a_cheap_check_runs_on_arrival_flags_the_control_and_draws_the_grid(app)
     # the tiny model's check takes about a second: it ran as the page opened, no click
     assert "Run sanity check" not in [b.label for b in at.button]
     report = expected_report(at, loaded)
-    # verdicts: the edge detector is flagged, in red; the others match the library's flags
-    errors = [e.value for e in at.error]
-    assert any(e.startswith("**Edge detector (control)**: does not explain the model")
-               for e in errors)
-    assert len(errors) == sum(report.flagged)
+    # verdicts: the edge detector is flagged, as a control should be (orange: expected, not an
+    # error); the others match the library's flags, a flagged one in red
+    errors, warnings = [e.value for e in at.error], [w.value for w in at.warning]
+    assert [w for w in warnings if w.startswith("**Edge detector (control)**: does not explain "
+                                                "the model, as the control should not.")]
+    control = list(report.methods).index(EDGE_CONTROL)
+    assert report.flagged[control]
+    assert len(errors) == sum(report.flagged) - 1
     assert len(at.success) == len(report.methods) - sum(report.flagged)
     # the similarity chart: one trace per method with the report's Spearman values
     chart = json.loads(at.get("plotly_chart")[0].proto.spec)
@@ -148,7 +152,9 @@ def test_metric_and_threshold_do_not_recompute(app):
     assert not at.exception
     assert workbench().results.stats.misses == misses
     flags = flag_rule(report.ssim, 0.5)
-    assert len(at.error) == sum(flags)
+    control = list(report.methods).index(EDGE_CONTROL)
+    assert len(at.error) + len(at.warning) == sum(flags)
+    assert len(at.warning) == int(flags[control])  # the control's verdict is the orange one
     chart = json.loads(at.get("plotly_chart")[0].proto.spec)
     np.testing.assert_allclose(values(chart["data"][0]["y"]), report.ssim[:, 0], atol=1e-6)
 
