@@ -28,10 +28,11 @@ from viz_core.metrics.faithfulness import (
     DEFAULT_CURVE_STEPS,
     deletion_insertion,
 )
-from viz_core.metrics.maps import compare_methods, compared_call, map_methods, method_title
+from viz_core.metrics.maps import compare_methods, map_methods, method_title
 from viz_core.render import colorbar
 from viz_core.render.compare import compare_picture
 from viz_core.models.targets import Target
+from viz_core.runtime.compared import compared_step
 from viz_core.runtime.plan import Plan, ResultOf, Step
 
 COLOUR_MAPS = ("viridis", "jet", "magma", "inferno", "plasma", "cividis", "turbo", "gray")
@@ -144,8 +145,7 @@ with st.expander("Which method when", icon=":material/table_chart:"):
 # -- the plan: each map with the Class heatmaps page's settings (shared with that page through
 # the workbench), then each map's deletion and insertion curves ---------------------------------
 def map_step(method: str) -> Step:
-    function, args, kwargs = compared_call(model, view, target, method)
-    return Step(function, args, kwargs, title=method_title(method))
+    return compared_step(model, view, target, method, title=method_title(method))
 
 
 def curve_step(heat, title: str) -> Step:

@@ -14,9 +14,19 @@ from viz_core.inputs.intake import ModelImage
 from viz_core.metrics.maps import compared_call
 from viz_core.models.catalog import LoadedModel
 from viz_core.models.targets import Target
+from viz_core.runtime.plan import Step
 
 Progress = Callable[[float, str], None]
 StopFn = Callable[[], bool]
+
+
+def compared_step(model: LoadedModel, image: ModelImage, target: Target, method: str,
+                  title: str = "") -> Step:
+    """The plan step of ``method``'s map as the compare view runs it (its result's
+    ``.heatmap`` is the map): the one call behind :func:`compared_map`, the Compare page's
+    plan and the warm-up."""
+    function, args, kwargs = compared_call(model, image, target, method)
+    return Step(function, args, kwargs, title=title)
 
 
 def compared_map(bench, model: LoadedModel, image: ModelImage, target: Target, method: str, *,
@@ -30,13 +40,12 @@ def compared_map(bench, model: LoadedModel, image: ModelImage, target: Target, m
     np.ndarray
         (H, W) float32 in [0, 1] at the model's input resolution.
     """
-    function, args, kwargs = compared_call(model, image, target, method)
-    return bench.run(function, *args, progress=progress, should_stop=should_stop,
-                     **kwargs).heatmap
+    step = compared_step(model, image, target, method)
+    return bench.run(step.function, *step.args, progress=progress, should_stop=should_stop,
+                     **step.kwargs).heatmap
 
 
 def compared_map_ready(bench, model: LoadedModel, image: ModelImage, target: Target,
                        method: str) -> bool:
     """Whether :func:`compared_map` would be answered from ``bench``'s cache."""
-    function, args, kwargs = compared_call(model, image, target, method)
-    return bench.is_cached(function, *args, **kwargs)
+    return compared_step(model, image, target, method).ready(bench)
