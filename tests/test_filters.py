@@ -409,3 +409,19 @@ def test_transparency_as_alpha_channel_and_over_a_checkerboard():
     np.testing.assert_array_equal(grid.image[:, 16:], shown[1])
     with pytest.raises(ParameterError, match=r"got \(2, 16, 16, 3\) uint8 and \(16, 16\)"):
         with_alpha(tiles, alpha[0])
+
+
+def test_receptive_field_jump_is_the_stride_when_valid_convolutions_trim_the_edges():
+    # 32 px -> dilated 3x3 (dilation 4, valid) -> 24 units -> 3x3 stride 2 (valid) -> 11 units.
+    # The input/output ratio says 3 (32 / 11); the stride is 2. By hand: a first-layer unit sees
+    # pixels {0, 4, 8} from its own column; three neighbours span 0..10, so 11 px, starting at
+    # column 2 * (unit index): offset 0.
+    model = keras.Sequential([
+        keras.Input((32, 32, 3)),
+        keras.layers.Conv2D(4, 3, dilation_rate=4, padding="valid", name="dilated"),
+        keras.layers.Conv2D(4, 3, strides=2, padding="valid", name="strided"),
+        keras.layers.GlobalAveragePooling2D(),
+        keras.layers.Dense(2, activation="softmax"),
+    ])
+    rf = receptive_field(wrap(model, name="dilated"), "strided")
+    assert (rf.size, rf.jump, rf.offset, rf.bounded) == (11, 2, 0, True)

@@ -148,9 +148,16 @@ def receptive_field(model: LoadedModel, layer: str) -> ReceptiveField:
 
     The gradient of the centre unit (all channels summed) with respect to two seeded noise
     images is non-zero exactly on the pixels that unit sees; its bounding box gives the size
-    and offset, and the ratio of input to output size the jump.
+    and offset. The jump is where the next unit's field starts, measured the same way: the
+    ratio of input to output width is not the stride when a ``valid`` convolution trims the
+    edges (a dilated one trims many pixels). It is the fallback for a one-unit-wide layer.
     """
     check_layer(model, layer)
+
+    def seen(score, tape, x) -> tuple[np.ndarray, np.ndarray]:
+        """The rows and columns of input pixels whose gradient is not zero."""
+        grad = np.abs(tape.gradient(score, x).numpy()).sum(axis=(0, 3))
+        return np.nonzero(grad.sum(axis=1))[0], np.nonzero(grad.sum(axis=0))[0]
 
     def build() -> ReceptiveField:
         cut = _cut(model, layer)
@@ -159,14 +166,19 @@ def receptive_field(model: LoadedModel, layer: str) -> ReceptiveField:
         shape = (height, width) if not cut.flexible else (side, side)
         rng = np.random.default_rng(0)
         x = tf.constant(rng.uniform(0, 255, (2, *shape, channels)).astype("float32"))
-        with tf.GradientTape() as tape:
+        with tf.GradientTape(persistent=True) as tape:
             tape.watch(x)
             act = cut.fn(x)
             ch, cw = int(act.shape[1]) // 2, int(act.shape[2]) // 2
             score = tf.reduce_sum(act[:, ch, cw, :])
-        grad = np.abs(tape.gradient(score, x).numpy()).sum(axis=(0, 3))
-        rows, cols = np.nonzero(grad.sum(axis=1))[0], np.nonzero(grad.sum(axis=0))[0]
+            neighbour = tf.reduce_sum(act[:, ch, cw + 1, :]) if act.shape[2] > cw + 1 else None
+        rows, cols = seen(score, tape, x)
         jump = max(1, int(round(shape[1] / int(act.shape[2]))))
+        if neighbour is not None:
+            _, next_cols = seen(neighbour, tape, x)
+            if cols.size and next_cols.size and cols[0] > 0 and next_cols[0] > cols[0]:
+                jump = int(next_cols[0] - cols[0])
+        del tape
         if rows.size == 0:  # no gradient at all (a dead unit): assume the whole image
             return ReceptiveField(shape[1], jump, 0, False)
         size = int(max(rows[-1] - rows[0], cols[-1] - cols[0]) + 1)
