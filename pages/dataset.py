@@ -21,7 +21,7 @@ from ui.settings import LINKED, named
 from ui.share import switch_page
 from ui.sidebar import DATASET_CHOICE, DATASET_IMAGE_KEY, keep_for_page_switch
 from ui.state import workbench
-from ui.text import literal
+from ui.text import breakable_path, literal
 from ui.untrained import say_if_untrained
 from viz_core.dataset.engine import dataset_methods
 from viz_core.dataset.listing import list_sample
@@ -146,7 +146,7 @@ def picture(i: int, with_map: bool = True) -> np.ndarray:
 
 def caption(i: int) -> str:
     label = run.labels[i] if run.labels[i] is not None else "no label"
-    return (f"{run.paths[i]}: {label} → {run.classes[int(run.predicted[i])]} "
+    return (f"{breakable_path(run.paths[i])}: {label} → {run.classes[int(run.predicted[i])]} "
             f"({run.confidence[i]:.0%})")
 
 

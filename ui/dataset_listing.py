@@ -14,6 +14,10 @@ from viz_core.runtime.plan import Plan, Step
 
 from .feedback import run_button, show_error
 from .state import workbench
+from .presenter import presenter_on
+from .text import breakable_path
+
+PRESENTER_SIDE = 96  # px: eight thumbnails in the presenter's 780 px wide page
 
 LIST_KEY = "ds_list"  # the Dataset page's listing button (shown only after a stop or a failure)
 
@@ -79,6 +83,14 @@ def listed_dataset(archive, labels_file, classes, *, key: str, where=st, **label
 
 
 def image_strip(listing: DatasetListing, where=st) -> None:
-    """The listing's thumbnails in one row, each captioned with its path."""
-    if listing.thumbnails:
-        where.image(list(listing.thumbnails), width=SIDE, caption=list(listing.paths))
+    """The listing's thumbnails in one row, each captioned with its path (in presenter mode,
+    whose larger text would wrap a path over three lines and the strip over two rows: with its
+    folder, the class, and a little smaller, so the eight fit the presenter's narrower page)."""
+    if not listing.thumbnails:
+        return
+    if presenter_on():
+        captions = [p.rsplit("/", 1)[0] if "/" in p else p for p in listing.paths]
+        where.image(list(listing.thumbnails), width=PRESENTER_SIDE, caption=captions)
+    else:
+        where.image(list(listing.thumbnails), width=SIDE,
+                    caption=[breakable_path(p) for p in listing.paths])

@@ -46,3 +46,13 @@ def plotly_text(text: object) -> str:
     """``text`` for a plotly title, legend or hover label, which read a subset of HTML
     (``<b>``, ``<a href>``...): tags are shown as typed, never followed."""
     return html.escape(str(text), quote=False)
+
+
+def breakable_path(path: object) -> str:
+    """``path`` with a zero-width space after each ``/``: a narrow caption (a 112 px thumbnail)
+    breaks between folder and file name instead of inside a word ("circle/scene_00 / 00.png").
+
+    >>> breakable_path("circle/scene_0000.png") == "circle/\\u200bscene_0000.png"
+    True
+    """
+    return str(path).replace("/", "/\u200b")

@@ -93,7 +93,7 @@ def test_an_upload_is_listed_once_in_the_job_queue_and_counts_its_images(page):
                for c in at.caption)
     # before a run: the strip of the five images (the README is not one), the button above
     (strip,) = [e for e in at.get("image") if e.captions]
-    assert sorted(strip.captions) == sorted(NAMES)
+    assert sorted(c.replace("\u200b", "") for c in strip.captions) == sorted(NAMES)
     assert [b.label for b in at.button if b.key == "ds_run"] == ["Run on the dataset"]
 
 
@@ -124,8 +124,9 @@ def test_a_sample_shows_a_strip_of_its_images_before_a_run():
     data = readers.sample_dataset("shapes", ("circle", "square", "star", "triangle"), count=24)
     (strip,) = [e for e in at.get("image") if e.captions]
     # eight of the 24 scenes, every third, so the four classes are mixed
-    assert strip.captions == [data.entries[3 * i].path for i in range(8)]
-    assert {c.split("/")[0] for c in strip.captions} == {"circle", "square", "star", "triangle"}
+    captions = [c.replace("\u200b", "") for c in strip.captions]  # break points
+    assert captions == [data.entries[3 * i].path for i in range(8)]
+    assert {c.split("/")[0] for c in captions} == {"circle", "square", "star", "triangle"}
     assert [b.label for b in at.button if b.key == "ds_run"] == ["Run on the dataset"]
     workbench.clear()
 

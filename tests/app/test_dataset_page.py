@@ -99,7 +99,7 @@ def test_a_confusion_cell_clicked_shows_exactly_its_images(app, shortcut):
     assert not at.exception, at.exception
     assert at.selectbox(key="ds_cell_label").value == "star"
     assert at.selectbox(key="ds_cell_pred").value == "square"
-    galleries = [[c.split(":")[0] for c in e.captions] for e in at.get("image")]
+    galleries = [[c.split(":")[0].replace("\u200b", "") for c in e.captions] for e in at.get("image")]
     assert sorted(run.paths[i] for i in expected) in [sorted(g) for g in galleries]
     assert any(c.value.startswith(f"{len(expected)} image(s) labelled star and predicted as "
                                   "square") for c in at.caption)

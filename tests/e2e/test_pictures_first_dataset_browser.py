@@ -16,6 +16,16 @@ pytestmark = pytest.mark.e2e
 # a method per mode, so each mode's run is not in the shared server's cache before it starts
 METHODS = {"desk": "gradcam", "presenter": "layercam"}
 SHAPING = (("radiogroup", "Images"), ("combobox", "Heatmap method"))
+# the lines the text after the last "/" of each caption takes
+FILE_NAME_LINES = """captions => captions.map(caption => {
+    const walker = document.createTreeWalker(caption, NodeFilter.SHOW_TEXT);
+    let node, last = null;
+    while ((node = walker.nextNode())) { if (node.data.includes("/")) last = node; }
+    const range = document.createRange();
+    range.setStart(last, last.data.lastIndexOf("/") + 2);
+    range.setEnd(last, last.data.length);
+    return new Set([...range.getClientRects()].map(r => Math.round(r.top))).size;
+})"""
 
 
 def on_screen(box, viewport) -> bool:
@@ -42,7 +52,18 @@ def test_the_dataset_pages_pictures_come_first(browser, server, artifacts, mode)
         data = sample_dataset("shapes", ("circle", "square", "triangle", "star"), count=48)
         strip = page.locator('[data-testid="stMain"] [data-testid="stImage"]')
         expected = [data.entries[6 * i].path for i in range(SHOWN)]
-        assert " ".join(strip.all_inner_texts()).split() == expected  # the captions
+        captions = " ".join(strip.all_inner_texts()).replace("\u200b", "").split()
+        shown = page.locator('[data-testid="stMain"] [data-testid="stImageCaption"]')
+        if mode == "presenter":  # the class (folder) of each, in one row
+            assert captions == [path.split("/")[0] for path in expected]
+            tops = {round(box["y"]) for box in
+                    (img.bounding_box() for img in strip.locator("img").all())}
+            assert len(tops) == 1, tops
+        else:
+            # each caption breaks after its folder, never inside the file name: the file
+            # name's text sits on one line
+            assert captions == expected
+            assert shown.evaluate_all(FILE_NAME_LINES) == [1] * SHOWN
         if mode == "presenter":  # folded in one box on the first screen
             folded = page.get_by_text("Images and method", exact=True)
             assert on_screen(folded.bounding_box(), viewport)
