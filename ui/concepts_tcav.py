@@ -223,14 +223,23 @@ def tcav_tab(page=None) -> None:
         count = bottom[1].select_slider("Class images (at most)", CLASS_COUNTS, value=50,
                                         key="tcav_count", **LINKED)
     unlisted = {}  # uploads being read in the job queue, or refused
-    try:
-        data = (_upload("Class images (.zip)", "tcav_class_zip", model.labels, unlisted)
-                if source == "upload"
-                else sample_dataset(source, model.labels, count=SAMPLE_COUNT))
-        concept = _image_set(concept_source, "concept", data, model.labels, unlisted)
-        random = _image_set(random_source, "random", data, model.labels, unlisted)
-    except VizError as exc:
+    refused = []  # each input is drawn even when another is refused: what was given stays
+
+    def given(read, *args):
+        try:
+            return read(*args)
+        except VizError as exc:
+            refused.append(exc)
+            return None
+
+    data = (given(_upload, "Class images (.zip)", "tcav_class_zip", model.labels, unlisted)
+            if source == "upload"
+            else given(sample_dataset, source, model.labels, SAMPLE_COUNT))
+    concept = given(_image_set, concept_source, "concept", data, model.labels, unlisted)
+    random = given(_image_set, random_source, "random", data, model.labels, unlisted)
+    for exc in refused:
         show_error(exc)
+    if refused:
         return
     if unlisted:  # drawn again when they are read (a refusal was said under its uploader)
         return

@@ -141,3 +141,18 @@ def test_a_tcav_run_is_made_once_and_the_bundle_names_it(app, monkeypatch):
         concept_zip=set_zip_name("concept", f"{example_images('tag', model.labels).name}.zip"),
         random_zip=set_zip_name("random", f"{example_images('plain', model.labels).name}.zip"),
         sample_count=200))
+
+
+def test_a_refused_folder_leaves_the_other_inputs_drawn(app):
+    # a concept folder that is not there is refused, and the random images' uploader is still
+    # drawn (before, the refusal came first and a ZIP given there was lost)
+    app.radio(key="tcav_concept_source").set_value("folder")
+    app.radio(key="tcav_random_source").set_value("upload").run()
+    app.text_input(key="tcav_concept_folder").input("/no/such/folder").run()
+    assert not app.exception, app.exception
+    assert [e.value for e in app.error] == ["There is no folder '/no/such/folder' on the server."]
+    uploaders = [e.proto.label for e in app.get("file_uploader")]
+    assert "Random images (.zip)" in uploaders, uploaders
+    app.radio(key="tcav_concept_source").set_value("example")
+    app.radio(key="tcav_random_source").set_value("example").run()
+    assert not app.error
