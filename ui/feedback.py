@@ -12,6 +12,7 @@ from viz_core.errors import VizError
 from viz_core.runtime.jobs import OwnerBusy
 
 from .presenter import presenter_on
+from .served import served
 from .sessions import client_address
 from .state import job_queue, session_owner
 from .text import literal  # messages echo names the user chose (layers, classes, files)
@@ -180,7 +181,7 @@ def run_button(label: str, progress_label: str, key: str, compute, *,
         else:  # a page's own start, not the user's: say when it will happen, and do it then
             st.info(f"{exc} This page starts its own once that one has ended.",
                     icon=":material/hourglass:")
-            if _served():
+            if served():
                 _rerun_when_free()
         return False
     except VizError as exc:
@@ -210,23 +211,11 @@ def finished_here(key: str, job_key) -> bool:
     return st.session_state.get(f"_done_{key}") == job_key
 
 
-def _served() -> bool:
-    """Whether a Streamlit server runs this page: AppTest's simulated runs have no timed
-    fragment reruns, so there the job is followed in the page's run. AppTest marks its
-    session with Streamlit's testing key (an internal, checked by
-    ``tests/app/test_streamlit_internals.py``; if it moves, pages follow jobs in fragments)."""
-    try:
-        from streamlit.runtime.state.common import TESTING_KEY
-    except ImportError:  # pragma: no cover - a Streamlit without it: the served way
-        return True
-    return TESTING_KEY not in st.session_state
-
-
 def _follow(key: str, label: str, tick=None) -> None:
     """Follow the job held under the button ``key``: in a fragment redrawn every
     :data:`FOLLOW_EVERY_S` when served (the page's run ends at once), else (AppTest) in this
     run until it ends."""
-    if _served():
+    if served():
         _follow_in_fragment(key, label, tick)
         return
     with job_queue().pages.waiting():  # this run only waits: jobs need not give way to it

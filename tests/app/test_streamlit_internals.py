@@ -4,7 +4,7 @@ Streamlit upgrade that changes one fails this file by name instead of breaking a
 - ``ui.page.ensure_app_shell``: ``PagesManager.uses_pages_directory`` (a page run alone on a
   process's first request), ``ScriptRunContext.run_with_active_hash`` and
   ``PagesManager.main_script_hash`` (the sidebar drawn under app.py's name);
-- ``ui.feedback._served``: AppTest's ``TESTING_KEY`` in session state (jobs followed in
+- ``ui.served.served``: AppTest's ``TESTING_KEY`` in session state (jobs followed in
   the run under AppTest, in a fragment when served);
 - ``ui.sidebar._forget_upload``: ``Runtime.instance().uploaded_file_mgr.remove_file(session_id,
   file_id)`` (a refused upload's memory freed at once).
@@ -52,13 +52,13 @@ def test_the_upload_store_still_removes_one_file_of_a_session():
 def _served_or_not():
     import streamlit as st
 
-    from ui.feedback import _served
+    from ui.served import served
 
-    st.write(f"served={_served()}")
+    st.write(f"served={served()}")
 
 
 def test_apptest_still_marks_its_sessions_so_jobs_are_followed_in_the_run():
-    """``ui.feedback._served`` reads AppTest's testing key: AppTest has no timed fragment
+    """``ui.served.served`` reads AppTest's testing key: AppTest has no timed fragment
     reruns, so a job there is followed in the page's own run (the page tests' results)."""
     from streamlit.runtime.state.common import TESTING_KEY
 
