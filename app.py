@@ -9,8 +9,16 @@ from pathlib import Path
 
 # Program entry: quiet TensorFlow's C++ start-up logs before anything imports it.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-
 import streamlit as st  # noqa: E402
+
+from ui.served import served  # noqa: E402
+from ui.server_memory import take_memory_as_a_server  # noqa: E402
+
+# A server runs all day: its tensors come from malloc, whose free pages the idle trim hands
+# back, not from oneDNN's pool, which never shrinks (read once by TensorFlow, so set first).
+# Not under AppTest, whose runs share the test process.
+if served():
+    take_memory_as_a_server()
 
 st.set_page_config(page_title="CNN Explorer", page_icon=":material/visibility:", layout="wide")
 
