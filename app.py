@@ -16,9 +16,10 @@ from ui.server_memory import take_memory_as_a_server  # noqa: E402
 
 # A server runs all day: its tensors come from malloc, whose free pages the idle trim hands
 # back, not from oneDNN's pool, which never shrinks (read once by TensorFlow, so set first).
-# Not under AppTest, whose runs share the test process.
+# Once per server process (glibc's mallopt also tidies its heap); not under AppTest, whose
+# runs share the test process.
 if served():
-    take_memory_as_a_server()
+    st.cache_resource(take_memory_as_a_server, show_spinner=False)()
 
 st.set_page_config(page_title="CNN Explorer", page_icon=":material/visibility:", layout="wide")
 
