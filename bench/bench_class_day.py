@@ -55,39 +55,54 @@ AGAIN_S = 20  # a second reading this much later: memory at rest must not move
 
 
 def smaps_mb(pid: int) -> dict[str, float]:
-    """The server's resident memory by kind (MB): all, anonymous, pages of mapped files, and
-    the anonymous part by mapping (:func:`mapping_kind`)."""
-    rss = anon = 0.0
-    kinds: dict[str, float] = {}
-    start, size, name = 0, 0, ""
+    """The server's resident memory by kind (MB): all, anonymous, pages of mapped files, the
+    anonymous part by mapping (:func:`mapping_kind`) and how much of it is in transparent huge
+    pages (``huge``: ``ui.server_memory`` turns them off)."""
+    maps = []  # (start, size, name, anonymous MB)
+    rss = huge = 0.0
     with open(f"/proc/{pid}/smaps") as fh:
         for line in fh:
             head = MAPPING.match(line)
             if head:
-                start, name = int(head[1], 16), head[3]
-                size = int(head[2], 16) - start
+                start = int(head[1], 16)
+                maps.append([start, int(head[2], 16) - start, head[3], 0.0])
             elif line.startswith("Rss:"):
                 rss += int(line.split()[1]) / 1024
-            elif line.startswith("Anonymous:") and line.split()[1] != "0":
-                mb = int(line.split()[1]) / 1024
-                anon += mb
-                kind = mapping_kind(start, size, name)
-                kinds[kind] = kinds.get(kind, 0.0) + mb
+            elif line.startswith("Anonymous:"):
+                maps[-1][3] = int(line.split()[1]) / 1024
+            elif line.startswith("AnonHugePages:"):
+                huge += int(line.split()[1]) / 1024
+    heaps = {start for start, size, name, _ in maps if is_arena_heap(start, size, name)}
+    kinds: dict[str, float] = {}
+    for start, size, name, mb in maps:
+        if mb:
+            kind = "heap" if start - start % ARENA_HEAP in heaps else mapping_kind(start, size, name)
+            kinds[kind] = kinds.get(kind, 0.0) + mb
+    anon = sum(kinds.values())
     return {"rss": round(rss, 1), "anonymous": round(anon, 1), "file": round(rss - anon, 1),
+            "huge": round(huge, 1),
             "anonymous_by_mapping": {k: round(v, 1) for k, v in sorted(kinds.items())}}
 
 
 MAPPING = re.compile(r"^([0-9a-f]+)-([0-9a-f]+) \S+ \S+ \S+ \S+\s*(.*)$")
+ARENA_HEAP = 2**26  # glibc's arenas other than the main one take 64 MB-aligned heaps
+
+
+def is_arena_heap(start: int, size: int, name: str) -> bool:
+    """Whether a mapping is where one of malloc's other arenas' heaps starts. The rest of that
+    heap may be other mappings (its pages' flags differ: numpy's ``madvise`` on a big array
+    splits it), all within the heap's 64 MB."""
+    return not name and start % ARENA_HEAP == 0 and size <= ARENA_HEAP
 
 
 def mapping_kind(start: int, size: int, name: str) -> str:
     """Who made an anonymous mapping, told by its name, place or size (Linux x86-64, glibc):
-    ``heap`` (malloc's main heap and its other arenas' heaps, 64 MB-aligned), ``blas`` (OpenBLAS's
-    128 MB buffer per thread), ``mimalloc`` (pyarrow's allocator reserves 1 GB at a time),
-    ``stack`` (8 MB thread stacks), ``files`` (private pages of mapped libraries), ``other``
-    (Python's object arenas, malloc's large blocks and TensorFlow's own)."""
+    ``heap`` (malloc's main heap and its other arenas' heaps: :func:`is_arena_heap`), ``blas``
+    (OpenBLAS's 128 MB buffer per thread), ``mimalloc`` (pyarrow's allocator reserves 1 GB at a
+    time), ``stack`` (8 MB thread stacks), ``files`` (private pages of mapped libraries),
+    ``other`` (Python's object arenas and TensorFlow's own)."""
     mb = size / 2**20
-    if name == "[heap]" or (not name and start % 2**26 == 0 and mb <= 64):
+    if name == "[heap]" or is_arena_heap(start, size, name):
         return "heap"
     if name.startswith("[stack"):
         return "stack"
