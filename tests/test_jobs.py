@@ -1,8 +1,10 @@
 """The heavy-job queue: order, places, sharing, one job per owner, cancellation, failures."""
 from __future__ import annotations
 
+import gc
 import threading
 import time
+import weakref
 
 import pytest
 
@@ -182,9 +184,6 @@ def test_a_job_that_tries_to_end_the_process_fails_and_the_worker_goes_on(queue)
 
 
 def test_a_job_cancelled_while_queued_lets_go_of_what_its_work_held(queue):
-    import gc
-    import weakref
-
     import numpy as np
 
     run, release, started = gate()
@@ -426,3 +425,60 @@ def test_one_address_may_have_two_heavy_jobs_and_the_message_names_the_limit():
         for _, release, _ in bodies:
             release.set()
         queue.close()
+
+
+def test_renewed_workers_are_new_threads_and_what_they_kept_for_themselves_goes():
+    # TensorFlow's oneDNN kernels keep buffers per thread; a renewed worker lets them go
+    queue = JobQueue(workers=2)
+    kept = threading.local()
+
+    class Buffers:
+        pass
+
+    refs, threads = [], []
+
+    def run(progress):
+        kept.buffers = Buffers()
+        refs.append(weakref.ref(kept.buffers))
+        threads.append(threading.current_thread())
+        progress(1.0, "done")
+
+    try:
+        job = queue.submit("first", run, owner="a")
+        assert job.finished.wait(10) and queue.status(job).state == DONE
+        old = queue.worker_threads()
+        assert refs[0]() is not None  # the worker still holds it
+        assert queue.renew_workers() == 2
+        wait_for(lambda: queue.renewed == 2)
+        new = queue.worker_threads()
+        assert len(new) == 2 and not set(new) & set(old)
+        wait_for(lambda: not any(t.is_alive() for t in old))
+        gc.collect()
+        assert refs[0]() is None  # gone with its thread
+        job = queue.submit("second", run, owner="a")
+        assert job.finished.wait(10) and queue.status(job).state == DONE
+        assert threads[1] in new and threads[1] is not threads[0]
+    finally:
+        queue.close()
+
+
+def test_a_running_job_ends_before_its_worker_is_renewed(queue):
+    run, release, started = gate()
+    job = queue.submit("long", run, owner="a")
+    assert started.wait(10)
+    worker = queue.worker_threads()[0]
+    assert queue.renew_workers() == 1
+    time.sleep(0.1)
+    assert queue.status(job).state == RUNNING and queue.renewed == 0 and worker.is_alive()
+    release.set()
+    assert job.finished.wait(10) and queue.status(job).state == DONE
+    wait_for(lambda: queue.renewed == 1)
+    assert queue.worker_threads()[0] is not worker
+    after = queue.submit("next", lambda progress: 42, owner="a")
+    assert after.finished.wait(10) and queue.status(after).state == DONE
+
+
+def test_a_closed_queue_renews_nothing():
+    queue = JobQueue(workers=1)
+    queue.close()
+    assert queue.renew_workers() == 0

@@ -6,8 +6,9 @@ are bounded (hundreds of MB of results, a few models) but never shrink on their 
 a burst of sessions the server kept their results for good. :class:`IdleTrim` watches the
 caches' own hit and miss counters (every script run reads a model and an image through them);
 when they have not moved for :data:`IDLE_SECONDS`, it empties the in-memory caches (the disk
-cache of filter patterns stays), collects garbage and hands freed heap pages back to the
-system. The next visitor's first run reloads the model and recomputes what it shows.
+cache of filter patterns stays), runs what else it was given to let go (the server renews its
+job queue's worker threads, and with them TensorFlow's kernels kept per thread), collects
+garbage and hands freed heap pages back to the system. The next visitor's first run reloads the model and recomputes what it shows.
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ import threading
 import time
 import tracemalloc
 import weakref
+from typing import Callable, Sequence
 
 from ui.script_runs import collect_everything
 from viz_core.runtime.workbench import Workbench
@@ -180,11 +182,14 @@ def memory_report(bench: Workbench, *, top: int = 8) -> dict:
     return report
 
 
-def trim(bench: Workbench) -> int:
-    """Empty the in-memory caches of ``bench``; returns the bytes of results dropped."""
+def trim(bench: Workbench, also: Sequence[Callable[[], object]] = ()) -> int:
+    """Empty the in-memory caches of ``bench``, call each of ``also``, then give the freed
+    memory back (:func:`release_memory`); returns the bytes of results dropped."""
     dropped = bench.results.total_bytes + bench.images.total_bytes
     for cache in (bench.results, bench.images, bench.models):
         cache.clear()
+    for let_go in also:
+        let_go()
     release_memory()
     return dropped
 
@@ -192,12 +197,15 @@ def trim(bench: Workbench) -> int:
 class IdleTrim:
     """A daemon thread that trims ``bench`` once it has been idle for ``idle`` seconds.
 
-    It holds the workbench weakly and ends when the workbench is gone (``workbench.clear()``).
+    ``also``: more to let go at each trim (:func:`trim`), such as
+    :meth:`viz_core.runtime.jobs.JobQueue.renew_workers`. It holds the workbench weakly and
+    ends when the workbench is gone (``workbench.clear()``).
     """
 
     def __init__(self, bench: Workbench, *, idle: float = IDLE_SECONDS,
-                 check: float = CHECK_SECONDS):
+                 check: float = CHECK_SECONDS, also: Sequence[Callable[[], object]] = ()):
         self._bench = weakref.ref(bench)
+        self._also = tuple(also)
         self.idle = float(idle)
         self.check = float(check)
         self.trims = 0
@@ -226,7 +234,7 @@ class IdleTrim:
             if quiet >= self.idle and not trimmed:
                 path = os.environ.get(REPORT_ENV)
                 before = memory_report(bench) if path else None
-                trim(bench)
+                trim(bench, self._also)
                 if path:
                     _append(path, {"time": time.time(), "before": before,
                                    "after": memory_report(bench)})

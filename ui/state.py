@@ -26,8 +26,8 @@ def workbench() -> Workbench:
     Its memory bounds come from the environment (:mod:`viz_core.runtime.settings`, as
     ``compose.yaml`` sets them); a bad value is reported in the server's log and the defaults
     are used, so the class can still work. Its in-memory caches are emptied
-    after a minute in which no session used them (:class:`ui.idle.IdleTrim`), so memory comes
-    back after sessions close.
+    after a minute in which no session used them (:class:`ui.idle.IdleTrim`), and the job
+    queue's worker threads are renewed then, so memory comes back after sessions close.
     """
     try:
         settings = read_settings()
@@ -35,7 +35,7 @@ def workbench() -> Workbench:
         print(f"warning: {exc} The default bounds are used.", file=sys.stderr, flush=True)
         settings = Settings()
     bench = Workbench.from_settings(settings)
-    IdleTrim(bench).start()
+    IdleTrim(bench, also=(job_queue().renew_workers,)).start()
     return bench
 
 

@@ -53,6 +53,47 @@ def test_an_idle_workbench_is_trimmed_once_a_busy_one_never(tmp_path):
         busy.stop()
 
 
+def test_an_idle_trim_renews_the_job_queues_workers_once(tmp_path):
+    # the server's trim lets the heavy-job workers go, and with them TensorFlow's kernels
+    # kept per thread (ui.state.workbench passes JobQueue.renew_workers)
+    from viz_core.runtime.jobs import JobQueue
+
+    queue, bench = JobQueue(workers=1), filled(tmp_path)  # the watcher holds bench weakly
+    before = queue.worker_threads()
+    idle = IdleTrim(bench, idle=0.1, check=0.02, also=(queue.renew_workers,))
+    try:
+        idle.start()
+        assert wait_for(lambda: idle.trims == 1 and queue.renewed == 1)
+        assert queue.worker_threads()[0] is not before[0]
+        time.sleep(0.2)
+        assert (idle.trims, queue.renewed) == (1, 1)  # quiet since: nothing more to let go
+    finally:
+        idle.stop()
+        queue.close()
+
+
+def test_the_servers_workbench_trim_renews_the_servers_job_queue(monkeypatch):
+    from ui import state
+
+    made = []
+
+    class Recorder:
+        def __init__(self, bench, **options):
+            made.append(options)
+
+        def start(self):
+            return self
+
+    monkeypatch.setattr(state, "IdleTrim", Recorder)
+    state.workbench.clear()
+    try:
+        state.workbench()
+        (renew,) = made[0]["also"]
+        assert renew == state.job_queue().renew_workers  # the same queue's bound method
+    finally:
+        state.workbench.clear()  # the next test gets a workbench with its real watcher
+
+
 def test_the_watcher_ends_with_its_workbench(tmp_path):
     bench = filled(tmp_path)
     watcher = IdleTrim(bench, idle=10, check=0.02).start()

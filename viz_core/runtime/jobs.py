@@ -18,6 +18,8 @@ stays in the users' own threads, always finds a core), first come first served, 
   :class:`~viz_core.errors.Cancelled`), so nothing half-done reaches a cache;
 * a job that outlives the page that started it: leaving the page does not stop it, and coming
   back finds it running or finished;
+* workers that can be renewed (:meth:`JobQueue.renew_workers`): what a worker thread keeps for
+  itself goes with it, which the server's idle trim asks for once a class has gone;
 * page runs first (:class:`PageRuns`): while any page is being drawn, a running job waits at
   its next progress report, so students' feature maps and Grad-CAM do not share the cores with
   a LIME run. Measured on the classroom bench before this: with the worker pool alone, 25
@@ -290,10 +292,12 @@ class JobQueue:
         self._durations: collections.deque[float] = collections.deque(maxlen=20)
         self._numbers = itertools.count()
         self._closed = False
-        self._threads = [threading.Thread(target=self._work, name=f"heavy-job-{i}", daemon=True)
-                         for i in range(workers)]
-        for thread in self._threads:
-            thread.start()
+        self._generation = 0  # workers of an older generation leave once idle
+        self.renewed = 0  # worker threads replaced so far
+        self._threads: list[threading.Thread] = []
+        with self._lock:
+            for i in range(workers):
+                self._threads.append(self._start_worker(i))
 
     # -- asking ----------------------------------------------------------------------------
     def submit(self, key: Hashable, run: Callable[[Callable[[float, str], None]], object], *,
@@ -466,6 +470,29 @@ class JobQueue:
                 if self._by_owner.get(owner) is old:
                     del self._by_owner[owner]
 
+    def renew_workers(self) -> int:
+        """Replace every worker thread with a new one, each as soon as it is idle (a running
+        job finishes first); returns how many will be replaced.
+
+        What a thread keeps for itself goes with it. TensorFlow's oneDNN kernels keep, per
+        thread, primitives and buffers for every shape they ran, which neither a garbage
+        collection nor ``malloc_trim`` can hand back: a probe held 49 MB after 15 shapes of a
+        small model, and 42 MB of it came back when the thread ended. On a class server that
+        was the memory still moving from one class to the next after the idle trim
+        (:mod:`ui.idle`), which calls this. The next job builds its kernels again.
+        """
+        with self._lock:
+            if self._closed:
+                return 0
+            self._generation += 1
+            self._lock.notify_all()
+            return len(self._threads)
+
+    def worker_threads(self) -> list[threading.Thread]:
+        """The current worker threads (a renewed one is replaced in place)."""
+        with self._lock:
+            return list(self._threads)
+
     def close(self) -> None:
         """Stop the workers after the running jobs (queued ones are cancelled)."""
         with self._lock:
@@ -482,12 +509,24 @@ class JobQueue:
         return (f"You already have heavy work on this server ({job.label}); it has to finish "
                 "or be stopped before the next one starts.")
 
-    def _work(self) -> None:
+    def _start_worker(self, index: int) -> threading.Thread:
+        """Start worker ``index`` of the current generation (call with the lock held)."""
+        thread = threading.Thread(target=self._work, args=(self._generation,),
+                                  name=f"heavy-job-{index}", daemon=True)
+        thread.start()
+        return thread
+
+    def _work(self, generation: int) -> None:
         while True:
             with self._lock:
-                while not self._waiting and not self._closed:
+                while not self._waiting and not self._closed and generation == self._generation:
                     self._lock.wait()
                 if self._closed and not self._waiting:
+                    return
+                if generation != self._generation:  # renewed: a new thread takes this place
+                    index = self._threads.index(threading.current_thread())
+                    self._threads[index] = self._start_worker(index)
+                    self.renewed += 1
                     return
                 job = self._waiting.popleft()
                 if self._abandoned(job):  # its sessions went while it waited
