@@ -448,11 +448,11 @@ def test_renewed_workers_are_new_threads_and_what_they_kept_for_themselves_goes(
         assert job.finished.wait(10) and queue.status(job).state == DONE
         old = queue.worker_threads()
         assert refs[0]() is not None  # the worker still holds it
-        assert queue.renew_workers() == 2
-        wait_for(lambda: queue.renewed == 2)
+        assert queue.renew_workers(wait=10) == 2
+        assert not any(t.is_alive() for t in old)  # ended before it returned
+        assert queue.renewed == 2
         new = queue.worker_threads()
         assert len(new) == 2 and not set(new) & set(old)
-        wait_for(lambda: not any(t.is_alive() for t in old))
         gc.collect()
         assert refs[0]() is None  # gone with its thread
         job = queue.submit("second", run, owner="a")
@@ -467,8 +467,7 @@ def test_a_running_job_ends_before_its_worker_is_renewed(queue):
     job = queue.submit("long", run, owner="a")
     assert started.wait(10)
     worker = queue.worker_threads()[0]
-    assert queue.renew_workers() == 1
-    time.sleep(0.1)
+    assert queue.renew_workers(wait=0.2) == 1  # the wait is bounded: the job goes on
     assert queue.status(job).state == RUNNING and queue.renewed == 0 and worker.is_alive()
     release.set()
     assert job.finished.wait(10) and queue.status(job).state == DONE

@@ -150,7 +150,7 @@ def test_a_server_process_holds_no_tensor_pool_after_a_trim():
 # A heavy-job worker runs a small model at 15 input shapes; printed: what malloc holds in use
 # after a trim (MB) at start, once the work is done, and once the queue's workers are renewed
 _RENEW = r"""
-import ctypes, gc, json, time
+import ctypes, gc, json
 from ui.server_memory import take_memory_as_a_server
 take_memory_as_a_server()
 import numpy as np, keras, tensorflow as tf
@@ -180,10 +180,7 @@ start = in_use()
 job = queue.submit("work", work, owner="a")
 job.finished.wait(300)
 done = in_use()
-queue.renew_workers()
-while queue.renewed < 1:
-    time.sleep(0.05)
-time.sleep(0.5)  # the old thread's exit runs its thread-local destructors
+queue.renew_workers(wait=10)  # returns once the old thread has ended
 print(json.dumps({"state": queue.status(job).state, "start": start, "done": done,
                   "renewed": in_use()}))
 """

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
+from functools import partial
 
 import streamlit as st
 
@@ -17,6 +18,7 @@ from .idle import IdleTrim
 from .sessions import OpenSessions, session_id
 
 SELECTION_KEY = "_selection"
+RENEW_WAIT_S = 5.0  # the idle trim waits at most this long for the old job workers to end
 
 
 @st.cache_resource(show_spinner=False)
@@ -35,7 +37,7 @@ def workbench() -> Workbench:
         print(f"warning: {exc} The default bounds are used.", file=sys.stderr, flush=True)
         settings = Settings()
     bench = Workbench.from_settings(settings)
-    IdleTrim(bench, also=(job_queue().renew_workers,)).start()
+    IdleTrim(bench, also=(partial(job_queue().renew_workers, wait=RENEW_WAIT_S),)).start()
     return bench
 
 

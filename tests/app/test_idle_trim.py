@@ -89,7 +89,8 @@ def test_the_servers_workbench_trim_renews_the_servers_job_queue(monkeypatch):
     try:
         state.workbench()
         (renew,) = made[0]["also"]
-        assert renew == state.job_queue().renew_workers  # the same queue's bound method
+        assert renew.func == state.job_queue().renew_workers  # the same queue's bound method
+        assert renew.keywords == {"wait": state.RENEW_WAIT_S}  # ended before the trim
     finally:
         state.workbench.clear()  # the next test gets a workbench with its real watcher
 

@@ -248,6 +248,20 @@ class Job:
             self.finished.set()
 
 
+def _ended(thread: threading.Thread, deadline: float) -> bool:
+    """Wait until ``deadline`` (``time.monotonic``) for ``thread`` to have ended, its native
+    thread too: Python's ``join`` returns before the thread's C++ thread-local objects are
+    destroyed, which is when their memory is freed (Linux shows a native thread in
+    ``/proc/self/task`` until then; elsewhere ``join`` is all)."""
+    thread.join(max(0.0, deadline - time.monotonic()))
+    task = f"/proc/self/task/{thread.native_id}"
+    while thread.native_id is not None and os.path.exists(task):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.01)
+    return not thread.is_alive()
+
+
 class JobQueue:
     """A first-come, first-served queue of heavy jobs with ``workers`` worker threads.
 
@@ -470,7 +484,7 @@ class JobQueue:
                 if self._by_owner.get(owner) is old:
                     del self._by_owner[owner]
 
-    def renew_workers(self) -> int:
+    def renew_workers(self, wait: float = 0.0) -> int:
         """Replace every worker thread with a new one, each as soon as it is idle (a running
         job finishes first); returns how many will be replaced.
 
@@ -480,13 +494,20 @@ class JobQueue:
         small model, and 42 MB of it came back when the thread ended. On a class server that
         was the memory still moving from one class to the next after the idle trim
         (:mod:`ui.idle`), which calls this. The next job builds its kernels again.
+
+        ``wait``: at most this many seconds to wait until the old threads have ended (their
+        memory is freed then, so a trim that follows can hand it back); 0 returns at once.
         """
         with self._lock:
             if self._closed:
                 return 0
             self._generation += 1
+            old = list(self._threads)
             self._lock.notify_all()
-            return len(self._threads)
+        deadline = time.monotonic() + max(0.0, float(wait))
+        for thread in old:
+            _ended(thread, deadline)
+        return len(old)
 
     def worker_threads(self) -> list[threading.Thread]:
         """The current worker threads (a renewed one is replaced in place)."""
