@@ -8,7 +8,8 @@ caches' own hit and miss counters (every script run reads a model and an image t
 when they have not moved for :data:`IDLE_SECONDS`, it empties the in-memory caches (the disk
 cache of filter patterns stays), runs what else it was given to let go (the server renews its
 job queue's worker threads, and with them TensorFlow's kernels kept per thread), collects
-garbage and hands freed heap pages back to the system. The next visitor's first run reloads the model and recomputes what it shows.
+garbage and hands freed heap pages back to the system. The next visitor's first run reloads
+the model and recomputes what it shows.
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ import weakref
 from typing import Callable, Sequence
 
 from ui.script_runs import collect_everything
+from ui.server_memory import huge_pages_off
 from viz_core.runtime.workbench import Workbench
 
 IDLE_SECONDS = 60.0  # longer than server.disconnectedSessionTTL, so closed sessions are gone
@@ -156,7 +158,8 @@ def _tf_functions() -> int | None:
 
 def memory_report(bench: Workbench, *, top: int = 8) -> dict:
     """What holds memory now: resident MB (and by kind: :func:`smaps_mb`), malloc's heap
-    (:func:`malloc_mb`), the caches' entries and bytes, threads, sessions and Python objects
+    (:func:`malloc_mb`), whether huge pages are off (``ui.server_memory``), the caches' entries
+    and bytes, threads, sessions and Python objects
     (those the collector tracks, and those frozen apart), and (when :mod:`tracemalloc` traces)
     the largest allocation sites."""
     report = {
@@ -171,6 +174,7 @@ def memory_report(bench: Workbench, *, top: int = 8) -> dict:
         "media_files": _media_files(),
         "smaps_mb": smaps_mb(),
         "malloc_mb": malloc_mb(),
+        "huge_pages_off": huge_pages_off(),  # khugepaged refills trimmed pages otherwise
         "python_objects": len(gc.get_objects()),
         "frozen_objects": gc.get_freeze_count(),  # what imports made (ui.script_runs)
     }

@@ -147,6 +147,19 @@ def test_the_report_says_what_malloc_and_the_system_hold(tmp_path):
     assert report["sessions"] is None and report["media_files"] is None  # no server here
 
 
+def test_the_report_says_whether_huge_pages_are_off(tmp_path):
+    from ui.server_memory import PR_GET_THP_DISABLE, PR_SET_THP_DISABLE
+
+    libc = ctypes.CDLL("libc.so.6")
+    was = libc.prctl(PR_GET_THP_DISABLE, 0, 0, 0, 0)
+    try:
+        for off in (1, 0):
+            libc.prctl(PR_SET_THP_DISABLE, off, 0, 0, 0)
+            assert memory_report(filled(tmp_path))["huge_pages_off"] is bool(off)
+    finally:
+        libc.prctl(PR_SET_THP_DISABLE, was, 0, 0, 0)
+
+
 def test_the_report_counts_the_graphs_tensorflow_traced():
     import tensorflow as tf
 

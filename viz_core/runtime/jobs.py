@@ -248,18 +248,15 @@ class Job:
             self.finished.set()
 
 
-def _ended(thread: threading.Thread, deadline: float) -> bool:
+def _wait_ended(thread: threading.Thread, deadline: float) -> None:
     """Wait until ``deadline`` (``time.monotonic``) for ``thread`` to have ended, its native
     thread too: Python's ``join`` returns before the thread's C++ thread-local objects are
     destroyed, which is when their memory is freed (Linux shows a native thread in
     ``/proc/self/task`` until then; elsewhere ``join`` is all)."""
     thread.join(max(0.0, deadline - time.monotonic()))
     task = f"/proc/self/task/{thread.native_id}"
-    while thread.native_id is not None and os.path.exists(task):
-        if time.monotonic() >= deadline:
-            return False
+    while os.path.exists(task) and time.monotonic() < deadline:
         time.sleep(0.01)
-    return not thread.is_alive()
 
 
 class JobQueue:
@@ -491,9 +488,10 @@ class JobQueue:
         What a thread keeps for itself goes with it. TensorFlow's oneDNN kernels keep, per
         thread, primitives and buffers for every shape they ran, which neither a garbage
         collection nor ``malloc_trim`` can hand back: a probe held 49 MB after 15 shapes of a
-        small model, and 42 MB of it came back when the thread ended. On a class server that
-        was the memory still moving from one class to the next after the idle trim
-        (:mod:`ui.idle`), which calls this. The next job builds its kernels again.
+        small model, and 42 MB of it came back when the thread ended. The server's idle trim
+        (:mod:`ui.idle`) calls this, so a worker that met many shapes (models of other input
+        sizes) does not keep them all day; on the class bench, whose jobs run the same few
+        shapes, it made no visible difference. The next job builds its kernels again.
 
         ``wait``: at most this many seconds to wait until the old threads have ended (their
         memory is freed then, so a trim that follows can hand it back); 0 returns at once.
@@ -506,7 +504,7 @@ class JobQueue:
             self._lock.notify_all()
         deadline = time.monotonic() + max(0.0, float(wait))
         for thread in old:
-            _ended(thread, deadline)
+            _wait_ended(thread, deadline)
         return len(old)
 
     def worker_threads(self) -> list[threading.Thread]:
